@@ -1,0 +1,368 @@
+"""The one data type of the package: a trial-aligned, binned recording session.
+
+Every part of `mtm` consumes a :class:`Session`: the masking schemes, the models, training and
+evaluation. A session holds the spike counts of one recording, cut into trials aligned to an event
+and binned in time, with a brain region per neuron and optional behaviour, splits and ground truth.
+
+Shapes (K trials, T bins, N neurons):
+
+============  ==========================  ==================================================
+field         shape / type                meaning
+============  ==========================  ==================================================
+eid           str                         session id (an IBL eid, a file name, ...)
+spikes        (K, T, N) unsigned integer  spike counts per bin
+regions       (N,) str                    brain region acronym per neuron
+behavior      dict of (K,) or (K, T)      per-trial (``choice`` in {-1, +1}, ``block``,
+                                          ``reward`` in {0, 1}, ...) or per-bin
+                                          (``whisker_me``, ``wheel_speed``) variables
+splits        dict of int arrays          trial indices of ``train`` / ``val`` / ``test``
+bin_size      float, seconds              width of one time bin
+align         dict                        ``{"event": str, "window": (start, stop)}`` in s
+rates         (K, T, N) float32 or None   ground-truth expected counts per bin (synthetic)
+meta          dict (JSON-serialisable)    free-form provenance
+============  ==========================  ==================================================
+
+Sessions are immutable: the arrays are read-only views, and methods return new sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SPLIT_NAMES = ("train", "val", "test")
+SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
+DEFAULT_SPLIT_SEED = 42
+FORMAT_VERSION = 1
+
+
+def split_trials(n_trials: int, seed: int = DEFAULT_SPLIT_SEED,
+                 fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> dict[str, np.ndarray]:
+    """Random train / val / test split of ``n_trials`` trials, as the MtM reference does it.
+
+    The trials are permuted with ``numpy.random.default_rng(seed)`` and cut at
+    ``int(f_train * K)`` and ``int((f_train + f_val) * K)`` (70 / 10 / 20 % by default).
+    Unlike the reference, which seeds NumPy once per script so a session's split depends on the
+    order sessions were processed, the split here depends only on ``seed`` and ``n_trials``.
+    Indices are sorted within each split.
+    """
+    if n_trials < 1:
+        raise ValueError(f"n_trials: expected a positive number of trials, got {n_trials}")
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"fractions: expected three non-negative numbers summing to 1, got {fractions}")
+    order = np.random.default_rng(seed).permutation(n_trials)
+    cut1 = int(fractions[0] * n_trials)
+    cut2 = int(round(fractions[0] + fractions[1], 9) * n_trials)
+    parts = (order[:cut1], order[cut1:cut2], order[cut2:])
+    return {name: np.sort(part).astype(np.int64) for name, part in zip(SPLIT_NAMES, parts)}
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def _compact_counts(spikes) -> np.ndarray:
+    """Validate spike counts and store them in the smallest unsigned integer type that fits."""
+    spikes = np.asarray(spikes)
+    if spikes.ndim != 3:
+        raise ValueError(f"spikes: expected a (trials, bins, neurons) array, got shape {spikes.shape}")
+    if 0 in spikes.shape:
+        raise ValueError(f"spikes: expected at least one trial, bin and neuron, got shape {spikes.shape}")
+    if spikes.dtype == bool or not (np.issubdtype(spikes.dtype, np.integer)
+                                    or np.issubdtype(spikes.dtype, np.floating)):
+        raise ValueError(f"spikes: expected integer counts, got dtype {spikes.dtype}")
+    if np.issubdtype(spikes.dtype, np.floating):
+        if not np.isfinite(spikes).all():
+            raise ValueError("spikes: counts must be finite, found NaN or inf")
+        if (spikes != np.round(spikes)).any():
+            raise ValueError("spikes: counts must be whole numbers, found fractional values")
+    low, high = spikes.min(), spikes.max()
+    if low < 0:
+        raise ValueError(f"spikes: counts must be non-negative, found {low}")
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if high <= np.iinfo(dtype).max:
+            return spikes if spikes.dtype == dtype else spikes.astype(dtype)
+    raise ValueError(f"spikes: counts up to {high} per bin do not fit in 32 bits")
+
+
+def _check_regions(regions, n_neurons: int) -> np.ndarray:
+    regions = np.asarray(regions)
+    if regions.ndim != 1 or regions.shape[0] != n_neurons:
+        raise ValueError(f"regions: expected one label per neuron, shape ({n_neurons},), got {regions.shape}")
+    if regions.dtype.kind not in "UO":
+        raise ValueError(f"regions: expected strings (region acronyms), got dtype {regions.dtype}")
+    if not all(isinstance(r, str) for r in regions.tolist()):
+        raise ValueError("regions: every label must be a string")
+    regions = regions.astype(str)
+    if (np.char.strip(regions) == "").any():
+        raise ValueError("regions: empty region label; use an explicit label such as 'root' or 'unknown'")
+    return regions
+
+
+def _check_behavior(behavior, n_trials: int, n_bins: int) -> dict[str, np.ndarray]:
+    if behavior is None:
+        return {}
+    if not isinstance(behavior, dict):
+        raise ValueError(f"behavior: expected a dict of arrays, got {type(behavior).__name__}")
+    out = {}
+    for key, value in behavior.items():
+        if not isinstance(key, str) or not key or "/" in key:
+            raise ValueError(f"behavior: keys must be non-empty strings without '/', got {key!r}")
+        value = np.asarray(value)
+        if value.dtype.kind not in "biuf":
+            raise ValueError(f"behavior[{key!r}]: expected numbers, got dtype {value.dtype}")
+        if value.ndim not in (1, 2) or value.shape[0] != n_trials or (value.ndim == 2 and value.shape[1] != n_bins):
+            raise ValueError(f"behavior[{key!r}]: expected shape ({n_trials},) per trial or "
+                             f"({n_trials}, {n_bins}) per bin, got {value.shape}")
+        if np.isinf(value).any():
+            raise ValueError(f"behavior[{key!r}]: infinite values (use NaN for missing data)")
+        if key == "choice" and not np.isin(value, (-1, 1)).all():
+            raise ValueError(f"behavior['choice']: expected values in {{-1, +1}}, got {np.unique(value)[:10]}")
+        if key == "reward" and not np.isin(value, (0, 1)).all():
+            raise ValueError(f"behavior['reward']: expected values in {{0, 1}}, got {np.unique(value)[:10]}")
+        out[key] = _readonly(value)
+    return out
+
+
+def _check_splits(splits, n_trials: int) -> dict[str, np.ndarray]:
+    if not isinstance(splits, dict):
+        raise ValueError(f"splits: expected a dict of trial-index arrays, got {type(splits).__name__}")
+    unknown = set(splits) - set(SPLIT_NAMES)
+    if unknown:
+        raise ValueError(f"splits: unknown split names {sorted(unknown)}, expected some of {SPLIT_NAMES}")
+    out, seen = {}, np.zeros(n_trials, dtype=bool)
+    for name in SPLIT_NAMES:
+        if name not in splits:
+            continue
+        idx = np.asarray(splits[name])
+        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise ValueError(f"splits[{name!r}]: expected a 1-d array of integer trial indices, "
+                             f"got shape {idx.shape} dtype {idx.dtype}")
+        idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= n_trials):
+            raise ValueError(f"splits[{name!r}]: trial indices must lie in [0, {n_trials}), "
+                             f"got {idx.min()}..{idx.max()}")
+        if np.unique(idx).size != idx.size:
+            raise ValueError(f"splits[{name!r}]: repeated trial indices")
+        if seen[idx].any():
+            raise ValueError(f"splits: split {name!r} overlaps an earlier split (trials {idx[seen[idx]][:5]})")
+        seen[idx] = True
+        out[name] = _readonly(idx)
+    return out
+
+
+def _check_align(align) -> dict:
+    if align is None:
+        return {"event": "unknown", "window": None}
+    if not isinstance(align, dict) or "event" not in align or "window" not in align:
+        raise ValueError(f"align: expected {{'event': str, 'window': (start, stop)}}, got {align!r}")
+    window = align["window"]
+    if window is not None:
+        window = tuple(float(w) for w in window)
+        if len(window) != 2 or not window[0] < window[1]:
+            raise ValueError(f"align['window']: expected (start, stop) with start < stop, got {align['window']!r}")
+    return {"event": str(align["event"]), "window": window}
+
+
+class Session:
+    """One trial-aligned, binned recording session (see the module docstring for the fields).
+
+    Only ``eid``, ``spikes`` and ``regions`` are required. Without ``splits`` the trials are split
+    70 / 10 / 20 % at random with seed 42 (:func:`split_trials`). Every argument is validated; a
+    malformed one raises ``ValueError`` naming the field and what was expected.
+
+    >>> import numpy as np
+    >>> s = Session(eid="demo", spikes=np.zeros((10, 100, 3), int), regions=["CA1", "CA1", "LP"])
+    >>> s
+    Session(eid='demo', trials=10 (train 7 / val 1 / test 2), bins=100 x 20 ms, neurons=3, regions={CA1: 2, LP: 1}, behavior=[])
+    """
+
+    def __init__(self, eid: str, spikes, regions, *, behavior: dict | None = None,
+                 splits: dict | None = None, bin_size: float = 0.02, align: dict | None = None,
+                 rates=None, meta: dict | None = None):
+        if not isinstance(eid, str) or not eid.strip():
+            raise ValueError(f"eid: expected a non-empty string, got {eid!r}")
+        spikes = _compact_counts(spikes)
+        n_trials, n_bins, n_neurons = spikes.shape
+        if not (isinstance(bin_size, (int, float)) and np.isfinite(bin_size) and bin_size > 0):
+            raise ValueError(f"bin_size: expected a positive number of seconds, got {bin_size!r}")
+        self.eid = eid
+        self.spikes = _readonly(spikes)
+        self.regions = _readonly(_check_regions(regions, n_neurons))
+        self.behavior = _check_behavior(behavior, n_trials, n_bins)
+        self.splits = _check_splits(split_trials(n_trials) if splits is None else splits, n_trials)
+        self.bin_size = float(bin_size)
+        self.align = _check_align(align)
+        if self.align["window"] is not None:
+            expected = (self.align["window"][1] - self.align["window"][0]) / self.bin_size
+            if abs(expected - n_bins) > 1e-6 * max(1.0, expected):
+                raise ValueError(f"align['window']: {self.align['window']} s at bin_size {self.bin_size} s "
+                                 f"gives {expected:g} bins, but spikes has {n_bins}")
+        if rates is not None:
+            rates = np.asarray(rates, dtype=np.float32)
+            if rates.shape != spikes.shape:
+                raise ValueError(f"rates: expected the shape of spikes {spikes.shape}, got {rates.shape}")
+            if not np.isfinite(rates).all() or (rates < 0).any():
+                raise ValueError("rates: expected finite, non-negative expected counts per bin")
+            rates = _readonly(rates)
+        self.rates = rates
+        meta = {} if meta is None else meta
+        if not isinstance(meta, dict):
+            raise ValueError(f"meta: expected a dict, got {type(meta).__name__}")
+        try:
+            self.meta = json.loads(json.dumps(meta))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"meta: must be JSON-serialisable ({err})") from None
+
+    # ------------------------------------------------------------------ shape helpers
+    @property
+    def n_trials(self) -> int:
+        return self.spikes.shape[0]
+
+    @property
+    def n_bins(self) -> int:
+        return self.spikes.shape[1]
+
+    @property
+    def n_neurons(self) -> int:
+        return self.spikes.shape[2]
+
+    @property
+    def region_names(self) -> list[str]:
+        """Distinct region labels, in order of first appearance along the neuron axis."""
+        _, first = np.unique(self.regions, return_index=True)
+        return [str(self.regions[i]) for i in sorted(first)]
+
+    def region_counts(self) -> dict[str, int]:
+        """Number of neurons per region, in :attr:`region_names` order."""
+        return {r: int((self.regions == r).sum()) for r in self.region_names}
+
+    def bin_times(self) -> np.ndarray:
+        """(T,) centre of each bin, in seconds relative to the alignment event."""
+        start = self.align["window"][0] if self.align["window"] is not None else 0.0
+        return start + (np.arange(self.n_bins) + 0.5) * self.bin_size
+
+    # ------------------------------------------------------------------ derived sessions
+    def replace(self, **changes) -> Session:
+        """A new, validated session with some fields replaced."""
+        fields = dict(eid=self.eid, spikes=self.spikes, regions=self.regions, behavior=self.behavior,
+                      splits=self.splits, bin_size=self.bin_size, align=self.align, rates=self.rates,
+                      meta=self.meta)
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise ValueError(f"replace: unknown Session fields {sorted(unknown)}")
+        fields.update(changes)
+        eid, spikes, regions = fields.pop("eid"), fields.pop("spikes"), fields.pop("regions")
+        return Session(eid, spikes, regions, **fields)
+
+    def resplit(self, seed: int = DEFAULT_SPLIT_SEED,
+                fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> Session:
+        """The same session with a new random train / val / test split."""
+        return self.replace(splits=split_trials(self.n_trials, seed, fractions))
+
+    def select_trials(self, trials) -> Session:
+        """A session holding only ``trials`` (indices, or a split name); splits are re-indexed."""
+        if isinstance(trials, str):
+            if trials not in self.splits:
+                raise ValueError(f"select_trials: no split named {trials!r}; have {sorted(self.splits)}")
+            trials = self.splits[trials]
+        trials = np.asarray(trials, dtype=np.int64)
+        if trials.ndim != 1 or trials.size == 0:
+            raise ValueError("select_trials: expected a non-empty 1-d array of trial indices")
+        if trials.min() < 0 or trials.max() >= self.n_trials:
+            raise ValueError(f"select_trials: indices must lie in [0, {self.n_trials})")
+        if np.unique(trials).size != trials.size:
+            raise ValueError("select_trials: repeated trial indices")
+        new_index = np.full(self.n_trials, -1)
+        new_index[trials] = np.arange(trials.size)
+        splits = {name: np.sort(new_index[idx][new_index[idx] >= 0]) for name, idx in self.splits.items()}
+        return self.replace(spikes=self.spikes[trials], splits=splits,
+                            behavior={k: v[trials] for k, v in self.behavior.items()},
+                            rates=None if self.rates is None else self.rates[trials])
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> Path:
+        """Write the session to ``path`` (``.npz``, no pickle), atomically.
+
+        The file is written under a temporary name in the same folder and renamed into place, so
+        an interrupted save never leaves a partial file and never destroys an existing one.
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        header = dict(format="mtm.Session", version=FORMAT_VERSION, eid=self.eid, bin_size=self.bin_size,
+                      align=self.align, meta=self.meta)
+        arrays = {"header": np.array(json.dumps(header)), "spikes": self.spikes, "regions": self.regions}
+        arrays.update({f"behavior/{k}": v for k, v in self.behavior.items()})
+        arrays.update({f"splits/{k}": v for k, v in self.splits.items()})
+        if self.rates is not None:
+            arrays["rates"] = self.rates
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path) -> Session:
+        """Read a session written by :meth:`save` (no pickle) and validate it again."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no session file at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except (ValueError, OSError) as err:
+            raise ValueError(f"{path}: not a readable session file ({err})") from None
+        if "header" not in arrays:
+            raise ValueError(f"{path}: not an mtm session file (no header)")
+        header = json.loads(str(arrays.pop("header")))
+        if header.get("format") != "mtm.Session":
+            raise ValueError(f"{path}: not an mtm session file (format {header.get('format')!r})")
+        if header.get("version", 0) > FORMAT_VERSION:
+            raise ValueError(f"{path}: written by a newer mtm (format version {header['version']})")
+        for key in ("spikes", "regions"):
+            if key not in arrays:
+                raise ValueError(f"{path}: missing the {key!r} array")
+        behavior = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("behavior/")}
+        splits = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("splits/")}
+        align = header.get("align")
+        return cls(header["eid"], arrays["spikes"], arrays["regions"], behavior=behavior, splits=splits,
+                   bin_size=header["bin_size"], align=align, rates=arrays.get("rates"),
+                   meta=header.get("meta", {}))
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        splits = " / ".join(f"{name} {len(idx)}" for name, idx in self.splits.items())
+        regions = ", ".join(f"{r}: {n}" for r, n in self.region_counts().items())
+        return (f"Session(eid={self.eid!r}, trials={self.n_trials} ({splits}), "
+                f"bins={self.n_bins} x {self.bin_size * 1000:g} ms, neurons={self.n_neurons}, "
+                f"regions={{{regions}}}, behavior=[{', '.join(self.behavior)}])")
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Session):
+            return NotImplemented
+        same_arrays = (np.array_equal(self.spikes, other.spikes) and np.array_equal(self.regions, other.regions)
+                       and self.behavior.keys() == other.behavior.keys()
+                       and all(np.array_equal(v, other.behavior[k], equal_nan=v.dtype.kind == "f")
+                               for k, v in self.behavior.items())
+                       and self.splits.keys() == other.splits.keys()
+                       and all(np.array_equal(v, other.splits[k]) for k, v in self.splits.items())
+                       and (self.rates is None) == (other.rates is None)
+                       and (self.rates is None or np.array_equal(self.rates, other.rates)))
+        return (same_arrays and self.eid == other.eid and self.bin_size == other.bin_size
+                and self.align == other.align and self.meta == other.meta)
+
+    __hash__ = None
