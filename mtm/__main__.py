@@ -1,0 +1,5 @@
+import sys
+
+from mtm.cli import main
+
+sys.exit(main())

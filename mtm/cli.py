@@ -1,0 +1,161 @@
+"""The ``mtm`` command: what the notebooks do, from a shell.
+
+    mtm data synthetic --preset small --n-sessions 3 --out runs/data     # the embedded default
+    mtm data ibl --sessions test --out runs/ibl                          # IBL through ONE (network)
+    mtm data ibl --eid EID --cache-dir ~/ibl_cache --local --out DIR     # ... or from a local ALF cache
+    mtm data nwb recording.nwb --align stim_on_time --out DIR            # NWB / DANDI files
+    mtm data info runs/data                                              # summarise saved sessions
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _session_files(paths: list[str]) -> list[Path]:
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.npz")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise SystemExit(f"mtm: no session file or folder at {path}")
+    if not files:
+        raise SystemExit(f"mtm: no .npz session files in {', '.join(paths)}")
+    return files
+
+
+def describe(session) -> str:
+    """A few lines on a session: its repr, firing statistics and behaviour."""
+    import numpy as np
+
+    rate_hz = session.spikes.mean(axis=(0, 1)) / session.bin_size
+    lines = [repr(session),
+             f"  firing: mean {rate_hz.mean():.2f} Hz, median {np.median(rate_hz):.2f} Hz, "
+             f"max {rate_hz.max():.1f} Hz, {np.mean(rate_hz < 0.5):.0%} of neurons below 0.5 Hz",
+             "  by region: " + ", ".join(f"{r} {rate_hz[session.regions == r].mean():.1f} Hz"
+                                         for r in session.region_names)]
+    if "choice" in session.behavior:
+        lines.append(f"  choice: {np.mean(session.behavior['choice'] == 1):.0%} of trials +1")
+    if "reward" in session.behavior:
+        lines.append(f"  reward: {np.mean(session.behavior['reward']):.0%} of trials rewarded")
+    if session.rates is not None:
+        lines.append("  ground-truth rates: stored")
+    return "\n".join(lines)
+
+
+def _data_synthetic(args) -> None:
+    from tqdm import tqdm
+
+    from mtm.data.synthetic import World, synthetic_session
+
+    world = World(args.world_seed)
+    out = Path(args.out)
+    for i in tqdm(range(args.n_sessions), desc="synthetic sessions", unit="session", disable=args.quiet):
+        session = synthetic_session(args.seed + i, args.n_trials, args.n_neurons, preset=args.preset, world=world)
+        path = session.save(out / f"{session.eid}.npz")
+        print(f"{path}\n{describe(session)}")
+
+
+def _data_ibl(args) -> None:
+    from mtm.data import heldout_eids, pretrain_eids, target_eids
+    from mtm.data.ibl import ibl_one, save_ibl_sessions
+
+    eids = list(args.eid or [])
+    if args.eids_file:
+        eids += [line.strip() for line in Path(args.eids_file).read_text().splitlines() if line.strip()]
+    if args.sessions:
+        eids += {"test": heldout_eids, "target": target_eids, "pretrain": pretrain_eids}[args.sessions]()
+    if not eids:
+        raise SystemExit("mtm data ibl: give --eid, --eids-file or --sessions")
+    if args.local:
+        if not args.cache_dir:
+            raise SystemExit("mtm data ibl: --local needs --cache-dir (the folder of the ALF cache)")
+        from one.api import One
+
+        one = One(cache_dir=args.cache_dir, mode="local")
+    else:
+        one = ibl_one(cache_dir=args.cache_dir)
+    for path in save_ibl_sessions(eids, args.out, one=one, spike_sorter=args.spike_sorter,
+                                  region_mapping=args.region_mapping):
+        print(path)
+
+
+def _data_nwb(args) -> None:
+    from mtm.data.nwb import load_nwb_session
+
+    session = load_nwb_session(args.path, align=args.align, window=tuple(args.window), bin_size=args.bin_size,
+                               region_column=args.region_column, eid=args.eid)
+    path = session.save(Path(args.out) / f"{Path(args.path).stem}.npz")
+    print(f"{path}\n{describe(session)}")
+
+
+def _data_info(args) -> None:
+    from mtm.data import Session
+
+    for path in _session_files(args.paths):
+        print(f"{path}\n{describe(Session.load(path))}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtm", description="Multi-task masking (MtM) for neural spiking data.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="make, load and inspect sessions").add_subparsers(
+        dest="data_command", required=True)
+
+    synthetic = data.add_parser("synthetic", help="generate synthetic multi-region sessions with ground truth")
+    synthetic.add_argument("--n-sessions", type=int, default=1)
+    synthetic.add_argument("--seed", type=int, default=0, help="session i uses seed + i")
+    synthetic.add_argument("--preset", choices=["small", "paper"], default="small")
+    synthetic.add_argument("--n-trials", type=int, default=None, help="default: drawn from the preset")
+    synthetic.add_argument("--n-neurons", type=int, default=None, help="default: drawn from the preset")
+    synthetic.add_argument("--world-seed", type=int, default=0, help="sessions of one world share dynamics")
+    synthetic.add_argument("--out", required=True, help="folder for the <eid>.npz files")
+    synthetic.add_argument("--quiet", action="store_true", help="no progress bar")
+    synthetic.set_defaults(run=_data_synthetic)
+
+    ibl = data.add_parser("ibl", help="load IBL sessions through ONE and save them")
+    ibl.add_argument("--eid", action="append", help="a session id (repeatable)")
+    ibl.add_argument("--eids-file", help="a text file with one eid per line")
+    ibl.add_argument("--sessions", choices=["test", "target", "pretrain"],
+                     help="the reference's 5 test, 40 target or 35 pretraining sessions")
+    ibl.add_argument("--out", required=True, help="folder for the <eid>.npz files")
+    ibl.add_argument("--cache-dir", help="ONE cache folder")
+    ibl.add_argument("--local", action="store_true", help="offline: read the ALF cache in --cache-dir only")
+    ibl.add_argument("--spike-sorter", default=None, help="e.g. pykilosort, iblsorter (default: best available)")
+    ibl.add_argument("--region-mapping", default="Beryl", choices=["Beryl", "Cosmos", "Allen"])
+    ibl.set_defaults(run=_data_ibl)
+
+    nwb = data.add_parser("nwb", help="load an NWB file (units + trials tables) and save it as a session")
+    nwb.add_argument("path")
+    nwb.add_argument("--align", default="start_time", help="trials column with the alignment event time")
+    nwb.add_argument("--window", type=float, nargs=2, default=(-0.5, 1.5), metavar=("START", "STOP"))
+    nwb.add_argument("--bin-size", type=float, default=0.02)
+    nwb.add_argument("--region-column", default=None)
+    nwb.add_argument("--eid", default=None)
+    nwb.add_argument("--out", required=True)
+    nwb.set_defaults(run=_data_nwb)
+
+    info = data.add_parser("info", help="summarise saved sessions (files or folders)")
+    info.add_argument("paths", nargs="+")
+    info.set_defaults(run=_data_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except ValueError as err:
+        print(f"mtm: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
