@@ -5,6 +5,10 @@
     mtm data ibl --eid EID --cache-dir ~/ibl_cache --local --out DIR     # ... or from a local ALF cache
     mtm data nwb recording.nwb --align stim_on_time --out DIR            # NWB / DANDI files
     mtm data info runs/data                                              # summarise saved sessions
+    mtm train --preset small --masking mtm --out runs/mtm                # train on synthetic sessions
+    mtm train --data runs/data --masking temporal --out runs/temporal    # ... or on saved sessions
+    mtm finetune runs/mtm/best.safetensors --data new.npz --out runs/ft  # a pretrained model, new session
+    torchrun --nproc_per_node 4 -m mtm train ...                         # several GPUs (or nodes)
 """
 
 from __future__ import annotations
@@ -101,6 +105,94 @@ def _data_info(args) -> None:
         print(f"{path}\n{describe(Session.load(path))}")
 
 
+def load_sessions(args) -> list:
+    """Sessions from ``--data`` files / folders, else ``--synthetic`` sessions sized by ``--preset``."""
+    from mtm.data import Session, synthetic_sessions
+
+    if args.data:
+        return [Session.load(path) for path in _session_files(args.data)]
+    preset = "paper" if args.preset == "paper" else "small"
+    return synthetic_sessions(args.synthetic, seed=args.seed or 0, preset=preset)
+
+
+def _train_config(args, base: dict | None = None):
+    from mtm.train import TrainConfig
+
+    overrides = dict(base or {})
+    for name in ("masking", "epochs", "lr", "batch_size", "selection", "seed", "device", "precision",
+                 "eval_every"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    if getattr(args, "no_prompt", False):
+        overrides["prompted"] = False
+    if getattr(args, "compile", False):
+        overrides["compile"] = True
+    if getattr(args, "freeze_core", False):
+        overrides["freeze_core"] = True
+    model = dict(overrides.pop("model", {}))
+    if getattr(args, "arch", None):
+        model["arch"] = args.arch
+    return TrainConfig.preset(args.preset, model=model, **overrides)
+
+
+def _train(args) -> None:
+    from mtm.train import train
+
+    sessions = load_sessions(args)
+    cfg = _train_config(args)
+    print(f"training {cfg.model.arch} with {cfg.masking} masking{' and prompts' if cfg.uses_prompts else ''} "
+          f"on {len(sessions)} session(s): {', '.join(s.eid for s in sessions[:5])}{' ...' if len(sessions) > 5 else ''}")
+    best = train(sessions, cfg, args.out, resume=args.resume)
+    print(f"best checkpoint: {best}")
+
+
+def _finetune(args) -> None:
+    from mtm.checkpoint import read_description
+    from mtm.train import finetune
+
+    trained = read_description(args.checkpoint).get("extra", {}).get("train", {})
+    base = {k: trained[k] for k in ("masking", "prompted", "mask_ratio") if k in trained}
+    sessions = load_sessions(args)
+    if args.session is not None:
+        chosen = [s for s in sessions if s.eid == args.session]
+        if not chosen:
+            raise ValueError(f"session: no session {args.session!r} in the data; have {[s.eid for s in sessions]}")
+        session = chosen[0]
+    elif len(sessions) == 1:
+        session = sessions[0]
+    else:
+        raise ValueError(f"session: the data hold {len(sessions)} sessions; name one with --session")
+    cfg = _train_config(args, base)
+    best = finetune(args.checkpoint, session, cfg, args.out, resume=args.resume)
+    print(f"best checkpoint: {best}")
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser, data_default_synthetic: int) -> None:
+    from mtm.masking import TRAINING_SCHEMES
+
+    parser.add_argument("--data", nargs="+", help="session .npz files or folders (default: synthetic sessions)")
+    parser.add_argument("--synthetic", type=int, default=data_default_synthetic,
+                        help="without --data: how many synthetic sessions (sized by --preset)")
+    parser.add_argument("--preset", choices=["small", "paper"], default="small",
+                        help="small: CPU minutes; paper: the published settings")
+    parser.add_argument("--masking", choices=("mtm",) + TRAINING_SCHEMES, default=None,
+                        help="mtm (default for train) or one scheme; temporal is the baseline")
+    parser.add_argument("--no-prompt", action="store_true", help="MtM without prompt tokens")
+    parser.add_argument("--arch", choices=["ndt1", "ndt2"], default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--selection", choices=["val_bps", "r2_top50"], default=None)
+    parser.add_argument("--eval-every", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, config.json")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtm", description="Multi-task masking (MtM) for neural spiking data.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -144,6 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
     info = data.add_parser("info", help="summarise saved sessions (files or folders)")
     info.add_argument("paths", nargs="+")
     info.set_defaults(run=_data_info)
+
+    train = commands.add_parser("train", help="train a model (one session, or pretraining on several)")
+    _add_training_arguments(train, data_default_synthetic=1)
+    train.set_defaults(run=_train)
+
+    finetune = commands.add_parser("finetune", help="fine-tune a pretrained checkpoint on a new session")
+    finetune.add_argument("checkpoint", help="a .safetensors model checkpoint")
+    finetune.add_argument("--session", default=None, help="the session id to fine-tune on, if --data holds several")
+    finetune.add_argument("--freeze-core", action="store_true", help="train only the new session's stitchers and token")
+    _add_training_arguments(finetune, data_default_synthetic=1)
+    finetune.set_defaults(run=_finetune)
     return parser
 
 
@@ -151,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except ValueError as err:
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
         print(f"mtm: error: {err}", file=sys.stderr)
         return 2
     return 0

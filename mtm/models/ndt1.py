@@ -1,0 +1,64 @@
+"""NDT1 and NDT1-stitch: one token per time bin (reference notes 2.1-2.3).
+
+For a batch of counts x (B, T, N_s) of session s:
+
+    NDT1-stitch   h = W_out softsign(W_hid (S_s x))         S_s: Linear(N_s -> 668), per session
+                                                             W_hid: Linear(668 -> 1336), W_out: Linear(1336 -> 512)
+    NDT1          h = W_out softsign(S_s x)                  S_s: Linear(N_s -> 1336), per session
+    tokens        [session_s, prompt, h_0 + p_0, ..., h_{T-1} + p_{T-1}]   p_t learned position embedding
+    log-rates     R_s LN(Transformer(tokens))[bins]          R_s: Linear(512 -> N_s), per session
+
+The stitchers S_s and read-outs R_s are keyed by the session's id; the reference keyed them by the
+neuron count, so two sessions with the same N shared them (notes 7.3). Single-session NDT1 in the
+reference pads neurons to 668 and embeds them with Linear(668 -> 1336); the session's own
+Linear(N_s -> 1336) is the same map without the padding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtm.models.transformer import MaskedModel, ModelConfig
+
+
+class NDT1(MaskedModel):
+    def __init__(self, cfg: ModelConfig, sessions):
+        if cfg.arch != "ndt1":
+            raise ValueError(f"arch: NDT1 needs a config with arch 'ndt1', got {cfg.arch!r}")
+        super().__init__(cfg)
+        embed_in = cfg.n_channels * cfg.embed_mult
+        self.read_in, self.read_out = nn.ModuleList(), nn.ModuleList()
+        self.embed_hidden = nn.Linear(cfg.n_channels, embed_in) if cfg.stitching else nn.Identity()
+        self.embed_out = nn.Linear(embed_in, cfg.hidden)
+        self.position = nn.Embedding(cfg.max_bins, cfg.hidden) if cfg.position == "learned" else None
+        for session_id, n_neurons in sessions:
+            self.add_session(session_id, n_neurons)
+
+    def _add_session_layers(self, n_neurons: int) -> None:
+        cfg = self.cfg
+        width = cfg.n_channels if cfg.stitching else cfg.n_channels * cfg.embed_mult
+        device = self.embed_out.weight.device
+        self.read_in.append(nn.Linear(n_neurons, width).to(device))
+        self.read_out.append(nn.Linear(cfg.hidden, n_neurons).to(device))
+
+    def tokens(self, spikes: torch.Tensor, session: int) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.embed_out(nn.functional.softsign(self.embed_hidden(self.read_in[session](spikes))))
+        bins = torch.arange(spikes.shape[1], device=spikes.device)
+        if self.position is not None:
+            h = h + self.position(bins)
+        return h, bins
+
+    def log_rates_from_tokens(self, hidden: torch.Tensor, session: int, shape: torch.Size) -> torch.Tensor:
+        return self.read_out[session](hidden)
+
+    def session_parameters(self):
+        params = list(self.read_in.parameters()) + list(self.read_out.parameters())
+        return params + ([self.session_token.weight] if self.session_token is not None else [])
+
+    def init_rates(self, session, mean_counts: torch.Tensor) -> None:
+        """Set the read-out bias to log(mean count per bin): an untrained model predicts each neuron's
+        mean rate (0 bits per spike) instead of exp(0) = 1 spike per bin."""
+        index = self.session_index(session, mean_counts.numel())
+        with torch.no_grad():
+            self.read_out[index].bias.copy_(torch.log(mean_counts.float().clamp(min=1e-3)))

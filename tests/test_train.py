@@ -1,0 +1,201 @@
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from mtm import checkpoint
+from mtm.data import Session, synthetic_session, synthetic_sessions
+from mtm.masking import mask_batch
+from mtm.models import poisson_nll
+from mtm.train import TrainConfig, finetune, finetune_model, top50_trial_r2, train
+
+TINY_MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32, patch_size=16)
+
+
+def tiny_config(**overrides):
+    base = dict(epochs=4, lr=3e-3, model=dict(TINY_MODEL), seed=0)
+    base.update(overrides)
+    return TrainConfig.preset("small", **base)
+
+
+@pytest.fixture(scope="module")
+def session():
+    return synthetic_session(0, n_trials=96, n_neurons=40)
+
+
+def heldout_nll(model, session, scheme="temporal"):
+    """Masked Poisson NLL per target entry on the test split, with fixed masks."""
+    spikes = torch.as_tensor(np.array(session.spikes[session.splits["test"]]))
+    masked, target = mask_batch(spikes, scheme, session.regions, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        log_rates = model.eval()(masked, session.eid, None if not model.cfg.use_prompt else 0)
+    loss, count = poisson_nll(log_rates, spikes, target)
+    return (loss / count).item()
+
+
+def test_small_run_lowers_the_heldout_poisson_loss(session, tmp_path):
+    from mtm.models import build_model
+
+    cfg = tiny_config(masking="temporal", epochs=12)
+    torch.manual_seed(cfg.seed)
+    untrained = build_model(cfg.model, [(session.eid, session.n_neurons)])
+    before = heldout_nll(untrained, session)
+    best = train([session], cfg, tmp_path / "run", progress=False)
+    model, extra = checkpoint.load_model(best)
+    after = heldout_nll(model, session)
+    assert after < before - 0.1, (before, after)
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,train_loss,lr,seconds,trials_per_s,val_bps,best") and len(log) == 13
+    assert extra["train"]["masking"] == "temporal" and 0 <= extra["epoch"] < 12
+
+
+def test_resume_reaches_the_same_weights(session, tmp_path):
+    cfg = tiny_config(masking="mtm", epochs=4)
+    train([session], cfg, tmp_path / "full", progress=False)
+
+    def interrupt(trainer, epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train([session], tiny_config(masking="mtm", epochs=4), tmp_path / "cut", callbacks=[interrupt], progress=False)
+    assert json.loads(json.dumps(checkpoint.load_state(tmp_path / "cut" / "last.pt")["epoch"])) == 1
+    train([session], tiny_config(masking="mtm", epochs=4), tmp_path / "cut", resume=True, progress=False)
+    full, _ = checkpoint.load_model(tmp_path / "full" / "last.safetensors")
+    resumed, _ = checkpoint.load_model(tmp_path / "cut" / "last.safetensors")
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    log = (tmp_path / "cut" / "log.csv").read_text().splitlines()
+    assert len(log) == 5  # the resumed run's log holds every epoch once
+
+
+def test_multi_session_pretraining_then_finetuning(tmp_path):
+    sessions = synthetic_sessions(3, seed=10, n_trials=48, n_neurons=30)
+    pretrained = train(sessions[:2], tiny_config(epochs=2), tmp_path / "pre", progress=False)
+    model, _ = checkpoint.load_model(pretrained)
+    assert model.session_ids == [s.eid for s in sessions[:2]]
+    best = finetune(pretrained, sessions[2], tiny_config(epochs=2), tmp_path / "ft", progress=False)
+    tuned, extra = checkpoint.load_model(best)
+    assert tuned.session_ids == [sessions[2].eid] and extra["pretrained"] == str(pretrained)
+    # frozen core: only the new session's stitchers and token move
+    best = finetune(pretrained, sessions[2], tiny_config(epochs=2, freeze_core=True), tmp_path / "frozen",
+                    progress=False)
+    frozen, _ = checkpoint.load_model(best)
+    start = finetune_model(model, sessions[2])
+    for (name, a), (_, b) in zip(start.state_dict().items(), frozen.state_dict().items()):
+        if name.startswith(("blocks.", "embed_", "prompt_token", "final_ln", "position")):
+            assert torch.equal(a, b), name
+    assert not torch.equal(start.read_in[0].weight, frozen.read_in[0].weight)
+
+
+def test_ndt2_trains_with_random_token_masking(session, tmp_path):
+    cfg = tiny_config(masking="random-token", epochs=2, model=dict(TINY_MODEL, arch="ndt2"))
+    model, _ = checkpoint.load_model(train([session], cfg, tmp_path / "ndt2", progress=False))
+    assert model.cfg.arch == "ndt2" and not model.cfg.use_prompt
+
+
+def test_checkpoints_hold_weights_and_config_only(session, tmp_path):
+    best = train([session], tiny_config(epochs=1), tmp_path / "run", progress=False)
+    with safe_open(str(best), framework="pt") as fh:
+        description = json.loads(fh.metadata()["mtm"])
+        assert all(isinstance(fh.get_tensor(k), torch.Tensor) for k in fh.keys())
+    assert description["model"]["hidden"] == 32 and description["sessions"] == [[session.eid, 40]]
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)  # plain data, no pickled code
+    assert set(state) == {"model", "optimizer", "scheduler", "epoch", "best", "history", "config"}
+    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "run").iterdir())
+
+
+def test_nan_loss_stops_before_overwriting_checkpoints(session, tmp_path, monkeypatch):
+    def interrupt_after_first(trainer, epoch, row):
+        if epoch == 0:
+            import mtm.train as train_module
+            monkeypatch.setattr(train_module, "poisson_nll",
+                                lambda log_rates, spikes, target: (log_rates.sum() * float("nan"), target.sum()))
+
+    run = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match="training loss became nan in epoch 1"):
+        train([session], tiny_config(epochs=3), run, callbacks=[interrupt_after_first], progress=False)
+    assert checkpoint.load_state(run / "last.pt")["epoch"] == 0
+    model, extra = checkpoint.load_model(run / "best.safetensors")
+    assert all(torch.isfinite(p).all() for p in model.parameters()) and extra["epoch"] == 0
+
+
+def test_top50_r2_is_one_for_perfect_rates():
+    spikes = torch.poisson(torch.rand(5, 30, 60) * 3)
+    assert math.isclose(top50_trial_r2(spikes, spikes), 1.0)
+    assert top50_trial_r2(torch.full_like(spikes, spikes.mean()), spikes) < 0.01
+
+
+def test_reference_selection_criterion_runs(session, tmp_path):
+    train([session], tiny_config(epochs=1, selection="r2_top50"), tmp_path / "run", progress=False)
+    header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0]
+    assert "r2_top50" in header
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: tiny_config(masking="spatial"), "masking: unknown scheme"),
+    (lambda: TrainConfig.preset("huge"), "preset"),
+    (lambda: tiny_config(selection="loss"), "selection"),
+    (lambda: tiny_config(epochs=0), "epochs"),
+])
+def test_bad_training_config(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_bad_training_inputs(session, tmp_path):
+    one_region = Session("single", session.spikes, ["CA1"] * session.n_neurons)
+    with pytest.raises(ValueError, match="needs at least two regions"):
+        train([one_region], tiny_config(masking="inter-region"), tmp_path / "a", progress=False)
+    best = train([session], tiny_config(epochs=1), tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train([session], tiny_config(epochs=1), tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        train([session], tiny_config(epochs=2), tmp_path / "b", resume=True, progress=False)
+    with pytest.raises(ValueError, match="no last.pt"):
+        train([session], tiny_config(epochs=1), tmp_path / "c", resume=True, progress=False)
+    with pytest.raises(ValueError, match="holds an ndt1 model, not ndt2"):
+        finetune(best, session, tiny_config(model=dict(TINY_MODEL, arch="ndt2")), tmp_path / "d", progress=False)
+    with pytest.raises(ValueError, match="trained with prompts"):
+        finetune(best, session, tiny_config(masking="temporal"), tmp_path / "e", progress=False)
+    model, _ = checkpoint.load_model(best)
+    wrong_size = Session(session.eid, session.spikes[:, :, :30], session.regions[:30])
+    with pytest.raises(ValueError, match="expects 40 neurons, the data has 30"):
+        finetune_model(model, wrong_size)
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a safetensors model checkpoint"):
+        checkpoint.load_model(tmp_path / "junk.safetensors")
+    assert (tmp_path / "b" / "best.safetensors").exists()  # nothing saved was lost
+
+
+def test_cli_train_and_finetune(tmp_path):
+    from mtm.cli import main
+
+    data = tmp_path / "data"
+    for s in synthetic_sessions(2, seed=3, n_trials=40, n_neurons=25):
+        s.save(data / f"{s.eid}.npz")
+    assert main(["train", "--data", str(data / "synthetic-0003.npz"), "--epochs", "1", "--out",
+                 str(tmp_path / "run")]) == 0
+    assert main(["finetune", str(tmp_path / "run" / "best.safetensors"), "--data", str(data), "--session",
+                 "synthetic-0004", "--epochs", "1", "--out", str(tmp_path / "ft")]) == 0
+    assert main(["finetune", str(tmp_path / "run" / "best.safetensors"), "--data", str(data), "--session",
+                 "nope", "--epochs", "1", "--out", str(tmp_path / "ft2")]) == 2
+
+
+def test_two_process_gloo_run_keeps_replicas_identical(tmp_path):
+    """torchrun, 2 CPU processes (gloo): the same entry point; each epoch checks the replicas agree."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           "-m", "mtm", "train", "--preset", "small", "--epochs", "2", "--out", str(tmp_path / "ddp")]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = (tmp_path / "ddp" / "log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert "param_sum" in header and len(rows) == 3  # the replica check ran (it raises on a mismatch)
+    assert "distributed replicas diverged" not in done.stderr
