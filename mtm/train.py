@@ -38,6 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mtm import checkpoint
+from mtm.atomic import atomic_write
 from mtm.data import Session
 from mtm.masking import (MTM_SCHEMES, PROMPT_IDS, REGION_SCHEMES, TRAINING_SCHEMES, MtMSampler, RegionIndex,
                          is_causal, mask_batch)
@@ -386,7 +387,7 @@ class Trainer:
                 writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(rows)
-        checkpoint.atomic_write(path, write)
+        atomic_write(path, write)
         if self._tensorboard is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):

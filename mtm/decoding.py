@@ -1,0 +1,125 @@
+"""Behaviour decoding from a model's predicted log-rates, and from the raw spikes as a baseline
+(reference notes 5.4).
+
+* ``choice``: L2 logistic regression (``LogisticRegression``, C in 1e-4 ... 1e4, 4-fold
+  cross-validation on the fitting trials), scored by accuracy on the test split.
+* continuous behaviour (``whisker_me``, ``wheel_speed``, any (K, T) key): ridge regression with one
+  output per bin (alpha in {0, 10, 100, 1e3, 1e4}, 4-fold cross-validation), scored by one pooled R^2
+  over every (test trial, bin), as the reference's ``r2_score`` on the flattened arrays.
+
+Features are the flattened (T x N) log-rates of a trial, computed on the *unmasked* spikes with a
+prompt: the reference reports choice from the ``neuron`` prompt and whisker motion energy from the
+``causal`` prompt (causal attention for a model trained with the causal scheme). The fitting trials
+are train + val, the scored ones the test split. The paper says "a linear classifier ... R-squared";
+the reference code uses logistic regression (accuracy) and ridge (pooled R^2), and so does this module.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import r2_score
+from sklearn.model_selection import GridSearchCV
+
+from mtm.evaluate import CAUSAL_MASKINGS
+from mtm.masking import PROMPT_IDS
+
+CHOICE_C = tuple(10.0 ** np.arange(-4, 5))
+RIDGE_ALPHAS = (0.0, 10.0, 100.0, 1e3, 1e4)
+DECODING_PROMPT = {"choice": "neuron"}  # continuous behaviour: "causal"
+
+
+@torch.no_grad()
+def model_log_rates(model, session, prompt_scheme: str, training_masking: str, trials=None,
+                    batch_trials: int = 256, autocast_dtype=None) -> np.ndarray:
+    """A model's log-rates (K, T, N) on the unmasked spikes of ``trials`` (default: all), with the
+    prompt of ``prompt_scheme`` (ignored by an unprompted model) and, for ``causal``, causal
+    attention when the model was trained with the causal scheme."""
+    device = next(model.parameters()).device
+    model.eval()
+    trials = np.arange(session.n_trials) if trials is None else np.asarray(trials)
+    spikes = torch.as_tensor(np.array(session.spikes[trials])).to(device)
+    prompt = PROMPT_IDS[prompt_scheme] if model.cfg.use_prompt else None
+    causal = prompt_scheme == "causal" and training_masking in CAUSAL_MASKINGS
+    out = []
+    for i in range(0, len(trials), batch_trials):
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            out.append(model(spikes[i:i + batch_trials].float(), session.eid, prompt, causal).float().cpu())
+    return torch.cat(out).numpy()
+
+
+def _check(features: np.ndarray, target: np.ndarray, fit: np.ndarray, test: np.ndarray, name: str) -> None:
+    if features.shape[0] != target.shape[0]:
+        raise ValueError(f"{name}: {target.shape[0]} trials of behaviour for {features.shape[0]} trials of features")
+    if len(fit) < 8 or len(test) == 0:
+        raise ValueError(f"{name}: need at least 8 fitting trials and 1 test trial, got {len(fit)} and {len(test)}")
+
+
+def decode_choice(features: np.ndarray, choice: np.ndarray, fit, test, seed: int = 42) -> float:
+    """Test accuracy of a cross-validated logistic regression from ``features`` (K, F) to ``choice`` (K,)."""
+    features, choice = np.asarray(features).reshape(len(features), -1), np.asarray(choice)
+    fit, test = np.asarray(fit), np.asarray(test)
+    _check(features, choice, fit, test, "choice")
+    if len(np.unique(choice[fit])) < 2:
+        raise ValueError("choice: the fitting trials hold a single choice; nothing to decode")
+    mean, std = features[fit].mean(axis=0), features[fit].std(axis=0) + 1e-6
+    folds = min(4, int(np.bincount((choice[fit] > 0).astype(int)).min()))
+    search = GridSearchCV(LogisticRegression(random_state=seed, max_iter=500), {"C": CHOICE_C}, cv=max(folds, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit((features[fit] - mean) / std, choice[fit])
+    return float(search.score((features[test] - mean) / std, choice[test]))
+
+
+def decode_continuous(features: np.ndarray, target: np.ndarray, fit, test) -> float:
+    """Pooled test R^2 of a cross-validated ridge from ``features`` (K, F) to ``target`` (K, T)."""
+    features, target = np.asarray(features).reshape(len(features), -1), np.asarray(target, dtype=np.float64)
+    fit, test = np.asarray(fit), np.asarray(test)
+    _check(features, target, fit, test, "behavior")
+    if target.ndim != 2:
+        raise ValueError(f"behavior: expected a per-bin (K, T) target, got shape {target.shape}")
+    usable = np.isfinite(target).all(axis=1)
+    fit, test = fit[usable[fit]], test[usable[test]]
+    _check(features, target, fit, test, "behavior (trials without NaN)")
+    mean, std = features[fit].mean(axis=0), features[fit].std(axis=0) + 1e-6
+    search = GridSearchCV(Ridge(), {"alpha": RIDGE_ALPHAS}, cv=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # alpha = 0 on more features than trials warns; the grid moves on
+        search.fit((features[fit] - mean) / std, target[fit])
+    predicted = search.predict((features[test] - mean) / std)
+    return float(r2_score(target[test].ravel(), predicted.ravel()))
+
+
+def decode_behavior(session, keys=("choice", "whisker_me"), model=None, training_masking: str | None = None,
+                    features_by_prompt: dict | None = None) -> dict[str, float]:
+    """Decode each behaviour key of ``session``: from a model's log-rates when ``model`` is given
+    (``choice`` with the neuron prompt, per-bin keys with the causal prompt), else from the raw spikes.
+    Returns {key: accuracy (choice) or pooled R^2}."""
+    missing = [key for key in keys if key not in session.behavior]
+    if missing:
+        raise ValueError(f"behavior: session {session.eid!r} has no {missing}; it has {sorted(session.behavior)}")
+    for split in ("train", "test"):
+        if len(session.splits.get(split, ())) == 0:
+            raise ValueError(f"split: session {session.eid!r} has no trials in its {split!r} split")
+    fit = np.concatenate([session.splits["train"], session.splits.get("val", np.array([], int))])
+    test = session.splits["test"]
+    features_by_prompt = {} if features_by_prompt is None else features_by_prompt
+    scores = {}
+    for key in keys:
+        prompt = DECODING_PROMPT.get(key, "causal")
+        if model is None:
+            features = session.spikes.astype(np.float32)
+        else:
+            if prompt not in features_by_prompt:
+                features_by_prompt[prompt] = model_log_rates(model, session, prompt, training_masking)
+            features = features_by_prompt[prompt]
+        values = session.behavior[key]
+        if key == "choice":
+            scores[key] = decode_choice(features, values, fit, test)
+        else:
+            scores[key] = decode_continuous(features, values, fit, test)
+    return scores

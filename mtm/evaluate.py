@@ -1,0 +1,238 @@
+r"""Metrics and the four activity-prediction tasks of MtM (reference notes 5.2-5.3, peers notes 1.2).
+
+Bits per spike
+--------------
+For predicted rates :math:`\lambda` (expected counts per bin) and counts :math:`y`, the Poisson
+negative log-likelihood is :math:`\mathrm{NLL}(\lambda, y) = \sum [\lambda - y \ln \lambda + \ln \Gamma(y + 1)]`
+(zero rates replaced by 1e-9, entries with NaN counts dropped). The null model predicts each neuron's
+mean count over the evaluated trials and bins themselves, :math:`\bar y_n`. Then
+
+.. math:: \mathrm{bps} = \frac{\mathrm{NLL}(\bar y, y) - \mathrm{NLL}(\lambda, y)}{\ln 2 \sum y}
+
+* **NLB co-bps** (``per_neuron=False``, :func:`nlb_tools.evaluation.bits_per_spike`): the sums run
+  over every neuron, trial and bin at once, so one number pools all neurons.
+* **MtM per-neuron bps** (``per_neuron=True``, the reference's ``eval_utils``): the formula applied to
+  each neuron alone, giving an (N,) array; :math:`\pm\infty` becomes NaN, so neurons with no spike in
+  the evaluated window drop out; a session's score is the NaN-mean over neurons. The paper's tables
+  use this convention, and so do the tables of this package.
+
+Tasks (each neuron gets exactly one score per task, on the test split)
+----------------------------------------------------------------------
+=================  ==========================================================  ===============
+task               held out (zeroed in the input)                               scored
+=================  ==========================================================  ===============
+``co-smooth``      neuron i, all bins; one configuration per neuron             neuron i
+``forward-pred``   the last 10 bins (200 ms), all neurons; one configuration    bins 90-99
+``inter-region``   every neuron of region r; one configuration per region       region r
+``intra-region``   every neuron outside i's region and neuron i; one per neuron neuron i
+=================  ==========================================================  ===============
+
+A prompted model gets the matching prompt (neuron, causal, inter-region, intra-region); forward
+prediction uses causal attention for a model trained with the causal scheme (MtM, or causal alone),
+and bidirectional attention otherwise, as in the reference. The held-out configurations are batched
+(many configurations x trials per forward pass), so a session costs ``N`` passes over the test split
+for co-smoothing and intra-region, but in a few hundred large batches rather than N loops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.special import gammaln
+
+from mtm.masking import PROMPT_IDS
+
+TASKS = ("co-smooth", "forward-pred", "intra-region", "inter-region")
+TASK_PROMPT = {"co-smooth": "neuron", "forward-pred": "causal", "intra-region": "intra-region",
+               "inter-region": "inter-region"}
+FORWARD_BINS = 10
+CAUSAL_MASKINGS = ("mtm", "causal")
+
+
+def _as_numpy(values, name: str) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 3:
+        raise ValueError(f"{name}: expected a (trials, bins, neurons) array, got shape {values.shape}")
+    return values
+
+
+def _check(rates, spikes) -> tuple[np.ndarray, np.ndarray]:
+    rates, spikes = _as_numpy(rates, "rates"), _as_numpy(spikes, "spikes")
+    if rates.shape != spikes.shape:
+        raise ValueError(f"rates: expected the shape of spikes {spikes.shape}, got {rates.shape}")
+    observed = ~np.isnan(spikes)
+    if not np.isfinite(rates[observed]).all():
+        raise ValueError("rates: NaN or infinite rate predictions where spikes are observed")
+    if (rates[observed] < 0).any():
+        raise ValueError("rates: negative rate predictions (expected counts per bin must be >= 0)")
+    return rates, spikes
+
+
+def _nll_terms(rates: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+    """Per-entry Poisson NLL with NaN counts giving 0 (dropped)."""
+    observed = ~np.isnan(spikes)
+    y = np.where(observed, spikes, 0.0)
+    r = np.where(observed, np.where(rates == 0, 1e-9, rates), 1.0)
+    return np.where(observed, r - y * np.log(r) + gammaln(y + 1.0), 0.0)
+
+
+def bits_per_spike(rates, spikes, per_neuron: bool = False):
+    """Bits per spike of ``rates`` for ``spikes``, both (trials, bins, neurons) (formula in the module
+    docstring). ``per_neuron=False``: NLB's pooled co-bps (a float). ``per_neuron=True``: the MtM
+    per-neuron bps, an (N,) array with NaN for neurons without spikes; average it with ``np.nanmean``.
+    """
+    rates, spikes = _check(rates, spikes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        counted = (~np.isnan(spikes)).sum(axis=(0, 1), keepdims=True)
+        null = np.broadcast_to(np.nansum(spikes, axis=(0, 1), keepdims=True) / np.maximum(counted, 1), spikes.shape)
+        gain = _nll_terms(null, spikes) - _nll_terms(rates, spikes)
+        if not per_neuron:
+            return float(gain.sum() / np.nansum(spikes) / math.log(2))
+        bps = gain.sum(axis=(0, 1)) / np.nansum(spikes, axis=(0, 1)) / math.log(2)
+    bps[~np.isfinite(bps)] = np.nan
+    return bps
+
+
+@dataclass
+class TaskResult:
+    """One task on one session: predicted rates on the scored window and the scores."""
+
+    task: str
+    rates: np.ndarray          # (K, T_scored, N) predicted expected counts per bin
+    spikes: np.ndarray         # (K, T_scored, N) the true counts they are scored against
+    bins: np.ndarray           # (T_scored,) indices of the scored bins
+    bps: np.ndarray = field(init=False)      # (N,) MtM per-neuron bits per spike
+    co_bps: float = field(init=False)        # NLB pooled bits per spike
+
+    def __post_init__(self):
+        self.bps = bits_per_spike(self.rates, self.spikes, per_neuron=True)
+        self.co_bps = bits_per_spike(self.rates, self.spikes)
+
+    @property
+    def mean_bps(self) -> float:
+        """The session score of the paper's tables: NaN-mean of the per-neuron bps."""
+        return float(np.nanmean(self.bps)) if np.isfinite(self.bps).any() else math.nan
+
+
+def task_configurations(task: str, regions) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out neuron masks of a task: ``hidden`` (M, N) and ``scored`` (M, N), both bool.
+
+    Forward prediction holds out bins, not neurons: one configuration, nothing hidden, all scored.
+    """
+    regions = np.asarray(regions).astype(str)
+    n = len(regions)
+    if task == "co-smooth":
+        eye = np.eye(n, dtype=bool)
+        return eye, eye
+    if task == "forward-pred":
+        return np.zeros((1, n), dtype=bool), np.ones((1, n), dtype=bool)
+    names = list(dict.fromkeys(regions.tolist()))
+    if len(names) < 2:
+        raise ValueError(f"regions: the {task} task needs at least two regions, the session has {names}")
+    if task == "inter-region":
+        hidden = np.stack([regions == r for r in names])
+        return hidden, hidden
+    if task == "intra-region":
+        same = regions[:, None] == regions[None, :]
+        eye = np.eye(n, dtype=bool)
+        return ~same | eye, eye
+    raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
+
+
+def scored_bins(task: str, n_bins: int) -> np.ndarray:
+    return np.arange(n_bins - FORWARD_BINS, n_bins) if task == "forward-pred" else np.arange(n_bins)
+
+
+@torch.no_grad()
+def predict_heldout(model, session_id, spikes: torch.Tensor, hidden: np.ndarray, scored: np.ndarray, *,
+                    hidden_bins: np.ndarray | None = None, prompt: int | None = None, causal: bool = False,
+                    batch_trials: int = 256, autocast_dtype=None) -> torch.Tensor:
+    """Rates (K, T, N) where neuron n comes from the configuration that scores it.
+
+    ``spikes`` (K, T, N) on the model's device; configuration m zeroes the neurons ``hidden[m]``
+    (and the bins ``hidden_bins``, if given) in every trial; each neuron must be scored by exactly one
+    configuration. Up to ``batch_trials`` trial-configurations run in one forward pass.
+    """
+    n_trials, n_bins, n_neurons = spikes.shape
+    device = spikes.device
+    owner = scored.argmax(axis=0)
+    if not np.array_equal(scored.sum(axis=0), np.ones(n_neurons)):
+        raise ValueError("scored: every neuron must be scored by exactly one configuration")
+    hidden_t = torch.as_tensor(hidden, device=device)
+    x = spikes.float()
+    if hidden_bins is not None:
+        x = x.masked_fill(torch.as_tensor(hidden_bins, device=device).view(1, n_bins, 1), 0.0)
+    rates = torch.empty((n_trials, n_bins, n_neurons), dtype=torch.float32, device=device)
+    trial_block = min(n_trials, batch_trials)
+    per_pass = max(1, batch_trials // trial_block)
+    for t0 in range(0, n_trials, trial_block):
+        xb = x[t0:t0 + trial_block]
+        k = xb.shape[0]
+        for m0 in range(0, len(hidden), per_pass):
+            m1 = min(len(hidden), m0 + per_pass)
+            batch = xb.unsqueeze(0).masked_fill(hidden_t[m0:m1].view(m1 - m0, 1, 1, n_neurons), 0.0)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                log_rates = model(batch.view(-1, n_bins, n_neurons), session_id, prompt, causal)
+            log_rates = log_rates.float().view(m1 - m0, k, n_bins, n_neurons)
+            neurons = np.flatnonzero((owner >= m0) & (owner < m1))
+            configs = torch.as_tensor(owner[neurons] - m0, device=device)
+            neurons = torch.as_tensor(neurons, device=device)
+            picked = log_rates[configs, :, :, neurons]  # (n, k, T)
+            rates[t0:t0 + k, :, neurons] = torch.exp(picked).permute(1, 2, 0)
+    return rates
+
+
+def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: str = "test",
+                   batch_trials: int | None = None, device=None, autocast_dtype=None) -> dict[str, TaskResult]:
+    """Every activity task for a trained model on one session's ``split`` (reference notes 5.3).
+
+    ``training_masking``: the masking the model was trained with (``mtm``, ``temporal``, ...), which
+    decides forward prediction's attention. ``batch_trials`` trial-configurations per forward pass
+    (default 1024 on a GPU, 128 on the CPU).
+    """
+    _check_split(session, split)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if batch_trials is None:
+        batch_trials = 1024 if device.type == "cuda" else 128
+    model = model.to(device).eval()
+    trials = session.splits[split]
+    spikes = torch.as_tensor(np.array(session.spikes[trials])).to(device)
+    results = {}
+    for task in tasks:
+        hidden, scored = task_configurations(task, session.regions)
+        bins = scored_bins(task, session.n_bins)
+        hidden_bins = None
+        if task == "forward-pred":
+            hidden_bins = np.zeros(session.n_bins, dtype=bool)
+            hidden_bins[bins] = True
+        prompt = PROMPT_IDS[TASK_PROMPT[task]] if model.cfg.use_prompt else None
+        causal = task == "forward-pred" and training_masking in CAUSAL_MASKINGS
+        rates = predict_heldout(model, session.eid, spikes, hidden, scored, hidden_bins=hidden_bins, prompt=prompt,
+                                causal=causal, batch_trials=batch_trials, autocast_dtype=autocast_dtype)
+        results[task] = TaskResult(task, rates[:, bins].cpu().numpy(), spikes[:, bins].cpu().numpy(), bins)
+    return results
+
+
+def evaluate_rates(rates, session, tasks=TASKS, split: str = "test") -> dict[str, TaskResult]:
+    """The same scores for given rates (K_all, T, N) of every trial, e.g. the ground truth."""
+    _check_split(session, split)
+    rates = _as_numpy(rates, "rates")
+    if rates.shape != session.spikes.shape:
+        raise ValueError(f"rates: expected the session's shape {session.spikes.shape}, got {rates.shape}")
+    trials = session.splits[split]
+    results = {}
+    for task in tasks:
+        task_configurations(task, session.regions)  # validates the regions
+        bins = scored_bins(task, session.n_bins)
+        results[task] = TaskResult(task, rates[trials][:, bins], session.spikes[trials][:, bins].astype(float), bins)
+    return results
+
+
+def _check_split(session, split: str) -> None:
+    if split not in session.splits or len(session.splits[split]) == 0:
+        raise ValueError(f"split: session {session.eid!r} has no trials in its {split!r} split")

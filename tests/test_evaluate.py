@@ -1,0 +1,187 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mtm.baselines import _leave_one_out_ridge, _ridge, baseline_results
+from mtm.data import Session, synthetic_session
+from mtm.evaluate import TASKS, bits_per_spike, evaluate_model, evaluate_rates, predict_heldout, task_configurations
+from mtm.models import ModelConfig
+
+nlb = pytest.importorskip("nlb_tools.evaluation", reason="NLB's reference implementation (pip install --no-deps nlb_tools)")
+
+
+def nlb_per_neuron(rates, spikes):
+    out = np.array([nlb.bits_per_spike(rates[:, :, [n]].copy(), spikes[:, :, [n]].copy())
+                    for n in range(spikes.shape[2])])
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_bits_per_spike_matches_nlb_on_random_inputs(seed):
+    rng = np.random.default_rng(seed)
+    rates = rng.gamma(2.0, 0.3, (7, 20, 9))
+    spikes = rng.poisson(rates * rng.uniform(0.5, 1.5, rates.shape)).astype(float)
+    assert math.isclose(bits_per_spike(rates, spikes), nlb.bits_per_spike(rates.copy(), spikes), rel_tol=1e-10)
+    np.testing.assert_allclose(bits_per_spike(rates, spikes, per_neuron=True), nlb_per_neuron(rates, spikes),
+                               rtol=1e-10)
+
+
+def test_bits_per_spike_edge_cases_match_nlb():
+    rng = np.random.default_rng(9)
+    rates = rng.gamma(2.0, 0.3, (6, 15, 5))
+    spikes = rng.poisson(rates).astype(float)
+    spikes[:, :, 1] = 0  # a silent neuron
+    rates[:, :, 2] = 0  # zero rates, replaced by 1e-9
+    spikes[0, :3, 3] = np.nan  # missing targets are dropped
+    spikes[:, :, 4] = np.nan  # a neuron with no data at all
+    ours, theirs = bits_per_spike(rates, spikes, per_neuron=True), nlb_per_neuron(rates, spikes)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+    assert np.isnan(ours[1]) and np.isnan(ours[4])
+    keep = spikes[:, :, :4]
+    assert math.isclose(bits_per_spike(rates[:, :, :4], keep), nlb.bits_per_spike(rates[:, :, :4].copy(), keep),
+                        rel_tol=1e-10)
+
+
+def test_perfect_and_mean_predictions():
+    rng = np.random.default_rng(1)
+    spikes = rng.poisson(0.4, (10, 30, 4)).astype(float)
+    mean = np.broadcast_to(spikes.mean(axis=(0, 1)), spikes.shape)
+    np.testing.assert_allclose(bits_per_spike(mean, spikes, per_neuron=True), 0.0, atol=1e-12)
+    assert bits_per_spike(spikes + 1e-3, spikes) > 0.5
+
+
+@pytest.mark.parametrize("rates, message", [
+    (np.ones((2, 3, 5)), "shape"),
+    (-np.ones((2, 3, 4)), "negative"),
+    (np.full((2, 3, 4), np.nan), "NaN or infinite"),
+    (np.ones((3, 4)), "trials, bins, neurons"),
+])
+def test_bad_rates(rates, message):
+    with pytest.raises(ValueError, match=message):
+        bits_per_spike(rates, np.ones((2, 3, 4)))
+
+
+class InputEcho(nn.Module):
+    """A fake model whose rate for a neuron is its own input count + 0.5 (records each call)."""
+
+    def __init__(self, mode="self"):
+        super().__init__()
+        self.mode, self.calls = mode, []
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.cfg = ModelConfig(use_prompt=True)
+
+    def forward(self, x, session, prompt=None, causal=False):
+        self.calls.append((x.shape[0], prompt, causal))
+        if self.mode == "self":
+            return torch.log(x + 0.5)
+        return torch.log(x.sum(dim=-1, keepdim=True).expand_as(x) + 0.5)  # sees every visible neuron
+
+
+@pytest.fixture(scope="module")
+def session():
+    return synthetic_session(2, n_trials=60, n_neurons=30)
+
+
+def test_held_out_neurons_are_hidden_from_the_model(session):
+    model = InputEcho("self")
+    results = evaluate_model(model, session, "mtm", batch_trials=64)
+    for task in ("co-smooth", "intra-region", "inter-region"):
+        np.testing.assert_allclose(results[task].rates, 0.5)  # the scored neuron was zeroed
+    np.testing.assert_allclose(results["forward-pred"].rates, 0.5)
+    assert results["forward-pred"].rates.shape == (12, 10, 30) and list(results["forward-pred"].bins) == list(range(90, 100))
+    prompts = {p for _, p, _ in model.calls}
+    assert prompts == {0, 1, 2, 3}
+    assert {c for _, p, c in model.calls if p == 1} == {True}  # forward prediction: causal attention
+    assert not any(c for _, p, c in model.calls if p != 1)
+
+
+def test_visible_neurons_per_task(session):
+    model = InputEcho("sum")
+    test = session.spikes[session.splits["test"]].astype(float)
+    regions = np.asarray(session.regions)
+    results = evaluate_model(model, session, "temporal", batch_trials=1000)
+    total = test.sum(axis=2)
+    for n in (0, 13, 29):
+        same = regions == regions[n]
+        np.testing.assert_allclose(results["co-smooth"].rates[:, :, n], total - test[:, :, n] + 0.5, rtol=1e-5)
+        np.testing.assert_allclose(results["intra-region"].rates[:, :, n],
+                                   test[:, :, same].sum(-1) - test[:, :, n] + 0.5, rtol=1e-5)
+        np.testing.assert_allclose(results["inter-region"].rates[:, :, n], test[:, :, ~same].sum(-1) + 0.5, rtol=1e-5)
+    assert not any(c for _, _, c in model.calls)  # a temporal model stays bidirectional
+
+
+def test_configurations_are_batched_not_looped(session):
+    model = InputEcho("self")
+    evaluate_model(model, session, "mtm", tasks=("co-smooth",), batch_trials=120)
+    assert len(model.calls) == 3 and model.calls[0][0] == 120  # 30 neurons x 12 trials in passes of 10 configs
+
+
+class TruthModel(InputEcho):
+    """Returns the ground-truth rates of the test trials, whatever its input."""
+
+    def __init__(self, rates):
+        super().__init__()
+        self.rates = torch.as_tensor(rates, dtype=torch.float32)
+        self.cfg = ModelConfig(use_prompt=False)
+
+    def forward(self, x, session, prompt=None, causal=False):
+        return torch.log(self.rates.repeat(x.shape[0] // len(self.rates), 1, 1))
+
+
+def test_a_model_returning_the_truth_scores_the_ceiling(session):
+    truth = session.rates[session.splits["test"]]
+    scored = evaluate_model(TruthModel(truth), session, "mtm", batch_trials=len(truth))
+    ceiling = evaluate_rates(session.rates, session)
+    for task in TASKS:
+        np.testing.assert_allclose(scored[task].bps, ceiling[task].bps, rtol=1e-5)
+    assert ceiling["co-smooth"].mean_bps > 0.3
+
+
+def test_baselines_sit_below_the_truth(session):
+    results = baseline_results(session)
+    assert set(results) == {"linear", "psth", "mean_rate", "truth"}
+    for task in TASKS:
+        assert results["truth"][task].mean_bps > results["linear"][task].mean_bps
+        assert results["mean_rate"][task].co_bps < 0.05
+    assert results["linear"]["co-smooth"].co_bps > results["mean_rate"]["co-smooth"].co_bps
+    no_truth = Session("real", session.spikes, session.regions)
+    assert "truth" not in baseline_results(no_truth, tasks=("co-smooth",))
+
+
+def test_leave_one_out_ridge_equals_separate_fits():
+    rng = np.random.default_rng(0)
+    z, z_test = rng.normal(size=(300, 6)), rng.normal(size=(20, 6))
+    y = z @ rng.normal(size=(6, 6)) + rng.normal(size=(300, 6))
+    fast = _leave_one_out_ridge(z, y, z_test)
+    for i in range(6):
+        keep = np.arange(6) != i
+        np.testing.assert_allclose(fast[:, i], _ridge(z[:, keep], y[:, [i]], z_test[:, keep])[:, 0], atol=1e-10)
+
+
+def test_task_configurations():
+    regions = ["A", "A", "B", "C"]
+    hidden, scored = task_configurations("intra-region", regions)
+    assert hidden[0].tolist() == [True, False, True, True] and scored[0].tolist() == [True, False, False, False]
+    hidden, scored = task_configurations("inter-region", regions)
+    assert hidden.tolist() == [[True, True, False, False], [False, False, True, False], [False, False, False, True]]
+    with pytest.raises(ValueError, match="at least two regions"):
+        task_configurations("inter-region", ["A", "A"])
+    with pytest.raises(ValueError, match="task"):
+        task_configurations("decoding", regions)
+    with pytest.raises(ValueError, match="exactly one configuration"):
+        predict_heldout(InputEcho(), "s", torch.zeros(2, 5, 3), np.eye(3, dtype=bool), np.zeros((3, 3), bool))
+
+
+def test_bad_evaluation_inputs(session):
+    no_test = session.replace(splits={"train": np.arange(50), "val": np.arange(50, 60)})
+    with pytest.raises(ValueError, match="no trials in its 'test' split"):
+        evaluate_rates(session.rates, no_test)
+    with pytest.raises(ValueError, match="shape"):
+        evaluate_rates(session.rates[:, :, :5], session)
+    one_region = Session("one", session.spikes, ["CA1"] * 30, rates=session.rates)
+    with pytest.raises(ValueError, match="at least two regions"):
+        evaluate_rates(one_region.rates, one_region, tasks=("inter-region",))
