@@ -9,6 +9,8 @@
     mtm train --data runs/data --masking temporal --out runs/temporal    # ... or on saved sessions
     mtm finetune runs/mtm/best.safetensors --data new.npz --out runs/ft  # a pretrained model, new session
     torchrun --nproc_per_node 4 -m mtm train ...                         # several GPUs (or nodes)
+    mtm evaluate runs/mtm/best.safetensors session.npz --out runs/eval   # every task, tables, figures
+    mtm reproduce --preset small                                         # the paper's tables, synthetic data
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ def _session_files(paths: list[str]) -> list[Path]:
         elif path.exists():
             files.append(path)
         else:
-            raise SystemExit(f"mtm: no session file or folder at {path}")
+            raise FileNotFoundError(f"no session file or folder at {path}")
     if not files:
-        raise SystemExit(f"mtm: no .npz session files in {', '.join(paths)}")
+        raise FileNotFoundError(f"no .npz session files in {', '.join(paths)}")
     return files
 
 
@@ -168,6 +170,98 @@ def _finetune(args) -> None:
     print(f"best checkpoint: {best}")
 
 
+def _evaluate(args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from mtm.baselines import baseline_results
+    from mtm.checkpoint import load_model, read_description
+    from mtm.data import Session
+    from mtm.decoding import decode_behavior
+    from mtm.evaluate import evaluate_model
+    from mtm.plots import plot_bps_scatter, plot_predicted_vs_true, results_table
+    from mtm.reproduce import BEHAVIOR_KEYS
+    from mtm.train import pick_device
+
+    session = Session.load(args.session)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = [k for k in BEHAVIOR_KEYS if k in session.behavior]
+    rows, results = {}, {}
+    for path in [args.checkpoint] + ([args.compare] if args.compare else []):
+        masking = read_description(path).get("extra", {}).get("train", {}).get("masking", "mtm")
+        model, _ = load_model(path, device=pick_device(args.device))
+        name = f"{Path(path).parent.name or Path(path).stem} ({masking})"
+        results[name] = evaluate_model(model, session, masking)
+        rows[name] = {task: r.mean_bps for task, r in results[name].items()}
+        rows[name].update(decode_behavior(session, keys, model=model, training_masking=masking))
+    references = baseline_results(session, which=("truth", "linear"))
+    labels = {"truth": "Ground truth (ceiling)", "linear": "Linear regression (baseline)"}
+    for key, per_task in references.items():
+        rows[labels[key]] = {task: r.mean_bps for task, r in per_task.items()}
+        features = np.log(session.rates) if key == "truth" else None
+        rows[labels[key]].update(decode_behavior(session, keys, features=features))
+    table = results_table(rows)
+    (out / "results.md").write_text(f"# {session.eid}\n\n{table}\n")
+    with open(out / "results.csv", "w") as fh:
+        columns = list(next(iter(rows.values())))
+        fh.write("model," + ",".join(columns) + "\n")
+        for name, row in rows.items():
+            fh.write(f"{name}," + ",".join(f"{row.get(c, float('nan')):.4f}" for c in columns) + "\n")
+    names = list(results)
+    other = results[names[1]] if len(names) > 1 else references["linear"]
+    other_name = names[1] if len(names) > 1 else labels["linear"]
+    rate_hz = session.spikes[session.splits["test"]].mean(axis=(0, 1)) / session.bin_size
+    for task, result in results[names[0]].items():
+        fig = plot_bps_scatter(other[task].bps, result.bps, other_name, names[0], task, rates_hz=rate_hz)
+        fig.savefig(out / f"bps_{task}.png", dpi=120)
+    cosmooth = results[names[0]]["co-smooth"]
+    region = args.region or session.region_names[0]
+    fig = plot_predicted_vs_true(cosmooth.spikes, cosmooth.rates, session.regions, region,
+                                 bin_size=session.bin_size, t0=session.bin_times()[0] - session.bin_size / 2,
+                                 title=f"{names[0]}, co-smoothing")
+    fig.savefig(out / f"predicted_vs_true_{region}.png", dpi=120)
+    print(table)
+    print(f"tables and figures in {out}")
+
+
+def _reproduce(args) -> None:
+    from mtm.data import heldout_eids, pretrain_eids, synthetic_sessions
+    from mtm.reproduce import Plan, run_reproduction
+
+    plan = Plan.for_preset(args.preset, device=args.device or "auto", epochs=args.epochs,
+                           finetune_epochs=args.finetune_epochs,
+                           **{k: v for k, v in (("n_pretrain", args.n_pretrain), ("n_test", args.n_test)) if v is not None})
+    if args.data == "synthetic":
+        size = "paper" if args.preset == "paper" else "small"
+        sessions = synthetic_sessions(plan.n_pretrain + plan.n_test, seed=plan.session_seed, preset=size)
+        pretrain, heldout = sessions[:plan.n_pretrain], sessions[plan.n_pretrain:]
+    else:
+        from mtm.data import Session
+        from mtm.data.ibl import ibl_one, load_ibl_session
+
+        one = ibl_one(cache_dir=args.cache_dir)
+        cache = Path(args.out) / "sessions"
+
+        def get(eid):
+            path = cache / f"{eid}.npz"
+            if path.exists():
+                return Session.load(path)
+            session = load_ibl_session(eid, one)
+            session.save(path)
+            return session
+
+        heldout = [get(eid) for eid in heldout_eids()[:plan.n_test]]
+        pretrain = [get(eid) for eid in pretrain_eids()[:plan.n_pretrain]]
+    out = Path(args.out)
+    print(f"reproducing ({args.preset} preset, {args.data} data): pretraining on {len(pretrain)} sessions, "
+          f"{len(heldout)} held out; runs in {out}")
+    run_reproduction(pretrain, heldout, plan, out)
+    print((out / "results.md").read_text())
+
+
 def _add_training_arguments(parser: argparse.ArgumentParser, data_default_synthetic: int) -> None:
     from mtm.masking import TRAINING_SCHEMES
 
@@ -247,11 +341,34 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--freeze-core", action="store_true", help="train only the new session's stitchers and token")
     _add_training_arguments(finetune, data_default_synthetic=1)
     finetune.set_defaults(run=_finetune)
+
+    evaluate = commands.add_parser("evaluate", help="score a checkpoint on a session: every task, tables, figures")
+    evaluate.add_argument("checkpoint", help="a .safetensors model checkpoint")
+    evaluate.add_argument("session", help="a session .npz file (its test split is scored)")
+    evaluate.add_argument("--compare", help="a second checkpoint to compare with (per-neuron scatter)")
+    evaluate.add_argument("--region", help="region for the predicted-vs-true figure (default: the first)")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--out", required=True, help="folder for results.md, results.csv and figures")
+    evaluate.set_defaults(run=_evaluate)
+
+    reproduce = commands.add_parser("reproduce", help="the paper's Tables 1 and 2: train, fine-tune, evaluate")
+    reproduce.add_argument("--preset", choices=["small", "paper"], default="small")
+    reproduce.add_argument("--data", choices=["synthetic", "ibl"], default="synthetic")
+    reproduce.add_argument("--n-pretrain", type=int, default=None, help="pretraining sessions (small 4, paper 34)")
+    reproduce.add_argument("--n-test", type=int, default=None, help="held-out sessions (small 2, paper 5)")
+    reproduce.add_argument("--epochs", type=int, default=None, help="default: the preset's")
+    reproduce.add_argument("--finetune-epochs", type=int, default=None, help="default: --epochs")
+    reproduce.add_argument("--cache-dir", help="ONE cache folder (--data ibl)")
+    reproduce.add_argument("--device", default=None)
+    reproduce.add_argument("--out", default=None, help="run folder (default runs/reproduce-<preset>)")
+    reproduce.set_defaults(run=_reproduce)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "reproduce" and args.out is None:
+        args.out = f"runs/reproduce-{args.preset}"
     try:
         args.run(args)
     except (ValueError, FileNotFoundError, FloatingPointError) as err:

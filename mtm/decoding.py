@@ -95,9 +95,10 @@ def decode_continuous(features: np.ndarray, target: np.ndarray, fit, test) -> fl
 
 
 def decode_behavior(session, keys=("choice", "whisker_me"), model=None, training_masking: str | None = None,
-                    features_by_prompt: dict | None = None) -> dict[str, float]:
+                    features=None) -> dict[str, float]:
     """Decode each behaviour key of ``session``: from a model's log-rates when ``model`` is given
-    (``choice`` with the neuron prompt, per-bin keys with the causal prompt), else from the raw spikes.
+    (``choice`` with the neuron prompt, per-bin keys with the causal prompt), from ``features``
+    (K, T, N) when given (e.g. the log of ground-truth rates), else from the raw spikes.
     Returns {key: accuracy (choice) or pooled R^2}."""
     missing = [key for key in keys if key not in session.behavior]
     if missing:
@@ -107,19 +108,19 @@ def decode_behavior(session, keys=("choice", "whisker_me"), model=None, training
             raise ValueError(f"split: session {session.eid!r} has no trials in its {split!r} split")
     fit = np.concatenate([session.splits["train"], session.splits.get("val", np.array([], int))])
     test = session.splits["test"]
-    features_by_prompt = {} if features_by_prompt is None else features_by_prompt
+    by_prompt = {}
     scores = {}
     for key in keys:
         prompt = DECODING_PROMPT.get(key, "causal")
-        if model is None:
-            features = session.spikes.astype(np.float32)
+        if model is not None:
+            if prompt not in by_prompt:
+                by_prompt[prompt] = model_log_rates(model, session, prompt, training_masking)
+            inputs = by_prompt[prompt]
         else:
-            if prompt not in features_by_prompt:
-                features_by_prompt[prompt] = model_log_rates(model, session, prompt, training_masking)
-            features = features_by_prompt[prompt]
+            inputs = session.spikes.astype(np.float32) if features is None else np.asarray(features, np.float32)
         values = session.behavior[key]
         if key == "choice":
-            scores[key] = decode_choice(features, values, fit, test)
+            scores[key] = decode_choice(inputs, values, fit, test)
         else:
-            scores[key] = decode_continuous(features, values, fit, test)
+            scores[key] = decode_continuous(inputs, values, fit, test)
     return scores

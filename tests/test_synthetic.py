@@ -112,25 +112,26 @@ def test_block_prior_biases_zero_contrast_choices():
 
 
 def test_regions_are_partly_predictable_from_each_other(session):
-    """Inter-region prediction is meaningful (others explain part of a region) and intra-region
-    prediction adds the private part (same-region neurons explain more)."""
+    """Inter-region prediction is meaningful (other regions explain part of a region's neurons) and
+    intra-region prediction adds the region's own part (its other neurons explain more); each
+    neuron also keeps a private part that nothing else explains."""
     log_rates = np.log(session.rates.astype(float))
     train, test = session.splits["train"], session.splits["test"]
+
+    def r2(target, columns):
+        x_train = log_rates[train][:, :, columns].reshape(-1, len(columns))
+        x_test = log_rates[test][:, :, columns].reshape(-1, len(columns))
+        y_train, y_test = log_rates[train][:, :, target].ravel(), log_rates[test][:, :, target].ravel()
+        pred = Ridge(alpha=1.0).fit(x_train, y_train).predict(x_test)
+        return 1 - np.mean((pred - y_test) ** 2) / np.var(y_test)
+
     for region in REGIONS:
         inside = np.flatnonzero(session.regions == region)
-        target, peers = inside[0], inside[1:]
         outside = np.flatnonzero(session.regions != region)
-
-        def r2(columns):
-            x_train = log_rates[train][:, :, columns].reshape(-1, len(columns))
-            x_test = log_rates[test][:, :, columns].reshape(-1, len(columns))
-            y_train, y_test = log_rates[train][:, :, target].ravel(), log_rates[test][:, :, target].ravel()
-            pred = Ridge(alpha=1.0).fit(x_train, y_train).predict(x_test)
-            return 1 - np.mean((pred - y_test) ** 2) / np.var(y_test)
-
-        inter, intra = r2(outside), r2(np.concatenate([outside, peers]))
-        assert 0.2 < inter < 0.9, (region, inter)
-        assert intra > inter + 0.05, (region, inter, intra)
+        inter = np.mean([r2(n, outside) for n in inside[:8]])
+        intra = np.mean([r2(n, np.concatenate([outside, inside[inside != n]])) for n in inside[:8]])
+        assert 0.1 < inter < 0.8, (region, inter)
+        assert inter + 0.05 < intra < 0.95, (region, inter, intra)
 
 
 def test_behaviour_is_encoded_in_the_population(session):

@@ -91,6 +91,8 @@ INPUT_GAIN = {"VISa": (1.0, 0.3, 0.5, 0.3, 0.4), "CA1": (0.2, 0.4, 0.6, 0.4, 0.5
 COUPLING = {("VISa", "LP"): 1.0, ("VISa", "PO"): 1.0, ("LP", "PO"): 1.0, ("CA1", "DG"): 1.0,
             ("VISa", "CA1"): 0.4, ("DG", "LP"): 0.4}
 SILENT_FRACTION = 0.08
+PRIVATE_BASIS = 8             # smooth bumps per trial of each neuron's private fluctuation
+PRIVATE_GAIN = (0.3, 0.9)     # its standard deviation in log-rate, per neuron
 MAX_RATE_HZ = 150.0
 CONTRASTS = (0.0, 0.0625, 0.125, 0.25, 1.0)
 
@@ -167,6 +169,16 @@ class TaskParams:
     def draw(cls, rng: np.random.Generator) -> TaskParams:
         return cls(lapse=rng.uniform(0.05, 0.15), threshold=rng.uniform(0.08, 0.2),
                    prior_bias=rng.uniform(0.05, 0.15))
+
+
+def private_basis(n_basis: int = None, width: float = 0.25) -> np.ndarray:
+    """(T, J) Gaussian bumps spread over the trial window, scaled so that sum_j c_j b_j(t) with
+    c_j ~ N(0, 1) has unit variance at every bin: a smooth, private per-neuron fluctuation."""
+    n_basis = PRIVATE_BASIS if n_basis is None else n_basis
+    tau = WINDOW[0] + (np.arange(N_BINS) + 0.5) * BIN_SIZE
+    centres = np.linspace(WINDOW[0], WINDOW[1], n_basis)
+    basis = np.exp(-0.5 * ((tau[:, None] - centres[None]) / width) ** 2)
+    return (basis / np.linalg.norm(basis, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _alpha(x: np.ndarray) -> np.ndarray:
@@ -284,11 +296,14 @@ def synthetic_session(seed: int = 0, n_trials: int | None = None, n_neurons: int
     silent = rng.random(n_neurons) < SILENT_FRACTION
     baseline_hz[silent] = np.exp(rng.uniform(np.log(0.02), np.log(0.3), silent.sum()))
     gain = rng.uniform(0.6, 1.6, n_neurons)
+    private = rng.uniform(*PRIVATE_GAIN, n_neurons).astype(np.float32)
     loading = rng.normal(0, 1 / np.sqrt(LATENT_DIMS), (LATENT_DIMS, n_neurons)) * gain
     readout = np.zeros((len(REGIONS) * LATENT_DIMS, n_neurons), dtype=np.float32)
     rows = region_index[None] * LATENT_DIMS + np.arange(LATENT_DIMS)[:, None]
     readout[rows, np.arange(n_neurons)[None]] = loading
-    log_base = (np.log(baseline_hz * BIN_SIZE) - 0.5 * (loading ** 2).sum(axis=0)).astype(np.float32)
+    log_base = (np.log(baseline_hz * BIN_SIZE) - 0.5 * (loading ** 2).sum(axis=0)
+                - 0.5 * private ** 2).astype(np.float32)
+    basis = private_basis()
 
     task = simulate_task(rng, n_trials, TaskParams.draw(rng))
     latents = world.simulate_latents(rng, task["inputs"]).astype(np.float32)
@@ -297,6 +312,8 @@ def synthetic_session(seed: int = 0, n_trials: int | None = None, n_neurons: int
     for start in range(0, n_trials, 64):  # chunks of trials keep the arrays in cache
         chunk = rates[start:start + 64]
         np.matmul(latents[start:start + 64], readout, out=chunk)
+        coefficients = rng.standard_normal((len(chunk), PRIVATE_BASIS, n_neurons), dtype=np.float32) * private
+        chunk += np.matmul(basis, coefficients)
         chunk += log_base
         np.exp(chunk, out=chunk)
         np.minimum(chunk, MAX_RATE_HZ * BIN_SIZE, out=chunk)

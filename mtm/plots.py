@@ -1,0 +1,144 @@
+"""Figures and tables shared by the chapters and ``mtm evaluate``: rasters, PSTHs, per-neuron
+comparisons and result tables. Every function takes arrays (or a Session) and an optional matplotlib
+``Axes``, and returns the figure or table it made."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+TABLE_COLUMNS = {"co-smooth": "Co-smooth", "forward-pred": "Forward pred", "intra-region": "Intra-region",
+                 "inter-region": "Inter-region", "choice": "Choice", "whisker_me": "Whisker ME",
+                 "wheel_speed": "Wheel speed"}
+
+
+def _axes(ax, figsize=(6, 4)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax.figure, ax
+
+
+def region_boundaries(regions) -> list[tuple[str, int, int]]:
+    """(region, first neuron, last neuron + 1) of each contiguous run of one region label."""
+    regions = np.asarray(regions)
+    edges = np.flatnonzero(regions[1:] != regions[:-1]) + 1
+    starts, stops = np.r_[0, edges], np.r_[edges, len(regions)]
+    return [(str(regions[a]), int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+def plot_raster(counts, regions=None, bin_size: float = 0.02, t0: float = -0.5, ax=None, title: str = "",
+                vmax: float | None = None, cmap: str = "Greys"):
+    """One trial's counts (T, N) as an image: time on x, neurons on y, region bands labelled."""
+    counts = np.asarray(counts, dtype=float)
+    fig, ax = _axes(ax, (7, 4))
+    n_bins, n_neurons = counts.shape
+    image = ax.imshow(counts.T, aspect="auto", origin="lower", cmap=cmap, interpolation="nearest",
+                      extent=(t0, t0 + n_bins * bin_size, 0, n_neurons), vmin=0,
+                      vmax=vmax if vmax is not None else max(1.0, np.percentile(counts, 99)))
+    if regions is not None:
+        for name, start, stop in region_boundaries(regions):
+            ax.axhline(start, color="tab:red", lw=0.5)
+            ax.text(t0 + n_bins * bin_size, (start + stop) / 2, f" {name}", va="center", fontsize=8)
+    ax.axvline(0.0, color="tab:blue", lw=0.8, ls="--")
+    ax.set_xlabel("time from stimulus onset (s)")
+    ax.set_ylabel("neuron")
+    ax.set_title(title)
+    return fig, image
+
+
+def plot_psth(counts, bin_size: float = 0.02, t0: float = -0.5, ax=None, label: str = "", color=None,
+              smooth: float = 0.0):
+    """Trial-averaged firing rate (Hz) of counts (K, T) or (K, T, N) summed over neurons' mean."""
+    counts = np.asarray(counts, dtype=float)
+    rate = counts.mean(axis=0) / bin_size
+    if rate.ndim == 2:
+        rate = rate.mean(axis=1)
+    if smooth:
+        from scipy.ndimage import gaussian_filter1d
+
+        rate = gaussian_filter1d(rate, smooth)
+    fig, ax = _axes(ax)
+    times = t0 + (np.arange(len(rate)) + 0.5) * bin_size
+    ax.plot(times, rate, label=label, color=color)
+    ax.axvline(0.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("time from stimulus onset (s)")
+    ax.set_ylabel("firing rate (Hz)")
+    return fig
+
+
+def plot_bps_scatter(bps_x, bps_y, label_x: str, label_y: str, task: str = "", ax=None, rates_hz=None):
+    """The paper's per-neuron comparison: one point per neuron, bits per spike of two models."""
+    bps_x, bps_y = np.asarray(bps_x, float), np.asarray(bps_y, float)
+    keep = np.isfinite(bps_x) & np.isfinite(bps_y)
+    fig, ax = _axes(ax, (4.2, 4))
+    if rates_hz is None:
+        ax.scatter(bps_x[keep], bps_y[keep], s=8, alpha=0.6, color="tab:blue")
+    else:
+        points = ax.scatter(bps_x[keep], bps_y[keep], s=8, alpha=0.7, c=np.log10(np.asarray(rates_hz)[keep] + 1e-2),
+                            cmap="viridis")
+        fig.colorbar(points, ax=ax, label="log10 firing rate (Hz)")
+    low = np.percentile(np.r_[bps_x[keep], bps_y[keep]], 1) if keep.any() else -1
+    high = max(np.r_[bps_x[keep], bps_y[keep]].max(initial=1.0), 0.5)
+    low = min(low, 0.0)
+    ax.plot([low, high], [low, high], color="grey", lw=0.8)
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_xlabel(f"{label_x} (bits/spike)")
+    ax.set_ylabel(f"{label_y} (bits/spike)")
+    above = np.mean(bps_y[keep] > bps_x[keep]) if keep.any() else math.nan
+    ax.set_title(f"{task}: {above:.0%} of neurons above the diagonal" if task else "")
+    return fig
+
+
+def plot_predicted_vs_true(spikes, rates, regions, region: str, trial: int = 0, bin_size: float = 0.02,
+                           t0: float = -0.5, title: str = ""):
+    """True counts and predicted rates of one region in one trial, side by side, and the region's PSTH."""
+    import matplotlib.pyplot as plt
+
+    regions = np.asarray(regions)
+    inside = regions == region
+    if not inside.any():
+        raise ValueError(f"region: {region!r} is not among {sorted(set(regions.tolist()))}")
+    spikes, rates = np.asarray(spikes, float)[..., inside], np.asarray(rates, float)[..., inside]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
+    vmax = max(1.0, np.percentile(spikes[trial], 99))
+    plot_raster(spikes[trial], ax=axes[0], bin_size=bin_size, t0=t0, title=f"{region}: true counts, trial {trial}",
+                vmax=vmax)
+    plot_raster(rates[trial], ax=axes[1], bin_size=bin_size, t0=t0, title="predicted rate (counts/bin)", vmax=vmax)
+    plot_psth(spikes, bin_size, t0, ax=axes[2], label="true", color="black", smooth=1.0)
+    plot_psth(rates, bin_size, t0, ax=axes[2], label="predicted", color="tab:orange")
+    axes[2].legend(frameon=False)
+    axes[2].set_title(f"{region}: mean over trials and neurons")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def results_table(rows: dict[str, dict[str, float]], columns=None, digits: int = 2) -> str:
+    """A Markdown table: one row per model, one column per task (bits/spike, accuracy or R^2)."""
+    columns = columns or [c for c in TABLE_COLUMNS if any(c in r for r in rows.values())]
+    header = "| | " + " | ".join(TABLE_COLUMNS.get(c, c) for c in columns) + " |"
+    lines = [header, "|---|" + "---|" * len(columns)]
+    for name, row in rows.items():
+        cells = []
+        for c in columns:
+            value = row.get(c, math.nan)
+            cells.append("–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_loss_curves(histories: dict[str, list[dict]], key: str = "train_loss", ax=None):
+    """Per-epoch curves of several runs (the rows of their log.csv)."""
+    fig, ax = _axes(ax)
+    for name, rows in histories.items():
+        epochs = [int(r["epoch"]) for r in rows if key in r and r[key] not in ("", None)]
+        values = [float(r[key]) for r in rows if key in r and r[key] not in ("", None)]
+        ax.plot(epochs, values, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.legend(frameon=False)
+    return fig

@@ -1,0 +1,37 @@
+import math
+
+import numpy as np
+
+from mtm.data import synthetic_sessions
+from mtm.reproduce import PAPER_TABLE2, Plan, run_reproduction
+
+TINY = dict(model=dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32))
+
+
+def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_path):
+    sessions = synthetic_sessions(2, seed=20, n_trials=48, n_neurons=30)
+    plan = Plan.for_preset("small", n_pretrain=1, n_test=1, epochs=1, train_overrides=TINY)
+    lines = []
+    table = run_reproduction(sessions[:1], sessions[1:], plan, tmp_path, log=lines.append)
+    assert set(table) == {"Single-session, Temporal", "Single-session, MtM (prompted)",
+                          "Multi-session (1 pretrain), Temporal", "Multi-session (1 pretrain), MtM (prompted)",
+                          "Ground truth (ceiling)", "Linear regression (baseline)"}
+    for row in table.values():
+        assert set(row) == {"co-smooth", "forward-pred", "intra-region", "inter-region", "choice", "whisker_me"}
+        assert all(math.isfinite(v) for v in row.values())
+    assert table["Ground truth (ceiling)"]["co-smooth"] > table["Single-session, Temporal"]["co-smooth"]
+    markdown = (tmp_path / "results.md").read_text()
+    assert "Ground truth (ceiling)" in markdown and "| Multi-session, MtM (prompted) | 1.11 |" in markdown
+    assert (tmp_path / "results.csv").read_text().startswith("model,co-smooth,forward-pred")
+    best = tmp_path / "single" / "mtm" / sessions[1].eid / "best.safetensors"
+    stamp = best.stat().st_mtime_ns
+    again = run_reproduction(sessions[:1], sessions[1:], plan, tmp_path, log=lines.append)
+    assert best.stat().st_mtime_ns == stamp  # finished runs are reused, not retrained
+    assert np.isclose(again["Single-session, Temporal"]["co-smooth"], table["Single-session, Temporal"]["co-smooth"])
+    assert PAPER_TABLE2["Multi-session, MtM (prompted)"]["inter-region"] == 0.96
+
+
+def test_presets():
+    assert Plan.for_preset("paper").n_pretrain == 34 and Plan.for_preset("paper").n_test == 5
+    cfg = Plan.for_preset("small", epochs=3).train_config("temporal")
+    assert cfg.epochs == 3 and cfg.masking == "temporal" and cfg.model.hidden == 128
