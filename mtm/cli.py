@@ -232,8 +232,8 @@ def _reproduce(args) -> None:
     from mtm.reproduce import Plan, run_reproduction
 
     plan = Plan.for_preset(args.preset, device=args.device or "auto", epochs=args.epochs,
-                           finetune_epochs=args.finetune_epochs,
-                           **{k: v for k, v in (("n_pretrain", args.n_pretrain), ("n_test", args.n_test)) if v is not None})
+                           pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.finetune_epochs,
+                           n_pretrain=args.n_pretrain, n_test=args.n_test)
     if args.data == "synthetic":
         size = "paper" if args.preset == "paper" else "small"
         sessions = synthetic_sessions(plan.n_pretrain + plan.n_test, seed=plan.session_seed, preset=size)
@@ -354,10 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser("reproduce", help="the paper's Tables 1 and 2: train, fine-tune, evaluate")
     reproduce.add_argument("--preset", choices=["small", "paper"], default="small")
     reproduce.add_argument("--data", choices=["synthetic", "ibl"], default="synthetic")
-    reproduce.add_argument("--n-pretrain", type=int, default=None, help="pretraining sessions (small 4, paper 34)")
+    reproduce.add_argument("--n-pretrain", type=int, default=None, help="pretraining sessions (small 3, paper 34)")
     reproduce.add_argument("--n-test", type=int, default=None, help="held-out sessions (small 2, paper 5)")
-    reproduce.add_argument("--epochs", type=int, default=None, help="default: the preset's")
-    reproduce.add_argument("--finetune-epochs", type=int, default=None, help="default: --epochs")
+    reproduce.add_argument("--epochs", type=int, default=None, help="single-session runs (default: the preset's)")
+    reproduce.add_argument("--pretrain-epochs", type=int, default=None, help="(small 100, paper 1000)")
+    reproduce.add_argument("--finetune-epochs", type=int, default=None, help="(small 100, paper 1000)")
     reproduce.add_argument("--cache-dir", help="ONE cache folder (--data ibl)")
     reproduce.add_argument("--device", default=None)
     reproduce.add_argument("--out", default=None, help="run folder (default runs/reproduce-<preset>)")

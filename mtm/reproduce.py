@@ -58,25 +58,30 @@ class Plan:
     """What ``mtm reproduce`` runs. :meth:`preset` gives ``small`` and ``paper``."""
 
     preset: str = "small"
-    n_pretrain: int = 4
+    n_pretrain: int = 3
     n_test: int = 2
     session_seed: int = 0
-    epochs: int | None = None        # default: the training preset's
-    finetune_epochs: int | None = None
+    epochs: int | None = None           # single-session runs; default: the training preset's
+    pretrain_epochs: int | None = None  # default: ``epochs``
+    finetune_epochs: int | None = None  # default: ``epochs``
     device: str = "auto"
     train_overrides: dict = field(default_factory=dict)  # any other TrainConfig field, e.g. model sizes
 
     @classmethod
     def for_preset(cls, preset: str, **overrides) -> Plan:
+        """``small``: 3 + 2 small synthetic sessions, pretraining and fine-tuning for 100 epochs.
+        ``paper``: 34 + 5 sessions and the published 1000 epochs everywhere."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
         if preset == "small":
-            return cls(preset="small", **overrides)
+            return cls(**{"preset": "small", "pretrain_epochs": 100, "finetune_epochs": 100, **overrides})
         if preset == "paper":
             return cls(**{"preset": "paper", "n_pretrain": 34, "n_test": 5, **overrides})
         raise ValueError(f"preset: expected 'small' or 'paper', got {preset!r}")
 
-    def train_config(self, masking: str, finetuning: bool = False) -> TrainConfig:
+    def train_config(self, masking: str, stage: str = "single") -> TrainConfig:
+        """The training settings of one run; ``stage`` is "single", "pretrain" or "finetune"."""
         overrides = {**self.train_overrides, "masking": masking, "device": self.device}
-        epochs = self.finetune_epochs if finetuning and self.finetune_epochs else self.epochs
+        epochs = {"pretrain": self.pretrain_epochs, "finetune": self.finetune_epochs}.get(stage) or self.epochs
         if epochs:
             overrides["epochs"] = epochs
         return TrainConfig.preset(self.preset, **overrides)
@@ -88,11 +93,37 @@ def _finished(run_dir: Path, cfg: TrainConfig) -> bool:
         int(checkpoint.load_state(last)["epoch"]) == cfg.epochs - 1
 
 
-def _run(run_dir: Path, cfg: TrainConfig, start) -> Path:
-    """Train (or reuse a finished run, or resume an interrupted one) and return the best checkpoint."""
+def run_job(sessions: list[Session], cfg: dict, run_dir: str, pretrained: str | None = None,
+            threads: int | None = None, progress: bool = True) -> str:
+    """One training run of the plan (train, or fine-tune ``pretrained``): reuse it when finished,
+    resume it when interrupted. Returns the best checkpoint's path. Runs in a worker process too."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg, run_dir = TrainConfig.from_dict(cfg), Path(run_dir)
     if _finished(run_dir, cfg):
-        return run_dir / "best.safetensors"
-    return start(resume=(run_dir / "last.pt").exists())
+        return str(run_dir / "best.safetensors")
+    resume = (run_dir / "last.pt").exists()
+    if pretrained is None:
+        return str(train(sessions, cfg, run_dir, resume=resume, progress=progress))
+    return str(finetune(pretrained, sessions[0], cfg, run_dir, resume=resume, progress=progress))
+
+
+def _run_all(jobs: dict, workers: int, log) -> dict:
+    """Run {name: kwargs of run_job} with ``workers`` processes (inline when 1); {name: best path}."""
+    if workers <= 1:
+        return {name: run_job(**kwargs) for name, kwargs in jobs.items()}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    done = {}
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_job, **kwargs, threads=1, progress=False): name for name, kwargs in jobs.items()}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            log(f"  finished {futures[future]}")
+    return done
 
 
 def score_model(best: Path, session: Session, masking: str, device: str = "auto") -> dict[str, float]:
@@ -111,30 +142,58 @@ def _mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.nanmean([r.get(k, math.nan) for r in rows])) for k in keys}
 
 
-def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan, out, log=print) -> dict:
-    """Train, fine-tune and evaluate everything; returns {row name: {column: mean over held-out sessions}}."""
+def default_workers(device: str) -> int:
+    """Parallel training runs: one per CPU core (up to 2) on the CPU, one at a time on a GPU."""
+    import os
+
+    from mtm.train import pick_device
+
+    return 1 if pick_device(device).type == "cuda" else max(1, min(2, os.cpu_count() or 1))
+
+
+def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan, out, log=print,
+                     workers: int | None = None) -> dict:
+    """Train, fine-tune and evaluate everything; returns {row name: {column: mean over held-out sessions}}.
+
+    Independent runs go to ``workers`` processes (default :func:`default_workers`): first every
+    single-session and pretraining run, then the fine-tuning runs.
+    """
     out = Path(out)
     started = time.perf_counter()
-    per_session: dict[str, list[dict[str, float]]] = {}
+    workers = default_workers(plan.device) if workers is None else workers
+
+    def stamp(message):
+        log(f"[{time.perf_counter() - started:6.0f} s] {message}")
+
+    first, rows = {}, {}
     for label, masking in MASKINGS.items():
+        cfg = plan.train_config(masking).to_dict()
         for session in heldout:
-            cfg = plan.train_config(masking)
-            run_dir = out / "single" / masking / session.eid
-            log(f"[{time.perf_counter() - started:6.0f} s] single-session {label} on {session.eid}")
-            best = _run(run_dir, cfg, lambda resume: train([session], cfg, run_dir, resume=resume))
-            per_session.setdefault(f"Single-session, {label}", []).append(score_model(best, session, masking, plan.device))
+            name = f"single/{masking}/{session.eid}"
+            first[name] = dict(sessions=[session], cfg=cfg, run_dir=str(out / name))
+            rows[name] = (f"Single-session, {label}", session, masking)
         if pretrain:
-            cfg = plan.train_config(masking)
-            run_dir = out / "pretrain" / masking
-            log(f"[{time.perf_counter() - started:6.0f} s] pretraining {label} on {len(pretrain)} sessions")
-            pretrained = _run(run_dir, cfg, lambda resume: train(pretrain, cfg, run_dir, resume=resume))
-            for session in heldout:
-                cfg = plan.train_config(masking, finetuning=True)
-                run_dir = out / "finetune" / masking / session.eid
-                log(f"[{time.perf_counter() - started:6.0f} s] fine-tuning {label} on {session.eid}")
-                best = _run(run_dir, cfg, lambda resume: finetune(pretrained, session, cfg, run_dir, resume=resume))
-                per_session.setdefault(f"Multi-session ({len(pretrain)} pretrain), {label}", []).append(
-                    score_model(best, session, masking, plan.device))
+            first[f"pretrain/{masking}"] = dict(sessions=pretrain, cfg=plan.train_config(masking, "pretrain").to_dict(),
+                                                run_dir=str(out / "pretrain" / masking))
+    stamp(f"training {len(first)} runs ({workers} at a time): single-session and pretraining")
+    best = _run_all(first, workers, stamp)
+    second = {}
+    for label, masking in MASKINGS.items():
+        if not pretrain:
+            continue
+        cfg = plan.train_config(masking, "finetune").to_dict()
+        for session in heldout:
+            name = f"finetune/{masking}/{session.eid}"
+            second[name] = dict(sessions=[session], cfg=cfg, run_dir=str(out / name),
+                                pretrained=best[f"pretrain/{masking}"])
+            rows[name] = (f"Multi-session ({len(pretrain)} pretrain), {label}", session, masking)
+    if second:
+        stamp(f"fine-tuning {len(second)} runs")
+        best.update(_run_all(second, workers, stamp))
+    stamp("evaluating every model on every held-out session")
+    per_session: dict[str, list[dict[str, float]]] = {}
+    for name, (row, session, masking) in rows.items():
+        per_session.setdefault(row, []).append(score_model(Path(best[name]), session, masking, plan.device))
     references: dict[str, list[dict[str, float]]] = {}
     for session in heldout:
         results = baseline_results(session, which=("truth", "linear"))
@@ -148,7 +207,7 @@ def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan
                 references.setdefault(label, []).append(row)
     table = {name: _mean_rows(rows) for name, rows in {**per_session, **references}.items()}
     table_path = write_tables(table, per_session, out)
-    log(f"[{time.perf_counter() - started:6.0f} s] done; tables in {table_path}")
+    stamp(f"done; tables in {table_path}")
     return table
 
 

@@ -95,14 +95,15 @@ class TrainConfig:
     @classmethod
     def preset(cls, name: str, **overrides) -> TrainConfig:
         """``paper``: the published settings (NDT1-stitch 5 x 512, 1000 epochs, lr 1e-4, batch 16).
-        ``small``: a 2 x 128 model trained for 60 epochs at lr 1e-3, a few minutes on a laptop CPU."""
+        ``small``: a 2 x 64 model trained for 250 epochs at lr 2e-3, one to two minutes per small
+        session on a laptop CPU."""
         model_overrides = overrides.pop("model", {})
         if isinstance(model_overrides, ModelConfig):
             model_overrides = model_overrides.to_dict()
         if name == "paper":
             return cls(model=ModelConfig.paper(**model_overrides), **overrides)
         if name == "small":
-            base = dict(epochs=60, lr=1e-3)
+            base = dict(epochs=250, lr=2e-3)
             base.update(overrides)
             return cls(model=ModelConfig.small(**model_overrides), **base)
         raise ValueError(f"preset: expected 'small' or 'paper', got {name!r}")

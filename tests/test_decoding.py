@@ -54,3 +54,24 @@ def test_bad_decoding_inputs():
         decode_choice(np.ones((10, 3)), np.ones(9), np.arange(8), np.arange(8, 9))
     with pytest.raises(ValueError, match="per-bin"):
         decode_continuous(np.ones((20, 3)), np.ones(20), np.arange(15), np.arange(15, 20))
+
+
+def test_row_space_fit_is_the_same_model():
+    """Fitting in the trials' row space (F >> K) gives the same L2 logistic and ridge predictions."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    from mtm.decoding import row_space
+
+    rng = np.random.default_rng(3)
+    x_fit, x_test = rng.normal(size=(60, 400)), rng.normal(size=(10, 400))
+    labels = (x_fit[:, 0] + rng.normal(size=60) > 0).astype(int)
+    z_fit, z_test = row_space(x_fit, x_test)
+    assert z_fit.shape == (60, 60)
+    mean, std = x_fit.mean(0), x_fit.std(0) + 1e-6
+    full = LogisticRegression(C=0.05, tol=1e-10, max_iter=10_000).fit((x_fit - mean) / std, labels)
+    small = LogisticRegression(C=0.05, tol=1e-10, max_iter=10_000).fit(z_fit, labels)
+    np.testing.assert_allclose(full.decision_function((x_test - mean) / std), small.decision_function(z_test),
+                               atol=1e-6)
+    target = rng.normal(size=(60, 5))
+    np.testing.assert_allclose(Ridge(alpha=10).fit((x_fit - mean) / std, target).predict((x_test - mean) / std),
+                               Ridge(alpha=10).fit(z_fit, target).predict(z_test), atol=1e-8)

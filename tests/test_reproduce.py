@@ -34,4 +34,4 @@ def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_pa
 def test_presets():
     assert Plan.for_preset("paper").n_pretrain == 34 and Plan.for_preset("paper").n_test == 5
     cfg = Plan.for_preset("small", epochs=3).train_config("temporal")
-    assert cfg.epochs == 3 and cfg.masking == "temporal" and cfg.model.hidden == 128
+    assert cfg.epochs == 3 and cfg.masking == "temporal" and cfg.model.hidden == 64

@@ -1,0 +1,158 @@
+"""Training throughput of NDT1-stitch and NDT2 at the paper's sizes, through the package's own
+training loop (mtm.train.Trainer): masking, forward, Poisson loss, backward, AdamW, one-cycle step.
+
+Paper sizes: 668 neurons (the stitcher width), 512 wide, 5 layers, 8 heads, MLP 1024, 100 bins;
+MtM masking with prompts. Each configuration (architecture x batch size x precision) runs in its
+own process, so its peak memory is its own.
+
+    python benchmarks/train_throughput.py                       # CPU, or the GPU when there is one
+    python benchmarks/train_throughput.py --device cpu --steps 3 --large-batch 128
+
+Prints a Markdown table: trials/s, tokens/s, achieved TFLOP/s against the device's measured matmul
+rate, peak memory, and the projected time of the paper's 34-session pretraining (34 sessions x 560
+training trials x 1000 epochs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+PAPER_TRIALS = 34 * 560 * 1000  # trial passes of the paper's 34-session pretraining
+
+
+def flops_per_trial(cfg, n_neurons: int, n_bins: int = 100) -> float:
+    """Training FLOPs of one trial (forward + backward = 3 x forward matmul FLOPs)."""
+    d, f, layers = cfg.hidden, cfg.mlp, cfg.n_layers
+    if cfg.arch == "ndt1":
+        tokens = n_bins + 2
+        embed = n_bins * (n_neurons * cfg.n_channels + cfg.n_channels * cfg.n_channels * cfg.embed_mult
+                          + cfg.n_channels * cfg.embed_mult * d)
+        readout = n_bins * d * n_neurons
+    else:
+        patches = -(-n_neurons // cfg.patch_size)
+        tokens = n_bins * patches + 2
+        embed = n_bins * patches * (cfg.patch_size * cfg.patch_size * cfg.embed_mult + cfg.patch_size * cfg.embed_mult * d)
+        readout = n_bins * patches * d * cfg.patch_size
+    per_layer = tokens * (4 * d * d + 2 * d * f) + 2 * tokens * tokens * d
+    return 3 * 2 * (embed + readout + layers * per_layer)
+
+
+def matmul_tflops(device: str, dtype_name: str) -> float:
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    n = 4096 if device.startswith("cuda") else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    repeats = 50 if device.startswith("cuda") else 5
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e12
+
+
+def run_one(arch: str, batch: int, precision: str, device: str, steps: int, compile_model: bool) -> dict:
+    """One configuration, in this process: returns its measurements."""
+    import resource
+
+    import numpy as np
+    import torch
+
+    from mtm.data import Session
+    from mtm.models import ModelConfig, build_model
+    from mtm.train import Trainer, TrainConfig
+
+    n_neurons, n_bins = 668, 100
+    n_trials = batch * (steps + 1)
+    rng = np.random.default_rng(0)
+    regions = np.repeat(["VISa", "CA1", "DG", "LP", "PO"], [134, 134, 134, 133, 133])
+    session = Session("bench", rng.poisson(0.1, (n_trials, n_bins, n_neurons)).astype(np.uint8), regions,
+                      splits={"train": np.arange(n_trials)})
+    cfg = TrainConfig(model=ModelConfig.paper(arch=arch), masking="mtm", batch_size=batch, epochs=2, device=device,
+                      precision=precision, compile=compile_model)
+    model = build_model(cfg.model, [("bench", n_neurons)])
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(model, [session], cfg, run_dir, progress=False)
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        trainer.train_epoch(0)  # warm-up (and compilation)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        row = trainer.train_epoch(1)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+    peak = (torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda")
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    trials_per_s = row["trials_per_s"]
+    flops = flops_per_trial(cfg.model, n_neurons, n_bins)
+    tokens = n_bins + 2 if arch == "ndt1" else n_bins * -(-n_neurons // cfg.model.patch_size) + 2
+    return dict(arch=arch, batch=batch, precision=precision, trials_per_s=trials_per_s,
+                tokens_per_s=trials_per_s * tokens, tflops=trials_per_s * flops / 1e12, peak_gib=peak,
+                projected_hours=PAPER_TRIALS / trials_per_s / 3600)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per configuration")
+    parser.add_argument("--large-batch", type=int, default=None)
+    parser.add_argument("--archs", nargs="+", default=["ndt1", "ndt2"])
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # a child process: one configuration, JSON on stdout
+        spec = json.loads(args.one)
+        print(json.dumps(run_one(**spec)))
+        return
+
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    gpu = device.startswith("cuda")
+    steps = args.steps or (50 if gpu else 3)
+    large = args.large_batch or (512 if gpu else 128)
+    name = torch.cuda.get_device_name() if gpu else f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+    rates = {p: matmul_tflops(device, p) for p in ("fp32", "bf16")}
+    print(f"device: {name}; torch {torch.__version__}; measured matmul rate: fp32 {rates['fp32']:.2f}, "
+          f"bf16 {rates['bf16']:.2f} TFLOP/s")
+    print()
+    print("| model | batch | precision | trials/s | tokens/s | TFLOP/s (of matmul rate) | peak memory (GiB) "
+          "| 34-session pretraining |")
+    print("|---|---|---|---|---|---|---|---|")
+    for arch in args.archs:
+        for batch in (16, large):
+            for precision in ("fp32", "bf16"):
+                spec = dict(arch=arch, batch=batch, precision=precision, device=device, steps=steps,
+                            compile_model=args.compile)
+                done = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True,
+                                      text=True)
+                if done.returncode != 0:
+                    print(f"| {arch} | {batch} | {precision} | failed: {done.stderr.strip().splitlines()[-1]} |")
+                    continue
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                share = r["tflops"] / rates[precision]
+                hours = r["projected_hours"]
+                projected = f"{hours * 60:.0f} min" if hours < 2 else f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+                print(f"| {'NDT1-stitch' if arch == 'ndt1' else 'NDT2'} | {batch} | {precision} | {r['trials_per_s']:.0f} "
+                      f"| {r['tokens_per_s']:.3g} | {r['tflops']:.3f} ({share:.0%}) | {r['peak_gib']:.2f} | {projected} |",
+                      flush=True)
+    print()
+    print("Peak memory: GPU max allocated, or the process's peak resident set on the CPU.")
+
+
+if __name__ == "__main__":
+    main()
