@@ -4,8 +4,10 @@
 * ``choice``: L2 logistic regression (``LogisticRegression``, C in 1e-4 ... 1e4, 4-fold
   cross-validation on the fitting trials), scored by accuracy on the test split.
 * continuous behaviour (``whisker_me``, ``wheel_speed``, any (K, T) key): ridge regression with one
-  output per bin (alpha in {0, 10, 100, 1e3, 1e4}, 4-fold cross-validation), scored by one pooled R^2
-  over every (test trial, bin), as the reference's ``r2_score`` on the flattened arrays.
+  output per bin (alpha in {1, 10, 100, 1e3, 1e4}, 4-fold cross-validation), scored by one pooled R^2
+  over every (test trial, bin), as the reference's ``r2_score`` on the flattened arrays. The
+  reference's grid starts at alpha = 0, which with more features than trials interpolates the
+  fitting trials exactly and is numerically unstable; it is replaced by 1.
 
 Features are the flattened (T x N) log-rates of a trial, computed on the *unmasked* spikes with a
 prompt: the reference reports choice from the ``neuron`` prompt and whisker motion energy from the
@@ -31,7 +33,7 @@ from mtm.evaluate import CAUSAL_MASKINGS
 from mtm.masking import PROMPT_IDS
 
 CHOICE_C = tuple(10.0 ** np.arange(-4, 5))
-RIDGE_ALPHAS = (0.0, 10.0, 100.0, 1e3, 1e4)
+RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1e3, 1e4)  # the reference: (0, 10, ...); see decode_continuous
 DECODING_PROMPT = {"choice": "neuron"}  # continuous behaviour: "causal"
 
 
@@ -106,7 +108,7 @@ def decode_continuous(features: np.ndarray, target: np.ndarray, fit, test) -> fl
     x_fit, x_test = row_space(features[fit], features[test])
     search = GridSearchCV(Ridge(), {"alpha": RIDGE_ALPHAS}, cv=4)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # alpha = 0 on more features than trials warns; the grid moves on
+        warnings.simplefilter("ignore", ConvergenceWarning)
         search.fit(x_fit, target[fit])
     predicted = search.predict(x_test)
     return float(r2_score(target[test].ravel(), predicted.ravel()))

@@ -66,7 +66,7 @@ def test_row_space_fit_is_the_same_model():
     x_fit, x_test = rng.normal(size=(60, 400)), rng.normal(size=(10, 400))
     labels = (x_fit[:, 0] + rng.normal(size=60) > 0).astype(int)
     z_fit, z_test = row_space(x_fit, x_test)
-    assert z_fit.shape == (60, 60)
+    assert z_fit.shape == (60, 59)  # standardised rows span K - 1 dimensions
     mean, std = x_fit.mean(0), x_fit.std(0) + 1e-6
     full = LogisticRegression(C=0.05, tol=1e-10, max_iter=10_000).fit((x_fit - mean) / std, labels)
     small = LogisticRegression(C=0.05, tol=1e-10, max_iter=10_000).fit(z_fit, labels)
