@@ -142,3 +142,31 @@ def plot_loss_curves(histories: dict[str, list[dict]], key: str = "train_loss", 
     ax.set_ylabel(key.replace("_", " "))
     ax.legend(frameon=False)
     return fig
+
+
+def psychometric(choice, contrast, block) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Fraction of counter-clockwise (-1, "rightward") choices per signed contrast, per block prior.
+
+    Returns {block: (signed contrasts, fraction)}; ``contrast`` is signed (right positive) and
+    ``block`` the prior probability of a left stimulus.
+    """
+    choice, contrast, block = (np.asarray(a, dtype=float) for a in (choice, contrast, block))
+    curves = {}
+    for prior in np.unique(block):
+        in_block = block == prior
+        levels = np.unique(contrast[in_block])
+        curves[float(prior)] = (levels, np.array([np.mean(choice[in_block & (contrast == c)] == -1) for c in levels]))
+    return curves
+
+
+def plot_psychometric(choice, contrast, block, ax=None):
+    """The IBL psychometric curves: P(rightward choice) against signed contrast, one line per block."""
+    fig, ax = _axes(ax, (4.5, 3.5))
+    colors = {0.2: "tab:orange", 0.5: "black", 0.8: "tab:blue"}
+    for prior, (levels, fraction) in psychometric(choice, contrast, block).items():
+        ax.plot(levels, fraction, "o-", color=colors.get(round(prior, 1)), label=f"P(left) = {prior:g}", ms=4)
+    ax.set_xlabel("signed contrast (right > 0)")
+    ax.set_ylabel("P(rightward choice)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(frameon=False, fontsize=8)
+    return fig

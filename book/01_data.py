@@ -1,0 +1,240 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 1. Data: sessions, synthetic recordings and IBL through ONE
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/01_data.ipynb)
+#
+# **What you will learn**
+#
+# - what a `Session` is: the one data type every other chapter consumes;
+# - how the synthetic sessions that this book uses by default are generated, and why they come
+#   with the *ground truth*;
+# - what the IBL repeated-site recordings look like: rasters and PSTHs by region, behaviour;
+# - how a real IBL session is loaded through ONE, live on Colab or from a local cache.
+#
+# *About 10 minutes.*
+
+# %% tags=["remove-output"]
+# Set-up: on Colab, install the package; everywhere else it is already installed.
+import subprocess
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mtm @ git+https://github.com/mtm-book/mtm@main"],
+                   check=True)
+
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import mtm
+from mtm.data import Session, synthetic_session
+from mtm.plots import plot_psth, plot_psychometric, plot_raster
+
+# %% tags=["parameters"]
+SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
+SEED = 0                   # which synthetic session
+N_TRIALS = 120 if SMOKE else None     # None: drawn from the preset (350-900 trials)
+N_NEURONS = 60 if SMOKE else None     # None: drawn from the preset (300-900 neurons)
+LIVE_IBL = False           # True on Colab: download a real IBL session through ONE
+IBL_EID = "5dcee0eb-b34d-4652-acc3-d10afc6eae68"  # the paper's first held-out session
+
+# %% [markdown]
+# ## 1. A session is a trial-aligned, binned recording
+#
+# MtM works on spike counts cut into trials. In the IBL recordings that the paper uses, every trial
+# is aligned to the onset of the visual stimulus and covers $[-0.5, 1.5)$ s in 20 ms bins: 100 bins.
+# One recording session becomes an array of counts of shape *(trials, bins, neurons)*, plus a brain
+# region for every neuron. `mtm.data.Session` holds exactly that, validated:
+
+# %%
+rng = np.random.default_rng(0)
+tiny = Session(eid="tiny", spikes=rng.poisson(0.1, (10, 100, 4)), regions=["CA1", "CA1", "LP", "LP"])
+tiny
+
+# %% [markdown]
+# The trials are split at random into train / validation / test (70 / 10 / 20 %), as the
+# reference code does. Anything malformed is refused with a message that names the problem:
+
+# %%
+try:
+    Session(eid="broken", spikes=-np.ones((10, 100, 4)), regions=["CA1"] * 4)
+except ValueError as err:
+    print("ValueError:", err)
+print({name: idx.tolist() for name, idx in tiny.splits.items()})
+
+# %% [markdown]
+# ## 2. Synthetic sessions with ground truth
+#
+# Real IBL data need a network connection and gigabytes of downloads. This book therefore uses, by
+# default, synthetic sessions that look like the IBL repeated-site recordings: the same five regions
+# (secondary visual cortex VISa, hippocampus CA1 and DG, thalamus LP and PO), in the order a probe
+# crosses them, with heavy-tailed firing rates and the IBL task. Unlike real data they come with the
+# **true firing rate** of every neuron in every bin, so later chapters can say how close a model
+# comes to the best possible prediction.
+
+# %%
+session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
+print(session)
+rate_hz = session.spikes.mean(axis=(0, 1)) / session.bin_size
+print(f"mean rate {rate_hz.mean():.1f} Hz, median {np.median(rate_hz):.1f} Hz, "
+      f"{np.mean(rate_hz < 0.5):.0%} of neurons below 0.5 Hz")
+
+# %% [markdown]
+# One trial as a raster: time runs left to right, neurons bottom to top, grouped by region. The
+# dashed line is the stimulus onset.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+plot_raster(session.spikes[0], session.regions, ax=axes[0], title="spike counts, trial 0")
+plot_raster(session.rates[0], session.regions, ax=axes[1], title="true rate (expected counts per bin), trial 0")
+plt.show()
+
+# %% [markdown]
+# Averaging over trials gives each region's peri-stimulus time histogram (PSTH). Visual cortex and
+# the visual thalamus respond to the stimulus; every region is driven by the movement that follows.
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+for region in session.region_names:
+    plot_psth(session.spikes[..., session.regions == region], ax=ax, label=region, smooth=1.5)
+ax.legend(frameon=False, ncol=5, fontsize=8)
+ax.set_title("PSTH by region")
+plt.show()
+
+# %% [markdown]
+# Firing rates are heavy-tailed across neurons, as in cortex, hippocampus and thalamus: most neurons
+# fire a few spikes per second, a few fire tens, and some barely fire at all.
+
+# %%
+fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
+ax.hist(rate_hz, bins=np.logspace(-2, 2, 30), color="grey")
+ax.set_xscale("log")
+ax.set_xlabel("mean firing rate (Hz)")
+ax.set_ylabel("neurons")
+plt.show()
+
+# %% [markdown]
+# ## 3. The generative model
+#
+# Underneath every session there are latent dynamics per region, coupled across regions:
+#
+# $$x_r(t) = A_r x_r(t-1) + \kappa \sum_{r' \ne r} G_{rr'} C_{rr'} x_{r'}(t-1) + B_r u(t) + \sigma \epsilon_r(t)$$
+#
+# with damped rotations $A_r$, an anatomical coupling graph $G$ (VISa-LP-PO, CA1-DG), task and
+# movement inputs $u(t)$ and noise $\epsilon_r$ private to each region. A neuron's log-rate reads
+# out its own region's latents, plus a slow fluctuation private to the neuron:
+#
+# $$\log \lambda_n(t) = \log(\Delta \rho_n) + g_n w_n^\top x_{r(n)}(t) + s_n \textstyle\sum_j c_{nj} b_j(t) - \text{(mean correction)}, \qquad y_n(t) \sim \text{Poisson}(\lambda_n(t)).$$
+#
+# So a region is **partly predictable from the other regions** (coupling, shared inputs): that is what
+# the *inter-region* task measures. It is also **partly private** (its own noise), which only its own
+# neurons reveal: the *intra-region* task. And each neuron keeps a part nobody else explains. The
+# dynamics $A, C, G, B$ are shared by every session of one "world"; neurons, loadings and rates are
+# new in every session, which is why pretraining on many sessions can help a new one (chapter 7).
+# The full model, with every constant, is in the docstring of `mtm.data.synthetic`.
+
+# %%
+sessions = [synthetic_session(seed, N_TRIALS, N_NEURONS) for seed in range(3)]
+for s in sessions:
+    print(s.eid, s.n_neurons, "neurons:", s.region_counts())
+
+# %% [markdown]
+# ## 4. Behaviour
+#
+# The mouse turns a wheel to bring a grating to the centre of the screen. The grating appears left or
+# right with a contrast between 0 and 100 %, and in blocks where left stimuli are more likely
+# ($P(\text{left}) = 0.8$) or less likely (0.2). Choices follow a psychometric curve that the block
+# prior shifts. Every session holds per-trial variables (`choice`, `block`, `reward`, `contrast`,
+# `stim_side`, `reaction_time`) and per-bin traces (`wheel_speed`, `whisker_me`, a whisker-pad motion
+# energy like the one IBL measures with its cameras).
+
+# %%
+b = session.behavior
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
+plot_psychometric(b["choice"], b["contrast"], b["block"], ax=axes[0])
+t = session.bin_times()
+axes[1].plot(t, b["wheel_speed"].mean(axis=0), label="wheel speed (rad/s)")
+axes[1].plot(t, b["whisker_me"].mean(axis=0), label="whisker motion energy (a.u.)")
+axes[1].axvline(0, color="grey", ls="--", lw=0.8)
+axes[1].set_xlabel("time from stimulus onset (s)")
+axes[1].legend(frameon=False)
+axes[1].set_title(f"median reaction time {np.median(b['reaction_time']):.2f} s")
+plt.show()
+
+# %% [markdown]
+# ## 5. Real IBL data through ONE
+#
+# The same `Session` comes out of `mtm.data.load_ibl_session(eid)`, which follows the reference code:
+# every probe of the session merged, every sorted cluster kept, windows around stimulus onset, the
+# reference's trial filter (reaction times between 0.08 and 2 s, no missing events), regions mapped
+# to the IBL's Beryl atlas, and the behaviour above. On Colab, set `LIVE_IBL = True` to download one of
+# the paper's sessions from the IBL public server (a few minutes).
+#
+# Without a network, ONE reads a local *ALF cache*. Here we build one around real IBL Neuropixels
+# spikes (about two minutes of a recording shipped with IBL's own test suite, with trials and
+# channels made for it) when they are available, and around a synthetic session otherwise, and load
+# it through exactly the code path the live download uses.
+
+# %%
+from mtm.data import load_ibl_session, real_data_dir
+from mtm.data.alf import build_one_cache, real_fixture_alf, session_to_alf
+
+if LIVE_IBL:
+    ibl_session = load_ibl_session(IBL_EID)
+else:
+    from one.api import One
+
+    cache = Path(tempfile.mkdtemp(prefix="alf_"))
+    if real_data_dir() is not None:
+        folder = real_fixture_alf(cache)
+        source = "real IBL spikes (ibllib test fixture), trials and channels made for them"
+    else:
+        folder = session_to_alf(synthetic_session(SEED, 40, 30), cache)
+        source = "a synthetic session written as ALF"
+    eids = build_one_cache(cache)
+    one = One(cache_dir=cache, mode="local")
+    ibl_session = load_ibl_session(eids[folder.resolve()], one=one)
+    print("offline ONE cache built from", source)
+print(ibl_session)
+
+# %%
+fig, _ = plot_raster(ibl_session.spikes[0], ibl_session.regions, title=f"{ibl_session.eid[:8]}: trial 0")
+plt.show()
+
+# %% [markdown]
+# NWB files (for example from DANDI) load the same way with
+# `mtm.data.load_nwb_session(path, align="stim_on_time")`, and any session can be saved and loaded
+# without pickle: `session.save("s.npz")`, `Session.load("s.npz")`. From a shell:
+# `mtm data synthetic --out runs/data`, `mtm data ibl --sessions test --out runs/ibl`.
+#
+# ## Summary
+#
+# - Everything in `mtm` consumes a `Session`: counts (trials, bins, neurons), a region per neuron,
+#   behaviour, splits, and for synthetic data the true rates.
+# - Synthetic sessions mimic the IBL repeated-site recordings, with coupled regional dynamics that make
+#   inter- and intra-region prediction meaningful, and private per-neuron fluctuations.
+# - Real sessions come through ONE with the reference's choices; offline, from a local ALF cache.
+#
+# ## Exercises
+#
+# 1. Generate a session with `world_seed=1`. Do its PSTHs differ from those of `world_seed=0`? Why?
+# 2. How many neurons fire below 0.5 Hz in `session`? Which region holds most of them?
+# 3. Plot the PSTH of LP separately for left and right stimuli (`b["stim_side"]`). Which one is larger?
+# 4. Load the offline IBL session again with `region_mapping="Allen"`: which labels change, and why
+#    does the fibre tract disappear under Beryl?

@@ -1,0 +1,35 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+
+from mtm.data import synthetic_session  # noqa: E402
+from mtm.plots import (plot_bps_scatter, plot_predicted_vs_true, plot_psth, plot_psychometric,  # noqa: E402
+                       plot_raster, psychometric, region_boundaries, results_table)
+
+
+def test_region_boundaries_and_psychometric_values():
+    assert region_boundaries(["A", "A", "B", "C", "C"]) == [("A", 0, 2), ("B", 2, 3), ("C", 3, 5)]
+    curves = psychometric([-1, -1, 1, 1, -1, 1], [0.5, 0.5, -0.5, -0.5, 0.5, 0.5], [0.5] * 6)
+    levels, fraction = curves[0.5]
+    assert levels.tolist() == [-0.5, 0.5] and fraction.tolist() == [0.0, 0.75]
+
+
+def test_figures_render():
+    session = synthetic_session(1, n_trials=40, n_neurons=30)
+    fig, _ = plot_raster(session.spikes[0], session.regions)
+    assert fig.axes[0].get_xlabel() == "time from stimulus onset (s)"
+    assert plot_psth(session.spikes).axes[0].get_ylabel() == "firing rate (Hz)"
+    b = synthetic_session(1, n_trials=200, n_neurons=30).behavior  # past the 90 unbiased trials
+    assert len(plot_psychometric(b["choice"], b["contrast"], b["block"]).axes[0].lines) == 3
+    fig = plot_bps_scatter(np.linspace(0, 1, 30), np.linspace(0.1, 1.1, 30), "temporal", "MtM", "co-smooth")
+    assert "100% of neurons above the diagonal" in fig.axes[0].get_title()
+    fig = plot_predicted_vs_true(session.spikes, session.rates, session.regions, "LP")
+    assert len(fig.axes) >= 3
+
+
+def test_results_table_markdown():
+    table = results_table({"MtM": {"co-smooth": 1.234, "choice": 0.9}, "Temporal": {"co-smooth": float("nan")}})
+    assert table.splitlines()[0] == "| | Co-smooth | Choice |"
+    assert "| MtM | 1.23 | 0.90 |" in table and "| Temporal | – | – |" in table
