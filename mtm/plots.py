@@ -170,3 +170,42 @@ def plot_psychometric(choice, contrast, block, ax=None):
     ax.set_ylim(-0.02, 1.02)
     ax.legend(frameon=False, fontsize=8)
     return fig
+
+
+#: Colours of :func:`plot_mask`: visible input, hidden but not scored (context removed), scored target.
+MASK_COLORS = {"visible": "white", "hidden, not scored": "0.7", "target (hidden, scored)": "tab:red"}
+
+
+def plot_mask(hidden, target, regions=None, bin_size: float = 0.02, t0: float = -0.5, ax=None, title: str = "",
+              legend: bool = False):
+    """One trial's mask (T, N) as an image: visible entries, hidden ones, and the hidden ones scored.
+
+    ``hidden`` and ``target`` are boolean (T, N) arrays (from :func:`mtm.masking.mask_batch`: the zeroed
+    entries and the returned target mask); time on x, neurons on y, region bands labelled as in
+    :func:`plot_raster`. ``legend`` adds a frameless legend of the three colours below the axes.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    hidden, target = np.asarray(hidden, dtype=bool), np.asarray(target, dtype=bool)
+    if hidden.ndim != 2 or hidden.shape != target.shape:
+        raise ValueError(f"hidden, target: expected two (bins, neurons) masks of one shape, got "
+                         f"{hidden.shape} and {target.shape}")
+    fig, ax = _axes(ax, (5, 3.5))
+    n_bins, n_neurons = hidden.shape
+    state = np.where(target, 2, np.where(hidden, 1, 0))
+    image = ax.imshow(state.T, aspect="auto", origin="lower", interpolation="nearest", vmin=0, vmax=2,
+                      cmap=ListedColormap(list(MASK_COLORS.values())),
+                      extent=(t0, t0 + n_bins * bin_size, 0, n_neurons))
+    if regions is not None:
+        for name, start, stop in region_boundaries(regions):
+            ax.axhline(start, color="black", lw=0.5)
+            ax.text(t0 + n_bins * bin_size, (start + stop) / 2, f" {name}", va="center", fontsize=8)
+    ax.set_xlabel("time from stimulus onset (s)")
+    ax.set_ylabel("neuron")
+    ax.set_title(title)
+    if legend:
+        handles = [Patch(facecolor=c, edgecolor="0.4", label=label) for label, c in MASK_COLORS.items()]
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False,
+                  fontsize=8)
+    return fig, image

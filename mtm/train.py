@@ -128,7 +128,8 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _autocast_dtype(precision: str, device: torch.device):
+def autocast_dtype(precision: str, device: torch.device):
+    """The autocast dtype of a precision setting: bf16 when asked, or "auto" on a GPU that has it."""
     if precision == "bf16" or (precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16
     return None
@@ -214,7 +215,7 @@ class Trainer:
         if self.dist.active and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
-        self.amp_dtype = _autocast_dtype(cfg.precision, self.device)
+        self.amp_dtype = autocast_dtype(cfg.precision, self.device)
         self.callbacks, self.progress, self.extra = list(callbacks), progress, dict(extra or {})
         self._check_sessions(model, sessions)
         self.model = model.to(self.device)
@@ -304,11 +305,13 @@ class Trainer:
         self.net.train()
         total_loss = torch.zeros((), device=self.device)
         total_count = torch.zeros((), device=self.device)
-        n_trials = 0
+        n_trials = sum(len(trials) for _, trials in batches)
         start = time.perf_counter()
-        for pos, trials in batches:
+        # every batch's trial indices reach the device in one copy per epoch, not one per step
+        on_device = torch.cat([trials for _, trials in batches]).to(self.device).split([len(t) for _, t in batches])
+        for (pos, _), trials in zip(batches, on_device):
             st = self.data[pos]
-            spikes = st.spikes[trials.to(self.device)]
+            spikes = st.spikes[trials]
             scheme, prompt = self._scheme(sampler, len(st.regions))
             loss, count, _, _ = self._forward_loss(spikes, st, scheme, prompt, generator)
             loss.backward()
@@ -317,7 +320,6 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             total_loss += loss.detach()
             total_count += count
-            n_trials += len(trials)
         totals = self.dist.all_sum(torch.stack([total_loss, total_count]))
         seconds = time.perf_counter() - start
         loss_per_entry = float(totals[0] / totals[1].clamp(min=1))

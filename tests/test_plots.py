@@ -33,3 +33,20 @@ def test_results_table_markdown():
     table = results_table({"MtM": {"co-smooth": 1.234, "choice": 0.9}, "Temporal": {"co-smooth": float("nan")}})
     assert table.splitlines()[0] == "| | Co-smooth | Choice |"
     assert "| MtM | 1.23 | 0.90 |" in table and "| Temporal | – | – |" in table
+
+
+def test_plot_mask_colours_visible_hidden_and_target():
+    import pytest
+
+    from mtm.plots import plot_mask
+
+    hidden = np.zeros((100, 6), dtype=bool)
+    hidden[:, 3:] = True
+    target = hidden.copy()
+    target[:, 5] = False
+    fig, image = plot_mask(hidden, target, ["A"] * 3 + ["B"] * 3, legend=True)
+    state = np.asarray(image.get_array())
+    assert state.shape == (6, 100) and state[0].max() == 0 and (state[3] == 2).all() and (state[5] == 1).all()
+    assert len(fig.axes[0].get_legend().get_texts()) == 3
+    with pytest.raises(ValueError, match="hidden, target"):
+        plot_mask(hidden, target[:, :2])

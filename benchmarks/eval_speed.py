@@ -1,0 +1,101 @@
+"""Time to evaluate all four activity tasks (mtm.evaluate.evaluate_model) on one paper-size test split:
+a synthetic session of 700 neurons and 800 trials (160 test trials), the paper-size NDT1-stitch.
+
+Co-smoothing and intra-region need one configuration per neuron, so a test split costs about
+2 x 700 x 160 = 224,000 trial passes of the model, batched into large forward passes. With
+``--full`` (default on a GPU) the real evaluation runs end to end; otherwise (default on a CPU, where
+it takes hours) the throughput of evaluation-sized forward passes is measured and the full time is
+projected from it.
+
+    python benchmarks/eval_speed.py                   # GPU: full run; CPU: measured throughput + projection
+    python benchmarks/eval_speed.py --device cpu --full
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from mtm.data import synthetic_session
+from mtm.evaluate import TASKS, evaluate_model, task_configurations
+from mtm.models import ModelConfig, build_model
+from mtm.train import autocast_dtype
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--full", action="store_true", help="run the whole evaluation (default on a GPU)")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="auto")
+    parser.add_argument("--batch-trials", type=int, default=None)
+    args = parser.parse_args()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    full = args.full or device.type == "cuda"
+    dtype = autocast_dtype(args.precision, device)
+    batch = args.batch_trials or (2048 if device.type == "cuda" else 128)
+
+    session = synthetic_session(0, n_trials=800, n_neurons=700)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.paper(), [(session.eid, session.n_neurons)]).to(device).eval()
+    n_test = len(session.splits["test"])
+    configs = {task: len(task_configurations(task, session.regions)[0]) for task in TASKS}
+    passes = {task: n * n_test for task, n in configs.items()}
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+    print(f"device: {name}; torch {torch.__version__}; precision {'bf16' if dtype else 'fp32'}; "
+          f"{n_test} test trials x 700 neurons; {batch} trial passes per forward")
+    print()
+
+    x = torch.as_tensor(np.array(session.spikes[session.splits["test"]])).to(device).float()
+    x = x.repeat(-(-batch // n_test), 1, 1)[:batch]
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        model(x, session.eid, 0)
+        sync(device)
+        repeats = 10 if device.type == "cuda" else 2
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model(x, session.eid, 0)
+        sync(device)
+    throughput = batch * repeats / (time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+
+    print("| task | configurations | trial passes | seconds |")
+    print("|---|---|---|---|")
+    total = 0.0
+    if full:
+        for task in TASKS:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            start = time.perf_counter()
+            evaluate_model(model, session, "mtm", tasks=(task,), batch_trials=batch, autocast_dtype=dtype)
+            sync(device)
+            seconds = time.perf_counter() - start
+            total += seconds
+            if device.type == "cuda":
+                peak = max(peak, torch.cuda.max_memory_allocated(device) / 2**30)
+            print(f"| {task} | {configs[task]} | {passes[task]:,} | {seconds:.2f} |")
+        print(f"| all four | | {sum(passes.values()):,} | {total:.2f} |")
+    else:
+        for task in TASKS:
+            seconds = passes[task] / throughput
+            total += seconds
+            print(f"| {task} | {configs[task]} | {passes[task]:,} | {seconds:.0f} (projected) |")
+        print(f"| all four | | {sum(passes.values()):,} | {total:.0f} (projected, {total / 60:.1f} min) |")
+    print()
+    print(f"forward throughput: {throughput:,.0f} trial passes/s; peak GPU memory {peak:.1f} GiB" if device.type == "cuda"
+          else f"forward throughput: {throughput:,.0f} trial passes/s")
+    print("targets (Performance issue): under 5 s on the GPU, under 2 minutes on the 2-core CPU")
+
+
+if __name__ == "__main__":
+    main()
