@@ -30,7 +30,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +86,7 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
-        self.model.use_prompt = self.uses_prompts
+        self.model = replace(self.model, use_prompt=self.uses_prompts)  # a copy: never edit the caller's config
 
     @property
     def uses_prompts(self) -> bool:
@@ -511,7 +511,7 @@ def finetune(checkpoint_path, session: Session, cfg: TrainConfig, run_dir, *, re
         raise ValueError(f"{checkpoint_path}: the checkpoint was trained "
                          f"{'with' if pretrained.cfg.use_prompt else 'without'} prompts; fine-tune it with the "
                          f"same masking (got masking={cfg.masking!r}, prompted={cfg.prompted})")
-    cfg.model = pretrained.cfg
+    cfg = replace(cfg, model=pretrained.cfg)
     model = finetune_model(pretrained, session, cfg.seed)
     return Trainer(model, [session], cfg, run_dir, resume=resume, callbacks=callbacks, progress=progress,
                    extra={"pretrained": str(checkpoint_path)}).run()
