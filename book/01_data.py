@@ -33,8 +33,8 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mtm @ git+https://github.com/mtm-book/mtm@main"],
-                   check=True)
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
 import tempfile
 from pathlib import Path
@@ -64,7 +64,8 @@ IBL_EID = "5dcee0eb-b34d-4652-acc3-d10afc6eae68"  # the paper's first held-out s
 
 # %%
 rng = np.random.default_rng(0)
-tiny = Session(eid="tiny", spikes=rng.poisson(0.1, (10, 100, 4)), regions=["CA1", "CA1", "LP", "LP"])
+tiny = Session(eid="tiny", spikes=rng.poisson(0.1, (10, 100, 4)),
+               regions=["CA1", "CA1", "LP", "LP"])
 tiny
 
 # %% [markdown]
@@ -100,9 +101,11 @@ print(f"mean rate {rate_hz.mean():.1f} Hz, median {np.median(rate_hz):.1f} Hz, "
 # dashed line is the stimulus onset.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
-plot_raster(session.spikes[0], session.regions, ax=axes[0], title="spike counts, trial 0")
-plot_raster(session.rates[0], session.regions, ax=axes[1], title="true rate (expected counts per bin), trial 0")
+fig, axes = plt.subplots(2, 1, figsize=(8, 6.5), layout="constrained", sharex=True)
+plot_raster(session.spikes[0], session.regions, ax=axes[0],
+            title="spike counts, trial 0")
+plot_raster(session.rates[0], session.regions, ax=axes[1],
+            title="true rate (expected counts per bin), trial 0")
 plt.show()
 
 # %% [markdown]
@@ -112,7 +115,8 @@ plt.show()
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
 for region in session.region_names:
-    plot_psth(session.spikes[..., session.regions == region], ax=ax, label=region, smooth=1.5)
+    in_region = session.regions == region
+    plot_psth(session.spikes[..., in_region], ax=ax, label=region, smooth=1.5)
 ax.legend(frameon=False, ncol=5, fontsize=8)
 ax.set_title("PSTH by region")
 plt.show()
@@ -166,7 +170,7 @@ for s in sessions:
 
 # %%
 b = session.behavior
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.3), layout="constrained")
 plot_psychometric(b["choice"], b["contrast"], b["block"], ax=axes[0])
 t = session.bin_times()
 axes[1].plot(t, b["wheel_speed"].mean(axis=0), label="wheel speed (rad/s)")
@@ -203,7 +207,8 @@ else:
     cache = Path(tempfile.mkdtemp(prefix="alf_"))
     if real_data_dir() is not None:
         folder = real_fixture_alf(cache)
-        source = "real IBL spikes (ibllib test fixture), trials and channels made for them"
+        source = ("real IBL spikes (ibllib test fixture), "
+                  "with trials and channels made for them")
     else:
         folder = session_to_alf(synthetic_session(SEED, 40, 30), cache)
         source = "a synthetic session written as ALF"
@@ -214,7 +219,8 @@ else:
 print(ibl_session)
 
 # %%
-fig, _ = plot_raster(ibl_session.spikes[0], ibl_session.regions, title=f"{ibl_session.eid[:8]}: trial 0")
+fig, _ = plot_raster(ibl_session.spikes[0], ibl_session.regions,
+                     title=f"{ibl_session.eid[:8]}: trial 0")
 plt.show()
 
 # %% [markdown]
