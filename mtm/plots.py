@@ -38,13 +38,15 @@ def plot_raster(counts, regions=None, bin_size: float = 0.02, t0: float = -0.5, 
     image = ax.imshow(counts.T, aspect="auto", origin="lower", cmap=cmap, interpolation="nearest",
                       extent=(t0, t0 + n_bins * bin_size, 0, n_neurons), vmin=0,
                       vmax=vmax if vmax is not None else max(1.0, np.percentile(counts, 99)))
+    ax.set_ylabel("neuron")
     if regions is not None:
-        for name, start, stop in region_boundaries(regions):
-            ax.axhline(start, color="tab:red", lw=0.5)
-            ax.text(t0 + n_bins * bin_size, (start + stop) / 2, f" {name}", va="center", fontsize=8)
+        bands = region_boundaries(regions)
+        for _, start, _ in bands[1:]:
+            ax.axhline(start, color="tab:red", lw=0.6)
+        ax.set_yticks([(start + stop) / 2 for _, start, stop in bands], [name for name, _, _ in bands], fontsize=8)
+        ax.set_ylabel("neurons by region")
     ax.axvline(0.0, color="tab:blue", lw=0.8, ls="--")
     ax.set_xlabel("time from stimulus onset (s)")
-    ax.set_ylabel("neuron")
     ax.set_title(title)
     return fig, image
 

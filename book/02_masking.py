@@ -1,0 +1,427 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Masking: what the model is asked to predict
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/02_masking.ipynb)
+#
+# **What you will learn**
+#
+# - what a masking scheme does to a batch: which entries it hides (sets to zero) and which hidden
+#   entries the loss is scored on (the *targets*);
+# - the seven training schemes (temporal, causal, neuron, random, random-token, intra-region,
+#   inter-region) and the two evaluation masks (co-smoothing, forward prediction), drawn on a real
+#   batch, and what each one asks the model to learn;
+# - how causal masking is defined in the reference code (ratio 0.6 and causal attention) rather than
+#   the paper's "next time step";
+# - the four prompt tokens and the MtM mixture, with the masking ratios;
+# - a bug of the reference code (a region list frozen at the first batch) and how `mtm` avoids it.
+#
+# *About 10 minutes.*
+
+# %% tags=["remove-output"]
+# Set-up: on Colab, install the package; everywhere else it is already installed.
+import subprocess
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mtm @ git+https://github.com/mtm-book/mtm@main"],
+                   check=True)
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import Patch
+
+import mtm
+from mtm.data import Session, synthetic_session
+from mtm.evaluate import TASK_PROMPT
+from mtm.masking import DEFAULT_RATIO, MTM_SCHEMES, PROMPT_IDS, SCHEMES, MtMSampler, is_causal, mask_batch
+from mtm.plots import MASK_COLORS, plot_mask, plot_raster
+
+# %% tags=["parameters"]
+SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
+SEED = 0                   # which synthetic session, and the seed of every mask drawn below
+N_TRIALS = 60 if SMOKE else None      # None: drawn from the preset (350-900 trials)
+N_NEURONS = 50 if SMOKE else None     # None: drawn from the preset (300-900 neurons)
+BATCH_SIZE = 16            # trials per batch, as in the paper
+PATCH_SIZE = 16 if SMOKE else 128     # neurons per NDT2 token for random-token masking (128 in the paper)
+N_MASKS = 50 if SMOKE else 200        # masks drawn per scheme to measure how much each one hides
+N_DRAWS = 4000             # draws of the MtM sampler
+REAL_IBL = not SMOKE       # also mask a batch of real IBL spikes (ibllib's test recording), when available
+
+# %% [markdown]
+# ## 1. A mask hides entries and names the targets
+#
+# Training takes a batch of $B$ trials of one session, counts $Y \in \mathbb{N}^{B \times T \times N}$
+# ($T = 100$ bins of 20 ms, $N$ neurons). A masking scheme draws a set of hidden entries
+# $\mathcal{H}$ and a set of targets $\mathcal{T} \subseteq \mathcal{H}$. The hidden entries are set
+# to zero (the reference replaces every masked entry by 0), the model sees the rest and predicts
+# a log-rate for every entry, and the Poisson loss counts only the targets:
+#
+# $$\log \hat\lambda = f_\theta(M \odot Y), \qquad
+# \mathcal{L} = \sum_{(k,t,n) \in \mathcal{T}} \big[\hat\lambda_{ktn} - y_{ktn} \log \hat\lambda_{ktn}\big],$$
+#
+# where $M$ is 0 on $\mathcal{H}$ and 1 elsewhere. `mtm.masking.mask_batch` returns exactly these
+# two things: the masked counts and the boolean target mask. Here is one batch of a synthetic
+# session:
+
+# %%
+session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
+batch = torch.as_tensor(session.spikes[session.splits["train"][:BATCH_SIZE]])
+regions = session.regions
+print(session)
+print("batch:", tuple(batch.shape), batch.dtype)
+
+masked, target = mask_batch(batch, "temporal", regions, generator=torch.Generator().manual_seed(SEED))
+print("masked:", tuple(masked.shape), masked.dtype, "| target:", tuple(target.shape), target.dtype,
+      f"| {target.float().mean():.0%} of the entries are targets")
+
+# %% [markdown]
+# A zero in the masked counts is either a hidden entry or a bin without a spike. To *see* which
+# entries are hidden, we mask a tensor of ones with the same random draws (same generator seed):
+# its zeros are exactly the hidden entries. The small helper below does both and is used for every
+# figure of this chapter; all the masking itself is `mask_batch`.
+
+# %%
+def draw(scheme, counts=batch, labels=regions, seed=SEED, **kwargs):
+    """(masked counts, hidden entries, targets) of one scheme on ``counts``, all (B, T, N)."""
+    kwargs.setdefault("patch_size", PATCH_SIZE)
+    masked, target = mask_batch(counts, scheme, labels, generator=torch.Generator().manual_seed(seed), **kwargs)
+    ones, _ = mask_batch(torch.ones_like(counts), scheme, labels, generator=torch.Generator().manual_seed(seed),
+                         **kwargs)
+    return masked, ones == 0, target
+
+
+masked, hidden, target = draw("temporal")
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
+vmax = max(1.0, float(np.percentile(batch[0].numpy(), 99)))
+plot_raster(batch[0].numpy(), regions, ax=axes[0], title="counts, trial 0", vmax=vmax)
+plot_raster(masked[0].numpy(), regions, ax=axes[1], title="what the model sees (temporal)", vmax=vmax)
+plot_mask(hidden[0].numpy(), target[0].numpy(), regions, ax=axes[2], title="the mask", legend=True)
+plt.show()
+
+# %% [markdown]
+# Temporal masking hides whole time bins (vertical stripes, the same for every neuron), and every
+# hidden entry is a target. The model must fill in the missing moments from the rest of the trial.
+#
+# ## 2. The seven training schemes
+#
+# | scheme | hidden (independent Bernoulli draws) | targets | ratio |
+# |---|---|---|---|
+# | `temporal` | whole bins, per (trial, bin) | the hidden entries | 0.3 |
+# | `causal` | as temporal, and attention restricted to the past | the hidden entries | 0.6 |
+# | `neuron` | whole neuron traces, per (trial, neuron) | the hidden entries | 0.3 |
+# | `random` | single entries, per (trial, bin, neuron) | the hidden entries | 0.3 |
+# | `random-token` | NDT2 tokens of 1 bin x 128 neurons, per (trial, bin, token) | the hidden entries | 0.3 |
+# | `inter-region` | every neuron of one region (drawn uniformly among the batch's regions) | the hidden entries | – |
+# | `intra-region` | every neuron of the other regions, and within the drawn region each neuron with the ratio | hidden entries of the drawn region | 0.3 |
+#
+# Each panel below is the mask of trial 0 of the same batch, neurons grouped by region (the probe
+# goes from visual cortex through hippocampus to thalamus).
+
+# %%
+TRAINING = ("temporal", "causal", "neuron", "random", "random-token", "inter-region", "intra-region")
+fig, axes = plt.subplots(2, 4, figsize=(12, 6.2), layout="constrained", sharex=True, sharey=True)
+for i, (ax, scheme) in enumerate(zip(axes.flat, TRAINING)):
+    _, hidden, target = draw(scheme, seed=SEED + i)
+    ratio = DEFAULT_RATIO.get(scheme)
+    plot_mask(hidden[0].numpy(), target[0].numpy(), regions, ax=ax,
+              title=f"{scheme}" + (f" (ratio {ratio})" if ratio else ""))
+for ax in axes[0]:
+    ax.set_xlabel("")
+for ax in axes[:, 1:].flat:
+    ax.set_ylabel("")
+axes.flat[-1].axis("off")
+axes.flat[-1].legend(handles=[Patch(facecolor=c, edgecolor="0.4", label=label) for label, c in MASK_COLORS.items()],
+                     loc="center", frameon=False)
+plt.show()
+
+# %% [markdown]
+# Read the panels as questions:
+#
+# - **temporal**: vertical stripes. *Fill in missing moments from the population at the other
+#   moments*, before and after: $p\big(y(t) \mid y(t'),\, t' \notin \mathcal{H}\big)$.
+# - **causal**: more stripes (60 % of the bins) and the model may only look back: a hidden bin is
+#   predicted from the visible bins before it (section 3).
+# - **neuron**: horizontal stripes. *Predict a neuron's whole trace from the other neurons*:
+#   $p\big(y_n(1..T) \mid y_{n'}(1..T),\, n' \notin \mathcal{H}\big)$. This is co-smoothing, the
+#   benchmark of the Neural Latents Benchmark.
+# - **random**: salt and pepper. Each hidden entry has visible neighbours in time and across neurons:
+#   the easiest question, and the one that teaches the least about structure.
+# - **random-token**: NDT2's baseline. Blocks of one bin by `PATCH_SIZE` neurons (one token each);
+#   with a single patch per bin it is temporal masking.
+# - **inter-region**: one whole region hidden. *Predict a region from the other regions*: what a
+#   region shares with the rest of the brain.
+# - **intra-region**: the other regions hidden (grey, not scored) and some neurons of the drawn region
+#   hidden and scored (red). *Predict a region's neurons from its own other neurons*, with no help from
+#   outside: what is private to the region.
+#
+# The ratio is a probability, so the hidden fraction fluctuates from batch to batch. For the region
+# schemes it also depends on which region is drawn: on average inter-region hides a fraction $1/R$ of
+# the entries ($R$ regions, each drawn with probability $1/R$, and the region sizes add up to $N$),
+# and intra-region scores a fraction $\rho / R$ and hides $1 - (1 - \rho)/R$ (ratio $\rho$). Measured
+# over `N_MASKS` masks of the batch:
+
+# %%
+n_regions = len(session.region_names)
+expected = {scheme: (DEFAULT_RATIO[scheme], DEFAULT_RATIO[scheme]) for scheme in TRAINING[:5]}
+expected["inter-region"] = (1 / n_regions, 1 / n_regions)
+expected["intra-region"] = (1 - (1 - DEFAULT_RATIO["intra-region"]) / n_regions,
+                            DEFAULT_RATIO["intra-region"] / n_regions)
+print(f"{'scheme':<14}{'hidden':>9}{'expected':>10}{'targets':>9}{'expected':>10}{'sd over masks':>15}")
+for scheme in TRAINING:
+    fractions = np.array([[h.float().mean().item(), t.float().mean().item()]
+                          for _, h, t in (draw(scheme, seed=i) for i in range(N_MASKS))])
+    mean, sd = fractions.mean(axis=0), fractions[:, 1].std()
+    print(f"{scheme:<14}{mean[0]:>9.3f}{expected[scheme][0]:>10.3f}{mean[1]:>9.3f}{expected[scheme][1]:>10.3f}"
+          f"{sd:>15.3f}")
+
+# %% [markdown]
+# The measured fractions sit near the expected ones. The last column is worth a look: the region
+# schemes spread the most from batch to batch, because the number of targets follows the size of the
+# drawn region. The loss is a *sum* over targets, as in the reference, so a batch that
+# happens to hide a big region weighs more in the gradient than one that hides a small region.
+#
+# ## 3. Causal masking: the paper and the code
+#
+# The paper describes causal masking as "next time step prediction". The reference code does
+# something a little different, and `mtm` follows the code: the causal scheme hides bins exactly like
+# temporal masking, with ratio 0.6, **and** switches the transformer to causal attention, so the token
+# of bin $t$ sees only bins $t' \le t$ (its own input is zero when it is hidden). A hidden bin is
+# therefore predicted from the *visible bins before it*. `mtm.masking.is_causal` says which schemes
+# switch attention:
+
+# %%
+print({scheme: is_causal(scheme) for scheme in SCHEMES})
+
+# %% [markdown]
+# How far back is the most recent visible bin for each causal target? If bins are hidden
+# independently with probability $p = 0.6$, the gap $g$ (1 = the bin just before is visible, a true
+# next-step prediction) follows a geometric law, $P(g = k) = (1 - p)\,p^{k - 1}$, and a target in the
+# first bins of a trial may have no visible past at all.
+
+# %%
+gaps, no_past = [], 0
+for i in range(N_MASKS):
+    hidden_bins = draw("causal", seed=i)[1][:, :, 0].numpy()           # (B, T): the hidden bins
+    t = np.arange(hidden_bins.shape[1])
+    last_visible = np.maximum.accumulate(np.where(hidden_bins, -1, t), axis=1)
+    gap = np.broadcast_to(t, hidden_bins.shape) - last_visible
+    gaps.append(gap[hidden_bins & (last_visible >= 0)])
+    no_past += int((hidden_bins & (last_visible < 0)).sum())
+gaps = np.concatenate(gaps)
+k = np.arange(1, 11)
+fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
+ax.bar(k, [np.mean(gaps == j) for j in k], color="tab:red", alpha=0.7, label="causal targets of the batch")
+ax.plot(k, 0.4 * 0.6 ** (k - 1), "ko-", ms=3, lw=1, label="geometric law, p = 0.6")
+ax.set_xlabel("bins back to the most recent visible bin")
+ax.set_ylabel("fraction of targets")
+ax.set_xticks(k)
+ax.legend(frameon=False)
+ax.set_title(f"{no_past / (no_past + len(gaps)):.1%} of the targets have no visible past")
+plt.show()
+
+# %% [markdown]
+# Only the first bar is "next step" prediction in the paper's sense: most causal targets lie two or
+# more bins (40 ms or more) beyond the last thing the model saw. The scheme is thus a mixture of
+# forecasting horizons, which is also what forward prediction asks for at evaluation (the last 10 bins
+# at once, next section).
+#
+# The reference code also let the prepended session and prompt tokens see *every* bin in causal
+# mode, future bins included; since every bin reads those tokens in the next layer, future activity
+# leaked into the "causal" predictions during training. In `mtm` those tokens see no bin at all
+# (chapter 3 shows it with a perturbation).
+#
+# ## 4. The evaluation masks
+#
+# Evaluation uses fixed masks rather than random ones. **Co-smoothing** hides chosen neurons in
+# every trial and bin and scores them (`heldout` = neuron indices, or a boolean mask per neuron or
+# per trial and neuron). **Forward prediction** hides the last 10 bins (200 ms) of every neuron and
+# scores them (`heldout` = bin indices; the default is the last 10 bins). In chapter 5 the evaluation
+# holds out one neuron at a time for co-smoothing and one region at a time for the region tasks, with
+# the matching prompt. (The paper writes "the last 10 %, 20 ms": a typo; the code holds out 200 ms.)
+
+# %%
+heldout = np.random.default_rng(SEED).choice(session.n_neurons, size=max(1, session.n_neurons // 5), replace=False)
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained", sharey=True)
+for ax, (scheme, kwargs) in zip(axes, [("co-smooth", dict(heldout=heldout)), ("forward-pred", {})]):
+    _, hidden, target = draw(scheme, **kwargs)
+    plot_mask(hidden[0].numpy(), target[0].numpy(), regions, ax=ax, title=scheme)
+axes[1].set_ylabel("")
+plt.show()
+
+# %% [markdown]
+# Co-smoothing is the neuron scheme with the held-out neurons fixed; forward prediction is the causal
+# scheme with the hidden bins fixed at the end of the trial. Each evaluation task thus has a training
+# scheme that asks the same question, and MtM trains on all of them.
+#
+# ## 5. Prompts and the MtM mixture
+#
+# MtM trains one model on four schemes at once. For every batch it draws one scheme uniformly and
+# prepends to the sequence the learned **prompt token** of that scheme, so the model knows which
+# question it is being asked (paper eq. 1):
+#
+# $$\mathcal{M} \sim \mathcal{U}\{\text{neuron}, \text{causal}, \text{intra-region}, \text{inter-region}\}, \qquad
+# \log\hat\lambda = f_\theta\big([P_{\mathcal{M}},\ \mathrm{Tokens}(M \odot Y)]\big).$$
+#
+# At evaluation each task gets the prompt of the scheme that asks its question. Temporal masking has
+# no prompt: it is the baseline, trained alone.
+
+# %%
+print("prompt ids:", PROMPT_IDS)
+print("evaluation task -> prompt:", TASK_PROMPT)
+print("masking ratios:", DEFAULT_RATIO)
+
+# %% [markdown]
+# `mtm.masking.MtMSampler` draws the scheme and its prompt id of each batch (on the host, with its own
+# seed, so it never touches the GPU). Over many draws each scheme should come up a quarter of the
+# time:
+
+# %%
+sampler = MtMSampler(seed=SEED)
+draws = [sampler.sample(n_regions) for _ in range(N_DRAWS)]
+print("first draws:", [scheme for scheme, _ in draws[:8]])
+counts = Counter(scheme for scheme, _ in draws)
+frequency = np.array([counts[s] / N_DRAWS for s in MTM_SCHEMES])
+band = 2 * np.sqrt(0.25 * 0.75 / N_DRAWS)
+fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+ax.bar(MTM_SCHEMES, frequency, color="tab:blue", alpha=0.8)
+ax.axhspan(0.25 - band, 0.25 + band, color="grey", alpha=0.25, label="1/4 $\\pm$ 2 binomial s.d.")
+ax.axhline(0.25, color="black", lw=0.8)
+ax.set_ylabel("fraction of batches")
+ax.set_title(f"{N_DRAWS} draws of MtMSampler")
+ax.set_ylim(0, 0.4)
+ax.legend(frameon=False, loc="upper right")
+plt.show()
+
+# %% [markdown]
+# Each bar should fall within the grey band about 95 % of the time: the mixture is uniform, and with
+# the tens of thousands of batches of a paper-size run every scheme gets its share. Two details follow
+# the reference code: each scheme keeps its own ratio (0.3, and 0.6 for causal; a single-scheme run
+# can change it with `TrainConfig(mask_ratio=...)`, MtM cannot), and "MtM not prompted" is the same
+# mixture without the prompt token (`TrainConfig(prompted=False)`). The region schemes need at least
+# two regions, and the sampler refuses a session that has only one:
+
+# %%
+try:
+    sampler.sample(n_regions=1)
+except ValueError as err:
+    print("ValueError:", err)
+
+# %% [markdown]
+# ## 6. Regions come from each batch's own session
+#
+# In a multi-session run, consecutive batches come from different sessions, with different neurons
+# and often different regions: a probe may miss a structure, or cross one the others do not. Until
+# November 2024 (after the paper), the reference masker stored the region names of the **first
+# batch** it saw and drew from that frozen list for the rest of training. Take session A, with the
+# five regions, and a session B whose probe missed visual cortex and CA1:
+
+# %%
+other = synthetic_session(SEED + 1, N_TRIALS, N_NEURONS)
+keep = np.isin(other.regions, ["DG", "LP", "PO"])
+session_b = Session(eid="probe-without-cortex", spikes=other.spikes[..., keep], regions=other.regions[keep])
+batch_b = torch.as_tensor(session_b.spikes[session_b.splits["train"][:BATCH_SIZE]])
+frozen = list(session.region_names)   # the reference: the regions of the first batch, kept forever
+print("frozen list (session A):", frozen)
+print("neurons of session B in each frozen region:", {r: int(np.sum(session_b.regions == r)) for r in frozen})
+
+# %% [markdown]
+# With the frozen list, two draws out of five name a region with no neuron in session B: the
+# inter-region mask then hides nothing and scores nothing (the batch teaches nothing), and the
+# intra-region mask hides the whole session and scores nothing. `mtm` never keeps a region list: the
+# training loop passes each batch's own session regions to `mask_batch` (converted once per session
+# to integer ids, `mtm.masking.RegionIndex`), so a draw always names a region of that session:
+
+# %%
+chosen = Counter()
+empty = 0
+for i in range(N_MASKS):
+    _, hidden_b, target_b = draw("inter-region", counts=batch_b, labels=session_b.regions, seed=i)
+    names = {str(r) for r in session_b.regions[hidden_b[0, 0].numpy()]}
+    chosen.update(names)
+    empty += int(target_b.sum() == 0)
+print(f"session B, {N_MASKS} inter-region masks: {empty} without any target; regions drawn: {dict(chosen)}")
+
+# %% [markdown]
+# No mask is empty, and only B's own regions are drawn. (Single-session runs never hit the bug, which
+# is why the paper's single-session results are unaffected; its multi-session runs predate the fix.)
+#
+# ## 7. A batch of real IBL spikes
+#
+# Nothing above is specific to synthetic data. With `REAL_IBL = True` (and the real recordings of the
+# project at hand), we load a real IBL Neuropixels recording through ONE, from a local ALF cache
+# exactly as in chapter 1, and draw the region masks on its first trial. Its two probes are merged,
+# so the region bands repeat (probe 00, then probe 01), and it includes `root`: channels outside the
+# brain atlas's regions, which the reference treats as one more region.
+
+# %%
+from mtm.data import real_data_dir
+
+if REAL_IBL and real_data_dir() is not None:
+    from one.api import One
+
+    from mtm.data import load_ibl_session
+    from mtm.data.alf import build_one_cache, real_fixture_alf
+
+    cache = Path(tempfile.mkdtemp(prefix="alf_"))
+    folder = real_fixture_alf(cache)
+    eids = build_one_cache(cache)
+    ibl = load_ibl_session(eids[folder.resolve()], one=One(cache_dir=cache, mode="local"))
+    ibl_batch = torch.as_tensor(ibl.spikes[ibl.splits["train"][:BATCH_SIZE]])
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained", sharey=True)
+    plot_raster(ibl_batch[0].numpy(), ibl.regions, ax=axes[0], title=f"IBL {ibl.eid[:8]}: counts, trial 0")
+    for ax, scheme in zip(axes[1:], ("inter-region", "intra-region")):
+        _, hidden, target = draw(scheme, counts=ibl_batch, labels=ibl.regions, seed=SEED + 1)
+        plot_mask(hidden[0].numpy(), target[0].numpy(), ibl.regions, ax=ax, title=scheme)
+        ax.set_ylabel("")
+    plt.show()
+else:
+    print("Skipped: set REAL_IBL = True with the project's real recordings at hand (MTM_REAL_DATA).")
+
+# %% [markdown]
+# With merged probes, one region is spread over two bands of the neuron axis, and the region schemes
+# treat it as one: masking follows the labels, not the positions.
+#
+# ## Summary
+#
+# - A masking scheme hides entries of a batch (sets them to zero) and names the targets; the Poisson
+#   loss is summed over the targets only. `mask_batch` returns both.
+# - Temporal = fill in missing moments; neuron = predict a neuron from the others (co-smoothing);
+#   causal = predict hidden bins from the past only (ratio 0.6 with causal attention, as in the
+#   code, rather than the paper's "next step"); intra-region = predict a region's neurons from its own
+#   other neurons; inter-region = predict a whole region from the other regions.
+# - Co-smoothing and forward prediction are the neuron and causal questions with fixed held-out sets.
+# - MtM draws one of neuron, causal, intra-region and inter-region per batch, uniformly, and prepends
+#   its prompt token; ratios are 0.3, and 0.6 for causal.
+# - Regions are always those of the batch's own session, never a list frozen at the first batch.
+#
+# ## Exercises
+#
+# 1. Draw the intra-region mask for ten seeds and note which region is drawn each time. How many
+#    targets does a draw have when the drawn region is the smallest one?
+# 2. `mask_batch(batch, "temporal", ratio=0.1)`: how does the hidden fraction change, and what would
+#    you expect to happen to forward prediction if a model were trained this way (paper Table 7)?
+# 3. With `PATCH_SIZE` equal to the number of neurons, compare random-token masking with temporal
+#    masking. Why are they the same question?
+# 4. Repeat the causal-gap histogram with `ratio=0.3`. Which fraction of the targets is now a true
+#    next-step prediction?
+# 5. Build a session whose neurons all belong to one region and try `mask_batch(..., "inter-region",
+#    ...)`. Why can MtM not train on such a session?
