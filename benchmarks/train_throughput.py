@@ -6,7 +6,7 @@ MtM masking with prompts. Each configuration (architecture x batch size x precis
 own process, so its peak memory is its own.
 
     python benchmarks/train_throughput.py                       # CPU, or the GPU when there is one
-    python benchmarks/train_throughput.py --device cpu --steps 3 --large-batch 128
+    python benchmarks/train_throughput.py --device cpu --steps 2 --large-batch 64
 
 Prints a Markdown table: trials/s, tokens/s, achieved TFLOP/s against the device's measured matmul
 rate, peak memory, and the projected time of the paper's 34-session pretraining (34 sessions x 560
@@ -75,7 +75,7 @@ def run_one(arch: str, batch: int, precision: str, device: str, steps: int, comp
     from mtm.train import Trainer, TrainConfig
 
     n_neurons, n_bins = 668, 100
-    n_trials = batch * (steps + 1)
+    n_trials = batch * steps  # one epoch = the timed steps (the first epoch warms up)
     rng = np.random.default_rng(0)
     regions = np.repeat(["VISa", "CA1", "DG", "LP", "PO"], [134, 134, 134, 133, 133])
     session = Session("bench", rng.poisson(0.1, (n_trials, n_bins, n_neurons)).astype(np.uint8), regions,
@@ -123,8 +123,8 @@ def main():
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     gpu = device.startswith("cuda")
-    steps = args.steps or (50 if gpu else 3)
-    large = args.large_batch or (512 if gpu else 128)
+    steps = args.steps or (50 if gpu else 2)
+    large = args.large_batch or (512 if gpu else 64)
     name = torch.cuda.get_device_name() if gpu else f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
     rates = {p: matmul_tflops(device, p) for p in ("fp32", "bf16")}
     print(f"device: {name}; torch {torch.__version__}; measured matmul rate: fp32 {rates['fp32']:.2f}, "

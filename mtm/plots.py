@@ -91,7 +91,7 @@ def plot_bps_scatter(bps_x, bps_y, label_x: str, label_y: str, task: str = "", a
     ax.set_xlabel(f"{label_x} (bits/spike)")
     ax.set_ylabel(f"{label_y} (bits/spike)")
     above = np.mean(bps_y[keep] > bps_x[keep]) if keep.any() else math.nan
-    ax.set_title(f"{task}: {above:.0%} of neurons above the diagonal" if task else "")
+    ax.set_title(f"{task}\n{above:.0%} of neurons above the diagonal" if task else "", fontsize=10)
     return fig
 
 
@@ -183,8 +183,8 @@ def plot_mask(hidden, target, regions=None, bin_size: float = 0.02, t0: float = 
     """One trial's mask (T, N) as an image: visible entries, hidden ones, and the hidden ones scored.
 
     ``hidden`` and ``target`` are boolean (T, N) arrays (from :func:`mtm.masking.mask_batch`: the zeroed
-    entries and the returned target mask); time on x, neurons on y, region bands labelled as in
-    :func:`plot_raster`. ``legend`` adds a frameless legend of the three colours below the axes.
+    entries and the returned target mask); time on x, neurons on y, region bands labelled on the y axis
+    as in :func:`plot_raster`. ``legend`` adds a frameless legend of the three colours below the axes.
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -199,12 +199,14 @@ def plot_mask(hidden, target, regions=None, bin_size: float = 0.02, t0: float = 
     image = ax.imshow(state.T, aspect="auto", origin="lower", interpolation="nearest", vmin=0, vmax=2,
                       cmap=ListedColormap(list(MASK_COLORS.values())),
                       extent=(t0, t0 + n_bins * bin_size, 0, n_neurons))
-    if regions is not None:
-        for name, start, stop in region_boundaries(regions):
-            ax.axhline(start, color="black", lw=0.5)
-            ax.text(t0 + n_bins * bin_size, (start + stop) / 2, f" {name}", va="center", fontsize=8)
-    ax.set_xlabel("time from stimulus onset (s)")
     ax.set_ylabel("neuron")
+    if regions is not None:
+        bands = region_boundaries(regions)
+        for _, start, _ in bands[1:]:
+            ax.axhline(start, color="black", lw=0.6)
+        ax.set_yticks([(start + stop) / 2 for _, start, stop in bands], [name for name, _, _ in bands], fontsize=8)
+        ax.set_ylabel("neurons by region")
+    ax.set_xlabel("time from stimulus onset (s)")
     ax.set_title(title)
     if legend:
         handles = [Patch(facecolor=c, edgecolor="0.4", label=label) for label, c in MASK_COLORS.items()]

@@ -316,6 +316,7 @@ class Trainer:
             loss, count, _, _ = self._forward_loss(spikes, st, scheme, prompt, generator)
             loss.backward()
             self.optimizer.step()
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             total_loss += loss.detach()
@@ -327,7 +328,7 @@ class Trainer:
             raise FloatingPointError(f"training loss became {loss_per_entry} in epoch {epoch}; no checkpoint was "
                                      f"written for it (the last good one stays in {self.run_dir}). Lower the "
                                      "learning rate or check the data.")
-        return {"epoch": epoch, "train_loss": loss_per_entry, "lr": self.scheduler.get_last_lr()[0],
+        return {"epoch": epoch, "train_loss": loss_per_entry, "lr": lr,
                 "seconds": seconds, "trials_per_s": n_trials * self.dist.world / max(seconds, 1e-9)}
 
     # ------------------------------------------------------------------ validation

@@ -24,7 +24,7 @@ def test_figures_render():
     b = synthetic_session(1, n_trials=200, n_neurons=30).behavior  # past the 90 unbiased trials
     assert len(plot_psychometric(b["choice"], b["contrast"], b["block"]).axes[0].lines) == 3
     fig = plot_bps_scatter(np.linspace(0, 1, 30), np.linspace(0.1, 1.1, 30), "temporal", "MtM", "co-smooth")
-    assert "100% of neurons above the diagonal" in fig.axes[0].get_title()
+    assert fig.axes[0].get_title() == "co-smooth\n100% of neurons above the diagonal"
     fig = plot_predicted_vs_true(session.spikes, session.rates, session.regions, "LP")
     assert len(fig.axes) >= 3
 

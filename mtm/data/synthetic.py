@@ -50,10 +50,15 @@ unit standard deviation per dimension.
 
 *Neurons*:
 
-.. math:: \lambda_{kn}(t) = \min\big(\lambda_{\max},\ \Delta\,\rho_n \exp(g_n w_n^\top x_{r(n)}(t) - g_n^2 \|w_n\|^2 / 2)\big),
-   \qquad y_{kn}(t) \sim \mathrm{Poisson}(\lambda_{kn}(t))
+.. math:: \lambda_{kn}(t) = \min\big(\lambda_{\max},\ \Delta\,\rho_n \exp(g_n w_n^\top x_{r(n)}(t)
+   + s_n p_{kn}(t) - g_n^2 \|w_n\|^2 / 2 - s_n^2 / 2)\big), \qquad y_{kn}(t) \sim \mathrm{Poisson}(\lambda_{kn}(t))
 
-with baseline rate :math:`\rho_n \sim \mathrm{LogNormal}(\log \mu_{r(n)}, 0.9)` Hz (:math:`\mu` = 3.5,
+with a slow fluctuation private to each neuron and trial, :math:`p_{kn}(t) = \sum_{j=1}^{8} c_{knj} b_j(t)`,
+:math:`c_{knj} \sim N(0, 1)`, over 8 Gaussian bumps :math:`b_j` (width 250 ms) spread over the trial and
+scaled so that :math:`p` has unit variance (:func:`private_basis`), of amplitude
+:math:`s_n \sim U(0.3, 0.9)`: the part of a neuron that no other neuron explains, as real neurons have.
+
+The baseline rate is :math:`\rho_n \sim \mathrm{LogNormal}(\log \mu_{r(n)}, 0.9)` Hz (:math:`\mu` = 3.5,
 1.5, 1.2, 6, 6 Hz for VISa, CA1, DG, LP, PO) and 8 % nearly silent units
 (:math:`\rho_n \sim \mathrm{LogUniform}(0.02, 0.3)` Hz), gain :math:`g_n \sim U(0.6, 1.6)`, loading
 :math:`w_n \sim N(0, I_D / D)` and :math:`\lambda_{\max}` = 150 Hz :math:`\times\Delta`. ``rates`` holds
