@@ -37,8 +37,8 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mtm @ git+https://github.com/mtm-book/mtm@main"],
-                   check=True)
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
 import tempfile
 from collections import Counter
@@ -46,25 +46,27 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.patches import Patch
 
 import mtm
 from mtm.data import Session, synthetic_session
 from mtm.evaluate import TASK_PROMPT
-from mtm.masking import DEFAULT_RATIO, MTM_SCHEMES, PROMPT_IDS, SCHEMES, MtMSampler, is_causal, mask_batch
+from mtm.masking import (DEFAULT_RATIO, MTM_SCHEMES, PROMPT_IDS, SCHEMES, MtMSampler,
+                         is_causal, mask_batch)
 from mtm.plots import MASK_COLORS, plot_mask, plot_raster
 
 # %% tags=["parameters"]
 SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
-SEED = 0                   # which synthetic session, and the seed of every mask drawn below
+SEED = 0                   # which synthetic session, and the seed of the masks drawn
 N_TRIALS = 60 if SMOKE else None      # None: drawn from the preset (350-900 trials)
 N_NEURONS = 50 if SMOKE else None     # None: drawn from the preset (300-900 neurons)
 BATCH_SIZE = 16            # trials per batch, as in the paper
-PATCH_SIZE = 16 if SMOKE else 128     # neurons per NDT2 token for random-token masking (128 in the paper)
-N_MASKS = 50 if SMOKE else 200        # masks drawn per scheme to measure how much each one hides
+PATCH_SIZE = 16 if SMOKE else 128     # neurons per NDT2 token (128 in the paper)
+N_MASKS = 30 if SMOKE else 200        # masks drawn per scheme to measure what they hide
 N_DRAWS = 4000             # draws of the MtM sampler
-REAL_IBL = not SMOKE       # also mask a batch of real IBL spikes (ibllib's test recording), when available
+REAL_IBL = not SMOKE       # also mask real IBL spikes (ibllib's test recording)
 
 # %% [markdown]
 # ## 1. A mask hides entries and names the targets
@@ -89,8 +91,10 @@ regions = session.regions
 print(session)
 print("batch:", tuple(batch.shape), batch.dtype)
 
-masked, target = mask_batch(batch, "temporal", regions, generator=torch.Generator().manual_seed(SEED))
-print("masked:", tuple(masked.shape), masked.dtype, "| target:", tuple(target.shape), target.dtype,
+generator = torch.Generator().manual_seed(SEED)
+masked, target = mask_batch(batch, "temporal", regions, generator=generator)
+print("masked:", tuple(masked.shape), masked.dtype,
+      "| target:", tuple(target.shape), target.dtype,
       f"| {target.float().mean():.0%} of the entries are targets")
 
 # %% [markdown]
@@ -101,20 +105,25 @@ print("masked:", tuple(masked.shape), masked.dtype, "| target:", tuple(target.sh
 
 # %%
 def draw(scheme, counts=batch, labels=regions, seed=SEED, **kwargs):
-    """(masked counts, hidden entries, targets) of one scheme on ``counts``, all (B, T, N)."""
+    """(masked counts, hidden entries, targets) of one scheme, all (B, T, N)."""
     kwargs.setdefault("patch_size", PATCH_SIZE)
-    masked, target = mask_batch(counts, scheme, labels, generator=torch.Generator().manual_seed(seed), **kwargs)
-    ones, _ = mask_batch(torch.ones_like(counts), scheme, labels, generator=torch.Generator().manual_seed(seed),
-                         **kwargs)
+    masked, target = mask_batch(counts, scheme, labels,
+                                generator=torch.Generator().manual_seed(seed), **kwargs)
+    ones, _ = mask_batch(torch.ones_like(counts), scheme, labels,
+                         generator=torch.Generator().manual_seed(seed), **kwargs)
     return masked, ones == 0, target
 
 
 masked, hidden, target = draw("temporal")
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
+fig, axes = plt.subplots(3, 1, figsize=(8, 8), layout="constrained", sharex=True)
 vmax = max(1.0, float(np.percentile(batch[0].numpy(), 99)))
 plot_raster(batch[0].numpy(), regions, ax=axes[0], title="counts, trial 0", vmax=vmax)
-plot_raster(masked[0].numpy(), regions, ax=axes[1], title="what the model sees (temporal)", vmax=vmax)
-plot_mask(hidden[0].numpy(), target[0].numpy(), regions, ax=axes[2], title="the mask", legend=True)
+plot_raster(masked[0].numpy(), regions, ax=axes[1], vmax=vmax,
+            title="what the model sees (temporal masking)")
+plot_mask(hidden[0].numpy(), target[0].numpy(), regions, ax=axes[2], title="the mask",
+          legend=True)
+for ax in axes[:2]:
+    ax.set_xlabel("")
 plt.show()
 
 # %% [markdown]
@@ -137,20 +146,27 @@ plt.show()
 # goes from visual cortex through hippocampus to thalamus).
 
 # %%
-TRAINING = ("temporal", "causal", "neuron", "random", "random-token", "inter-region", "intra-region")
-fig, axes = plt.subplots(2, 4, figsize=(12, 6.2), layout="constrained", sharex=True, sharey=True)
+TRAINING = ("temporal", "causal", "neuron", "random", "random-token", "inter-region",
+            "intra-region")
+fig, axes = plt.subplots(3, 3, figsize=(9, 8), layout="constrained",
+                         sharex=True, sharey=True)
 for i, (ax, scheme) in enumerate(zip(axes.flat, TRAINING)):
     _, hidden, target = draw(scheme, seed=SEED + i)
     ratio = DEFAULT_RATIO.get(scheme)
     plot_mask(hidden[0].numpy(), target[0].numpy(), regions, ax=ax,
-              title=f"{scheme}" + (f" (ratio {ratio})" if ratio else ""))
-for ax in axes[0]:
+              title=scheme + (f" (ratio {ratio})" if ratio else ""))
+for ax in axes.flat:
     ax.set_xlabel("")
 for ax in axes[:, 1:].flat:
     ax.set_ylabel("")
-axes.flat[-1].axis("off")
-axes.flat[-1].legend(handles=[Patch(facecolor=c, edgecolor="0.4", label=label) for label, c in MASK_COLORS.items()],
-                     loc="center", frameon=False)
+for ax in (axes[2, 0], axes[1, 1], axes[1, 2]):    # the lowest panel of each column
+    ax.xaxis.set_tick_params(labelbottom=True)
+    ax.set_xlabel("time from stimulus onset (s)")
+axes[-1, 1].axis("off")
+axes[-1, 2].axis("off")
+handles = [Patch(facecolor=color, edgecolor="0.4", label=label)
+           for label, color in MASK_COLORS.items()]
+axes[-1, 1].legend(handles=handles, loc="center left", frameon=False)
 plt.show()
 
 # %% [markdown]
@@ -181,23 +197,29 @@ plt.show()
 
 # %%
 n_regions = len(session.region_names)
-expected = {scheme: (DEFAULT_RATIO[scheme], DEFAULT_RATIO[scheme]) for scheme in TRAINING[:5]}
+rho = DEFAULT_RATIO["intra-region"]
+expected = {scheme: (DEFAULT_RATIO[scheme],) * 2 for scheme in TRAINING[:5]}
 expected["inter-region"] = (1 / n_regions, 1 / n_regions)
-expected["intra-region"] = (1 - (1 - DEFAULT_RATIO["intra-region"]) / n_regions,
-                            DEFAULT_RATIO["intra-region"] / n_regions)
-print(f"{'scheme':<14}{'hidden':>9}{'expected':>10}{'targets':>9}{'expected':>10}{'sd over masks':>15}")
+expected["intra-region"] = (1 - (1 - rho) / n_regions, rho / n_regions)
+rows = []
 for scheme in TRAINING:
+    masks = (draw(scheme, seed=i) for i in range(N_MASKS))
     fractions = np.array([[h.float().mean().item(), t.float().mean().item()]
-                          for _, h, t in (draw(scheme, seed=i) for i in range(N_MASKS))])
-    mean, sd = fractions.mean(axis=0), fractions[:, 1].std()
-    print(f"{scheme:<14}{mean[0]:>9.3f}{expected[scheme][0]:>10.3f}{mean[1]:>9.3f}{expected[scheme][1]:>10.3f}"
-          f"{sd:>15.3f}")
+                          for _, h, t in masks])
+    rows.append({"scheme": scheme,
+                 "hidden": fractions[:, 0].mean(),
+                 "hidden, expected": expected[scheme][0],
+                 "targets": fractions[:, 1].mean(),
+                 "targets, expected": expected[scheme][1],
+                 "targets, sd": fractions[:, 1].std()})
+pd.DataFrame(rows).set_index("scheme").round(3)
 
 # %% [markdown]
-# The measured fractions sit near the expected ones. The last column is worth a look: the region
-# schemes spread the most from batch to batch, because the number of targets follows the size of the
-# drawn region. The loss is a *sum* over targets, as in the reference, so a batch that
-# happens to hide a big region weighs more in the gradient than one that hides a small region.
+# The measured fractions sit near the expected ones. The last column, the standard deviation of the
+# fraction of targets over masks, is worth a look: the region schemes spread the most from batch to
+# batch, because the number of targets follows the size of the drawn region. The loss is a *sum*
+# over targets, as in the reference, so a batch that happens to hide a big region weighs more in the
+# gradient than one that hides a small region.
 #
 # ## 3. Causal masking: the paper and the code
 #
@@ -220,7 +242,7 @@ print({scheme: is_causal(scheme) for scheme in SCHEMES})
 # %%
 gaps, no_past = [], 0
 for i in range(N_MASKS):
-    hidden_bins = draw("causal", seed=i)[1][:, :, 0].numpy()           # (B, T): the hidden bins
+    hidden_bins = draw("causal", seed=i)[1][:, :, 0].numpy()   # (B, T): the hidden bins
     t = np.arange(hidden_bins.shape[1])
     last_visible = np.maximum.accumulate(np.where(hidden_bins, -1, t), axis=1)
     gap = np.broadcast_to(t, hidden_bins.shape) - last_visible
@@ -229,13 +251,15 @@ for i in range(N_MASKS):
 gaps = np.concatenate(gaps)
 k = np.arange(1, 11)
 fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
-ax.bar(k, [np.mean(gaps == j) for j in k], color="tab:red", alpha=0.7, label="causal targets of the batch")
+ax.bar(k, [np.mean(gaps == j) for j in k], color="tab:red", alpha=0.7,
+       label="causal targets of the batch")
 ax.plot(k, 0.4 * 0.6 ** (k - 1), "ko-", ms=3, lw=1, label="geometric law, p = 0.6")
 ax.set_xlabel("bins back to the most recent visible bin")
 ax.set_ylabel("fraction of targets")
 ax.set_xticks(k)
 ax.legend(frameon=False)
-ax.set_title(f"{no_past / (no_past + len(gaps)):.1%} of the targets have no visible past")
+share = no_past / (no_past + len(gaps))
+ax.set_title(f"{share:.1%} of the targets have no visible past")
 plt.show()
 
 # %% [markdown]
@@ -259,9 +283,11 @@ plt.show()
 # the matching prompt. (The paper writes "the last 10 %, 20 ms": a typo; the code holds out 200 ms.)
 
 # %%
-heldout = np.random.default_rng(SEED).choice(session.n_neurons, size=max(1, session.n_neurons // 5), replace=False)
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained", sharey=True)
-for ax, (scheme, kwargs) in zip(axes, [("co-smooth", dict(heldout=heldout)), ("forward-pred", {})]):
+rng = np.random.default_rng(SEED)
+heldout = rng.choice(session.n_neurons, size=session.n_neurons // 5 + 1, replace=False)
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained", sharey=True)
+evaluation = [("co-smooth", dict(heldout=heldout)), ("forward-pred", {})]
+for ax, (scheme, kwargs) in zip(axes, evaluation):
     _, hidden, target = draw(scheme, **kwargs)
     plot_mask(hidden[0].numpy(), target[0].numpy(), regions, ax=ax, title=scheme)
 axes[1].set_ylabel("")
@@ -303,7 +329,8 @@ frequency = np.array([counts[s] / N_DRAWS for s in MTM_SCHEMES])
 band = 2 * np.sqrt(0.25 * 0.75 / N_DRAWS)
 fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
 ax.bar(MTM_SCHEMES, frequency, color="tab:blue", alpha=0.8)
-ax.axhspan(0.25 - band, 0.25 + band, color="grey", alpha=0.25, label="1/4 $\\pm$ 2 binomial s.d.")
+ax.axhspan(0.25 - band, 0.25 + band, color="grey", alpha=0.25,
+           label="1/4 $\\pm$ 2 binomial s.d.")
 ax.axhline(0.25, color="black", lw=0.8)
 ax.set_ylabel("fraction of batches")
 ax.set_title(f"{N_DRAWS} draws of MtMSampler")
@@ -337,11 +364,13 @@ except ValueError as err:
 # %%
 other = synthetic_session(SEED + 1, N_TRIALS, N_NEURONS)
 keep = np.isin(other.regions, ["DG", "LP", "PO"])
-session_b = Session(eid="probe-without-cortex", spikes=other.spikes[..., keep], regions=other.regions[keep])
+session_b = Session(eid="probe-without-cortex", spikes=other.spikes[..., keep],
+                    regions=other.regions[keep])
 batch_b = torch.as_tensor(session_b.spikes[session_b.splits["train"][:BATCH_SIZE]])
-frozen = list(session.region_names)   # the reference: the regions of the first batch, kept forever
+frozen = list(session.region_names)   # the reference: the first batch's regions
 print("frozen list (session A):", frozen)
-print("neurons of session B in each frozen region:", {r: int(np.sum(session_b.regions == r)) for r in frozen})
+print("neurons of session B in each frozen region:",
+      {r: int(np.sum(session_b.regions == r)) for r in frozen})
 
 # %% [markdown]
 # With the frozen list, two draws out of five name a region with no neuron in session B: the
@@ -354,11 +383,12 @@ print("neurons of session B in each frozen region:", {r: int(np.sum(session_b.re
 chosen = Counter()
 empty = 0
 for i in range(N_MASKS):
-    _, hidden_b, target_b = draw("inter-region", counts=batch_b, labels=session_b.regions, seed=i)
+    _, hidden_b, target_b = draw("inter-region", batch_b, session_b.regions, seed=i)
     names = {str(r) for r in session_b.regions[hidden_b[0, 0].numpy()]}
     chosen.update(names)
     empty += int(target_b.sum() == 0)
-print(f"session B, {N_MASKS} inter-region masks: {empty} without any target; regions drawn: {dict(chosen)}")
+print(f"session B, {N_MASKS} inter-region masks: {empty} without any target")
+print("regions drawn:", dict(chosen))
 
 # %% [markdown]
 # No mask is empty, and only B's own regions are drawn. (Single-session runs never hit the bug, which
@@ -384,17 +414,20 @@ if REAL_IBL and real_data_dir() is not None:
     cache = Path(tempfile.mkdtemp(prefix="alf_"))
     folder = real_fixture_alf(cache)
     eids = build_one_cache(cache)
-    ibl = load_ibl_session(eids[folder.resolve()], one=One(cache_dir=cache, mode="local"))
+    one = One(cache_dir=cache, mode="local")
+    ibl = load_ibl_session(eids[folder.resolve()], one=one)
     ibl_batch = torch.as_tensor(ibl.spikes[ibl.splits["train"][:BATCH_SIZE]])
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained", sharey=True)
-    plot_raster(ibl_batch[0].numpy(), ibl.regions, ax=axes[0], title=f"IBL {ibl.eid[:8]}: counts, trial 0")
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.8), layout="constrained", sharey=True)
+    plot_raster(ibl_batch[0].numpy(), ibl.regions, ax=axes[0],
+                title=f"IBL {ibl.eid[:8]}, trial 0")
     for ax, scheme in zip(axes[1:], ("inter-region", "intra-region")):
-        _, hidden, target = draw(scheme, counts=ibl_batch, labels=ibl.regions, seed=SEED + 1)
-        plot_mask(hidden[0].numpy(), target[0].numpy(), ibl.regions, ax=ax, title=scheme)
+        _, hidden, target = draw(scheme, ibl_batch, ibl.regions, seed=SEED + 1)
+        plot_mask(hidden[0].numpy(), target[0].numpy(), ibl.regions, ax=ax,
+                  title=scheme)
         ax.set_ylabel("")
     plt.show()
 else:
-    print("Skipped: set REAL_IBL = True with the project's real recordings at hand (MTM_REAL_DATA).")
+    print("Skipped: needs REAL_IBL = True and the real recordings (MTM_REAL_DATA).")
 
 # %% [markdown]
 # With merged probes, one region is spread over two bands of the neuron axis, and the region schemes

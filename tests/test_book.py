@@ -17,6 +17,13 @@ COLAB = "https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/{}
 #: papermill parameters of every chapter: small sessions and short training, explicitly set.
 SMALL_PARAMETERS = {
     "01_data": dict(N_TRIALS=40, N_NEURONS=30, SEED=1),
+    "02_masking": dict(N_TRIALS=40, N_NEURONS=30, SEED=1, N_MASKS=20, N_DRAWS=400, REAL_IBL=False),
+    "03_model": dict(N_TRIALS=40, N_NEURONS=30, SEED=1, MODEL_SIZE="small", NDT2_PATCH=16),
+    "04_training": dict(N_TRIALS=48, N_NEURONS=30, EPOCHS=3, RESUME_EPOCHS=3, SEED=1),
+    "05_evaluation": dict(N_TRIALS=48, N_NEURONS=30, EPOCHS=2, SEED=1, REGION="LP"),
+    "06_decoding": dict(N_TRIALS=40, N_NEURONS=30, EPOCHS=2, SEED=1),
+    "07_multisession": dict(N_TRIALS=40, N_NEURONS=30, EPOCHS=2, PRETRAIN_EPOCHS=2, SEED=1),
+    "08_reproduction": dict(N_TRIALS=40, N_NEURONS=30, EPOCHS=2, N_PRETRAIN=1, N_TEST=1, SEED=1),
 }
 
 

@@ -1,0 +1,490 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 3. The model: NDT1 with stitching and tokens, NDT2 patches
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/03_model.ipynb)
+#
+# **What you will learn**
+#
+# - how NDT1-stitch turns a masked batch of one session into log firing rates: a per-session
+#   stitcher, a shared embedding, position embeddings, session and prompt tokens, a pre-LN
+#   transformer and a per-session read-out;
+# - the shape of a batch at every stage, read from the real modules with forward hooks;
+# - the masked Poisson loss, and why each read-out starts at its neurons' mean rates;
+# - where the parameters are: about 12 M shared and 0.8 M per session in the paper's model;
+# - bidirectional and causal attention, checked with a perturbation, and two attention bugs of the
+#   reference code that `mtm` fixes;
+# - NDT2's tokens (1 bin x 128 neurons) and its block-causal attention mask.
+#
+# *About 15 minutes.*
+
+# %% tags=["remove-output"]
+# Set-up: on Colab, install the package; everywhere else it is already installed.
+import subprocess
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+
+from dataclasses import replace
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+import mtm
+from mtm.data import synthetic_session
+from mtm.masking import PROMPT_IDS, mask_batch
+from mtm.models import ModelConfig, build_model, poisson_nll
+from mtm.train import pick_device, train_mean_counts
+
+# %% tags=["parameters"]
+SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
+SEED = 0                   # which synthetic session; seed of the masks and weights
+N_TRIALS = 60 if SMOKE else None      # None: drawn from the preset (350-900 trials)
+N_NEURONS = 50 if SMOKE else None     # None: drawn from the preset (300-900 neurons)
+BATCH_SIZE = 16            # trials per batch, as in the paper
+MODEL_SIZE = "small" if SMOKE else "paper"   # "small" (2 x 64) or "paper" (5 x 512)
+NDT2_PATCH = 24 if SMOKE else 128     # neurons per NDT2 token (128 in the paper)
+PERTURBED_BIN = 60         # the "future" bin changed in the causality test
+PAPER_NEURONS = 676        # neurons of a typical paper session, for counting parameters
+N_PRETRAIN = 34            # sessions of the paper's largest pretraining run
+
+# %% [markdown]
+# ## 1. NDT1-stitch, from counts to log-rates
+#
+# The backbone of the paper's main results is NDT1 (the Neural Data Transformer) with
+# *stitching*: one token per time bin, and per-session layers at both ends so that sessions with
+# different neurons share everything in between. For a batch of masked counts $x_t \in
+# \mathbb{R}^{N_s}$ (bin $t$, session $s$ with $N_s$ neurons):
+#
+# $$\tilde x_t = S_s\, x_t \in \mathbb{R}^{668}, \qquad
+# h_t = W_2\, \mathrm{softsign}(W_1 \tilde x_t) + p_t \in \mathbb{R}^{512}, \qquad \mathrm{softsign}(u) = \frac{u}{1 + |u|},$$
+#
+# with $S_s$ the session's **stitcher** (a linear map, per session), $W_1$ (668 to 1336) and $W_2$
+# (1336 to 512) the shared embedding, and $p_t$ a learned **position embedding** of bin $t$. Two
+# learned tokens are prepended: the **session token** $e_s$ and the **prompt token** $P_m$ of the
+# masking scheme $m$ (chapter 2). The sequence $z = [e_s, P_m, h_1, \dots, h_T]$ (102 tokens) goes
+# through $L = 5$ pre-LN transformer layers,
+#
+# $$z \leftarrow z + \mathrm{MHA}(\mathrm{LN}(z)), \qquad z \leftarrow z + W_{\text{down}}\,\mathrm{GELU}(W_{\text{up}}\,\mathrm{LN}(z)),$$
+#
+# then a final LayerNorm; the two prepended outputs are dropped, and the session's **read-out**
+# $R_s$ (512 to $N_s$) gives one log-rate per neuron and bin:
+# $\log \hat\lambda_t = R_s\, \mathrm{LN}(z_{t})$. The paper sizes are 5 layers, 512 wide, 8 heads,
+# an MLP of 1024, dropout 0.4 (0.2 on the embedded sequence) and the reference's "fixup"
+# initialisation (the residual branches' output weights scaled down at initialisation).
+#
+# Here is the model of this chapter (`ModelConfig.small()` in smoke mode, `ModelConfig.paper()`
+# otherwise), for one session:
+
+# %%
+DEVICE = pick_device()
+session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
+train_trials = session.splits["train"][:BATCH_SIZE]
+batch = torch.as_tensor(session.spikes[train_trials]).to(DEVICE)
+cfg = ModelConfig.paper() if MODEL_SIZE == "paper" else ModelConfig.small()
+torch.manual_seed(SEED)
+model = build_model(cfg, [(session.eid, session.n_neurons)]).to(DEVICE).eval()
+print(session)
+sizes = ("arch", "hidden", "n_layers", "n_heads", "mlp", "n_channels")
+print({k: v for k, v in cfg.to_dict().items() if k in sizes}, "on", DEVICE)
+
+# %% [markdown]
+# ## 2. One batch through the model, stage by stage
+#
+# We mask the batch with the causal scheme and register a forward hook on every module the model
+# calls, in order. Each hook records the shape of the module's input and output; nothing is
+# recomputed by hand.
+
+# %%
+generator = torch.Generator(DEVICE).manual_seed(SEED)
+masked, target = mask_batch(batch, "causal", session.regions, generator=generator)
+stages = [("read_in[0]", "stitcher S_s", model.read_in[0]),
+          ("embed_hidden", "W_1", model.embed_hidden),
+          ("embed_out", "W_2 (after softsign)", model.embed_out),
+          ("position", "p_t", model.position),
+          ("embed_drop", "[session, prompt, tokens]", model.embed_drop)]
+stages += [(f"blocks[{i}]", "pre-LN layer", b) for i, b in enumerate(model.blocks)]
+stages += [("final_ln", "final LayerNorm, bins only", model.final_ln),
+           ("read_out[0]", "read-out R_s", model.read_out[0])]
+trace = []
+
+
+def recorder(name, what):
+    def hook(module, inputs, output):
+        trace.append(dict(module=name, what=what, input=tuple(inputs[0].shape),
+                          output=tuple(output.shape)))
+    return hook
+
+
+handles = [module.register_forward_hook(recorder(name, what))
+           for name, what, module in stages]
+with torch.no_grad():
+    log_rates = model(masked.float(), session.eid, PROMPT_IDS["causal"], causal=True)
+for handle in handles:
+    handle.remove()
+pd.DataFrame(trace)
+
+# %% [markdown]
+# Read the table top to bottom: the stitcher maps this session's $N_s$ neurons to the shared channel
+# width, the embedding widens and projects each bin to one token of the model's width, and the
+# position table gives one vector per bin (its input is the bin index). The softsign between
+# `embed_hidden` and `embed_out` is a plain function, so it has no hook. The session and prompt
+# tokens are rows of two embedding tables, read directly: they appear as the two extra tokens of the
+# sequence that enters `embed_drop` and the transformer layers ($T + 2$). The final LayerNorm and the
+# read-out see only the $T$ bin tokens, and the output is one log-rate per trial, bin and neuron,
+# the shape of the input.
+#
+# The reference adds a learned absolute position embedding, and so does `mtm` by default. The
+# camera-ready paper reports that rotary position embeddings (RoPE, which rotate queries and keys by
+# the bin index inside every attention layer) do better; `ModelConfig(position="rope")` switches them
+# on, and the position table disappears:
+
+# %%
+rope = build_model(replace(cfg, position="rope"), [(session.eid, session.n_neurons)])
+rope = rope.to(DEVICE).eval()
+with torch.no_grad():
+    out = rope(masked.float(), session.eid, PROMPT_IDS["causal"], causal=True)
+print("RoPE model: position table", rope.position, "| output", tuple(out.shape))
+
+# %% [markdown]
+# ## 3. Stitchers belong to a session, not to a neuron count
+#
+# The stitcher $S_s$ and read-out $R_s$ are what make a multi-session model possible: each session
+# gets its own pair, however many neurons it has. The reference code kept them in a dictionary keyed
+# by the session's **neuron count**, so two sessions with the same number of neurons silently shared
+# their stitchers (and a batch mixing them got the first trial's session token). `mtm` keys them by
+# the session id:
+
+# %%
+twins = build_model(ModelConfig.small(), [("session-a", 50), ("session-b", 50)])
+print("stitchers:", [tuple(layer.weight.shape) for layer in twins.read_in],
+      "| read-outs:", [tuple(layer.weight.shape) for layer in twins.read_out])
+print("session-b has index", twins.session_index("session-b"))
+try:
+    twins(torch.zeros(2, 100, 49), "session-a", prompt=PROMPT_IDS["neuron"])
+except ValueError as err:
+    print("ValueError:", err)
+
+# %% [markdown]
+# Two sessions of 50 neurons get two stitchers and two read-outs, and a batch with the wrong number of
+# neurons for its session is refused with a message rather than silently routed elsewhere. Fine-tuning
+# on a new session (chapter 7) calls `model.add_session(eid, n_neurons)`, which adds a fresh pair and a
+# session token started at the mean of the trained ones.
+#
+# ## 4. Log-rates and the masked Poisson loss
+#
+# The output $\hat\eta = \log \hat\lambda$ is the log of the expected count per bin. Counts are
+# modelled as Poisson, and the loss is the negative log-likelihood summed over the masking's target
+# entries $\mathcal{T}$ only, without the $\log y!$ term, which does not depend on the model:
+#
+# $$\mathcal{L} = \sum_{(k,t,n) \in \mathcal{T}} \big[e^{\hat\eta_{ktn}} - y_{ktn}\,\hat\eta_{ktn}\big].$$
+#
+# `mtm.models.poisson_nll` returns the sum and the number of targets (training divides by the latter
+# only for the logs, as the reference does). A fresh read-out predicts $\hat\eta \approx 0$, one spike
+# per bin, far above the rates of most neurons; `init_rates` sets each read-out bias to
+# $\log \bar y_n$, the neuron's mean count per bin on the train split, so an untrained model starts
+# at the mean rates (`mtm.train.train` does this for every session):
+
+# %%
+generator = torch.Generator(DEVICE).manual_seed(SEED)
+masked, target = mask_batch(batch, "neuron", session.regions, generator=generator)
+rows = []
+for label in ("fresh read-out", "after init_rates"):
+    if label == "after init_rates":
+        model.init_rates(session.eid, train_mean_counts(session).to(DEVICE))
+    with torch.no_grad():
+        log_rates = model(masked.float(), session.eid, PROMPT_IDS["neuron"])
+    loss, count = poisson_nll(log_rates, batch, target)
+    rows.append({"model": label, "loss": loss.item(), "targets": int(count.item()),
+                 "loss / target": (loss / count).item(),
+                 "predicted rate": log_rates.exp().mean().item(),
+                 "observed rate": batch.float().mean().item()})
+pd.DataFrame(rows).set_index("model").round(3)
+
+# %% [markdown]
+# The loss is a *sum*, so the gradient of a batch grows with its number of targets (chapter 2 showed
+# how much that varies between schemes). Rates are in spikes per bin. After `init_rates` the
+# predicted rates come close to the observed mean and the loss per target falls: training starts near
+# "every neuron fires at its mean rate" (about 0 bits per spike, chapter 5) rather than at one spike
+# per bin.
+#
+# ## 5. Where the parameters are
+#
+# We build the paper-size model for one session of `PAPER_NEURONS` neurons (building is cheap; it is
+# never run here) and count the parameters of each component:
+
+# %%
+def n_params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+paper = build_model(ModelConfig.paper(), [("paper-session", PAPER_NEURONS)])
+components = [("read_in", "stitcher S_s: N_s to 668"),
+              ("embed_hidden", "W_1: 668 to 1336"),
+              ("embed_out", "W_2: 1336 to 512"),
+              ("position", "learned position table, 100 bins"),
+              ("session_token", "session token"),
+              ("prompt_token", "4 prompt tokens"),
+              ("blocks", "5 pre-LN layers"),
+              ("final_ln", "final LayerNorm"),
+              ("read_out", "read-out R_s: 512 to N_s")]
+per_session = {"read_in", "read_out", "session_token"}
+table = pd.DataFrame([dict(component=name, what=what,
+                           parameters=n_params(getattr(paper, name)),
+                           kind="per session" if name in per_session else "shared")
+                      for name, what in components])
+shared = sum(p.numel() for p in paper.core_parameters())
+session_specific = sum(p.numel() for p in paper.session_parameters())
+assert shared + session_specific == n_params(paper) == table.parameters.sum()
+print(f"shared {shared / 1e6:.2f} M, per session {session_specific / 1e6:.2f} M "
+      f"(one layer: {n_params(paper.blocks[0]) / 1e6:.2f} M)")
+table
+
+# %% [markdown]
+# The five transformer layers hold most of the shared parameters (each is about 2.1 M: $4 \cdot 512^2$
+# for attention and $2 \cdot 512 \cdot 1024$ for the MLP, plus biases and norms), and the stitcher
+# and read-out of one session together hold about 0.8 M. Adding a session adds exactly its stitcher,
+# its read-out and its token; with `N_PRETRAIN` sessions most parameters are per session, although
+# every one of them sees only its own session's data:
+
+# %%
+before = n_params(paper)
+paper.add_session("another-session", PAPER_NEURONS)
+added = n_params(paper) - before
+print(f"add_session: +{added / 1e6:.2f} M parameters")
+total = shared + N_PRETRAIN * added
+print(f"{N_PRETRAIN} sessions of {PAPER_NEURONS} neurons: {shared / 1e6:.1f} M shared"
+      f" + {N_PRETRAIN * added / 1e6:.1f} M per session = {total / 1e6:.1f} M")
+ndt2_paper = build_model(ModelConfig.paper(arch="ndt2"),
+                         [("paper-session", PAPER_NEURONS)])
+ndt2_session = sum(p.numel() for p in ndt2_paper.session_parameters())
+print(f"NDT2 (paper sizes, no stitchers): {n_params(ndt2_paper) / 1e6:.2f} M, of which "
+      f"{ndt2_session / 1e3:.1f} k per session")
+del paper, ndt2_paper
+
+# %% [markdown]
+# ## 6. Bidirectional and causal attention
+#
+# Every scheme but one lets each token attend to every other token (bidirectional). The causal scheme
+# (and forward prediction at evaluation) restricts the token of bin $t$ to bins $t' \le t$. The
+# session and prompt tokens come **first** in the sequence, so with a causal mask over the whole
+# sequence they see each other and no bin at all. `mtm` passes `is_causal=True` to PyTorch's
+# `scaled_dot_product_attention` (which lets fused GPU kernels run), and that mask is the lower
+# triangle below:
+
+# %%
+n_show = 2 + 10
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), layout="constrained")
+labels = ["sess", "prompt"] + [f"bin {t}" for t in range(n_show - 2)]
+masks = [("bidirectional", torch.ones(n_show, n_show)),
+         ("causal (is_causal=True)", torch.ones(n_show, n_show).tril())]
+for ax, (title, mask) in zip(axes, masks):
+    ax.imshow(mask, cmap="Greys", vmin=0, vmax=1.4)
+    ax.set_xticks(range(n_show), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(n_show), labels, fontsize=7)
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query (attending)")
+    ax.set_title(title)
+plt.show()
+
+# %% [markdown]
+# The claim "no output depends on a future bin" can be tested directly: change the input at one bin
+# and see which outputs move. We add 3 spikes to every neuron at bin `PERTURBED_BIN` of four trials
+# of the batch and record, for every bin, the largest change of the log-rates. In the reference code
+# the session and prompt tokens kept full rows (they attended to every bin, future ones included); in
+# the next layer every bin reads them, so future activity leaked into "causal" predictions during
+# training. We show that too, by handing the same model the reference's mask.
+
+# %%
+def reference_causal_mask(n_tokens, n_prefix, period):
+    """The reference's causal mask: a (period x period) lower triangle tiled over the
+    tokens, rows and columns of the prepended tokens all True, and the diagonal."""
+    i = np.arange(n_tokens)
+    mask = (i[None, :] % period) <= (i[:, None] % period)
+    mask = np.pad(mask, ((n_prefix, 0), (n_prefix, 0)), constant_values=True)
+    return torch.as_tensor(mask | np.eye(len(mask), dtype=bool), device=DEVICE)
+
+
+@torch.no_grad()
+def output_change(net, counts, causal, reference_mask=False):
+    """Largest |change| of the log-rates in each bin (T,) when bin PERTURBED_BIN of
+    the input changes (``reference_mask``: causal attention with the reference's)."""
+    if reference_mask:
+        net.causal_mask = lambda token_bins, n_prefix, n_bins: reference_causal_mask(
+            len(token_bins), n_prefix, n_bins)
+    changed = counts.clone()
+    changed[:, PERTURBED_BIN] += 3.0
+    prompt = PROMPT_IDS["causal"]
+    delta = (net(changed, session.eid, prompt, causal)
+             - net(counts, session.eid, prompt, causal)).abs()
+    if reference_mask:
+        del net.causal_mask
+    return delta.amax(dim=(0, 2)).cpu().numpy()
+
+
+def plot_changes(changes, title):
+    fig, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
+    floor = 1e-10
+    for label, change in changes.items():
+        ax.semilogy(np.maximum(change, floor), label=label, lw=1.2)
+        before = change[:PERTURBED_BIN].max()
+        print(f"{label:>36}: largest change before bin {PERTURBED_BIN}: {before:.2e}")
+    ax.axvline(PERTURBED_BIN, color="grey", ls="--", lw=0.8)
+    ax.axhline(floor, color="black", lw=0.5)
+    ax.text(1, floor * 2, "exactly 0", fontsize=8)
+    ax.set_xlabel("bin of the output")
+    ax.set_ylabel("largest |change| of log-rate")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    plt.show()
+
+
+x = batch[:4].float()    # four trials are enough: attention never mixes trials
+changes = {"bidirectional": output_change(model, x, causal=False),
+           "causal (mtm)": output_change(model, x, causal=True),
+           "causal, the reference's mask": output_change(model, x, True,
+                                                         reference_mask=True)}
+plot_changes(changes, f"NDT1 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN}")
+
+# %% [markdown]
+# With bidirectional attention every output moves. With `mtm`'s causal attention the outputs before
+# the perturbed bin do not change at all (the curve sits on the "exactly 0" floor), and the perturbed
+# bin and everything after it do. With the reference's mask the earlier outputs move too: through the
+# prepended tokens, the past "sees" the future. (The effect needs at least two layers: one for the
+# prepended tokens to read the future, one for the bins to read them.) At forward-prediction
+# evaluation the future bins are zeroed, so the reference's test scores are not contaminated, but
+# the model it trains with the causal scheme is not strictly causal.
+#
+# ## 7. NDT2: space-time patches and block-causal attention
+#
+# NDT2 cuts each bin into **patches of 128 neurons** (the neurons zero-padded to
+# $P = \lceil N / 128 \rceil$ patches) and makes one token per (bin, patch), in time-major order:
+#
+# $$h_{tp} = W_{\text{out}}\,\mathrm{softsign}(W_{\text{in}}\, x_{tp}) + \mathrm{LN}(E^{\text{space}}_p) + \mathrm{LN}(E^{\text{time}}_t),
+# \qquad \log\hat\lambda_{tp} = W_{\text{read}}\,\mathrm{LN}(z_{tp}) \in \mathbb{R}^{128}.$$
+#
+# There is no stitcher: the same 128-neuron read-in and read-out serve every session, which differ
+# only by their session token and their number of patches. A paper session of 676 neurons makes
+# $100 \times 6 = 600$ tokens instead of NDT1's 100, and attention costs grow with the square of the
+# sequence length. The same hooks on the NDT2 modules (here with `NDT2_PATCH` neurons per token):
+
+# %%
+torch.manual_seed(SEED)
+ndt2_cfg = replace(cfg, arch="ndt2", patch_size=NDT2_PATCH)
+ndt2 = build_model(ndt2_cfg, [(session.eid, session.n_neurons)]).to(DEVICE).eval()
+trace = []
+stages2 = [("embed", "patch embedding", ndt2.embed),
+           ("space_ln", "space embedding", ndt2.space_ln),
+           ("time_ln", "time embedding", ndt2.time_ln),
+           ("embed_drop", "[session, prompt, tokens]", ndt2.embed_drop),
+           ("final_ln", "final LN, tokens only", ndt2.final_ln),
+           ("read_out", "read-out per token", ndt2.read_out)]
+handles = [module.register_forward_hook(recorder(name, what))
+           for name, what, module in stages2]
+with torch.no_grad():
+    out = ndt2(masked.float(), session.eid, PROMPT_IDS["neuron"])
+for handle in handles:
+    handle.remove()
+n_patches = ndt2.n_patches(session.n_neurons)
+print(f"{session.n_neurons} neurons -> {n_patches} patches of {NDT2_PATCH}; "
+      f"output {tuple(out.shape)}")
+pd.DataFrame(trace)
+
+# %% [markdown]
+# The patch embedding works on (trials, bins, patches, neurons per patch); the space and time
+# embeddings broadcast over bins and patches; the tokens are then flattened to a sequence of
+# $T \cdot P$ (plus the two prepended), and the read-out gives 128 log-rates per token, reshaped back
+# to (trials, bins, neurons) with the padding dropped. (The reference filled the last, partial patch
+# with the tail of the previous one; here it is zero-padded.)
+#
+# **Causal attention over patches.** With several tokens per bin, "see only the past" means: the
+# token of (bin $t$, patch $p$) sees every token of bins $t' \le t$, all patches included (the causal
+# scheme hides all patches of a bin together), and the prepended tokens see no bin. That is a
+# *block*-causal mask, which `NDT2.causal_mask` builds from the bin of each token. The reference tiled
+# a $T \times T$ lower triangle over the $T \cdot P$ time-major tokens, as if token $i$ belonged to bin
+# $i \bmod T$ rather than $\lfloor i / P \rfloor$:
+
+# %%
+_, token_bins = ndt2.tokens(x, ndt2.session_index(session.eid))
+ours = ndt2.causal_mask(token_bins, 2, x.shape[1]).cpu().numpy()
+reference = reference_causal_mask(len(token_bins), 2, x.shape[1]).cpu().numpy()
+bins = np.r_[-1, -1, token_bins.cpu().numpy()]   # the prepended tokens belong to no bin
+future = bins[None, :] > bins[:, None]            # key in a later bin than the query
+sees_future = reference & future
+misses_past = ~reference & ~future
+print(f"{len(bins)} tokens; the reference lets {sees_future.mean():.1%} of the "
+      f"(query, key) pairs see a future bin, and hides {misses_past.mean():.1%} "
+      "in the past or the same bin")
+diff = np.where(sees_future, 1, np.where(misses_past, -1, 0))
+panels = [("mtm: block-causal", ours, "Greys", 1.4),
+          ("reference: tiled", reference, "Greys", 1.4),
+          ("reference minus correct", diff, "coolwarm", 1)]
+zoom = 2 + 6 * n_patches
+fig, axes = plt.subplots(2, 3, figsize=(9, 6.4), layout="constrained")
+for row, size in zip(axes, (len(bins), zoom)):
+    for ax, (title, image, cmap, top) in zip(row, panels):
+        ax.imshow(image[:size, :size], cmap=cmap, vmin=-1 if top == 1 else 0,
+                  vmax=top, interpolation="nearest")
+        ax.set_title(title + (" (6 bins)" if size == zoom else ""), fontsize=10)
+        ax.set_xlabel("key token")
+        ax.set_ylabel("query token")
+fig.suptitle("red: the reference sees a future bin; blue: it misses the past",
+             fontsize=10)
+plt.show()
+
+# %% [markdown]
+# Top row, the whole sequence: `mtm`'s mask is a staircase of bin-sized blocks. The reference's is a
+# grid of triangles that repeats every $T$ tokens, so tokens late in the sequence see future bins
+# (red) and miss most of the past (blue). Bottom row, the first six bins: even where the triangle is
+# right, a token does not see the later patches of its own bin, which is why the difference is not
+# zero there either. (With one patch per bin, as in NDT1, the tiled triangle is the ordinary causal
+# mask, and only the rows of the prepended tokens differ.)
+# The perturbation test confirms the two masks' behaviour in the NDT2 model:
+
+# %%
+changes = {"causal (mtm, block-causal)": output_change(ndt2, x, causal=True),
+           "causal, the reference's tiled mask": output_change(ndt2, x, True,
+                                                               reference_mask=True)}
+plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN}")
+
+# %% [markdown]
+# ## Summary
+#
+# - NDT1-stitch: per-session stitcher (keyed by session id), shared linear-softsign-linear
+#   embedding, learned position embedding (RoPE as an option), session and prompt tokens prepended,
+#   pre-LN transformer, final LayerNorm, per-session read-out to log-rates.
+# - The loss is the Poisson negative log-likelihood summed over the target entries; read-outs start at
+#   each neuron's mean rate.
+# - The paper-size model has about 12 M shared parameters (mostly the five transformer layers) and
+#   about 0.8 M per session (stitcher and read-out).
+# - Causal attention in `mtm` puts the prepended tokens first, so no output depends on a future bin;
+#   the reference's prepended tokens saw the future. NDT2 needs a block-causal mask over its
+#   (bin, patch) tokens; the reference's tiled mask was wrong for more than one patch per bin.
+# - NDT2 makes one token per bin and 128 neurons, with space and time embeddings and no stitchers.
+#
+# ## Exercises
+#
+# 1. Count the parameters of the paper-size model for a session of 300 neurons and one of 900. Which
+#    components change, and by how much?
+# 2. Set `PERTURBED_BIN = 0` and rerun section 6. Which outputs change under causal attention, and why?
+# 3. Build the RoPE model with the paper sizes. How many parameters does it save, and why so few?
+# 4. For NDT2, set `NDT2_PATCH` to the number of neurons (one patch per bin). Where do `mtm`'s causal
+#    attention and the reference's mask still differ?
+# 5. Register a hook on `model.blocks[0].qkv` and explain the shape of its output.

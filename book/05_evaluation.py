@@ -1,0 +1,373 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. Evaluation: co-smoothing, forward prediction, intra- and inter-region
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/05_evaluation.ipynb)
+#
+# **What you will learn**
+#
+# - what *bits per spike* measures, and the two ways of averaging it: NLB's pooled co-bps and the
+#   per-neuron mean that the MtM paper's tables use;
+# - the four activity tasks exactly as `mtm.evaluate` runs them: what is held out, what is scored,
+#   which prompt, and when the attention is causal;
+# - how to compare two models neuron by neuron, and how their predictions look against the spikes;
+# - where a model sits between simple baselines and the ground-truth ceiling, and why the ceiling is
+#   an upper bound, not a target.
+#
+# *About 10 minutes to read; the two models train in seconds with the smoke settings and in a few
+# minutes on a CPU with the `small` settings.*
+
+# %% tags=["remove-output"]
+# Set-up: on Colab, install the package; everywhere else it is already installed.
+import subprocess
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+
+import mtm
+from mtm.baselines import BASELINES, baseline_results
+from mtm.checkpoint import load_model
+from mtm.data import synthetic_session
+from mtm.evaluate import (CAUSAL_MASKINGS, FORWARD_BINS, TASK_PROMPT, TASKS,
+                          bits_per_spike, evaluate_model, evaluate_rates, scored_bins,
+                          task_configurations)
+from mtm.masking import PROMPT_IDS
+from mtm.plots import plot_bps_scatter, plot_mask, plot_predicted_vs_true, results_table
+from mtm.train import TrainConfig, pick_device, train
+
+# %% tags=["parameters"]
+SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
+GPU = torch.cuda.is_available()
+PRESET = "paper" if GPU and not SMOKE else "small"   # the paper's settings need a GPU
+SEED = 0                   # which synthetic session
+N_TRIALS = 60 if SMOKE else None   # None: preset's range (small 160-240, paper 350-900)
+N_NEURONS = 40 if SMOKE else None  # None: preset's range (small 40-80, paper 300-900)
+EPOCHS = 3 if SMOKE else None      # None: the preset's (small 250, paper 1000)
+REGION = "LP"              # the region shown in the figures
+
+# %% [markdown]
+# ## 1. Bits per spike
+#
+# Every task ends in the same score. For a neuron with counts $y_{kt}$ (trial $k$, bin $t$) and
+# predicted rates $\lambda_{kt}$ (expected counts per bin), the Poisson negative log-likelihood is
+#
+# $$\mathrm{NLL}(\lambda, y) = \sum_{k,t} \big[\lambda_{kt} - y_{kt} \ln \lambda_{kt} + \ln \Gamma(y_{kt} + 1)\big].$$
+#
+# A model is compared with a **null model** that predicts, in every bin, the neuron's mean count
+# $\bar y$ over the very trials and bins being scored. Bits per spike is the log-likelihood gained
+# over the null model, in bits, per observed spike:
+#
+# $$\mathrm{bps} = \frac{\mathrm{NLL}(\bar y, y) - \mathrm{NLL}(\lambda, y)}{\ln 2 \, \sum_{k,t} y_{kt}}.$$
+#
+# Zero means "no better than the neuron's mean rate"; a negative score means worse than that; there
+# is no fixed maximum, but no model beats the true rates on average. The formula comes from the
+# Neural Latents Benchmark (NLB); the two codebases apply it differently:
+#
+# - **NLB co-bps** (`bits_per_spike(rates, spikes)`): the sums run over all scored neurons at once,
+#   so one number pools them, and neurons count in proportion to their spikes. A neuron that never
+#   fires in the scored window adds nothing to the denominator and is penalised for any rate it
+#   predicts.
+# - **MtM per-neuron bps** (`bits_per_spike(rates, spikes, per_neuron=True)`): the formula applied
+#   to each neuron alone, giving one score per neuron; neurons without a spike get NaN and drop out.
+#   A session's score is the mean over neurons (`np.nanmean`). Every neuron counts the same, however
+#   rarely it fires. The paper's tables use this convention, and so do the tables of this book.
+#
+# Both on the same predictions. Before training anything, we score two predictors that need no
+# model: the **true rates** of the synthetic session (the best possible prediction) and each
+# neuron's **PSTH** (its trial-averaged rate from the training trials, the same in every trial), on
+# the test trials, all 100 bins:
+
+# %%
+size = "paper" if PRESET == "paper" else "small"
+session = synthetic_session(SEED, N_TRIALS, N_NEURONS, preset=size)
+print(session)
+ceiling = evaluate_rates(session.rates, session)        # the true rates, on every task
+baselines = baseline_results(session, which=BASELINES)  # linear, PSTH, mean rate
+
+rate_hz = session.spikes[session.splits["test"]].mean(axis=(0, 1)) / session.bin_size
+fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
+for name, result, color in (("true rates", ceiling["co-smooth"], "black"),
+                            ("PSTH", baselines["psth"]["co-smooth"], "tab:green")):
+    per_neuron = bits_per_spike(result.rates, result.spikes, per_neuron=True)
+    pooled = bits_per_spike(result.rates, result.spikes)
+    mean = np.nanmean(per_neuron)
+    ax.scatter(rate_hz, per_neuron, s=12, color=color, alpha=0.7,
+               label=f"{name}: per neuron")
+    ax.axhline(pooled, color=color, lw=1.5, label=f"{name}: NLB pooled co-bps")
+    ax.axhline(mean, color=color, lw=1.5, ls="--", label=f"{name}: per-neuron mean")
+    print(f"{name:>10}: pooled {pooled:.3f} bits/spike, per-neuron mean {mean:.3f}, "
+          f"{np.isnan(per_neuron).sum()} neuron(s) without a test spike")
+ax.set_xscale("log")
+ax.set(xlabel="firing rate on the test trials (Hz)", ylabel="bits per spike")
+fig.legend(frameon=False, fontsize=8, loc="outside right upper")
+plt.show()
+
+# %% [markdown]
+# Each dot is one neuron. The scores of low-rate neurons scatter widely, to both sides: with a
+# handful of spikes, the likelihood gain per spike is a noisy number. High-rate neurons score
+# steadily. The pooled score (solid line) divides one total gain by the total spike count, so it is
+# dominated by the high-rate neurons; the per-neuron mean (dashed) gives a neuron firing at 1 Hz as
+# much weight as one firing at 50 Hz. The two summaries therefore differ even on identical
+# predictions, and a table must say which one it reports: the MtM paper's numbers are per-neuron
+# means, NLB's leaderboard numbers are pooled. `mtm.evaluate.TaskResult` keeps both, as `.mean_bps`
+# and `.co_bps`. (Our `bits_per_spike` is checked against `nlb_tools` in the package's tests.)
+#
+# ## 2. Two models to evaluate
+#
+# The temporal baseline and prompted MtM, trained on this session with the same settings as in
+# chapter 4 (the smoke settings train a tiny model for a few epochs, which only shows the mechanics;
+# the numbers mean something with the `small` and `paper` settings).
+
+# %%
+MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32) if SMOKE else {}
+overrides = dict(model=MODEL) if EPOCHS is None else dict(model=MODEL, epochs=EPOCHS)
+MASKINGS = {"temporal": "temporal", "MtM": "mtm"}
+RUN_DIR = Path(tempfile.mkdtemp(prefix="mtm_"))
+device = pick_device()
+models = {}
+for name, masking in MASKINGS.items():
+    cfg = TrainConfig.preset(PRESET, masking=masking, **overrides)
+    best = train([session], cfg, RUN_DIR / name, progress=not SMOKE)
+    models[name], _ = load_model(best, device=device)
+print("parameters:", {name: sum(p.numel() for p in m.parameters())
+                      for name, m in models.items()})
+
+# %% [markdown]
+# ## 3. The four tasks
+#
+# Every task is run on the **test trials**, for **every neuron** of the session, with the model in
+# evaluation mode (no dropout, no random masking). Each task hides part of the input (sets it to
+# zero), asks for the rates, and scores only the hidden part. A task is a list of *configurations*
+# (which neurons a forward pass hides), and every neuron is scored by exactly one of them, so each
+# neuron gets exactly one score per task (`mtm.evaluate`, after the reference's `eval_utils`):
+#
+# | task | held out in one configuration | configurations | scored | MtM prompt |
+# |---|---|---|---|---|
+# | co-smoothing | neuron $i$, all 100 bins | one per neuron | neuron $i$, all bins | neuron |
+# | forward prediction | the last 10 bins (200 ms), every neuron | one | every neuron, bins 90-99 | causal |
+# | inter-region | every neuron of region $r$ | one per region | the neurons of $r$, all bins | inter-region |
+# | intra-region | every neuron outside $i$'s region, and neuron $i$ | one per neuron | neuron $i$, all bins | intra-region |
+#
+# What each task asks:
+#
+# - **Co-smoothing**: predict a neuron from the simultaneous activity of all the others, the
+#   question the *neuron* masking trains.
+# - **Forward prediction**: predict the last 200 ms of the trial from what came before. A model
+#   trained with the causal scheme (MtM, or causal masking alone) runs it with **causal attention**,
+#   every bin seeing only the past, as it was trained. The temporal baseline keeps its bidirectional
+#   attention; the hidden bins are zeros, so it too can only use the past. (The paper says "the last
+#   10 %, 20 ms"; the code holds out 10 bins of 20 ms, 200 ms, and so do we.)
+# - **Inter-region**: predict a whole region from the other regions, as when a region was not
+#   recorded.
+# - **Intra-region**: predict a neuron from the other neurons of its own region only; everything
+#   outside the region is hidden too. A region with a single neuron is predicted from an all-zero
+#   input.
+#
+# A prompted model gets the prompt of the matching training scheme; the baseline has no prompt, so
+# nothing tells it which question it is being asked. The evaluation masks, one configuration each,
+# for a neuron of `REGION` (red: hidden and scored; grey: hidden, not scored; white: visible):
+
+# %%
+region = REGION if REGION in session.region_names else session.region_names[0]
+neuron = int(np.flatnonzero(session.regions == region)[0])
+# the configuration shown for each task (one row of its hidden / scored masks)
+config = {"co-smooth": neuron, "forward-pred": 0, "intra-region": neuron,
+          "inter-region": session.region_names.index(region)}
+fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), layout="constrained",
+                         sharex=True, sharey=True)
+for ax, task in zip(axes.flat, TASKS):
+    hidden, scored = task_configurations(task, session.regions)  # (configs, neurons)
+    in_window = np.isin(np.arange(session.n_bins), scored_bins(task, session.n_bins))
+    hidden_entries = np.tile(hidden[config[task]], (session.n_bins, 1))  # (T, N)
+    if task == "forward-pred":
+        hidden_entries |= in_window[:, None]
+    scored_entries = in_window[:, None] & scored[config[task]][None, :]
+    n = len(hidden)
+    plot_mask(hidden_entries, scored_entries, session.regions, ax=ax,
+              title=f"{task}: {n} configuration{'s' if n > 1 else ''}",
+              legend=task == TASKS[-1])
+for ax in axes[0]:
+    ax.set_xlabel("")
+for ax in axes[:, 1]:
+    ax.set_ylabel("")
+plt.show()
+print("prompt per task:", {task: PROMPT_IDS[TASK_PROMPT[task]] for task in TASKS})
+print("forward prediction is causal for models trained with:", CAUSAL_MASKINGS)
+print("bins held out in forward prediction: the last", FORWARD_BINS)
+
+# %% [markdown]
+# Co-smoothing and intra-region need one configuration per neuron, inter-region one per region,
+# forward prediction one. `mtm.evaluate.predict_heldout` stacks many configurations of the test
+# trials into one large batch per forward pass, so a session of several hundred neurons needs a few
+# hundred large passes rather than one small pass per neuron (`benchmarks/eval_speed.py` times it).
+# The null model of each score is the neuron's mean over the *scored* window: for forward
+# prediction, its mean over bins 90-99 of the test trials.
+#
+# ## 4. Every task, both models, neuron by neuron
+#
+# `evaluate_model(model, session, training_masking)` runs the four tasks and returns a `TaskResult`
+# per task: the predicted rates and true counts of the scored window, the per-neuron scores `.bps`
+# and their summaries `.mean_bps` and `.co_bps`. `training_masking` says how the model was trained,
+# which decides the attention for forward prediction.
+
+# %%
+results = {name: evaluate_model(model, session, MASKINGS[name])
+           for name, model in models.items()}
+
+fig, axes = plt.subplots(2, 2, figsize=(8, 7.5), layout="constrained")
+for ax, task in zip(axes.flat, TASKS):
+    x, y = results["temporal"][task].bps, results["MtM"][task].bps
+    plot_bps_scatter(x, y, "temporal", "MtM", ax=ax)
+    both = np.isfinite(x) & np.isfinite(y)
+    above = np.mean(y[both] > x[both])
+    ax.set_title(f"{task}\n{above:.0%} of neurons above the diagonal", fontsize=10)
+plt.show()
+
+# %% [markdown]
+# One dot per neuron: its score under the temporal baseline (x) and under MtM (y); above the
+# diagonal, MtM predicts that neuron better (the panel titles give the fraction of neurons above
+# it). The paper shows this comparison for every session (its Figure 2). There, MtM improves on
+# every activity task, and by far the most on the region tasks: in its single-session ablation
+# (Table 1), co-smoothing goes from 0.84 to 0.98 bits per spike and forward prediction from 0.42 to
+# 0.57, but intra-region from -0.20 to 0.43 and inter-region from 0.57 to 0.84. Temporal masking
+# does teach a model to fill in a bin from the neurons' other bins; it never asks the model to
+# predict a neuron, let alone a region, without seeing any of its activity. With the smoke settings
+# the models have barely trained, and the dots say nothing about the two maskings; run the chapter
+# with the `small` or `paper` settings.
+#
+# ## 5. Predictions against the truth, for one region
+#
+# The inter-region task for `REGION`: every neuron of the region hidden, in every bin, and predicted
+# from the other regions. Left, one test trial's spike counts; middle, the predicted rates for the
+# same trial (same colour scale); right, the region's PSTH (mean over trials and neurons), true and
+# predicted.
+
+# %%
+t0 = session.bin_times()[0] - session.bin_size / 2
+for name in MASKINGS:
+    result = results[name]["inter-region"]
+    plot_predicted_vs_true(result.spikes, result.rates, session.regions, region,
+                           bin_size=session.bin_size, t0=t0,
+                           title=f"{name}: inter-region prediction of {region}")
+    plt.show()
+
+# %% [markdown]
+# A good inter-region prediction reproduces the region's response to the stimulus and to the
+# movement that follows (right panel), and, trial by trial, the slow co-fluctuations of the region's
+# neurons that the other regions share (middle panel, compared with the spikes on the left). The
+# spikes themselves are Poisson noise around the rates: no model can predict individual spikes, and
+# a good predicted raster looks like a smoothed version of the true one. A model that only learned
+# each neuron's average would show the same rate in every trial.
+#
+# ## 6. Baselines and a ceiling
+#
+# A score means little on its own: bits per spike depend on the neurons' rates, on the session and
+# on the task. So every table in this book puts the models next to simple predictors, scored with
+# exactly the same code (`mtm.baselines.baseline_results`):
+#
+# - **Mean rate**: each neuron's mean count on the training trials, in every bin: close to the null
+#   model, so about 0 bits per spike, a little below because the null model uses the mean of the
+#   scored window itself (for forward prediction the mean of the last 10 bins, which differs more
+#   from the neuron's mean over the whole trial).
+# - **PSTH**: each neuron's trial-averaged count per bin on the training trials: what the stimulus
+#   and movement timing alone explain, the same in every trial.
+# - **Linear regression**: ridge regression from the visible neurons' smoothed spikes to each hidden
+#   neuron, fit on the training trials, for every configuration of the task (for forward prediction:
+#   from every neuron's mean count in the 10 bins before the held-out window). It is not a pushover:
+#   it sees the same visible neurons as the models, and a small model trained on a few hundred
+#   trials need not beat it.
+# - **Ground truth** (synthetic sessions only): the true rates that generated the spikes,
+#   `evaluate_rates(session.rates, session)`.
+#
+# The table reports the per-neuron mean (the paper's convention):
+
+# %%
+def summary(per_task, score="mean_bps"):
+    """{task: score} of one predictor's {task: TaskResult}."""
+    return {task: getattr(result, score) for task, result in per_task.items()}
+
+
+labels = {"temporal": "Temporal (baseline)", "MtM": "MtM (prompted)",
+          "linear": "Linear regression", "psth": "PSTH", "mean_rate": "Mean rate",
+          "truth": "Ground truth (ceiling)"}
+predictors = {**results, **baselines, "truth": ceiling}
+table = {labels[name]: summary(per_task) for name, per_task in predictors.items()}
+display(Markdown(results_table(table)))
+
+# %% [markdown]
+# And the same predictions of the two models and the ground truth in NLB's pooled convention
+# (`.co_bps`), which weighs neurons by their spikes:
+
+# %%
+pooled = {labels[name]: summary(predictors[name], "co_bps")
+          for name in ("temporal", "MtM", "truth")}
+display(Markdown(results_table(pooled)))
+
+# %% [markdown]
+# **The ceiling is an upper bound, not a target.** The true rates are the same whatever is hidden,
+# so the ground truth scores the same on co-smoothing, intra- and inter-region (all three score
+# every neuron over all 100 bins); forward prediction differs only because it scores bins 90-99. But
+# a model that does not see a neuron cannot know everything in that neuron's true rate. In the
+# synthetic sessions (chapter 1), every neuron's log-rate carries a slow fluctuation that is
+# *private* to the neuron, drawn anew in every trial: no other neuron and no region shares it. When
+# the neuron is hidden (co-smoothing, intra- and inter-region), nothing in the visible input says
+# what its private fluctuation was in this trial. When the future is hidden (forward prediction),
+# the noise that drives the latent dynamics after bin 90 cannot be known from the past either. The
+# true rates contain all of that, so they score higher than any model could on these tasks, even a
+# perfect one. The gap between a model and the ceiling is therefore partly irreducible; what matters
+# is how the models are ordered, and how much of the distance from the baselines to the ceiling each
+# one covers. Real recordings have no ceiling at all: there, only the baselines and the comparison
+# between models remain.
+#
+# ## Summary
+#
+# - Bits per spike is the Poisson log-likelihood gained over each neuron's own mean rate, in bits
+#   per spike. NLB pools all neurons into one number (co-bps); MtM averages per-neuron scores, which
+#   is what the paper's tables report, and so do ours. Both come from `mtm.evaluate.bits_per_spike`.
+# - Co-smoothing hides one neuron at a time; forward prediction the last 200 ms (with causal
+#   attention for models trained with the causal scheme); inter-region a whole region; intra-region
+#   everything outside a neuron's region and the neuron itself. Each neuron gets one score per task,
+#   with the matching prompt for MtM.
+# - `evaluate_model` runs all four tasks; `plot_bps_scatter` compares two models neuron by neuron,
+#   `plot_predicted_vs_true` shows their predictions against the spikes.
+# - Baselines (mean rate, PSTH, linear regression) and the ground truth put the scores in context;
+#   the ground truth includes each neuron's private fluctuation, which no model can predict for a
+#   hidden neuron, so it is an upper bound rather than a target.
+#
+# ## Exercises
+#
+# 1. Compute the per-neuron bps of the MtM model's co-smoothing predictions with `bits_per_spike`
+#    and check it equals `results["MtM"]["co-smooth"].bps`. Which five neurons score worst, and what
+#    are their firing rates?
+# 2. Evaluate the MtM model on intra-region with the wrong prompt: call
+#    `mtm.evaluate.predict_heldout` with the intra-region configurations and
+#    `prompt=PROMPT_IDS["neuron"]`. How much does the score change?
+# 3. Run forward prediction for the MtM model with bidirectional attention
+#    (`training_masking="temporal"` tells `evaluate_model` to use it). Does causal attention help?
+# 4. Evaluate on the validation split instead (`split="val"`). How different are the scores, and why
+#    are validation scores of a small session so noisy?
+# 5. Set `REGION` to each region in turn. For which region is inter-region prediction easiest, and
+#    how does that relate to the coupling graph of chapter 1 (VISa-LP-PO, CA1-DG)?

@@ -1,0 +1,370 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 7. Multi-session pretraining and fine-tuning
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/07_multisession.ipynb)
+#
+# **What you will learn**
+#
+# - how one model is trained on several sessions whose neurons have nothing in common: per-session
+#   *stitchers* around a shared transformer (NDT1-stitch);
+# - how a pretrained model is fine-tuned on a new session: new stitchers and session token, every
+#   other weight copied, all of them trained (or, as an alternative, only the new ones);
+# - how the held-out scores change with the number of pretraining sessions (the paper's Fig. 4),
+#   against a model trained from scratch on the new session alone;
+# - why this works on the synthetic sessions of this book, and where the reference code does things
+#   differently.
+#
+# *About 10 minutes on a laptop CPU with the `small` settings (pretraining on 1, 2 and 4 sessions);
+# a few seconds with `MTM_SMOKE=1`; on a GPU the paper settings (1000 epochs, paper-sized sessions)
+# take an hour or more: lower `EPOCHS` and `PRETRAIN_EPOCHS` for a quicker look.*
+
+# %% tags=["remove-output"]
+# Set-up: on Colab, install the package; everywhere else it is already installed.
+import subprocess
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+
+import csv
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+
+import mtm
+from mtm.checkpoint import load_model
+from mtm.data import synthetic_sessions
+from mtm.evaluate import evaluate_model, evaluate_rates
+from mtm.plots import plot_loss_curves, results_table
+from mtm.train import TrainConfig, finetune, finetune_model, pick_device, train
+
+# %% tags=["parameters"]
+SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
+GPU = torch.cuda.is_available()
+PRESET = "paper" if GPU and not SMOKE else "small"  # session size, training settings
+SEED = 0                   # first session of the world; the last session is held out
+N_PRETRAIN = [1, 2] if SMOKE else [1, 2, 4]  # pretraining set sizes (paper: 1, 10, 34)
+N_TRIALS = 40 if SMOKE else None      # None: drawn from the preset, per session
+N_NEURONS = 30 if SMOKE else None     # None: drawn from the preset, per session
+EPOCHS = 2 if SMOKE else (None if GPU else 100)  # fine-tuning, scratch (None: 1000)
+PRETRAIN_EPOCHS = 2 if SMOKE else (None if GPU else 100)  # pretraining (None: 1000)
+# model size overrides (a tiny model in smoke runs; the preset's otherwise)
+MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32) if SMOKE else {}
+
+# %% [markdown]
+# ```{note}
+# With `MTM_SMOKE=1` the sessions are tiny and every model trains for two epochs: the numbers and
+# curves below then only show the mechanics. The `small` settings (CPU) and the `paper` settings
+# (GPU) give the real results.
+# ```
+#
+# ## 1. One model, many sessions
+#
+# Every recording session has its own neurons: a different number of them, in different places,
+# never the same cells twice. A model of session $s$ reads counts $y^{(s)}(t) \in \mathbb{R}^{N_s}$
+# and predicts $N_s$ rates. NDT1-stitch puts one small linear layer per session at each end of a
+# shared network:
+#
+# $$h_t = E\big(S_s\, y^{(s)}(t)\big), \qquad
+#   \log \hat\lambda^{(s)}(t) = R_s\, \mathrm{Transformer}\big([\sigma_s, \pi, h_0, \dots, h_{T-1}]\big)_t,$$
+#
+# with the *stitchers* $S_s: \mathbb{R}^{N_s} \to \mathbb{R}^{668}$ (read-in) and
+# $R_s: \mathbb{R}^{512} \to \mathbb{R}^{N_s}$ (read-out), a learned session token $\sigma_s$, the
+# prompt token $\pi$, and a shared embedding $E$ (Linear, softsign, Linear) and transformer. Every
+# batch comes from one session, and its stitchers route it in and out. So the transformer sees the
+# trials of every session, while each session only pays for its own $S_s$ and $R_s$.
+#
+# **Pretraining then fine-tuning.** Train this model on many sessions with the same
+# self-supervised objective as before (temporal masking, or MtM; chapter 4). For a new session, build new
+# stitchers and a new session token, copy everything else, and keep training on the new session
+# alone. If the shared part has learned something true of all sessions, the new session starts from
+# it instead of from nothing.
+#
+# ## 2. Why it should work here: one world, many sessions
+#
+# The synthetic sessions of this book (chapter 1) share their latent dynamics. Every session of one
+# *world* has the same coupled regional dynamics
+#
+# $$x_r(t) = A_r x_r(t-1) + \kappa \textstyle\sum_{r' \ne r} G_{rr'} C_{rr'} x_{r'}(t-1) + B_r u(t) + \sigma\epsilon_r(t),$$
+#
+# while its neurons are new: their number, baseline rates, gains and loadings $w_n$ in
+# $\log\lambda_n(t) = \log(\Delta\rho_n) + g_n w_n^\top x_{r(n)}(t) + \dots$ are drawn afresh for
+# every session. That is exactly the split NDT1-stitch makes: a session-specific linear map between
+# neurons and a shared space ($S_s$, $R_s$), and shared dynamics in between (the transformer). With
+# more pretraining sessions the transformer sees more trials of the same dynamics; the held-out
+# session only needs to learn its stitchers, from its own few hundred trials. The IBL repeated-site
+# recordings make the same bet: the same task and the same five brain regions in every mouse.
+
+# %%
+sessions = synthetic_sessions(max(N_PRETRAIN) + 1, seed=SEED, preset=PRESET,
+                              n_trials=N_TRIALS, n_neurons=N_NEURONS)
+heldout, pool = sessions[-1], sessions[:-1]
+for s in sessions:
+    role = "held out" if s is heldout else "pretraining pool"
+    print(f"{s.eid}: {s.n_trials} trials, {s.n_neurons} neurons  ({role})")
+
+# %% [markdown]
+# The pretraining sets are nested: the first 1, 2, 4 sessions of the pool. The last session is never
+# seen in pretraining; all scores below are on its test trials.
+#
+# ## 3. Pretraining
+#
+# `mtm.train.train` takes a list of sessions: with several, it builds one stitcher pair and one
+# session token per session and draws single-session batches from all of them, shuffled together.
+# The temporal baseline and prompted MtM are pretrained on each set.
+
+# %%
+RUN_DIR = Path(tempfile.mkdtemp(prefix="mtm_"))
+device = pick_device()
+MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
+
+
+def config(masking, epochs, **extra):
+    """The chapter's training settings: the preset, a masking, the epochs when given."""
+    if epochs:
+        extra["epochs"] = epochs
+    return TrainConfig.preset(PRESET, masking=masking, model=MODEL, **extra)
+
+
+pretrained = {}
+for masking in MASKINGS.values():
+    for n in N_PRETRAIN:
+        run_dir = RUN_DIR / f"pretrain-{masking}-{n}"
+        cfg = config(masking, PRETRAIN_EPOCHS)
+        pretrained[masking, n] = train(pool[:n], cfg, run_dir, progress=not SMOKE)
+        print(f"pretrained {masking} on {n} session(s) in {run_dir.name}")
+
+# %% [markdown]
+# The largest pretrained MtM model knows every pretraining session by its id, with one read-in and
+# one read-out each; everything else is shared:
+
+# %%
+N_MAX = max(N_PRETRAIN)
+big, _ = load_model(pretrained["mtm", N_MAX])
+print("sessions:", big.session_ids, "neurons:", big.n_neurons)
+per_session = sum(p.numel() for p in big.session_parameters())
+shared = sum(p.numel() for p in big.core_parameters())
+print(f"shared parameters: {shared:,}")
+print(f"per-session parameters (stitchers and tokens, all sessions): {per_session:,}")
+
+# %% [markdown]
+# ## 4. Fine-tuning on the held-out session
+#
+# `mtm.train.finetune(checkpoint, session, cfg, run_dir)` starts a model for the new session from the
+# checkpoint (`mtm.train.finetune_model`) and trains it with the same objective. Which weights are
+# copied? Build the starting model and compare it with the pretrained one:
+
+# %%
+start = finetune_model(big, heldout)
+pre_state = big.state_dict()
+status = {}
+for key, value in start.state_dict().items():
+    old = pre_state.get(key)
+    same = old is not None and old.shape == value.shape and torch.equal(old, value)
+    status.setdefault(key.split(".")[0], set()).add("copied" if same else "new")
+for module, how in status.items():
+    print(f"{module:14s} {' + '.join(sorted(how))}")
+print("the new model knows the sessions:", start.session_ids)
+
+# %% [markdown]
+# The embedding, position embedding, transformer blocks, final LayerNorm and prompt tokens are
+# copied. The stitchers (`read_in`, `read_out`) are new, and the session token starts at the mean of
+# the pretrained sessions' tokens. By default **all** weights are then trained on the new session, as
+# in the reference. The alternative, `freeze_core=True`, trains only the new stitchers and session
+# token and keeps the pretrained core fixed: fewer parameters to fit from one session, at the price of
+# no adaptation of the dynamics model.
+
+# %%
+finetuned = {}
+for masking in MASKINGS.values():
+    for n in N_PRETRAIN:
+        run_dir = RUN_DIR / f"finetune-{masking}-{n}"
+        cfg = config(masking, EPOCHS)
+        finetuned[masking, n] = finetune(pretrained[masking, n], heldout, cfg, run_dir,
+                                         progress=not SMOKE)
+frozen = finetune(pretrained["mtm", N_MAX], heldout,
+                  config("mtm", EPOCHS, freeze_core=True),
+                  RUN_DIR / f"finetune-mtm-{N_MAX}-frozen", progress=not SMOKE)
+print("fine-tuned:", ", ".join(p.parent.name for p in [*finetuned.values(), frozen]))
+
+# %% [markdown]
+# ## 5. The control: training from scratch
+#
+# The same models trained on the held-out session alone, for the same number of epochs as the
+# fine-tuning runs (the paper's "single-session" rows, and the first point of its Fig. 4).
+
+# %%
+scratch = {}
+for masking in MASKINGS.values():
+    run_dir = RUN_DIR / f"scratch-{masking}"
+    cfg = config(masking, EPOCHS)
+    scratch[masking] = train([heldout], cfg, run_dir, progress=not SMOKE)
+
+# %% [markdown]
+# ## 6. Held-out scores against the number of pretraining sessions
+#
+# Every model is scored on the held-out session's test trials with `mtm.evaluate.evaluate_model`:
+# co-smoothing, forward prediction, intra-region and inter-region, in bits per spike (per neuron,
+# NaN-mean over neurons). The ground-truth rates give the ceiling.
+
+# %%
+def scores(best, masking):
+    """Mean bits per spike of every activity task, held-out session, test trials."""
+    model, _ = load_model(best, device=device)
+    results = evaluate_model(model, heldout, masking)
+    return {task: result.mean_bps for task, result in results.items()}
+
+
+def sessions_label(n):
+    return "from scratch" if n == 0 else f"{n} pretraining session" + "s" * (n > 1)
+
+
+curves = {m: {0: scores(scratch[m], m)} for m in MASKINGS.values()}
+for (masking, n), best in finetuned.items():
+    curves[masking][n] = scores(best, masking)
+frozen_scores = scores(frozen, "mtm")
+truth = evaluate_rates(heldout.rates, heldout)
+ceiling = {task: result.mean_bps for task, result in truth.items()}
+
+rows = {}
+for label, masking in MASKINGS.items():
+    for n, row in curves[masking].items():
+        rows[f"{label}, {sessions_label(n)}"] = row
+rows[f"MtM (prompted), {sessions_label(N_MAX)}, core frozen"] = frozen_scores
+rows["Ground truth (ceiling)"] = ceiling
+display(Markdown(results_table(rows)))
+
+# %%
+TASKS = ("co-smooth", "intra-region", "inter-region")
+x = np.arange(len(N_PRETRAIN) + 1)
+fig, axes = plt.subplots(1, len(TASKS), figsize=(10, 3.4), layout="constrained")
+for ax, task in zip(axes, TASKS):
+    for (label, masking), color in zip(MASKINGS.items(), ("tab:blue", "tab:orange")):
+        values = [curves[masking][n][task] for n in [0, *N_PRETRAIN]]
+        ax.plot(x, values, "o-", color=color, label=label)
+    ax.plot(x[-1], frozen_scores[task], "*", ms=12, color="tab:orange", mfc="white",
+            label="MtM, core frozen")
+    ax.set_xticks(x, ["scratch", *map(str, N_PRETRAIN)])
+    ax.set_xlabel("pretraining sessions")
+    ax.set_ylabel("bits per spike")
+    ax.set_title(f"{task} (ground truth {ceiling[task]:.2f})", fontsize=10)
+axes[0].legend(frameon=False, fontsize=8)
+plt.show()
+
+# %% [markdown]
+# How to read it: the first point of each line is the model trained on the held-out session alone;
+# the others were pretrained on 1, 2, 4 other sessions and fine-tuned. With the `small` or `paper`
+# settings, lines rise from left to right when pretraining helps, and the gap between them is the
+# gain of MtM's masking over the temporal baseline. In the paper's Fig. 4 (NDT1-stitch, 5 held-out
+# IBL sessions, 1, 10 and 34 sessions, where "1" is the from-scratch model) MtM improves with more
+# sessions on every activity metric, while the temporal baseline gains from 1 to 10 sessions and then
+# saturates; and MtM stays far above the baseline on intra- and inter-region prediction, which
+# temporal masking never practises. The ceiling, the score of the held-out session's true rates, is
+# in each panel's title: no model can beat it on average, and the distance to it is what more data,
+# a larger model and longer training could still gain.
+#
+# Pretraining also changes how fine-tuning proceeds. The validation score (masked bits per spike on
+# the validation trials, the selection score of every run) over the fine-tuning epochs of MtM:
+
+# %%
+def history(best):
+    with open(best.parent / "log.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+runs = {sessions_label(0): scratch["mtm"]}
+runs.update({sessions_label(n): finetuned["mtm", n] for n in N_PRETRAIN})
+runs[f"{sessions_label(N_MAX)}, core frozen"] = frozen
+histories = {name: history(best) for name, best in runs.items()}
+plot_loss_curves(histories, key="val_bps", ax=ax)
+ax.set_ylabel("validation bits per spike (masked)")
+ax.set_title("MtM on the held-out session")
+plt.show()
+
+# %% [markdown]
+# A pretrained model starts from a better place: after its stitchers settle, its first epochs
+# already score what the model trained from scratch needs many epochs to reach, if it reaches it at
+# all. In a smoke run there are only two epochs and nothing can be read from the curves.
+#
+# ## 7. How the reference does it, and where `mtm` differs
+#
+# - **Stitchers keyed by neuron count.** The reference stores the stitchers in a dictionary keyed by
+#   `str(N_s)`, the session's number of neurons, not by the session. Two sessions with the same
+#   neuron count share one read-in and one read-out (and a batch mixing them gets the first trial's
+#   session token). `mtm` keys everything by the session id. Equal counts do happen; in this
+#   chapter's sessions,
+
+# %%
+by_count = {}
+for s in sessions:
+    by_count.setdefault(s.n_neurons, []).append(s.eid)
+shared_counts = {n: eids for n, eids in by_count.items() if len(eids) > 1}
+for n, eids in shared_counts.items():
+    print(f"{n} neurons: {', '.join(eids)} would share one stitcher pair in the reference")
+if not shared_counts:
+    print("no two sessions have the same number of neurons")
+
+# %% [markdown]
+# - **Fine-tuning loads everything but the stitchers.** The reference builds a fresh model for the
+#   held-out session and loads the pretrained weights with `load_state_dict(..., strict=False)`:
+#   embedding, transformer, prompt and session-token tables. Stitchers whose key (neuron count) is
+#   new stay randomly initialised; if the held-out session happened to have the neuron count of a
+#   pretraining session, it would inherit that session's stitchers. **Nothing is frozen**: all
+#   weights are fine-tuned for 1000 epochs, with the same objective as in pretraining. `mtm` does
+#   the same by default, always with new stitchers; `freeze_core=True` (or `mtm finetune
+#   --freeze-core`) is the cheaper alternative shown above.
+# - **The held-out session's token.** The reference's session-token table has one row for each of
+#   its 40 sessions, including the 5 held-out ones; their rows are never trained during pretraining,
+#   so fine-tuning starts from a random row. `mtm` starts the new token at the mean of the pretrained
+#   tokens.
+# - **Which sessions.** The paper pretrains on 10 or 34 of the 35 sessions of its pool, taken in the
+#   order the Hugging Face hub listed its datasets (not a fixed list); here the sets are nested, the
+#   first $n$ sessions of one world. The paper's from-scratch model is the reference's fine-tuning
+#   script run without loading weights, also for 1000 epochs.
+# - **Region lists.** Before a fix in November 2024 (after the paper) the reference's masker froze
+#   the region names of the first batch for the whole run, so in multi-session pretraining later
+#   sessions were often masked with regions they did not have. `mtm` uses every batch's own
+#   session's regions.
+#
+# ## Summary
+#
+# - NDT1-stitch trains one model on sessions with different neurons: a read-in and a read-out per
+#   session around a shared embedding and transformer, and a session token.
+# - Fine-tuning on a new session copies the shared weights, adds new stitchers and a session token
+#   (started at the mean of the pretrained ones), and trains everything (or, with `freeze_core=True`,
+#   only the new parts).
+# - On synthetic sessions of one world, pretraining helps for the same reason it can help on IBL
+#   data: shared dynamics, new neurons. The paper's Fig. 4 shows MtM improving with 1, 10 and 34
+#   sessions on every activity metric; the temporal baseline saturates at 10.
+#
+# ## Exercises
+#
+# 1. Pretrain on sessions of *another* world (`synthetic_sessions(..., world_seed=1)`) and fine-tune on
+#    the held-out session of world 0. Does pretraining still help? What does that say about what the
+#    shared transformer has learned?
+# 2. Compare fine-tuning and training from scratch at equal cost: train the scratch model for as many
+#    epochs as pretraining and fine-tuning together. Which wins now?
+# 3. Vary the number of held-out trials (`N_TRIALS`, or a `Session` restricted to fewer train trials).
+#    When does pretraining matter most: with few or with many trials of the new session?
+# 4. Run `freeze_core=True` for every pretraining set size. Does the frozen model catch up with full
+#    fine-tuning as the number of pretraining sessions grows?
