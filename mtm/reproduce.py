@@ -69,11 +69,13 @@ class Plan:
 
     @classmethod
     def for_preset(cls, preset: str, **overrides) -> Plan:
-        """``small``: 3 + 2 small synthetic sessions, pretraining and fine-tuning for 100 epochs.
-        ``paper``: 34 + 5 sessions and the published 1000 epochs everywhere."""
+        """``small``: 3 + 2 small synthetic sessions, pretraining and fine-tuning for 100 epochs
+        (fewer when ``epochs`` is smaller). ``paper``: 34 + 5 sessions, the published 1000 epochs."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if preset == "small":
-            return cls(**{"preset": "small", "pretrain_epochs": 100, "finetune_epochs": 100, **overrides})
+            cap = overrides.get("epochs", 100)  # --epochs also caps pretraining and fine-tuning
+            return cls(**{"preset": "small", "pretrain_epochs": min(100, cap), "finetune_epochs": min(100, cap),
+                          **overrides})
         if preset == "paper":
             return cls(**{"preset": "paper", "n_pretrain": 34, "n_test": 5, **overrides})
         raise ValueError(f"preset: expected 'small' or 'paper', got {preset!r}")
@@ -87,10 +89,22 @@ class Plan:
         return TrainConfig.preset(self.preset, **overrides)
 
 
-def _finished(run_dir: Path, cfg: TrainConfig) -> bool:
+def _finished(run_dir: Path, cfg: TrainConfig, sessions: list[Session]) -> bool:
+    """Whether ``run_dir`` holds this very run (same settings, same sessions), complete.
+
+    A folder holding a run of other settings or sessions is an error, and nothing in it is touched:
+    each plan needs its own output folder.
+    """
     last = run_dir / "last.pt"
-    return last.exists() and (run_dir / "best.safetensors").exists() and \
-        int(checkpoint.load_state(last)["epoch"]) == cfg.epochs - 1
+    if not last.exists():
+        return False
+    state = checkpoint.load_state(last)
+    saved = json.loads(state["config"])
+    eids = [eid for eid, _ in saved["sessions"]]
+    if saved["train"] != json.loads(json.dumps(cfg.to_dict())) or eids != [s.eid for s in sessions]:
+        raise ValueError(f"{run_dir} holds a run of other settings or sessions ({', '.join(eids[:3])}"
+                         f"{' ...' if len(eids) > 3 else ''}); use another output folder for this plan")
+    return (run_dir / "best.safetensors").exists() and int(state["epoch"]) == cfg.epochs - 1
 
 
 def run_job(sessions: list[Session], cfg: dict, run_dir: str, pretrained: str | None = None,
@@ -102,7 +116,7 @@ def run_job(sessions: list[Session], cfg: dict, run_dir: str, pretrained: str | 
     if threads:
         torch.set_num_threads(threads)
     cfg, run_dir = TrainConfig.from_dict(cfg), Path(run_dir)
-    if _finished(run_dir, cfg):
+    if _finished(run_dir, cfg, sessions):
         return str(run_dir / "best.safetensors")
     resume = (run_dir / "last.pt").exists()
     if pretrained is None:
@@ -110,10 +124,10 @@ def run_job(sessions: list[Session], cfg: dict, run_dir: str, pretrained: str | 
     return str(finetune(pretrained, sessions[0], cfg, run_dir, resume=resume, progress=progress))
 
 
-def _run_all(jobs: dict, workers: int, log) -> dict:
+def _run_all(jobs: dict, workers: int, log, progress: bool = True) -> dict:
     """Run {name: kwargs of run_job} with ``workers`` processes (inline when 1); {name: best path}."""
     if workers <= 1:
-        return {name: run_job(**kwargs) for name, kwargs in jobs.items()}
+        return {name: run_job(**kwargs, progress=progress) for name, kwargs in jobs.items()}
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -152,11 +166,12 @@ def default_workers(device: str) -> int:
 
 
 def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan, out, log=print,
-                     workers: int | None = None) -> dict:
+                     workers: int | None = None, progress: bool = True) -> dict:
     """Train, fine-tune and evaluate everything; returns {row name: {column: mean over held-out sessions}}.
 
     Independent runs go to ``workers`` processes (default :func:`default_workers`): first every
-    single-session and pretraining run, then the fine-tuning runs.
+    single-session and pretraining run, then the fine-tuning runs. ``progress``: progress bars of
+    runs trained in this process.
     """
     out = Path(out)
     started = time.perf_counter()
@@ -176,7 +191,7 @@ def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan
             first[f"pretrain/{masking}"] = dict(sessions=pretrain, cfg=plan.train_config(masking, "pretrain").to_dict(),
                                                 run_dir=str(out / "pretrain" / masking))
     stamp(f"training {len(first)} runs ({workers} at a time): single-session and pretraining")
-    best = _run_all(first, workers, stamp)
+    best = _run_all(first, workers, stamp, progress)
     second = {}
     for label, masking in MASKINGS.items():
         if not pretrain:
@@ -189,7 +204,7 @@ def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan
             rows[name] = (f"Multi-session ({len(pretrain)} pretrain), {label}", session, masking)
     if second:
         stamp(f"fine-tuning {len(second)} runs")
-        best.update(_run_all(second, workers, stamp))
+        best.update(_run_all(second, workers, stamp, progress))
     stamp("evaluating every model on every held-out session")
     per_session: dict[str, list[dict[str, float]]] = {}
     for name, (row, session, masking) in rows.items():

@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from mtm.data import synthetic_sessions
 from mtm.reproduce import PAPER_TABLE2, Plan, run_reproduction
@@ -35,3 +36,22 @@ def test_presets():
     assert Plan.for_preset("paper").n_pretrain == 34 and Plan.for_preset("paper").n_test == 5
     cfg = Plan.for_preset("small", epochs=3).train_config("temporal")
     assert cfg.epochs == 3 and cfg.masking == "temporal" and cfg.model.hidden == 64
+
+
+def test_a_folder_of_another_plan_is_refused_not_reused(tmp_path):
+    sessions = synthetic_sessions(3, seed=30, n_trials=40, n_neurons=25)
+    plan = Plan.for_preset("small", n_pretrain=1, n_test=1, epochs=1, train_overrides=TINY)
+    run_reproduction(sessions[:1], sessions[2:], plan, tmp_path, log=lambda _: None, workers=1, progress=False)
+    before = sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("*.safetensors"))
+    more = Plan.for_preset("small", n_pretrain=2, n_test=1, epochs=1, train_overrides=TINY)
+    with pytest.raises(ValueError, match="holds a run of other settings or sessions"):
+        run_reproduction(sessions[:2], sessions[2:], more, tmp_path, log=lambda _: None, workers=1, progress=False)
+    assert sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("*.safetensors")) == before
+
+
+def test_epochs_cap_every_stage():
+    plan = Plan.for_preset("small", epochs=5)
+    assert [plan.train_config("mtm", stage).epochs for stage in ("single", "pretrain", "finetune")] == [5, 5, 5]
+    default = Plan.for_preset("small")
+    assert [default.train_config("mtm", stage).epochs for stage in ("single", "pretrain", "finetune")] == \
+        [250, 100, 100]
