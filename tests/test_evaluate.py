@@ -10,10 +10,13 @@ from mtm.data import Session, synthetic_session
 from mtm.evaluate import TASKS, bits_per_spike, evaluate_model, evaluate_rates, predict_heldout, task_configurations
 from mtm.models import ModelConfig
 
-nlb = pytest.importorskip("nlb_tools.evaluation", reason="NLB's reference implementation (pip install --no-deps nlb_tools)")
+@pytest.fixture(scope="module")
+def nlb():
+    """NLB's own implementation, the reference for ours (installed with pip install --no-deps nlb_tools)."""
+    return pytest.importorskip("nlb_tools.evaluation", reason="pip install --no-deps nlb_tools==0.0.4")
 
 
-def nlb_per_neuron(rates, spikes):
+def nlb_per_neuron(nlb, rates, spikes):
     out = np.array([nlb.bits_per_spike(rates[:, :, [n]].copy(), spikes[:, :, [n]].copy())
                     for n in range(spikes.shape[2])])
     out[~np.isfinite(out)] = np.nan
@@ -21,16 +24,16 @@ def nlb_per_neuron(rates, spikes):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_bits_per_spike_matches_nlb_on_random_inputs(seed):
+def test_bits_per_spike_matches_nlb_on_random_inputs(nlb, seed):
     rng = np.random.default_rng(seed)
     rates = rng.gamma(2.0, 0.3, (7, 20, 9))
     spikes = rng.poisson(rates * rng.uniform(0.5, 1.5, rates.shape)).astype(float)
     assert math.isclose(bits_per_spike(rates, spikes), nlb.bits_per_spike(rates.copy(), spikes), rel_tol=1e-10)
-    np.testing.assert_allclose(bits_per_spike(rates, spikes, per_neuron=True), nlb_per_neuron(rates, spikes),
+    np.testing.assert_allclose(bits_per_spike(rates, spikes, per_neuron=True), nlb_per_neuron(nlb, rates, spikes),
                                rtol=1e-10)
 
 
-def test_bits_per_spike_edge_cases_match_nlb():
+def test_bits_per_spike_edge_cases_match_nlb(nlb):
     rng = np.random.default_rng(9)
     rates = rng.gamma(2.0, 0.3, (6, 15, 5))
     spikes = rng.poisson(rates).astype(float)
@@ -38,7 +41,7 @@ def test_bits_per_spike_edge_cases_match_nlb():
     rates[:, :, 2] = 0  # zero rates, replaced by 1e-9
     spikes[0, :3, 3] = np.nan  # missing targets are dropped
     spikes[:, :, 4] = np.nan  # a neuron with no data at all
-    ours, theirs = bits_per_spike(rates, spikes, per_neuron=True), nlb_per_neuron(rates, spikes)
+    ours, theirs = bits_per_spike(rates, spikes, per_neuron=True), nlb_per_neuron(nlb, rates, spikes)
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
     assert np.isnan(ours[1]) and np.isnan(ours[4])
     keep = spikes[:, :, :4]
