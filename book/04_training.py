@@ -64,8 +64,8 @@ SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
 GPU = torch.cuda.is_available()
 PRESET = "paper" if GPU and not SMOKE else "small"   # the paper's settings need a GPU
 SEED = 0                   # which synthetic session
-N_TRIALS = 60 if SMOKE else None   # None: preset's range (small 160-240, paper 350-900)
-N_NEURONS = 40 if SMOKE else None  # None: preset's range (small 40-80, paper 300-900)
+N_TRIALS = 60 if SMOKE else None   # None: preset's range (small 250-350, paper 350-900)
+N_NEURONS = 40 if SMOKE else None  # None: preset's range (small 80-99, paper 300-900)
 EPOCHS = 3 if SMOKE else None      # None: the preset's (small 250, paper 1000)
 RESUME_EPOCHS = 3          # short runs that show resuming (>= 3: stopped after epoch 1)
 
@@ -82,7 +82,7 @@ RESUME_EPOCHS = 3          # short runs that show resuming (>= 3: stopped after 
 #
 # `TrainConfig.preset` gives two sets of settings. `paper` is the published one: NDT1-stitch with 5
 # layers of width 512, AdamW at learning rate $10^{-4}$, 1000 epochs. `small` is a 2-layer model of
-# width 64 trained for 250 epochs at a larger learning rate ($2 \times 10^{-3}$, which a small model
+# width 64 trained for 150 epochs at a larger learning rate ($2 \times 10^{-3}$, which a small model
 # tolerates), so that a run fits in a minute or two on a laptop CPU. This notebook uses `paper` on a
 # GPU and `small` on a CPU; with the smoke settings (CI) a tiny model trains for a few epochs, which
 # only shows the mechanics: the curves and scores below mean something with the `small` and `paper`
@@ -469,7 +469,7 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 # - The baseline and MtM are trained by one loop, `mtm.train.train`, with the same settings except
 #   the masking (and MtM's prompt tokens): AdamW (lr $10^{-4}$, weight decay 0.01), one-cycle
 #   schedule with 15 % warm-up stepped per batch, batches of 16 trials of one session, 1000 epochs
-#   in the paper; the `small` preset (2 x 64, lr $2 \times 10^{-3}$, 250 epochs) for a CPU.
+#   in the paper; the `small` preset (2 x 64, lr $2 \times 10^{-3}$, 150 epochs) for a CPU.
 # - The loss is the Poisson negative log-likelihood summed over the masked targets, so schemes with
 #   many targets weigh more; the log reports it per target.
 # - Training curves measure each run on its own masking; comparing models needs the fixed tasks of

@@ -63,8 +63,8 @@ SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
 GPU = torch.cuda.is_available()
 PRESET = "paper" if GPU and not SMOKE else "small"   # the paper's settings need a GPU
 SEED = 0                   # which synthetic session
-N_TRIALS = 60 if SMOKE else None   # None: preset's range (small 160-240, paper 350-900)
-N_NEURONS = 40 if SMOKE else None  # None: preset's range (small 40-80, paper 300-900)
+N_TRIALS = 60 if SMOKE else None   # None: preset's range (small 250-350, paper 350-900)
+N_NEURONS = 40 if SMOKE else None  # None: preset's range (small 80-99, paper 300-900)
 EPOCHS = 3 if SMOKE else None      # None: the preset's (small 250, paper 1000)
 REGION = "LP"              # the region shown in the figures
 

@@ -137,7 +137,7 @@ display(Markdown(results_table(PAPER_TABLE2, COLUMNS)))
 # Finished runs in `out_dir` are reused and interrupted ones resumed, so a long reproduction can be
 # stopped and started again (set `OUT_DIR` to a folder you keep). Give a different plan its own
 # folder: a finished run found there is reused as it is, without checking what it was trained on. The `Plan` says what to run; its presets are `small` (3 + 2 small
-# synthetic sessions, single-session runs for 250 epochs, pretraining and fine-tuning for 100) and
+# synthetic sessions, single-session runs for 150 epochs, pretraining and fine-tuning for 100) and
 # `paper` (34 + 5 sessions, 1000 epochs everywhere, the published model). Any training setting can be
 # overridden, here the model's size in a smoke run:
 
@@ -248,8 +248,8 @@ plt.show()
 # - **The per-neuron average.** Each session's score is the mean over neurons of per-neuron bits per
 #   spike, nearly silent neurons included; on a few dozen test trials their scores are noisy and
 #   often negative, and they pull the mean down.
-# - **A smaller run.** The `small` preset trains a 2 x 64 model for 100-250 epochs on sessions of
-#   about 200 trials and 40-80 neurons, and pretrains on 3 sessions, not 34.
+# - **A smaller run.** The `small` preset trains a 2 x 64 model for 100-150 epochs on sessions of
+#   about 300 trials and 80-99 neurons, and pretrains on 3 sessions, not 34.
 # - **Fewer held-out sessions.** The paper averages 5 sessions and shows large differences between
 #   sessions (compare its Table 1 with its Table 7, two single sessions: temporal co-smoothing 0.84
 #   and 1.21); 2 sessions average less of that away.

@@ -95,7 +95,7 @@ class TrainConfig:
     @classmethod
     def preset(cls, name: str, **overrides) -> TrainConfig:
         """``paper``: the published settings (NDT1-stitch 5 x 512, 1000 epochs, lr 1e-4, batch 16).
-        ``small``: a 2 x 64 model trained for 250 epochs at lr 2e-3, one to two minutes per small
+        ``small``: a 2 x 64 model trained for 150 epochs at lr 2e-3, about a minute per small
         session on a laptop CPU."""
         model_overrides = overrides.pop("model", {})
         if isinstance(model_overrides, ModelConfig):
@@ -103,7 +103,7 @@ class TrainConfig:
         if name == "paper":
             return cls(model=ModelConfig.paper(**model_overrides), **overrides)
         if name == "small":
-            base = dict(epochs=250, lr=2e-3)
+            base = dict(epochs=150, lr=2e-3)
             base.update(overrides)
             return cls(model=ModelConfig.small(**model_overrides), **base)
         raise ValueError(f"preset: expected 'small' or 'paper', got {name!r}")

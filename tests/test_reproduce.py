@@ -54,4 +54,4 @@ def test_epochs_cap_every_stage():
     assert [plan.train_config("mtm", stage).epochs for stage in ("single", "pretrain", "finetune")] == [5, 5, 5]
     default = Plan.for_preset("small")
     assert [default.train_config("mtm", stage).epochs for stage in ("single", "pretrain", "finetune")] == \
-        [250, 100, 100]
+        [150, 100, 100]

@@ -33,7 +33,7 @@ def test_deterministic_for_a_seed():
 
 def test_presets_draw_session_sizes():
     small = [synthetic_session(i, preset="small") for i in range(3)]
-    assert all(160 <= s.n_trials <= 240 and 40 <= s.n_neurons <= 80 for s in small)
+    assert all(250 <= s.n_trials <= 350 and 80 <= s.n_neurons <= 99 for s in small)
     assert len({s.n_neurons for s in small}) > 1  # neuron counts vary by session
     paper = synthetic_session(0, n_trials=20)  # paper preset: a few hundred to ~900 neurons
     assert 300 <= paper.n_neurons <= 900

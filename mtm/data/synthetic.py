@@ -104,7 +104,7 @@ CONTRASTS = (0.0, 0.0625, 0.125, 0.25, 1.0)
 PRESETS = {
     # (n_trials range, n_neurons range), both inclusive; drawn per session from its seed.
     "paper": ((350, 900), (300, 900)),
-    "small": ((160, 240), (40, 80)),
+    "small": ((250, 350), (80, 99)),
 }
 
 
@@ -273,7 +273,7 @@ def synthetic_session(seed: int = 0, n_trials: int | None = None, n_neurons: int
     """One synthetic session with ground-truth rates (the generative model is in the module docstring).
 
     ``n_trials`` and ``n_neurons`` default to values drawn from ``preset``'s ranges with ``seed``
-    ("paper": 350-900 trials, 300-900 neurons; "small": 160-240 trials, 40-80 neurons). Sessions
+    ("paper": 350-900 trials, 300-900 neurons; "small": 250-350 trials, 80-99 neurons). Sessions
     with the same ``world_seed`` share their latent dynamics. Deterministic for
     ``(seed, n_trials, n_neurons, world_seed)``.
 
