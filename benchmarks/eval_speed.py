@@ -1,14 +1,17 @@
 """Time to evaluate all four activity tasks (mtm.evaluate.evaluate_model) on one paper-size test split:
-a synthetic session of 700 neurons and 800 trials (160 test trials), the paper-size NDT1-stitch.
+a synthetic session of 700 neurons and 800 trials (160 test trials), with the paper-size NDT1-stitch
+(``--model paper``, the default) or the CPU presets' small one (``--model small``).
 
-Co-smoothing and intra-region need one configuration per neuron, so a test split costs about
-2 x 700 x 160 = 224,000 trial passes of the model, batched into large forward passes. With
+Co-smoothing and intra-region need one configuration per neuron, so a test split costs up to
+2 x 700 x 160 = 224,000 trial passes of the model, batched into large forward passes (fewer: a
+configuration whose hidden neurons did not spike in a trial shares that trial's pass). With
 ``--full`` (default on a GPU) the real evaluation runs end to end; otherwise (default on a CPU, where
 it takes hours) the throughput of evaluation-sized forward passes is measured and the full time is
 projected from it.
 
     python benchmarks/eval_speed.py                   # GPU: full run; CPU: measured throughput + projection
     python benchmarks/eval_speed.py --device cpu --full
+    python benchmarks/eval_speed.py --model small --full   # the model a CPU user trains
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 
 from mtm.data import synthetic_session
-from mtm.evaluate import TASKS, evaluate_model, task_configurations
+from mtm.evaluate import TASKS, evaluate_model, heldout_passes, scored_bins, task_configurations
 from mtm.models import ModelConfig, build_model
 from mtm.train import autocast_dtype
 
@@ -36,6 +39,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None)
     parser.add_argument("--full", action="store_true", help="run the whole evaluation (default on a GPU)")
+    parser.add_argument("--model", choices=["paper", "small"], default="paper", help="the model's sizes")
     parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="auto")
     parser.add_argument("--batch-trials", type=int, default=None)
     args = parser.parse_args()
@@ -46,14 +50,19 @@ def main():
 
     session = synthetic_session(0, n_trials=800, n_neurons=700)
     torch.manual_seed(0)
-    model = build_model(ModelConfig.paper(), [(session.eid, session.n_neurons)]).to(device).eval()
+    model = build_model(getattr(ModelConfig, args.model)(), [(session.eid, session.n_neurons)]).to(device).eval()
     n_test = len(session.splits["test"])
-    configs = {task: len(task_configurations(task, session.regions)[0]) for task in TASKS}
-    passes = {task: n * n_test for task, n in configs.items()}
+    configs, passes = {}, {}
+    test = np.array(session.spikes[session.splits["test"]])
+    for task in TASKS:
+        hidden, scored = task_configurations(task, session.regions)
+        seen = test[:, :session.n_bins - len(scored_bins(task, session.n_bins))] if task == "forward-pred" else test
+        configs[task] = len(hidden)
+        passes[task] = len(heldout_passes(hidden, scored.argmax(axis=0), seen.any(axis=1))[0])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
     print(f"device: {name}; torch {torch.__version__}; precision {'bf16' if dtype else 'fp32'}; "
-          f"{n_test} test trials x 700 neurons; {batch} trial passes per forward")
+          f"{n_test} test trials x 700 neurons; {args.model} model; {batch} trial passes per forward")
     print()
 
     x = torch.as_tensor(np.array(session.spikes[session.splits["test"]])).to(device).float()
@@ -69,7 +78,7 @@ def main():
     throughput = batch * repeats / (time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
 
-    print("| task | configurations | trial passes | seconds |")
+    print("| task | configurations | trial passes run | seconds |")
     print("|---|---|---|---|")
     total = 0.0
     if full:

@@ -17,9 +17,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and the small large-batch study")
     args = parser.parse_args()
+    large = ["large_batch.py"] + ([] if args.quick else
+                                  ["--preset", "paper", "--epochs", "200", "--batches", "16", "256", "--sessions", "4"])
     runs = [["synthetic_generation.py"], ["train_throughput.py"] + (["--steps", "2"] if args.quick else []),
-            ["eval_speed.py"], ["large_batch.py"] + ([] if args.quick else ["--preset", "paper", "--epochs", "200", "--batches", "16",
-                                                                           "256", "--sessions", "4"])]
+            ["eval_speed.py"], ["eval_speed.py", "--model", "small", "--full"], large]
     print(f"# benchmarks, {datetime.date.today()}, `{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`\n")
     failed = 0
     for run in runs:

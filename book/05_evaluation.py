@@ -223,6 +223,8 @@ print("bins held out in forward prediction: the last", FORWARD_BINS)
 # forward prediction one. `mtm.evaluate.predict_heldout` stacks many configurations of the test
 # trials into one large batch per forward pass, so a session of several hundred neurons needs a few
 # hundred large passes rather than one small pass per neuron (`benchmarks/eval_speed.py` times it).
+# It also skips, exactly, every configuration whose hidden neurons did not spike in a trial: hiding a
+# silent neuron leaves the input unchanged, so that trial's prediction comes from a pass already made.
 # The null model of each score is the neuron's mean over the *scored* window: for forward
 # prediction, its mean over bins 90-99 of the test trials.
 #

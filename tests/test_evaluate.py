@@ -8,7 +8,8 @@ from torch import nn
 from mtm.baselines import _leave_one_out_ridge, _ridge, baseline_results
 from mtm.data import Session, synthetic_session
 from mtm.evaluate import TASKS, bits_per_spike, evaluate_model, evaluate_rates, predict_heldout, task_configurations
-from mtm.models import ModelConfig
+from mtm.models import ModelConfig, build_model
+
 
 @pytest.fixture(scope="module")
 def nlb():
@@ -77,8 +78,14 @@ class InputEcho(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1))
         self.cfg = ModelConfig(use_prompt=True)
 
-    def forward(self, x, session, prompt=None, causal=False):
+    def forward(self, x, session, prompt=None, causal=False, select=None, hide=None):
+        if hide is not None:
+            x = x[hide[0]] * ~hide[1].unsqueeze(1)
         self.calls.append((x.shape[0], prompt, causal))
+        log_rates = self.log_rates(x)
+        return log_rates if select is None else log_rates[select[0], :, select[1]]
+
+    def log_rates(self, x):
         if self.mode == "self":
             return torch.log(x + 0.5)
         return torch.log(x.sum(dim=-1, keepdim=True).expand_as(x) + 0.5)  # sees every visible neuron
@@ -120,28 +127,53 @@ def test_visible_neurons_per_task(session):
 def test_configurations_are_batched_not_looped(session):
     model = InputEcho("self")
     evaluate_model(model, session, "mtm", tasks=("co-smooth",), batch_trials=120)
-    assert len(model.calls) == 3 and model.calls[0][0] == 120  # 30 neurons x 12 trials in passes of 10 configs
+    # one pass per neuron that spiked in a trial, plus the trial's unmasked pass for its silent neurons
+    active = session.spikes[session.splits["test"]].any(axis=1)
+    passes = int(active.sum() + (~active).any(axis=1).sum())
+    assert [rows for rows, _, _ in model.calls] == [120] * (passes // 120) + [passes % 120] * (passes % 120 > 0)
+    assert passes < active.size  # fewer than one pass per neuron and trial
+
+
+def test_the_silent_neuron_shortcut_is_exact(session):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.small(), [(session.eid, session.n_neurons)]).eval()
+    spikes = torch.as_tensor(session.spikes[session.splits["test"]])
+    assert not spikes.any(dim=1).all()  # some neurons are silent in some trials
+    for task in ("co-smooth", "intra-region"):
+        hidden, scored = task_configurations(task, session.regions)
+        fast = predict_heldout(model, session.eid, spikes, hidden, scored, prompt=0, batch_trials=50)
+        with torch.no_grad():
+            for m in range(len(hidden)):  # one full pass over the trials per configuration
+                x = spikes.float().masked_fill(torch.as_tensor(hidden[m]), 0.0)
+                slow = torch.exp(model(x, session.eid, 0))
+                torch.testing.assert_close(fast[:, :, scored[m]], slow[:, :, scored[m]], rtol=1e-5, atol=1e-6)
 
 
 class TruthModel(InputEcho):
-    """Returns the ground-truth rates of the test trials, whatever its input."""
+    """Returns the ground-truth rates of the test trial it is shown, whatever is hidden.
+
+    The test trials carry their index in the first bin (count k + 1 for every neuron of trial k), so any
+    visible neuron tells the model which trial it sees."""
 
     def __init__(self, rates):
         super().__init__()
         self.rates = torch.as_tensor(rates, dtype=torch.float32)
         self.cfg = ModelConfig(use_prompt=False)
 
-    def forward(self, x, session, prompt=None, causal=False):
-        return torch.log(self.rates.repeat(x.shape[0] // len(self.rates), 1, 1))
+    def log_rates(self, x):
+        return torch.log(self.rates[x[:, 0].amax(dim=-1).long() - 1])
 
 
 def test_a_model_returning_the_truth_scores_the_ceiling(session):
-    truth = session.rates[session.splits["test"]]
-    scored = evaluate_model(TruthModel(truth), session, "mtm", batch_trials=len(truth))
-    ceiling = evaluate_rates(session.rates, session)
+    test = session.splits["test"]
+    spikes = np.array(session.spikes)
+    spikes[test, 0] = np.arange(1, len(test) + 1)[:, None]
+    marked = session.replace(spikes=spikes)
+    scored = evaluate_model(TruthModel(session.rates[test]), marked, "mtm", batch_trials=len(test))
+    ceiling = evaluate_rates(session.rates, marked)
     for task in TASKS:
         np.testing.assert_allclose(scored[task].bps, ceiling[task].bps, rtol=1e-5, atol=1e-5)
-    assert ceiling["co-smooth"].mean_bps > 0.3
+    assert evaluate_rates(session.rates, session)["co-smooth"].mean_bps > 0.3
 
 
 def test_baselines_sit_below_the_truth(session):

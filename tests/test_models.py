@@ -60,6 +60,32 @@ def test_outputs_are_log_rates_per_session():
     assert torch.isclose(loss, (a.exp() - x * a).sum())
 
 
+@pytest.mark.parametrize("arch", ["ndt1", "ndt2"])
+def test_selected_log_rates_are_those_of_the_full_read_out(arch):
+    model, x = tiny(arch), counts(n_trials=4)
+    rows, neurons = torch.tensor([0, 0, 3, 2, 3]), torch.tensor([5, 19, 0, 5, 5])
+    with torch.no_grad():
+        full = model(x, "b", prompt=2)
+        torch.testing.assert_close(model(x, "b", prompt=2, select=(rows, neurons)), full[rows, :, neurons])
+
+
+@pytest.mark.parametrize("arch", ["ndt1", "ndt2"])
+def test_hiding_neurons_equals_zeroing_them(arch):
+    """``hide`` gives what the zeroed batch gives, whether one neuron, most neurons or none are hidden."""
+    model, x = tiny(arch), counts(n_trials=3)
+    x[1, :, 4] = 0  # a silent neuron
+    rows = torch.tensor([0, 0, 2, 1, 1, 2, 0])
+    hidden = torch.zeros(7, 20, dtype=torch.bool)
+    hidden[0, 3] = hidden[3, 4] = True  # one neuron (one of them silent)
+    hidden[1, 2:] = hidden[4, 5:] = True  # all but a few: the visible neurons are read in
+    hidden[5, ::2] = True  # half: the whole masked batch is read in
+    for subset in (slice(0, 5), slice(5, 7), slice(0, 7)):  # NDT1: the neurons' terms; the masked batch
+        with torch.no_grad():
+            zeroed = model(x[rows[subset]] * ~hidden[subset].unsqueeze(1), "a", prompt=0)
+            hid = model(x, "a", prompt=0, hide=(rows[subset], hidden[subset]))
+        torch.testing.assert_close(hid, zeroed, rtol=1e-5, atol=1e-5)
+
+
 def test_paper_sizes_match_the_reference():
     model = build_model(ModelConfig.paper(), [("s", 676)])
     core = sum(p.numel() for p in model.core_parameters())

@@ -207,24 +207,40 @@ class MaskedModel(nn.Module):
     def log_rates_from_tokens(self, hidden: torch.Tensor, session: int, shape: torch.Size) -> torch.Tensor:
         raise NotImplementedError
 
+    def masked_tokens(self, spikes: torch.Tensor, session: int, trials: torch.Tensor,
+                      hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tokens of trials ``spikes[trials]`` with the neurons ``hidden`` (B, N) zeroed."""
+        return self.tokens(spikes[trials] * ~hidden.unsqueeze(1), session)
+
     def causal_mask(self, token_bins: torch.Tensor, n_prefix: int, n_bins: int) -> torch.Tensor | None:
         """Boolean (L, L) attention mask for causal mode, or None when ``is_causal`` suffices."""
         return None
 
     def forward(self, spikes: torch.Tensor, session, prompt: int | None = None,
-                causal: bool = False) -> torch.Tensor:
+                causal: bool = False, select: tuple[torch.Tensor, torch.Tensor] | None = None,
+                hide: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Log firing rates (B, T, N) per bin of a (masked) batch of counts (B, T, N) of one session.
 
         ``prompt`` is the masking scheme's prompt id (:data:`mtm.masking.PROMPT_IDS`), required by a
         prompted model. ``causal`` restricts every token to the bins up to its own: the session and
         prompt tokens come first and see no bin at all, so no output depends on a future bin.
+        ``select = (rows, neurons)``, two (P,) index tensors, returns only the log-rates (P, T) of neuron
+        ``neurons[p]`` in batch row ``rows[p]`` (evaluation reads one held-out neuron per row).
+        ``hide = (trials, hidden)``, a (B,) index and a (B, N) bool mask, makes the batch's row b the
+        trial ``spikes[trials[b]]`` with the neurons ``hidden[b]`` zeroed, without building that batch
+        (evaluation runs hundreds of held-out configurations of the same few trials).
         """
         if spikes.ndim != 3:
             raise ValueError(f"spikes: expected (trials, bins, neurons), got shape {tuple(spikes.shape)}")
         index = self.session_index(session, spikes.shape[-1])
         if spikes.shape[1] > self.cfg.max_bins:
             raise ValueError(f"spikes: {spikes.shape[1]} bins exceed the model's max_bins {self.cfg.max_bins}")
-        x, token_bins = self.tokens(spikes.float(), index)
+        if hide is None:
+            shape = spikes.shape
+            x, token_bins = self.tokens(spikes.float(), index)
+        else:
+            shape = torch.Size((len(hide[0]), *spikes.shape[1:]))
+            x, token_bins = self.masked_tokens(spikes.float(), index, *hide)
         prefix = []
         if self.session_token is not None:
             prefix.append(self.session_token.weight[index].expand(x.shape[0], 1, -1))
@@ -237,13 +253,21 @@ class MaskedModel(nn.Module):
         if prefix:
             x = torch.cat([*prefix, x], dim=1)
         x = self.embed_drop(x)
-        attn_mask = self.causal_mask(token_bins, n_prefix, spikes.shape[1]) if causal else None
+        attn_mask = self.causal_mask(token_bins, n_prefix, shape[1]) if causal else None
         rope = None
         if self.cfg.position == "rope":
             rope = torch.cat([torch.zeros(n_prefix, dtype=torch.long, device=x.device), token_bins + 1])
         for block in self.blocks:
             x = block(x, causal, attn_mask, rope)
-        return self.log_rates_from_tokens(self.final_ln(x[:, n_prefix:]), index, spikes.shape)
+        hidden = self.final_ln(x[:, n_prefix:])
+        if select is not None:
+            return self.selected_log_rates(hidden, index, shape, *select)
+        return self.log_rates_from_tokens(hidden, index, shape)
+
+    def selected_log_rates(self, hidden: torch.Tensor, session: int, shape: torch.Size, rows: torch.Tensor,
+                           neurons: torch.Tensor) -> torch.Tensor:
+        """Log-rates (P, T) of neuron ``neurons[p]`` in row ``rows[p]``; subclasses read out only those."""
+        return self.log_rates_from_tokens(hidden, session, shape)[rows, :, neurons]
 
     def core_parameters(self):
         """Parameters shared by every session (all but the per-session read-in and read-out)."""
