@@ -24,7 +24,7 @@
 # - what to expect from our numbers, and why they cannot equal the paper's;
 # - how to run the real thing on the IBL sessions on a GPU, and what differs from the reference code.
 #
-# *About 6 minutes on a laptop CPU with the `small` settings (3 pretraining and 2 held-out sessions);
+# *About 9 minutes on a 2-core CPU with the `small` settings (3 pretraining and 2 held-out sessions);
 # a few seconds with `MTM_SMOKE=1`. On a GPU the default is the `paper` preset: 34 + 5 paper-sized
 # sessions and 1000 epochs everywhere, which takes days, not minutes (section 6): set `EPOCHS`,
 # `N_PRETRAIN` and `OUT_DIR` below before running it.*

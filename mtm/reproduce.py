@@ -108,35 +108,67 @@ def _finished(run_dir: Path, cfg: TrainConfig, sessions: list[Session]) -> bool:
 
 
 def run_job(sessions: list[Session], cfg: dict, run_dir: str, pretrained: str | None = None,
-            threads: int | None = None, progress: bool = True) -> str:
+            score: bool = False, threads: int | None = None, progress: bool = True) -> dict:
     """One training run of the plan (train, or fine-tune ``pretrained``): reuse it when finished,
-    resume it when interrupted. Returns the best checkpoint's path. Runs in a worker process too."""
+    resume it when interrupted; with ``score``, then evaluate it on its session. Returns
+    ``{"best": checkpoint path, "scores": score_model's row or None}``. Runs in a worker process too."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     cfg, run_dir = TrainConfig.from_dict(cfg), Path(run_dir)
     if _finished(run_dir, cfg, sessions):
-        return str(run_dir / "best.safetensors")
-    resume = (run_dir / "last.pt").exists()
-    if pretrained is None:
-        return str(train(sessions, cfg, run_dir, resume=resume, progress=progress))
-    return str(finetune(pretrained, sessions[0], cfg, run_dir, resume=resume, progress=progress))
+        best = run_dir / "best.safetensors"
+    elif pretrained is None:
+        best = train(sessions, cfg, run_dir, resume=(run_dir / "last.pt").exists(), progress=progress)
+    else:
+        best = finetune(pretrained, sessions[0], cfg, run_dir, resume=(run_dir / "last.pt").exists(),
+                        progress=progress)
+    scores = score_model(Path(best), sessions[0], cfg.masking, cfg.device) if score else None
+    return {"best": str(best), "scores": scores}
 
 
 def _run_all(jobs: dict, workers: int, log, progress: bool = True) -> dict:
-    """Run {name: kwargs of run_job} with ``workers`` processes (inline when 1); {name: best path}."""
-    if workers <= 1:
-        return {name: run_job(**kwargs, progress=progress) for name, kwargs in jobs.items()}
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    """Run {name: kwargs of run_job} with ``workers`` processes (inline when 1); {name: its result}.
 
-    done = {}
+    A job whose ``after`` names another job waits for it and fine-tunes its best checkpoint. A free
+    worker takes the first job, in the order given, whose dependency is done (list the longest first).
+    """
+    pending, done = dict(jobs), {}
+    for name, job in jobs.items():
+        if job.get("after") not in (None, *jobs):
+            raise ValueError(f"job {name!r} waits for {job['after']!r}, which is not a job of this plan")
+
+    def take_next():
+        name = next((n for n, j in pending.items() if j.get("after") in (None, *done)), None)
+        if name is None:
+            return None, None
+        job = dict(pending.pop(name))
+        after = job.pop("after", None)
+        return name, {**job, **({"pretrained": done[after]["best"]} if after else {})}
+
+    if workers <= 1:
+        while pending:
+            name, kwargs = take_next()
+            done[name] = run_job(**kwargs, progress=progress)
+            log(f"  finished {name}")
+        return done
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_job, **kwargs, threads=1, progress=False): name for name, kwargs in jobs.items()}
-        for future in as_completed(futures):
-            done[futures[future]] = future.result()
-            log(f"  finished {futures[future]}")
+        running = {}
+        while pending or running:
+            while len(running) < workers:  # a job is chosen only when a worker is free for it
+                name, kwargs = take_next()
+                if name is None:
+                    break
+                running[pool.submit(run_job, **kwargs, threads=1, progress=False)] = name
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                done[name] = future.result()
+                log(f"  finished {name}")
     return done
 
 
@@ -169,9 +201,10 @@ def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan
                      workers: int | None = None, progress: bool = True) -> dict:
     """Train, fine-tune and evaluate everything; returns {row name: {column: mean over held-out sessions}}.
 
-    Independent runs go to ``workers`` processes (default :func:`default_workers`): first every
-    single-session and pretraining run, then the fine-tuning runs. ``progress``: progress bars of
-    runs trained in this process.
+    Runs go to ``workers`` processes (default :func:`default_workers`), pretraining first; a
+    fine-tuning run starts as soon as its pretraining is done, and each single-session or fine-tuned
+    model is evaluated by the worker that trained it. ``progress``: progress bars of runs trained in
+    this process.
     """
     out = Path(out)
     started = time.perf_counter()
@@ -180,35 +213,28 @@ def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan
     def stamp(message):
         log(f"[{time.perf_counter() - started:6.0f} s] {message}")
 
-    first, rows = {}, {}
-    for label, masking in MASKINGS.items():
-        cfg = plan.train_config(masking).to_dict()
-        for session in heldout:
-            name = f"single/{masking}/{session.eid}"
-            first[name] = dict(sessions=[session], cfg=cfg, run_dir=str(out / name))
-            rows[name] = (f"Single-session, {label}", session, masking)
-        if pretrain:
-            first[f"pretrain/{masking}"] = dict(sessions=pretrain, cfg=plan.train_config(masking, "pretrain").to_dict(),
-                                                run_dir=str(out / "pretrain" / masking))
-    stamp(f"training {len(first)} runs ({workers} at a time): single-session and pretraining")
-    best = _run_all(first, workers, stamp, progress)
-    second = {}
-    for label, masking in MASKINGS.items():
-        if not pretrain:
-            continue
-        cfg = plan.train_config(masking, "finetune").to_dict()
-        for session in heldout:
-            name = f"finetune/{masking}/{session.eid}"
-            second[name] = dict(sessions=[session], cfg=cfg, run_dir=str(out / name),
-                                pretrained=best[f"pretrain/{masking}"])
-            rows[name] = (f"Multi-session ({len(pretrain)} pretrain), {label}", session, masking)
-    if second:
-        stamp(f"fine-tuning {len(second)} runs")
-        best.update(_run_all(second, workers, stamp, progress))
-    stamp("evaluating every model on every held-out session")
+    jobs, rows = {}, {}
+    if pretrain:  # the longest runs first
+        for masking in MASKINGS.values():
+            jobs[f"pretrain/{masking}"] = dict(sessions=pretrain, run_dir=str(out / "pretrain" / masking),
+                                               cfg=plan.train_config(masking, "pretrain").to_dict())
+    for stage in ("single", "finetune") if pretrain else ("single",):
+        for label, masking in MASKINGS.items():
+            cfg = plan.train_config(masking, stage).to_dict()
+            row = f"Single-session, {label}" if stage == "single" else \
+                f"Multi-session ({len(pretrain)} pretrain), {label}"
+            for session in heldout:
+                name = f"{stage}/{masking}/{session.eid}"
+                jobs[name] = dict(sessions=[session], cfg=cfg, run_dir=str(out / name), score=True,
+                                  after=f"pretrain/{masking}" if stage == "finetune" else None)
+                rows[name] = row
+    stamp(f"training {len(jobs)} runs ({workers} at a time): pretraining, single-session and fine-tuning; "
+          "each single-session and fine-tuned model is evaluated when it finishes")
+    done = _run_all(jobs, workers, stamp, progress)
     per_session: dict[str, list[dict[str, float]]] = {}
-    for name, (row, session, masking) in rows.items():
-        per_session.setdefault(row, []).append(score_model(Path(best[name]), session, masking, plan.device))
+    for name, row in rows.items():
+        per_session.setdefault(row, []).append(done[name]["scores"])
+    stamp("ceilings and baselines")
     references: dict[str, list[dict[str, float]]] = {}
     for session in heldout:
         results = baseline_results(session, which=("truth", "linear"))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mtm.data import synthetic_sessions
-from mtm.reproduce import PAPER_TABLE2, Plan, run_reproduction
+from mtm.reproduce import PAPER_TABLE2, Plan, _run_all, run_reproduction
 
 TINY = dict(model=dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32))
 
@@ -30,6 +30,11 @@ def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_pa
     assert best.stat().st_mtime_ns == stamp  # finished runs are reused, not retrained
     assert np.isclose(again["Single-session, Temporal"]["co-smooth"], table["Single-session, Temporal"]["co-smooth"])
     assert PAPER_TABLE2["Multi-session, MtM (prompted)"]["inter-region"] == 0.96
+
+
+def test_a_job_waiting_for_an_unknown_job_is_refused():
+    with pytest.raises(ValueError, match="waits for 'pretrain/mtm'"):
+        _run_all({"finetune/mtm/x": dict(after="pretrain/mtm")}, workers=1, log=print)
 
 
 def test_presets():
