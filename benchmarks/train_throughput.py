@@ -6,7 +6,7 @@ MtM masking with prompts. Each configuration (architecture x batch size x precis
 own process, so its peak memory is its own.
 
     python benchmarks/train_throughput.py                       # CPU, or the GPU when there is one
-    python benchmarks/train_throughput.py --device cpu --steps 2 --large-batch 64
+    python benchmarks/train_throughput.py --device cpu --steps 2 --large-batch 64 --archs ndt1
 
 Prints a Markdown table: trials/s, tokens/s, achieved TFLOP/s against the device's measured matmul
 rate, peak memory, and the projected time of the paper's 34-session pretraining (34 sessions x 560
@@ -111,6 +111,8 @@ def main():
     parser.add_argument("--steps", type=int, default=None, help="timed steps per configuration")
     parser.add_argument("--large-batch", type=int, default=None)
     parser.add_argument("--archs", nargs="+", default=["ndt1", "ndt2"])
+    parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=None,
+                        help="default: fp32 and bf16 on a GPU, fp32 on a CPU (whose bf16 is emulated, ~40x slower)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -126,16 +128,17 @@ def main():
     steps = args.steps or (50 if gpu else 2)
     large = args.large_batch or (512 if gpu else 64)
     name = torch.cuda.get_device_name() if gpu else f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
-    rates = {p: matmul_tflops(device, p) for p in ("fp32", "bf16")}
-    print(f"device: {name}; torch {torch.__version__}; measured matmul rate: fp32 {rates['fp32']:.2f}, "
-          f"bf16 {rates['bf16']:.2f} TFLOP/s")
+    precisions = args.precisions or (["fp32", "bf16"] if gpu else ["fp32"])
+    rates = {p: matmul_tflops(device, p) for p in precisions}
+    print(f"device: {name}; torch {torch.__version__}; measured matmul rate: "
+          + ", ".join(f"{p} {rate:.2f}" for p, rate in rates.items()) + " TFLOP/s")
     print()
     print("| model | batch | precision | trials/s | tokens/s | TFLOP/s (of matmul rate) | peak memory (GiB) "
           "| 34-session pretraining |")
     print("|---|---|---|---|---|---|---|---|")
     for arch in args.archs:
         for batch in (16, large):
-            for precision in ("fp32", "bf16"):
+            for precision in precisions:
                 spec = dict(arch=arch, batch=batch, precision=precision, device=device, steps=steps,
                             compile_model=args.compile)
                 done = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True,
