@@ -163,7 +163,7 @@ sessions = synthetic_sessions(plan.n_pretrain + plan.n_test, seed=plan.session_s
                               preset=size, n_trials=N_TRIALS, n_neurons=N_NEURONS)
 pretrain, heldout = sessions[:plan.n_pretrain], sessions[plan.n_pretrain:]
 out = Path(OUT_DIR) if OUT_DIR else Path(tempfile.mkdtemp(prefix="mtm_"))
-table = run_reproduction(pretrain, heldout, plan, out, log=print, workers=WORKERS)
+table = run_reproduction(pretrain, heldout, plan, out, log=print, workers=WORKERS, progress=not SMOKE)
 
 # %% [markdown]
 # ## 4. Our table beside the paper's
