@@ -29,6 +29,17 @@ def region_boundaries(regions) -> list[tuple[str, int, int]]:
     return [(str(regions[a]), int(a), int(b)) for a, b in zip(starts, stops)]
 
 
+
+def _label_regions(ax, regions, color: str) -> None:
+    """Y axis of a neurons-by-time image: one labelled band per region, split by lines of ``color``."""
+    ax.set_ylabel("neuron")
+    if regions is not None:
+        bands = region_boundaries(regions)
+        for _, start, _ in bands[1:]:
+            ax.axhline(start, color=color, lw=0.6)
+        ax.set_yticks([(start + stop) / 2 for _, start, stop in bands], [name for name, _, _ in bands], fontsize=8)
+        ax.set_ylabel("neurons by region")
+
 def plot_raster(counts, regions=None, bin_size: float = 0.02, t0: float = -0.5, ax=None, title: str = "",
                 vmax: float | None = None, cmap: str = "Greys"):
     """One trial's counts (T, N) as an image: time on x, neurons on y, region bands labelled."""
@@ -38,13 +49,7 @@ def plot_raster(counts, regions=None, bin_size: float = 0.02, t0: float = -0.5, 
     image = ax.imshow(counts.T, aspect="auto", origin="lower", cmap=cmap, interpolation="nearest",
                       extent=(t0, t0 + n_bins * bin_size, 0, n_neurons), vmin=0,
                       vmax=vmax if vmax is not None else max(1.0, np.percentile(counts, 99)))
-    ax.set_ylabel("neuron")
-    if regions is not None:
-        bands = region_boundaries(regions)
-        for _, start, _ in bands[1:]:
-            ax.axhline(start, color="tab:red", lw=0.6)
-        ax.set_yticks([(start + stop) / 2 for _, start, stop in bands], [name for name, _, _ in bands], fontsize=8)
-        ax.set_ylabel("neurons by region")
+    _label_regions(ax, regions, "tab:red")
     ax.axvline(0.0, color="tab:blue", lw=0.8, ls="--")
     ax.set_xlabel("time from stimulus onset (s)")
     ax.set_title(title)
@@ -199,13 +204,7 @@ def plot_mask(hidden, target, regions=None, bin_size: float = 0.02, t0: float = 
     image = ax.imshow(state.T, aspect="auto", origin="lower", interpolation="nearest", vmin=0, vmax=2,
                       cmap=ListedColormap(list(MASK_COLORS.values())),
                       extent=(t0, t0 + n_bins * bin_size, 0, n_neurons))
-    ax.set_ylabel("neuron")
-    if regions is not None:
-        bands = region_boundaries(regions)
-        for _, start, _ in bands[1:]:
-            ax.axhline(start, color="black", lw=0.6)
-        ax.set_yticks([(start + stop) / 2 for _, start, stop in bands], [name for name, _, _ in bands], fontsize=8)
-        ax.set_ylabel("neurons by region")
+    _label_regions(ax, regions, "black")
     ax.set_xlabel("time from stimulus onset (s)")
     ax.set_title(title)
     if legend:
