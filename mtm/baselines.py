@@ -1,12 +1,18 @@
-"""Floors and ceilings for the activity tasks: simple predictors, scored exactly like a model.
+"""Floors and references for the activity tasks: simple predictors, scored exactly like a model.
 
-Every table shows where a model sits between these (:func:`baseline_results`):
+Every table shows where a model sits between these (:func:`baseline_results`, :func:`reference_rows`)
+and, on synthetic sessions, the oracle of each task (:mod:`mtm.oracle`, the best score the task
+allows):
 
-* ``truth``: the ground-truth rates of a synthetic session, the best any model can do.
+* ``truth``: the ground-truth rates of a synthetic session. Not reachable by any model: they include
+  each neuron's private fluctuation, which no other neuron shows; the oracle is the bound.
 * ``linear``: ridge regression, fit on the train split, from the visible neurons' spikes (smoothed
   with a Gaussian of 2 bins) to each held-out neuron, for every configuration of the task; for
   forward prediction, from every neuron's mean count in the 10 bins before the held-out window to
-  each neuron and held-out bin (regularisation chosen by leave-one-out cross-validation).
+  each neuron's mean count in the window, predicted for each of its 10 bins (the regularisation of
+  each neuron chosen by leave-one-out cross-validation). One rate per neuron for the window rather
+  than one per bin: per-bin fits on a few hundred trials are noisier than the signal they add, and
+  scored below the mean-rate floor.
   Predictions are floored at a fifth of the neuron's mean rate.
 * ``psth``: each neuron's trial-averaged count per bin on the train split, smoothed over 2 bins:
   the stimulus-locked part of the activity, the same for every trial.
@@ -70,9 +76,9 @@ def linear_rates(session, task: str, split: str = "test") -> np.ndarray:
         edge = n_bins - FORWARD_BINS
         z_tr, z_te = _standardise(train[:, edge - FORWARD_BINS:edge].mean(axis=1),
                                   test[:, edge - FORWARD_BINS:edge].mean(axis=1))
-        y_tr = train[:, edge:].reshape(len(train), -1).astype(np.float64)
-        model = RidgeCV(alphas=np.logspace(0, 6, 13)).fit(z_tr, y_tr)
-        rates[:, edge:] = model.predict(z_te).reshape(len(test), FORWARD_BINS, n_neurons)
+        y_tr = train[:, edge:].mean(axis=1).astype(np.float64)
+        model = RidgeCV(alphas=np.logspace(0, 6, 13), alpha_per_target=True).fit(z_tr, y_tr)
+        rates[:, edge:] = model.predict(z_te)[:, None]
         rates[:, :edge] = mean
         return _floor(rates, mean)
     z_tr, z_te = _standardise(_smooth(train).reshape(-1, n_neurons), _smooth(test).reshape(-1, n_neurons))
@@ -109,6 +115,40 @@ def mean_rate_rates(session, split: str = "test") -> np.ndarray:
     train = session.spikes[session.splits["train"]]
     shape = (len(session.splits[split]), session.n_bins, session.n_neurons)
     return np.broadcast_to(train.mean(axis=(0, 1)), shape).astype(np.float64)
+
+
+ORACLE_ROW = "Oracle (best reachable, per task)"
+TRUE_RATES_ROW = "True rates (not reachable: includes each neuron's private noise)"
+LINEAR_ROW = "Linear regression (baseline)"
+REFERENCE_NOTE = ("Oracle: each task's expected counts given exactly what the task leaves visible, as true "
+                  "latents (co-smooth and intra-region: the neuron's own region; inter-region: the other "
+                  "regions and the task inputs; forward prediction: everything before the window and the "
+                  "inputs); an upper bound for any model. Its behaviour cells: the same decoders on the "
+                  "true latents, a reference, not a bound. True rates: decoders on their log. Linear "
+                  "regression: decoders on the raw spikes.")
+
+
+def reference_rows(session, behavior_keys=(), tasks=TASKS, split: str = "test") -> dict[str, dict[str, float]]:
+    """The rows every results table shows beside the models: {row name: {column: score}}.
+
+    ``LINEAR_ROW`` always; on synthetic sessions also ``ORACLE_ROW`` (each task's oracle; behaviour
+    decoded from the true latents) and ``TRUE_RATES_ROW`` (behaviour decoded from the log true rates).
+    """
+    from mtm.decoding import decode_behavior
+    from mtm.oracle import latent_features, oracle_results
+
+    keys = [k for k in behavior_keys if k in session.behavior]
+    references = baseline_results(session, tasks, split, which=("truth", "linear"))
+    rows = {}
+    if session.truth is not None:
+        rows[ORACLE_ROW] = {task: r.mean_bps for task, r in oracle_results(session, tasks, split).items()}
+        rows[ORACLE_ROW].update(decode_behavior(session, keys, features=latent_features(session)))
+    if "truth" in references:
+        rows[TRUE_RATES_ROW] = {task: r.mean_bps for task, r in references["truth"].items()}
+        rows[TRUE_RATES_ROW].update(decode_behavior(session, keys, features=np.log(session.rates)))
+    rows[LINEAR_ROW] = {task: r.mean_bps for task, r in references["linear"].items()}
+    rows[LINEAR_ROW].update(decode_behavior(session, keys))
+    return rows
 
 
 def baseline_results(session, tasks=TASKS, split: str = "test",

@@ -51,6 +51,9 @@ def describe(session) -> str:
         lines.append(f"  reward: {np.mean(session.behavior['reward']):.0%} of trials rewarded")
     if session.rates is not None:
         lines.append("  ground-truth rates: stored")
+    if session.truth is not None:
+        lines.append(f"  ground truth: {session.truth.latents.shape[-1]} latents, task inputs and per-neuron "
+                     "parameters (oracles in mtm.oracle)")
     return "\n".join(lines)
 
 
@@ -176,13 +179,13 @@ def _evaluate(args) -> None:
     matplotlib.use("Agg")
     import numpy as np
 
-    from mtm.baselines import baseline_results
+    from mtm.baselines import LINEAR_ROW, baseline_results, reference_rows
     from mtm.checkpoint import load_model, read_description
     from mtm.data import Session
     from mtm.decoding import decode_behavior
     from mtm.evaluate import evaluate_model
-    from mtm.plots import plot_bps_scatter, plot_predicted_vs_true, results_table
-    from mtm.reproduce import BEHAVIOR_KEYS
+    from mtm.plots import plot_bps_scatter, plot_predicted_vs_true
+    from mtm.reproduce import BEHAVIOR_KEYS, results_markdown
     from mtm.train import pick_device
 
     session = Session.load(args.session)
@@ -197,13 +200,9 @@ def _evaluate(args) -> None:
         results[name] = evaluate_model(model, session, masking)
         rows[name] = {task: r.mean_bps for task, r in results[name].items()}
         rows[name].update(decode_behavior(session, keys, model=model, training_masking=masking))
-    references = baseline_results(session, which=("truth", "linear"))
-    labels = {"truth": "Ground truth (ceiling)", "linear": "Linear regression (baseline)"}
-    for key, per_task in references.items():
-        rows[labels[key]] = {task: r.mean_bps for task, r in per_task.items()}
-        features = np.log(session.rates) if key == "truth" else None
-        rows[labels[key]].update(decode_behavior(session, keys, features=features))
-    table = results_table(rows)
+    models = list(rows)
+    rows.update(reference_rows(session, keys))
+    table = results_markdown(rows, models)
     (out / "results.md").write_text(f"# {session.eid}\n\n{table}\n")
     with open(out / "results.csv", "w") as fh:
         columns = list(next(iter(rows.values())))
@@ -211,8 +210,8 @@ def _evaluate(args) -> None:
         for name, row in rows.items():
             fh.write(f"{name}," + ",".join(f"{row.get(c, float('nan')):.4f}" for c in columns) + "\n")
     names = list(results)
-    other = results[names[1]] if len(names) > 1 else references["linear"]
-    other_name = names[1] if len(names) > 1 else labels["linear"]
+    other = results[names[1]] if len(names) > 1 else baseline_results(session, which=("linear",))["linear"]
+    other_name = names[1] if len(names) > 1 else LINEAR_ROW
     rate_hz = session.spikes[session.splits["test"]].mean(axis=(0, 1)) / session.bin_size
     for task, result in results[names[0]].items():
         fig = plot_bps_scatter(other[task].bps, result.bps, other_name, names[0], task, rates_hz=rate_hz)

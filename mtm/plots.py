@@ -138,6 +138,21 @@ def results_table(rows: dict[str, dict[str, float]], columns=None, digits: int =
     return "\n".join(lines)
 
 
+def oracle_share_table(rows: dict[str, dict[str, float]], oracle: dict[str, float], columns, digits: int = 2) -> str:
+    """A Markdown table of each model's score as a share of the task's oracle: "0.25 of 0.73 (34 %)"."""
+    lines = ["| | " + " | ".join(TABLE_COLUMNS.get(c, c) for c in columns) + " |", "|---|" + "---|" * len(columns)]
+    for name, row in rows.items():
+        cells = []
+        for c in columns:
+            value, best = row.get(c, math.nan), oracle.get(c, math.nan)
+            if not (math.isfinite(value) and math.isfinite(best)) or best <= 0:
+                cells.append("–")
+            else:
+                cells.append(f"{value:.{digits}f} of {best:.{digits}f} ({100 * value / best:.0f} %)")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot_loss_curves(histories: dict[str, list[dict]], key: str = "train_loss", ax=None):
     """Per-epoch curves of several runs (the rows of their log.csv)."""
     fig, ax = _axes(ax)

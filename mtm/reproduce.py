@@ -11,9 +11,10 @@ The pipeline (reference notes 4.2-4.3 and 6):
 4. Every model is evaluated on every held-out session's test split: co-smoothing, forward prediction,
    intra-region, inter-region (per-neuron bits per spike, NaN-mean over neurons) and behaviour
    decoding (choice accuracy, whisker motion energy R^2). Scores are averaged over held-out sessions.
-5. Beside them: the ground-truth rates (synthetic sessions only; the best any model can do, and
-   the decoders on the log of the true rates) and the linear-regression baseline (with the decoders
-   on the raw spikes), and the paper's own numbers for NDT1-stitch.
+5. Beside them: on synthetic sessions each task's oracle (:mod:`mtm.oracle`: the best score the
+   task allows, with each model's share of it) and the true rates (not reachable: they include every
+   neuron's private noise); the linear-regression baseline (with the decoders on the raw spikes);
+   and the paper's own numbers for NDT1-stitch.
 
 Every run folder is kept under ``out``; a finished run is reused and an interrupted one resumed, so
 ``mtm reproduce`` can be stopped and started again.
@@ -31,11 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from mtm import checkpoint
-from mtm.baselines import baseline_results
+from mtm.baselines import ORACLE_ROW, REFERENCE_NOTE, reference_rows
 from mtm.data import Session
 from mtm.decoding import decode_behavior
 from mtm.evaluate import TASKS, evaluate_model
-from mtm.plots import results_table
+from mtm.plots import oracle_share_table, results_table
 from mtm.train import TrainConfig, finetune, train
 
 #: NDT1-stitch, mean over the paper's 5 held-out sessions (preprint Table 2, reference notes 6.3).
@@ -234,32 +235,38 @@ def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan
     per_session: dict[str, list[dict[str, float]]] = {}
     for name, row in rows.items():
         per_session.setdefault(row, []).append(done[name]["scores"])
-    stamp("ceilings and baselines")
+    stamp("oracles and baselines")
     references: dict[str, list[dict[str, float]]] = {}
     for session in heldout:
-        results = baseline_results(session, which=("truth", "linear"))
-        for name, label in (("truth", "Ground truth (ceiling)"), ("linear", "Linear regression (baseline)")):
-            if name in results:
-                row = {task: r.mean_bps for task, r in results[name].items()}
-                keys = [k for k in BEHAVIOR_KEYS if k in session.behavior]
-                # decoders on the log of the true rates (ceiling), or on the raw spikes (baseline)
-                features = np.log(session.rates) if name == "truth" else None
-                row.update(decode_behavior(session, keys, features=features))
-                references.setdefault(label, []).append(row)
+        for label, row in reference_rows(session, BEHAVIOR_KEYS).items():
+            references.setdefault(label, []).append(row)
     table = {name: _mean_rows(rows) for name, rows in {**per_session, **references}.items()}
-    table_path = write_tables(table, per_session, out)
+    table_path = write_tables(table, per_session, out, models=list(per_session))
     stamp(f"done; tables in {table_path}")
     return table
 
 
-def write_tables(table: dict, per_session: dict, out: Path) -> Path:
-    """results.md (ours beside the paper's), results.csv and per_session.json in ``out``."""
+def results_markdown(table: dict, models: list[str]) -> str:
+    """This run's table, its reference rows explained, and each model's share of the oracle."""
+    columns = list(TASKS) + list(BEHAVIOR_KEYS)
+    markdown = (results_table(table, columns) + "\n\nActivity: bits per spike (per-neuron, NaN-mean). "
+                "Choice: accuracy. Whisker ME: R^2. " + REFERENCE_NOTE + "\n")
+    if ORACLE_ROW in table:
+        markdown += ("\n### Share of the oracle (activity tasks)\n\n"
+                     + oracle_share_table({m: table[m] for m in models}, table[ORACLE_ROW], list(TASKS)) + "\n")
+    return markdown
+
+
+def write_tables(table: dict, per_session: dict, out: Path, models: list[str] | None = None) -> Path:
+    """results.md (ours beside the paper's), results.csv and per_session.json in ``out``.
+
+    ``models``: the rows that are trained models (default: those of ``per_session``)."""
     from mtm.atomic import atomic_write
 
     columns = list(TASKS) + list(BEHAVIOR_KEYS)
-    markdown = ("## This run (mean over held-out sessions)\n\n" + results_table(table, columns)
-                + "\n\nActivity: bits per spike (per-neuron, NaN-mean). Choice: accuracy. Whisker ME: R^2.\n\n"
-                + "## The paper, NDT1-stitch, 5 held-out IBL sessions (Table 2)\n\n"
+    models = list(per_session) if models is None else models
+    markdown = ("## This run (mean over held-out sessions)\n\n" + results_markdown(table, models)
+                + "\n## The paper, NDT1-stitch, 5 held-out IBL sessions (Table 2)\n\n"
                 + results_table(PAPER_TABLE2, columns) + "\n")
 
     def write_csv(tmp):

@@ -13,6 +13,7 @@ def test_data_synthetic_and_info(tmp_path, capsys):
     assert main(["data", "info", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Session(eid='synthetic-0008'" in out and "firing: mean" in out and "ground-truth rates: stored" in out
+    assert "20 latents, task inputs" in out
 
 
 def test_evaluate_writes_tables_and_figures(tmp_path, capsys):
@@ -29,7 +30,8 @@ def test_evaluate_writes_tables_and_figures(tmp_path, capsys):
     assert {"results.md", "results.csv", "bps_co-smooth.png", "bps_inter-region.png",
             "predicted_vs_true_VISa.png"} <= names
     table = (tmp_path / "eval" / "results.md").read_text()
-    assert "mtm (mtm)" in table and "temporal (temporal)" in table and "Ground truth (ceiling)" in table
+    assert "mtm (mtm)" in table and "temporal (temporal)" in table and "Oracle (best reachable, per task)" in table
+    assert "True rates (not reachable" in table and "Share of the oracle" in table and "ceiling" not in table
     assert "Co-smooth" in capsys.readouterr().out
 
 

@@ -164,15 +164,15 @@ class TruthModel(InputEcho):
         return torch.log(self.rates[x[:, 0].amax(dim=-1).long() - 1])
 
 
-def test_a_model_returning_the_truth_scores_the_ceiling(session):
+def test_a_model_returning_the_truth_scores_as_the_true_rates(session):
     test = session.splits["test"]
     spikes = np.array(session.spikes)
     spikes[test, 0] = np.arange(1, len(test) + 1)[:, None]
     marked = session.replace(spikes=spikes)
     scored = evaluate_model(TruthModel(session.rates[test]), marked, "mtm", batch_trials=len(test))
-    ceiling = evaluate_rates(session.rates, marked)
+    true_rates = evaluate_rates(session.rates, marked)
     for task in TASKS:
-        np.testing.assert_allclose(scored[task].bps, ceiling[task].bps, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(scored[task].bps, true_rates[task].bps, rtol=1e-5, atol=1e-5)
     assert evaluate_rates(session.rates, session)["co-smooth"].mean_bps > 0.3
 
 

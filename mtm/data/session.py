@@ -19,6 +19,8 @@ splits        dict of int arrays          trial indices of ``train`` / ``val`` /
 bin_size      float, seconds              width of one time bin
 align         dict                        ``{"event": str, "window": (start, stop)}`` in s
 rates         (K, T, N) float32 or None   ground-truth expected counts per bin (synthetic)
+truth         GroundTruth or None         what generated the rates: latents, inputs, per-neuron
+                                          parameters (synthetic; :mod:`mtm.data.truth`)
 meta          dict (JSON-serialisable)    free-form provenance
 ============  ==========================  ==================================================
 
@@ -33,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mtm.atomic import atomic_write
+from mtm.data.truth import GroundTruth
 
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
@@ -186,7 +189,7 @@ class Session:
 
     def __init__(self, eid: str, spikes, regions, *, behavior: dict | None = None,
                  splits: dict | None = None, bin_size: float = 0.02, align: dict | None = None,
-                 rates=None, meta: dict | None = None):
+                 rates=None, truth: GroundTruth | None = None, meta: dict | None = None):
         if not isinstance(eid, str) or not eid.strip():
             raise ValueError(f"eid: expected a non-empty string, got {eid!r}")
         spikes = _compact_counts(spikes)
@@ -213,6 +216,13 @@ class Session:
                 raise ValueError("rates: expected finite, non-negative expected counts per bin")
             rates = _readonly(rates)
         self.rates = rates
+        if truth is not None:
+            if not isinstance(truth, GroundTruth):
+                raise ValueError(f"truth: expected a mtm.data.truth.GroundTruth, got {type(truth).__name__}")
+            if rates is None:
+                raise ValueError("truth: a session with ground truth needs its ground-truth rates too")
+            truth.check_fits(n_trials, n_bins, n_neurons)
+        self.truth = truth
         meta = {} if meta is None else meta
         if not isinstance(meta, dict):
             raise ValueError(f"meta: expected a dict, got {type(meta).__name__}")
@@ -254,7 +264,7 @@ class Session:
         """A new, validated session with some fields replaced."""
         fields = dict(eid=self.eid, spikes=self.spikes, regions=self.regions, behavior=self.behavior,
                       splits=self.splits, bin_size=self.bin_size, align=self.align, rates=self.rates,
-                      meta=self.meta)
+                      truth=self.truth, meta=self.meta)
         unknown = set(changes) - set(fields)
         if unknown:
             raise ValueError(f"replace: unknown Session fields {sorted(unknown)}")
@@ -285,7 +295,8 @@ class Session:
         splits = {name: np.sort(new_index[idx][new_index[idx] >= 0]) for name, idx in self.splits.items()}
         return self.replace(spikes=self.spikes[trials], splits=splits,
                             behavior={k: v[trials] for k, v in self.behavior.items()},
-                            rates=None if self.rates is None else self.rates[trials])
+                            rates=None if self.rates is None else self.rates[trials],
+                            truth=None if self.truth is None else self.truth.select_trials(trials))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
@@ -304,6 +315,9 @@ class Session:
         arrays.update({f"splits/{k}": v for k, v in self.splits.items()})
         if self.rates is not None:
             arrays["rates"] = self.rates
+        if self.truth is not None:
+            arrays.update(self.truth.to_arrays())
+
         def write(tmp):
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
@@ -336,7 +350,7 @@ class Session:
         align = header.get("align")
         return cls(header["eid"], arrays["spikes"], arrays["regions"], behavior=behavior, splits=splits,
                    bin_size=header["bin_size"], align=align, rates=arrays.get("rates"),
-                   meta=header.get("meta", {}))
+                   truth=GroundTruth.from_arrays(arrays), meta=header.get("meta", {}))
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:
@@ -356,7 +370,8 @@ class Session:
                        and self.splits.keys() == other.splits.keys()
                        and all(np.array_equal(v, other.splits[k]) for k, v in self.splits.items())
                        and (self.rates is None) == (other.rates is None)
-                       and (self.rates is None or np.array_equal(self.rates, other.rates)))
+                       and (self.rates is None or np.array_equal(self.rates, other.rates))
+                       and self.truth == other.truth)
         return (same_arrays and self.eid == other.eid and self.bin_size == other.bin_size
                 and self.align == other.align and self.meta == other.meta)
 

@@ -5,7 +5,9 @@ run on synthetic sessions shaped like them: the five repeated-site regions (VISa
 neurons ordered along the probe from cortex down to thalamus), trials aligned to stimulus onset,
 :math:`[-0.5, 1.5)` s in 20 ms bins, a few hundred to ~900 neurons per session with heavy-tailed
 rates, an IBL-like task and movement behaviour. Unlike real data they come with the ground-truth
-firing rates, so every metric can be compared with the best score any model could reach.
+firing rates and everything that generated them (``session.truth``), so every metric can be compared with
+the best score its task allows (:mod:`mtm.oracle`; the true rates themselves are not reachable, since
+each neuron carries private noise).
 
 Generative model
 ----------------
@@ -77,6 +79,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from mtm.data.session import Session, split_trials
+from mtm.data.truth import GroundTruth
 
 REGIONS = ("VISa", "CA1", "DG", "LP", "PO")
 BIN_SIZE = 0.02
@@ -99,6 +102,7 @@ SILENT_FRACTION = 0.08
 PRIVATE_BASIS = 8             # smooth bumps per trial of each neuron's private fluctuation
 PRIVATE_GAIN = (0.3, 0.9)     # its standard deviation in log-rate, per neuron
 MAX_RATE_HZ = 150.0
+BURN_IN = 25                  # latent steps before bin 0, driven by the first bin's input
 CONTRASTS = (0.0, 0.0625, 0.125, 0.25, 1.0)
 
 PRESETS = {
@@ -148,7 +152,7 @@ class World:
         self.scale = latents.reshape(-1, R * D).std(axis=0)
 
     def simulate_latents(self, rng: np.random.Generator, inputs: np.ndarray, scale: bool = True,
-                         burn_in: int = 25) -> np.ndarray:
+                         burn_in: int = BURN_IN) -> np.ndarray:
         """(K, T, R * D) latent trajectories driven by ``inputs`` (K, T, 6), with private noise."""
         n_trials, n_bins, _ = inputs.shape
         dims = self.transition.shape[0]
@@ -269,13 +273,19 @@ def poisson_counts(rates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def synthetic_session(seed: int = 0, n_trials: int | None = None, n_neurons: int | None = None, *,
                       preset: str = "paper", world_seed: int = 0, world: World | None = None,
-                      split_seed: int = 42) -> Session:
+                      split_seed: int = 42, private_gain: tuple[float, float] = PRIVATE_GAIN) -> Session:
     """One synthetic session with ground-truth rates (the generative model is in the module docstring).
 
     ``n_trials`` and ``n_neurons`` default to values drawn from ``preset``'s ranges with ``seed``
     ("paper": 350-900 trials, 300-900 neurons; "small": 250-350 trials, 80-99 neurons). Sessions
     with the same ``world_seed`` share their latent dynamics. Deterministic for
     ``(seed, n_trials, n_neurons, world_seed)``.
+
+    The generator's knobs: ``private_gain``, the range of the private amplitude :math:`s_n` (``(0, 0)``
+    removes every neuron's private fluctuation); ``world=World(world_seed, coupling=..., noise=...)``,
+    the coupling between regions (kappa) and the latent noise (sigma). The session
+    keeps what generated it in ``session.truth`` (:class:`mtm.data.truth.GroundTruth`), which the
+    oracles of :mod:`mtm.oracle` read.
 
     >>> s = synthetic_session(0, n_trials=20, n_neurons=30)
     >>> s.spikes.shape, s.region_names
@@ -301,7 +311,10 @@ def synthetic_session(seed: int = 0, n_trials: int | None = None, n_neurons: int
     silent = rng.random(n_neurons) < SILENT_FRACTION
     baseline_hz[silent] = np.exp(rng.uniform(np.log(0.02), np.log(0.3), silent.sum()))
     gain = rng.uniform(0.6, 1.6, n_neurons)
-    private = rng.uniform(*PRIVATE_GAIN, n_neurons).astype(np.float32)
+    low, high = (float(v) for v in private_gain)
+    if not 0 <= low <= high:
+        raise ValueError(f"private_gain: expected (low, high) with 0 <= low <= high, got {private_gain!r}")
+    private = rng.uniform(low, high, n_neurons).astype(np.float32)
     loading = rng.normal(0, 1 / np.sqrt(LATENT_DIMS), (LATENT_DIMS, n_neurons)) * gain
     readout = np.zeros((len(REGIONS) * LATENT_DIMS, n_neurons), dtype=np.float32)
     rows = region_index[None] * LATENT_DIMS + np.arange(LATENT_DIMS)[:, None]
@@ -313,11 +326,12 @@ def synthetic_session(seed: int = 0, n_trials: int | None = None, n_neurons: int
     task = simulate_task(rng, n_trials, TaskParams.draw(rng))
     latents = world.simulate_latents(rng, task["inputs"]).astype(np.float32)
     rates = np.empty((n_trials, N_BINS, n_neurons), dtype=np.float32)
-    chunks = []
+    chunks, coefficient_chunks = [], []
     for start in range(0, n_trials, 64):  # chunks of trials keep the arrays in cache
         chunk = rates[start:start + 64]
         np.matmul(latents[start:start + 64], readout, out=chunk)
         coefficients = rng.standard_normal((len(chunk), PRIVATE_BASIS, n_neurons), dtype=np.float32) * private
+        coefficient_chunks.append(coefficients)
         chunk += np.matmul(basis, coefficients)
         chunk += log_base
         np.exp(chunk, out=chunk)
@@ -328,10 +342,15 @@ def synthetic_session(seed: int = 0, n_trials: int | None = None, n_neurons: int
 
     meta = dict(source="synthetic", seed=int(seed), world_seed=int(world.world_seed), preset=preset,
                 latent_dims_per_region=LATENT_DIMS, coupling=world.coupling, noise=world.noise,
-                regions_along_probe=list(REGIONS), generator="mtm.data.synthetic v1")
+                private_gain=[low, high], regions_along_probe=list(REGIONS), generator="mtm.data.synthetic v1")
+    truth = GroundTruth(latents=latents, inputs=task["inputs"], private=np.concatenate(coefficient_chunks),
+                        private_basis=basis, readout=readout, log_base=log_base, private_gain=private,
+                        latent_regions=np.repeat(np.array(REGIONS), LATENT_DIMS), transition=world.transition,
+                        input_weights=world.inputs, latent_scale=world.scale, noise=world.noise,
+                        burn_in=BURN_IN, max_rate=MAX_RATE_HZ * BIN_SIZE)
     return Session(eid=f"synthetic-{seed:04d}", spikes=spikes, regions=regions, behavior=task["behavior"],
                    splits=split_trials(n_trials, split_seed), bin_size=BIN_SIZE,
-                   align={"event": "stimOn_times", "window": WINDOW}, rates=rates, meta=meta)
+                   align={"event": "stimOn_times", "window": WINDOW}, rates=rates, truth=truth, meta=meta)
 
 
 def synthetic_sessions(n_sessions: int, seed: int = 0, *, preset: str = "paper", world_seed: int = 0,
