@@ -408,5 +408,5 @@ def import_reference(path, sessions: dict[str, int] | None = None, eids: list[st
     model = NDT1(cfg, list(sessions.items()))
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     dropped = [f"{name} {tuple(tensor.shape)}" for name, tensor in params.items()] + notes
-    report = ReferenceImport(str(path), obj.get("epoch"), list(sessions.items()), masking, use_prompt, dropped)
+    report = ReferenceImport(Path(path).name, obj.get("epoch"), list(sessions.items()), masking, use_prompt, dropped)
     return model.eval(), report
