@@ -6,7 +6,6 @@ by the reference code itself, with that code's log-rates for fixed inputs under 
 
 import io
 import json
-import os
 import pickle
 import re
 import sys
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtm.checkpoint import import_reference, load_model, save_model
+from mtm.checkpoint import import_reference, load_model
 from mtm.cli import main
 from mtm.data import reference_checkpoint_dir, target_eids
 from mtm.masking import PROMPT_IDS
