@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -25,7 +27,8 @@
 # - how the held-out scores change with the number of pretraining sessions (the paper's Fig. 4),
 #   against a model trained from scratch on the new session alone;
 # - why this works on the synthetic sessions of this book, and where the reference code does things
-#   differently.
+#   differently;
+# - how to read the authors' released pretrained model safely and fine-tune and score it.
 #
 # *About 10 minutes on a laptop CPU with the `small` settings (pretraining on 1, 2 and 4 sessions);
 # a few seconds with `MTM_SMOKE=1`; on a GPU the paper settings (1000 epochs, paper-sized sessions)
@@ -69,6 +72,7 @@ EPOCHS = 2 if SMOKE else (None if GPU else 100)  # fine-tuning, scratch (None: 1
 PRETRAIN_EPOCHS = 2 if SMOKE else (None if GPU else 100)  # pretraining (None: 1000)
 # model size overrides (a tiny model in smoke runs; the preset's otherwise)
 MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32) if SMOKE else {}
+RELEASED_FROM_HUB = False  # with network (Colab): the authors' released 34-session model (section 8)
 
 # %% [markdown]
 # ```{note}
@@ -346,6 +350,99 @@ if not shared_counts:
 #   sessions were often masked with regions they did not have. `mtm` uses every batch's own
 #   session's regions.
 #
+# ## 8. The authors' own pretrained model
+#
+# The paper's authors released their pretrained models on the Hugging Face hub (organisation
+# `ibl-foundation-model`): `multi-NDT1-MtM-34-sessions` is prompted MtM NDT1-stitch pretrained on 34
+# sessions, beside the temporal baseline, the 10-session versions and NDT2. Each is a `model_best.pt`
+# that pickles the whole reference module, and loading it with `torch.load` runs whatever the pickle
+# names. `mtm.checkpoint.import_reference` reads it without importing or running anything (a
+# restricted unpickler: tensors and plain containers only; any other call is refused by name) and maps
+# the weights onto an `mtm` model. The reference keys its stitchers by neuron count, so they can only
+# be kept for sessions whose counts you name (`sessions={eid: n_neurons}`); without that the model
+# keeps the shared weights, and a held-out session gets new stitchers by fine-tuning, as in the paper.
+#
+# With network (Colab, ideally a GPU), set `RELEASED_FROM_HUB = True`: the cell downloads the model,
+# imports it, loads the first held-out IBL session through ONE, fits its stitchers and session token
+# with the released core frozen (`freeze_core=True`; the paper fine-tunes every weight), and scores it.
+
+# %%
+import json
+
+from mtm.checkpoint import import_reference, save_model
+from mtm.data import reference_checkpoint_dir
+from mtm.masking import PROMPT_IDS
+
+if RELEASED_FROM_HUB:
+    from huggingface_hub import snapshot_download
+
+    from mtm.data import heldout_eids, load_ibl_session
+    from mtm.data.ibl import ibl_one
+
+    hub_folder = Path(snapshot_download("ibl-foundation-model/multi-NDT1-MtM-34-sessions"))
+    released, released_report = import_reference(next(hub_folder.rglob("model_best.pt")))
+    print(released.cfg, "dropped:", *released_report.dropped, sep="\n  ")
+    released_path = save_model(RUN_DIR / "released.safetensors", released, released_report.extra())
+    test_session = load_ibl_session(heldout_eids()[0], ibl_one())
+    released_tuned = finetune(released_path, test_session, config("mtm", EPOCHS, freeze_core=True),
+                              RUN_DIR / "released-finetuned")
+    released_scores = evaluate_model(load_model(released_tuned)[0], test_session, "mtm")
+    display(Markdown(results_table({f"released MtM, {test_session.eid[:8]}":
+                                    {task: r.mean_bps for task, r in released_scores.items()}})))
+else:
+    print("Skipped the download: set RELEASED_FROM_HUB = True with network (and huggingface_hub installed).")
+
+# %% [markdown]
+# Offline, the same steps run on a checkpoint written by the reference code itself, exactly as its
+# trainer writes `model_best.pt`, at small sizes with two sessions of 37 and 52 neurons
+# (`../shared/data/reference_checkpoint`, found by `mtm.data.reference_checkpoint_dir()`; its
+# `PROVENANCE.md` says how it was made). Next to it are the log-rates the reference computed from it
+# for fixed inputs under each prompt. The table gives the largest absolute difference between those
+# and the imported model's log-rates:
+
+# %%
+FIXTURE = reference_checkpoint_dir()
+if FIXTURE is None:
+    print("Skipped: the reference checkpoint folder is not here (set MTM_REFERENCE_CHECKPOINT).")
+else:
+    fixture_meta = json.loads((FIXTURE / "reference_ndt1_outputs.json").read_text())
+    fixture_outputs = np.load(FIXTURE / "reference_ndt1_outputs.npz")
+    counts = {s["eid"]: s["n_neurons"] for s in fixture_meta["sessions"]}
+    imported, import_report = import_reference(FIXTURE / "reference_ndt1_stitch_prompting_small.pt",
+                                               sessions=counts)
+    print("dropped:", *import_report.dropped, sep="\n  ")
+    differences = {}
+    for k, s in enumerate(fixture_meta["sessions"]):
+        spikes = torch.as_tensor(fixture_outputs[f"s{k}_spikes"]).float()
+        with torch.no_grad():
+            differences[f"{s['eid'][:8]} ({s['n_neurons']} neurons)"] = {
+                mode: float(np.abs(imported(spikes, s["eid"], prompt=PROMPT_IDS[mode], causal=mode == "causal")
+                                   .numpy() - fixture_outputs[f"s{k}_{mode}_log_rates"]).max())
+                for mode in fixture_meta["modes"]}
+    display(Markdown(results_table(differences, columns=fixture_meta["modes"], digits=6)))
+
+# %% [markdown]
+# Under the neuron, intra- and inter-region prompts the imported model computes what the reference
+# computed. Under `causal` the two differ, and by design: in the reference the session and prompt
+# tokens attend to every bin, future ones included, and every bin reads them in the next layer; in
+# `mtm` they see no bin. With the reference's attention restored (a test does it,
+# `tests/test_reference_import.py`), the causal outputs agree too.
+#
+# The imported model is an ordinary `mtm` model: saved, it can be fine-tuned on this chapter's held-out
+# session and scored like the models above. (This small checkpoint was trained on Poisson noise, so
+# its scores show that the steps run, not what pretraining buys.)
+
+# %%
+if FIXTURE is not None:
+    shared_only, shared_report = import_reference(FIXTURE / "reference_ndt1_stitch_prompting_small.pt")
+    imported_path = save_model(RUN_DIR / "reference-small.safetensors", shared_only, shared_report.extra())
+    imported_tuned = finetune(imported_path, heldout, config("mtm", EPOCHS), RUN_DIR / "reference-small-finetuned",
+                              progress=not SMOKE)
+    imported_scores = evaluate_model(load_model(imported_tuned)[0], heldout, "mtm")
+    display(Markdown(results_table({"reference checkpoint, fine-tuned":
+                                    {task: r.mean_bps for task, r in imported_scores.items()}})))
+
+# %% [markdown]
 # ## Summary
 #
 # - NDT1-stitch trains one model on sessions with different neurons: a read-in and a read-out per
@@ -356,6 +453,8 @@ if not shared_counts:
 # - On synthetic sessions of one world, pretraining helps for the same reason it can help on IBL
 #   data: shared dynamics, new neurons. The paper's Fig. 4 shows MtM improving with 1, 10 and 34
 #   sessions on every activity metric; the temporal baseline saturates at 10.
+# - The authors' released models are read safely with `mtm.checkpoint.import_reference` (or `mtm
+#   import-reference`) and become ordinary `mtm` checkpoints, fine-tuned and scored the same way.
 #
 # ## Exercises
 #

@@ -9,6 +9,9 @@
 
 Every write goes to a temporary file in the same folder, then ``os.replace`` puts it in place: an
 interrupted write never leaves a partial checkpoint and never destroys the previous one.
+
+:func:`import_reference` reads the reference's own pickled ``model_best.pt`` without running it and
+maps it onto an mtm model (:mod:`mtm.reference_import`); :func:`save_model` then writes it as above.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from safetensors.torch import load_file, save_file
 
 from mtm.atomic import atomic_write
 from mtm.models import MaskedModel, ModelConfig, build_model
+from mtm.reference_import import ReferenceImport, import_reference
+
+__all__ = ["FORMAT", "ReferenceImport", "import_reference", "load_model", "load_state", "model_description",
+           "read_description", "save_model", "save_state"]
 
 FORMAT = "mtm.model"
 

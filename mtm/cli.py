@@ -11,6 +11,7 @@
     torchrun --nproc_per_node 4 -m mtm train ...                         # several GPUs (or nodes)
     mtm evaluate runs/mtm/best.safetensors session.npz --out runs/eval   # every task, tables, figures
     mtm reproduce --preset small                                         # the paper's tables, synthetic data
+    mtm import-reference model_best.pt --out model.safetensors           # the authors' released weights, safely
 """
 
 from __future__ import annotations
@@ -261,6 +262,36 @@ def _reproduce(args) -> None:
     print((out / "results.md").read_text())
 
 
+def _session_counts(pairs: list[str]) -> dict[str, int]:
+    """``["EID=N", ...]`` -> ``{eid: N}``."""
+    counts = {}
+    for pair in pairs:
+        eid, _, count = pair.rpartition("=")
+        if not eid or not count.isdigit():
+            raise ValueError(f"--session: expected EID=NEURONS, got {pair!r}")
+        counts[eid] = int(count)
+    return counts
+
+
+def _import_reference(args) -> None:
+    from mtm.checkpoint import import_reference, save_model
+
+    eids = None
+    if args.eids_file:
+        eids = [line.strip() for line in Path(args.eids_file).read_text().splitlines() if line.strip()]
+    model, report = import_reference(args.checkpoint, sessions=_session_counts(args.session or []), eids=eids,
+                                     masking=args.masking)
+    path = save_model(args.out, model, report.extra())
+    cfg = model.cfg
+    print(f"{report.source} (epoch {report.epoch}): NDT1{'-stitch' if cfg.stitching else ''}, {cfg.n_layers} layers, "
+          f"{cfg.hidden} wide, {cfg.n_heads} heads, MLP {cfg.mlp}, {cfg.n_channels} channels; masking {report.masking}"
+          f"{' with prompts' if report.prompted else ''}")
+    print("sessions: " + (", ".join(f"{eid} ({n} neurons)" for eid, n in report.sessions) or
+                          "none named (shared weights only: fine-tune on a session with mtm finetune)"))
+    print("dropped: " + ("; ".join(report.dropped) or "nothing"))
+    print(path)
+
+
 def _add_training_arguments(parser: argparse.ArgumentParser, data_default_synthetic: int) -> None:
     from mtm.masking import TRAINING_SCHEMES
 
@@ -362,6 +393,19 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--device", default=None)
     reproduce.add_argument("--out", default=None, help="run folder (default runs/reproduce-<preset>)")
     reproduce.set_defaults(run=_reproduce)
+
+    imported = commands.add_parser("import-reference",
+                                   help="read the reference's model_best.pt safely and save it as an mtm checkpoint")
+    imported.add_argument("checkpoint", help="a model_best.pt written by the MtM reference code (NDT1 / NDT1-stitch)")
+    imported.add_argument("--session", action="append", metavar="EID=NEURONS",
+                          help="a session the checkpoint was trained on and its neuron count, to keep its stitchers "
+                               "(repeatable; the reference keys stitchers by neuron count only)")
+    imported.add_argument("--eids-file", help="the session table's eids, one per line, if the checkpoint has none "
+                                              "(the reference's: mtm/data/eids/target_eids.txt)")
+    imported.add_argument("--masking", choices=["mtm", "temporal"], default=None,
+                          help="how it was trained (default: mtm for a prompted checkpoint; required otherwise)")
+    imported.add_argument("--out", required=True, help="the .safetensors file to write")
+    imported.set_defaults(run=_import_reference)
     return parser
 
 

@@ -479,8 +479,9 @@ def finetune_model(pretrained: MaskedModel, session: Session, seed: int = 0) -> 
 
     Everything shared (embedding, transformer, prompt tokens, NDT2's patch layers) is copied; the new
     session gets fresh stitchers (NDT1) and a session token initialised at the mean of the pretrained
-    tokens (the reference used the session's untrained row of its table). The pretrained sessions'
-    own stitchers are not carried over.
+    tokens (the reference used the session's untrained row of its table), or a fresh one when the
+    pretrained model keeps no session (a reference checkpoint imported without naming its sessions).
+    The pretrained sessions' own stitchers are not carried over.
     """
     if session.eid in pretrained.session_ids and \
             pretrained.n_neurons[pretrained.session_ids.index(session.eid)] != session.n_neurons:
@@ -497,7 +498,7 @@ def finetune_model(pretrained: MaskedModel, session: Session, seed: int = 0) -> 
     model.add_session(session.eid, session.n_neurons)
     if pretrained.cfg.arch == "ndt1":
         model.init_rates(session.eid, train_mean_counts(session))
-    if model.session_token is not None and pretrained.session_token is not None:
+    if model.session_token is not None and pretrained.session_token is not None and pretrained.session_ids:
         with torch.no_grad():
             model.session_token.weight[0] = pretrained.session_token.weight.mean(dim=0)
     return model
