@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -44,7 +46,8 @@ import numpy as np
 
 import mtm
 from mtm.data import Session, synthetic_session
-from mtm.plots import plot_psth, plot_psychometric, plot_raster
+from mtm.oracle import knob_sweep
+from mtm.plots import plot_oracle_sweep, plot_psth, plot_psychometric, plot_raster
 
 # %% tags=["parameters"]
 SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
@@ -86,8 +89,8 @@ print({name: idx.tolist() for name, idx in tiny.splits.items()})
 # default, synthetic sessions that look like the IBL repeated-site recordings: the same five regions
 # (secondary visual cortex VISa, hippocampus CA1 and DG, thalamus LP and PO), in the order a probe
 # crosses them, with heavy-tailed firing rates and the IBL task. Unlike real data they come with the
-# **true firing rate** of every neuron in every bin, so later chapters can say how close a model
-# comes to the best possible prediction.
+# **true firing rate** of every neuron in every bin and everything that generated it, so later
+# chapters can say how close a model comes to the best prediction each task allows.
 
 # %%
 session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
@@ -157,6 +160,39 @@ plt.show()
 sessions = [synthetic_session(seed, N_TRIALS, N_NEURONS) for seed in range(3)]
 for s in sessions:
     print(s.eid, s.n_neurons, "neurons:", s.region_counts())
+
+# %% [markdown]
+# ### What the ground truth allows: each task's oracle
+#
+# Because a synthetic session keeps everything that generated it (`session.truth`: the latents of
+# every region, the task inputs and each neuron's parameters), we can compute, for every evaluation
+# task of chapter 5, the best prediction the task allows: the **oracle** (`mtm.oracle`). It knows the
+# generative model and sees, as exact latent states, what the task leaves visible, and predicts the
+# expected count. Hiding a neuron hides its private fluctuation; hiding a region leaves only what
+# the coupling and the shared task inputs say about it. So the oracle, not the true rate, is the
+# score a perfect model would reach, and the true rates sit above every oracle.
+#
+# Each knob of the generator moves the tasks' oracles differently. Below, one session regenerated
+# with one knob changed at a time: the private amplitude $s_n$ (every neuron the same), the coupling
+# $\kappa$ between regions, and the latent noise $\sigma$ (the dotted line marks the default).
+
+# %%
+KNOB_VALUES = {"private_gain": (0.0, 0.3, 0.6, 0.9), "coupling": (0.0, 0.12, 0.3),
+               "noise": (0.15, 0.35, 0.7)}
+if SMOKE:
+    KNOB_VALUES = {knob: values[:2] for knob, values in KNOB_VALUES.items()}
+sweeps = {knob: knob_sweep(knob, values, seed=SEED, n_trials=N_TRIALS or 200, n_neurons=N_NEURONS or 100)
+          for knob, values in KNOB_VALUES.items()}
+plot_oracle_sweep(sweeps, defaults={"private_gain": 0.6, "coupling": 0.12, "noise": 0.35})
+plt.show()
+
+# %% [markdown]
+# Without private fluctuations the co-smoothing and intra-region oracles equal the true rates: the
+# region's latents then say everything about a neuron. The larger the private amplitude, the more
+# of each neuron no model can predict from the others. Inter-region prediction depends on how much
+# of a region the *other* regions explain: stronger coupling raises its oracle, while larger latent
+# noise (more of each region private to it) separates it further from the co-smoothing oracle.
+# (The default private amplitude is drawn per neuron between 0.3 and 0.9; the sweep fixes it.)
 
 # %% [markdown]
 # ## 4. Behaviour
@@ -232,7 +268,9 @@ plt.show()
 # ## Summary
 #
 # - Everything in `mtm` consumes a `Session`: counts (trials, bins, neurons), a region per neuron,
-#   behaviour, splits, and for synthetic data the true rates.
+#   behaviour, splits, and for synthetic data the true rates and the ground truth behind them.
+# - Each task's oracle (`mtm.oracle`) is the best score that task allows; the true rates are not
+#   reachable, because every neuron carries private noise.
 # - Synthetic sessions mimic the IBL repeated-site recordings, with coupled regional dynamics that make
 #   inter- and intra-region prediction meaningful, and private per-neuron fluctuations.
 # - Real sessions come through ONE with the reference's choices; offline, from a local ALF cache.

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -23,8 +25,8 @@
 # - the four activity tasks exactly as `mtm.evaluate` runs them: what is held out, what is scored,
 #   which prompt, and when the attention is causal;
 # - how to compare two models neuron by neuron, and how their predictions look against the spikes;
-# - where a model sits between simple baselines and the ground-truth ceiling, and why the ceiling is
-#   an upper bound, not a target.
+# - where a model sits between simple baselines and each task's *oracle*, the best score the task
+#   allows, and why the true rates are not that bound.
 #
 # *About 10 minutes to read; the two models train in seconds with the smoke settings and in a few
 # minutes on a CPU with the `small` settings.*
@@ -48,14 +50,16 @@ import torch
 from IPython.display import Markdown, display
 
 import mtm
-from mtm.baselines import BASELINES, baseline_results
+from mtm.baselines import BASELINES, ORACLE_ROW, TRUE_RATES_ROW, baseline_results
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_session
 from mtm.evaluate import (CAUSAL_MASKINGS, FORWARD_BINS, TASK_PROMPT, TASKS,
                           bits_per_spike, evaluate_model, evaluate_rates, scored_bins,
                           task_configurations)
 from mtm.masking import PROMPT_IDS
-from mtm.plots import plot_bps_scatter, plot_mask, plot_predicted_vs_true, results_table
+from mtm.oracle import TASK_INFORMATION, oracle_results
+from mtm.plots import (oracle_share_table, plot_bps_scatter, plot_mask, plot_predicted_vs_true,
+                       results_table)
 from mtm.train import TrainConfig, pick_device, train
 
 # %% tags=["parameters"]
@@ -96,7 +100,7 @@ REGION = "LP"              # the region shown in the figures
 #   rarely it fires. The paper's tables use this convention, and so do the tables of this book.
 #
 # Both on the same predictions. Before training anything, we score two predictors that need no
-# model: the **true rates** of the synthetic session (the best possible prediction) and each
+# model: the **true rates** of the synthetic session (no model can do better on average) and each
 # neuron's **PSTH** (its trial-averaged rate from the training trials, the same in every trial), on
 # the test trials, all 100 bins:
 
@@ -104,12 +108,12 @@ REGION = "LP"              # the region shown in the figures
 size = "paper" if PRESET == "paper" else "small"
 session = synthetic_session(SEED, N_TRIALS, N_NEURONS, preset=size)
 print(session)
-ceiling = evaluate_rates(session.rates, session)        # the true rates, on every task
+true_rates = evaluate_rates(session.rates, session)     # the true rates, on every task
 baselines = baseline_results(session, which=BASELINES)  # linear, PSTH, mean rate
 
 rate_hz = session.spikes[session.splits["test"]].mean(axis=(0, 1)) / session.bin_size
 fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
-for name, result, color in (("true rates", ceiling["co-smooth"], "black"),
+for name, result, color in (("true rates", true_rates["co-smooth"], "black"),
                             ("PSTH", baselines["psth"]["co-smooth"], "tab:green")):
     per_neuron = bits_per_spike(result.rates, result.spikes, per_neuron=True)
     pooled = bits_per_spike(result.rates, result.spikes)
@@ -284,7 +288,7 @@ for name in MASKINGS:
 # a good predicted raster looks like a smoothed version of the true one. A model that only learned
 # each neuron's average would show the same rate in every trial.
 #
-# ## 6. Baselines and a ceiling
+# ## 6. Baselines, the oracle of each task, and the true rates
 #
 # A score means little on its own: bits per spike depend on the neurons' rates, on the session and
 # on the task. So every table in this book puts the models next to simple predictors, scored with
@@ -301,8 +305,13 @@ for name in MASKINGS:
 #   from every neuron's mean count in the 10 bins before the held-out window). It is not a pushover:
 #   it sees the same visible neurons as the models, and a small model trained on a few hundred
 #   trials need not beat it.
-# - **Ground truth** (synthetic sessions only): the true rates that generated the spikes,
-#   `evaluate_rates(session.rates, session)`.
+# - **Oracle** (synthetic sessions only, `mtm.oracle.oracle_results`): for each task, the expected
+#   counts given exactly the information the task leaves visible, as the true latent states rather
+#   than noisy spikes. No model can beat it on average (a model sees spikes, which carry less); it
+#   is the bound each model should be measured against. Each task's information set is printed
+#   below.
+# - **True rates** (synthetic sessions only): the rates that generated the spikes,
+#   `evaluate_rates(session.rates, session)`. Not reachable by any model (see below).
 #
 # The table reports the per-neuron mean (the paper's convention):
 
@@ -312,37 +321,52 @@ def summary(per_task, score="mean_bps"):
     return {task: getattr(result, score) for task, result in per_task.items()}
 
 
+for task, information in TASK_INFORMATION.items():
+    print(f"{task:>13}: {information}")
+oracle = oracle_results(session)
 labels = {"temporal": "Temporal (baseline)", "MtM": "MtM (prompted)",
           "linear": "Linear regression", "psth": "PSTH", "mean_rate": "Mean rate",
-          "truth": "Ground truth (ceiling)"}
-predictors = {**results, **baselines, "truth": ceiling}
+          "oracle": ORACLE_ROW, "truth": TRUE_RATES_ROW}
+predictors = {**results, **baselines, "oracle": oracle, "truth": true_rates}
 table = {labels[name]: summary(per_task) for name, per_task in predictors.items()}
 display(Markdown(results_table(table)))
 
 # %% [markdown]
-# And the same predictions of the two models and the ground truth in NLB's pooled convention
-# (`.co_bps`), which weighs neurons by their spikes:
+# How close to optimal is each model, task by task? Its score as a share of the task's oracle:
+
+# %%
+oracle_scores = summary(oracle)
+models = {labels[name]: summary(results[name]) for name in results}
+display(Markdown(oracle_share_table(models, oracle_scores, list(TASKS))))
+
+# %% [markdown]
+# And the same predictions of the two models, the oracle and the true rates in NLB's pooled
+# convention (`.co_bps`), which weighs neurons by their spikes:
 
 # %%
 pooled = {labels[name]: summary(predictors[name], "co_bps")
-          for name in ("temporal", "MtM", "truth")}
+          for name in ("temporal", "MtM", "oracle", "truth")}
 display(Markdown(results_table(pooled)))
 
 # %% [markdown]
-# **The ceiling is an upper bound, not a target.** The true rates are the same whatever is hidden,
-# so the ground truth scores the same on co-smoothing, intra- and inter-region (all three score
-# every neuron over all 100 bins); forward prediction differs only because it scores bins 90-99. But
-# a model that does not see a neuron cannot know everything in that neuron's true rate. In the
+# **The true rates are not reachable.** They are the same whatever is hidden, so they score the
+# same on co-smoothing, intra- and inter-region (all three score every neuron over all 100 bins);
+# forward prediction differs only because it scores bins 90-99. But a model that does not see a
+# neuron cannot know everything in that neuron's true rate. In the
 # synthetic sessions (chapter 1), every neuron's log-rate carries a slow fluctuation that is
 # *private* to the neuron, drawn anew in every trial: no other neuron and no region shares it. When
 # the neuron is hidden (co-smoothing, intra- and inter-region), nothing in the visible input says
 # what its private fluctuation was in this trial. When the future is hidden (forward prediction),
 # the noise that drives the latent dynamics after bin 90 cannot be known from the past either. The
 # true rates contain all of that, so they score higher than any model could on these tasks, even a
-# perfect one. The gap between a model and the ceiling is therefore partly irreducible; what matters
-# is how the models are ordered, and how much of the distance from the baselines to the ceiling each
-# one covers. Real recordings have no ceiling at all: there, only the baselines and the comparison
-# between models remain.
+# perfect one. The oracle removes exactly that part: for co-smoothing and intra-region it knows the
+# neuron's own region's latents and averages the private fluctuation out (a log-normal moment in
+# closed form); for inter-region it only knows the other regions and the task inputs, and infers the
+# hidden region's latents from them with a Kalman smoother (one Gaussian conditioning), so its bound
+# is lower; for forward prediction it knows everything before the window, including the neuron's own
+# smooth private fluctuation, and rolls the latent dynamics forward. The derivations are in the
+# docstring of `mtm.oracle`. Real recordings have neither an oracle nor true rates: there, only the
+# baselines and the comparison between models remain.
 #
 # ## Summary
 #
@@ -355,9 +379,10 @@ display(Markdown(results_table(pooled)))
 #   with the matching prompt for MtM.
 # - `evaluate_model` runs all four tasks; `plot_bps_scatter` compares two models neuron by neuron,
 #   `plot_predicted_vs_true` shows their predictions against the spikes.
-# - Baselines (mean rate, PSTH, linear regression) and the ground truth put the scores in context;
-#   the ground truth includes each neuron's private fluctuation, which no model can predict for a
-#   hidden neuron, so it is an upper bound rather than a target.
+# - Baselines (mean rate, PSTH, linear regression) and each task's oracle put the scores in
+#   context: the oracle is the best any model can reach on that task, so a model's share of it says
+#   how close to optimal it is. The true rates include each neuron's private fluctuation, which no
+#   model can predict for a hidden neuron: they are not a reachable score.
 #
 # ## Exercises
 #

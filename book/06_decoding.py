@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -24,7 +26,8 @@
 #   choice (scored by accuracy) and a ridge regression for the whisker motion energy (scored by one
 #   pooled $R^2$), both on the flattened log-rates;
 # - which prompt each decoder uses, and why the prompt barely matters (the paper's Table 6);
-# - how to read a decoding score between a floor (the raw spikes) and a ceiling (the true rates);
+# - how to read a decoding score between a floor (the raw spikes) and references from the ground
+#   truth (the true rates and the true latents);
 # - the behaviour trial filter of the reference, and why this chapter does without it.
 #
 # *About 5 minutes on a laptop CPU with the `small` settings; a few seconds with `MTM_SMOKE=1`;
@@ -54,6 +57,7 @@ from mtm.data import synthetic_session
 from mtm.decoding import (CHOICE_C, DECODING_PROMPT, RIDGE_ALPHAS, decode_behavior,
                           model_log_rates)
 from mtm.masking import PROMPT_IDS
+from mtm.oracle import latent_features
 from mtm.plots import plot_raster, results_table
 from mtm.train import TrainConfig, pick_device, train
 
@@ -181,7 +185,7 @@ for name, masking in {"Temporal": "temporal", "MtM (prompted)": "mtm"}.items():
 # `mtm.decoding.model_log_rates` runs a model on the unmasked spikes of every trial with a prompt and
 # returns its log-rates (trials, bins, neurons). For one test trial: the spikes, the rates MtM
 # predicts with the `neuron` prompt, and the true rates. The decoders get the logarithm of the middle
-# panel (for the baseline: the top panel; for the ceiling: the log of the bottom one).
+# panel (for the baseline: the top panel; for the true-rates reference: the log of the bottom one).
 
 # %%
 mtm_model, _ = models["MtM (prompted)"]
@@ -207,7 +211,8 @@ plt.show()
 # `decode_behavior` does everything of section 1 for a session: with a `model` it computes the
 # log-rates with the right prompt (choice: `neuron`; whisker ME: `causal`, with causal attention for a
 # model trained with the causal scheme), without one it decodes from the raw spikes, and with
-# `features` from any (trials, bins, neurons) array, here the log of the ground-truth rates.
+# `features` from any (trials, bins, features) array, here the log of the ground-truth rates and the
+# true latent states of every region (`mtm.oracle.latent_features`).
 
 # %%
 KEYS = ("choice", "whisker_me")
@@ -215,7 +220,8 @@ scores = {"Raw spikes (baseline)": decode_behavior(session, KEYS)}
 for name, (model, masking) in models.items():
     scores[name] = decode_behavior(session, KEYS, model=model, training_masking=masking)
 true_log = np.log(session.rates)
-scores["True log-rates (ceiling)"] = decode_behavior(session, KEYS, features=true_log)
+scores["True log-rates (reference)"] = decode_behavior(session, KEYS, features=true_log)
+scores["True latents (reference)"] = decode_behavior(session, KEYS, features=latent_features(session))
 display(Markdown(results_table(scores)))
 
 # %% [markdown]
@@ -227,7 +233,7 @@ fit = np.concatenate([session.splits["train"], session.splits["val"]])
 majority = 1 if np.mean(b["choice"][fit] == 1) >= 0.5 else -1
 chance = np.mean(b["choice"][test] == majority)
 names = list(scores)
-colors = ["grey", "tab:blue", "tab:orange", "black"]
+colors = ["grey", "tab:blue", "tab:orange", "black", "dimgrey"]
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
 for ax, key, label in zip(axes, KEYS, ("choice accuracy", "whisker ME pooled $R^2$")):
     ax.bar(range(len(names)), [scores[n][key] for n in names], color=colors)
@@ -243,14 +249,16 @@ plt.show()
 # %% [markdown]
 # How to read it. The raw spikes are the floor every model should reach: the decoder could in
 # principle learn any smoothing itself, but with a few hundred trials and $T \times N$ features it
-# cannot, and the Poisson noise costs accuracy. The true rates are the ceiling for a linear decoder on
-# this session: they hold everything the neurons say about the behaviour, without spiking noise. In
+# cannot, and the Poisson noise costs accuracy. The true rates and the true latents are references,
+# not bounds: they hold what the neurons and the regions' dynamics carry about the behaviour, without
+# spiking noise, but a linear decoder fitted on a few hundred trials need not extract it all, and a
+# model's smoothed log-rates can land above them by chance. In
 # the synthetic world the choice enters the dynamics through the lateralised movement after the
 # reaction time, and whisking drives every region, so both behaviours are decodable, but not
 # perfectly: the choice shows mostly after the movement starts (before it, only through the block
 # prior that biases it), and the neurons see whisking
 # through noisy latent dynamics. With the `small` or `paper` settings the models' whisker scores land
-# between the floor and the ceiling. Choice is noisier: the accuracy on a few dozen test trials moves
+# between the floor and these references. Choice is noisier: the accuracy on a few dozen test trials moves
 # in steps of several percent, so differences of that size between rows are noise. The paper finds
 # the two models close to each other on behaviour (its Table 2: choice 0.87 vs 0.85 and whisker ME
 # 0.65 vs 0.67 for temporal vs MtM from scratch), far closer than on the activity tasks.

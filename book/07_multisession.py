@@ -54,9 +54,11 @@ import torch
 from IPython.display import Markdown, display
 
 import mtm
+from mtm.baselines import ORACLE_ROW
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_sessions
-from mtm.evaluate import evaluate_model, evaluate_rates
+from mtm.evaluate import evaluate_model
+from mtm.oracle import oracle_results
 from mtm.plots import plot_loss_curves, results_table
 from mtm.train import TrainConfig, finetune, finetune_model, pick_device, train
 
@@ -228,7 +230,8 @@ for masking in MASKINGS.values():
 #
 # Every model is scored on the held-out session's test trials with `mtm.evaluate.evaluate_model`:
 # co-smoothing, forward prediction, intra-region and inter-region, in bits per spike (per neuron,
-# NaN-mean over neurons). The ground-truth rates give the ceiling.
+# NaN-mean over neurons). Each task's oracle (chapter 5, `mtm.oracle`) gives the best score the task
+# allows on the held-out session.
 
 # %%
 def scores(best, masking):
@@ -246,15 +249,14 @@ curves = {m: {0: scores(scratch[m], m)} for m in MASKINGS.values()}
 for (masking, n), best in finetuned.items():
     curves[masking][n] = scores(best, masking)
 frozen_scores = scores(frozen, "mtm")
-truth = evaluate_rates(heldout.rates, heldout)
-ceiling = {task: result.mean_bps for task, result in truth.items()}
+oracle = {task: result.mean_bps for task, result in oracle_results(heldout).items()}
 
 rows = {}
 for label, masking in MASKINGS.items():
     for n, row in curves[masking].items():
         rows[f"{label}, {sessions_label(n)}"] = row
 rows[f"MtM (prompted), {sessions_label(N_MAX)}, core frozen"] = frozen_scores
-rows["Ground truth (ceiling)"] = ceiling
+rows[ORACLE_ROW] = oracle
 display(Markdown(results_table(rows)))
 
 # %%
@@ -270,7 +272,7 @@ for ax, task in zip(axes, TASKS):
     ax.set_xticks(x, ["scratch", *map(str, N_PRETRAIN)])
     ax.set_xlabel("pretraining sessions")
     ax.set_ylabel("bits per spike")
-    ax.set_title(f"{task} (ground truth {ceiling[task]:.2f})", fontsize=10)
+    ax.set_title(f"{task} (oracle {oracle[task]:.2f})", fontsize=10)
 axes[0].legend(frameon=False, fontsize=8)
 plt.show()
 
@@ -282,9 +284,9 @@ plt.show()
 # IBL sessions, 1, 10 and 34 sessions, where "1" is the from-scratch model) MtM improves with more
 # sessions on every activity metric, while the temporal baseline gains from 1 to 10 sessions and then
 # saturates; and MtM stays far above the baseline on intra- and inter-region prediction, which
-# temporal masking never practises. The ceiling, the score of the held-out session's true rates, is
-# in each panel's title: no model can beat it on average, and the distance to it is what more data,
-# a larger model and longer training could still gain.
+# temporal masking never practises. The task's oracle is in each panel's title: no model can beat it
+# on average, and the distance to it is what more data, a larger model and longer training could
+# still gain.
 #
 # Pretraining also changes how fine-tuning proceeds. The validation score (masked bits per spike on
 # the validation trials, the selection score of every run) over the fine-tuning epochs of MtM:

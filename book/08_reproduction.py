@@ -22,7 +22,8 @@
 #
 # - what the paper's Tables 1 and 2 measure, and how to read them;
 # - how `mtm reproduce` (`mtm.reproduce.run_reproduction`) rebuilds Table 2, and the two key rows of
-#   Table 1, on synthetic sessions, with a floor and a ceiling beside every model;
+#   Table 1, on synthetic sessions, with a linear floor and each task's oracle (the best score the
+#   task allows) beside every model;
 # - what to expect from our numbers, and why they cannot equal the paper's;
 # - how to run the real thing on the IBL sessions on a GPU, and what differs from the reference code.
 #
@@ -52,9 +53,10 @@ import torch
 from IPython.display import Markdown, display
 
 import mtm
+from mtm.baselines import LINEAR_ROW, ORACLE_ROW
 from mtm.data import synthetic_sessions
 from mtm.evaluate import TASKS
-from mtm.plots import TABLE_COLUMNS, results_table
+from mtm.plots import TABLE_COLUMNS, oracle_share_table, results_table
 from mtm.reproduce import BEHAVIOR_KEYS, PAPER_TABLE2, Plan, run_reproduction
 
 # %% tags=["parameters"]
@@ -132,10 +134,13 @@ display(Markdown(results_table(PAPER_TABLE2, COLUMNS)))
 #    on every held-out session (Table 2's multi-session rows; chapter 7).
 # 3. **Evaluation** of every model on every held-out session's test split: the four activity tasks
 #    and the two decoders; scores averaged over the held-out sessions.
-# 4. **Floor and ceiling**, which the paper does not have: a linear-regression baseline (ridge from
+# 4. **Floor and bound**, which the paper does not have: a linear-regression baseline (ridge from
 #    the visible neurons' smoothed spikes to the hidden ones; decoders on the raw spikes) and, for
-#    synthetic sessions, the ground-truth rates (the best any model can do; decoders on the log of
-#    the true rates).
+#    synthetic sessions, each task's **oracle** (`mtm.oracle`, chapter 5: the expected counts given
+#    exactly what the task leaves visible, the best any model can reach; decoders on the true
+#    latents, a reference for behaviour) and the **true rates** (not reachable: they include each
+#    neuron's private noise; decoders on their log). `results.md` also gives each model's score as a
+#    share of the oracle.
 #
 # Finished runs in `out_dir` are reused and interrupted ones resumed, so a long reproduction can be
 # stopped and started again (set `OUT_DIR` to a folder you keep). Give a different plan its own
@@ -196,22 +201,29 @@ for name, row in table.items():
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
+# How close to optimal is each model? Its activity scores as a share of each task's oracle:
+
+# %%
+models = {name: row for name, row in table.items() if paper_row(name)}
+display(Markdown(oracle_share_table(models, table[ORACLE_ROW], list(TASKS))))
+
+# %% [markdown]
 # The activity columns as bars, with the paper's value for the same row as a hollow marker, our
-# linear baseline (dotted) and the ground-truth ceiling (dashed):
+# linear baseline (dotted) and each task's oracle (dashed):
 
 # %%
 models = [name for name in table if paper_row(name)]
 colors = ["tab:blue", "tab:orange", "tab:cyan", "tab:red"]
 labels = [("scratch" if m.startswith("Single") else "pretrained")
           + ("\nMtM" if "MtM" in m else "\ntemporal") for m in models]
-ceiling, floor = table["Ground truth (ceiling)"], table["Linear regression (baseline)"]
+oracle, floor = table[ORACLE_ROW], table[LINEAR_ROW]
 x = np.arange(len(models))
 fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), layout="constrained")
 for ax, task in zip(axes.flat, TASKS):
     ax.bar(x, [table[m][task] for m in models], color=colors[:len(models)])
     ax.plot(x, [paper_row(m)[task] for m in models], "o", mfc="white", mec="black",
             label="paper (IBL)")
-    ax.axhline(ceiling[task], color="black", ls="--", lw=1, label="ground truth")
+    ax.axhline(oracle[task], color="black", ls="--", lw=1, label="oracle")
     ax.axhline(floor[task], color="grey", ls=":", lw=1.2, label="linear baseline")
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xticks(x, labels, fontsize=8)
@@ -246,8 +258,8 @@ plt.show()
 # - **Different data.** Bits per spike depend on how predictable the neurons are. The synthetic
 #   neurons follow low-dimensional regional dynamics plus private fluctuations; IBL sessions hold
 #   every spike-sorted cluster (many of them multi-unit or poorly isolated), drifts and behaviour the
-#   recordings do not capture. The ground-truth row shows the best score on our data; nothing tells
-#   what it would be on IBL data.
+#   recordings do not capture. The oracle row shows the best score each task allows on our data;
+#   nothing tells what it would be on IBL data.
 # - **The per-neuron average.** Each session's score is the mean over neurons of per-neuron bits per
 #   spike, nearly silent neurons included; on a few dozen test trials their scores are noisy and
 #   often negative, and they pull the mean down.
@@ -411,7 +423,8 @@ else:
 #   that MtM beats temporal masking on every activity task, most on intra- and inter-region
 #   prediction, that pretraining on 34 sessions helps, and that behaviour decoding hardly changes.
 # - `mtm reproduce` (`run_reproduction`) trains, fine-tunes and evaluates the four models of Table 2
-#   on held-out sessions, beside a linear floor and, on synthetic data, the ground-truth ceiling.
+#   on held-out sessions, beside a linear floor and, on synthetic data, each task's oracle and each
+#   model's share of it.
 # - On synthetic data expect the paper's pattern, not its numbers; `mtm reproduce --preset paper
 #   --data ibl` runs the published settings on the paper's IBL sessions, downloaded through ONE,
 #   and takes days on one GPU.

@@ -221,6 +221,31 @@ def oracle_results(session, tasks=TASKS, split: str = "test") -> dict[str, TaskR
     return results
 
 
+KNOBS = ("private_gain", "coupling", "noise")
+
+
+def knob_sweep(knob: str, values, seed: int = 0, n_trials: int = 200, n_neurons: int = 100,
+               tasks=TASKS) -> dict[float, dict[str, float]]:
+    """How one generator knob moves each task's oracle: {value: {task: oracle mean bps}}.
+
+    ``knob``: ``private_gain`` (every neuron's private amplitude set to the value), ``coupling`` (the
+    coupling between regions, 0.12 by default) or ``noise`` (the latent noise sigma, 0.35 by default);
+    everything else as in :func:`mtm.data.synthetic.synthetic_session` with ``seed``.
+    """
+    from mtm.data.synthetic import PRIVATE_GAIN, World, synthetic_session
+
+    if knob not in KNOBS:
+        raise ValueError(f"knob: expected one of {KNOBS}, got {knob!r}")
+    sweep = {}
+    for value in values:
+        value = float(value)
+        world = World(0, **{knob: value}) if knob != "private_gain" else World(0)
+        gain = (value, value) if knob == "private_gain" else PRIVATE_GAIN
+        session = synthetic_session(seed, n_trials, n_neurons, world=world, private_gain=gain)
+        sweep[value] = {task: r.mean_bps for task, r in oracle_results(session, tasks).items()}
+    return sweep
+
+
 def latent_features(session) -> np.ndarray:
     """(K, T, L) the true latents of every trial, as decoding features (a reference for behaviour)."""
     return np.asarray(_truth(session).latents, np.float32)

@@ -153,6 +153,27 @@ def oracle_share_table(rows: dict[str, dict[str, float]], oracle: dict[str, floa
     return "\n".join(lines)
 
 
+def plot_oracle_sweep(sweeps: dict[str, dict[float, dict[str, float]]], defaults: dict[str, float] | None = None):
+    """One panel per generator knob: each task's oracle (bits per spike) against the knob's value.
+
+    ``sweeps``: {knob: :func:`mtm.oracle.knob_sweep` output}; ``defaults``: {knob: the generator's
+    default value}, marked with a dotted line."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(3.2 * len(sweeps), 3.0), layout="constrained",
+                             sharey=True, squeeze=False)
+    for ax, (knob, sweep) in zip(axes[0], sweeps.items()):
+        values = sorted(sweep)
+        for task in next(iter(sweep.values())):
+            ax.plot(values, [sweep[v][task] for v in values], marker="o", label=TABLE_COLUMNS.get(task, task))
+        if defaults and knob in defaults:
+            ax.axvline(defaults[knob], color="grey", ls=":", lw=1)
+        ax.set_xlabel(knob.replace("_", " "))
+    axes[0][0].set_ylabel("oracle (bits per spike)")
+    axes[0][-1].legend(frameon=False, fontsize=8)
+    return fig
+
+
 def plot_loss_curves(histories: dict[str, list[dict]], key: str = "train_loss", ax=None):
     """Per-epoch curves of several runs (the rows of their log.csv)."""
     fig, ax = _axes(ax)

@@ -8,7 +8,8 @@ from mtm.baselines import baseline_results
 from mtm.data import Session, synthetic_session
 from mtm.data.synthetic import World
 from mtm.evaluate import TASKS, scored_bins
-from mtm.oracle import TASK_INFORMATION, condition, expected_clipped_exp, latent_prior, oracle_rates, oracle_results
+from mtm.oracle import (TASK_INFORMATION, condition, expected_clipped_exp, knob_sweep, latent_prior, oracle_rates,
+                        oracle_results)
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +141,12 @@ def test_ground_truth_is_validated(session):
 
 def test_every_task_names_its_information_set():
     assert set(TASK_INFORMATION) == set(TASKS)
+
+
+def test_knob_sweep_moves_the_oracles_as_the_generator_says():
+    sweep = knob_sweep("private_gain", (0.0, 0.9), seed=3, n_trials=60, n_neurons=40,
+                       tasks=("co-smooth", "inter-region"))
+    assert sweep[0.0]["co-smooth"] > sweep[0.9]["co-smooth"]
+    assert sweep[0.0]["inter-region"] < sweep[0.0]["co-smooth"]
+    with pytest.raises(ValueError, match="knob"):
+        knob_sweep("gain", (1.0,))

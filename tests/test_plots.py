@@ -5,8 +5,8 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 
 from mtm.data import synthetic_session  # noqa: E402
-from mtm.plots import (plot_bps_scatter, plot_predicted_vs_true, plot_psth, plot_psychometric,  # noqa: E402
-                       plot_raster, psychometric, region_boundaries, results_table)
+from mtm.plots import (oracle_share_table, plot_bps_scatter, plot_oracle_sweep, plot_predicted_vs_true,  # noqa: E402
+                       plot_psth, plot_psychometric, plot_raster, psychometric, region_boundaries, results_table)
 
 
 def test_region_boundaries_and_psychometric_values():
@@ -33,6 +33,14 @@ def test_results_table_markdown():
     table = results_table({"MtM": {"co-smooth": 1.234, "choice": 0.9}, "Temporal": {"co-smooth": float("nan")}})
     assert table.splitlines()[0] == "| | Co-smooth | Choice |"
     assert "| MtM | 1.23 | 0.90 |" in table and "| Temporal | – | – |" in table
+
+
+def test_oracle_share_table_and_sweep_figure():
+    table = oracle_share_table({"MtM": {"co-smooth": 0.25, "inter-region": -0.1}}, {"co-smooth": 0.73,
+                               "inter-region": 0.55}, ["co-smooth", "inter-region", "intra-region"])
+    assert "| MtM | 0.25 of 0.73 (34 %) | -0.10 of 0.55 (-18 %) | – |" in table
+    fig = plot_oracle_sweep({"coupling": {0.0: {"co-smooth": 0.7}, 0.3: {"co-smooth": 0.8}}}, {"coupling": 0.12})
+    assert fig.axes[0].get_xlabel() == "coupling" and len(fig.axes[0].lines) == 2
 
 
 def test_plot_mask_colours_visible_hidden_and_target():
