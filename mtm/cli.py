@@ -1,7 +1,7 @@
 """The ``mtm`` command: what the notebooks do, from a shell.
 
     mtm data synthetic --preset small --n-sessions 3 --out runs/data     # the embedded default
-    mtm data ibl --sessions test --out runs/ibl                          # IBL through ONE (network)
+    mtm data ibl --sessions test --username NAME --out runs/ibl          # IBL through ONE (network, an account)
     mtm data ibl --eid EID --cache-dir ~/ibl_cache --local --out DIR     # ... or from a local ALF cache
     mtm data nwb recording.nwb --align stim_on_time --out DIR            # NWB / DANDI files
     mtm data info runs/data                                              # summarise saved sessions
