@@ -224,7 +224,10 @@ plt.show()
 # every probe of the session merged, every sorted cluster kept, windows around stimulus onset, the
 # reference's trial filter (reaction times between 0.08 and 2 s, no missing events), regions mapped
 # to the IBL's Beryl atlas, and the behaviour above. On Colab, set `LIVE_IBL = True` to download one of
-# the paper's sessions from the IBL public server (a few minutes).
+# the paper's sessions from the IBL public server (a few minutes). The server needs an account of your
+# own, free at <https://openalyx.internationalbrainlab.org/signup>: the cell asks for its username and
+# password (or reads `ALYX_LOGIN` and `ALYX_PASSWORD`), and ONE keeps its downloads and settings in one
+# cache folder and writes nowhere else.
 #
 # Without a network, ONE reads a local *ALF cache*. Here we build one around real IBL Neuropixels
 # spikes (about two minutes of a recording shipped with IBL's own test suite, with trials and
@@ -236,7 +239,15 @@ from mtm.data import load_ibl_session, real_data_dir
 from mtm.data.alf import build_one_cache, real_fixture_alf, session_to_alf
 
 if LIVE_IBL:
-    ibl_session = load_ibl_session(IBL_EID)
+    import getpass
+    import os
+
+    from mtm.data.ibl import ibl_one
+
+    username = os.environ.get("ALYX_LOGIN") or input("IBL username: ")
+    password = os.environ.get("ALYX_PASSWORD") or getpass.getpass(f"IBL password for {username}: ")
+    one = ibl_one(Path("ibl_cache"), username=username, password=password)
+    ibl_session = load_ibl_session(IBL_EID, one=one)
 else:
     from one.api import One
 

@@ -4,6 +4,7 @@ partial file and never destroys the previous one."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -13,6 +14,17 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _disk_errno(err: Exception) -> int | None:
+    """The errno of a disk error that a writer reports as its own exception: torch.save's
+    "unexpected pos" on a full disk, safetensors' "No space left on device (os error 28)"."""
+    text = str(err)
+    if "unexpected pos" in text or "No space left" in text or "os error 28" in text:
+        return errno.ENOSPC
+    if "Read-only file system" in text or "os error 30" in text:
+        return errno.EROFS
+    return None
 
 
 def atomic_write(path, write) -> Path:
@@ -28,7 +40,25 @@ def atomic_write(path, write) -> Path:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except Exception as err:
+        Path(tmp).unlink(missing_ok=True)
+        code = err.errno if isinstance(err, OSError) else _disk_errno(err)  # or a writer library's own error
+        if code is not None:
+            raise OSError(code, f"{os.strerror(code)} (the previous file, if any, is kept)", str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_orphans(folder) -> list[Path]:
+    """Delete the temporary files that interrupted :func:`atomic_write` calls left in ``folder``
+    (``.<name>.<random>.tmp``); call it only while no write into ``folder`` can be in progress (a
+    run holding the folder's lock, :mod:`mtm.runlock`). Returns the removed paths."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -58,9 +58,29 @@ def read_description(path) -> dict:
         raise ValueError(f"{path}: not a safetensors model checkpoint ({err})") from None
     if "mtm" not in metadata:
         raise ValueError(f"{path}: a safetensors file without an mtm model description")
-    description = json.loads(metadata["mtm"])
+    return _checked_description(path, metadata["mtm"])
+
+
+def _checked_description(path, raw: str) -> dict:
+    """The model description of a checkpoint's metadata, checked field by field."""
+    try:
+        description = json.loads(raw)
+    except ValueError as err:
+        raise ValueError(f"{path}: the model description in its metadata is not JSON ({err})") from None
+    if not isinstance(description, dict):
+        raise ValueError(f"{path}: the model description is a JSON {type(description).__name__}, expected an object")
     if description.get("format") != FORMAT:
         raise ValueError(f"{path}: not an mtm model checkpoint (format {description.get('format')!r})")
+    if not isinstance(description.get("model"), dict):
+        raise ValueError(f"{path}: the model description has no model configuration (an object)")
+    sessions = description.get("sessions")
+    if not isinstance(sessions, list) or not all(
+            isinstance(s, list) and len(s) == 2 and isinstance(s[0], str) and isinstance(s[1], int)
+            and not isinstance(s[1], bool) and s[1] > 0 for s in sessions):
+        raise ValueError(f"{path}: the model description's sessions must be a list of [session id, neurons], "
+                         f"got {str(sessions)[:80]}")
+    if not isinstance(description.get("extra", {}), dict):
+        raise ValueError(f"{path}: the model description's extra is not an object")
     return description
 
 
@@ -70,12 +90,19 @@ def load_model(path, arch: str | None = None, device="cpu") -> tuple[MaskedModel
     ``arch``, when given, must match the checkpoint's architecture.
     """
     description = read_description(path)
-    cfg = ModelConfig.from_dict(description["model"])
+    try:
+        cfg = ModelConfig.from_dict(description["model"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: the model configuration in its metadata is not valid ({err})") from None
     if arch is not None and arch != cfg.arch:
         raise ValueError(f"{path}: the checkpoint holds an {cfg.arch} model, not {arch}")
     model = build_model(cfg, [tuple(s) for s in description["sessions"]])
     state = load_file(str(path))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit the described model ({str(err).splitlines()[-1].strip()})") \
+            from None
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not fit the described model (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]})")
@@ -87,6 +114,51 @@ def save_state(path, state: dict) -> Path:
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+STATE_KEYS = ("model", "optimizer", "scheduler", "epoch", "best", "history", "config")
+
+
 def load_state(path) -> dict:
-    """Read a training state written by :func:`save_state`, refusing anything but plain data."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Read a training state written by :func:`save_state`, refusing anything but plain data (a
+    file that would run code is refused unread). ``ValueError`` naming the file when it is
+    truncated, tampered with or lacks a key."""
+    import pickle
+    import zipfile
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{path}: refused: it holds objects other than tensors and numbers (not a training "
+                         "state mtm wrote, or tampered with); nothing in it was run") from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable training state, truncated or corrupt "
+                         f"({str(err).splitlines()[0][:120]})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a training state (a {type(state).__name__}, expected a dict)")
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"{path}: not a complete training state, missing {missing}")
+    return state
+
+
+def check_session_fits(path, extra: dict, session) -> None:
+    """Refuse to score a checkpoint on a session of another bin count or bin size than the data it
+    was trained on (``extra["data"]``, recorded by training); warn when a session it was trained on
+    now holds other counts (its data fingerprint differs)."""
+    import warnings
+
+    data = extra.get("data")
+    if not isinstance(data, dict):
+        return
+    if data.get("n_bins") not in (None, session.n_bins):
+        raise ValueError(f"{path}: trained on sessions of {data['n_bins']} bins, the session {session.eid!r} has "
+                         f"{session.n_bins}")
+    if data.get("bin_size") is not None and abs(data["bin_size"] - session.bin_size) > 1e-9:
+        raise ValueError(f"{path}: trained on {data['bin_size'] * 1000:g} ms bins, the session {session.eid!r} has "
+                         f"{session.bin_size * 1000:g} ms bins")
+    fingerprint = data.get("fingerprints", {}).get(session.eid)
+    if fingerprint is not None:
+        from mtm.train import data_record
+
+        if data_record([session])["fingerprints"][session.eid] != fingerprint:
+            warnings.warn(f"{path}: the session {session.eid!r} holds other counts than the data of that name the "
+                          "checkpoint was trained on", stacklevel=2)

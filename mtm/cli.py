@@ -1,7 +1,7 @@
 """The ``mtm`` command: what the notebooks do, from a shell.
 
     mtm data synthetic --preset small --n-sessions 3 --out runs/data     # the embedded default
-    mtm data ibl --sessions test --out runs/ibl                          # IBL through ONE (network)
+    mtm data ibl --sessions test --username NAME --out runs/ibl          # IBL through ONE (network, an account)
     mtm data ibl --eid EID --cache-dir ~/ibl_cache --local --out DIR     # ... or from a local ALF cache
     mtm data nwb recording.nwb --align stim_on_time --out DIR            # NWB / DANDI files
     mtm data info runs/data                                              # summarise saved sessions
@@ -63,6 +63,8 @@ def _data_synthetic(args) -> None:
 
     from mtm.data.synthetic import World, synthetic_session
 
+    if args.n_sessions < 1:
+        raise ValueError(f"--n-sessions: expected a positive number of sessions, got {args.n_sessions}")
     world = World(args.world_seed)
     out = Path(args.out)
     for i in tqdm(range(args.n_sessions), desc="synthetic sessions", unit="session", disable=args.quiet):
@@ -71,9 +73,41 @@ def _data_synthetic(args) -> None:
         print(f"{path}\n{describe(session)}")
 
 
+def _one_settings(args):
+    """Where ONE keeps its settings while a command runs: in the cache folder, unless the user's own
+    ``ONE.setup`` login is in use (no account given), which ONE keeps where the user stored it."""
+    import contextlib
+    import os
+
+    from mtm.data.ibl import ONE_SETTINGS_FOLDER, one_settings_in
+
+    given = args.username or args.token or os.environ.get("ALYX_LOGIN") or os.environ.get("ALYX_TOKEN")
+    if not (getattr(args, "local", False) or given):
+        return contextlib.nullcontext()
+    return one_settings_in(Path(args.cache_dir or Path(args.out) / "one_cache") / ONE_SETTINGS_FOLDER)
+
+
+def _ibl_client(args, eids: list[str]):
+    """The ONE client of ``mtm data ibl`` / ``mtm reproduce --data ibl``: a local ALF cache with
+    ``--local``, else the public server with the caller's account (eids checked first, offline)."""
+    from mtm.data.ibl import check_eid, ibl_one
+
+    if getattr(args, "local", False):
+        if not args.cache_dir:
+            raise ValueError("--local needs --cache-dir (the folder of the ALF cache)")
+        from one.api import One
+
+        with _one_settings(args):
+            return One(cache_dir=args.cache_dir, mode="local")
+    for eid in eids:
+        check_eid(eid)
+    return ibl_one(args.cache_dir or Path(args.out) / "one_cache", username=args.username, password=args.password,
+                   token=args.token)
+
+
 def _data_ibl(args) -> None:
     from mtm.data import heldout_eids, pretrain_eids, target_eids
-    from mtm.data.ibl import ibl_one, save_ibl_sessions
+    from mtm.data.ibl import save_ibl_sessions
 
     eids = list(args.eid or [])
     if args.eids_file:
@@ -81,18 +115,12 @@ def _data_ibl(args) -> None:
     if args.sessions:
         eids += {"test": heldout_eids, "target": target_eids, "pretrain": pretrain_eids}[args.sessions]()
     if not eids:
-        raise SystemExit("mtm data ibl: give --eid, --eids-file or --sessions")
-    if args.local:
-        if not args.cache_dir:
-            raise SystemExit("mtm data ibl: --local needs --cache-dir (the folder of the ALF cache)")
-        from one.api import One
-
-        one = One(cache_dir=args.cache_dir, mode="local")
-    else:
-        one = ibl_one(cache_dir=args.cache_dir)
-    for path in save_ibl_sessions(eids, args.out, one=one, spike_sorter=args.spike_sorter,
-                                  region_mapping=args.region_mapping):
-        print(path)
+        raise ValueError("give --eid, --eids-file or --sessions")
+    one = _ibl_client(args, eids)
+    with _one_settings(args):
+        for path in save_ibl_sessions(eids, args.out, one=one, spike_sorter=args.spike_sorter,
+                                      region_mapping=args.region_mapping):
+            print(path)
 
 
 def _data_nwb(args) -> None:
@@ -102,6 +130,17 @@ def _data_nwb(args) -> None:
                                region_column=args.region_column, eid=args.eid)
     path = session.save(Path(args.out) / f"{Path(args.path).stem}.npz")
     print(f"{path}\n{describe(session)}")
+    _warn_if_long(session)
+
+
+def _warn_if_long(session) -> None:
+    """A note on stderr when a session has more bins than a model takes by default (``max_bins``)."""
+    from mtm.models import ModelConfig
+
+    limit = ModelConfig().max_bins
+    if session.n_bins > limit:
+        print(f"mtm: warning: {session.eid} has {session.n_bins} bins, more than the {limit} a model takes by "
+              f"default; train on it with --max-bins {session.n_bins}", file=sys.stderr)
 
 
 def _data_info(args) -> None:
@@ -139,6 +178,8 @@ def _train_config(args, base: dict | None = None):
     model = dict(overrides.pop("model", {}))
     if getattr(args, "arch", None):
         model["arch"] = args.arch
+    if getattr(args, "max_bins", None) is not None:
+        model["max_bins"] = args.max_bins
     return TrainConfig.preset(args.preset, model=model, **overrides)
 
 
@@ -157,8 +198,10 @@ def _finetune(args) -> None:
     from mtm.checkpoint import read_description
     from mtm.train import finetune
 
-    trained = read_description(args.checkpoint).get("extra", {}).get("train", {})
+    description = read_description(args.checkpoint)
+    trained = description.get("extra", {}).get("train", {})
     base = {k: trained[k] for k in ("masking", "prompted", "mask_ratio") if k in trained}
+    base["model"] = {"arch": description["model"].get("arch", "ndt1")}  # --arch, if given, must match it
     sessions = load_sessions(args)
     if args.session is not None:
         chosen = [s for s in sessions if s.eid == args.session]
@@ -178,10 +221,10 @@ def _evaluate(args) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import numpy as np
 
+    from mtm.atomic import atomic_write
     from mtm.baselines import LINEAR_ROW, baseline_results, reference_rows
-    from mtm.checkpoint import load_model, read_description
+    from mtm.checkpoint import check_session_fits, load_model, read_description
     from mtm.data import Session
     from mtm.decoding import decode_behavior
     from mtm.evaluate import evaluate_model
@@ -190,39 +233,46 @@ def _evaluate(args) -> None:
     from mtm.train import pick_device
 
     session = Session.load(args.session)
+    if args.region is not None and args.region not in session.region_names:
+        raise ValueError(f"--region: no region {args.region!r} in {session.eid}; have {session.region_names}")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {out} is a file, expected a folder for the tables and figures")
+    models = {}  # every checkpoint loaded and checked before anything is written
+    for path in [args.checkpoint] + ([args.compare] if args.compare else []):
+        model, extra = load_model(path, device=pick_device(args.device))
+        check_session_fits(path, extra, session)
+        models[path] = model
     out.mkdir(parents=True, exist_ok=True)
     keys = [k for k in BEHAVIOR_KEYS if k in session.behavior]
     rows, results = {}, {}
-    for path in [args.checkpoint] + ([args.compare] if args.compare else []):
+    for path, model in models.items():
         masking = read_description(path).get("extra", {}).get("train", {}).get("masking", "mtm")
-        model, _ = load_model(path, device=pick_device(args.device))
         name = f"{Path(path).parent.name or Path(path).stem} ({masking})"
         results[name] = evaluate_model(model, session, masking)
         rows[name] = {task: r.mean_bps for task, r in results[name].items()}
         rows[name].update(decode_behavior(session, keys, model=model, training_masking=masking))
-    models = list(rows)
+    model_rows = list(rows)
     rows.update(reference_rows(session, keys))
-    table = results_markdown(rows, models)
-    (out / "results.md").write_text(f"# {session.eid}\n\n{table}\n")
-    with open(out / "results.csv", "w") as fh:
-        columns = list(next(iter(rows.values())))
-        fh.write("model," + ",".join(columns) + "\n")
-        for name, row in rows.items():
-            fh.write(f"{name}," + ",".join(f"{row.get(c, float('nan')):.4f}" for c in columns) + "\n")
+    table = results_markdown(rows, model_rows)
+    atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(f"# {session.eid}\n\n{table}\n"))
+    columns = list(next(iter(rows.values())))
+    csv_text = "model," + ",".join(columns) + "\n" + "".join(
+        f"{name}," + ",".join(f"{row.get(c, float('nan')):.4f}" for c in columns) + "\n" for name, row in rows.items())
+    atomic_write(out / "results.csv", lambda tmp: Path(tmp).write_text(csv_text))
     names = list(results)
     other = results[names[1]] if len(names) > 1 else baseline_results(session, which=("linear",))["linear"]
     other_name = names[1] if len(names) > 1 else LINEAR_ROW
     rate_hz = session.spikes[session.splits["test"]].mean(axis=(0, 1)) / session.bin_size
     for task, result in results[names[0]].items():
         fig = plot_bps_scatter(other[task].bps, result.bps, other_name, names[0], task, rates_hz=rate_hz)
-        fig.savefig(out / f"bps_{task}.png", dpi=120)
+        atomic_write(out / f"bps_{task}.png", lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=120))
     cosmooth = results[names[0]]["co-smooth"]
     region = args.region or session.region_names[0]
     fig = plot_predicted_vs_true(cosmooth.spikes, cosmooth.rates, session.regions, region,
                                  bin_size=session.bin_size, t0=session.bin_times()[0] - session.bin_size / 2,
                                  title=f"{names[0]}, co-smoothing")
-    fig.savefig(out / f"predicted_vs_true_{region}.png", dpi=120)
+    atomic_write(out / f"predicted_vs_true_{region}.png", lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     print(table)
     print(f"tables and figures in {out}")
 
@@ -240,9 +290,9 @@ def _reproduce(args) -> None:
         pretrain, heldout = sessions[:plan.n_pretrain], sessions[plan.n_pretrain:]
     else:
         from mtm.data import Session
-        from mtm.data.ibl import ibl_one, load_ibl_session
+        from mtm.data.ibl import load_ibl_session
 
-        one = ibl_one(cache_dir=args.cache_dir)
+        one = _ibl_client(args, heldout_eids()[:plan.n_test] + pretrain_eids()[:plan.n_pretrain])
         cache = Path(args.out) / "sessions"
 
         def get(eid):
@@ -253,8 +303,9 @@ def _reproduce(args) -> None:
             session.save(path)
             return session
 
-        heldout = [get(eid) for eid in heldout_eids()[:plan.n_test]]
-        pretrain = [get(eid) for eid in pretrain_eids()[:plan.n_pretrain]]
+        with _one_settings(args):
+            heldout = [get(eid) for eid in heldout_eids()[:plan.n_test]]
+            pretrain = [get(eid) for eid in pretrain_eids()[:plan.n_pretrain]]
     out = Path(args.out)
     print(f"reproducing ({args.preset} preset, {args.data} data): pretraining on {len(pretrain)} sessions, "
           f"{len(heldout)} held out; runs in {out}")
@@ -313,8 +364,17 @@ def _add_training_arguments(parser: argparse.ArgumentParser, data_default_synthe
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, ...")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--max-bins", type=int, default=None,
+                        help="longest trial in bins the model takes (default 100: 2 s of 20 ms bins)")
     parser.add_argument("--out", required=True, help="run folder: checkpoints, log.csv, config.json")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+
+
+def _add_account_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--username", help="IBL public server account (default: $ALYX_LOGIN, or ONE.setup's); "
+                        "free at https://openalyx.internationalbrainlab.org/signup")
+    parser.add_argument("--password", help="its password (default: $ALYX_PASSWORD)")
+    parser.add_argument("--token", help="or its token, from the server's /me page (default: $ALYX_TOKEN)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,8 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     ibl.add_argument("--sessions", choices=["test", "target", "pretrain"],
                      help="the reference's 5 test, 40 target or 35 pretraining sessions")
     ibl.add_argument("--out", required=True, help="folder for the <eid>.npz files")
-    ibl.add_argument("--cache-dir", help="ONE cache folder")
+    ibl.add_argument("--cache-dir", help="ONE cache folder (default <out>/one_cache); ONE writes nowhere else")
     ibl.add_argument("--local", action="store_true", help="offline: read the ALF cache in --cache-dir only")
+    _add_account_arguments(ibl)
     ibl.add_argument("--spike-sorter", default=None, help="e.g. pykilosort, iblsorter (default: best available)")
     ibl.add_argument("--region-mapping", default="Beryl", choices=["Beryl", "Cosmos", "Allen"])
     ibl.set_defaults(run=_data_ibl)
@@ -389,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--epochs", type=int, default=None, help="single-session runs (default: the preset's)")
     reproduce.add_argument("--pretrain-epochs", type=int, default=None, help="(small 100, paper 1000)")
     reproduce.add_argument("--finetune-epochs", type=int, default=None, help="(small 100, paper 1000)")
-    reproduce.add_argument("--cache-dir", help="ONE cache folder (--data ibl)")
+    reproduce.add_argument("--cache-dir", help="ONE cache folder (--data ibl; default <out>/one_cache)")
+    _add_account_arguments(reproduce)
     reproduce.add_argument("--device", default=None)
     reproduce.add_argument("--out", default=None, help="run folder (default runs/reproduce-<preset>)")
     reproduce.set_defaults(run=_reproduce)
@@ -418,7 +480,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FloatingPointError) as err:
         print(f"mtm: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the disk (full, read-only), the network: the environment, not the input
+        print(f"mtm: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        resumable = args.command in ("train", "finetune")
+        hint = "; resume with --resume" if resumable else \
+            "; run the same command again to resume" if args.command == "reproduce" else ""
+        print(f"mtm: interrupted{hint}", file=sys.stderr)
+        return 130
     return 0
+
+
+def _one_line(err: OSError) -> str:
+    where = f"{err.filename}: " if err.filename else ""
+    return where + " ".join(str(err.strerror or err).split())
 
 
 if __name__ == "__main__":

@@ -147,7 +147,14 @@ def task_configurations(task: str, regions) -> tuple[np.ndarray, np.ndarray]:
 
 
 def scored_bins(task: str, n_bins: int) -> np.ndarray:
-    return np.arange(n_bins - FORWARD_BINS, n_bins) if task == "forward-pred" else np.arange(n_bins)
+    """The bins a task scores: the last :data:`FORWARD_BINS` for forward prediction (which needs more
+    bins than that to predict from), else all ``n_bins``."""
+    if task != "forward-pred":
+        return np.arange(n_bins)
+    if n_bins <= FORWARD_BINS:
+        raise ValueError(f"n_bins: forward prediction scores the last {FORWARD_BINS} bins from the ones before, "
+                         f"so it needs more than {FORWARD_BINS} bins; the session has {n_bins}")
+    return np.arange(n_bins - FORWARD_BINS, n_bins)
 
 
 def heldout_passes(hidden: np.ndarray, owner: np.ndarray, active: np.ndarray):
@@ -260,3 +267,6 @@ def evaluate_rates(rates, session, tasks=TASKS, split: str = "test") -> dict[str
 def _check_split(session, split: str) -> None:
     if split not in session.splits or len(session.splits[split]) == 0:
         raise ValueError(f"split: session {session.eid!r} has no trials in its {split!r} split")
+    if not np.any(session.spikes[session.splits[split]]):
+        raise ValueError(f"spikes: session {session.eid!r} has no spike in its {split!r} split, so bits per spike "
+                         "are undefined for every neuron")

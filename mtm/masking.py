@@ -148,7 +148,7 @@ def mask_batch(spikes: torch.Tensor, scheme: str, regions=None, ratio: float | N
 
     Returns
     -------
-    masked : (B, T, N) tensor like ``spikes``, zero where hidden.
+    masked : (B, T, N) tensor like ``spikes`` (int64 for uint16 / uint32 counts), zero where hidden.
     target : (B, T, N) bool, the entries the loss and the metrics are computed on.
 
     Every draw happens on ``spikes.device`` and nothing reads a value back to the host, so masking
@@ -157,6 +157,8 @@ def mask_batch(spikes: torch.Tensor, scheme: str, regions=None, ratio: float | N
     check_scheme(scheme)
     if spikes.ndim != 3:
         raise ValueError(f"spikes: expected a (trials, bins, neurons) tensor, got shape {tuple(spikes.shape)}")
+    if spikes.dtype in (torch.uint16, torch.uint32, torch.uint64):  # torch cannot mask these: counts above 255
+        spikes = spikes.to(torch.int64)
     n_trials, n_bins, n_neurons = spikes.shape
     device = spikes.device
     if ratio is None:
@@ -183,6 +185,9 @@ def mask_batch(spikes: torch.Tensor, scheme: str, regions=None, ratio: float | N
             raise ValueError(f"heldout: a per-trial mask needs {n_trials} rows, got {held.shape[0]}")
         hidden = held.expand(n_trials, n_bins, n_neurons)
     elif scheme == "forward-pred":
+        if heldout is None and n_bins <= FORWARD_PRED_BINS:
+            raise ValueError(f"spikes: forward-pred hides the last {FORWARD_PRED_BINS} bins and needs more than "
+                             f"that; the batch has {n_bins} bins")
         held = _heldout_mask(heldout, n_bins, device, range(n_bins - FORWARD_PRED_BINS, n_bins), "bins")
         hidden = held.view(1, n_bins, 1).expand(n_trials, n_bins, n_neurons)
     else:

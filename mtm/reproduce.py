@@ -37,7 +37,7 @@ from mtm.data import Session
 from mtm.decoding import decode_behavior
 from mtm.evaluate import TASKS, evaluate_model
 from mtm.plots import oracle_share_table, results_table
-from mtm.train import TrainConfig, finetune, train
+from mtm.train import TrainConfig, finetune, first_difference, train
 
 #: NDT1-stitch, mean over the paper's 5 held-out sessions (preprint Table 2, reference notes 6.3).
 PAPER_TABLE2 = {
@@ -67,6 +67,15 @@ class Plan:
     finetune_epochs: int | None = None  # default: ``epochs``
     device: str = "auto"
     train_overrides: dict = field(default_factory=dict)  # any other TrainConfig field, e.g. model sizes
+
+    def __post_init__(self):
+        for name in ("n_pretrain", "n_test", "epochs", "pretrain_epochs", "finetune_epochs"):
+            value = getattr(self, name)
+            least = 0 if name == "n_pretrain" else 1
+            if value is None and name not in ("n_pretrain", "n_test"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
 
     @classmethod
     def for_preset(cls, preset: str, **overrides) -> Plan:
@@ -102,9 +111,12 @@ def _finished(run_dir: Path, cfg: TrainConfig, sessions: list[Session]) -> bool:
     state = checkpoint.load_state(last)
     saved = json.loads(state["config"])
     eids = [eid for eid, _ in saved["sessions"]]
-    if saved["train"] != json.loads(json.dumps(cfg.to_dict())) or eids != [s.eid for s in sessions]:
-        raise ValueError(f"{run_dir} holds a run of other settings or sessions ({', '.join(eids[:3])}"
-                         f"{' ...' if len(eids) > 3 else ''}); use another output folder for this plan")
+    differs = first_difference(saved["train"], json.loads(json.dumps(cfg.to_dict())))
+    if differs is None and eids != [s.eid for s in sessions]:
+        differs = f"sessions ({', '.join(eids[:3])}{' ...' if len(eids) > 3 else ''} in the saved run)"
+    if differs:
+        raise ValueError(f"{run_dir} holds a run of other settings or sessions, first difference: {differs}; "
+                         "use another output folder for this plan")
     return (run_dir / "best.safetensors").exists() and int(state["epoch"]) == cfg.epochs - 1
 
 
@@ -177,7 +189,8 @@ def score_model(best: Path, session: Session, masking: str, device: str = "auto"
     """All four activity tasks and behaviour decoding of one checkpoint on one session."""
     from mtm.train import pick_device
 
-    model, _ = checkpoint.load_model(best, device=pick_device(device))
+    model, extra = checkpoint.load_model(best, device=pick_device(device))
+    checkpoint.check_session_fits(best, extra, session)
     row = {task: result.mean_bps for task, result in evaluate_model(model, session, masking).items()}
     keys = [k for k in BEHAVIOR_KEYS if k in session.behavior]
     row.update(decode_behavior(session, keys, model=model, training_masking=masking))

@@ -43,6 +43,7 @@ from mtm.data import Session
 from mtm.masking import (MTM_SCHEMES, PROMPT_IDS, REGION_SCHEMES, TRAINING_SCHEMES, MtMSampler, RegionIndex,
                          is_causal, mask_batch)
 from mtm.models import MaskedModel, ModelConfig, build_model, poisson_nll
+from mtm.runlock import run_lock
 
 MASKINGS = ("mtm",) + TRAINING_SCHEMES
 SELECTIONS = ("val_bps", "r2_top50")
@@ -125,7 +126,17 @@ def pick_device(name: str = "auto") -> torch.device:
     """``auto``: the GPU when there is one, else the CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"device: {name!r} is not a device name ({err}); expected auto, cpu, cuda, cuda:1, ...") \
+            from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r} asked for, but this machine has no GPU that torch can use; "
+                         "use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device: {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
+    return device
 
 
 def autocast_dtype(precision: str, device: torch.device):
@@ -135,12 +146,51 @@ def autocast_dtype(precision: str, device: torch.device):
     return None
 
 
+def maskable_counts(spikes: np.ndarray) -> np.ndarray:
+    """Counts (K, T, N) in a dtype torch can mask and index: uint8 as it is, wider unsigned
+    integers (counts above 255) as int32 or int64."""
+    spikes = np.array(spikes)
+    if spikes.dtype.kind == "u" and spikes.dtype.itemsize > 1:
+        return spikes.astype(np.int32 if spikes.dtype.itemsize == 2 else np.int64)
+    return spikes
+
+
+#: TrainConfig fields that change how a run runs but not what it computes: a run may be resumed
+#: (or a finished one reused) with other values of these.
+EXECUTION_FIELDS = ("device", "precision", "compile")
+
+
+def first_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
+    """The first setting (dotted name) whose value differs between two config dicts, ignoring
+    :data:`EXECUTION_FIELDS`; None if they agree."""
+    for key in list(dict.fromkeys([*saved, *current])):
+        if not prefix and key in EXECUTION_FIELDS:
+            continue
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = first_difference(a, b, f"{prefix}{key}.")
+            if inner:
+                return inner
+        elif a != b:
+            return f"{prefix}{key} ({a!r} in the saved run, {b!r} now)"
+    return None
+
+
+def data_record(sessions) -> dict:
+    """What a checkpoint records of its training data: bins, bin size (s) and a fingerprint per session."""
+    import hashlib
+
+    return {"n_bins": int(sessions[0].n_bins), "bin_size": float(sessions[0].bin_size),
+            "fingerprints": {s.eid: hashlib.sha256(np.ascontiguousarray(s.spikes).tobytes()).hexdigest()[:16]
+                             for s in sessions}}
+
+
 class SessionTensors:
     """One session on the training device: uint8 counts, region ids, split indices."""
 
     def __init__(self, session: Session, index: int, device: torch.device):
         self.session, self.index, self.eid = session, index, session.eid
-        self.spikes = torch.from_numpy(np.array(session.spikes)).to(device)
+        self.spikes = torch.from_numpy(maskable_counts(session.spikes)).to(device)
         self.regions = RegionIndex.from_labels(session.regions, device)
         self.splits = {name: torch.tensor(np.asarray(idx), dtype=torch.long) for name, idx in session.splits.items()}
 
@@ -218,6 +268,7 @@ class Trainer:
         self.amp_dtype = autocast_dtype(cfg.precision, self.device)
         self.callbacks, self.progress, self.extra = list(callbacks), progress, dict(extra or {})
         self._check_sessions(model, sessions)
+        self.extra.setdefault("data", data_record(sessions))
         self.model = model.to(self.device)
         self.data = [SessionTensors(s, model.session_index(s.eid, s.n_neurons), self.device) for s in sessions]
         self.batches_per_epoch = len(epoch_batches(self.data, cfg.batch_size, cfg.seed, 0, self.dist.rank,
@@ -247,6 +298,9 @@ class Trainer:
         elif self.dist.main and (self.run_dir / "last.pt").exists():
             raise ValueError(f"run_dir: {self.run_dir} already holds a run; pass resume=True (--resume) to "
                              "continue it, or choose another folder")
+        elif self.dist.main and (self.run_dir / "best.safetensors").exists():
+            raise ValueError(f"run_dir: {self.run_dir} holds best.safetensors but no last.pt (an incomplete run, or "
+                             "another program's files); choose another folder, or delete it to start again")
 
     # ------------------------------------------------------------------ set-up
     def _check_sessions(self, model: MaskedModel, sessions: list[Session]) -> None:
@@ -259,6 +313,11 @@ class Trainer:
                                  f"the session has {s.region_names}")
             if len(s.splits.get("train", ())) == 0:
                 raise ValueError(f"session {s.eid!r}: empty train split")
+            if not np.any(s.spikes[s.splits["train"]]):
+                raise ValueError(f"session {s.eid!r}: no spike in its train split, nothing to learn from")
+            if s.n_bins > model.cfg.max_bins:
+                raise ValueError(f"session {s.eid!r}: {s.n_bins} bins, more than the model's max_bins "
+                                 f"{model.cfg.max_bins}; train with --max-bins {s.n_bins} (model max_bins)")
 
     def _resume(self) -> None:
         path = self.run_dir / "last.pt"
@@ -266,8 +325,10 @@ class Trainer:
             raise ValueError(f"resume: no last.pt in {self.run_dir} to resume from")
         state = checkpoint.load_state(path)
         saved = json.loads(state["config"])
-        if saved["train"] != json.loads(json.dumps(self.cfg.to_dict())):
-            raise ValueError(f"resume: {path} was written with another configuration; resume with the same settings")
+        differs = first_difference(saved["train"], json.loads(json.dumps(self.cfg.to_dict())))
+        if differs:
+            raise ValueError(f"resume: {path} was written with another configuration, first difference: {differs}; "
+                             "resume with the same settings")
         description = checkpoint.model_description(self.model)
         if saved["sessions"] != description["sessions"]:
             raise ValueError(f"resume: {path} was trained on other sessions {saved['sessions'][:3]}")
@@ -403,8 +464,9 @@ class Trainer:
         self._tensorboard = None
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(
-                {"train": cfg.to_dict(), "sessions": checkpoint.model_description(self.model)["sessions"]}, indent=1))
+            config = json.dumps({"train": cfg.to_dict(),
+                                 "sessions": checkpoint.model_description(self.model)["sessions"]}, indent=1)
+            atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(config))
             try:
                 from torch.utils.tensorboard import SummaryWriter
                 self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
@@ -471,7 +533,8 @@ def train(sessions: list[Session], cfg: TrainConfig, run_dir, *, resume: bool = 
     model = build_model(cfg.model, [(s.eid, s.n_neurons) for s in sessions])
     for session in sessions:
         model.init_rates(session.eid, train_mean_counts(session))
-    return Trainer(model, sessions, cfg, run_dir, resume=resume, callbacks=callbacks, progress=progress).run()
+    with run_lock(run_dir):
+        return Trainer(model, sessions, cfg, run_dir, resume=resume, callbacks=callbacks, progress=progress).run()
 
 
 def finetune_model(pretrained: MaskedModel, session: Session, seed: int = 0) -> MaskedModel:
@@ -515,5 +578,6 @@ def finetune(checkpoint_path, session: Session, cfg: TrainConfig, run_dir, *, re
                          f"same masking (got masking={cfg.masking!r}, prompted={cfg.prompted})")
     cfg = replace(cfg, model=pretrained.cfg)
     model = finetune_model(pretrained, session, cfg.seed)
-    return Trainer(model, [session], cfg, run_dir, resume=resume, callbacks=callbacks, progress=progress,
-                   extra={"pretrained": str(checkpoint_path)}).run()
+    with run_lock(run_dir):
+        return Trainer(model, [session], cfg, run_dir, resume=resume, callbacks=callbacks, progress=progress,
+                       extra={"pretrained": str(checkpoint_path)}).run()

@@ -19,7 +19,9 @@ Every missing piece raises ``ValueError`` naming the eid and the dataset.
 
 from __future__ import annotations
 
+import os
 import re
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -38,11 +40,97 @@ TRIAL_FIELDS = TRIAL_NAN_FIELDS + ("goCue_times",)
 _PROBE_COLLECTION = re.compile(r"^alf/(probe[^/]+)(?:/([^/]+))?$")
 
 
-def ibl_one(cache_dir=None):
-    """A ONE client of the IBL public server (open data, the documented public password)."""
+IBL_SIGNUP_URL = f"{IBL_OPENALYX_URL}/signup"
+CREDENTIAL_VARIABLES = ("ALYX_LOGIN", "ALYX_PASSWORD", "ALYX_TOKEN")
+ONE_SETTINGS_FOLDER = ".one_settings"
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+NO_ACCOUNT = (f"the IBL public server needs an account of your own (free; ONE no longer ships a shared "
+              f"login): create one at {IBL_SIGNUP_URL}, then pass username and password (mtm data ibl "
+              "--username NAME --password PASSWORD, or the environment variables ALYX_LOGIN and ALYX_PASSWORD; "
+              "an account without a password passes the token shown on the server's /me page: --token or "
+              f"ALYX_TOKEN), or store them once with ONE.setup(base_url='{IBL_OPENALYX_URL}', username=NAME)")
+
+
+def check_eid(eid) -> str:
+    """``eid`` as a string if it has the UUID form of an IBL session id; ``ValueError`` otherwise."""
+    if not isinstance(eid, str) or not _UUID.match(eid.strip()):
+        raise ValueError(f"eid: expected an IBL session id in UUID form "
+                         f"(such as 56956777-dca5-468c-87cb-78150432cc57), got {eid!r}")
+    return eid.strip().lower()
+
+
+@contextmanager
+def one_settings_in(folder):
+    """Keep ONE's settings (its ``~/.one`` folder: server parameters, cached login token) under
+    ``folder`` while the block runs. ONE reads the home folder from ``HOME``, which is pointed at
+    ``folder`` and restored afterwards."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = os.environ.get("HOME")
+    os.environ["HOME"] = str(folder.resolve())
+    try:
+        yield folder
+    finally:
+        if saved is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = saved
+
+
+def _stored_login() -> str | None:
+    """The login stored with ``ONE.setup`` for the IBL public server, read without writing anything."""
+    from iblutil.io import params as iopar
+    from one.params import _key_from_url
+
+    path = Path(iopar.getfile(f"one/{_key_from_url(IBL_OPENALYX_URL)}"))
+    if not path.is_file():
+        return None
+    try:
+        return iopar.read(f"one/{_key_from_url(IBL_OPENALYX_URL)}").as_dict().get("ALYX_LOGIN") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def ibl_one(cache_dir, *, username: str | None = None, password: str | None = None, token: str | None = None):
+    """A ONE client of the IBL public server, with the caller's account.
+
+    Credentials, first found: the arguments; the environment variables ``ALYX_LOGIN``,
+    ``ALYX_PASSWORD`` (or ``ALYX_TOKEN``); a login stored with ``ONE.setup``. Without any, a
+    ``ValueError`` says how to get an account (:data:`IBL_SIGNUP_URL`). Downloads go to
+    ``cache_dir``; with given credentials ONE's settings and login token are kept in
+    ``cache_dir/.one_settings`` (nothing is written in the home folder), while a stored
+    ``ONE.setup`` login is used where the user stored it. A server that cannot be reached raises
+    ``ConnectionError``.
+    """
     from one.api import ONE
 
-    return ONE(base_url=IBL_OPENALYX_URL, password="international", silent=True, cache_dir=cache_dir)
+    if cache_dir is None or not str(cache_dir).strip():
+        raise ValueError("cache_dir: expected the folder for ONE's downloads (ONE's default is ~/Downloads/ONE)")
+    cache_dir = Path(cache_dir).expanduser()
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise ValueError(f"cache_dir: {cache_dir} is a file, expected a folder")
+    username = username or os.environ.get("ALYX_LOGIN") or None
+    password = password or os.environ.get("ALYX_PASSWORD") or None
+    token = token or os.environ.get("ALYX_TOKEN") or None
+    if username is None and token is None:
+        if _stored_login() is None:
+            raise ValueError(NO_ACCOUNT)
+        return ONE(base_url=IBL_OPENALYX_URL, silent=True, cache_dir=cache_dir)
+    if password is None and token is None:
+        raise ValueError(f"password: no password (or token) for the IBL account {username!r}; pass --password "
+                         "or set ALYX_PASSWORD (ALYX_TOKEN for an account without a password)")
+    import one.params
+    import requests
+
+    with one_settings_in(cache_dir / ONE_SETTINGS_FOLDER):
+        one.params.setup(client=IBL_OPENALYX_URL, silent=True, username=username, cache_dir=cache_dir,
+                         make_default=True)
+        try:
+            return ONE(base_url=IBL_OPENALYX_URL, username=username, password=password, token=token, silent=True,
+                       cache_dir=cache_dir)
+        except requests.HTTPError as err:
+            raise ValueError(f"the IBL server refused the login of {username!r} ({err}); check the username and "
+                             f"password, or create an account at {IBL_SIGNUP_URL}") from None
 
 
 def reference_trial_mask(trials, min_rt: float = 0.08, max_rt: float = 2.0,
@@ -208,7 +296,7 @@ def load_ibl_session(eid, one=None, *, spike_sorter: str | None = None, probes=N
                      max_trial_len: float = 10.0, split_seed: int = 42) -> Session:
     """One IBL session as a :class:`~mtm.data.Session` of spike counts (K trials, T bins, N neurons).
 
-    ``one``: a ONE client, remote or local (default :func:`ibl_one`). ``spike_sorter`` / ``probes``:
+    ``one``: a ONE client, remote (:func:`ibl_one`) or local. ``spike_sorter`` / ``probes``:
     see :func:`spike_sorting_collections`. ``window`` (s, relative to ``align_event``) and
     ``bin_size`` (s) give T bins; trials failing :func:`reference_trial_mask` (or whose
     ``align_event`` is NaN) are dropped. Regions: Allen acronyms mapped with ``region_mapping``
@@ -234,7 +322,10 @@ def load_ibl_session(eid, one=None, *, spike_sorter: str | None = None, probes=N
     unknown = sorted(set(behavior) - set(PER_BIN_BEHAVIORS))
     if unknown:
         raise ValueError(f"{eid}: unknown per-bin behaviour(s) {unknown}; expected some of {PER_BIN_BEHAVIORS}")
-    one = ibl_one() if one is None else one
+    if one is None:
+        check_eid(eid)
+        raise ValueError(f"{eid}: one: expected a ONE client, e.g. mtm.data.ibl.ibl_one(cache_dir, username=..., "
+                         "password=...) for the IBL public server, or ONE(cache_dir=..., mode='local')")
     try:
         eid = str(one.to_eid(eid))
     except (ValueError, ALFError) as err:
@@ -299,7 +390,9 @@ def save_ibl_sessions(eids, out_dir, one=None, **kwargs) -> list[Path]:
     Sessions are saved one by one (atomically, :meth:`Session.save`), so when an eid fails the
     earlier files are complete; the failure is raised with the eid. Returns the written paths.
     """
-    one = ibl_one() if one is None else one
+    if one is None:
+        raise ValueError("one: expected a ONE client, e.g. mtm.data.ibl.ibl_one(cache_dir, username=..., "
+                         "password=...) for the IBL public server, or ONE(cache_dir=..., mode='local')")
     out_dir = Path(out_dir)
     written = []
     for eid in eids:

@@ -174,6 +174,45 @@ def _check_align(align) -> dict:
     return {"event": str(align["event"]), "window": window}
 
 
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file; ``ValueError`` naming the file when it is not a readable one."""
+    import zipfile
+    import zlib
+
+    unreadable = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except unreadable as err:
+        raise ValueError(f"{path}: not a readable session file ({type(err).__name__}: {err})") from None
+    if not hasattr(loaded, "files"):
+        raise ValueError(f"{path}: a single array (.npy), not a session file (.npz written by Session.save)")
+    try:
+        with loaded as data:
+            return {key: data[key] for key in data.files}
+    except unreadable as err:
+        raise ValueError(f"{path}: not a readable session file, truncated or corrupt "
+                         f"({type(err).__name__}: {err})") from None
+
+
+def _read_header(path: Path, raw: np.ndarray) -> dict:
+    """The JSON header of a session file, checked for the fields :meth:`Session.load` needs."""
+    try:
+        header = json.loads(str(raw))
+    except ValueError as err:
+        raise ValueError(f"{path}: the session header is not JSON ({err})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: the session header is a JSON {type(header).__name__}, expected an object")
+    if header.get("format") == "mtm.Session":
+        missing = [key for key in ("eid", "bin_size") if key not in header]
+        if missing:
+            raise ValueError(f"{path}: the session header lacks {missing}")
+        if not isinstance(header.get("version", 0), int):
+            raise ValueError(f"{path}: the session header's version is {header['version']!r}, expected an integer")
+        if not isinstance(header.get("meta", {}), dict):
+            raise ValueError(f"{path}: the session header's meta is not an object")
+    return header
+
+
 class Session:
     """One trial-aligned, binned recording session (see the module docstring for the fields).
 
@@ -194,7 +233,8 @@ class Session:
             raise ValueError(f"eid: expected a non-empty string, got {eid!r}")
         spikes = _compact_counts(spikes)
         n_trials, n_bins, n_neurons = spikes.shape
-        if not (isinstance(bin_size, (int, float)) and np.isfinite(bin_size) and bin_size > 0):
+        if isinstance(bin_size, bool) or not (isinstance(bin_size, (int, float)) and np.isfinite(bin_size)
+                                              and bin_size > 0):
             raise ValueError(f"bin_size: expected a positive number of seconds, got {bin_size!r}")
         self.eid = eid
         self.spikes = _readonly(spikes)
@@ -330,14 +370,12 @@ class Session:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no session file at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (ValueError, OSError) as err:
-            raise ValueError(f"{path}: not a readable session file ({err})") from None
+        if path.is_dir():
+            raise ValueError(f"{path}: a folder, expected a session file (.npz written by Session.save)")
+        arrays = _read_npz(path)
         if "header" not in arrays:
             raise ValueError(f"{path}: not an mtm session file (no header)")
-        header = json.loads(str(arrays.pop("header")))
+        header = _read_header(path, arrays.pop("header"))
         if header.get("format") != "mtm.Session":
             raise ValueError(f"{path}: not an mtm session file (format {header.get('format')!r})")
         if header.get("version", 0) > FORMAT_VERSION:

@@ -47,6 +47,14 @@ class ModelConfig:
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch: expected one of {ARCHITECTURES}, got {self.arch!r}")
+        for name in ("hidden", "n_layers", "n_heads", "mlp", "n_channels", "embed_mult", "patch_size", "max_bins"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        for name in ("dropout", "embed_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name}: expected a probability in [0, 1), got {value!r}")
         if self.position not in ("learned", "rope"):
             raise ValueError(f"position: expected 'learned' or 'rope', got {self.position!r}")
         if self.hidden % self.n_heads or (self.hidden // self.n_heads) % 2:

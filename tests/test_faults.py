@@ -1,0 +1,561 @@
+"""Fault injection: no run lost, no traceback, no silent wrong answer.
+
+Each test is one way a careless or hostile user (or a machine) can break a run: bad files, bad
+settings, two runs in one folder, a killed run, a full or read-only disk, an interrupt. The
+command line must answer with one ``mtm: error: ...`` line (exit status 1 or 2), the Python API
+with a ``ValueError`` naming the problem, and nothing already saved may be lost.
+"""
+
+import errno
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from mtm import checkpoint
+from mtm.cli import main
+from mtm.data import Session, synthetic_session
+from mtm.evaluate import evaluate_model, evaluate_rates, scored_bins
+from mtm.reproduce import Plan, _finished
+from mtm.runlock import LOCK_NAME, RunLockedError, run_lock
+from mtm.train import TrainConfig, finetune, train
+
+TINY_MODEL = dict(hidden=16, n_layers=1, n_heads=2, mlp=32, n_channels=16, patch_size=8)
+REPO = Path(__file__).resolve().parents[1]
+VALID_EID = "56956777-dca5-468c-87cb-78150432cc57"
+
+
+def tiny(**overrides):
+    return TrainConfig.preset("small", **{"epochs": 1, "lr": 3e-3, "model": dict(TINY_MODEL), **overrides})
+
+
+@pytest.fixture(scope="module")
+def session():
+    return synthetic_session(0, n_trials=24, n_neurons=15)
+
+
+@pytest.fixture(scope="module")
+def trained(session, tmp_path_factory):
+    """A finished 1-epoch run of ``mtm train`` (its folder; settings :func:`cli_config`) and its session file."""
+    root = tmp_path_factory.mktemp("trained")
+    path = session.save(root / "session.npz")
+    assert main(["train", "--data", str(path), "--epochs", "1", "--out", str(root / "run")]) == 0
+    return root / "run", path
+
+
+def cli_config(**overrides):
+    """The settings of ``mtm train --epochs 1`` (the ``trained`` run)."""
+    return TrainConfig.preset("small", **{"epochs": 1, **overrides})
+
+
+def mtm_cli(*args, env=None, timeout=120, **popen):
+    """Run ``python -m mtm`` in a subprocess; returns the CompletedProcess."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mtm", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout, **popen)
+
+
+def one_line_error(capsys, code, *words):
+    """The command failed with exit status 1 or 2 and one ``mtm: error:`` line holding ``words``
+    (progress bars may precede it on stderr); returns that line."""
+    err = capsys.readouterr().err if not isinstance(capsys, str) else capsys
+    assert code in (1, 2), err
+    assert "Traceback" not in err and "weights_only" not in err, err
+    errors = [line for line in err.splitlines() if "mtm: error" in line]
+    assert len(errors) == 1 and errors[0].startswith("mtm: error: ") and err.rstrip().endswith(errors[0]), err
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+    return errors[0]
+
+
+def copy_run(trained, tmp_path, name="run"):
+    run, _ = trained
+    return Path(shutil.copytree(run, tmp_path / name))
+
+
+# ----------------------------------------------------------------------------- 1. IBL through ONE 3.x
+def test_ibl_without_an_account_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("ALYX_LOGIN", "ALYX_PASSWORD", "ALYX_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    code = main(["data", "ibl", "--eid", VALID_EID, "--out", str(tmp_path / "out")])
+    one_line_error(capsys, code, "openalyx.internationalbrainlab.org/signup", "--username", "ALYX_LOGIN")
+    assert not any(home.iterdir())
+
+
+def test_ibl_malformed_eid_is_refused_before_any_network_call(tmp_path, monkeypatch, capsys):
+    import mtm.data.ibl as ibl
+
+    def no_client(*args, **kwargs):
+        raise AssertionError("a ONE client was made for a malformed eid")
+
+    monkeypatch.setattr(ibl, "ibl_one", no_client)
+    code = main(["data", "ibl", "--eid", "not-a-uuid", "--username", "me", "--password", "pw",
+                 "--out", str(tmp_path / "out")])
+    one_line_error(capsys, code, "UUID", "not-a-uuid")
+
+
+def test_ibl_writes_nothing_outside_the_cache_folder(tmp_path):
+    """With an account but no network, ONE's set-up and login attempt stay in --cache-dir: HOME and
+    ~/Downloads/ONE stay untouched, and the failure is one line."""
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    done = mtm_cli("data", "ibl", "--eid", VALID_EID, "--cache-dir", cache, "--out", tmp_path / "out",
+                   env={"HOME": str(home), "ALYX_LOGIN": "someone", "ALYX_PASSWORD": "pw",
+                        "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"})
+    one_line_error(done.stderr, done.returncode)
+    assert not any(home.iterdir()), sorted(home.rglob("*"))
+    assert (cache / ".one_settings" / ".one").is_dir()  # ONE's settings went to the cache folder
+
+
+def test_ibl_local_cache_leaves_home_untouched(tmp_path, monkeypatch):
+    from mtm.data.alf import build_one_cache, session_to_alf
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    folder = session_to_alf(synthetic_session(1, 12, 15), tmp_path / "alf")
+    eid = build_one_cache(tmp_path / "alf")[folder.resolve()]
+    assert main(["data", "ibl", "--local", "--cache-dir", str(tmp_path / "alf"), "--eid", eid,
+                 "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / f"{eid}.npz").exists()
+    assert not any(home.iterdir()), sorted(home.rglob("*"))
+
+
+def test_ibl_one_takes_credentials_from_the_environment(tmp_path, monkeypatch):
+    import one.api
+
+    import mtm.data.ibl as ibl
+
+    seen = {}
+
+    def fake_one(**kwargs):
+        seen.update(kwargs, home=os.environ["HOME"])
+        return "client"
+
+    monkeypatch.setattr(one.api, "ONE", fake_one)
+    monkeypatch.setenv("ALYX_LOGIN", "reader")
+    monkeypatch.setenv("ALYX_PASSWORD", "secret")
+    assert ibl.ibl_one(tmp_path / "cache") == "client"
+    assert seen["username"] == "reader" and seen["password"] == "secret"
+    assert Path(seen["cache_dir"]) == tmp_path / "cache"
+    assert Path(seen["home"]) == (tmp_path / "cache" / ".one_settings").resolve()
+    assert os.environ["HOME"] != seen["home"]  # restored
+    with pytest.raises(ValueError, match="no password"):
+        monkeypatch.delenv("ALYX_PASSWORD")
+        ibl.ibl_one(tmp_path / "cache")
+
+
+# ----------------------------------------------------------------------------- 2. one run per folder
+def test_concurrent_runs_into_one_folder(trained, tmp_path):
+    """A second run started into a folder while a first one trains there is refused; the folder
+    holds the first run's config and weights, and the first run is unharmed."""
+    _, data = trained
+    out = tmp_path / "shared"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "mtm", "train", "--data", str(data), "--out", str(out)]
+    first = subprocess.Popen(cmd + ["--seed", "1", "--epochs", "500"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "last.pt").exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    second = subprocess.run(cmd + ["--seed", "2", "--epochs", "2"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    first.send_signal(signal.SIGINT)
+    _, first_err = first.communicate(timeout=120)
+    assert first.returncode == 130 and "interrupted" in first_err, first_err
+    assert second.returncode == 2 and "another run (pid" in second.stderr and "Traceback" not in second.stderr
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 1
+    assert json.loads(checkpoint.load_state(out / "last.pt")["config"])["train"]["seed"] == 1
+    assert not (out / LOCK_NAME).exists()  # released when the first run stopped
+
+
+def test_stale_lock_is_reported_not_stolen(session, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = run / LOCK_NAME
+    lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": time.time()}))
+    with pytest.raises(RunLockedError, match=f"stale lock .*pid {dead.pid}.*delete .*{LOCK_NAME}"):
+        train([session], tiny(), run, progress=False)
+    assert lock.exists() and not (run / "last.pt").exists()
+    lock.write_text("")  # killed while writing its lock
+    with pytest.raises(RunLockedError, match="unreadable"):
+        train([session], tiny(), run, progress=False)
+
+
+def test_lock_is_released_after_an_error(session, tmp_path):
+    with pytest.raises(ValueError, match="no last.pt"):
+        train([session], tiny(), tmp_path / "run", resume=True, progress=False)
+    assert not (tmp_path / "run" / LOCK_NAME).exists()
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(RunLockedError, match="another run"):
+            with run_lock(tmp_path / "run"):
+                pass
+
+
+def test_best_without_last_pt_is_refused_and_kept(trained, session, tmp_path):
+    run = copy_run(trained, tmp_path)
+    (run / "last.pt").unlink()
+    best = (run / "best.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="best.safetensors but no last.pt"):
+        train([session], tiny(seed=5), run, progress=False)
+    with pytest.raises(ValueError, match="best.safetensors but no last.pt"):
+        finetune(run / "best.safetensors", session, tiny(seed=5), run, progress=False)
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text())["train"])
+    assert not _finished(run, cfg, [session])  # reproduce does not reuse it as finished
+    assert (run / "best.safetensors").read_bytes() == best
+
+
+# ----------------------------------------------------------------------------- 3. counts above 255
+@pytest.mark.parametrize("big", [300, 70_000])
+def test_counts_above_255_train_and_evaluate(session, tmp_path, big):
+    spikes = np.array(session.spikes).astype(np.int64)
+    spikes[0, 0, 0] = big
+    wide = session.replace(spikes=spikes, rates=None)
+    assert wide.spikes.dtype == (np.uint16 if big < 2 ** 16 else np.uint32)
+    best = train([wide], tiny(), tmp_path / "run", progress=False)
+    model, _ = checkpoint.load_model(best)
+    results = evaluate_model(model, wide, "mtm", tasks=("co-smooth", "forward-pred"))
+    assert np.isfinite(results["co-smooth"].mean_bps)
+
+
+# ----------------------------------------------------------------------------- 4. silent wrong answers
+def test_forward_prediction_needs_more_than_ten_bins():
+    rng = np.random.default_rng(0)
+    short = Session("short", rng.poisson(1, (20, 10, 6)), ["A"] * 3 + ["B"] * 3)
+    with pytest.raises(ValueError, match="needs more than 10 bins; the session has 10"):
+        evaluate_rates(np.ones((20, 10, 6)), short)
+    with pytest.raises(ValueError, match="needs more than 10 bins"):
+        scored_bins("forward-pred", 4)
+    assert list(scored_bins("forward-pred", 11)) == list(range(1, 11))
+
+
+def test_bin_size_true_is_rejected():
+    with pytest.raises(ValueError, match="bin_size"):
+        Session("x", np.zeros((3, 5, 2), int), ["A", "B"], bin_size=True)
+
+
+def test_all_zero_session_is_an_error_not_nan(tmp_path):
+    silent = Session("silent", np.zeros((20, 30, 6), int), ["A"] * 3 + ["B"] * 3)
+    with pytest.raises(ValueError, match="no spike in its 'test' split"):
+        evaluate_rates(np.ones((20, 30, 6)), silent)
+    with pytest.raises(ValueError, match="no spike in its train split"):
+        train([silent], tiny(), tmp_path / "run", progress=False)
+
+
+def test_checkpoint_records_its_data_and_evaluation_checks_it(trained, session, tmp_path, capsys):
+    run, _ = trained
+    _, extra = checkpoint.load_model(run / "best.safetensors")
+    assert extra["data"]["n_bins"] == session.n_bins and extra["data"]["bin_size"] == session.bin_size
+    assert len(extra["data"]["fingerprints"][session.eid]) == 16
+    shorter = session.replace(spikes=np.array(session.spikes)[:, :50], rates=None, align=None,
+                              behavior={k: v for k, v in session.behavior.items() if v.ndim == 1})
+    code = main(["evaluate", str(run / "best.safetensors"), str(shorter.save(tmp_path / "short.npz")),
+                 "--out", str(tmp_path / "ev1")])
+    one_line_error(capsys, code, "100 bins", "has 50")
+    coarser = session.replace(bin_size=0.04, align=None)
+    code = main(["evaluate", str(run / "best.safetensors"), str(coarser.save(tmp_path / "coarse.npz")),
+                 "--out", str(tmp_path / "ev2")])
+    one_line_error(capsys, code, "20 ms bins", "40 ms")
+    other = session.replace(spikes=np.array(session.spikes)[::-1], rates=None)
+    with pytest.warns(UserWarning, match="other counts"):
+        checkpoint.check_session_fits(run / "best.safetensors", extra, other)
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["reproduce", "--epochs", "0"], "epochs"),
+    (["reproduce", "--n-pretrain", "-1"], "n_pretrain"),
+    (["reproduce", "--n-test", "0"], "n_test"),
+    (["data", "synthetic", "--n-sessions", "-1", "--out", "{tmp}"], "--n-sessions"),
+])
+def test_nonsense_counts_are_refused(argv, word, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path / "x")) for a in argv]
+    if argv[0] == "reproduce":
+        argv += ["--out", str(tmp_path / "rep")]
+    one_line_error(capsys, main(argv), word)
+    assert not (tmp_path / "rep").exists() and not (tmp_path / "x").exists()
+    assert Plan.for_preset("small", n_pretrain=0).n_pretrain == 0  # single-session only is a plan
+
+
+# ----------------------------------------------------------------------------- 5. refusals for the right reason
+@pytest.mark.parametrize("changed", [dict(device="cpu"), dict(precision="fp32"), dict(compile=True)])
+def test_resume_and_reuse_ignore_execution_settings(trained, session, tmp_path, changed):
+    run = copy_run(trained, tmp_path)
+    cfg = cli_config(**changed)
+    assert _finished(run, cfg, [session])
+    train([session], cfg, run, resume=True, progress=False)  # nothing left to do, and not refused
+
+
+def test_refusal_names_the_first_differing_setting(trained, session, tmp_path):
+    run = copy_run(trained, tmp_path)
+    with pytest.raises(ValueError, match=r"first difference: lr \(0.002 in the saved run, 0.5 now\)"):
+        train([session], cli_config(lr=0.5), run, resume=True, progress=False)
+    with pytest.raises(ValueError, match=r"first difference: model.hidden \(64 in the saved run, 32 now\)"):
+        _finished(run, cli_config(model=dict(hidden=32)), [session])
+
+
+# ----------------------------------------------------------------------------- 6. tracebacks to clear errors
+def _flip(data: bytes) -> bytes:
+    data = bytearray(data)
+    for i in range(200, len(data) - 200, 97):
+        data[i] ^= 0xFF
+    return bytes(data)
+
+
+def _npz(header, path):
+    np.savez(path, header=np.array(header), spikes=np.zeros((2, 3, 4), np.uint8), regions=np.array(["A"] * 4))
+
+
+@pytest.mark.parametrize("name, make, words", [
+    ("truncated.npz", lambda p, good: p.write_bytes(good[:len(good) // 2]), ["truncated.npz", "not a readable"]),
+    ("corrupt.npz", lambda p, good: p.write_bytes(_flip(good)), ["corrupt.npz", "not a readable"]),
+    ("array.npy", lambda p, good: np.save(p, np.zeros((3, 4, 5))), [".npy", "not a session file"]),
+    ("notjson.npz", lambda p, good: _npz("not json {", p), ["header is not JSON"]),
+    ("list.npz", lambda p, good: _npz("[1, 2]", p), ["header is a JSON list"]),
+    ("noeid.npz", lambda p, good: _npz(json.dumps({"format": "mtm.Session", "version": 1}), p), ["lacks ['eid'"]),
+])
+def test_bad_session_files(trained, tmp_path, capsys, name, make, words):
+    _, good = trained
+    path = tmp_path / name
+    make(path, good.read_bytes())
+    one_line_error(capsys, main(["data", "info", str(path)]), *words)
+
+
+def _evil_state(path, marker):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"model": Payload()}, path)
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("truncated", ["last.pt", "truncated or corrupt"]),
+    ("pickle", ["last.pt", "nothing in it was run"]),
+    ("missing", ["last.pt", "missing ['model'"]),
+    ("not a dict", ["last.pt", "not a training state"]),
+])
+def test_damaged_last_pt_is_refused_and_kept(trained, tmp_path, capsys, damage, words):
+    run = copy_run(trained, tmp_path)
+    last, marker = run / "last.pt", tmp_path / "payload_ran"
+    if damage == "truncated":
+        last.write_bytes(last.read_bytes()[:1000])
+    elif damage == "pickle":
+        _evil_state(last, marker)
+    elif damage == "missing":
+        torch.save({"epoch": 0}, last)
+    else:
+        torch.save([1, 2], last)
+    before = last.read_bytes()
+    code = main(["train", "--data", str(trained[1]), "--epochs", "2", "--out", str(run), "--resume"])
+    one_line_error(capsys, code, *words)
+    assert not marker.exists()  # the pickle payload never ran
+    assert last.read_bytes() == before
+
+
+NONSENSE = {
+    "not json": "{not json",
+    "json list": "[1, 2]",
+    "no model": json.dumps({"format": "mtm.model", "sessions": [["a", 3]]}),
+    "model a string": json.dumps({"format": "mtm.model", "model": "x", "sessions": [["a", 3]]}),
+    "model unknown field": json.dumps({"format": "mtm.model", "model": {"zzz": 1}, "sessions": [["a", 3]]}),
+    "zero heads": json.dumps({"format": "mtm.model", "model": {"n_heads": 0}, "sessions": [["a", 3]]}),
+    "no sessions": json.dumps({"format": "mtm.model", "model": {}}),
+    "bad sessions": json.dumps({"format": "mtm.model", "model": {}, "sessions": [["a"]]}),
+    "wrong sizes": json.dumps({"format": "mtm.model", "model": {"hidden": 48, "n_heads": 2}, "sessions": [["a", 3]]}),
+}
+
+
+@pytest.mark.parametrize("label", list(NONSENSE))
+def test_nonsense_safetensors_metadata(trained, tmp_path, capsys, label):
+    run, session_path = trained
+    path = tmp_path / "edited.safetensors"
+    save_file(load_file(str(run / "best.safetensors")), str(path), metadata={"mtm": NONSENSE[label]})
+    code = main(["evaluate", str(path), str(session_path), "--out", str(tmp_path / "ev")])
+    one_line_error(capsys, code, str(path))
+    assert not (tmp_path / "ev").exists()
+
+
+def test_full_disk_on_a_tiny_tmpfs(trained, tmp_path):
+    """A real full disk (a 96 KiB tmpfs; needs root and mount): one line, exit status 1."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root); test_full_disk_simulated covers ENOSPC")
+    try:
+        done = mtm_cli("train", "--data", trained[1], "--epochs", "1", "--out", mnt / "run")
+    finally:
+        subprocess.run(["umount", str(mnt)])
+    assert "No space left on device" in one_line_error(done.stderr, done.returncode)
+
+
+@pytest.mark.parametrize("failure", ["enospc", "torch unexpected pos", "read-only"])
+def test_full_or_read_only_disk_keeps_the_saved_run(trained, tmp_path, monkeypatch, capsys, failure):
+    """The disk fails while epoch 1's training state is written (ENOSPC from a write, torch's
+    "unexpected pos" on a full disk, EROFS): one line, exit status 1, and epoch 0's checkpoints stay
+    whole, so the run resumes from them."""
+    import mtm.checkpoint as ckpt
+
+    run = tmp_path / "run"
+    real_save, calls = torch.save, []
+
+    def failing_save(obj, tmp):
+        calls.append(tmp)
+        if len(calls) == 1:
+            return real_save(obj, tmp)
+        Path(tmp).write_bytes(b"partial")
+        if failure == "enospc":
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+        if failure == "read-only":
+            raise OSError(errno.EROFS, "Read-only file system", str(tmp))
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(ckpt.torch, "save", failing_save)
+    code = main(["train", "--data", str(trained[1]), "--epochs", "3", "--out", str(run)])
+    line = one_line_error(capsys, code)
+    assert code == 1 and ("space" in line or "Read-only" in line), line
+    assert checkpoint.load_state(run / "last.pt")["epoch"] == 0
+    checkpoint.load_model(run / "best.safetensors")
+    assert not list(run.glob(".*.tmp")) and not (run / LOCK_NAME).exists()
+    monkeypatch.setattr(ckpt.torch, "save", real_save)
+    assert main(["train", "--data", str(trained[1]), "--epochs", "3", "--out", str(run), "--resume"]) == 0
+    assert checkpoint.load_state(run / "last.pt")["epoch"] == 2
+
+
+def test_cuda_without_a_gpu(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main(["train", "--data", str(trained[1]), "--epochs", "1", "--device", "cuda", "--out", str(tmp_path / "r")])
+    one_line_error(capsys, code, "no GPU", "--device cpu")
+
+
+def test_out_naming_a_file(trained, tmp_path, capsys):
+    (tmp_path / "afile").write_text("keep me")
+    code = main(["train", "--data", str(trained[1]), "--epochs", "1", "--out", str(tmp_path / "afile")])
+    one_line_error(capsys, code, "is a file")
+    code = main(["evaluate", str(trained[0] / "best.safetensors"), str(trained[1]), "--out", str(tmp_path / "afile")])
+    one_line_error(capsys, code, "is a file")
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_sigint_is_one_line_and_the_run_resumes(trained, tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mtm", "train", "--data", str(trained[1]), "--epochs", "400",
+                             "--out", str(run)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (run / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "mtm: interrupted; resume with --resume"
+    assert not (run / LOCK_NAME).exists()
+    assert checkpoint.load_state(run / "last.pt")["epoch"] >= 0
+
+
+def test_sigkill_then_resume_is_bitwise_equal(session, tmp_path):
+    """A run killed with SIGKILL mid-training leaves a stale lock (reported); cleared, the resumed
+    run ends with weights bitwise equal to a run never stopped."""
+    data = session.save(tmp_path / "s.npz")
+    common = ["train", "--data", str(data), "--epochs", "6", "--arch", "ndt1", "--seed", "3"]
+    assert main(common + ["--out", str(tmp_path / "full")]) == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "mtm", *common, "--out", str(cut)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((cut / "last.pt").exists() and
+                                          checkpoint.load_state(cut / "last.pt")["epoch"] >= 1):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with pytest.raises(RunLockedError, match="no longer running"):
+        train([session], TrainConfig.preset("small", epochs=6, seed=3), cut, resume=True, progress=False)
+    (cut / LOCK_NAME).unlink()
+    assert main(common + ["--out", str(cut), "--resume"]) == 0
+    full, _ = checkpoint.load_model(tmp_path / "full" / "last.safetensors")
+    resumed, _ = checkpoint.load_model(cut / "last.safetensors")
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_ndt2_finetune_takes_the_architecture_from_the_checkpoint(trained, tmp_path, capsys):
+    data = str(trained[1])
+    assert main(["train", "--data", data, "--epochs", "1", "--arch", "ndt2", "--masking", "random-token",
+                 "--out", str(tmp_path / "ndt2")]) == 0
+    assert main(["finetune", str(tmp_path / "ndt2" / "best.safetensors"), "--data", data, "--epochs", "1",
+                 "--out", str(tmp_path / "ft")]) == 0
+    model, _ = checkpoint.load_model(tmp_path / "ft" / "best.safetensors")
+    assert model.cfg.arch == "ndt2"
+    capsys.readouterr()
+    code = main(["finetune", str(tmp_path / "ndt2" / "best.safetensors"), "--data", data, "--epochs", "1",
+                 "--arch", "ndt1", "--out", str(tmp_path / "ft1")])
+    one_line_error(capsys, code, "ndt2 model, not ndt1")
+
+
+def test_sessions_longer_than_100_bins(session, tmp_path, capsys):
+    spikes = np.concatenate([np.array(session.spikes)] * 2, axis=1)  # 200 bins
+    long = session.replace(spikes=spikes, rates=None, align=None,
+                           behavior={k: v for k, v in session.behavior.items() if v.ndim == 1})
+    path = str(long.save(tmp_path / "long.npz"))
+    code = main(["train", "--data", path, "--epochs", "1", "--out", str(tmp_path / "a")])
+    one_line_error(capsys, code, "200 bins", "--max-bins 200")
+    assert main(["train", "--data", path, "--epochs", "1", "--max-bins", "200", "--out", str(tmp_path / "b")]) == 0
+    model, _ = checkpoint.load_model(tmp_path / "b" / "best.safetensors")
+    assert model.cfg.max_bins == 200
+
+
+def test_nwb_window_longer_than_100_bins_warns(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_nwb import write_nwb
+
+    path = write_nwb(tmp_path / "rec.nwb")
+    assert main(["data", "nwb", str(path), "--window", "-1", "2", "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "mtm: warning:" in err and "150 bins" in err and "--max-bins 150" in err
+
+
+def test_evaluate_unknown_region_writes_nothing(trained, tmp_path, capsys):
+    out = tmp_path / "ev"
+    code = main(["evaluate", str(trained[0] / "best.safetensors"), str(trained[1]), "--region", "NOPE",
+                 "--out", str(out)])
+    one_line_error(capsys, code, "NOPE")
+    assert not out.exists()
+
+
+def test_every_write_is_atomic_and_orphans_are_cleaned(trained, tmp_path, monkeypatch):
+    import mtm.atomic
+
+    written = []
+    original = mtm.atomic.atomic_write
+
+    def spy(path, write):
+        written.append(Path(path).name)
+        return original(path, write)
+
+    run = tmp_path / "run"
+    run.mkdir()
+    orphan = run / ".last.pt.abc123.tmp"  # left by a write killed mid-way
+    orphan.write_bytes(b"partial")
+    import mtm.train
+
+    monkeypatch.setattr(mtm.train, "atomic_write", spy)
+    monkeypatch.setattr(mtm.atomic, "atomic_write", spy)
+    assert main(["train", "--data", str(trained[1]), "--epochs", "1", "--out", str(run)]) == 0
+    assert not orphan.exists()
+    assert main(["evaluate", str(run / "best.safetensors"), str(trained[1]), "--out", str(tmp_path / "ev")]) == 0
+    assert {"config.json", "log.csv", "results.md", "results.csv"} <= set(written)
