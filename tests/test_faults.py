@@ -225,7 +225,7 @@ def test_best_without_last_pt_is_refused_and_kept(trained, session, tmp_path):
 def test_counts_above_255_train_and_evaluate(session, tmp_path, big):
     spikes = np.array(session.spikes).astype(np.int64)
     spikes[0, 0, 0] = big
-    wide = session.replace(spikes=spikes, rates=None)
+    wide = session.replace(spikes=spikes, rates=None, truth=None)
     assert wide.spikes.dtype == (np.uint16 if big < 2 ** 16 else np.uint32)
     best = train([wide], tiny(), tmp_path / "run", progress=False)
     model, _ = checkpoint.load_model(best)
@@ -262,7 +262,7 @@ def test_checkpoint_records_its_data_and_evaluation_checks_it(trained, session, 
     _, extra = checkpoint.load_model(run / "best.safetensors")
     assert extra["data"]["n_bins"] == session.n_bins and extra["data"]["bin_size"] == session.bin_size
     assert len(extra["data"]["fingerprints"][session.eid]) == 16
-    shorter = session.replace(spikes=np.array(session.spikes)[:, :50], rates=None, align=None,
+    shorter = session.replace(spikes=np.array(session.spikes)[:, :50], rates=None, truth=None, align=None,
                               behavior={k: v for k, v in session.behavior.items() if v.ndim == 1})
     code = main(["evaluate", str(run / "best.safetensors"), str(shorter.save(tmp_path / "short.npz")),
                  "--out", str(tmp_path / "ev1")])
@@ -271,7 +271,7 @@ def test_checkpoint_records_its_data_and_evaluation_checks_it(trained, session, 
     code = main(["evaluate", str(run / "best.safetensors"), str(coarser.save(tmp_path / "coarse.npz")),
                  "--out", str(tmp_path / "ev2")])
     one_line_error(capsys, code, "20 ms bins", "40 ms")
-    other = session.replace(spikes=np.array(session.spikes)[::-1], rates=None)
+    other = session.replace(spikes=np.array(session.spikes)[::-1], rates=None, truth=None)
     with pytest.warns(UserWarning, match="other counts"):
         checkpoint.check_session_fits(run / "best.safetensors", extra, other)
 
@@ -471,11 +471,13 @@ def test_sigkill_then_resume_is_bitwise_equal(session, tmp_path):
     """A run killed with SIGKILL mid-training leaves a stale lock (reported); cleared, the resumed
     run ends with weights bitwise equal to a run never stopped."""
     data = session.save(tmp_path / "s.npz")
-    common = ["train", "--data", str(data), "--epochs", "6", "--arch", "ndt1", "--seed", "3"]
-    assert main(common + ["--out", str(tmp_path / "full")]) == 0
+    common = [sys.executable, "-m", "mtm", "train", "--data", str(data), "--epochs", "6", "--arch", "ndt1",
+              "--seed", "3"]
+    # every stage in a process of its own with one thread: float sums are then bitwise repeatable
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    assert subprocess.run(common + ["--out", str(tmp_path / "full")], env=env, capture_output=True).returncode == 0
     cut = tmp_path / "cut"
-    proc = subprocess.Popen([sys.executable, "-m", "mtm", *common, "--out", str(cut)], env=env,
+    proc = subprocess.Popen([*common, "--out", str(cut)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and not ((cut / "last.pt").exists() and
@@ -486,7 +488,7 @@ def test_sigkill_then_resume_is_bitwise_equal(session, tmp_path):
     with pytest.raises(RunLockedError, match="no longer running"):
         train([session], TrainConfig.preset("small", epochs=6, seed=3), cut, resume=True, progress=False)
     (cut / LOCK_NAME).unlink()
-    assert main(common + ["--out", str(cut), "--resume"]) == 0
+    assert subprocess.run(common + ["--out", str(cut), "--resume"], env=env, capture_output=True).returncode == 0
     full, _ = checkpoint.load_model(tmp_path / "full" / "last.safetensors")
     resumed, _ = checkpoint.load_model(cut / "last.safetensors")
     for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
@@ -509,7 +511,7 @@ def test_ndt2_finetune_takes_the_architecture_from_the_checkpoint(trained, tmp_p
 
 def test_sessions_longer_than_100_bins(session, tmp_path, capsys):
     spikes = np.concatenate([np.array(session.spikes)] * 2, axis=1)  # 200 bins
-    long = session.replace(spikes=spikes, rates=None, align=None,
+    long = session.replace(spikes=spikes, rates=None, truth=None, align=None,
                            behavior={k: v for k, v in session.behavior.items() if v.ndim == 1})
     path = str(long.save(tmp_path / "long.npz"))
     code = main(["train", "--data", path, "--epochs", "1", "--out", str(tmp_path / "a")])
