@@ -156,17 +156,31 @@ def heldout_passes(hidden: np.ndarray, owner: np.ndarray, active: np.ndarray):
     Configuration m on trial k zeroes the neurons ``hidden[m]`` (M, N); ``owner`` (N,) is the
     configuration that scores each neuron, ``active`` (K, N) whether a neuron spiked in a trial. Inputs
     that differ only in zeroing silent neurons are the same, so they share a pass. Returns
-    ``pass_trial`` (P,) and ``pass_config`` (P,), the trial and a configuration of each pass, and
-    ``pass_of`` (K, N), the pass whose output scores neuron n on trial k.
+    ``pass_trial`` (P,) and ``pass_config`` (P,), the trial and a configuration of each pass (passes
+    ordered by trial; the configuration is the first of the pass's group), and ``pass_of`` (K, N), the
+    pass whose output scores neuron n on trial k.
+
+    Vectorised over trials and configurations: each (trial, configuration) is keyed by the bits of
+    ``hidden[m] & active[k]`` packed into 64-bit words, one stable sort by (trial, key) groups equal
+    inputs, and a group starts wherever the trial or any word changes (exact, no hashing).
     """
-    pass_trial, pass_config, pass_of = [], [], np.empty(active.shape, dtype=np.int64)
-    for k in range(len(active)):
-        _, first, inverse = np.unique(np.packbits(hidden & active[k], axis=1), axis=0,
-                                      return_index=True, return_inverse=True)
-        pass_of[k] = len(pass_trial) + inverse.reshape(-1)[owner]
-        pass_trial.extend([k] * len(first))
-        pass_config.extend(first)
-    return np.asarray(pass_trial, dtype=np.int64), np.asarray(pass_config, dtype=np.int64), pass_of
+    n_trials, n_neurons = active.shape
+    n_configs = len(hidden)
+    n_words = -(-n_neurons // 64)
+    keys = np.zeros((n_trials, n_configs, n_words * 8), dtype=np.uint8)  # packed bits, zero-padded to words
+    step = max(1, 2 ** 25 // max(1, n_configs * n_neurons))  # trials per chunk: at most 32 MB of booleans
+    for k0 in range(0, n_trials, step):
+        keys[k0:k0 + step, :, :-(-n_neurons // 8)] = np.packbits(hidden[None] & active[k0:k0 + step, None], axis=2)
+    keys = keys.view(np.uint64).reshape(n_trials * n_configs, n_words)
+    trial = np.repeat(np.arange(n_trials, dtype=np.int64), n_configs)
+    order = np.lexsort([keys[:, w] for w in reversed(range(n_words))] + [trial])  # trial first; stable
+    keys, sorted_trial = keys[order], trial[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (sorted_trial[1:] != sorted_trial[:-1]) | (keys[1:] != keys[:-1]).any(axis=1)
+    pass_of_config = np.empty(len(order), dtype=np.int64)
+    pass_of_config[order] = np.cumsum(starts) - 1
+    pass_of = pass_of_config.reshape(n_trials, n_configs)[:, owner]
+    return sorted_trial[starts], order[starts] % n_configs, pass_of
 
 
 @torch.no_grad()
@@ -182,6 +196,10 @@ def predict_heldout(model, session_id, spikes: torch.Tensor, hidden: np.ndarray,
     Exact shortcut: zeroing a neuron that has no spike in a trial leaves that trial's input as it was,
     so configurations that differ only in such neurons give the model the same input and run once
     (in co-smoothing, every neuron silent in a trial is scored from that trial's unmasked pass).
+
+    Host work is planned once (:func:`heldout_passes`, vectorised) and its indices reach the device
+    in one copy; the loop over forward passes only slices device tensors at host-known offsets, and
+    the rates are gathered on the device.
     """
     n_trials, n_bins, n_neurons = spikes.shape
     device = spikes.device
@@ -195,18 +213,25 @@ def predict_heldout(model, session_id, spikes: torch.Tensor, hidden: np.ndarray,
     active = (x != 0).any(dim=1).cpu().numpy()  # (K, N): neurons whose zeroing changes the input
     pass_trial, pass_config, pass_of = heldout_passes(hidden, owner, active)
     order = np.argsort(pass_of, axis=None, kind="stable")  # (trial, neuron) pairs grouped by pass
-    bounds = np.searchsorted(pass_of.reshape(-1)[order], np.arange(0, len(pass_trial) + batch_trials, batch_trials))
+    pair_pass = pass_of.reshape(-1)[order]
+    pair_trial, pair_neuron = np.unravel_index(order, (n_trials, n_neurons))
+    starts = np.arange(0, len(pass_trial), batch_trials)
+    bounds = np.searchsorted(pair_pass, np.append(starts, len(pass_trial)))
+    # one copy of every index to the device: pass trial, pass configuration, pair pass, pair trial, pair neuron
+    planned = (pass_trial, pass_config, pair_pass, pair_trial, pair_neuron)
+    d_pass_trial, d_pass_config, d_pair_pass, d_pair_trial, d_pair_neuron = torch.as_tensor(
+        np.concatenate(planned).astype(np.int64)).to(device).split([len(v) for v in planned])
+    d_hidden = torch.as_tensor(hidden).to(device)
     rates = torch.empty((n_trials, n_bins, n_neurons), dtype=torch.float32, device=device)
-    for chunk, p0 in enumerate(range(0, len(pass_trial), batch_trials)):
-        used, rows = np.unique(pass_trial[p0:p0 + batch_trials], return_inverse=True)
-        hide = (torch.as_tensor(rows, device=device),
-                torch.as_tensor(hidden[pass_config[p0:p0 + batch_trials]], device=device))
-        trials, neurons = np.unravel_index(order[bounds[chunk]:bounds[chunk + 1]], (n_trials, n_neurons))
-        passes = torch.as_tensor(pass_of[trials, neurons] - p0, device=device)
-        trials, neurons = torch.as_tensor(trials, device=device), torch.as_tensor(neurons, device=device)
+    for chunk, p0 in enumerate(starts):
+        p1 = min(p0 + batch_trials, len(pass_trial))
+        first, last = int(pass_trial[p0]), int(pass_trial[p1 - 1])  # passes are ordered by trial
+        hide = (d_pass_trial[p0:p1] - first, d_hidden[d_pass_config[p0:p1]])
+        b0, b1 = bounds[chunk], bounds[chunk + 1]
+        trials, neurons = d_pair_trial[b0:b1], d_pair_neuron[b0:b1]
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            log_rates = model(x[torch.as_tensor(used, device=device)], session_id, prompt, causal,
-                              select=(passes, neurons), hide=hide)  # (pairs, T)
+            log_rates = model(x[first:last + 1], session_id, prompt, causal,
+                              select=(d_pair_pass[b0:b1] - p0, neurons), hide=hide)  # (pairs, T)
         rates[trials, :, neurons] = torch.exp(log_rates.float())
     return rates
 
