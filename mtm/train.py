@@ -379,8 +379,8 @@ class Trainer:
             total_loss += loss.detach()
             total_count += count
         totals = self.dist.all_sum(torch.stack([total_loss, total_count]))
+        loss_per_entry = float(totals[0] / totals[1].clamp(min=1))  # waits for the device: the epoch's work is done
         seconds = time.perf_counter() - start
-        loss_per_entry = float(totals[0] / totals[1].clamp(min=1))
         if not math.isfinite(loss_per_entry):
             raise FloatingPointError(f"training loss became {loss_per_entry} in epoch {epoch}; no checkpoint was "
                                      f"written for it (the last good one stays in {self.run_dir}). Lower the "
