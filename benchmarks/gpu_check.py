@@ -57,7 +57,7 @@ from mtm.train import TrainConfig, autocast_dtype, device_precision  # noqa: E40
 TINY_MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32, patch_size=16)
 
 # Sizes of the real check (one H100) and of the smoke run (CPU, seconds). Training: trials per step
-# and timed steps per configuration; the large batch of NDT2 is smaller (21 times the tokens per trial).
+# and timed steps per configuration; the large batch of NDT2 is smaller (6 times the tokens per trial).
 SIZES = {
     "full": dict(model={}, n_neurons=668, n_bins=100, batches={"ndt1": (16, 512), "ndt2": (16, 128)},
                  steps={16: 150, 128: 20, 512: 10}, eval_trials=800, eval_neurons=700, eval_batch=2048,
