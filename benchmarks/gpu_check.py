@@ -100,7 +100,8 @@ class Check:
             return measure()
         except Exception as error:  # every failure is recorded, reported and makes the exit status 1
             traceback.print_exc()
-            message = f"{what}: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            message = f"{what}: {type(error).__name__}: {first_line}"
             self.results["errors"].append(message)
             self.say(f"FAILED {message}")
             if torch.cuda.is_available():
@@ -147,8 +148,8 @@ def training_row(check: Check, sizes: dict, device: torch.device, arch: str, bat
         row["mode"] = mode
         row["matmul_share"] = row["tflops"] / check.results["matmul_tflops"][precision]
         check.results["training"].append(row)
-        check.say(f"  {row['trials_per_s']:,.0f} trials/s, {row['tflops']:.2f} TFLOP/s "
-                  f"({row['matmul_share']:.0%} of matmul), peak {row['peak_gib']:.2f} GiB, warm-up {row['warmup_s']:.1f} s")
+        check.say(f"  {row['trials_per_s']:,.0f} trials/s, {row['tflops']:.2f} TFLOP/s ({row['matmul_share']:.0%} of "
+                  f"matmul), peak {row['peak_gib']:.2f} GiB, warm-up {row['warmup_s']:.1f} s")
     check.write()
 
 
@@ -197,7 +198,7 @@ def comparison_section(check: Check, sizes: dict, device: torch.device, precisio
 def markdown_report(results: dict) -> str:
     facts = results.get("facts", {})
     rates = results.get("matmul_tflops", {})
-    gpu = f" (compute capability {facts.get('capability')}, CUDA {facts.get('cuda')})" if facts.get("capability") else ""
+    gpu = f" (compute capability {facts['capability']}, CUDA {facts['cuda']})" if facts.get("capability") else ""
     lines = [f"# GPU check{' (smoke run: tiny sizes, not measurements)' if facts.get('smoke') else ''}", "",
              f"Device: {facts.get('device')}{gpu}; torch {facts.get('torch')}, Python {facts.get('python')}; "
              f"{facts.get('date')}; "
@@ -230,10 +231,11 @@ def markdown_report(results: dict) -> str:
               f"{setup.get('sessions')} synthetic sessions ({setup.get('train_trials')} training trials), "
               f"{setup.get('epochs')} epochs, lr {setup.get('base_lr')} at batch 16, validated every "
               f"{setup.get('eval_every')} epochs.", "",
-              "| batch | lr rule | lr | best val bps | last val bps | trials/s | seconds |", "|---|---|---|---|---|---|---|"]
+              "| batch | lr rule | lr | best val bps | last val bps | trials/s | seconds |",
+              "|---|---|---|---|---|---|---|"]
     for r in results["large_batch"]:
-        lines.append(f"| {r['batch']} | {r['rule']} | {r['lr']:.2g} | {r['best_val_bps']:.3f} | {r['last_val_bps']:.3f} "
-                     f"| {r['trials_per_s']:,.0f} | {r['seconds']:.1f} |")
+        lines.append(f"| {r['batch']} | {r['rule']} | {r['lr']:.2g} | {r['best_val_bps']:.3f} "
+                     f"| {r['last_val_bps']:.3f} | {r['trials_per_s']:,.0f} | {r['seconds']:.1f} |")
     lines += ["", "## Errors", ""] + [f"- {e}" for e in results["errors"] or ["none"]]
     lines += ["", "## Skipped", ""] + [f"- {s}" for s in results["skipped"] or ["none"]]
     return "\n".join(lines) + "\n"

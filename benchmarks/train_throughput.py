@@ -117,8 +117,9 @@ def measure_training(arch: str, batch: int, precision: str, device: str, steps: 
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     trials_per_s = n_trials / seconds
     tokens = n_bins + 2 if arch == "ndt1" else n_bins * -(-n_neurons // cfg.model.patch_size) + 2
+    flops = flops_per_trial(cfg.model, n_neurons, n_bins)
     return dict(arch=arch, batch=batch, precision=precision, compile=compile_mode, trials_per_s=trials_per_s,
-                tokens_per_s=trials_per_s * tokens, tflops=trials_per_s * flops_per_trial(cfg.model, n_neurons, n_bins) / 1e12,
+                tokens_per_s=trials_per_s * tokens, tflops=trials_per_s * flops / 1e12,
                 peak_gib=peak, warmup_s=warmup, projected_hours=PAPER_TRIALS / trials_per_s / 3600)
 
 

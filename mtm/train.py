@@ -10,8 +10,8 @@
   neuron / causal / intra-region / inter-region drawn uniformly, with its prompt token when
   ``prompted``. The loss is the masked Poisson NLL summed over the batch, as the reference.
 * Model selection: after every ``eval_every`` epochs (and after the last) the model is scored on the
-  validation split and the best weights are kept (``best.safetensors``). ``selection="val_bps"`` (the default) is the
-  pooled bits per spike of the masked entries, with masks drawn from a fixed seed so every epoch is
+  validation split and the best weights are kept (``best.safetensors``). ``selection="val_bps"`` (the
+  default) is the pooled bits per spike of the masked entries, with masks drawn from a fixed seed so every epoch is
   scored on the same masks; ``"r2_top50"`` is the reference's criterion (single-trial R^2 of the 50
   most active validation neurons, masking active). Bits per spike is what the paper's tables
   report, so the default selects on the quantity being reported; the reference's R^2 is noisier
@@ -431,8 +431,9 @@ class Trainer:
         """Whether ``last.pt`` is written after ``epoch``: every ``checkpoint_every`` epochs, when
         ``checkpoint_minutes`` have passed since ``last_checkpoint`` (a ``time.monotonic()``), and at the end."""
         cfg = self.cfg
-        return ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs
-                or (cfg.checkpoint_minutes is not None and time.monotonic() - last_checkpoint >= 60 * cfg.checkpoint_minutes))
+        minutes = (time.monotonic() - last_checkpoint) / 60
+        overdue = cfg.checkpoint_minutes is not None and minutes >= cfg.checkpoint_minutes
+        return (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs or overdue
 
     def _save(self, epoch: int, row: dict, improved: bool, resumable: bool) -> None:
         """``best.safetensors`` when the score ``improved``; ``last.safetensors`` and ``last.pt`` when ``resumable``."""
