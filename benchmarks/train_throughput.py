@@ -68,8 +68,9 @@ def measure_training(arch: str, batch: int, precision: str, device: str, steps: 
     """Training throughput of one configuration, in this process, through mtm.train.Trainer.
 
     ``model``: ModelConfig overrides of the paper sizes; ``compile_mode``: TrainConfig.compile (False,
-    True or a torch.compile mode). One epoch of ``steps`` batches warms up (and compiles), the next is
-    timed between device synchronisations. Returns trials/s, tokens/s, achieved TFLOP/s, peak memory
+    True or a torch.compile mode). One epoch of ``steps`` batches warms up (two when compiled: a
+    masking scheme first drawn in the timed epoch would recompile there), the next is timed between
+    device synchronisations. Returns trials/s, tokens/s, achieved TFLOP/s, peak memory
     (GiB: GPU max allocated since the start, or the process's peak resident set on the CPU), the
     warm-up seconds and the projected hours of the paper's 34-session pretraining.
     """
@@ -91,8 +92,9 @@ def measure_training(arch: str, batch: int, precision: str, device: str, steps: 
     block = rng.poisson(0.1, (min(n_trials, 64), n_bins, n_neurons)).astype(np.uint8)
     spikes = np.resize(block, (n_trials, n_bins, n_neurons))  # repeats the block: the values do not matter here
     session = Session("bench", spikes, regions, splits={"train": np.arange(n_trials)})
-    cfg = TrainConfig(model=ModelConfig.paper(arch=arch, **(model or {})), masking="mtm", batch_size=batch, epochs=2,
-                      device=device, precision=precision, compile=compile_mode)
+    warmup_epochs = 2 if compile_mode else 1
+    cfg = TrainConfig(model=ModelConfig.paper(arch=arch, **(model or {})), masking="mtm", batch_size=batch,
+                      epochs=warmup_epochs + 1, device=device, precision=precision, compile=compile_mode)
     torch.manual_seed(0)
     net = build_model(cfg.model, [("bench", n_neurons)])
 
@@ -106,11 +108,12 @@ def measure_training(arch: str, batch: int, precision: str, device: str, steps: 
         trainer = Trainer(net, [session], cfg, run_dir, progress=False)
         synchronize()
         start = time.perf_counter()
-        trainer.train_epoch(0)  # warm-up (and compilation)
+        for epoch in range(warmup_epochs):  # warm-up (and compilation)
+            trainer.train_epoch(epoch)
         synchronize()
         warmup = time.perf_counter() - start
         start = time.perf_counter()
-        trainer.train_epoch(1)
+        trainer.train_epoch(warmup_epochs)
         synchronize()
         seconds = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated() / 2**30 if gpu
