@@ -13,6 +13,7 @@ import csv
 import math
 import tempfile
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -20,6 +21,37 @@ from mtm.checkpoint import load_model
 from mtm.data import synthetic_sessions
 from mtm.evaluate import evaluate_model
 from mtm.train import TrainConfig, pick_device, train
+
+
+def compare_batches(sessions, base: TrainConfig, batches, tasks=("co-smooth", "inter-region"), progress=None):
+    """Train ``base`` (its lr is the batch-16 rate) at each batch size for the same epochs; a batch
+    other than 16 runs with the lr scaled by sqrt(batch / 16) and by batch / 16. Returns one dict per
+    run: batch, rule, lr, best and last validation bps, the mean per-neuron bps of ``tasks`` on the
+    sessions' test splits, median trials/s and seconds. ``progress(row)`` is called after each run."""
+    rows = []
+    for batch in batches:
+        rules = [("base", 1.0)] if batch == 16 else [("sqrt", math.sqrt(batch / 16)), ("linear", batch / 16)]
+        for rule, factor in rules:
+            cfg = replace(base, batch_size=batch, lr=base.lr * factor)
+            with tempfile.TemporaryDirectory() as run_dir:
+                start = time.perf_counter()
+                best = train(sessions, cfg, run_dir, progress=False)
+                seconds = time.perf_counter() - start
+                with open(f"{run_dir}/log.csv") as fh:
+                    log = list(csv.DictReader(fh))
+                scores = {}
+                if tasks:
+                    model, _ = load_model(best, device=pick_device(base.device))
+                    results = [evaluate_model(model, s, "mtm", tasks=tasks) for s in sessions]
+                    scores = {task: float(np.mean([r[task].mean_bps for r in results])) for task in tasks}
+            validated = [float(r["val_bps"]) for r in log if r.get("val_bps")]
+            row = dict(batch=batch, rule=rule, lr=cfg.lr, epochs=cfg.epochs, best_val_bps=max(validated),
+                       last_val_bps=validated[-1], scores=scores,
+                       trials_per_s=float(np.median([float(r["trials_per_s"]) for r in log])), seconds=seconds)
+            rows.append(row)
+            if progress is not None:
+                progress(row)
+    return rows
 
 
 def main():
@@ -39,25 +71,13 @@ def main():
     print()
     print("| batch | lr rule | lr | best val bps | co-smooth | inter-region | trials/s | minutes |")
     print("|---|---|---|---|---|---|---|---|")
-    for batch in args.batches:
-        rules = [("base", 1.0)] if batch == 16 else [("sqrt", math.sqrt(batch / 16)), ("linear", batch / 16)]
-        for rule, factor in rules:
-            cfg = TrainConfig.preset(args.preset, masking="mtm", device=args.device, batch_size=batch,
-                                     lr=base.lr * factor, epochs=base.epochs)
-            with tempfile.TemporaryDirectory() as run_dir:
-                start = time.perf_counter()
-                best = train(sessions, cfg, run_dir, progress=False)
-                minutes = (time.perf_counter() - start) / 60
-                with open(f"{run_dir}/log.csv") as fh:
-                    rows = list(csv.DictReader(fh))
-                model, _ = load_model(best, device=pick_device(args.device))
-                scores = [evaluate_model(model, s, "mtm", tasks=("co-smooth", "inter-region")) for s in sessions]
-            best_val = max(float(r["val_bps"]) for r in rows if r.get("val_bps"))
-            speed = np.median([float(r["trials_per_s"]) for r in rows])
-            co = np.mean([s["co-smooth"].mean_bps for s in scores])
-            inter = np.mean([s["inter-region"].mean_bps for s in scores])
-            print(f"| {batch} | {rule} | {cfg.lr:.2g} | {best_val:.3f} | {co:.3f} | {inter:.3f} | {speed:.0f} "
-                  f"| {minutes:.1f} |", flush=True)
+
+    def show(row):
+        print(f"| {row['batch']} | {row['rule']} | {row['lr']:.2g} | {row['best_val_bps']:.3f} "
+              f"| {row['scores']['co-smooth']:.3f} | {row['scores']['inter-region']:.3f} | {row['trials_per_s']:.0f} "
+              f"| {row['seconds'] / 60:.1f} |", flush=True)
+
+    compare_batches(sessions, base, args.batches, progress=show)
     print()
     print("Scores on the sessions' test splits (per-neuron bits per spike, NaN-mean); val bps: pooled, masked.")
 

@@ -2,6 +2,9 @@
 
     python benchmarks/run_all.py            # prints each benchmark's table; paste them into RESULTS.md
     python benchmarks/run_all.py --quick    # CPU-friendly sizes
+
+On a GPU, the figures of RESULTS.md come from one command instead (budgeted to 6 minutes on an
+H100; tables written to a folder): ``PYTHONPATH=. python benchmarks/gpu_check.py runs/gpu_check``.
 """
 
 import argparse
@@ -22,6 +25,11 @@ def main():
     runs = [["synthetic_generation.py"], ["train_throughput.py"] + (["--steps", "2"] if args.quick else []),
             ["eval_speed.py"], ["eval_speed.py", "--model", "small", "--full"], large]
     print(f"# benchmarks, {datetime.date.today()}, `{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`\n")
+    import torch
+
+    if torch.cuda.is_available():
+        print("A GPU is here: benchmarks/gpu_check.py measures every GPU figure of RESULTS.md, budgeted to 6 minutes "
+              "(PYTHONPATH=. python benchmarks/gpu_check.py runs/gpu_check).\n", flush=True)
     failed = 0
     for run in runs:
         print(f"## {run[0]} {' '.join(run[1:])}\n", flush=True)

@@ -46,7 +46,7 @@ def flops_per_trial(cfg, n_neurons: int, n_bins: int = 100) -> float:
 def matmul_tflops(device: str, dtype_name: str) -> float:
     import torch
 
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
     n = 4096 if device.startswith("cuda") else 1024
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -63,9 +63,19 @@ def matmul_tflops(device: str, dtype_name: str) -> float:
     return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e12
 
 
-def run_one(arch: str, batch: int, precision: str, device: str, steps: int, compile_model: bool) -> dict:
-    """One configuration, in this process: returns its measurements."""
+def measure_training(arch: str, batch: int, precision: str, device: str, steps: int, compile_mode=False,
+                     model: dict | None = None, n_neurons: int = 668, n_bins: int = 100) -> dict:
+    """Training throughput of one configuration, in this process, through mtm.train.Trainer.
+
+    ``model``: ModelConfig overrides of the paper sizes; ``compile_mode``: TrainConfig.compile (False,
+    True or a torch.compile mode). One epoch of ``steps`` batches warms up (two when compiled: a
+    masking scheme first drawn in the timed epoch would recompile there), the next is timed between
+    device synchronisations. Returns trials/s, tokens/s, achieved TFLOP/s, peak memory
+    (GiB: GPU max allocated since the start, or the process's peak resident set on the CPU), the
+    warm-up seconds and the projected hours of the paper's 34-session pretraining.
+    """
     import resource
+    import tempfile
 
     import numpy as np
     import torch
@@ -74,35 +84,50 @@ def run_one(arch: str, batch: int, precision: str, device: str, steps: int, comp
     from mtm.models import ModelConfig, build_model
     from mtm.train import Trainer, TrainConfig
 
-    n_neurons, n_bins = 668, 100
-    n_trials = batch * steps  # one epoch = the timed steps (the first epoch warms up)
+    gpu = device.startswith("cuda")
+    n_trials = batch * steps  # one epoch = the timed steps
     rng = np.random.default_rng(0)
-    regions = np.repeat(["VISa", "CA1", "DG", "LP", "PO"], [134, 134, 134, 133, 133])
-    session = Session("bench", rng.poisson(0.1, (n_trials, n_bins, n_neurons)).astype(np.uint8), regions,
-                      splits={"train": np.arange(n_trials)})
-    cfg = TrainConfig(model=ModelConfig.paper(arch=arch), masking="mtm", batch_size=batch, epochs=2, device=device,
-                      precision=precision, compile=compile_model)
-    model = build_model(cfg.model, [("bench", n_neurons)])
-    import tempfile
+    region_names = ["VISa", "CA1", "DG", "LP", "PO"]
+    regions = np.array(region_names)[np.arange(n_neurons) * len(region_names) // n_neurons]
+    block = rng.poisson(0.1, (min(n_trials, 64), n_bins, n_neurons)).astype(np.uint8)
+    spikes = np.resize(block, (n_trials, n_bins, n_neurons))  # repeats the block: the values do not matter here
+    session = Session("bench", spikes, regions, splits={"train": np.arange(n_trials)})
+    warmup_epochs = 2 if compile_mode else 1
+    cfg = TrainConfig(model=ModelConfig.paper(arch=arch, **(model or {})), masking="mtm", batch_size=batch,
+                      epochs=warmup_epochs + 1, device=device, precision=precision, compile=compile_mode)
+    torch.manual_seed(0)
+    net = build_model(cfg.model, [("bench", n_neurons)])
+
+    def synchronize():
+        if gpu:
+            torch.cuda.synchronize()
 
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(model, [session], cfg, run_dir, progress=False)
-        if device.startswith("cuda"):
+        if gpu:
             torch.cuda.reset_peak_memory_stats()
-        trainer.train_epoch(0)  # warm-up (and compilation)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        row = trainer.train_epoch(1)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-    peak = (torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda")
+        trainer = Trainer(net, [session], cfg, run_dir, progress=False)
+        synchronize()
+        start = time.perf_counter()
+        for epoch in range(warmup_epochs):  # warm-up (and compilation)
+            trainer.train_epoch(epoch)
+        synchronize()
+        warmup = time.perf_counter() - start
+        start = time.perf_counter()
+        trainer.train_epoch(warmup_epochs)
+        synchronize()
+        seconds = time.perf_counter() - start
+    peak = (torch.cuda.max_memory_allocated() / 2**30 if gpu
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
-    trials_per_s = row["trials_per_s"]
-    flops = flops_per_trial(cfg.model, n_neurons, n_bins)
+    trials_per_s = n_trials / seconds
     tokens = n_bins + 2 if arch == "ndt1" else n_bins * -(-n_neurons // cfg.model.patch_size) + 2
-    return dict(arch=arch, batch=batch, precision=precision, trials_per_s=trials_per_s,
-                tokens_per_s=trials_per_s * tokens, tflops=trials_per_s * flops / 1e12, peak_gib=peak,
-                projected_hours=PAPER_TRIALS / trials_per_s / 3600)
+    flops = flops_per_trial(cfg.model, n_neurons, n_bins)
+    return dict(arch=arch, batch=batch, precision=precision, compile=compile_mode, trials_per_s=trials_per_s,
+                tokens_per_s=trials_per_s * tokens, tflops=trials_per_s * flops / 1e12,
+                peak_gib=peak, warmup_s=warmup, projected_hours=PAPER_TRIALS / trials_per_s / 3600)
+
+
+def format_hours(hours: float) -> str:
+    return f"{hours * 60:.0f} min" if hours < 2 else f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
 
 
 def main():
@@ -118,7 +143,7 @@ def main():
     args = parser.parse_args()
     if args.one:  # a child process: one configuration, JSON on stdout
         spec = json.loads(args.one)
-        print(json.dumps(run_one(**spec)))
+        print(json.dumps(measure_training(**spec)))
         return
 
     import torch
@@ -140,7 +165,7 @@ def main():
         for batch in (16, large):
             for precision in precisions:
                 spec = dict(arch=arch, batch=batch, precision=precision, device=device, steps=steps,
-                            compile_model=args.compile)
+                            compile_mode=args.compile)
                 done = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True,
                                       text=True)
                 if done.returncode != 0:
@@ -148,8 +173,7 @@ def main():
                     continue
                 r = json.loads(done.stdout.strip().splitlines()[-1])
                 share = r["tflops"] / rates[precision]
-                hours = r["projected_hours"]
-                projected = f"{hours * 60:.0f} min" if hours < 2 else f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+                projected = format_hours(r["projected_hours"])
                 print(f"| {'NDT1-stitch' if arch == 'ndt1' else 'NDT2'} | {batch} | {precision} | {r['trials_per_s']:.0f} "
                       f"| {r['tokens_per_s']:.3g} | {r['tflops']:.3f} ({share:.0%}) | {r['peak_gib']:.2f} | {projected} |",
                       flush=True)

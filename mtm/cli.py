@@ -165,7 +165,7 @@ def _train_config(args, base: dict | None = None):
 
     overrides = dict(base or {})
     for name in ("masking", "epochs", "lr", "batch_size", "selection", "seed", "device", "precision",
-                 "eval_every"):
+                 "eval_every", "checkpoint_every", "checkpoint_minutes"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -359,10 +359,14 @@ def _add_training_arguments(parser: argparse.ArgumentParser, data_default_synthe
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--selection", choices=["val_bps", "r2_top50"], default=None)
-    parser.add_argument("--eval-every", type=int, default=None)
+    parser.add_argument("--eval-every", type=int, default=None, help="epochs between validations")
+    parser.add_argument("--checkpoint-every", type=int, default=None, help="epochs between writes of last.pt")
+    parser.add_argument("--checkpoint-minutes", type=float, default=None,
+                        help="also write last.pt when this many minutes have passed since the last")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
+                        help="auto: bf16 on GPUs with native bf16, fp16 on older GPUs, fp32 on the CPU")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--max-bins", type=int, default=None,
                         help="longest trial in bins the model takes (default 100: 2 s of 20 ms bins)")

@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.special import gammaln
 
 from mtm.masking import PROMPT_IDS
 
@@ -68,19 +67,38 @@ def _check(rates, spikes) -> tuple[np.ndarray, np.ndarray]:
     if rates.shape != spikes.shape:
         raise ValueError(f"rates: expected the shape of spikes {spikes.shape}, got {rates.shape}")
     observed = ~np.isnan(spikes)
-    if not np.isfinite(rates[observed]).all():
+    seen = rates if observed.all() else rates[observed]
+    if not np.isfinite(seen).all():
         raise ValueError("rates: NaN or infinite rate predictions where spikes are observed")
-    if (rates[observed] < 0).any():
+    if (seen < 0).any():
         raise ValueError("rates: negative rate predictions (expected counts per bin must be >= 0)")
     return rates, spikes
 
 
-def _nll_terms(rates: np.ndarray, spikes: np.ndarray) -> np.ndarray:
-    """Per-entry Poisson NLL with NaN counts giving 0 (dropped)."""
+def _scores(rates: np.ndarray, spikes: np.ndarray) -> tuple[np.ndarray, float]:
+    """MtM per-neuron bps (N,) (NaN where not finite) and NLB's pooled co-bps, from one pass.
+
+    Per neuron, NLL_null - NLL_model is summed over its observed entries (zero rates replaced by
+    1e-9). ln Gamma(y + 1) is in both NLLs and cancels, so it is not computed; the null model's NLL has
+    a closed form per neuron, n_observed * ybar - ln(ybar) * sum(y).
+    """
     observed = ~np.isnan(spikes)
-    y = np.where(observed, spikes, 0.0)
-    r = np.where(observed, np.where(rates == 0, 1e-9, rates), 1.0)
-    return np.where(observed, r - y * np.log(r) + gammaln(y + 1.0), 0.0)
+    complete = bool(observed.all())
+    y = spikes if complete else np.where(observed, spikes, 0.0)
+    r = np.where(rates == 0, 1e-9, rates) if complete else np.where(observed, np.where(rates == 0, 1e-9, rates), 1.0)
+    model_terms = r - y * np.log(r)
+    if not complete:
+        model_terms = np.where(observed, model_terms, 0.0)
+    counted = observed.sum(axis=(0, 1))
+    total = y.sum(axis=(0, 1))
+    mean = total / np.maximum(counted, 1)
+    mean = np.where(mean == 0, 1e-9, mean)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gain = counted * mean - total * np.log(mean) - model_terms.sum(axis=(0, 1))
+        co_bps = float(gain.sum() / total.sum() / math.log(2))
+        bps = gain / total / math.log(2)
+    bps[~np.isfinite(bps)] = np.nan
+    return bps, co_bps
 
 
 def bits_per_spike(rates, spikes, per_neuron: bool = False):
@@ -88,16 +106,8 @@ def bits_per_spike(rates, spikes, per_neuron: bool = False):
     docstring). ``per_neuron=False``: NLB's pooled co-bps (a float). ``per_neuron=True``: the MtM
     per-neuron bps, an (N,) array with NaN for neurons without spikes; average it with ``np.nanmean``.
     """
-    rates, spikes = _check(rates, spikes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        counted = (~np.isnan(spikes)).sum(axis=(0, 1), keepdims=True)
-        null = np.broadcast_to(np.nansum(spikes, axis=(0, 1), keepdims=True) / np.maximum(counted, 1), spikes.shape)
-        gain = _nll_terms(null, spikes) - _nll_terms(rates, spikes)
-        if not per_neuron:
-            return float(gain.sum() / np.nansum(spikes) / math.log(2))
-        bps = gain.sum(axis=(0, 1)) / np.nansum(spikes, axis=(0, 1)) / math.log(2)
-    bps[~np.isfinite(bps)] = np.nan
-    return bps
+    bps, co_bps = _scores(*_check(rates, spikes))
+    return bps if per_neuron else co_bps
 
 
 @dataclass
@@ -112,8 +122,7 @@ class TaskResult:
     co_bps: float = field(init=False)        # NLB pooled bits per spike
 
     def __post_init__(self):
-        self.bps = bits_per_spike(self.rates, self.spikes, per_neuron=True)
-        self.co_bps = bits_per_spike(self.rates, self.spikes)
+        self.bps, self.co_bps = _scores(*_check(self.rates, self.spikes))
 
     @property
     def mean_bps(self) -> float:
@@ -163,17 +172,31 @@ def heldout_passes(hidden: np.ndarray, owner: np.ndarray, active: np.ndarray):
     Configuration m on trial k zeroes the neurons ``hidden[m]`` (M, N); ``owner`` (N,) is the
     configuration that scores each neuron, ``active`` (K, N) whether a neuron spiked in a trial. Inputs
     that differ only in zeroing silent neurons are the same, so they share a pass. Returns
-    ``pass_trial`` (P,) and ``pass_config`` (P,), the trial and a configuration of each pass, and
-    ``pass_of`` (K, N), the pass whose output scores neuron n on trial k.
+    ``pass_trial`` (P,) and ``pass_config`` (P,), the trial and a configuration of each pass (passes
+    ordered by trial; the configuration is the first of the pass's group), and ``pass_of`` (K, N), the
+    pass whose output scores neuron n on trial k.
+
+    Vectorised over trials and configurations: each (trial, configuration) is keyed by the bits of
+    ``hidden[m] & active[k]`` packed into 64-bit words, one stable sort by (trial, key) groups equal
+    inputs, and a group starts wherever the trial or any word changes (exact, no hashing).
     """
-    pass_trial, pass_config, pass_of = [], [], np.empty(active.shape, dtype=np.int64)
-    for k in range(len(active)):
-        _, first, inverse = np.unique(np.packbits(hidden & active[k], axis=1), axis=0,
-                                      return_index=True, return_inverse=True)
-        pass_of[k] = len(pass_trial) + inverse.reshape(-1)[owner]
-        pass_trial.extend([k] * len(first))
-        pass_config.extend(first)
-    return np.asarray(pass_trial, dtype=np.int64), np.asarray(pass_config, dtype=np.int64), pass_of
+    n_trials, n_neurons = active.shape
+    n_configs = len(hidden)
+    n_words = -(-n_neurons // 64)
+    keys = np.zeros((n_trials, n_configs, n_words * 8), dtype=np.uint8)  # packed bits, zero-padded to words
+    step = max(1, 2 ** 25 // max(1, n_configs * n_neurons))  # trials per chunk: at most 32 MB of booleans
+    for k0 in range(0, n_trials, step):
+        keys[k0:k0 + step, :, :-(-n_neurons // 8)] = np.packbits(hidden[None] & active[k0:k0 + step, None], axis=2)
+    keys = keys.view(np.uint64).reshape(n_trials * n_configs, n_words)
+    trial = np.repeat(np.arange(n_trials, dtype=np.int64), n_configs)
+    order = np.lexsort([keys[:, w] for w in reversed(range(n_words))] + [trial])  # trial first; stable
+    keys, sorted_trial = keys[order], trial[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (sorted_trial[1:] != sorted_trial[:-1]) | (keys[1:] != keys[:-1]).any(axis=1)
+    pass_of_config = np.empty(len(order), dtype=np.int64)
+    pass_of_config[order] = np.cumsum(starts) - 1
+    pass_of = pass_of_config.reshape(n_trials, n_configs)[:, owner]
+    return sorted_trial[starts], order[starts] % n_configs, pass_of
 
 
 @torch.no_grad()
@@ -189,6 +212,10 @@ def predict_heldout(model, session_id, spikes: torch.Tensor, hidden: np.ndarray,
     Exact shortcut: zeroing a neuron that has no spike in a trial leaves that trial's input as it was,
     so configurations that differ only in such neurons give the model the same input and run once
     (in co-smoothing, every neuron silent in a trial is scored from that trial's unmasked pass).
+
+    Host work is planned once (:func:`heldout_passes`, vectorised) and its indices reach the device
+    in one copy; the loop over forward passes only slices device tensors at host-known offsets, and
+    the rates are gathered on the device.
     """
     n_trials, n_bins, n_neurons = spikes.shape
     device = spikes.device
@@ -202,18 +229,25 @@ def predict_heldout(model, session_id, spikes: torch.Tensor, hidden: np.ndarray,
     active = (x != 0).any(dim=1).cpu().numpy()  # (K, N): neurons whose zeroing changes the input
     pass_trial, pass_config, pass_of = heldout_passes(hidden, owner, active)
     order = np.argsort(pass_of, axis=None, kind="stable")  # (trial, neuron) pairs grouped by pass
-    bounds = np.searchsorted(pass_of.reshape(-1)[order], np.arange(0, len(pass_trial) + batch_trials, batch_trials))
+    pair_pass = pass_of.reshape(-1)[order]
+    pair_trial, pair_neuron = np.unravel_index(order, (n_trials, n_neurons))
+    starts = np.arange(0, len(pass_trial), batch_trials)
+    bounds = np.searchsorted(pair_pass, np.append(starts, len(pass_trial)))
+    # one copy of every index to the device: pass trial, pass configuration, pair pass, pair trial, pair neuron
+    planned = (pass_trial, pass_config, pair_pass, pair_trial, pair_neuron)
+    d_pass_trial, d_pass_config, d_pair_pass, d_pair_trial, d_pair_neuron = torch.as_tensor(
+        np.concatenate(planned).astype(np.int64)).to(device).split([len(v) for v in planned])
+    d_hidden = torch.as_tensor(hidden).to(device)
     rates = torch.empty((n_trials, n_bins, n_neurons), dtype=torch.float32, device=device)
-    for chunk, p0 in enumerate(range(0, len(pass_trial), batch_trials)):
-        used, rows = np.unique(pass_trial[p0:p0 + batch_trials], return_inverse=True)
-        hide = (torch.as_tensor(rows, device=device),
-                torch.as_tensor(hidden[pass_config[p0:p0 + batch_trials]], device=device))
-        trials, neurons = np.unravel_index(order[bounds[chunk]:bounds[chunk + 1]], (n_trials, n_neurons))
-        passes = torch.as_tensor(pass_of[trials, neurons] - p0, device=device)
-        trials, neurons = torch.as_tensor(trials, device=device), torch.as_tensor(neurons, device=device)
+    for chunk, p0 in enumerate(starts):
+        p1 = min(p0 + batch_trials, len(pass_trial))
+        first, last = int(pass_trial[p0]), int(pass_trial[p1 - 1])  # passes are ordered by trial
+        hide = (d_pass_trial[p0:p1] - first, d_hidden[d_pass_config[p0:p1]])
+        b0, b1 = bounds[chunk], bounds[chunk + 1]
+        trials, neurons = d_pair_trial[b0:b1], d_pair_neuron[b0:b1]
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            log_rates = model(x[torch.as_tensor(used, device=device)], session_id, prompt, causal,
-                              select=(passes, neurons), hide=hide)  # (pairs, T)
+            log_rates = model(x[first:last + 1], session_id, prompt, causal,
+                              select=(d_pair_pass[b0:b1] - p0, neurons), hide=hide)  # (pairs, T)
         rates[trials, :, neurons] = torch.exp(log_rates.float())
     return rates
 
@@ -231,8 +265,8 @@ def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: st
     if batch_trials is None:
         batch_trials = 1024 if device.type == "cuda" else 128
     model = model.to(device).eval()
-    trials = session.splits[split]
-    spikes = torch.as_tensor(np.array(session.spikes[trials])).to(device)
+    counts = np.array(session.spikes[session.splits[split]])  # (K, T, N) on the host, for scoring
+    spikes = torch.as_tensor(counts).to(device)
     results = {}
     for task in tasks:
         hidden, scored = task_configurations(task, session.regions)
@@ -245,7 +279,7 @@ def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: st
         causal = task == "forward-pred" and training_masking in CAUSAL_MASKINGS
         rates = predict_heldout(model, session.eid, spikes, hidden, scored, hidden_bins=hidden_bins, prompt=prompt,
                                 causal=causal, batch_trials=batch_trials, autocast_dtype=autocast_dtype)
-        results[task] = TaskResult(task, rates[:, bins].cpu().numpy(), spikes[:, bins].cpu().numpy(), bins)
+        results[task] = TaskResult(task, rates[:, bins].cpu().numpy(), counts[:, bins], bins)  # one copy back
     return results
 
 

@@ -9,16 +9,22 @@
 * Masking per batch: one scheme (``temporal`` baseline, or any single scheme), or ``mtm``: one of
   neuron / causal / intra-region / inter-region drawn uniformly, with its prompt token when
   ``prompted``. The loss is the masked Poisson NLL summed over the batch, as the reference.
-* Model selection: after every ``eval_every`` epochs the model is scored on the validation split and
-  the best weights are kept (``best.safetensors``). ``selection="val_bps"`` (the default) is the
-  pooled bits per spike of the masked entries, with masks drawn from a fixed seed so every epoch is
+* Model selection: after every ``eval_every`` epochs (and after the last) the model is scored on the
+  validation split and the best weights are kept (``best.safetensors``). ``selection="val_bps"`` (the
+  default) is the pooled bits per spike of the masked entries, with masks drawn from a fixed seed so every epoch is
   scored on the same masks; ``"r2_top50"`` is the reference's criterion (single-trial R^2 of the 50
   most active validation neurons, masking active). Bits per spike is what the paper's tables
   report, so the default selects on the quantity being reported; the reference's R^2 is noisier
   (re-drawn masks, 50 neurons) and blind to rate calibration.
 * Reproducible and resumable: every epoch re-seeds the batch order, the masks and dropout from
   ``(seed, epoch)``, so a run resumed from ``last.pt`` reaches the same weights as one never stopped.
-* GPU: sessions resident on the device as uint8 counts, bf16 autocast, optional ``torch.compile``,
+  ``last.pt`` (weights, optimiser, schedule) is written every ``checkpoint_every`` epochs, when
+  ``checkpoint_minutes`` have passed since the last one, and after the last epoch; a resumed run
+  repeats the epochs after its last checkpoint and reaches the same weights.
+* Precision (:func:`resolve_precision`): bf16 autocast on GPUs with native bf16, fp16 autocast with
+  a gradient scaler on older GPUs, fp32 on the CPU; the loss and the exponential of the log-rates
+  always in fp32.
+* GPU: sessions resident on the device as uint8 counts, autocast, optional ``torch.compile``,
   nothing in the training step reads a value back to the host (the loss is summed on the device and
   read once per epoch). Several GPUs or nodes: launch the same entry point with ``torchrun``.
 """
@@ -47,7 +53,8 @@ from mtm.runlock import run_lock
 
 MASKINGS = ("mtm",) + TRAINING_SCHEMES
 SELECTIONS = ("val_bps", "r2_top50")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 @dataclass
@@ -66,11 +73,13 @@ class TrainConfig:
     div_factor: float = 10.0        # start lr = lr / div_factor
     final_div_factor: float = 1e4   # end lr = start lr / final_div_factor
     selection: str = "val_bps"      # "val_bps" or the reference's "r2_top50"
-    eval_every: int = 1             # epochs between validations
+    eval_every: int = 1             # epochs between validations (and after the last epoch)
+    checkpoint_every: int = 1       # epochs between writes of last.pt (and after the last epoch)
+    checkpoint_minutes: float | None = None  # also write last.pt when this many minutes have passed since the last
     seed: int = 0
     device: str = "auto"            # "auto" = cuda if available, else cpu
-    precision: str = "auto"         # "auto" = bf16 on a GPU that supports it, else fp32
-    compile: bool = False           # torch.compile the model
+    precision: str = "auto"         # "auto": bf16 on GPUs with native bf16, fp16 on older GPUs, fp32 on the CPU
+    compile: bool | str = False     # torch.compile the model: True (default mode) or a mode of COMPILE_MODES
     freeze_core: bool = False       # fine-tuning: train only the session's stitchers and token
 
     def __post_init__(self):
@@ -82,9 +91,14 @@ class TrainConfig:
             raise ValueError(f"selection: expected one of {SELECTIONS}, got {self.selection!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("epochs", "batch_size", "eval_every"):
+        for name in ("epochs", "batch_size", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.checkpoint_minutes is not None and not self.checkpoint_minutes > 0:
+            raise ValueError(f"checkpoint_minutes: expected a positive number of minutes or None, "
+                             f"got {self.checkpoint_minutes}")
+        if self.compile not in (False, True) + COMPILE_MODES:
+            raise ValueError(f"compile: expected True, False or one of {COMPILE_MODES}, got {self.compile!r}")
         if not self.lr > 0:
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
         self.model = replace(self.model, use_prompt=self.uses_prompts)  # a copy: never edit the caller's config
@@ -95,14 +109,18 @@ class TrainConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> TrainConfig:
-        """``paper``: the published settings (NDT1-stitch 5 x 512, 1000 epochs, lr 1e-4, batch 16).
-        ``small``: a 2 x 64 model trained for 150 epochs at lr 2e-3, about a minute per small
-        session on a laptop CPU."""
+        """``paper``: the published settings (NDT1-stitch 5 x 512, 1000 epochs, lr 1e-4, batch 16),
+        validating every 10 epochs and writing ``last.pt`` every 10 epochs or 10 minutes, whichever
+        comes first (on a GPU an epoch of the paper's 34 sessions takes about a second, and ``last.pt``
+        with the optimiser is about 150 MB). ``small``: a 2 x 64 model trained for 150 epochs at lr
+        2e-3, about a minute per small session on a laptop CPU, validated and checkpointed every epoch."""
         model_overrides = overrides.pop("model", {})
         if isinstance(model_overrides, ModelConfig):
             model_overrides = model_overrides.to_dict()
         if name == "paper":
-            return cls(model=ModelConfig.paper(**model_overrides), **overrides)
+            base = dict(eval_every=10, checkpoint_every=10, checkpoint_minutes=10.0)
+            base.update(overrides)
+            return cls(model=ModelConfig.paper(**model_overrides), **base)
         if name == "small":
             base = dict(epochs=150, lr=2e-3)
             base.update(overrides)
@@ -139,11 +157,40 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def resolve_precision(precision: str, device_type: str, capability: tuple[int, int] | None = None) -> str:
+    """The precision a run computes in, "fp32", "bf16" or "fp16", from the setting, the device type
+    ("cuda", "cpu", ...) and, on CUDA, the GPU's compute capability (major, minor).
+
+    ``auto``: bf16 on a CUDA GPU with native bf16 (compute capability 8.0 or newer: A100, H100), fp16
+    with a gradient scaler on older CUDA GPUs (T4 7.5, V100 7.0), fp32 elsewhere (the CPU has no
+    native bf16; its bf16 is emulated and about 40 times slower). ``torch.cuda.is_bf16_supported()``
+    is not consulted: it answers yes on a T4, through emulation. An explicit setting is kept, except
+    bf16 on a CUDA GPU older than 8.0, which is an error.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
+    cuda = device_type == "cuda"
+    if cuda and capability is None:
+        raise ValueError("capability: a CUDA device needs its compute capability (major, minor)")
+    native_bf16 = cuda and tuple(capability) >= (8, 0)
+    if precision == "auto":
+        return "bf16" if native_bf16 else "fp16" if cuda else "fp32"
+    if precision == "bf16" and cuda and not native_bf16:
+        raise ValueError(f"precision: bf16 needs a GPU with native bfloat16 (compute capability 8.0 or newer); "
+                         f"this GPU has {capability[0]}.{capability[1]}, where bf16 is emulated. Use 'fp16' or "
+                         "'auto' (fp16 with a gradient scaler) or 'fp32'")
+    return precision
+
+
+def device_precision(precision: str, device: torch.device) -> str:
+    """:func:`resolve_precision` for a torch device (reads a CUDA GPU's compute capability)."""
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    return resolve_precision(precision, device.type, capability)
+
+
 def autocast_dtype(precision: str, device: torch.device):
-    """The autocast dtype of a precision setting: bf16 when asked, or "auto" on a GPU that has it."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return None
+    """The autocast dtype of a precision setting on ``device`` (:func:`resolve_precision`); None for fp32."""
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[device_precision(precision, device)]
 
 
 def maskable_counts(spikes: np.ndarray) -> np.ndarray:
@@ -265,7 +312,10 @@ class Trainer:
         if self.dist.active and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
-        self.amp_dtype = autocast_dtype(cfg.precision, self.device)
+        self.precision = device_precision(cfg.precision, self.device)
+        self.amp_dtype = autocast_dtype(self.precision, self.device)
+        # fp16's narrow range: the loss is scaled up for backward and steps with inf/NaN gradients skipped
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
         self.callbacks, self.progress, self.extra = list(callbacks), progress, dict(extra or {})
         self._check_sessions(model, sessions)
         self.extra.setdefault("data", data_record(sessions))
@@ -291,7 +341,7 @@ class Trainer:
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)
         if cfg.compile:
-            self.net = torch.compile(self.net)
+            self.net = torch.compile(self.net, mode=None if cfg.compile is True else cfg.compile)
         self.start_epoch, self.best, self.history = 0, -math.inf, []
         if resume:
             self._resume()
@@ -335,6 +385,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and "scaler" in state:  # a run resumed in another precision starts a fresh scale
+            self.scaler.load_state_dict(state["scaler"])
         self.start_epoch, self.best = int(state["epoch"]) + 1, float(state["best"])
         self.history = json.loads(state["history"])
 
@@ -375,16 +427,21 @@ class Trainer:
             spikes = st.spikes[trials]
             scheme, prompt = self._scheme(sampler, len(st.regions))
             loss, count, _, _ = self._forward_loss(spikes, st, scheme, prompt, generator)
-            loss.backward()
-            self.optimizer.step()
+            if self.scaler is None:
+                loss.backward()
+                self.optimizer.step()
+            else:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
             lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             total_loss += loss.detach()
             total_count += count
         totals = self.dist.all_sum(torch.stack([total_loss, total_count]))
+        loss_per_entry = float(totals[0] / totals[1].clamp(min=1))  # waits for the device: the epoch's work is done
         seconds = time.perf_counter() - start
-        loss_per_entry = float(totals[0] / totals[1].clamp(min=1))
         if not math.isfinite(loss_per_entry):
             raise FloatingPointError(f"training loss became {loss_per_entry} in epoch {epoch}; no checkpoint was "
                                      f"written for it (the last good one stays in {self.run_dir}). Lower the "
@@ -431,22 +488,35 @@ class Trainer:
         return {k: float(np.mean(v)) for k, v in scores.items() if v}
 
     # ------------------------------------------------------------------ the run
-    def _save(self, epoch: int, row: dict, improved: bool) -> None:
+    def _checkpoint_due(self, epoch: int, last_checkpoint: float) -> bool:
+        """Whether ``last.pt`` is written after ``epoch``: every ``checkpoint_every`` epochs, when
+        ``checkpoint_minutes`` have passed since ``last_checkpoint`` (a ``time.monotonic()``), and at the end."""
+        cfg = self.cfg
+        minutes = (time.monotonic() - last_checkpoint) / 60
+        overdue = cfg.checkpoint_minutes is not None and minutes >= cfg.checkpoint_minutes
+        return (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs or overdue
+
+    def _save(self, epoch: int, row: dict, improved: bool, resumable: bool) -> None:
+        """``best.safetensors`` when the score ``improved``; ``last.safetensors`` and ``last.pt`` when ``resumable``."""
         description = checkpoint.model_description(self.model)
         config = json.dumps({"train": self.cfg.to_dict(), "sessions": description["sessions"]})
         extra = {**self.extra, "train": self.cfg.to_dict(), "epoch": epoch, "scores": row}
         if improved:
             checkpoint.save_model(self.run_dir / "best.safetensors", self.model, extra)
+        if not resumable:
+            return
         checkpoint.save_model(self.run_dir / "last.safetensors", self.model, extra)
-        checkpoint.save_state(self.run_dir / "last.pt", {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "epoch": epoch, "best": self.best,
-            "history": json.dumps(self.history), "config": config})
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "epoch": epoch, "best": self.best,
+                 "history": json.dumps(self.history), "config": config}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        checkpoint.save_state(self.run_dir / "last.pt", state)
 
     def _log(self, row: dict) -> None:
         path = self.run_dir / "log.csv"
-        columns = list(row)
         rows = self.history
+        columns = list(dict.fromkeys(key for r in rows for key in r))  # validation columns stay between validations
         def write(tmp):
             with open(tmp, "w", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
@@ -474,6 +544,7 @@ class Trainer:
                 pass
         bar = tqdm(range(self.start_epoch, cfg.epochs), desc=f"train {cfg.masking}", unit="epoch",
                    disable=not (self.progress and self.dist.main), initial=self.start_epoch, total=cfg.epochs)
+        last_checkpoint = time.monotonic()
         for epoch in bar:
             row = self.train_epoch(epoch)
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
@@ -487,7 +558,10 @@ class Trainer:
             row["best"] = self.best
             self.history.append(row)
             if self.dist.main:
-                self._save(epoch, row, improved)
+                resumable = self._checkpoint_due(epoch, last_checkpoint)
+                self._save(epoch, row, improved, resumable)
+                if resumable:
+                    last_checkpoint = time.monotonic()
                 self._log(row)
             bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_bps=f"{row.get('val_bps', math.nan):.3f}",
                             trials_s=f"{row['trials_per_s']:.0f}")

@@ -7,7 +7,8 @@ from torch import nn
 
 from mtm.baselines import _leave_one_out_ridge, _ridge, baseline_results
 from mtm.data import Session, synthetic_session
-from mtm.evaluate import TASKS, bits_per_spike, evaluate_model, evaluate_rates, predict_heldout, task_configurations
+from mtm.evaluate import (TASKS, bits_per_spike, evaluate_model, evaluate_rates, heldout_passes, predict_heldout,
+                          task_configurations)
 from mtm.models import ModelConfig, build_model
 
 
@@ -147,6 +148,24 @@ def test_the_silent_neuron_shortcut_is_exact(session):
                 x = spikes.float().masked_fill(torch.as_tensor(hidden[m]), 0.0)
                 slow = torch.exp(model(x, session.eid, 0))
                 torch.testing.assert_close(fast[:, :, scored[m]], slow[:, :, scored[m]], rtol=1e-5, atol=1e-6)
+
+
+def test_heldout_passes_one_per_distinct_input():
+    """Against the definition: a pass per distinct (trial, hidden & active), every neuron scored from a
+    pass of its own trial whose input equals its configuration's. 400 trials x 300 neurons x 300
+    configurations: the packed keys span five 64-bit words and the planning runs in several chunks."""
+    rng = np.random.default_rng(1)
+    regions = rng.choice(["A", "B", "C"], 300)
+    hidden, scored = task_configurations("intra-region", regions)
+    owner = scored.argmax(axis=0)
+    active = rng.random((400, 300)) < 0.3
+    active[5] = False  # a silent trial: one pass for all its configurations
+    pass_trial, pass_config, pass_of = heldout_passes(hidden, owner, active)
+    distinct = {(k, (hidden[m] & active[k]).tobytes()) for k in range(400) for m in range(len(hidden))}
+    assert len(pass_trial) == len(distinct) and (np.diff(pass_trial) >= 0).all()
+    assert (pass_trial[pass_of] == np.arange(400)[:, None]).all()
+    np.testing.assert_array_equal(hidden[pass_config[pass_of]] & active[:, None], hidden[owner][None] & active[:, None])
+    assert (pass_of[5] == pass_of[5, 0]).all()
 
 
 class TruthModel(InputEcho):

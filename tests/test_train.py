@@ -1,3 +1,4 @@
+import csv
 import json
 import math
 import os
@@ -13,7 +14,7 @@ from mtm import checkpoint
 from mtm.data import Session, synthetic_session, synthetic_sessions
 from mtm.masking import mask_batch
 from mtm.models import poisson_nll
-from mtm.train import TrainConfig, finetune, finetune_model, top50_trial_r2, train
+from mtm.train import TrainConfig, finetune, finetune_model, resolve_precision, top50_trial_r2, train
 
 TINY_MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32, patch_size=16)
 
@@ -55,24 +56,98 @@ def test_small_run_lowers_the_heldout_poisson_loss(session, tmp_path):
     assert extra["train"]["masking"] == "temporal" and 0 <= extra["epoch"] < 12
 
 
-def test_resume_reaches_the_same_weights(session, tmp_path):
-    cfg = tiny_config(masking="mtm", epochs=4)
-    train([session], cfg, tmp_path / "full", progress=False)
-
+def stop_after(stop_epoch):
     def interrupt(trainer, epoch, row):
-        if epoch == 1:
+        if epoch == stop_epoch:
             raise KeyboardInterrupt
+    return interrupt
 
+
+def test_resume_reaches_the_same_weights(session, tmp_path):
+    """Validated and checkpointed every 2 epochs, stopped after epoch 2: last.pt holds epoch 1, and the
+    resumed run repeats epoch 2 and reaches the weights of a run never stopped."""
+    cfg = tiny_config(masking="mtm", epochs=4, eval_every=2, checkpoint_every=2)
+    train([session], cfg, tmp_path / "full", progress=False)
     with pytest.raises(KeyboardInterrupt):
-        train([session], tiny_config(masking="mtm", epochs=4), tmp_path / "cut", callbacks=[interrupt], progress=False)
+        train([session], cfg, tmp_path / "cut", callbacks=[stop_after(2)], progress=False)
     assert json.loads(json.dumps(checkpoint.load_state(tmp_path / "cut" / "last.pt")["epoch"])) == 1
-    train([session], tiny_config(masking="mtm", epochs=4), tmp_path / "cut", resume=True, progress=False)
-    full, _ = checkpoint.load_model(tmp_path / "full" / "last.safetensors")
-    resumed, _ = checkpoint.load_model(tmp_path / "cut" / "last.safetensors")
-    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
-        assert torch.equal(a, b), name
+    assert "val_bps" in (tmp_path / "cut" / "log.csv").read_text().splitlines()[0]  # epoch 1's, kept after epoch 2
+    train([session], cfg, tmp_path / "cut", resume=True, progress=False)
+    for name in ("last.safetensors", "best.safetensors"):
+        full, _ = checkpoint.load_model(tmp_path / "full" / name)
+        resumed, _ = checkpoint.load_model(tmp_path / "cut" / name)
+        for (key, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+            assert torch.equal(a, b), (name, key)
     log = (tmp_path / "cut" / "log.csv").read_text().splitlines()
     assert len(log) == 5  # the resumed run's log holds every epoch once
+    assert [row["val_bps"] != "" for row in csv.DictReader(log)] == [False, True, False, True]  # every 2 epochs
+
+
+def test_checkpoint_cadence_in_epochs_and_minutes(session, tmp_path):
+    cfg = tiny_config(epochs=3, checkpoint_every=10)
+    with pytest.raises(KeyboardInterrupt):
+        train([session], cfg, tmp_path / "epochs", callbacks=[stop_after(1)], progress=False)
+    assert not (tmp_path / "epochs" / "last.pt").exists()  # not due before epoch 10 or the last
+    with pytest.raises(KeyboardInterrupt):  # due by time after every epoch
+        train([session], tiny_config(epochs=3, checkpoint_every=10, checkpoint_minutes=1e-9), tmp_path / "minutes",
+              callbacks=[stop_after(1)], progress=False)
+    assert checkpoint.load_state(tmp_path / "minutes" / "last.pt")["epoch"] == 1
+    train([session], cfg, tmp_path / "end", progress=False)
+    assert checkpoint.load_state(tmp_path / "end" / "last.pt")["epoch"] == 2  # always after the last epoch
+    paper = TrainConfig.preset("paper")
+    assert (paper.eval_every, paper.checkpoint_every, paper.checkpoint_minutes) == (10, 10, 10.0)
+    assert TrainConfig.preset("paper", eval_every=1).eval_every == 1
+
+
+def test_fp16_with_gradient_scaler_resumes_exactly(session, tmp_path):
+    """fp16 autocast with a gradient scaler (the path of GPUs without native bf16), here on the CPU: the
+    scaler's state travels in last.pt, so a resumed run reaches the same weights."""
+    cfg = tiny_config(epochs=3, precision="fp16")
+    train([session], cfg, tmp_path / "full", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train([session], cfg, tmp_path / "cut", callbacks=[stop_after(0)], progress=False)
+    state = checkpoint.load_state(tmp_path / "cut" / "last.pt")
+    assert state["scaler"]["scale"] > 0
+    train([session], cfg, tmp_path / "cut", resume=True, progress=False)
+    full, _ = checkpoint.load_model(tmp_path / "full" / "last.safetensors")
+    resumed, _ = checkpoint.load_model(tmp_path / "cut" / "last.safetensors")
+    for (key, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), key
+        assert torch.isfinite(a).all(), key
+
+
+@pytest.mark.parametrize("precision, device, capability, expected", [
+    ("auto", "cpu", None, "fp32"),
+    ("auto", "mps", None, "fp32"),
+    ("auto", "cuda", (7, 5), "fp16"),   # T4: bf16 only emulated
+    ("auto", "cuda", (7, 0), "fp16"),   # V100
+    ("auto", "cuda", (8, 0), "bf16"),   # A100
+    ("auto", "cuda", (9, 0), "bf16"),   # H100
+    ("fp32", "cuda", (9, 0), "fp32"),
+    ("fp16", "cuda", (9, 0), "fp16"),
+    ("bf16", "cpu", None, "bf16"),      # asked for: emulated, slow, allowed
+    ("fp32", "cuda", (7, 5), "fp32"),
+])
+def test_precision_choice(precision, device, capability, expected):
+    assert resolve_precision(precision, device, capability) == expected
+
+
+def test_precision_choice_errors():
+    with pytest.raises(ValueError, match="bf16 needs a GPU with native bfloat16.*this GPU has 7.5"):
+        resolve_precision("bf16", "cuda", (7, 5))
+    with pytest.raises(ValueError, match="precision: expected one of"):
+        resolve_precision("fp8", "cuda", (9, 0))
+    with pytest.raises(ValueError, match="capability"):
+        resolve_precision("auto", "cuda")
+
+
+def test_loss_and_exponential_in_fp32_under_autocast():
+    log_rates = torch.randn(2, 5, 3).to(torch.bfloat16)
+    spikes = torch.poisson(torch.ones(2, 5, 3))
+    loss, _ = poisson_nll(log_rates, spikes, torch.ones(2, 5, 3, dtype=torch.bool))
+    assert loss.dtype == torch.float32
+    exact = (torch.exp(log_rates.double()) - spikes.double() * log_rates.double()).sum()
+    assert abs(loss.double() - exact) < 1e-5 * abs(exact)
 
 
 def test_multi_session_pretraining_then_finetuning(tmp_path):
@@ -143,6 +218,10 @@ def test_reference_selection_criterion_runs(session, tmp_path):
     (lambda: TrainConfig.preset("huge"), "preset"),
     (lambda: tiny_config(selection="loss"), "selection"),
     (lambda: tiny_config(epochs=0), "epochs"),
+    (lambda: tiny_config(checkpoint_every=0), "checkpoint_every"),
+    (lambda: tiny_config(checkpoint_minutes=0), "checkpoint_minutes"),
+    (lambda: tiny_config(compile="fast"), "compile"),
+    (lambda: tiny_config(precision="fp8"), "precision"),
 ])
 def test_bad_training_config(make, message):
     with pytest.raises(ValueError, match=message):
