@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from mtm import checkpoint
 from mtm.atomic import atomic_write
 from mtm.data import Session
-from mtm.masking import (MTM_SCHEMES, PROMPT_IDS, REGION_SCHEMES, TRAINING_SCHEMES, MtMSampler, RegionIndex,
+from mtm.masking import (MTM_SCHEMES, REGION_SCHEMES, TRAINING_SCHEMES, MtMSampler, RegionIndex,
                          is_causal, mask_batch)
 from mtm.models import MaskedModel, ModelConfig, build_model, poisson_nll
 from mtm.runlock import run_lock
@@ -204,7 +204,7 @@ def maskable_counts(spikes: np.ndarray) -> np.ndarray:
 
 #: TrainConfig fields that change how a run runs but not what it computes: a run may be resumed
 #: (or a finished one reused) with other values of these.
-EXECUTION_FIELDS = ("device", "precision", "compile")
+EXECUTION_FIELDS = ("device", "precision", "compile", "checkpoint_every", "checkpoint_minutes")
 
 
 def first_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
