@@ -16,14 +16,14 @@
 # %% [markdown]
 # # 1. Data: sessions, synthetic recordings and IBL through ONE
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/01_data.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/01_data.ipynb)
 #
 # **What you will learn**
 #
 # - what a `Session` is: the one data type every other chapter consumes;
 # - how the synthetic sessions that this book uses by default are generated, and why they come
 #   with the *ground truth*;
-# - what the IBL repeated-site recordings look like: rasters and PSTHs by region, behaviour;
+# - what the IBL repeated-site recordings {cite:p}`ibl2022repro` look like: rasters and PSTHs by region, behaviour;
 # - how a real IBL session is loaded through ONE, live on Colab or from a local cache.
 #
 # *About 10 minutes.*
@@ -35,7 +35,7 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
 import tempfile
@@ -44,18 +44,30 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-import mtm
+from mtm.book import chapter_settings
 from mtm.data import Session, synthetic_session
 from mtm.oracle import knob_sweep
-from mtm.plots import plot_oracle_sweep, plot_psth, plot_psychometric, plot_raster
+from mtm.plots import plot_oracle_sweep, plot_psth, plot_psychometric, plot_raster, use_style
+
+use_style()
 
 # %% tags=["parameters"]
-SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
+SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
 SEED = 0                   # which synthetic session
-N_TRIALS = 120 if SMOKE else None     # None: drawn from the preset (350-900 trials)
-N_NEURONS = 60 if SMOKE else None     # None: drawn from the preset (300-900 neurons)
+N_TRIALS = None            # trials of the session (None: the settings' value)
+N_NEURONS = None           # neurons of the session (None: the settings' value)
+SWEEP_TRIALS = None        # trials of each session of the oracle sweep (None: the settings' value)
+SWEEP_NEURONS = None       # neurons of each session of the oracle sweep (None: the settings' value)
+SWEEP_POINTS = None        # values per knob in the sweep (None: the settings' value; its None = all)
 LIVE_IBL = False           # True on Colab: download a real IBL session through ONE
 IBL_EID = "5dcee0eb-b34d-4652-acc3-d10afc6eae68"  # the paper's first held-out session
+
+# %%
+RUN = chapter_settings("01_data", SETTINGS, N_TRIALS=N_TRIALS, N_NEURONS=N_NEURONS,
+                       SWEEP_TRIALS=SWEEP_TRIALS, SWEEP_NEURONS=SWEEP_NEURONS,
+                       SWEEP_POINTS=SWEEP_POINTS)
+N_TRIALS, N_NEURONS, SWEEP_TRIALS, SWEEP_NEURONS, SWEEP_POINTS = RUN.unpack(
+    "N_TRIALS", "N_NEURONS", "SWEEP_TRIALS", "SWEEP_NEURONS", "SWEEP_POINTS")
 
 # %% [markdown]
 # ## 1. A session is a trial-aligned, binned recording
@@ -153,7 +165,8 @@ plt.show()
 # the *inter-region* task measures. It is also **partly private** (its own noise), which only its own
 # neurons reveal: the *intra-region* task. And each neuron keeps a part nobody else explains. The
 # dynamics $A, C, G, B$ are shared by every session of one "world"; neurons, loadings and rates are
-# new in every session, which is why pretraining on many sessions can help a new one (chapter 7).
+# new in every session, which is why pretraining on many sessions can help a new one
+# ({doc}`07_multisession`).
 # The full model, with every constant, is in the docstring of `mtm.data.synthetic`.
 
 # %%
@@ -166,7 +179,7 @@ for s in sessions:
 #
 # Because a synthetic session keeps everything that generated it (`session.truth`: the latents of
 # every region, the task inputs and each neuron's parameters), we can compute, for every evaluation
-# task of chapter 5, the best prediction the task allows: the **oracle** (`mtm.oracle`). It knows the
+# task of {doc}`05_evaluation`, the best prediction the task allows: the **oracle** (`mtm.oracle`). It knows the
 # generative model and sees, as exact latent states, what the task leaves visible, and predicts the
 # expected count. Hiding a neuron hides its private fluctuation; hiding a region leaves only what
 # the coupling and the shared task inputs say about it. So the oracle, not the true rate, is the
@@ -179,9 +192,8 @@ for s in sessions:
 # %%
 KNOB_VALUES = {"private_gain": (0.0, 0.3, 0.6, 0.9), "coupling": (0.0, 0.12, 0.3),
                "noise": (0.15, 0.35, 0.7)}
-if SMOKE:
-    KNOB_VALUES = {knob: values[:2] for knob, values in KNOB_VALUES.items()}
-sweeps = {knob: knob_sweep(knob, values, seed=SEED, n_trials=N_TRIALS or 200, n_neurons=N_NEURONS or 100)
+sweeps = {knob: knob_sweep(knob, values[:SWEEP_POINTS], seed=SEED, n_trials=SWEEP_TRIALS,
+                           n_neurons=SWEEP_NEURONS)
           for knob, values in KNOB_VALUES.items()}
 plot_oracle_sweep(sweeps, defaults={"private_gain": 0.6, "coupling": 0.12, "noise": 0.35})
 plt.show()
@@ -269,6 +281,16 @@ print(ibl_session)
 fig, _ = plot_raster(ibl_session.spikes[0], ibl_session.regions,
                      title=f"{ibl_session.eid[:8]}: trial 0")
 plt.show()
+print("neurons per region:", ibl_session.region_counts())
+
+# %% [markdown]
+# How to read the region bands of a real recording. The session is loaded as the reference loads it:
+# every probe of the session merged, probe 00's clusters first, then probe 01's. A region that both
+# probes cross therefore appears as **two bands**, one per probe; the model and the masking schemes go by the labels, not by the positions, so the two bands are one
+# region for them ({doc}`02_masking`). **`root`** is the atlas's label for a channel outside every
+# brain region of the Beryl parcellation (fibre tracts, ventricles, or a contact just outside the
+# brain). The reference keeps these clusters and treats `root` as one more region, and so does `mtm`;
+# with the offline synthetic fallback there is no `root` band.
 
 # %% [markdown]
 # NWB files (for example from DANDI) load the same way with
@@ -293,3 +315,6 @@ plt.show()
 # 3. Plot the PSTH of LP separately for left and right stimuli (`b["stim_side"]`). Which one is larger?
 # 4. Load the offline IBL session again with `region_mapping="Allen"`: which labels change, and why
 #    does the fibre tract disappear under Beryl?
+
+# %% tags=["remove-input"]
+print(RUN.done())

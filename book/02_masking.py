@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,7 +16,7 @@
 # %% [markdown]
 # # 2. Masking: what the model is asked to predict
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/02_masking.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/02_masking.ipynb)
 #
 # **What you will learn**
 #
@@ -37,7 +39,7 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
 import tempfile
@@ -50,23 +52,30 @@ import pandas as pd
 import torch
 from matplotlib.patches import Patch
 
-import mtm
+from mtm.book import chapter_settings
 from mtm.data import Session, synthetic_session
 from mtm.evaluate import TASK_PROMPT
 from mtm.masking import (DEFAULT_RATIO, MTM_SCHEMES, PROMPT_IDS, SCHEMES, MtMSampler,
                          is_causal, mask_batch)
-from mtm.plots import MASK_COLORS, plot_mask, plot_raster
+from mtm.plots import MASK_COLORS, plot_mask, plot_raster, use_style
+
+use_style()
 
 # %% tags=["parameters"]
-SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
+SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
 SEED = 0                   # which synthetic session, and the seed of the masks drawn
-N_TRIALS = 60 if SMOKE else None      # None: drawn from the preset (350-900 trials)
-N_NEURONS = 50 if SMOKE else None     # None: drawn from the preset (300-900 neurons)
+N_TRIALS = None            # trials of the session (None: the settings' value)
+N_NEURONS = None           # neurons of the session (None: the settings' value)
 BATCH_SIZE = 16            # trials per batch, as in the paper
-PATCH_SIZE = 16 if SMOKE else 128     # neurons per NDT2 token (128 in the paper)
-N_MASKS = 30 if SMOKE else 200        # masks drawn per scheme to measure what they hide
-N_DRAWS = 4000             # draws of the MtM sampler
-REAL_IBL = not SMOKE       # also mask real IBL spikes (ibllib's test recording)
+PATCH_SIZE = None          # neurons per NDT2 token (None: the settings' value; 128 in the paper)
+N_MASKS = None             # masks drawn per scheme to measure what they hide (None: the settings')
+N_DRAWS = None             # draws of the MtM sampler (None: the settings' value)
+
+# %%
+RUN = chapter_settings("02_masking", SETTINGS, N_TRIALS=N_TRIALS, N_NEURONS=N_NEURONS,
+                       PATCH_SIZE=PATCH_SIZE, N_MASKS=N_MASKS, N_DRAWS=N_DRAWS)
+N_TRIALS, N_NEURONS, PATCH_SIZE, N_MASKS, N_DRAWS = RUN.unpack(
+    "N_TRIALS", "N_NEURONS", "PATCH_SIZE", "N_MASKS", "N_DRAWS")
 
 # %% [markdown]
 # ## 1. A mask hides entries and names the targets
@@ -271,14 +280,14 @@ plt.show()
 # The reference code also let the prepended session and prompt tokens see *every* bin in causal
 # mode, future bins included; since every bin reads those tokens in the next layer, future activity
 # leaked into the "causal" predictions during training. In `mtm` those tokens see no bin at all
-# (chapter 3 shows it with a perturbation).
+# ({doc}`03_model` shows it with a perturbation).
 #
 # ## 4. The evaluation masks
 #
 # Evaluation uses fixed masks rather than random ones. **Co-smoothing** hides chosen neurons in
 # every trial and bin and scores them (`heldout` = neuron indices, or a boolean mask per neuron or
 # per trial and neuron). **Forward prediction** hides the last 10 bins (200 ms) of every neuron and
-# scores them (`heldout` = bin indices; the default is the last 10 bins). In chapter 5 the evaluation
+# scores them (`heldout` = bin indices; the default is the last 10 bins). In {doc}`05_evaluation` the evaluation
 # holds out one neuron at a time for co-smoothing and one region at a time for the region tasks, with
 # the matching prompt. (The paper writes "the last 10 %, 20 ms": a typo; the code holds out 200 ms.)
 
@@ -396,16 +405,17 @@ print("regions drawn:", dict(chosen))
 #
 # ## 7. A batch of real IBL spikes
 #
-# Nothing above is specific to synthetic data. With `REAL_IBL = True` (and the real recordings of the
-# project at hand), we load a real IBL Neuropixels recording through ONE, from a local ALF cache
-# exactly as in chapter 1, and draw the region masks on its first trial. Its two probes are merged,
-# so the region bands repeat (probe 00, then probe 01), and it includes `root`: channels outside the
-# brain atlas's regions, which the reference treats as one more region.
+# Nothing above is specific to synthetic data. Wherever the project's real recordings are present
+# (`mtm.data.real_data_dir()`; they are in CI and in the published build), we load a real IBL
+# Neuropixels recording through ONE, from a local ALF cache exactly as in {doc}`01_data`, and draw
+# the region masks on its first trial. Its two probes are merged, so the region bands repeat (probe
+# 00, then probe 01), and it includes `root`: channels outside the atlas's brain regions, which the
+# reference treats as one more region ({doc}`01_data` explains both).
 
 # %%
 from mtm.data import real_data_dir
 
-if REAL_IBL and real_data_dir() is not None:
+if real_data_dir() is not None:
     from one.api import One
 
     from mtm.data import load_ibl_session
@@ -427,7 +437,8 @@ if REAL_IBL and real_data_dir() is not None:
         ax.set_ylabel("")
     plt.show()
 else:
-    print("Skipped: needs REAL_IBL = True and the real recordings (MTM_REAL_DATA).")
+    print("The real recordings are not on this machine (MTM_REAL_DATA); the synthetic batches above "
+          "show the same masks.")
 
 # %% [markdown]
 # With merged probes, one region is spread over two bands of the neuron axis, and the region schemes
@@ -458,3 +469,6 @@ else:
 #    next-step prediction?
 # 5. Build a session whose neurons all belong to one region and try `mask_batch(..., "inter-region",
 #    ...)`. Why can MtM not train on such a session?
+
+# %% tags=["remove-input"]
+print(RUN.done())

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,7 +16,7 @@
 # %% [markdown]
 # # 3. The model: NDT1 with stitching and tokens, NDT2 patches
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/03_model.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/03_model.ipynb)
 #
 # **What you will learn**
 #
@@ -37,7 +39,7 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
 from dataclasses import replace
@@ -47,28 +49,38 @@ import numpy as np
 import pandas as pd
 import torch
 
-import mtm
+from mtm.book import chapter_settings
 from mtm.data import synthetic_session
 from mtm.masking import PROMPT_IDS, mask_batch
 from mtm.models import ModelConfig, build_model, poisson_nll
+from mtm.plots import use_style
+from mtm.reference_import import reference_attention, reference_causal_mask
 from mtm.train import pick_device, train_mean_counts
 
+use_style()
+
 # %% tags=["parameters"]
-SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
+SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
 SEED = 0                   # which synthetic session; seed of the masks and weights
-N_TRIALS = 60 if SMOKE else None      # None: drawn from the preset (350-900 trials)
-N_NEURONS = 50 if SMOKE else None     # None: drawn from the preset (300-900 neurons)
+N_TRIALS = None            # trials of the session (None: the settings' value)
+N_NEURONS = None           # neurons of the session (None: the settings' value)
 BATCH_SIZE = 16            # trials per batch, as in the paper
-MODEL_SIZE = "small" if SMOKE else "paper"   # "small" (2 x 64) or "paper" (5 x 512)
-NDT2_PATCH = 24 if SMOKE else 128     # neurons per NDT2 token (128 in the paper)
+MODEL_SIZE = None          # "small" (2 x 64) or "paper" (5 x 512); None: the settings' value
+NDT2_PATCH = None          # neurons per NDT2 token (None: the settings' value; 128 in the paper)
 PERTURBED_BIN = 60         # the "future" bin changed in the causality test
 PAPER_NEURONS = 676        # neurons of a typical paper session, for counting parameters
 N_PRETRAIN = 34            # sessions of the paper's largest pretraining run
 
+# %%
+RUN = chapter_settings("03_model", SETTINGS, N_TRIALS=N_TRIALS, N_NEURONS=N_NEURONS,
+                       MODEL_SIZE=MODEL_SIZE, NDT2_PATCH=NDT2_PATCH)
+N_TRIALS, N_NEURONS, MODEL_SIZE, NDT2_PATCH = RUN.unpack(
+    "N_TRIALS", "N_NEURONS", "MODEL_SIZE", "NDT2_PATCH")
+
 # %% [markdown]
 # ## 1. NDT1-stitch, from counts to log-rates
 #
-# The backbone of the paper's main results is NDT1 (the Neural Data Transformer) with
+# The backbone of the paper's main results is NDT1 (the Neural Data Transformer {cite:p}`ye2021ndt`) with
 # *stitching*: one token per time bin, and per-session layers at both ends so that sessions with
 # different neurons share everything in between. For a batch of masked counts $x_t \in
 # \mathbb{R}^{N_s}$ (bin $t$, session $s$ with $N_s$ neurons):
@@ -79,7 +91,7 @@ N_PRETRAIN = 34            # sessions of the paper's largest pretraining run
 # with $S_s$ the session's **stitcher** (a linear map, per session), $W_1$ (668 to 1336) and $W_2$
 # (1336 to 512) the shared embedding, and $p_t$ a learned **position embedding** of bin $t$. Two
 # learned tokens are prepended: the **session token** $e_s$ and the **prompt token** $P_m$ of the
-# masking scheme $m$ (chapter 2). The sequence $z = [e_s, P_m, h_1, \dots, h_T]$ (102 tokens) goes
+# masking scheme $m$ ({doc}`02_masking`; every symbol is listed in {doc}`notation`). The sequence $z = [e_s, P_m, h_1, \dots, h_T]$ (102 tokens) goes
 # through $L = 5$ pre-LN transformer layers,
 #
 # $$z \leftarrow z + \mathrm{MHA}(\mathrm{LN}(z)), \qquad z \leftarrow z + W_{\text{down}}\,\mathrm{GELU}(W_{\text{up}}\,\mathrm{LN}(z)),$$
@@ -90,8 +102,8 @@ N_PRETRAIN = 34            # sessions of the paper's largest pretraining run
 # an MLP of 1024, dropout 0.4 (0.2 on the embedded sequence) and the reference's "fixup"
 # initialisation (the residual branches' output weights scaled down at initialisation).
 #
-# Here is the model of this chapter (`ModelConfig.small()` in smoke mode, `ModelConfig.paper()`
-# otherwise), for one session:
+# Here is the model of this chapter (`ModelConfig.paper()`, or `ModelConfig.small()` when
+# `MODEL_SIZE = "small"`), for one session:
 
 # %%
 DEVICE = pick_device()
@@ -185,7 +197,7 @@ except ValueError as err:
 # %% [markdown]
 # Two sessions of 50 neurons get two stitchers and two read-outs, and a batch with the wrong number of
 # neurons for its session is refused with a message rather than silently routed elsewhere. Fine-tuning
-# on a new session (chapter 7) calls `model.add_session(eid, n_neurons)`, which adds a fresh pair and a
+# on a new session ({doc}`07_multisession`) calls `model.add_session(eid, n_neurons)`, which adds a fresh pair and a
 # session token started at the mean of the trained ones.
 #
 # ## 4. Log-rates and the masked Poisson loss
@@ -219,10 +231,10 @@ for label in ("fresh read-out", "after init_rates"):
 pd.DataFrame(rows).set_index("model").round(3)
 
 # %% [markdown]
-# The loss is a *sum*, so the gradient of a batch grows with its number of targets (chapter 2 showed
+# The loss is a *sum*, so the gradient of a batch grows with its number of targets ({doc}`02_masking` showed
 # how much that varies between schemes). Rates are in spikes per bin. After `init_rates` the
 # predicted rates come close to the observed mean and the loss per target falls: training starts near
-# "every neuron fires at its mean rate" (about 0 bits per spike, chapter 5) rather than at one spike
+# "every neuron fires at its mean rate" (about 0 bits per spike, {doc}`05_evaluation`) rather than at one spike
 # per bin.
 #
 # ## 5. Where the parameters are
@@ -310,32 +322,19 @@ plt.show()
 # of the batch and record, for every bin, the largest change of the log-rates. In the reference code
 # the session and prompt tokens kept full rows (they attended to every bin, future ones included); in
 # the next layer every bin reads them, so future activity leaked into "causal" predictions during
-# training. We show that too, by handing the same model the reference's mask.
+# training. We show that too, by handing the same model the reference's mask
+# (`mtm.reference_import.reference_attention`, which swaps in `reference_causal_mask` for the block).
 
 # %%
-def reference_causal_mask(n_tokens, n_prefix, period):
-    """The reference's causal mask: a (period x period) lower triangle tiled over the
-    tokens, rows and columns of the prepended tokens all True, and the diagonal."""
-    i = np.arange(n_tokens)
-    mask = (i[None, :] % period) <= (i[:, None] % period)
-    mask = np.pad(mask, ((n_prefix, 0), (n_prefix, 0)), constant_values=True)
-    return torch.as_tensor(mask | np.eye(len(mask), dtype=bool), device=DEVICE)
-
-
 @torch.no_grad()
-def output_change(net, counts, causal, reference_mask=False):
+def output_change(net, counts, causal):
     """Largest |change| of the log-rates in each bin (T,) when bin PERTURBED_BIN of
-    the input changes (``reference_mask``: causal attention with the reference's)."""
-    if reference_mask:
-        net.causal_mask = lambda token_bins, n_prefix, n_bins: reference_causal_mask(
-            len(token_bins), n_prefix, n_bins)
+    the input changes."""
     changed = counts.clone()
     changed[:, PERTURBED_BIN] += 3.0
     prompt = PROMPT_IDS["causal"]
     delta = (net(changed, session.eid, prompt, causal)
              - net(counts, session.eid, prompt, causal)).abs()
-    if reference_mask:
-        del net.causal_mask
     return delta.amax(dim=(0, 2)).cpu().numpy()
 
 
@@ -358,9 +357,9 @@ def plot_changes(changes, title):
 
 x = batch[:4].float()    # four trials are enough: attention never mixes trials
 changes = {"bidirectional": output_change(model, x, causal=False),
-           "causal (mtm)": output_change(model, x, causal=True),
-           "causal, the reference's mask": output_change(model, x, True,
-                                                         reference_mask=True)}
+           "causal (mtm)": output_change(model, x, causal=True)}
+with reference_attention(model):   # the same weights, the reference's causal mask
+    changes["causal, the reference's mask"] = output_change(model, x, causal=True)
 plot_changes(changes, f"NDT1 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN}")
 
 # %% [markdown]
@@ -374,7 +373,7 @@ plot_changes(changes, f"NDT1 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 #
 # ## 7. NDT2: space-time patches and block-causal attention
 #
-# NDT2 cuts each bin into **patches of 128 neurons** (the neurons zero-padded to
+# NDT2 {cite:p}`ye2023ndt2` cuts each bin into **patches of 128 neurons** (the neurons zero-padded to
 # $P = \lceil N / 128 \rceil$ patches) and makes one token per (bin, patch), in time-major order:
 #
 # $$h_{tp} = W_{\text{out}}\,\mathrm{softsign}(W_{\text{in}}\, x_{tp}) + \mathrm{LN}(E^{\text{space}}_p) + \mathrm{LN}(E^{\text{time}}_t),
@@ -459,9 +458,9 @@ plt.show()
 # The perturbation test confirms the two masks' behaviour in the NDT2 model:
 
 # %%
-changes = {"causal (mtm, block-causal)": output_change(ndt2, x, causal=True),
-           "causal, the reference's tiled mask": output_change(ndt2, x, True,
-                                                               reference_mask=True)}
+changes = {"causal (mtm, block-causal)": output_change(ndt2, x, causal=True)}
+with reference_attention(ndt2):
+    changes["causal, the reference's tiled mask"] = output_change(ndt2, x, causal=True)
 plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN}")
 
 # %% [markdown]
@@ -488,3 +487,6 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 # 4. For NDT2, set `NDT2_PATCH` to the number of neurons (one patch per bin). Where do `mtm`'s causal
 #    attention and the reference's mask still differ?
 # 5. Register a hook on `model.blocks[0].qkv` and explain the shape of its output.
+
+# %% tags=["remove-input"]
+print(RUN.done())

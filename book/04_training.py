@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,7 +16,7 @@
 # %% [markdown]
 # # 4. Multi-task training: the temporal baseline against MtM
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/04_training.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/04_training.ipynb)
 #
 # **What you will learn**
 #
@@ -28,8 +30,8 @@
 #   $R^2$), what a checkpoint holds, and how an interrupted run is resumed to the same weights;
 # - the command line (`mtm train`) and the GPU options: bf16, `torch.compile`, several GPUs.
 #
-# *About 10 minutes to read; training takes seconds with the smoke settings, a few minutes on a CPU
-# with the `small` settings, and longer at the paper's scale on a GPU (three runs of 1000 epochs).*
+# *About 10 minutes to read; the line under the parameters gives an estimate of the training time on
+# the machine at hand.*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; everywhere else it is already installed.
@@ -38,10 +40,9 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
-import csv
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -51,50 +52,60 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-import mtm
 from mtm import checkpoint
+from mtm.book import chapter_settings, gpu_check, train_once
+from mtm.checkpoint import read_log
 from mtm.data import synthetic_session
 from mtm.masking import MTM_SCHEMES, PROMPT_IDS, is_causal, mask_batch
 from mtm.models import build_model, poisson_nll
-from mtm.plots import plot_loss_curves
+from mtm.plots import plot_loss_curves, plot_lr_schedule, use_style
 from mtm.train import TrainConfig, pick_device, train, train_mean_counts
 
+use_style()
+print(gpu_check())
+
 # %% tags=["parameters"]
-SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
-GPU = torch.cuda.is_available()
-PRESET = "paper" if GPU and not SMOKE else "small"   # the paper's settings need a GPU
+SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
 SEED = 0                   # which synthetic session
-N_TRIALS = 60 if SMOKE else None   # None: preset's range (small 250-350, paper 350-900)
-N_NEURONS = 40 if SMOKE else None  # None: preset's range (small 80-99, paper 300-900)
-EPOCHS = 3 if SMOKE else None      # None: the preset's (small 250, paper 1000)
-RESUME_EPOCHS = 3          # short runs that show resuming (>= 3: stopped after epoch 1)
+PRESET = None              # training preset, "small" or "paper" (None: the settings' value)
+N_TRIALS = None            # trials of the session (None: the settings' value)
+N_NEURONS = None           # neurons of the session (None: the settings' value)
+EPOCHS = None              # training epochs of every run (None: the settings' value)
+MODEL = None               # model size overrides, e.g. {"n_layers": 4} (None: the settings' value)
+RESUME_EPOCHS = None       # short runs that show resuming, >= 3 (None: the settings' value)
+RUN_DIR = None             # folder of the trained runs, shared with chapters 5 and 6 (None: default)
+
+# %%
+RUN = chapter_settings("04_training", SETTINGS, PRESET=PRESET, N_TRIALS=N_TRIALS,
+                       N_NEURONS=N_NEURONS, EPOCHS=EPOCHS, MODEL=MODEL,
+                       RESUME_EPOCHS=RESUME_EPOCHS)
+PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL, RESUME_EPOCHS = RUN.unpack(
+    "PRESET", "N_TRIALS", "N_NEURONS", "EPOCHS", "MODEL", "RESUME_EPOCHS")
+RUN_DIR = Path(RUN_DIR) if RUN_DIR else RUN.run_dir
 
 # %% [markdown]
 # ## 1. One session, two runs that differ only in the masking
 #
-# We train two models on the same synthetic session (chapter 1), with the same architecture, data,
+# We train two models on the same synthetic session ({doc}`01_data`), with the same architecture, data,
 # optimiser, schedule and seed. The only difference is what each batch hides:
 #
 # - the **temporal baseline** hides random time bins (30 % of them) and predicts them; it has no
 #   prompt;
 # - **MtM** draws one of neuron, causal, intra-region and inter-region masking for every batch
-#   (chapter 2) and prepends that scheme's learned prompt token.
+#   ({doc}`02_masking`) and prepends that scheme's learned prompt token.
 #
 # `TrainConfig.preset` gives two sets of settings. `paper` is the published one: NDT1-stitch with 5
 # layers of width 512, AdamW at learning rate $10^{-4}$, 1000 epochs. `small` is a 2-layer model of
 # width 64 trained for 150 epochs at a larger learning rate ($2 \times 10^{-3}$, which a small model
-# tolerates), so that a run fits in a minute or two on a laptop CPU. This notebook uses `paper` on a
-# GPU and `small` on a CPU; with the smoke settings (CI) a tiny model trains for a few epochs, which
-# only shows the mechanics: the curves and scores below mean something with the `small` and `paper`
-# settings only.
+# tolerates), so that a run fits in a minute or two on a laptop CPU. This chapter uses `small`, on a
+# larger session (`N_NEURONS`, `N_TRIALS`) and for longer (`EPOCHS`) than the preset's defaults:
+# on this model, more neurons and longer training help more than a bigger model.
 
 # %%
-MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32) if SMOKE else {}
-size = "paper" if PRESET == "paper" else "small"
-session = synthetic_session(SEED, N_TRIALS, N_NEURONS, preset=size)
+session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
 print(session)
 
-overrides = dict(model=MODEL) if EPOCHS is None else dict(model=MODEL, epochs=EPOCHS)
+overrides = dict(model=MODEL, epochs=EPOCHS)
 configs = {"temporal": TrainConfig.preset(PRESET, masking="temporal", **overrides),
            "MtM": TrainConfig.preset(PRESET, masking="mtm", **overrides)}
 
@@ -112,8 +123,8 @@ print("settings that differ:",
 
 # %% [markdown]
 # The two configurations differ in the masking, and in whether the model has prompt tokens; nothing
-# else. The table lists the settings that matter, for both presets (the smoke settings shrink the
-# model and the number of epochs further):
+# else. The table lists the settings that matter, for both presets (this chapter's `EPOCHS` and
+# `MODEL` replace the preset's values):
 
 # %%
 paper, small = TrainConfig.preset("paper"), TrainConfig.preset("small")
@@ -147,46 +158,7 @@ display(Markdown("\n".join(lines)))
 # order are reshuffled every epoch. A session's last batch may be smaller than 16 (the reference
 # instead dropped the trials beyond a multiple of 16).
 #
-# Below, the schedule that `mtm.train` builds for each preset (PyTorch's `OneCycleLR` with the
-# configuration's values), against the fraction of training done.
-
-# %%
-def one_cycle(cfg: TrainConfig, steps: int = 300):
-    """Learning rate and beta1 at every step of the schedule that the trainer builds."""
-    weight = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.AdamW([weight], lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=cfg.warmup,
-        div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor)
-    lr, beta1 = [], []
-    for _ in range(steps):
-        lr.append(schedule.get_last_lr()[0])
-        beta1.append(optimizer.param_groups[0]["betas"][0])
-        optimizer.step()
-        schedule.step()
-    return np.arange(1, steps + 1) / steps, np.array(lr), np.array(beta1)
-
-
-curves = {name: one_cycle(cfg) for name, cfg in (("paper", paper), ("small", small))}
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
-for name, (fraction, lr, beta1) in curves.items():
-    axes[0].plot(fraction, lr, label=f"{name} preset")
-    axes[1].plot(fraction, beta1, label=f"{name} preset")
-for ax in axes:
-    ax.axvline(paper.warmup, color="grey", ls="--", lw=0.8)
-    ax.set_xlabel("fraction of training steps")
-axes[0].set(yscale="log", ylabel="learning rate")
-axes[1].set(ylabel="AdamW $\\beta_1$")
-axes[0].legend(frameon=False)
-plt.show()
-
-# %% [markdown]
-# The learning rate (left, log scale) climbs during the warm-up (to the dashed line), peaks, and
-# decays by five orders of magnitude by the end; $\beta_1$ (right) dips while the learning rate is
-# high, so the optimiser averages gradients over fewer steps then. The two presets have the same
-# shape at different heights. With 1000 epochs of about 30 batches each (a paper-sized session), the
-# paper's schedule has some 30 000 steps; the figure shows the shape, which does not depend on the
-# number of steps.
+# Section 5 shows the schedule as the runs of this chapter stepped it, read from their logs.
 
 # %% [markdown]
 # ## 3. What one training step computes
@@ -252,12 +224,12 @@ print("parameters:", {name: n_parameters(m) for name, m in nets.items()})
 #
 # `mtm.train.train(sessions, cfg, run_dir)` builds the model, starts every neuron's output at its
 # mean rate, trains, validates after every epoch and returns the path of the best checkpoint.
-# Everything a run writes goes into `run_dir`.
+# Everything a run writes goes into `run_dir`. (`mtm.book.train_once` calls `train` so that a run
+# already in the folder with the same settings is reused, as {doc}`05_evaluation` and {doc}`06_decoding` reuse these two.)
 
 # %%
-RUN_DIR = Path(tempfile.mkdtemp(prefix="mtm_"))
-print(f"training on {pick_device()}, {PRESET} preset{' (smoke)' if SMOKE else ''}")
-best = {name: train([session], cfg, RUN_DIR / name, progress=not SMOKE)
+print(f"training on {pick_device()}, {PRESET} preset, {EPOCHS} epochs, in {RUN_DIR}")
+best = {name: train_once([session], cfg, RUN_DIR / cfg.masking)
         for name, cfg in configs.items()}
 print({name: str(path.relative_to(RUN_DIR)) for name, path in best.items()})
 
@@ -266,35 +238,33 @@ print({name: str(path.relative_to(RUN_DIR)) for name, path in best.items()})
 #
 # Each run's `log.csv` has one row per epoch: the training loss per target entry, the learning rate
 # at the end of the epoch, the time, the throughput, the validation score `val_bps` and the best
-# score so far. `mtm.plots.plot_loss_curves` draws any column of several runs:
+# score so far. `mtm.checkpoint.read_log` reads it, and `mtm.plots.plot_loss_curves` draws any
+# column of several runs:
 
 # %%
-def read_log(run: Path) -> list[dict]:
-    with open(run / "log.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-histories = {name: read_log(RUN_DIR / name) for name in configs}
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.3), layout="constrained")
+histories = {name: read_log(RUN_DIR / cfg.masking) for name, cfg in configs.items()}
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.3), layout="constrained")
 plot_loss_curves(histories, "train_loss", ax=axes[0])
 axes[0].set_ylabel("training loss (nats per target entry)")
 plot_loss_curves(histories, "val_bps", ax=axes[1])
 axes[1].set_ylabel("validation bits per spike")
+plot_lr_schedule(histories, ax=axes[2])
 plt.show()
 
 # %% [markdown]
-# Left: with the `small` or `paper` settings, the training loss falls for both runs, fast at first,
-# and flattens as the learning rate decays. MtM's curve jumps from epoch to epoch: every batch draws
-# its own scheme, the schemes differ in difficulty, and with a few batches per epoch the mixture of
-# an epoch varies. The two runs are *not* comparable on this panel: the baseline is scored on hidden
-# time bins, MtM on a mixture of hidden neurons, bins and regions, some of them much harder. The
-# same holds for the right panel, the validation bits per spike, which each run computes with its
-# own masking (on the validation trials, with masks drawn from a fixed seed so that every epoch is
-# scored on the same masks). Each curve says how well a run learns *its own* task; which model is
-# better at a given task is the question of chapter 5, which scores both on the same held-out masks.
-# A validation curve may also peak and then decline as a small model starts to overfit a small
-# training split: this is why the best epoch is kept, not the last. With the smoke settings a run
-# lasts a few epochs and the curves are a few points: only the mechanics show.
+# Left, the training loss per target entry of each run; middle, its validation bits per spike;
+# right, the learning rate at the end of every epoch: the one-cycle schedule climbs during the
+# warm-up, peaks, and decays by orders of magnitude by the end, and both runs step the same schedule.
+# <!-- TODO(book run): describe the two loss curves as the stored output shows them (falling, flattening, MtM's epoch-to-epoch jumps). -->
+# MtM's curve can jump from epoch to epoch: every batch draws its own scheme, the schemes differ in
+# difficulty, and the mixture of an epoch varies. The two runs are *not* comparable on the left and
+# middle panels: the baseline is scored on hidden time bins, MtM on a mixture of hidden neurons, bins
+# and regions, some of them much harder. The validation bits per spike are computed by each run with
+# its own masking (on the validation trials, with masks drawn from a fixed seed so that every epoch
+# is scored on the same masks). Each curve says how well a run learns *its own* task; which model is
+# better at a given task is the question of {doc}`05_evaluation`, which scores both on the same
+# held-out masks. A validation curve may also peak and then decline as a small model starts to
+# overfit a small training split: this is why the best epoch is kept, not the last.
 #
 # ## 6. Which checkpoint to keep
 #
@@ -304,9 +274,10 @@ plt.show()
 #
 # - `selection="val_bps"` (the default): the pooled bits per spike of the masked validation entries,
 #   $\big(\mathrm{NLL}_\text{null} - \mathrm{NLL}_\text{model}\big) / (\ln 2 \sum y)$, where the
-#   null model predicts each neuron's mean rate on the validation trials (chapter 5 defines bits per
-#   spike). The masks come from a fixed seed. This selects on the quantity the paper's tables
-#   report.
+#   null model predicts each neuron's mean rate on the validation trials ({doc}`05_evaluation` defines bits per
+#   spike). The masks come from a fixed seed. It is a likelihood in bits per spike, as in the
+#   paper's tables, but not their quantity: it pools the masked entries of the run's *own* masking,
+#   while the tables average per-neuron scores of the fixed evaluation tasks of {doc}`05_evaluation`.
 # - `selection="r2_top50"`: the reference's criterion. For the 50 most active validation neurons,
 #   the $R^2$ between each trial's counts and predicted rates over the 100 bins, averaged over
 #   trials and neurons, with the masking active. It scores squared errors rather than the Poisson
@@ -320,10 +291,10 @@ plt.show()
 
 # %%
 r2_cfg = dataclasses.replace(configs["MtM"], selection="r2_top50")
-train([session], r2_cfg, RUN_DIR / "MtM-r2", progress=not SMOKE)
-r2_log = read_log(RUN_DIR / "MtM-r2")
+train_once([session], r2_cfg, RUN_DIR / "mtm-r2")
+r2_log = read_log(RUN_DIR / "mtm-r2")
 last = [checkpoint.load_model(RUN_DIR / run / "last.safetensors")[0]
-        for run in ("MtM", "MtM-r2")]
+        for run in ("mtm", "mtm-r2")]
 pairs = zip(last[0].state_dict().values(), last[1].state_dict().values())
 print("same final weights as the MtM run:", all(torch.equal(x, y) for x, y in pairs))
 epochs = np.array([int(r["epoch"]) for r in r2_log])
@@ -345,8 +316,8 @@ plt.show()
 print("epoch kept:", {criterion: int(epoch) for criterion, epoch in kept.items()})
 
 # %% [markdown]
-# With the `small` or `paper` settings, both scores rise early in training; later they can peak at
-# different epochs. The $R^2$ of single trials is small, even negative, for a good model, because a
+# <!-- TODO(book run): say how the two scores move in the stored figure and whether they keep the same epoch. -->
+# The two criteria can peak at different epochs. The $R^2$ of single trials is small, even negative, for a good model, because a
 # trial's counts in 20 ms bins are mostly Poisson noise around the rate. The dashed and dotted lines
 # mark the epoch each criterion keeps. On the command line the choice is `--selection r2_top50`.
 #
@@ -368,7 +339,7 @@ print("epoch kept:", {criterion: int(epoch) for criterion, epoch in kept.items()
 # interrupted write never leaves a broken checkpoint.
 
 # %%
-run = RUN_DIR / "MtM"
+run = RUN_DIR / "mtm"
 print(sorted(p.name for p in run.iterdir()))
 description = checkpoint.read_description(best["MtM"])
 print("sessions:", description["sessions"])
@@ -391,16 +362,16 @@ print(type(model).__name__, "with", n_parameters(model), "parameters")
 #
 # To see it, a short run of `RESUME_EPOCHS` epochs, once uninterrupted and once stopped after epoch
 # 1 by a callback (`callbacks` are called after every epoch with the epoch's log row; the exception
-# stands in for pressing *stop*), then resumed. (With the smoke settings the MtM run of section 4
-# has exactly these settings, so it serves as the uninterrupted run.)
+# stands in for pressing *stop*), then resumed. (When `RESUME_EPOCHS` equals `EPOCHS`, the MtM run of
+# section 4 is that uninterrupted run.)
 
 # %%
 short = dataclasses.replace(configs["MtM"], epochs=RESUME_EPOCHS)
 if short == configs["MtM"]:   # the MtM run of section 4 is this run, uninterrupted
-    uninterrupted = RUN_DIR / "MtM"
+    uninterrupted = RUN_DIR / "mtm"
 else:
-    uninterrupted = RUN_DIR / "uninterrupted"
-    train([session], short, uninterrupted, progress=False)
+    uninterrupted = RUN_DIR / f"mtm-{RESUME_EPOCHS}-epochs"
+    train_once([session], short, uninterrupted, progress=False)
 
 
 def stop_after_epoch_1(trainer, epoch, row):
@@ -408,7 +379,7 @@ def stop_after_epoch_1(trainer, epoch, row):
         raise KeyboardInterrupt
 
 
-interrupted = RUN_DIR / "interrupted"
+interrupted = Path(tempfile.mkdtemp(prefix="mtm_")) / "interrupted"   # a fresh folder every time
 try:
     train([session], short, interrupted, callbacks=[stop_after_epoch_1], progress=False)
 except KeyboardInterrupt:
@@ -430,7 +401,7 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 #
 # ## 8. From a shell
 #
-# The same runs from the command line (sessions saved as `.npz`, chapter 1):
+# The same runs from the command line (sessions saved as `.npz`, {doc}`01_data`):
 #
 # ```bash
 # mtm data synthetic --preset small --out runs/data     # writes runs/data/synthetic-0000.npz
@@ -442,7 +413,7 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 # ```
 #
 # The fifth line continues the MtM run after an interruption; the last one pretrains on every
-# session in a folder (chapter 7). `--preset small|paper` picks the settings, and `--epochs`,
+# session in a folder ({doc}`07_multisession`). `--preset small|paper` picks the settings, and `--epochs`,
 # `--lr`, `--batch-size`, `--seed`, `--no-prompt` (MtM without prompt tokens), `--arch ndt2`
 # override them; `mtm train --help` lists everything. A folder that already holds a run is refused
 # unless `--resume` is given, so a typo never overwrites a finished run.
@@ -452,8 +423,9 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 # - **Device.** `device="auto"` (the default) trains on the GPU when there is one. The sessions are
 #   copied to the GPU once, as 8-bit counts, and nothing in a training step reads a value back to
 #   the host: the loss is accumulated on the GPU and read once per epoch.
-# - **Precision.** `precision="auto"` runs the model under bf16 autocast on a GPU that supports
-#   bfloat16; the loss is always computed in float32. `precision="fp32"` (`--precision fp32`) trains
+# - **Precision.** `precision="auto"` runs the model under bf16 autocast on a GPU with native
+#   bfloat16 (compute capability 8.0 or newer) and under fp16 with a gradient scaler on older GPUs
+#   such as Colab's T4 (`mtm.train.resolve_precision`); the loss is always computed in float32. `precision="fp32"` (`--precision fp32`) trains
 #   in full precision, as the reference did.
 # - **Compilation.** `compile=True` (`--compile`) wraps the model in `torch.compile`: a slower first
 #   epoch, then faster steps.
@@ -473,7 +445,7 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 # - The loss is the Poisson negative log-likelihood summed over the masked targets, so schemes with
 #   many targets weigh more; the log reports it per target.
 # - Training curves measure each run on its own masking; comparing models needs the fixed tasks of
-#   chapter 5.
+#   {doc}`05_evaluation`.
 # - The kept checkpoint is the one with the best validation bits per spike (default) or the
 #   reference's top-50-neuron $R^2$ (`selection="r2_top50"`).
 # - Checkpoints are safetensors (weights + configuration); `last.pt` with `resume=True` continues an
@@ -491,3 +463,6 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 #    for ten seeds: how much does one batch's weight in the gradient vary?
 # 5. Resume the short run with `epochs=RESUME_EPOCHS + 1`. What does `train` say, and why is
 #    refusing the right behaviour?
+
+# %% tags=["remove-input"]
+print(RUN.done())

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 5. Evaluation: co-smoothing, forward prediction, intra- and inter-region
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/05_evaluation.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/05_evaluation.ipynb)
 #
 # **What you will learn**
 #
@@ -28,8 +28,9 @@
 # - where a model sits between simple baselines and each task's *oracle*, the best score the task
 #   allows, and why the true rates are not that bound.
 #
-# *About 10 minutes to read; the two models train in seconds with the smoke settings and in a few
-# minutes on a CPU with the `small` settings.*
+# *About 10 minutes to read. The two models are those of {doc}`04_training`, reused from its run
+# folder when that chapter ran first with the same settings, and trained here otherwise (the line
+# under the parameters then gives an estimate of the time).*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; everywhere else it is already installed.
@@ -38,39 +39,46 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown, display
 
-import mtm
 from mtm.baselines import BASELINES, ORACLE_ROW, TRUE_RATES_ROW, baseline_results
+from mtm.book import chapter_settings, train_once
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_session
 from mtm.evaluate import (CAUSAL_MASKINGS, FORWARD_BINS, TASK_PROMPT, TASKS,
-                          bits_per_spike, evaluate_model, evaluate_rates, scored_bins,
-                          task_configurations)
+                          bits_per_spike, evaluate_model, evaluate_rates)
 from mtm.masking import PROMPT_IDS
 from mtm.oracle import TASK_INFORMATION, oracle_results
-from mtm.plots import (oracle_share_table, plot_bps_scatter, plot_mask, plot_predicted_vs_true,
-                       results_table)
-from mtm.train import TrainConfig, pick_device, train
+from mtm.plots import (oracle_share_table, plot_bps_scatter, plot_predicted_vs_true, plot_task_masks,
+                       results_table, use_style)
+from mtm.train import TrainConfig, pick_device
+
+use_style()
 
 # %% tags=["parameters"]
-SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
-GPU = torch.cuda.is_available()
-PRESET = "paper" if GPU and not SMOKE else "small"   # the paper's settings need a GPU
+SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
 SEED = 0                   # which synthetic session
-N_TRIALS = 60 if SMOKE else None   # None: preset's range (small 250-350, paper 350-900)
-N_NEURONS = 40 if SMOKE else None  # None: preset's range (small 80-99, paper 300-900)
-EPOCHS = 3 if SMOKE else None      # None: the preset's (small 250, paper 1000)
+PRESET = None              # training preset, "small" or "paper" (None: the settings' value)
+N_TRIALS = None            # trials of the session (None: the settings' value)
+N_NEURONS = None           # neurons of the session (None: the settings' value)
+EPOCHS = None              # training epochs (None: the settings' value)
+MODEL = None               # model size overrides (None: the settings' value)
 REGION = "LP"              # the region shown in the figures
+RUN_DIR = None             # folder of the trained runs, shared with chapters 4 and 6 (None: default)
+
+# %%
+RUN = chapter_settings("05_evaluation", SETTINGS, PRESET=PRESET, N_TRIALS=N_TRIALS,
+                       N_NEURONS=N_NEURONS, EPOCHS=EPOCHS, MODEL=MODEL)
+PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL = RUN.unpack(
+    "PRESET", "N_TRIALS", "N_NEURONS", "EPOCHS", "MODEL")
+RUN_DIR = Path(RUN_DIR) if RUN_DIR else RUN.run_dir
 
 # %% [markdown]
 # ## 1. Bits per spike
@@ -88,7 +96,7 @@ REGION = "LP"              # the region shown in the figures
 #
 # Zero means "no better than the neuron's mean rate"; a negative score means worse than that; there
 # is no fixed maximum, but no model beats the true rates on average. The formula comes from the
-# Neural Latents Benchmark (NLB); the two codebases apply it differently:
+# Neural Latents Benchmark (NLB) {cite:p}`pei2021nlb`; the two codebases apply it differently:
 #
 # - **NLB co-bps** (`bits_per_spike(rates, spikes)`): the sums run over all scored neurons at once,
 #   so one number pools them, and neurons count in proportion to their spikes. A neuron that never
@@ -105,8 +113,7 @@ REGION = "LP"              # the region shown in the figures
 # the test trials, all 100 bins:
 
 # %%
-size = "paper" if PRESET == "paper" else "small"
-session = synthetic_session(SEED, N_TRIALS, N_NEURONS, preset=size)
+session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
 print(session)
 true_rates = evaluate_rates(session.rates, session)     # the true rates, on every task
 baselines = baseline_results(session, which=BASELINES)  # linear, PSTH, mean rate
@@ -141,20 +148,16 @@ plt.show()
 #
 # ## 2. Two models to evaluate
 #
-# The temporal baseline and prompted MtM, trained on this session with the same settings as in
-# chapter 4 (the smoke settings train a tiny model for a few epochs, which only shows the mechanics;
-# the numbers mean something with the `small` and `paper` settings).
+# The temporal baseline and prompted MtM of {doc}`04_training`: the same session, the same settings,
+# the same run folder.
 
 # %%
-MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32) if SMOKE else {}
-overrides = dict(model=MODEL) if EPOCHS is None else dict(model=MODEL, epochs=EPOCHS)
 MASKINGS = {"temporal": "temporal", "MtM": "mtm"}
-RUN_DIR = Path(tempfile.mkdtemp(prefix="mtm_"))
 device = pick_device()
 models = {}
 for name, masking in MASKINGS.items():
-    cfg = TrainConfig.preset(PRESET, masking=masking, **overrides)
-    best = train([session], cfg, RUN_DIR / name, progress=not SMOKE)
+    cfg = TrainConfig.preset(PRESET, masking=masking, model=MODEL, epochs=EPOCHS)
+    best = train_once([session], cfg, RUN_DIR / masking)
     models[name], _ = load_model(best, device=device)
 print("parameters:", {name: sum(p.numel() for p in m.parameters())
                       for name, m in models.items()})
@@ -196,27 +199,8 @@ print("parameters:", {name: sum(p.numel() for p in m.parameters())
 
 # %%
 region = REGION if REGION in session.region_names else session.region_names[0]
-neuron = int(np.flatnonzero(session.regions == region)[0])
-# the configuration shown for each task (one row of its hidden / scored masks)
-config = {"co-smooth": neuron, "forward-pred": 0, "intra-region": neuron,
-          "inter-region": session.region_names.index(region)}
-fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), layout="constrained",
-                         sharex=True, sharey=True)
-for ax, task in zip(axes.flat, TASKS):
-    hidden, scored = task_configurations(task, session.regions)  # (configs, neurons)
-    in_window = np.isin(np.arange(session.n_bins), scored_bins(task, session.n_bins))
-    hidden_entries = np.tile(hidden[config[task]], (session.n_bins, 1))  # (T, N)
-    if task == "forward-pred":
-        hidden_entries |= in_window[:, None]
-    scored_entries = in_window[:, None] & scored[config[task]][None, :]
-    n = len(hidden)
-    plot_mask(hidden_entries, scored_entries, session.regions, ax=ax,
-              title=f"{task}: {n} configuration{'s' if n > 1 else ''}",
-              legend=task == TASKS[-1])
-for ax in axes[0]:
-    ax.set_xlabel("")
-for ax in axes[:, 1]:
-    ax.set_ylabel("")
+plot_task_masks(session.regions, session.n_bins, region, bin_size=session.bin_size,
+                t0=session.bin_times()[0] - session.bin_size / 2)
 plt.show()
 print("prompt per task:", {task: PROMPT_IDS[TASK_PROMPT[task]] for task in TASKS})
 print("forward prediction is causal for models trained with:", CAUSAL_MASKINGS)
@@ -260,9 +244,8 @@ plt.show()
 # (Table 1), co-smoothing goes from 0.84 to 0.98 bits per spike and forward prediction from 0.42 to
 # 0.57, but intra-region from -0.20 to 0.43 and inter-region from 0.57 to 0.84. Temporal masking
 # does teach a model to fill in a bin from the neurons' other bins; it never asks the model to
-# predict a neuron, let alone a region, without seeing any of its activity. With the smoke settings
-# the models have barely trained, and the dots say nothing about the two maskings; run the chapter
-# with the `small` or `paper` settings.
+# predict a neuron, let alone a region, without seeing any of its activity.
+# <!-- TODO(book run): say, from the stored panels, on which tasks MtM's dots lie above the diagonal. -->
 #
 # ## 5. Predictions against the truth, for one region
 #
@@ -353,7 +336,7 @@ display(Markdown(results_table(pooled)))
 # same on co-smoothing, intra- and inter-region (all three score every neuron over all 100 bins);
 # forward prediction differs only because it scores bins 90-99. But a model that does not see a
 # neuron cannot know everything in that neuron's true rate. In the
-# synthetic sessions (chapter 1), every neuron's log-rate carries a slow fluctuation that is
+# synthetic sessions ({doc}`01_data`), every neuron's log-rate carries a slow fluctuation that is
 # *private* to the neuron, drawn anew in every trial: no other neuron and no region shares it. When
 # the neuron is hidden (co-smoothing, intra- and inter-region), nothing in the visible input says
 # what its private fluctuation was in this trial. When the future is hidden (forward prediction),
@@ -397,4 +380,7 @@ display(Markdown(results_table(pooled)))
 # 4. Evaluate on the validation split instead (`split="val"`). How different are the scores, and why
 #    are validation scores of a small session so noisy?
 # 5. Set `REGION` to each region in turn. For which region is inter-region prediction easiest, and
-#    how does that relate to the coupling graph of chapter 1 (VISa-LP-PO, CA1-DG)?
+#    how does that relate to the coupling graph of {doc}`01_data` (VISa-LP-PO, CA1-DG)?
+
+# %% tags=["remove-input"]
+print(RUN.done())

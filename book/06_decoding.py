@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 6. Behaviour decoding: choice and whisker motion energy
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/06_decoding.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/06_decoding.ipynb)
 #
 # **What you will learn**
 #
@@ -30,8 +30,8 @@
 #   truth (the true rates and the true latents);
 # - the behaviour trial filter of the reference, and why this chapter does without it.
 #
-# *About 5 minutes on a laptop CPU with the `small` settings; a few seconds with `MTM_SMOKE=1`;
-# longer on a GPU, where the paper-sized models train for the published 1000 epochs.*
+# *About 10 minutes to read. The two models are those of {doc}`04_training`, reused from its run
+# folder when that chapter ran first with the same settings, and trained here otherwise.*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; everywhere else it is already installed.
@@ -40,45 +40,45 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown, display
 
-import mtm
+from mtm.book import chapter_settings, train_once
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_session
 from mtm.decoding import (CHOICE_C, DECODING_PROMPT, RIDGE_ALPHAS, decode_behavior,
                           model_log_rates)
 from mtm.masking import PROMPT_IDS
 from mtm.oracle import latent_features
-from mtm.plots import plot_raster, results_table
-from mtm.train import TrainConfig, pick_device, train
+from mtm.plots import plot_raster, results_table, use_style
+from mtm.train import TrainConfig, pick_device
+
+use_style()
 
 # %% tags=["parameters"]
-SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
-GPU = torch.cuda.is_available()
-PRESET = "paper" if GPU and not SMOKE else "small"  # session size, training settings
+SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
 SEED = 0                   # which synthetic session
-N_TRIALS = 48 if SMOKE else None      # None: drawn from the preset
-N_NEURONS = 32 if SMOKE else None     # None: drawn from the preset
-EPOCHS = 2 if SMOKE else None         # None: the preset's (small 250, paper 1000)
-# model size overrides (a tiny model in smoke runs; the preset's otherwise)
-MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32) if SMOKE else {}
+PRESET = None              # training preset, "small" or "paper" (None: the settings' value)
+N_TRIALS = None            # trials of the session (None: the settings' value)
+N_NEURONS = None           # neurons of the session (None: the settings' value)
+EPOCHS = None              # training epochs (None: the settings' value)
+MODEL = None               # model size overrides (None: the settings' value)
+RUN_DIR = None             # folder of the trained runs, shared with chapters 4 and 5 (None: default)
+
+# %%
+RUN = chapter_settings("06_decoding", SETTINGS, PRESET=PRESET, N_TRIALS=N_TRIALS,
+                       N_NEURONS=N_NEURONS, EPOCHS=EPOCHS, MODEL=MODEL)
+PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL = RUN.unpack(
+    "PRESET", "N_TRIALS", "N_NEURONS", "EPOCHS", "MODEL")
+RUN_DIR = Path(RUN_DIR) if RUN_DIR else RUN.run_dir
 
 # %% [markdown]
-# ```{note}
-# With `MTM_SMOKE=1` the session is tiny and the models train for a few epochs: every number and
-# figure below then only shows the mechanics. The `small` settings (CPU) and the `paper` settings
-# (GPU) give the real results.
-# ```
-#
 # ## 1. Decoding as a probe of what a model has learned
 #
 # MtM is trained without labels: it only learns to predict hidden spikes from visible ones. Yet the
@@ -134,11 +134,11 @@ print("prompt per behaviour:", DECODING_PROMPT, "(per-bin behaviour: 'causal')")
 #
 # ## 2. A session and its behaviour
 #
-# One synthetic session (chapter 1): the choice is a per-trial label, the whisker motion energy a
+# One synthetic session ({doc}`01_data`): the choice is a per-trial label, the whisker motion energy a
 # per-bin trace.
 
 # %%
-session = synthetic_session(SEED, N_TRIALS, N_NEURONS, preset=PRESET)
+session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
 print(session)
 b = session.behavior
 test = session.splits["test"]
@@ -166,16 +166,14 @@ plt.show()
 # ## 3. Two self-supervised models
 #
 # The temporal baseline (whole bins masked, no prompt) and prompted MtM (neuron, causal, intra- and
-# inter-region masking, one per batch; chapters 2 and 4), trained on this session only. Neither sees the behaviour.
+# inter-region masking, one per batch; {doc}`02_masking` and {doc}`04_training`), trained on this session only. Neither sees the behaviour.
 
 # %%
-RUN_DIR = Path(tempfile.mkdtemp(prefix="mtm_"))
 device = pick_device()
-training = {} if EPOCHS is None else {"epochs": EPOCHS}
 models = {}
 for name, masking in {"Temporal": "temporal", "MtM (prompted)": "mtm"}.items():
-    cfg = TrainConfig.preset(PRESET, masking=masking, model=MODEL, **training)
-    best = train([session], cfg, RUN_DIR / masking, progress=not SMOKE)
+    cfg = TrainConfig.preset(PRESET, masking=masking, model=MODEL, epochs=EPOCHS)
+    best = train_once([session], cfg, RUN_DIR / masking)
     models[name] = (load_model(best, device=device)[0], masking)
     print(f"{name}: {cfg.epochs} epochs, checkpoint {best.relative_to(RUN_DIR)}")
 
@@ -203,8 +201,9 @@ for ax in axes[:-1]:
 plt.show()
 
 # %% [markdown]
-# With enough training the middle panel looks like a smoothed copy of the top one that approaches
-# the bottom one; after a few smoke epochs it is still close to each neuron's mean rate.
+# A trained model's middle panel is a smoothed copy of the top one that approaches the bottom one; an
+# untrained one predicts each neuron's mean rate in every bin.
+# <!-- TODO(book run): say how close the stored middle panel comes to the true rates. -->
 #
 # ## 5. Decoding choice and whisker motion energy
 #
@@ -257,8 +256,8 @@ plt.show()
 # reaction time, and whisking drives every region, so both behaviours are decodable, but not
 # perfectly: the choice shows mostly after the movement starts (before it, only through the block
 # prior that biases it), and the neurons see whisking
-# through noisy latent dynamics. With the `small` or `paper` settings the models' whisker scores land
-# between the floor and these references. Choice is noisier: the accuracy on a few dozen test trials moves
+# through noisy latent dynamics. <!-- TODO(book run): say where the stored models' whisker scores
+# land relative to the raw-spike floor and the references. --> Choice is noisier: the accuracy on a few dozen test trials moves
 # in steps of several percent, so differences of that size between rows are noise. The paper finds
 # the two models close to each other on behaviour (its Table 2: choice 0.87 vs 0.85 and whisker ME
 # 0.65 vs 0.67 for temporal vs MtM from scratch), far closer than on the activity tasks.
@@ -282,8 +281,8 @@ display(Markdown(results_table(by_prompt)))
 # %% [markdown]
 # The prompt tells the model which part of the input to expect hidden. With nothing hidden, every
 # prompt sees the same spikes, and the rates differ only in how the model weighs them, which a
-# linear decoder on all neurons and bins largely absorbs. Trained models give nearly equal rows, as in
-# the paper; differences in a smoke run are noise.
+# linear decoder on all neurons and bins largely absorbs. In the paper the rows are equal to two
+# decimals. <!-- TODO(book run): compare the stored rows. -->
 #
 # ## 7. The reference's behaviour trial filter
 #
@@ -318,13 +317,20 @@ display(Markdown(results_table(by_prompt)))
 #
 # 1. Decode `wheel_speed` as well (`decode_behavior(session, ("wheel_speed",), model=...)`). Is it
 #    easier or harder than whisking, and why, given how the synthetic behaviour is generated
-#    (chapter 1)?
-# 2. Single-region decoding (the paper's Fig. 5): pass
-#    `features=log_rates[..., session.regions == region]` for each region. Which regions carry the
-#    choice best? Compare with the input sensitivities in `mtm.data.synthetic.INPUT_GAIN`.
+#    ({doc}`01_data`)?
+# 2. Single-region decoding (the paper's Fig. 5). For each region, zero every *other* region's
+#    neurons in the input, run MtM with the `intra-region` prompt (bidirectional attention; the
+#    temporal baseline has no prompt), and decode from the log-rates of that region's neurons only:
+#    `model_log_rates` on a `Session` whose spikes are multiplied by the region's indicator, then
+#    `features=log_rates[..., session.regions == region]`. Compare with decoding that region's raw
+#    spikes. Which regions carry the choice best? Compare with the input sensitivities in
+#    `mtm.data.synthetic.INPUT_GAIN`.
 # 3. Decode from the log-rates of the temporal model computed with the `causal` prompt: does causal
 #    attention change anything for a model that was never trained with it
 #    (`model_log_rates(model, session, "causal", "temporal")`)?
 # 4. The pooled $R^2$ rewards the mean time course. Subtract each bin's mean over trials from the
 #    whisker motion energy (a new `Session` with the modified behaviour) and decode again: how much of
 #    the score was the mean time course?
+
+# %% tags=["remove-input"]
+print(RUN.done())

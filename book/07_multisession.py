@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 7. Multi-session pretraining and fine-tuning
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/07_multisession.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/07_multisession.ipynb)
 #
 # **What you will learn**
 #
@@ -30,9 +30,9 @@
 #   differently;
 # - how to read the authors' released pretrained model safely and fine-tune and score it.
 #
-# *About 10 minutes on a laptop CPU with the `small` settings (pretraining on 1, 2 and 4 sessions);
-# a few seconds with `MTM_SMOKE=1`; on a GPU the paper settings (1000 epochs, paper-sized sessions)
-# take an hour or more: lower `EPOCHS` and `PRETRAIN_EPOCHS` for a quicker look.*
+# *About 10 minutes to read; the line under the parameters gives an estimate of the training time
+# on the machine at hand. The paper's settings (1000 epochs, paper-sized sessions) take many hours on
+# a GPU; the `gpu` settings aim at about 20 minutes on a Colab T4.*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; everywhere else it is already installed.
@@ -41,11 +41,9 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
-import csv
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -53,36 +51,40 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-import mtm
 from mtm.baselines import ORACLE_ROW
-from mtm.checkpoint import load_model
+from mtm.book import chapter_settings, finetune_once, gpu_check, train_once
+from mtm.checkpoint import load_model, read_log
 from mtm.data import synthetic_sessions
 from mtm.evaluate import evaluate_model
 from mtm.oracle import oracle_results
-from mtm.plots import plot_loss_curves, results_table
-from mtm.train import TrainConfig, finetune, finetune_model, pick_device, train
+from mtm.plots import plot_loss_curves, results_table, use_style
+from mtm.train import TrainConfig, finetune_model, pick_device
+
+use_style()
+print(gpu_check())
 
 # %% tags=["parameters"]
-SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
-GPU = torch.cuda.is_available()
-PRESET = "paper" if GPU and not SMOKE else "small"  # session size, training settings
+SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
 SEED = 0                   # first session of the world; the last session is held out
-N_PRETRAIN = [1, 2] if SMOKE else [1, 2, 4]  # pretraining set sizes (paper: 1, 10, 34)
-N_TRIALS = 40 if SMOKE else None      # None: drawn from the preset, per session
-N_NEURONS = 30 if SMOKE else None     # None: drawn from the preset, per session
-EPOCHS = 2 if SMOKE else (None if GPU else 100)  # fine-tuning, scratch (None: 1000)
-PRETRAIN_EPOCHS = 2 if SMOKE else (None if GPU else 100)  # pretraining (None: 1000)
-# model size overrides (a tiny model in smoke runs; the preset's otherwise)
-MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32) if SMOKE else {}
+PRESET = None              # training preset, "small" or "paper" (None: the settings' value)
+N_PRETRAIN = None          # pretraining set sizes, e.g. [1, 2, 4] (None: the settings'; paper: 1, 10, 34)
+N_TRIALS = None            # trials per session (None: the settings' value)
+N_NEURONS = None           # neurons per session (None: the settings' value)
+EPOCHS = None              # fine-tuning and from-scratch epochs (None: the settings' value)
+PRETRAIN_EPOCHS = None     # pretraining epochs (None: the settings' value)
+MODEL = None               # model size overrides (None: the settings' value)
+RUN_DIR = None             # folder of the trained runs (None: the settings' shared folder)
 RELEASED_FROM_HUB = False  # with network (Colab): the authors' released 34-session model (section 8)
 
+# %%
+RUN = chapter_settings("07_multisession", SETTINGS, PRESET=PRESET, N_PRETRAIN=N_PRETRAIN,
+                       N_TRIALS=N_TRIALS, N_NEURONS=N_NEURONS, EPOCHS=EPOCHS,
+                       PRETRAIN_EPOCHS=PRETRAIN_EPOCHS, MODEL=MODEL)
+PRESET, N_PRETRAIN, N_TRIALS, N_NEURONS, EPOCHS, PRETRAIN_EPOCHS, MODEL = RUN.unpack(
+    "PRESET", "N_PRETRAIN", "N_TRIALS", "N_NEURONS", "EPOCHS", "PRETRAIN_EPOCHS", "MODEL")
+RUN_DIR = Path(RUN_DIR) if RUN_DIR else RUN.run_dir / "multisession"
+
 # %% [markdown]
-# ```{note}
-# With `MTM_SMOKE=1` the sessions are tiny and every model trains for two epochs: the numbers and
-# curves below then only show the mechanics. The `small` settings (CPU) and the `paper` settings
-# (GPU) give the real results.
-# ```
-#
 # ## 1. One model, many sessions
 #
 # Every recording session has its own neurons: a different number of them, in different places,
@@ -91,23 +93,25 @@ RELEASED_FROM_HUB = False  # with network (Colab): the authors' released 34-sess
 # shared network:
 #
 # $$h_t = E\big(S_s\, y^{(s)}(t)\big), \qquad
-#   \log \hat\lambda^{(s)}(t) = R_s\, \mathrm{Transformer}\big([\sigma_s, \pi, h_0, \dots, h_{T-1}]\big)_t,$$
+#   \log \hat\lambda^{(s)}(t) = R_s\, \mathrm{Transformer}\big([e_s, P_m, h_1, \dots, h_T]\big)_t,$$
 #
 # with the *stitchers* $S_s: \mathbb{R}^{N_s} \to \mathbb{R}^{668}$ (read-in) and
-# $R_s: \mathbb{R}^{512} \to \mathbb{R}^{N_s}$ (read-out), a learned session token $\sigma_s$, the
-# prompt token $\pi$, and a shared embedding $E$ (Linear, softsign, Linear) and transformer. Every
+# $R_s: \mathbb{R}^{512} \to \mathbb{R}^{N_s}$ (read-out), a learned session token $e_s$, the
+# prompt token $P_m$ of the masking scheme $m$, and a shared embedding $E$ (Linear, softsign, Linear) and transformer. Every
 # batch comes from one session, and its stitchers route it in and out. So the transformer sees the
 # trials of every session, while each session only pays for its own $S_s$ and $R_s$.
 #
+# (The symbols are those of {doc}`notation`.)
+#
 # **Pretraining then fine-tuning.** Train this model on many sessions with the same
-# self-supervised objective as before (temporal masking, or MtM; chapter 4). For a new session, build new
+# self-supervised objective as before (temporal masking, or MtM; {doc}`04_training`). For a new session, build new
 # stitchers and a new session token, copy everything else, and keep training on the new session
 # alone. If the shared part has learned something true of all sessions, the new session starts from
 # it instead of from nothing.
 #
 # ## 2. Why it should work here: one world, many sessions
 #
-# The synthetic sessions of this book (chapter 1) share their latent dynamics. Every session of one
+# The synthetic sessions of this book ({doc}`01_data`) share their latent dynamics. Every session of one
 # *world* has the same coupled regional dynamics
 #
 # $$x_r(t) = A_r x_r(t-1) + \kappa \textstyle\sum_{r' \ne r} G_{rr'} C_{rr'} x_{r'}(t-1) + B_r u(t) + \sigma\epsilon_r(t),$$
@@ -121,15 +125,15 @@ RELEASED_FROM_HUB = False  # with network (Colab): the authors' released 34-sess
 # recordings make the same bet: the same task and the same five brain regions in every mouse.
 
 # %%
-sessions = synthetic_sessions(max(N_PRETRAIN) + 1, seed=SEED, preset=PRESET,
-                              n_trials=N_TRIALS, n_neurons=N_NEURONS)
+sessions = synthetic_sessions(max(N_PRETRAIN) + 1, seed=SEED, n_trials=N_TRIALS,
+                              n_neurons=N_NEURONS)
 heldout, pool = sessions[-1], sessions[:-1]
 for s in sessions:
     role = "held out" if s is heldout else "pretraining pool"
     print(f"{s.eid}: {s.n_trials} trials, {s.n_neurons} neurons  ({role})")
 
 # %% [markdown]
-# The pretraining sets are nested: the first 1, 2, 4 sessions of the pool. The last session is never
+# The pretraining sets are nested: the first `N_PRETRAIN` sessions of the pool. The last session is never
 # seen in pretraining; all scores below are on its test trials.
 #
 # ## 3. Pretraining
@@ -139,16 +143,13 @@ for s in sessions:
 # The temporal baseline and prompted MtM are pretrained on each set.
 
 # %%
-RUN_DIR = Path(tempfile.mkdtemp(prefix="mtm_"))
 device = pick_device()
 MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
 
 
 def config(masking, epochs, **extra):
-    """The chapter's training settings: the preset, a masking, the epochs when given."""
-    if epochs:
-        extra["epochs"] = epochs
-    return TrainConfig.preset(PRESET, masking=masking, model=MODEL, **extra)
+    """The chapter's training settings: the preset, a masking, the epochs."""
+    return TrainConfig.preset(PRESET, masking=masking, model=MODEL, epochs=epochs, **extra)
 
 
 pretrained = {}
@@ -156,7 +157,7 @@ for masking in MASKINGS.values():
     for n in N_PRETRAIN:
         run_dir = RUN_DIR / f"pretrain-{masking}-{n}"
         cfg = config(masking, PRETRAIN_EPOCHS)
-        pretrained[masking, n] = train(pool[:n], cfg, run_dir, progress=not SMOKE)
+        pretrained[masking, n] = train_once(pool[:n], cfg, run_dir)
         print(f"pretrained {masking} on {n} session(s) in {run_dir.name}")
 
 # %% [markdown]
@@ -205,11 +206,10 @@ for masking in MASKINGS.values():
     for n in N_PRETRAIN:
         run_dir = RUN_DIR / f"finetune-{masking}-{n}"
         cfg = config(masking, EPOCHS)
-        finetuned[masking, n] = finetune(pretrained[masking, n], heldout, cfg, run_dir,
-                                         progress=not SMOKE)
-frozen = finetune(pretrained["mtm", N_MAX], heldout,
-                  config("mtm", EPOCHS, freeze_core=True),
-                  RUN_DIR / f"finetune-mtm-{N_MAX}-frozen", progress=not SMOKE)
+        finetuned[masking, n] = finetune_once(pretrained[masking, n], heldout, cfg, run_dir)
+frozen = finetune_once(pretrained["mtm", N_MAX], heldout,
+                       config("mtm", EPOCHS, freeze_core=True),
+                       RUN_DIR / f"finetune-mtm-{N_MAX}-frozen")
 print("fine-tuned:", ", ".join(p.parent.name for p in [*finetuned.values(), frozen]))
 
 # %% [markdown]
@@ -223,14 +223,14 @@ scratch = {}
 for masking in MASKINGS.values():
     run_dir = RUN_DIR / f"scratch-{masking}"
     cfg = config(masking, EPOCHS)
-    scratch[masking] = train([heldout], cfg, run_dir, progress=not SMOKE)
+    scratch[masking] = train_once([heldout], cfg, run_dir)
 
 # %% [markdown]
 # ## 6. Held-out scores against the number of pretraining sessions
 #
 # Every model is scored on the held-out session's test trials with `mtm.evaluate.evaluate_model`:
 # co-smoothing, forward prediction, intra-region and inter-region, in bits per spike (per neuron,
-# NaN-mean over neurons). Each task's oracle (chapter 5, `mtm.oracle`) gives the best score the task
+# NaN-mean over neurons). Each task's oracle ({doc}`05_evaluation`, `mtm.oracle`) gives the best score the task
 # allows on the held-out session.
 
 # %%
@@ -278,9 +278,9 @@ plt.show()
 
 # %% [markdown]
 # How to read it: the first point of each line is the model trained on the held-out session alone;
-# the others were pretrained on 1, 2, 4 other sessions and fine-tuned. With the `small` or `paper`
-# settings, lines rise from left to right when pretraining helps, and the gap between them is the
-# gain of MtM's masking over the temporal baseline. In the paper's Fig. 4 (NDT1-stitch, 5 held-out
+# the others were pretrained on `N_PRETRAIN` other sessions and fine-tuned. A line rises from left to
+# right where pretraining helps, and the gap between the lines is the gain of MtM's masking over the
+# temporal baseline. <!-- TODO(book run): say what the stored lines do. --> In the paper's Fig. 4 (NDT1-stitch, 5 held-out
 # IBL sessions, 1, 10 and 34 sessions, where "1" is the from-scratch model) MtM improves with more
 # sessions on every activity metric, while the temporal baseline gains from 1 to 10 sessions and then
 # saturates; and MtM stays far above the baseline on intra- and inter-region prediction, which
@@ -292,25 +292,20 @@ plt.show()
 # the validation trials, the selection score of every run) over the fine-tuning epochs of MtM:
 
 # %%
-def history(best):
-    with open(best.parent / "log.csv") as fh:
-        return list(csv.DictReader(fh))
-
-
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
 runs = {sessions_label(0): scratch["mtm"]}
 runs.update({sessions_label(n): finetuned["mtm", n] for n in N_PRETRAIN})
 runs[f"{sessions_label(N_MAX)}, core frozen"] = frozen
-histories = {name: history(best) for name, best in runs.items()}
+histories = {name: read_log(best.parent) for name, best in runs.items()}
 plot_loss_curves(histories, key="val_bps", ax=ax)
 ax.set_ylabel("validation bits per spike (masked)")
 ax.set_title("MtM on the held-out session")
 plt.show()
 
 # %% [markdown]
-# A pretrained model starts from a better place: after its stitchers settle, its first epochs
-# already score what the model trained from scratch needs many epochs to reach, if it reaches it at
-# all. In a smoke run there are only two epochs and nothing can be read from the curves.
+# Where pretraining helps, a pretrained model starts from a better place: after its stitchers
+# settle, its first epochs already score what the model trained from scratch needs many epochs to
+# reach. <!-- TODO(book run): say whether the stored curves show it. -->
 #
 # ## 7. How the reference does it, and where `mtm` differs
 #
@@ -386,8 +381,8 @@ if RELEASED_FROM_HUB:
     print(released.cfg, "dropped:", *released_report.dropped, sep="\n  ")
     released_path = save_model(RUN_DIR / "released.safetensors", released, released_report.extra())
     test_session = load_ibl_session(heldout_eids()[0], ibl_one())
-    released_tuned = finetune(released_path, test_session, config("mtm", EPOCHS, freeze_core=True),
-                              RUN_DIR / "released-finetuned")
+    released_tuned = finetune_once(released_path, test_session, config("mtm", EPOCHS, freeze_core=True),
+                                   RUN_DIR / "released-finetuned")
     released_scores = evaluate_model(load_model(released_tuned)[0], test_session, "mtm")
     display(Markdown(results_table({f"released MtM, {test_session.eid[:8]}":
                                     {task: r.mean_bps for task, r in released_scores.items()}})))
@@ -438,8 +433,8 @@ else:
 if FIXTURE is not None:
     shared_only, shared_report = import_reference(FIXTURE / "reference_ndt1_stitch_prompting_small.pt")
     imported_path = save_model(RUN_DIR / "reference-small.safetensors", shared_only, shared_report.extra())
-    imported_tuned = finetune(imported_path, heldout, config("mtm", EPOCHS), RUN_DIR / "reference-small-finetuned",
-                              progress=not SMOKE)
+    imported_tuned = finetune_once(imported_path, heldout, config("mtm", EPOCHS),
+                                   RUN_DIR / "reference-small-finetuned")
     imported_scores = evaluate_model(load_model(imported_tuned)[0], heldout, "mtm")
     display(Markdown(results_table({"reference checkpoint, fine-tuned":
                                     {task: r.mean_bps for task, r in imported_scores.items()}})))
@@ -469,3 +464,6 @@ if FIXTURE is not None:
 #    When does pretraining matter most: with few or with many trials of the new session?
 # 4. Run `freeze_core=True` for every pretraining set size. Does the frozen model catch up with full
 #    fine-tuning as the number of pretraining sessions grows?
+
+# %% tags=["remove-input"]
+print(RUN.done())

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 8. Reproduction: the paper's tables beside ours
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/main/book/08_reproduction.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/08_reproduction.ipynb)
 #
 # **What you will learn**
 #
@@ -27,10 +27,9 @@
 # - what to expect from our numbers, and why they cannot equal the paper's;
 # - how to run the real thing on the IBL sessions on a GPU, and what differs from the reference code.
 #
-# *About 9 minutes on a 2-core CPU with the `small` settings (3 pretraining and 2 held-out sessions);
-# a few seconds with `MTM_SMOKE=1`. On a GPU the default is the `paper` preset: 34 + 5 paper-sized
-# sessions and 1000 epochs everywhere, which takes days, not minutes (section 6): set `EPOCHS`,
-# `N_PRETRAIN` and `OUT_DIR` below before running it.*
+# *About 10 minutes to read; the line under the parameters gives an estimate of the training time
+# on the machine at hand. The paper's plan (34 + 5 paper-sized sessions, 1000 epochs everywhere)
+# takes days on a GPU (section 6); no settings of this chapter run it by default.*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; everywhere else it is already installed.
@@ -39,54 +38,58 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@main"
+    PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
-import math
-import re
 import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown, display
 
-import mtm
 from mtm.baselines import LINEAR_ROW, ORACLE_ROW
 from mtm.data import synthetic_sessions
 from mtm.evaluate import TASKS
-from mtm.plots import TABLE_COLUMNS, oracle_share_table, results_table
+from mtm.book import chapter_settings, gpu_check
+from mtm.plots import oracle_share_table, paper_comparison_table, paper_row, results_table, use_style
 from mtm.reproduce import BEHAVIOR_KEYS, PAPER_TABLE2, Plan, run_reproduction
 
+use_style()
+print(gpu_check())
+
 # %% tags=["parameters"]
-SMOKE = mtm.smoke()        # MTM_SMOKE=1: the small settings CI uses
-GPU = torch.cuda.is_available()
-PRESET = "paper" if GPU and not SMOKE else "small"  # reproduction plan, session sizes
+SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
 SEED = 0                   # first synthetic session
-N_PRETRAIN = 1 if SMOKE else None  # pretraining sessions (None: small 3, paper 34)
-N_TEST = 1 if SMOKE else None      # held-out sessions (None: small 2, paper 5)
-N_TRIALS = 40 if SMOKE else None   # None: drawn from the preset, per session
-N_NEURONS = 30 if SMOKE else None  # None: drawn from the preset, per session
-EPOCHS = 2 if SMOKE else None      # every run (None: small 250/100/100, paper 1000)
-WORKERS = 1 if SMOKE else None     # parallel training runs (None: CPU 2, GPU 1)
-OUT_DIR = None                     # run folder (None: a new temporary one)
-# model size overrides (a tiny model in smoke runs; the preset's otherwise)
-MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32) if SMOKE else {}
+PRESET = None              # reproduction plan's training preset, "small" or "paper" (None: the settings')
+N_PRETRAIN = None          # pretraining sessions (None: the settings' value; the paper: 34)
+N_TEST = None              # held-out sessions (None: the settings' value; the paper: 5)
+N_TRIALS = None            # trials per session (None: the settings' value)
+N_NEURONS = None           # neurons per session (None: the settings' value)
+EPOCHS = None              # single-session runs (None: the settings' value)
+PRETRAIN_EPOCHS = None     # pretraining runs (None: the settings' value)
+FINETUNE_EPOCHS = None     # fine-tuning runs (None: the settings' value)
+MODEL = None               # model size overrides (None: the settings' value)
+WORKERS = None             # parallel training runs (None: the settings' value)
+OUT_DIR = None             # run folder (None: the settings' shared folder)
 RELEASED_FROM_HUB = False  # with network: score the authors' released 34-session model (section 7)
 
+# %%
+RUN = chapter_settings("08_reproduction", SETTINGS, PRESET=PRESET, N_PRETRAIN=N_PRETRAIN,
+                       N_TEST=N_TEST, N_TRIALS=N_TRIALS, N_NEURONS=N_NEURONS, EPOCHS=EPOCHS,
+                       PRETRAIN_EPOCHS=PRETRAIN_EPOCHS, FINETUNE_EPOCHS=FINETUNE_EPOCHS,
+                       MODEL=MODEL, WORKERS=WORKERS)
+(PRESET, N_PRETRAIN, N_TEST, N_TRIALS, N_NEURONS, EPOCHS, PRETRAIN_EPOCHS, FINETUNE_EPOCHS, MODEL,
+ WORKERS) = RUN.unpack("PRESET", "N_PRETRAIN", "N_TEST", "N_TRIALS", "N_NEURONS", "EPOCHS",
+                       "PRETRAIN_EPOCHS", "FINETUNE_EPOCHS", "MODEL", "WORKERS")
+OUT_DIR = Path(OUT_DIR) if OUT_DIR else RUN.run_dir / "reproduction"
+
 # %% [markdown]
-# ```{note}
-# With `MTM_SMOKE=1` the sessions are tiny, every model trains for two epochs, and every number in
-# this chapter's tables and figure only shows the mechanics. The `small` settings (CPU) and the
-# `paper` settings (GPU) give the real results.
-# ```
-#
 # ## 1. The paper's Tables 1 and 2
 #
-# Both tables score models on the four activity tasks of chapter 5 (in bits per spike,
+# Both tables score models on the four activity tasks of {doc}`05_evaluation` (in bits per spike,
 # computed per neuron and averaged over neurons; above 0 means better than predicting each neuron's
-# mean rate) and, in their extended versions, on the two behaviour decoders of chapter 6 (choice
+# mean rate) and, in their extended versions, on the two behaviour decoders of {doc}`06_decoding` (choice
 # accuracy, whisker motion energy $R^2$).
 #
 # **Table 1** (with Table 3, its behaviour columns) is a masking ablation: NDT1 trained from scratch on
@@ -109,7 +112,7 @@ RELEASED_FROM_HUB = False  # with network: score the authors' released 34-sessio
 # within reach of the best single scheme on every task at once; the prompt changes little in this
 # table. The behaviour columns barely separate the models.
 #
-# **Table 2** is the multi-session experiment of chapter 7: NDT1-stitch, mean over the paper's 5
+# **Table 2** is the multi-session experiment of {doc}`07_multisession`: NDT1-stitch, mean over the paper's 5
 # held-out IBL sessions, trained from scratch on each held-out session ("single-session") or
 # pretrained on 34 other sessions and fine-tuned ("multi-session"). The package holds its numbers:
 
@@ -131,27 +134,29 @@ display(Markdown(results_table(PAPER_TABLE2, COLUMNS)))
 # 1. **Single-session models**: the temporal baseline and prompted MtM, trained from scratch on every
 #    held-out session (Table 2's single-session rows, and Table 1's first and last rows).
 # 2. **Multi-session models**: both maskings pretrained on the pretraining sessions, then fine-tuned
-#    on every held-out session (Table 2's multi-session rows; chapter 7).
+#    on every held-out session (Table 2's multi-session rows; {doc}`07_multisession`).
 # 3. **Evaluation** of every model on every held-out session's test split: the four activity tasks
 #    and the two decoders; scores averaged over the held-out sessions.
 # 4. **Floor and bound**, which the paper does not have: a linear-regression baseline (ridge from
 #    the visible neurons' smoothed spikes to the hidden ones; decoders on the raw spikes) and, for
-#    synthetic sessions, each task's **oracle** (`mtm.oracle`, chapter 5: the expected counts given
+#    synthetic sessions, each task's **oracle** (`mtm.oracle`, {doc}`05_evaluation`: the expected counts given
 #    exactly what the task leaves visible, the best any model can reach; decoders on the true
 #    latents, a reference for behaviour) and the **true rates** (not reachable: they include each
 #    neuron's private noise; decoders on their log). `results.md` also gives each model's score as a
 #    share of the oracle.
 #
 # Finished runs in `out_dir` are reused and interrupted ones resumed, so a long reproduction can be
-# stopped and started again (set `OUT_DIR` to a folder you keep). Give a different plan its own
-# folder: a finished run found there is reused as it is, without checking what it was trained on. The `Plan` says what to run; its presets are `small` (3 + 2 small
-# synthetic sessions, single-session runs for 150 epochs, pretraining and fine-tuning for 100) and
-# `paper` (34 + 5 sessions, 1000 epochs everywhere, the published model). Any training setting can be
-# overridden, here the model's size in a smoke run:
+# stopped and started again (set `OUT_DIR` to a folder you keep). A run found there is checked
+# setting by setting before it is reused: one trained with other settings or on other sessions is
+# refused with the first difference (`mtm.train.first_difference`), so a different plan needs its
+# own folder. The `Plan` says what to run; its presets are `small` (3 + 2 small synthetic sessions,
+# single-session runs for 150 epochs, pretraining and fine-tuning for 100) and `paper` (34 + 5
+# sessions, 1000 epochs everywhere, the published model). Any training setting can be overridden;
+# this chapter's settings give the epochs of every stage and the sessions' size:
 
 # %%
 plan = Plan.for_preset(PRESET, n_pretrain=N_PRETRAIN, n_test=N_TEST, session_seed=SEED,
-                       epochs=EPOCHS, pretrain_epochs=EPOCHS, finetune_epochs=EPOCHS,
+                       epochs=EPOCHS, pretrain_epochs=PRETRAIN_EPOCHS, finetune_epochs=FINETUNE_EPOCHS,
                        train_overrides=dict(model=MODEL) if MODEL else {})
 print(f"{plan.preset} plan: {plan.n_pretrain} pretraining, {plan.n_test} held-out")
 for stage in ("single", "pretrain", "finetune"):
@@ -162,16 +167,14 @@ for stage in ("single", "pretrain", "finetune"):
 # %% [markdown]
 # ## 3. Running it
 #
-# The sessions are drawn from one synthetic world (chapter 1): the first `n_pretrain` for
+# The sessions are drawn from one synthetic world ({doc}`01_data`): the first `n_pretrain` for
 # pretraining, the last `n_test` held out, exactly as `mtm reproduce --preset small` does.
 
 # %%
-size = "paper" if plan.preset == "paper" else "small"
 sessions = synthetic_sessions(plan.n_pretrain + plan.n_test, seed=plan.session_seed,
-                              preset=size, n_trials=N_TRIALS, n_neurons=N_NEURONS)
+                              n_trials=N_TRIALS, n_neurons=N_NEURONS)
 pretrain, heldout = sessions[:plan.n_pretrain], sessions[plan.n_pretrain:]
-out = Path(OUT_DIR) if OUT_DIR else Path(tempfile.mkdtemp(prefix="mtm_"))
-table = run_reproduction(pretrain, heldout, plan, out, log=print, workers=WORKERS, progress=not SMOKE)
+table = run_reproduction(pretrain, heldout, plan, OUT_DIR, log=print, workers=WORKERS, progress=False)
 
 # %% [markdown]
 # ## 4. Our table beside the paper's
@@ -181,30 +184,13 @@ table = run_reproduction(pretrain, heldout, plan, out, log=print, workers=WORKER
 # whisker motion energy as $R^2$.
 
 # %%
-def paper_row(name):
-    """The paper's Table 2 row for one of ours: "Multi-session (3 pretrain), X" ->
-    "Multi-session, X"; {} for rows the paper does not have."""
-    return PAPER_TABLE2.get(re.sub(r" \(\d+ pretrain\)", "", name), {})
-
-
-def cell(value, paper=None):
-    ours = "–" if not math.isfinite(value) else f"{value:.2f}"
-    return ours if paper is None else f"{ours} ({paper:.2f})"
-
-
-lines = ["| | " + " | ".join(TABLE_COLUMNS[c] for c in COLUMNS) + " |",
-         "|---|" + "---|" * len(COLUMNS)]
-for name, row in table.items():
-    paper = paper_row(name)
-    cells = [cell(row[c], paper.get(c)) for c in COLUMNS]
-    lines.append(f"| {name} | " + " | ".join(cells) + " |")
-display(Markdown("\n".join(lines)))
+display(Markdown(paper_comparison_table(table, PAPER_TABLE2, COLUMNS)))
 
 # %% [markdown]
 # How close to optimal is each model? Its activity scores as a share of each task's oracle:
 
 # %%
-models = {name: row for name, row in table.items() if paper_row(name)}
+models = {name: row for name, row in table.items() if paper_row(name, PAPER_TABLE2)}
 display(Markdown(oracle_share_table(models, table[ORACLE_ROW], list(TASKS))))
 
 # %% [markdown]
@@ -212,7 +198,7 @@ display(Markdown(oracle_share_table(models, table[ORACLE_ROW], list(TASKS))))
 # linear baseline (dotted) and each task's oracle (dashed):
 
 # %%
-models = [name for name in table if paper_row(name)]
+models = [name for name in table if paper_row(name, PAPER_TABLE2)]
 colors = ["tab:blue", "tab:orange", "tab:cyan", "tab:red"]
 labels = [("scratch" if m.startswith("Single") else "pretrained")
           + ("\nMtM" if "MtM" in m else "\ntemporal") for m in models]
@@ -221,7 +207,7 @@ x = np.arange(len(models))
 fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), layout="constrained")
 for ax, task in zip(axes.flat, TASKS):
     ax.bar(x, [table[m][task] for m in models], color=colors[:len(models)])
-    ax.plot(x, [paper_row(m)[task] for m in models], "o", mfc="white", mec="black",
+    ax.plot(x, [paper_row(m, PAPER_TABLE2)[task] for m in models], "o", mfc="white", mec="black",
             label="paper (IBL)")
     ax.axhline(oracle[task], color="black", ls="--", lw=1, label="oracle")
     ax.axhline(floor[task], color="grey", ls=":", lw=1.2, label="linear baseline")
@@ -235,23 +221,23 @@ plt.show()
 # %% [markdown]
 # ## 5. What to expect, and why the numbers differ
 #
-# With the `small` or `paper` settings, the *pattern* of Table 2 is what to look for:
+# The *pattern* of Table 2 is what to look for (<!-- TODO(book run): say, point by point, which
+# parts of it the stored tables show. -->):
 #
 # - **MtM above temporal on intra- and inter-region prediction.** Temporal masking hides whole time
 #   bins, never whole regions, so at evaluation a region-masked input is new to it, and it can fall
 #   below zero, as in the paper. Co-smoothing favours MtM less, and forward prediction is closer:
 #   both maskings learn to fill in time.
 # - **Pretraining helps**: the multi-session rows above the single-session ones, most where the
-#   held-out session alone has few trials (chapter 7).
+#   held-out session alone has few trials (exercise 3 of {doc}`07_multisession` asks when).
 # - **Behaviour decoding flat**: the models close to one another. Choice accuracy on a few dozen
 #   test trials moves in steps of several percent, so a model can land above the decoder on the true
 #   rates by chance.
 #
-# With the `small` preset the differences are small and noisy (two held-out sessions of a few dozen
-# test trials), the single-session models can sit near or below zero bits per spike, and the linear
-# baseline is a serious competitor on some tasks. That is a finding, not a failure of the pipeline:
-# with about 140 training trials a ridge regression has far fewer parameters to fit than a
-# transformer, and the paper-sized sessions and 1000 epochs are what the method was designed for.
+# The linear baseline is a serious competitor on small sessions: with a few hundred training trials a
+# ridge regression has far fewer parameters to fit than a transformer, and the paper-sized sessions
+# and 1000 epochs are what the method was designed for. <!-- TODO(book run): say where the stored
+# models sit relative to the linear baseline and the oracle, task by task. -->
 #
 # The absolute values will not match the paper's, and should not be expected to:
 #
@@ -263,11 +249,12 @@ plt.show()
 # - **The per-neuron average.** Each session's score is the mean over neurons of per-neuron bits per
 #   spike, nearly silent neurons included; on a few dozen test trials their scores are noisy and
 #   often negative, and they pull the mean down.
-# - **A smaller run.** The `small` preset trains a 2 x 64 model for 100-150 epochs on sessions of
-#   about 300 trials and 80-99 neurons, and pretrains on 3 sessions, not 34.
+# - **A smaller run.** This chapter trains the `small` preset's 2 x 64 model for `EPOCHS`,
+#   `PRETRAIN_EPOCHS` and `FINETUNE_EPOCHS` epochs on sessions of `N_TRIALS` trials and `N_NEURONS`
+#   neurons, and pretrains on `N_PRETRAIN` sessions, not 34.
 # - **Fewer held-out sessions.** The paper averages 5 sessions and shows large differences between
 #   sessions (compare its Table 1 with its Table 7, two single sessions: temporal co-smoothing 0.84
-#   and 1.21); 2 sessions average less of that away.
+#   and 1.21); `N_TEST` sessions average less of that away.
 #
 # ## 6. The real thing: IBL data on a GPU
 #
@@ -287,7 +274,7 @@ plt.show()
 #
 # **The download.** Every session comes from the IBL public server through ONE (open data, no
 # account; `mtm.data.ibl.ibl_one`), loaded by `mtm.data.load_ibl_session` with the reference's choices
-# (chapter 1): every probe merged, every cluster kept, the reference's trial filter, 100 bins of
+# ({doc}`01_data`): every probe merged, every cluster kept, the reference's trial filter, 100 bins of
 # 20 ms around stimulus onset, choice, block, reward, whisker motion energy and wheel speed. Each
 # session is saved once as `<out>/sessions/<eid>.npz` and read from there afterwards. The spike
 # times of a two-probe session run to hundreds of megabytes, so the 39 sessions are several gigabytes:
@@ -349,7 +336,7 @@ plt.show()
 #   untrained row); the ridge decoder's grid starts at $\alpha = 1$ (not 0), and decoder features
 #   are standardised;
 # - the behaviour trial masks of the reference (`trials_mask`) are not applied: their criterion is
-#   unknown (chapter 6);
+#   unknown ({doc}`06_decoding`);
 # - the train / validation / test split of a session depends only on its trial count and seed 42
 #   (the reference seeded NumPy once per script, so a split depended on the order sessions were
 #   processed);
@@ -360,7 +347,7 @@ plt.show()
 #
 # Table 2 can also be approached from the other end: with the authors' released pretrained model
 # instead of one trained here. `mtm import-reference` reads the reference's pickled `model_best.pt`
-# without running it and saves an ordinary `mtm` checkpoint (chapter 7, section 8); the paper's
+# without running it and saves an ordinary `mtm` checkpoint ({doc}`07_multisession`, section 8); the paper's
 # protocol is then the one above: fine-tune on each held-out session, evaluate its test split. With
 # network, `RELEASED_FROM_HUB = True` runs it for the first held-out session (the download is the
 # Hugging Face hub's, the session IBL's through ONE; fine-tuning at the paper's 1000 epochs wants a
@@ -394,7 +381,7 @@ else:
 
 # %% [markdown]
 # Offline, the same commands run on the checkpoint the reference code wrote at small sizes
-# (`mtm.data.reference_checkpoint_dir()`, chapter 7), with this chapter's first held-out synthetic
+# (`mtm.data.reference_checkpoint_dir()`, {doc}`07_multisession`), with this chapter's first held-out synthetic
 # session in place of the IBL one. `--session EID=NEURONS` keeps the stitchers of a session the
 # checkpoint was trained on; the new session gets its own by fine-tuning. The scores mean little (the
 # small checkpoint was trained on Poisson noise); the point is that nothing in the path is special.
@@ -438,9 +425,12 @@ else:
 #    and score them with `mtm.reproduce.score_model`. Does each scheme win its own task, as in the
 #    paper?
 # 2. Run the reproduction with `N_PRETRAIN = 1` and again with the preset's 3, each in its own
-#    `OUT_DIR` (a finished run found in the folder is reused as it is). How much of the
+#    `OUT_DIR` (a run in the folder is reused only when its settings and sessions match). How much of the
 #    multi-session gain comes from the first pretraining session?
 # 3. The reference selects checkpoints by the $R^2$ of the 50 most active neurons. Rerun with
 #    `train_overrides=dict(selection="r2_top50")`: do the tables change?
 # 4. Open `out / "per_session.json"`: how different are the held-out sessions from one another, and
 #    how does that compare with the differences between models?
+
+# %% tags=["remove-input"]
+print(RUN.done())

@@ -109,6 +109,17 @@ def load_model(path, arch: str | None = None, device="cpu") -> tuple[MaskedModel
     return model.to(device).eval(), description.get("extra", {})
 
 
+def read_log(run_dir) -> list[dict]:
+    """The rows of a run's ``log.csv`` (one per epoch; values as strings, as :mod:`csv` reads them)."""
+    import csv
+
+    path = Path(run_dir) / "log.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no log; is {run_dir} a run folder written by mtm.train?")
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def save_state(path, state: dict) -> Path:
     """Write a training state (tensors, numbers, strings, lists, dicts) for ``--resume``."""
     return atomic_write(path, lambda tmp: torch.save(state, tmp))

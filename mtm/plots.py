@@ -5,12 +5,30 @@ comparisons and result tables. Every function takes arrays (or a Session) and an
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
 TABLE_COLUMNS = {"co-smooth": "Co-smooth", "forward-pred": "Forward pred", "intra-region": "Intra-region",
                  "inter-region": "Inter-region", "choice": "Choice", "whisker_me": "Whisker ME",
                  "wheel_speed": "Wheel speed"}
+
+
+#: The house palette: seaborn's colour-blind-safe one, in every figure of the book.
+PALETTE = "colorblind"
+
+
+def use_style() -> None:
+    """The book's one figure style (seaborn's ``ticks`` theme, colour-blind palette, frameless
+    legends, constrained layout); every chapter calls it in its set-up cell."""
+    import matplotlib as mpl
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="ticks", palette=PALETTE, font_scale=0.9,
+                  rc={"axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
+                      "figure.constrained_layout.use": True, "figure.dpi": 100, "savefig.dpi": 150,
+                      "image.cmap": "viridis"})
+    mpl.rcParams["axes.titlesize"] = "medium"
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -41,8 +59,9 @@ def _label_regions(ax, regions, color: str) -> None:
         ax.set_ylabel("neurons by region")
 
 def plot_raster(counts, regions=None, bin_size: float = 0.02, t0: float = -0.5, ax=None, title: str = "",
-                vmax: float | None = None, cmap: str = "Greys"):
-    """One trial's counts (T, N) as an image: time on x, neurons on y, region bands labelled."""
+                vmax: float | None = None, cmap: str = "Greys", colorbar: str | None = "spikes per bin"):
+    """One trial's counts (T, N) as an image: time on x, neurons on y, region bands labelled, and a
+    colour bar labelled ``colorbar`` (None: no colour bar)."""
     counts = np.asarray(counts, dtype=float)
     fig, ax = _axes(ax, (7, 4))
     n_bins, n_neurons = counts.shape
@@ -53,6 +72,8 @@ def plot_raster(counts, regions=None, bin_size: float = 0.02, t0: float = -0.5, 
     ax.axvline(0.0, color="tab:blue", lw=0.8, ls="--")
     ax.set_xlabel("time from stimulus onset (s)")
     ax.set_title(title)
+    if colorbar:
+        fig.colorbar(image, ax=ax, label=colorbar, fraction=0.04, pad=0.01)
     return fig, image
 
 
@@ -113,8 +134,9 @@ def plot_predicted_vs_true(spikes, rates, regions, region: str, trial: int = 0, 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
     vmax = max(1.0, np.percentile(spikes[trial], 99))
     plot_raster(spikes[trial], ax=axes[0], bin_size=bin_size, t0=t0, title=f"{region}: true counts, trial {trial}",
-                vmax=vmax)
-    plot_raster(rates[trial], ax=axes[1], bin_size=bin_size, t0=t0, title="predicted rate (counts/bin)", vmax=vmax)
+                vmax=vmax, colorbar=None)
+    plot_raster(rates[trial], ax=axes[1], bin_size=bin_size, t0=t0, title="predicted rate", vmax=vmax,
+                colorbar="counts per bin (both panels)")
     plot_psth(spikes, bin_size, t0, ax=axes[2], label="true", color="black", smooth=1.0)
     plot_psth(rates, bin_size, t0, ax=axes[2], label="predicted", color="tab:orange")
     axes[2].legend(frameon=False)
@@ -174,9 +196,11 @@ def plot_oracle_sweep(sweeps: dict[str, dict[float, dict[str, float]]], defaults
     return fig
 
 
-def plot_loss_curves(histories: dict[str, list[dict]], key: str = "train_loss", ax=None):
-    """Per-epoch curves of several runs (the rows of their log.csv)."""
+def plot_loss_curves(histories: dict[str, list[dict]], key: str = "train_loss", ax=None, log_scale: bool = False):
+    """Per-epoch curves of several runs (the rows of their log.csv, :func:`mtm.checkpoint.read_log`)."""
     fig, ax = _axes(ax)
+    if log_scale:
+        ax.set_yscale("log")
     for name, rows in histories.items():
         epochs = [int(r["epoch"]) for r in rows if key in r and r[key] not in ("", None)]
         values = [float(r[key]) for r in rows if key in r and r[key] not in ("", None)]
@@ -248,3 +272,115 @@ def plot_mask(hidden, target, regions=None, bin_size: float = 0.02, t0: float = 
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False,
                   fontsize=8)
     return fig, image
+
+
+def plot_lr_schedule(histories: dict[str, list[dict]], ax=None):
+    """The learning rate of each run at the end of every epoch, read from its log (``lr`` column),
+    on a log scale: the one-cycle schedule as the runs actually stepped it."""
+    fig = plot_loss_curves(histories, "lr", ax=ax, log_scale=True)
+    (ax or fig.axes[0]).set_ylabel("learning rate (end of epoch)")
+    return fig
+
+
+def task_entries(task: str, regions, n_bins: int, configuration: int) -> tuple[np.ndarray, np.ndarray]:
+    """The hidden and the scored entries (two boolean (T, N) arrays) of one configuration of an
+    evaluation task (:func:`mtm.evaluate.task_configurations`): the neurons the configuration hides,
+    in every bin, plus for forward prediction the held-out bins of every neuron; scored, the
+    configuration's scored neurons in the task's scored bins."""
+    from mtm.evaluate import scored_bins, task_configurations
+
+    hidden, scored = task_configurations(task, np.asarray(regions))  # (configurations, neurons)
+    if not 0 <= configuration < len(hidden):
+        raise ValueError(f"configuration: {task} has {len(hidden)} configurations, got {configuration}")
+    in_window = np.isin(np.arange(n_bins), scored_bins(task, n_bins))
+    hidden_entries = np.tile(hidden[configuration], (n_bins, 1))
+    if task == "forward-pred":
+        hidden_entries |= in_window[:, None]
+    return hidden_entries, in_window[:, None] & scored[configuration][None, :]
+
+
+def plot_task_masks(regions, n_bins: int, region: str, bin_size: float = 0.02, t0: float = -0.5):
+    """The evaluation masks of the four activity tasks, one panel each, for the first neuron of
+    ``region`` (co-smoothing and intra-region), the whole region (inter-region) and forward prediction."""
+    import matplotlib.pyplot as plt
+
+    from mtm.evaluate import TASKS, task_configurations
+
+    regions = np.asarray(regions).astype(str)
+    names = list(dict.fromkeys(regions.tolist()))  # the order of the inter-region configurations
+    if region not in names:
+        raise ValueError(f"region: {region!r} is not among {names}")
+    neuron = int(np.flatnonzero(regions == region)[0])
+    configuration = {"co-smooth": neuron, "forward-pred": 0, "intra-region": neuron,
+                     "inter-region": names.index(region)}
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharex=True, sharey=True)
+    for ax, task in zip(axes.flat, TASKS):
+        hidden, scored = task_entries(task, regions, n_bins, configuration[task])
+        n = len(task_configurations(task, regions)[0])
+        plot_mask(hidden, scored, regions, bin_size=bin_size, t0=t0, ax=ax,
+                  title=f"{task}: {n} configuration{'s' if n > 1 else ''}", legend=task == TASKS[-1])
+    for ax in axes[0]:
+        ax.set_xlabel("")
+    for ax in axes[:, 1]:
+        ax.set_ylabel("")
+    return fig
+
+
+def paper_row(name: str, paper_table: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The paper's row for one of ours: "Multi-session (3 pretrain), X" -> "Multi-session, X";
+    {} for rows the paper does not have."""
+    return paper_table.get(re.sub(r" \(\d+ pretrain\)", "", name), {})
+
+
+def paper_comparison_table(table: dict[str, dict[str, float]], paper_table: dict[str, dict[str, float]],
+                           columns, digits: int = 2) -> str:
+    """A Markdown table of our rows, each cell "ours (paper's)" where the paper has the row."""
+    lines = ["| | " + " | ".join(TABLE_COLUMNS.get(c, c) for c in columns) + " |", "|---|" + "---|" * len(columns)]
+    for name, row in table.items():
+        paper = paper_row(name, paper_table)
+        cells = []
+        for c in columns:
+            value = row.get(c, math.nan)
+            ours = "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+            cells.append(f"{ours} ({paper[c]:.{digits}f})" if c in paper else ours)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_mtm_schematic():
+    """The MtM idea in one figure, drawn from a small synthetic batch: one trial's counts, the mask
+    of each of MtM's four schemes with its prompt token, and the shared model that fills them in."""
+    import matplotlib.pyplot as plt
+    import torch
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    from mtm.data import synthetic_session
+    from mtm.masking import MTM_SCHEMES, mask_batch
+
+    session = synthetic_session(0, n_trials=20, n_neurons=60)
+    batch = torch.as_tensor(np.array(session.spikes[:2]))
+    fig = plt.figure(figsize=(11, 4.2))
+    grid = fig.add_gridspec(2, 6, width_ratios=[1.3, 1, 1, 1, 1, 1.4])
+    plot_raster(session.spikes[0], session.regions, ax=fig.add_subplot(grid[:, 0]), title="a trial of counts",
+                colorbar=None)
+    for i, scheme in enumerate(MTM_SCHEMES):
+        ax = fig.add_subplot(grid[i // 2, 1 + 2 * (i % 2):3 + 2 * (i % 2)])
+        generator = torch.Generator().manual_seed(i)
+        _, target = mask_batch(batch, scheme, session.regions, generator=generator)
+        ones, _ = mask_batch(torch.ones_like(batch), scheme, session.regions,
+                             generator=torch.Generator().manual_seed(i))
+        plot_mask((ones == 0)[0].numpy(), target[0].numpy(), session.regions, ax=ax,
+                  title=f"prompt [{scheme}]")
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.set_yticks([])
+    model = fig.add_subplot(grid[:, 5])
+    model.axis("off")
+    model.add_patch(FancyBboxPatch((0.1, 0.25), 0.8, 0.5, boxstyle="round,pad=0.03", fc="0.92", ec="0.3"))
+    model.text(0.5, 0.5, "one transformer\n(prompt + tokens)\n\u2193\nrates of the\nhidden entries",
+               ha="center", va="center", fontsize=9)
+    fig.add_artist(FancyArrowPatch((0.79, 0.5), (0.84, 0.5), transform=fig.transFigure, arrowstyle="-|>",
+                                   mutation_scale=15, color="0.3"))
+    fig.suptitle("MtM: one scheme and its prompt drawn per batch; red entries are hidden and scored, "
+                 "grey hidden only", fontsize=10)
+    return fig

@@ -24,6 +24,7 @@ the sessions the caller names. Reference parameters with no place in the mtm mod
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import pickle
 import zipfile
@@ -410,3 +411,28 @@ def import_reference(path, sessions: dict[str, int] | None = None, eids: list[st
     dropped = [f"{name} {tuple(tensor.shape)}" for name, tensor in params.items()] + notes
     report = ReferenceImport(Path(path).name, obj.get("epoch"), list(sessions.items()), masking, use_prompt, dropped)
     return model.eval(), report
+
+
+def reference_causal_mask(n_tokens: int, n_prefix: int, period: int, device=None) -> torch.Tensor:
+    """The reference code's causal attention mask, boolean (n_prefix + n_tokens, same): a
+    (period x period) lower triangle tiled over the tokens, as if token i belonged to bin
+    ``i % period``; the rows and columns of the ``n_prefix`` prepended tokens all True (they see
+    every bin, the future included), and the diagonal. With one token per bin (NDT1, ``period`` =
+    number of bins) only the prepended tokens' rows differ from strict causal attention."""
+    i = torch.arange(n_tokens, device=device)
+    mask = (i[None, :] % period) <= (i[:, None] % period)
+    full = torch.ones(n_prefix + n_tokens, n_prefix + n_tokens, dtype=torch.bool, device=device)
+    full[n_prefix:, n_prefix:] = mask
+    return full | torch.eye(len(full), dtype=torch.bool, device=device)
+
+
+@contextlib.contextmanager
+def reference_attention(model):
+    """Within the block, ``model`` attends in causal mode with :func:`reference_causal_mask`
+    instead of its own mask (an instance attribute shadows the method; removed on exit)."""
+    model.causal_mask = lambda token_bins, n_prefix, n_bins: reference_causal_mask(
+        len(token_bins), n_prefix, n_bins, device=token_bins.device)
+    try:
+        yield model
+    finally:
+        del model.causal_mask

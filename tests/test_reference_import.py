@@ -19,7 +19,7 @@ from mtm.checkpoint import import_reference, load_model
 from mtm.cli import main
 from mtm.data import reference_checkpoint_dir, target_eids
 from mtm.masking import PROMPT_IDS
-from mtm.reference_import import RefusedGlobal, read_reference_pickle
+from mtm.reference_import import RefusedGlobal, read_reference_pickle, reference_attention, reference_causal_mask
 
 CHECKPOINT = "reference_ndt1_stitch_prompting_small.pt"
 
@@ -34,16 +34,6 @@ def fixture():
     outputs = np.load(folder / "reference_ndt1_outputs.npz")
     sessions = {s["eid"]: s["n_neurons"] for s in meta["sessions"]}
     return folder / CHECKPOINT, meta, outputs, sessions
-
-
-def reference_prefix_mask(token_bins, n_prefix, n_bins):
-    """The reference's causal attention (notes 7.4): bins see the prefix and the bins up to their own,
-    and the session and prompt tokens see every bin."""
-    length = n_prefix + n_bins
-    mask = torch.ones(length, length, dtype=torch.bool).tril()
-    mask[:n_prefix] = True
-    mask[:, :n_prefix] = True
-    return mask
 
 
 def test_the_reference_outputs_are_reproduced_for_every_session_and_prompt(fixture):
@@ -67,9 +57,9 @@ def test_the_reference_outputs_are_reproduced_for_every_session_and_prompt(fixtu
         reference = outputs[f"s{k}_causal_log_rates"]
         with torch.no_grad():
             strict = model(spikes, s["eid"], prompt=PROMPT_IDS["causal"], causal=True).numpy()
-            model.causal_mask = reference_prefix_mask
-            leaky = model(spikes, s["eid"], prompt=PROMPT_IDS["causal"], causal=True).numpy()
-            del model.causal_mask
+            with reference_attention(model):
+                leaky = model(spikes, s["eid"], prompt=PROMPT_IDS["causal"], causal=True).numpy()
+            assert "causal_mask" not in vars(model)
         assert np.abs(strict - reference).max() > 1e-3
         np.testing.assert_allclose(leaky, reference, rtol=0, atol=1e-5)
         # with mtm's attention no output depends on a later bin
@@ -243,3 +233,14 @@ def test_the_table_eids_come_from_the_checkpoint_or_the_caller(fixture, monkeypa
     with torch.no_grad():
         ours = model(torch.as_tensor(outputs["s0_spikes"]).float(), eid, prompt=PROMPT_IDS["intra-region"]).numpy()
     np.testing.assert_allclose(ours, outputs["s0_intra-region_log_rates"], rtol=0, atol=1e-5)
+
+
+def test_the_reference_causal_mask_tiles_a_triangle_and_opens_the_prefix_rows():
+    """One token per bin: strict causal attention except the prepended tokens' rows, which see every
+    bin; several tokens per bin: token i treated as bin i % period (the reference's NDT2 defect)."""
+    one_per_bin = reference_causal_mask(6, 2, 6)
+    strict = torch.ones(8, 8, dtype=torch.bool).tril()
+    strict[:, :2] = True
+    assert torch.equal(one_per_bin[2:], strict[2:]) and one_per_bin[:2].all()
+    tiled = reference_causal_mask(6, 0, 3)  # two tokens per bin, time-major: tokens 0-5 are bins 0,0,1,1,2,2
+    assert tiled[2, 4] and not tiled[4, 2]  # token 2 (bin 1) sees token 4 (bin 2); token 4 misses token 2
