@@ -56,7 +56,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig.paper)
     masking: str = "mtm"            # "mtm" or one scheme of mtm.masking.TRAINING_SCHEMES ("temporal" = baseline)
     prompted: bool = True           # MtM: prepend the scheme's prompt token (ignored for a single scheme)
-    mask_ratio: float | None = None  # masking probability (default 0.3); MtM's causal: always 0.6 (masking.training_ratio)
+    mask_ratio: float | None = None  # masking probability, default 0.3 (MtM's causal: 0.6; masking.training_ratio)
     epochs: int = 1000
     batch_size: int = 16
     lr: float = 1e-4

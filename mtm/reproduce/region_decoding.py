@@ -143,7 +143,8 @@ def _region_markdown(region_table: dict, regions: list[str]) -> str:
             cells = [region_table.get(f"{source}: {r}", {}).get(key, np.nan) for r in regions]
             if not np.isfinite(cells).any():
                 continue
-            lines.append(f"| {source} | " + " | ".join("–" if not np.isfinite(c) else f"{c:.2f}" for c in cells) + " |")
+            shown = ("–" if not np.isfinite(c) else f"{c:.2f}" for c in cells)
+            lines.append(f"| {source} | " + " | ".join(shown) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -19,6 +19,8 @@ from mtm.evaluate import evaluate_model
 from mtm.reproduce.plan import BEHAVIOR_KEYS
 from mtm.train import TrainConfig, finetune, train
 
+OWN_ATTENTION_WHISKER = "whisker_me (own attention)"
+
 
 def _finished(run_dir: Path, cfg: TrainConfig, sessions: list[Session]) -> bool:
     """Whether ``run_dir`` holds this very run (same settings, same sessions), complete.
@@ -126,9 +128,6 @@ def score_model(best: Path, session: Session, masking: str, device: str = "auto"
             row[name] = decode_behavior(session, ["whisker_me"], model=model, training_masking=masking,
                                         attention="trained")["whisker_me"]
     return row
-
-
-OWN_ATTENTION_WHISKER = "whisker_me (own attention)"
 
 
 def mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
