@@ -149,7 +149,8 @@ def test_ndt2_is_trained_through_the_same_loop_beside_ndt1(tmp_path, fast_scores
             assert (run / "log.csv").exists()
     assert len(fast_scores["score_model"]) == 8
     rows = list(table)
-    assert rows.index("NDT1 single-session, MtM (prompted)") + 1 == rows.index("NDT2 single-session, MtM (prompted)")
+    assert rows[:4] == ["NDT1 single-session, Temporal", "NDT2 single-session, Random token",
+                        "NDT1 single-session, MtM (prompted)", "NDT2 single-session, MtM (prompted)"]
     assert "| Multi-session, Random token | 0.26 |" in markdown
 
 

@@ -21,7 +21,7 @@ from mtm.reproduce.tables import COLUMNS, REFERENCE_ROWS, SELECTED_SESSION_NOTE,
 SCHEMES = {"Temporal (baseline)": ("temporal", False), "Neuron": ("neuron", False), "Causal": ("causal", False),
            "Intra-region": ("intra-region", False), "Inter-region": ("inter-region", False),
            "MtM (not prompted)": ("mtm", False), "MtM (prompted)": ("mtm", True)}
-PRESETS = {"small": dict(n_pretrain=0, n_trials=250, n_neurons=80, epochs=40),
+PRESETS = {"small": dict(n_pretrain=0, n_trials=250, n_neurons=80, epochs=100),
            "paper": dict(n_pretrain=0, n_test=5)}
 
 

@@ -43,7 +43,8 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     jobs = {**pretrain_jobs, **jobs}  # the longest runs first
     stamp(f"training {len(jobs)} runs ({workers} at a time), NDT2 and NDT1")
     table, per_session = collect(_run_all(jobs, workers, stamp, progress), rows, heldout, stamp)
-    models = sorted(per_session, key=lambda r: (r.split(" ", 1)[1], r))  # NDT1 and NDT2 rows side by side
+    # side by side: each training stage, the baselines then MtM, NDT1 above NDT2
+    models = sorted(per_session, key=lambda r: ("multi" in r, "MtM" in r, r.startswith("NDT2")))
     patch = plan.train_config("mtm", arch="ndt2").model.patch_size
     notes = (f"NDT2 tokens: 1 bin x {patch} neurons. Both backbones trained with the same loop, epochs and "
              "sessions; rows of the same training and masking stand together.")

@@ -23,7 +23,7 @@ from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, collect, d
 from mtm.reproduce.tables import COLUMNS, REFERENCE_ROWS, plot_table, save_figure, write_tables
 
 OWN_PROMPTS = "MtM (prompted), each task's own prompt"
-PRESETS = {"small": dict(n_pretrain=3, n_trials=200, n_neurons=64, pretrain_epochs=40, finetune_epochs=40),
+PRESETS = {"small": dict(n_pretrain=3, n_trials=200, n_neurons=64, pretrain_epochs=150, finetune_epochs=150),
            "paper": dict(n_pretrain=34, n_test=5)}
 
 

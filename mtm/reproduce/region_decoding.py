@@ -29,7 +29,7 @@ from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, collect, d
 from mtm.reproduce.tables import save_figure, write_tables
 
 MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
-PRESETS = {"small": dict(n_pretrain=3, n_trials=250, n_neurons=80, pretrain_epochs=40, finetune_epochs=40),
+PRESETS = {"small": dict(n_pretrain=3, n_trials=250, n_neurons=80, pretrain_epochs=150, finetune_epochs=150),
            "paper": dict(n_pretrain=34, n_test=5)}
 LINEAR = "Linear (the region's spikes)"
 TRUE_RATES = "True rates (log, the region's neurons)"
