@@ -18,7 +18,7 @@ from mtm.reproduce.tables import SELECTED_SESSION_NOTE, save_figure, write_table
 #: row label (the paper's) -> (masking, prompted)
 MASKINGS = {"Temporal (baseline)": ("temporal", False), "Neuron": ("neuron", False),
             "Intra-region": ("intra-region", False), "MtM (prompted)": ("mtm", True)}
-PRESETS = {"small": dict(n_pretrain=0, n_trials=200, n_neurons=64, epochs=30, ratios=(0.1, 0.3, 0.6)),
+PRESETS = {"small": dict(n_pretrain=0, n_trials=200, n_neurons=64, epochs=60, ratios=(0.1, 0.3, 0.6)),
            "paper": dict(n_pretrain=0, n_test=5, ratios=(0.1, 0.3, 0.6))}
 
 
