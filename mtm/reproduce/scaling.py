@@ -13,7 +13,7 @@ from mtm.reproduce.scheduler import _run_all, add_pretrain_finetune, collect, de
 from mtm.reproduce.tables import COLUMNS, save_figure, write_tables
 
 MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
-PRESETS = {"small": dict(n_pretrain=8, n_trials=200, n_neurons=64, pretrain_epochs=20, finetune_epochs=25,
+PRESETS = {"small": dict(n_pretrain=8, n_trials=200, n_neurons=64, pretrain_epochs=60, finetune_epochs=60,
                          pretrain_counts=(1, 3, 8)),
            "paper": dict(n_pretrain=34, n_test=5, pretrain_counts=(1, 10, 34))}
 
