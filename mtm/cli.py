@@ -10,7 +10,8 @@
     mtm finetune runs/mtm/best.safetensors --data new.npz --out runs/ft  # a pretrained model, new session
     torchrun --nproc_per_node 4 -m mtm train ...                         # several GPUs (or nodes)
     mtm evaluate runs/mtm/best.safetensors session.npz --out runs/eval   # every task, tables, figures
-    mtm reproduce --preset small                                         # the paper's tables, synthetic data
+    mtm reproduce --preset small                                         # the paper's Table 2, synthetic data
+    mtm reproduce --experiment ablation                                  # ... ablation, ndt2, prompts, mask-ratio, ...
     mtm import-reference model_best.pt --out model.safetensors           # the authors' released weights, safely
 """
 
@@ -227,8 +228,8 @@ def _evaluate(args) -> None:
     from mtm.checkpoint import check_session_fits, load_model, read_description
     from mtm.data import Session
     from mtm.decoding import decode_behavior
-    from mtm.evaluate import evaluate_model
-    from mtm.plots import plot_bps_scatter, plot_predicted_vs_true
+    from mtm.evaluate import evaluate_model, psth_r2, trial_conditions, trial_r2
+    from mtm.plots import plot_bps_scatter, plot_per_neuron, plot_predicted_vs_true
     from mtm.reproduce import BEHAVIOR_KEYS, results_markdown
     from mtm.train import pick_device
 
@@ -267,6 +268,12 @@ def _evaluate(args) -> None:
     for task, result in results[names[0]].items():
         fig = plot_bps_scatter(other[task].bps, result.bps, other_name, names[0], task, rates_hz=rate_hz)
         atomic_write(out / f"bps_{task}.png", lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=120))
+    conditions = trial_conditions(session, session.splits["test"])
+    per_neuron = {name: {"bps": r["co-smooth"].bps, "trial_r2": trial_r2(r["co-smooth"].rates, r["co-smooth"].spikes),
+                         "psth_r2": psth_r2(r["co-smooth"].rates, r["co-smooth"].spikes, conditions)}
+                  for name, r in results.items()}
+    fig = plot_per_neuron(per_neuron, rate_hz)
+    atomic_write(out / "per_neuron.png", lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     cosmooth = results[names[0]]["co-smooth"]
     region = args.region or session.region_names[0]
     fig = plot_predicted_vs_true(cosmooth.spikes, cosmooth.rates, session.regions, region,
@@ -278,16 +285,14 @@ def _evaluate(args) -> None:
 
 
 def _reproduce(args) -> None:
-    from mtm.data import heldout_eids, pretrain_eids, synthetic_sessions
-    from mtm.reproduce import Plan, run_reproduction
+    from mtm.data import heldout_eids, pretrain_eids
+    from mtm.reproduce import Plan, run_experiment
 
-    plan = Plan.for_preset(args.preset, device=args.device or "auto", epochs=args.epochs,
+    plan = Plan.for_preset(args.preset, experiment=args.experiment, device=args.device or "auto", epochs=args.epochs,
                            pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.finetune_epochs,
                            n_pretrain=args.n_pretrain, n_test=args.n_test)
     if args.data == "synthetic":
-        size = "paper" if args.preset == "paper" else "small"
-        sessions = synthetic_sessions(plan.n_pretrain + plan.n_test, seed=plan.session_seed, preset=size)
-        pretrain, heldout = sessions[:plan.n_pretrain], sessions[plan.n_pretrain:]
+        pretrain, heldout = plan.synthetic_sessions()
     else:
         from mtm.data import Session
         from mtm.data.ibl import load_ibl_session
@@ -307,9 +312,9 @@ def _reproduce(args) -> None:
             heldout = [get(eid) for eid in heldout_eids()[:plan.n_test]]
             pretrain = [get(eid) for eid in pretrain_eids()[:plan.n_pretrain]]
     out = Path(args.out)
-    print(f"reproducing ({args.preset} preset, {args.data} data): pretraining on {len(pretrain)} sessions, "
-          f"{len(heldout)} held out; runs in {out}")
-    run_reproduction(pretrain, heldout, plan, out)
+    print(f"reproducing {args.experiment} ({args.preset} preset, {args.data} data): {len(pretrain)} pretraining "
+          f"sessions, {len(heldout)} held out; runs in {out}")
+    run_experiment(pretrain, heldout, plan, out)
     print((out / "results.md").read_text())
 
 
@@ -446,7 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, help="folder for results.md, results.csv and figures")
     evaluate.set_defaults(run=_evaluate)
 
-    reproduce = commands.add_parser("reproduce", help="the paper's Tables 1 and 2: train, fine-tune, evaluate")
+    reproduce = commands.add_parser("reproduce", help="the paper's experiments: train, fine-tune, evaluate")
+    reproduce.add_argument("--experiment", default="table2", metavar="NAME",
+                           help="table2 (the default), ablation, ndt2, prompts, mask-ratio, scaling or "
+                                "region-decoding (mtm.reproduce.EXPERIMENTS)")
     reproduce.add_argument("--preset", choices=["small", "paper"], default="small")
     reproduce.add_argument("--data", choices=["synthetic", "ibl"], default="synthetic")
     reproduce.add_argument("--n-pretrain", type=int, default=None, help="pretraining sessions (small 3, paper 34)")
@@ -478,7 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "command", None) == "reproduce" and args.out is None:
-        args.out = f"runs/reproduce-{args.preset}"
+        args.out = f"runs/reproduce-{args.preset}" if args.experiment == "table2" else \
+            f"runs/reproduce-{args.experiment}-{args.preset}"
     try:
         args.run(args)
     except (ValueError, FileNotFoundError, FloatingPointError) as err:

@@ -11,7 +11,9 @@
 
 Features are the flattened (T x N) log-rates of a trial, computed on the *unmasked* spikes with a
 prompt: the reference reports choice from the ``neuron`` prompt and whisker motion energy from the
-``causal`` prompt (causal attention for a model trained with the causal scheme). The fitting trials
+``causal`` prompt, which also switches every model to causal attention, prompted or not, the temporal
+baseline included (``attention="reference"``, the default); ``attention="trained"`` uses causal
+attention only for a model trained with the causal scheme. The fitting trials
 are train + val, the scored ones the test split. Features are standardised on the fitting trials
 and, when there are more features than trials, fitted in the trials' row space (:func:`row_space`),
 which gives the same model. The paper says "a linear classifier ... R-squared";
@@ -35,20 +37,24 @@ from mtm.masking import PROMPT_IDS
 CHOICE_C = tuple(10.0 ** np.arange(-4, 5))
 RIDGE_ALPHAS = (1.0, 10.0, 100.0, 1e3, 1e4)  # the reference: (0, 10, ...); see decode_continuous
 DECODING_PROMPT = {"choice": "neuron"}  # continuous behaviour: "causal"
+ATTENTIONS = ("reference", "trained")
 
 
 @torch.no_grad()
 def model_log_rates(model, session, prompt_scheme: str, training_masking: str, trials=None,
-                    batch_trials: int = 256, autocast_dtype=None) -> np.ndarray:
+                    batch_trials: int = 256, autocast_dtype=None, attention: str = "reference") -> np.ndarray:
     """A model's log-rates (K, T, N) on the unmasked spikes of ``trials`` (default: all), with the
     prompt of ``prompt_scheme`` (ignored by an unprompted model) and, for ``causal``, causal
-    attention when the model was trained with the causal scheme."""
+    attention: for every model (``attention="reference"``) or only for one trained with the causal
+    scheme (``"trained"``)."""
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention: expected one of {ATTENTIONS}, got {attention!r}")
     device = next(model.parameters()).device
     model.eval()
     trials = np.arange(session.n_trials) if trials is None else np.asarray(trials)
     spikes = torch.as_tensor(np.array(session.spikes[trials])).to(device)
     prompt = PROMPT_IDS[prompt_scheme] if model.cfg.use_prompt else None
-    causal = prompt_scheme == "causal" and training_masking in CAUSAL_MASKINGS
+    causal = prompt_scheme == "causal" and (attention == "reference" or training_masking in CAUSAL_MASKINGS)
     out = []
     for i in range(0, len(trials), batch_trials):
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
@@ -115,11 +121,14 @@ def decode_continuous(features: np.ndarray, target: np.ndarray, fit, test) -> fl
 
 
 def decode_behavior(session, keys=("choice", "whisker_me"), model=None, training_masking: str | None = None,
-                    features=None) -> dict[str, float]:
+                    features=None, prompt: str | None = None, attention: str = "reference") -> dict[str, float]:
     """Decode each behaviour key of ``session``: from a model's log-rates when ``model`` is given
-    (``choice`` with the neuron prompt, per-bin keys with the causal prompt), from ``features``
-    (K, T, N) when given (e.g. the log of ground-truth rates), else from the raw spikes.
+    (``choice`` with the neuron prompt, per-bin keys with the causal prompt, or every key with the
+    scheme ``prompt``; ``attention`` as in :func:`model_log_rates`), from ``features`` (K, T, N) when
+    given (e.g. the log of ground-truth rates), else from the raw spikes.
     Returns {key: accuracy (choice) or pooled R^2}."""
+    if prompt is not None and prompt not in PROMPT_IDS:
+        raise ValueError(f"prompt: expected one of {tuple(PROMPT_IDS)}, got {prompt!r}")
     missing = [key for key in keys if key not in session.behavior]
     if missing:
         raise ValueError(f"behavior: session {session.eid!r} has no {missing}; it has {sorted(session.behavior)}")
@@ -131,11 +140,11 @@ def decode_behavior(session, keys=("choice", "whisker_me"), model=None, training
     by_prompt = {}
     scores = {}
     for key in keys:
-        prompt = DECODING_PROMPT.get(key, "causal")
+        scheme = prompt or DECODING_PROMPT.get(key, "causal")
         if model is not None:
-            if prompt not in by_prompt:
-                by_prompt[prompt] = model_log_rates(model, session, prompt, training_masking)
-            inputs = by_prompt[prompt]
+            if scheme not in by_prompt:
+                by_prompt[scheme] = model_log_rates(model, session, scheme, training_masking, attention=attention)
+            inputs = by_prompt[scheme]
         else:
             inputs = session.spikes.astype(np.float32) if features is None else np.asarray(features, np.float32)
         values = session.behavior[key]

@@ -28,8 +28,9 @@ task               held out (zeroed in the input)                               
 =================  ==========================================================  ===============
 
 A prompted model gets the matching prompt (neuron, causal, inter-region, intra-region); forward
-prediction uses causal attention for a model trained with the causal scheme (MtM, or causal alone),
-and bidirectional attention otherwise, as in the reference. The held-out configurations are batched
+prediction uses causal attention for a prompted MtM model (its causal prompt) and a model trained with
+the causal scheme alone, and bidirectional attention otherwise (the temporal baseline and MtM without
+prompts, whose reference evaluation passes the run's own masking mode, not ``causal``). The held-out configurations are batched
 (many configurations x trials per forward pass), so a session costs at most ``N`` passes over the test
 split for co-smoothing and intra-region, in a few hundred large batches rather than N loops; and a
 configuration is not run on a trial where the neurons it hides have no spike (the input is unchanged),
@@ -252,14 +253,30 @@ def predict_heldout(model, session_id, spikes: torch.Tensor, hidden: np.ndarray,
     return rates
 
 
+def attention_is_causal(model, training_masking: str, task: str, scheme: str) -> bool:
+    """A task's attention (reference notes 5.3): a prompted model attends causally exactly under the
+    causal prompt (``scheme``); an unprompted one for forward prediction only when trained with the
+    causal scheme alone (the temporal baseline and MtM without prompts stay bidirectional)."""
+    if model.cfg.use_prompt and training_masking in CAUSAL_MASKINGS:
+        return scheme == "causal"
+    return task == "forward-pred" and training_masking == "causal"
+
+
 def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: str = "test",
-                   batch_trials: int | None = None, device=None, autocast_dtype=None) -> dict[str, TaskResult]:
+                   batch_trials: int | None = None, device=None, autocast_dtype=None,
+                   prompts: dict[str, str] | None = None) -> dict[str, TaskResult]:
     """Every activity task for a trained model on one session's ``split`` (reference notes 5.3).
 
     ``training_masking``: the masking the model was trained with (``mtm``, ``temporal``, ...), which
     decides forward prediction's attention. ``batch_trials`` trial-configurations per forward pass
-    (default 1024 on a GPU, 128 on the CPU).
+    (default 1024 on a GPU, 128 on the CPU). ``prompts``: {task: scheme} to give a prompted model
+    another prompt than the task's own (a wrong prompt shows what the prompt does).
     """
+    prompts = {**TASK_PROMPT, **(prompts or {})}
+    for task, scheme in prompts.items():
+        if task not in TASKS or scheme not in PROMPT_IDS:
+            raise ValueError(f"prompts: expected {{task: scheme}} with tasks of {TASKS} and schemes of "
+                             f"{tuple(PROMPT_IDS)}, got {task!r}: {scheme!r}")
     _check_split(session, split)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if batch_trials is None:
@@ -275,8 +292,8 @@ def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: st
         if task == "forward-pred":
             hidden_bins = np.zeros(session.n_bins, dtype=bool)
             hidden_bins[bins] = True
-        prompt = PROMPT_IDS[TASK_PROMPT[task]] if model.cfg.use_prompt else None
-        causal = task == "forward-pred" and training_masking in CAUSAL_MASKINGS
+        prompt = PROMPT_IDS[prompts[task]] if model.cfg.use_prompt else None
+        causal = attention_is_causal(model, training_masking, task, prompts[task])
         rates = predict_heldout(model, session.eid, spikes, hidden, scored, hidden_bins=hidden_bins, prompt=prompt,
                                 causal=causal, batch_trials=batch_trials, autocast_dtype=autocast_dtype)
         results[task] = TaskResult(task, rates[:, bins].cpu().numpy(), counts[:, bins], bins)  # one copy back
@@ -304,3 +321,43 @@ def _check_split(session, split: str) -> None:
     if not np.any(session.spikes[session.splits[split]]):
         raise ValueError(f"spikes: session {session.eid!r} has no spike in its {split!r} split, so bits per spike "
                          "are undefined for every neuron")
+
+
+def trial_r2(rates, spikes) -> np.ndarray:
+    """Single-trial R^2 of each neuron (N,): 1 - SS_res / SS_tot over every (trial, bin) of the
+    neuron, with SS_tot about its mean count; NaN for a neuron that never spikes (reference notes 5.2,
+    ``r2.npy``). ``rates`` and ``spikes``: (K, T, N)."""
+    rates, spikes = _check(rates, spikes)
+    residual = ((spikes - rates) ** 2).sum(axis=(0, 1))
+    total = ((spikes - spikes.mean(axis=(0, 1), keepdims=True)) ** 2).sum(axis=(0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 1.0 - residual / total, np.nan)
+
+
+def psth_r2(rates, spikes, conditions) -> np.ndarray:
+    """PSTH R^2 of each neuron (N,): the trial-averaged predicted rates against the trial-averaged
+    counts, one PSTH per condition (``conditions`` (K,): a label per trial, e.g. each (block, choice,
+    reward) combination as the reference), R^2 over the concatenated (condition, bin) values, not
+    clipped; NaN for a neuron whose PSTHs are flat."""
+    rates, spikes = _check(rates, spikes)
+    conditions = np.asarray(conditions)
+    if conditions.shape != (len(spikes),):
+        raise ValueError(f"conditions: expected one label per trial ({len(spikes)}), got shape {conditions.shape}")
+    labels = np.unique(conditions)
+    predicted = np.concatenate([rates[conditions == c].mean(axis=0) for c in labels])   # (C * T, N)
+    observed = np.concatenate([spikes[conditions == c].mean(axis=0) for c in labels])
+    residual = ((observed - predicted) ** 2).sum(axis=0)
+    total = ((observed - observed.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 1.0 - residual / total, np.nan)
+
+
+def trial_conditions(session, trials) -> np.ndarray:
+    """One label per trial of ``trials``: its (block, choice, reward) combination, from the keys of
+    ``session.behavior`` that exist (all trials one condition when none does)."""
+    keys = [k for k in ("block", "choice", "reward") if k in session.behavior]
+    trials = np.asarray(trials)
+    if not keys:
+        return np.zeros(len(trials), dtype=int)
+    values = np.stack([np.asarray(session.behavior[k])[trials].astype(float) for k in keys], axis=1)
+    return np.unique(values, axis=0, return_inverse=True)[1].reshape(-1)

@@ -30,7 +30,9 @@ scheme             what is hidden (Bernoulli draws)                    targets
                    (T,) mask; default the last 10 bins)
 =================  =================================================  ==========================
 
-Default ratios are the reference's: 0.3, and 0.6 for causal. Every hidden entry is zeroed (the
+Default ratios are the reference's: 0.3, and 0.6 for causal. In training (:func:`training_ratio`) the
+0.6 of causal applies inside the MtM mixture only; the single-scheme causal ablation masks at the
+config's 0.3, as the reference's single-scheme configs do (notes 3.4). Every hidden entry is zeroed (the
 reference's ``zero_ratio`` is 1 in every configuration). Regions are those of the batch's own
 session: the reference froze the first batch's region list for the whole run (a bug fixed upstream
 after the paper, notes section 7.4), which left later sessions of a multi-session run with regions
@@ -60,6 +62,22 @@ DEFAULT_RATIO = {"temporal": 0.3, "causal": 0.6, "neuron": 0.3, "random": 0.3, "
 MTM_SCHEMES = ("neuron", "causal", "intra-region", "inter-region")
 PROMPT_IDS = {"neuron": 0, "causal": 1, "inter-region": 2, "intra-region": 3}
 FORWARD_PRED_BINS = 10
+SINGLE_SCHEME_RATIO = 0.3
+
+
+def training_ratio(scheme: str, masking: str, ratio: float | None = None) -> float | None:
+    """The masking probability of a training batch masked with ``scheme`` in a run of ``masking``
+    (``mtm`` or a single scheme), given the run's ``ratio`` (None: the default).
+
+    Inside MtM, causal always masks at 0.6 and the other schemes at ``ratio`` (default 0.3; unused by
+    inter-region). A single scheme masks at ``ratio``, default 0.3 for every scheme, causal included.
+    """
+    check_scheme(scheme)
+    if masking == "mtm" and scheme == "causal":
+        return DEFAULT_RATIO["causal"]
+    if ratio is not None:
+        return ratio
+    return SINGLE_SCHEME_RATIO if scheme == "causal" else DEFAULT_RATIO.get(scheme)
 
 
 def is_causal(scheme: str) -> bool:

@@ -383,4 +383,29 @@ def plot_mtm_schematic():
                                    mutation_scale=15, color="0.3"))
     fig.suptitle("MtM: one scheme and its prompt drawn per batch; red entries are hidden and scored, "
                  "grey hidden only", fontsize=10)
+
+
+PER_NEURON_METRICS = {"bps": "co-smoothing bits per spike", "psth_r2": "PSTH R^2", "trial_r2": "single-trial R^2"}
+
+
+def plot_per_neuron(metrics: dict[str, dict[str, np.ndarray]], rates_hz):
+    """The paper's Fig. 7 view: per-neuron co-smoothing bits per spike, PSTH R^2 and single-trial R^2
+    against each neuron's firing rate (Hz, log axis), one colour per model.
+
+    ``metrics``: {model: {"bps": (N,), "psth_r2": (N,), "trial_r2": (N,)}} (see
+    :func:`mtm.evaluate.psth_r2` and :func:`mtm.evaluate.trial_r2`); ``rates_hz``: (N,)."""
+    import matplotlib.pyplot as plt
+
+    rates_hz = np.asarray(rates_hz, dtype=float)
+    fig, axes = plt.subplots(1, len(PER_NEURON_METRICS), figsize=(4.2 * len(PER_NEURON_METRICS), 3.4))
+    for ax, (key, label) in zip(axes, PER_NEURON_METRICS.items()):
+        for name, values in metrics.items():
+            values = np.asarray(values[key], dtype=float)
+            shown = np.isfinite(values) & (rates_hz > 0)
+            ax.scatter(rates_hz[shown], values[shown], s=8, alpha=0.6,
+                       label=f"{name} (median {np.nanmedian(values):.2f})")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set(xscale="log", xlabel="firing rate (Hz)", ylabel=label, title=label)
+        ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
     return fig

@@ -47,7 +47,7 @@ from mtm import checkpoint
 from mtm.atomic import atomic_write
 from mtm.data import Session
 from mtm.masking import (MTM_SCHEMES, REGION_SCHEMES, TRAINING_SCHEMES, MtMSampler, RegionIndex,
-                         is_causal, mask_batch)
+                         is_causal, mask_batch, training_ratio)
 from mtm.models import MaskedModel, ModelConfig, build_model, poisson_nll
 from mtm.runlock import run_lock
 
@@ -64,7 +64,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig.paper)
     masking: str = "mtm"            # "mtm" or one scheme of mtm.masking.TRAINING_SCHEMES ("temporal" = baseline)
     prompted: bool = True           # MtM: prepend the scheme's prompt token (ignored for a single scheme)
-    mask_ratio: float | None = None  # single scheme: its masking probability (default: the scheme's own)
+    mask_ratio: float | None = None  # masking probability, default 0.3 (MtM's causal: 0.6; masking.training_ratio)
     epochs: int = 1000
     batch_size: int = 16
     lr: float = 1e-4
@@ -400,7 +400,7 @@ class Trainer:
     def _forward_loss(self, spikes: torch.Tensor, st: SessionTensors, scheme: str, prompt: int | None,
                       generator: torch.Generator, net=None):
         """Mask a batch, predict, score: (summed loss, number of targets, log-rates, target mask)."""
-        ratio = self.cfg.mask_ratio if self.cfg.masking != "mtm" else None
+        ratio = training_ratio(scheme, self.cfg.masking, self.cfg.mask_ratio)
         masked, target = mask_batch(spikes, scheme, st.regions, ratio, generator,
                                     patch_size=self.cfg.model.patch_size)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):

@@ -28,7 +28,7 @@ def test_evaluate_writes_tables_and_figures(tmp_path, capsys):
                  str(tmp_path / "temporal" / "best.safetensors"), "--out", str(tmp_path / "eval")]) == 0
     names = {p.name for p in (tmp_path / "eval").iterdir()}
     assert {"results.md", "results.csv", "bps_co-smooth.png", "bps_inter-region.png",
-            "predicted_vs_true_VISa.png"} <= names
+            "predicted_vs_true_VISa.png", "per_neuron.png"} <= names
     table = (tmp_path / "eval" / "results.md").read_text()
     assert "mtm (mtm)" in table and "temporal (temporal)" in table and "Oracle (best reachable, per task)" in table
     assert "True rates (not reachable" in table and "Share of the oracle" in table and "ceiling" not in table

@@ -75,3 +75,35 @@ def test_row_space_fit_is_the_same_model():
     target = rng.normal(size=(60, 5))
     np.testing.assert_allclose(Ridge(alpha=10).fit((x_fit - mean) / std, target).predict((x_test - mean) / std),
                                Ridge(alpha=10).fit(z_fit, target).predict(z_test), atol=1e-8)
+
+
+def test_whisker_me_uses_causal_attention_for_every_model_as_the_reference():
+    import torch
+
+    from mtm.data import synthetic_session
+    from mtm.decoding import decode_behavior
+    from mtm.models import ModelConfig
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.cfg = ModelConfig(use_prompt=False)
+            self.causal = []
+
+        def forward(self, x, session, prompt=None, causal=False):
+            self.causal.append(causal)
+            return torch.log(x + 0.5)
+
+    session = synthetic_session(1, n_trials=40, n_neurons=15)
+    model = Recorder()
+    decode_behavior(session, ["whisker_me"], model=model, training_masking="temporal")
+    assert set(model.causal) == {True}
+    model.causal.clear()
+    decode_behavior(session, ["whisker_me", "choice"], model=model, training_masking="temporal", attention="trained")
+    assert set(model.causal) == {False}
+    model.causal.clear()
+    decode_behavior(session, ["choice"], model=model, training_masking="temporal", prompt="causal")
+    assert set(model.causal) == {True}
+    with pytest.raises(ValueError, match="attention: expected"):
+        decode_behavior(session, ["whisker_me"], model=model, training_masking="temporal", attention="both")

@@ -239,3 +239,50 @@ def test_bad_evaluation_inputs(session):
     one_region = Session("one", session.spikes, ["CA1"] * 30, rates=session.rates)
     with pytest.raises(ValueError, match="at least two regions"):
         evaluate_rates(one_region.rates, one_region, tasks=("inter-region",))
+
+
+def test_evaluating_under_another_prompt_changes_the_prompt_and_the_attention(session):
+    model = InputEcho("self")
+    evaluate_model(model, session, "mtm", prompts=dict.fromkeys(TASKS, "neuron"))
+    assert {(p, c) for _, p, c in model.calls} == {(0, False)}  # forward prediction too: bidirectional
+    model = InputEcho("self")
+    evaluate_model(model, session, "mtm", tasks=("co-smooth",), prompts={"co-smooth": "causal"})
+    assert {(p, c) for _, p, c in model.calls} == {(1, True)}
+    with pytest.raises(ValueError, match="prompts: expected"):
+        evaluate_model(model, session, "mtm", prompts={"co-smooth": "temporal"})
+
+
+def test_forward_prediction_attention_follows_the_reference(session):
+    """Causal for prompted MtM and the causal scheme alone; bidirectional for temporal and unprompted MtM."""
+    for masking, prompted, causal in (("mtm", True, True), ("mtm", False, False), ("causal", False, True),
+                                      ("temporal", False, False)):
+        model = InputEcho("self")
+        model.cfg = ModelConfig(use_prompt=prompted)
+        evaluate_model(model, session, masking, tasks=("forward-pred",))
+        assert {c for _, _, c in model.calls} == {causal}, masking
+
+
+def test_single_trial_and_psth_r2_by_hand():
+    from mtm.evaluate import psth_r2, trial_conditions, trial_r2
+
+    rng = np.random.default_rng(0)
+    spikes = rng.poisson(1.0, size=(6, 5, 3)).astype(float)
+    rates = spikes + rng.normal(0, 0.3, size=spikes.shape)
+    rates = np.abs(rates)
+    y, r = spikes[..., 1].ravel(), rates[..., 1].ravel()
+    assert trial_r2(rates, spikes)[1] == pytest.approx(1 - ((y - r) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+    conditions = np.array([0, 0, 1, 1, 1, 2])
+    observed = np.concatenate([spikes[conditions == c, :, 2].mean(axis=0) for c in range(3)])
+    predicted = np.concatenate([rates[conditions == c, :, 2].mean(axis=0) for c in range(3)])
+    expected = 1 - ((observed - predicted) ** 2).sum() / ((observed - observed.mean()) ** 2).sum()
+    assert psth_r2(rates, spikes, conditions)[2] == pytest.approx(expected)
+    silent = spikes.copy()
+    silent[..., 0] = 0
+    assert np.isnan(trial_r2(rates, silent)[0]) and np.isnan(psth_r2(rates, silent, conditions)[0])
+    with pytest.raises(ValueError, match="conditions: expected one label per trial"):
+        psth_r2(rates, spikes, conditions[:4])
+    session = synthetic_session(2, n_trials=30, n_neurons=15)
+    labels = trial_conditions(session, np.arange(30))
+    combos = {(b, c, r) for b, c, r in zip(session.behavior["block"], session.behavior["choice"],
+                                          session.behavior["reward"])}
+    assert labels.shape == (30,) and len(set(labels)) == len(combos)

@@ -158,3 +158,29 @@ def test_bad_masking_arguments(kwargs, message):
         MtMSampler().sample(n_regions=1)
     with pytest.raises(ValueError, match="no prompt"):
         MtMSampler(schemes=("temporal",))
+
+
+def test_training_ratio_single_causal_at_the_config_ratio_and_mtm_causal_at_0_6():
+    from mtm.masking import training_ratio
+
+    assert training_ratio("causal", "causal") == 0.3  # the single-scheme ablation (reference notes 3.4)
+    assert training_ratio("causal", "mtm") == 0.6 and training_ratio("causal", "mtm", 0.1) == 0.6
+    assert training_ratio("neuron", "mtm") == 0.3 and training_ratio("neuron", "mtm", 0.1) == 0.1
+    assert training_ratio("temporal", "temporal", 0.6) == 0.6 and training_ratio("intra-region", "intra-region") == 0.3
+
+
+def test_a_single_causal_run_masks_three_tenths_of_its_bins(tmp_path):
+    from mtm.data import synthetic_session
+    from mtm.models import build_model
+    from mtm.train import TrainConfig, Trainer
+
+    session = synthetic_session(0, n_trials=64, n_neurons=15)
+    for masking, scheme, ratio in (("causal", "causal", 0.3), ("mtm", "causal", 0.6)):
+        cfg = TrainConfig.preset("small", masking=masking, epochs=1, device="cpu",
+                                 model=dict(hidden=16, n_layers=1, n_heads=2, mlp=16, n_channels=16))
+        model = build_model(cfg.model, [(session.eid, session.n_neurons)])
+        trainer = Trainer(model, [session], cfg, tmp_path / masking)
+        data = trainer.data[0]
+        prompt = PROMPT_IDS[scheme] if cfg.uses_prompts else None
+        *_, target = trainer._forward_loss(data.spikes, data, scheme, prompt, torch.Generator().manual_seed(0))
+        assert abs(float(target[:, :, 0].float().mean()) - ratio) < 0.03, masking

@@ -158,3 +158,13 @@ def test_bf16_autocast_matches_fp32_within_tolerance():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             half, _ = poisson_nll(model(x, "a", prompt=0), x, target)
     assert abs(half.item() - full.item()) / abs(full.item()) < 2e-2
+
+
+def test_the_session_tokens_of_a_new_multi_session_model_are_drawn_independently():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.small(hidden=16, n_heads=2), [("a", 5), ("b", 6), ("c", 7)])
+    tokens = model.session_token.weight.detach()
+    assert not torch.allclose(tokens[1], tokens[0]) and not torch.allclose(tokens[2], tokens[0])
+    assert 0.5 < float(tokens.std()) < 1.5  # N(0, 1), as nn.Embedding draws its rows
+    with pytest.raises(ValueError, match="token: expected 'mean' or 'fresh'"):
+        model.add_session("d", 3, token="zero")

@@ -33,7 +33,7 @@ class NDT1(MaskedModel):
         self.embed_out = nn.Linear(embed_in, cfg.hidden)
         self.position = nn.Embedding(cfg.max_bins, cfg.hidden) if cfg.position == "learned" else None
         for session_id, n_neurons in sessions:
-            self.add_session(session_id, n_neurons)
+            self.add_session(session_id, n_neurons, token="fresh")
 
     def _add_session_layers(self, n_neurons: int) -> None:
         cfg = self.cfg

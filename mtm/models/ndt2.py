@@ -40,7 +40,7 @@ class NDT2(MaskedModel):
         self.time_ln = nn.LayerNorm(cfg.hidden)
         self.read_out = nn.Linear(cfg.hidden, cfg.patch_size)
         for session_id, n_neurons in sessions:
-            self.add_session(session_id, n_neurons)
+            self.add_session(session_id, n_neurons, token="fresh")
 
     def n_patches(self, n_neurons: int) -> int:
         return math.ceil(n_neurons / self.cfg.patch_size)

@@ -167,8 +167,15 @@ class MaskedModel(nn.Module):
                     block.qkv.weight[2 * cfg.hidden:].mul_(scale * math.sqrt(2))
 
     # ------------------------------------------------------------------ sessions
-    def add_session(self, session_id: str, n_neurons: int) -> int:
-        """Register a new session (its read-in, read-out and session token); returns its index."""
+    def add_session(self, session_id: str, n_neurons: int, token: str = "mean") -> int:
+        """Register a new session (its read-in, read-out and session token); returns its index.
+
+        ``token``: the new session token starts at the mean of the existing ones (``"mean"``, a session
+        added to a trained model), or is drawn afresh from N(0, 1) as ``nn.Embedding`` draws its rows
+        (``"fresh"``: every session of a new model, so the tokens of a multi-session model start apart).
+        """
+        if token not in ("mean", "fresh"):
+            raise ValueError(f"token: expected 'mean' or 'fresh', got {token!r}")
         if not isinstance(session_id, str) or not session_id:
             raise ValueError(f"session_id: expected a non-empty string, got {session_id!r}")
         if session_id in self.session_ids:
@@ -182,7 +189,7 @@ class MaskedModel(nn.Module):
             grown = nn.Embedding(len(self.session_ids), self.cfg.hidden).to(old.device, old.dtype)
             with torch.no_grad():
                 grown.weight[:len(old)] = old
-                if len(old):  # a new session starts from the mean of the trained tokens
+                if len(old) and token == "mean":  # a session added to a trained model
                     grown.weight[len(old)] = old.mean(dim=0)
             self.session_token = grown
         self._add_session_layers(int(n_neurons))

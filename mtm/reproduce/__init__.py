@@ -1,0 +1,41 @@
+"""``mtm reproduce``: the paper's experiments on synthetic sessions (or IBL sessions through ONE).
+
+One small module per experiment over one shared scheduler (:mod:`mtm.reproduce.scheduler`: runs in
+worker processes, finished runs reused, interrupted ones resumed) and one table writer
+(:mod:`mtm.reproduce.tables`); the paper's numbers live once in :mod:`mtm.reproduce.paper`.
+
+=================== =================================================================== ============
+``--experiment``    what it trains and scores                                           the paper
+=================== =================================================================== ============
+``table2``          temporal and prompted MtM, single-session and pretrained+fine-tuned  Table 2
+``ablation``        NDT1 single-session, each masking scheme alone and MtM               Tables 1, 3
+``ndt2``            NDT2 (random-token baseline, MtM) beside NDT1, single and multi      Tables 4, 5
+``prompts``         behaviour under each prompt; every activity task under each prompt   Table 6
+``mask-ratio``      ratios 0.1 / 0.3 / 0.6 for temporal, neuron, intra-region, MtM        Table 7
+``scaling``         pretraining on more sessions, temporal and MtM                       Figs. 4, 9
+``region-decoding`` behaviour from one region at a time; per-neuron view                 Figs. 5, 7
+=================== =================================================================== ============
+
+Each experiment's ``run(pretrain, heldout, plan, out)`` writes ``results.md``, ``results.csv``,
+``per_session.json`` and a figure into ``out`` and returns its table.
+"""
+
+from mtm.reproduce.paper import (PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6,
+                                 PAPER_TABLE7)
+from mtm.reproduce.plan import BEHAVIOR_KEYS, EXPERIMENTS, Plan, experiment_module
+from mtm.reproduce.scheduler import _finished, _run_all, default_workers, run_job, score_model
+from mtm.reproduce.table2 import MASKINGS, run_reproduction
+from mtm.reproduce.tables import results_markdown, write_tables
+
+
+def run_experiment(pretrain, heldout, plan: Plan, out, log=print, workers: int | None = None,
+                   progress: bool = True) -> dict:
+    """Run ``plan.experiment`` on the sessions; returns its table {row: {column: score}}."""
+    return experiment_module(plan.experiment).run(pretrain, heldout, plan, out, log=log, workers=workers,
+                                                  progress=progress)
+
+
+__all__ = ["BEHAVIOR_KEYS", "EXPERIMENTS", "MASKINGS", "PAPER_TABLE2", "PAPER_TABLE3", "PAPER_TABLE4",
+           "PAPER_TABLE5", "PAPER_TABLE6", "PAPER_TABLE7", "Plan", "_finished", "_run_all", "default_workers",
+           "experiment_module", "results_markdown", "run_experiment", "run_job", "run_reproduction",
+           "score_model", "write_tables"]

@@ -1,0 +1,197 @@
+"""The one scheduler every experiment shares: training runs in worker processes, finished runs
+reused, interrupted ones resumed, each single-session or fine-tuned model scored by the worker that
+trained it; and the averaging over held-out sessions with the reference rows beside the models."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mtm import checkpoint
+from mtm.baselines import reference_rows
+from mtm.data import Session
+from mtm.decoding import decode_behavior
+from mtm.evaluate import evaluate_model
+from mtm.reproduce.plan import BEHAVIOR_KEYS
+from mtm.train import TrainConfig, finetune, first_difference, train
+
+OWN_ATTENTION_WHISKER = "whisker_me (own attention)"
+
+
+def _finished(run_dir: Path, cfg: TrainConfig, sessions: list[Session]) -> bool:
+    """Whether ``run_dir`` holds this very run (same settings, same sessions), complete.
+
+    A folder holding a run of other settings or sessions is an error, and nothing in it is touched:
+    each plan needs its own output folder.
+    """
+    last = run_dir / "last.pt"
+    if not last.exists():
+        return False
+    state = checkpoint.load_state(last)
+    saved = json.loads(state["config"])
+    eids = [eid for eid, _ in saved["sessions"]]
+    differs = first_difference(saved["train"], json.loads(json.dumps(cfg.to_dict())))
+    if differs is None and eids != [s.eid for s in sessions]:
+        differs = f"sessions ({', '.join(eids[:3])}{' ...' if len(eids) > 3 else ''} in the saved run)"
+    if differs:
+        raise ValueError(f"{run_dir} holds a run of other settings or sessions, first difference: {differs}; "
+                         "use another output folder for this plan")
+    return (run_dir / "best.safetensors").exists() and int(state["epoch"]) == cfg.epochs - 1
+
+
+def run_job(sessions: list[Session], cfg: dict, run_dir: str, pretrained: str | None = None,
+            score: bool = False, threads: int | None = None, progress: bool = True,
+            extra_scores: tuple[str, ...] = ()) -> dict:
+    """One training run of the plan (train, or fine-tune ``pretrained``): reuse it when finished,
+    resume it when interrupted; with ``score``, then evaluate it on its session (``extra_scores``:
+    see :func:`score_model`). Returns ``{"best": checkpoint path, "scores": score_model's row or
+    None}``. Runs in a worker process too."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg, run_dir = TrainConfig.from_dict(cfg), Path(run_dir)
+    if _finished(run_dir, cfg, sessions):
+        best = run_dir / "best.safetensors"
+    elif pretrained is None:
+        best = train(sessions, cfg, run_dir, resume=(run_dir / "last.pt").exists(), progress=progress)
+    else:
+        best = finetune(pretrained, sessions[0], cfg, run_dir, resume=(run_dir / "last.pt").exists(),
+                        progress=progress)
+    scores = score_model(Path(best), sessions[0], cfg.masking, cfg.device, extra_scores) if score else None
+    return {"best": str(best), "scores": scores}
+
+
+def _run_all(jobs: dict, workers: int, log, progress: bool = True) -> dict:
+    """Run {name: kwargs of run_job} with ``workers`` processes (inline when 1); {name: its result}.
+
+    A job whose ``after`` names another job waits for it and fine-tunes its best checkpoint. A free
+    worker takes the first job, in the order given, whose dependency is done (list the longest first).
+    """
+    pending, done = dict(jobs), {}
+    for name, job in jobs.items():
+        if job.get("after") not in (None, *jobs):
+            raise ValueError(f"job {name!r} waits for {job['after']!r}, which is not a job of this plan")
+
+    def take_next():
+        name = next((n for n, j in pending.items() if j.get("after") in (None, *done)), None)
+        if name is None:
+            return None, None
+        job = dict(pending.pop(name))
+        after = job.pop("after", None)
+        return name, {**job, **({"pretrained": done[after]["best"]} if after else {})}
+
+    if workers <= 1:
+        while pending:
+            name, kwargs = take_next()
+            done[name] = run_job(**kwargs, progress=progress)
+            log(f"  finished {name}")
+        return done
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        running = {}
+        while pending or running:
+            while len(running) < workers:  # a job is chosen only when a worker is free for it
+                name, kwargs = take_next()
+                if name is None:
+                    break
+                running[pool.submit(run_job, **kwargs, threads=1, progress=False)] = name
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                done[name] = future.result()
+                log(f"  finished {name}")
+    return done
+
+
+def score_model(best: Path, session: Session, masking: str, device: str = "auto",
+                extra_scores: tuple[str, ...] = ()) -> dict[str, float]:
+    """All four activity tasks and behaviour decoding of one checkpoint on one session.
+
+    ``whisker_me`` is decoded with causal attention for every model, as the reference does;
+    ``extra_scores`` may ask for ``whisker_me (own attention)``: causal attention only for a model
+    trained with it (the temporal baseline then decodes with the bidirectional attention it was
+    trained with)."""
+    from mtm.train import pick_device
+
+    model, extra = checkpoint.load_model(best, device=pick_device(device))
+    checkpoint.check_session_fits(best, extra, session)
+    row = {task: result.mean_bps for task, result in evaluate_model(model, session, masking).items()}
+    keys = [k for k in BEHAVIOR_KEYS if k in session.behavior]
+    row.update(decode_behavior(session, keys, model=model, training_masking=masking))
+    for name in extra_scores:
+        if name != OWN_ATTENTION_WHISKER:
+            raise ValueError(f"extra_scores: expected {OWN_ATTENTION_WHISKER!r}, got {name!r}")
+        if "whisker_me" in session.behavior:
+            row[name] = decode_behavior(session, ["whisker_me"], model=model, training_masking=masking,
+                                        attention="trained")["whisker_me"]
+    return row
+
+
+def mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
+    """The NaN-mean of each column over rows (e.g. over held-out sessions)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return {k: float(np.nanmean([r.get(k, math.nan) for r in rows])) for k in keys}
+
+
+def default_workers(device: str) -> int:
+    """Parallel training runs: one per CPU core (up to 2) on the CPU, one at a time on a GPU."""
+    import os
+
+    from mtm.train import pick_device
+
+    return 1 if pick_device(device).type == "cuda" else max(1, min(2, os.cpu_count() or 1))
+
+
+def stamp_log(log):
+    """``log`` with the seconds since now in front of every message."""
+    started = time.perf_counter()
+    return lambda message: log(f"[{time.perf_counter() - started:6.0f} s] {message}")
+
+
+def add_single(jobs: dict, rows: dict, heldout: list[Session], cfg: TrainConfig, out: Path, key: str, row: str,
+               extra_scores: tuple[str, ...] = ()) -> None:
+    """Add one single-session run per held-out session, ``out/single/<key>/<eid>``, scored as ``row``."""
+    for session in heldout:
+        name = f"single/{key}/{session.eid}"
+        jobs[name] = dict(sessions=[session], cfg=cfg.to_dict(), run_dir=str(out / name), score=True,
+                          extra_scores=tuple(extra_scores))
+        rows[name] = row
+
+
+def add_pretrain_finetune(pretrain_jobs: dict, jobs: dict, rows: dict, pretrain: list[Session],
+                          heldout: list[Session], pretrain_cfg: TrainConfig, finetune_cfg: TrainConfig, out: Path,
+                          key: str, row: str) -> None:
+    """Add a pretraining run ``out/pretrain/<key>`` and its fine-tuning on every held-out session."""
+    pretrain_jobs[f"pretrain/{key}"] = dict(sessions=pretrain, cfg=pretrain_cfg.to_dict(),
+                                            run_dir=str(out / "pretrain" / key))
+    for session in heldout:
+        name = f"finetune/{key}/{session.eid}"
+        jobs[name] = dict(sessions=[session], cfg=finetune_cfg.to_dict(), run_dir=str(out / name), score=True,
+                          after=f"pretrain/{key}")
+        rows[name] = row
+
+
+def collect(done: dict, rows: dict, heldout: list[Session], log) -> tuple[dict, dict]:
+    """(table, per_session): each row's mean over held-out sessions, then the reference rows
+    (:func:`mtm.baselines.reference_rows`) averaged the same way; per_session: {row: [scores]}."""
+    per_session: dict[str, list[dict[str, float]]] = {}
+    for name, row in rows.items():
+        per_session.setdefault(row, []).append(done[name]["scores"])
+    log("oracles and baselines")
+    return with_references(per_session, heldout), per_session
+
+
+def with_references(per_session: dict[str, list[dict]], heldout: list[Session]) -> dict:
+    """{row: mean over sessions} of the models, then of the reference rows of every held-out session."""
+    references: dict[str, list[dict[str, float]]] = {}
+    for session in heldout:
+        for label, row in reference_rows(session, BEHAVIOR_KEYS).items():
+            references.setdefault(label, []).append(row)
+    return {name: mean_rows(rows) for name, rows in {**per_session, **references}.items()}

@@ -1,0 +1,221 @@
+"""Every experiment of ``mtm reproduce`` at smoke size (tiny models, one epoch, tiny sessions), and
+the paper's numbers kept in ``mtm.reproduce.paper`` against the reference notes' tables.
+
+The plans train for real; the scorers they call (``score_model``, ``reference_rows`` and the
+decoders, each tested in its own module, and end to end by test_reproduce.py) are replaced by fast
+stand-ins that record what they were given, so each plan is checked in seconds."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtm import checkpoint
+from mtm.baselines import LINEAR_ROW, ORACLE_ROW
+from mtm.cli import main
+from mtm.data import synthetic_sessions
+from mtm.reproduce import (EXPERIMENTS, PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6,
+                           PAPER_TABLE7, Plan, run_experiment)
+
+TINY = dict(model=dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32, patch_size=16))
+NOTES = Path(__file__).resolve().parents[1] / ".." / "shared" / "notes" / "mtm_reference.md"
+
+
+@pytest.fixture
+def fast_scores(monkeypatch):
+    """Stand-ins for the scorers: {checkpoint or features' shape: calls}, every score 0.5."""
+    import mtm.reproduce.prompts as prompts
+    import mtm.reproduce.region_decoding as region_decoding
+    import mtm.reproduce.scheduler as scheduler
+
+    calls = {"score_model": [], "decode": []}
+
+    def score_model(best, session, masking, device="auto", extra_scores=()):
+        calls["score_model"].append((str(best), session.eid, masking, tuple(extra_scores)))
+        return {**{c: 0.5 for c in ("co-smooth", "forward-pred", "intra-region", "inter-region", "choice",
+                                    "whisker_me")}, **{name: 0.25 for name in extra_scores}}
+
+    def reference_rows(session, behavior_keys=()):
+        return {ORACLE_ROW: {"co-smooth": 1.0, "choice": 0.9}, LINEAR_ROW: {"co-smooth": 0.1, "choice": 0.6}}
+
+    def decode(features, target, fit, test):
+        calls["decode"].append(np.shape(features))
+        return 0.75
+
+    def decode_behavior(session, keys, model=None, training_masking=None, prompt=None, **_):
+        calls["decode"].append(prompt)
+        return {key: 0.75 for key in keys}
+
+    monkeypatch.setattr(scheduler, "score_model", score_model)
+    monkeypatch.setattr(scheduler, "reference_rows", reference_rows)
+    monkeypatch.setattr(prompts, "decode_behavior", decode_behavior)
+    monkeypatch.setattr(region_decoding, "decode_choice", decode)
+    monkeypatch.setattr(region_decoding, "decode_continuous", decode)
+    return calls
+
+
+def smoke(experiment, tmp_path, n_pretrain=1, n_test=1, **overrides):
+    plan = Plan.for_preset("small", experiment=experiment, n_pretrain=n_pretrain, n_test=n_test, epochs=1,
+                           train_overrides=TINY, **overrides)
+    sessions = synthetic_sessions(n_pretrain + n_test, seed=40, n_trials=40, n_neurons=20)
+    table = run_experiment(sessions[:n_pretrain], sessions[n_pretrain:], plan, tmp_path, log=lambda _: None,
+                           workers=1, progress=False)
+    assert {"results.md", "results.csv", "per_session.json", "results.png"} <= {p.name for p in tmp_path.iterdir()}
+    assert ORACLE_ROW in table and LINEAR_ROW in table
+    return table, (tmp_path / "results.md").read_text(), sessions
+
+
+# ---------------------------------------------------------------- the paper's numbers
+def _notes_tables() -> dict[str, list[list[str]]]:
+    """{section number "6.1": rows of cells} of the Markdown tables in section 6 of the notes."""
+    if not NOTES.exists():
+        pytest.skip(f"the reference notes are not at {NOTES} (../shared/notes/mtm_reference.md)")
+    tables, section = {}, None
+    for line in NOTES.read_text().splitlines():
+        heading = re.match(r"### (6\.\d)", line)
+        if heading:
+            section = heading.group(1)
+        elif line.startswith("## ") and not line.startswith("## 6."):
+            section = None
+        elif section and line.startswith("|") and not set(line) <= set("|-: "):
+            tables.setdefault(section, []).append([c.strip() for c in line.strip("|").split("|")])
+    return {k: rows[1:] for k, rows in tables.items()}  # without the header row
+
+
+def _number(cell: str) -> float:
+    return float(cell.replace("**", "").replace("−", "-"))
+
+
+def test_the_paper_constants_match_the_reference_notes():
+    notes = _notes_tables()
+    for section, constant in (("6.1", PAPER_TABLE3), ("6.2", PAPER_TABLE4)):
+        assert {row[0]: [_number(c) for c in row[1:]] for row in notes[section]} == \
+            {name: list(values.values()) for name, values in constant.items()}
+    for section, constant in (("6.3", PAPER_TABLE2), ("6.4", PAPER_TABLE5)):
+        parsed = {f"{row[0].split(' (')[0]}, {row[1]}": [_number(c) for c in row[2:]] for row in notes[section]}
+        assert parsed == {name: list(values.values()) for name, values in constant.items()}
+    assert {row[0]: [_number(c) for c in row[1:]] for row in notes["6.5"]} == \
+        {name: list(values.values()) for name, values in PAPER_TABLE6.items()}
+    for row in notes["6.6"]:
+        cells = [[_number(v) for v in c.split(" / ")] if c != "same" else None for c in row[1:]]
+        cells = [c if c is not None else cells[0] for c in cells]
+        assert [list(PAPER_TABLE7[row[0]][ratio].values()) for ratio in (0.1, 0.3, 0.6)] == cells
+
+
+# ---------------------------------------------------------------- plans and presets
+def test_every_experiment_has_small_and_paper_presets():
+    for name in EXPERIMENTS:
+        small, paper = Plan.for_preset("small", experiment=name), Plan.for_preset("paper", experiment=name)
+        assert small.n_test >= 2 and paper.n_test == 5 and paper.experiment == name
+    assert Plan.for_preset("small", experiment="scaling").pretrain_counts == (1, 3, 8)
+    assert Plan.for_preset("paper", experiment="scaling").pretrain_counts == (1, 10, 34)
+    assert Plan.for_preset("small", experiment="mask-ratio").ratios == (0.1, 0.3, 0.6)
+    with pytest.raises(ValueError, match="experiment: expected one of"):
+        Plan.for_preset("small", experiment="table9")
+
+
+def test_an_unknown_experiment_is_a_clear_cli_error(tmp_path, capsys):
+    assert main(["reproduce", "--experiment", "table9", "--out", str(tmp_path)]) == 2
+    assert "mtm: error: experiment: expected one of" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- each experiment at smoke size
+def test_ablation(tmp_path, fast_scores):
+    table, markdown, sessions = smoke("ablation", tmp_path, n_pretrain=0)
+    for row in ("Temporal (baseline)", "Neuron", "Causal", "Intra-region", "Inter-region", "MtM (not prompted)",
+                "MtM (prompted)"):
+        assert table[row]["co-smooth"] == 0.5 and table[row]["whisker_me (own attention)"] == 0.25
+    assert len(fast_scores["score_model"]) == 7
+    assert "one selected IBL session" in markdown and "| Intra-region | -9.86 |" in markdown
+    assert "| Causal | 0.50 | 0.50 | 0.50 | 0.50 | 0.50 | 0.50 | 0.25 |" in markdown
+    for key, masking, prompted in (("causal", "causal", True), ("mtm-unprompted", "mtm", False), ("mtm", "mtm", True)):
+        saved = checkpoint.read_description(tmp_path / "single" / key / sessions[0].eid / "best.safetensors")
+        assert saved["extra"]["train"]["masking"] == masking and saved["model"]["use_prompt"] == (prompted and
+                                                                                                   masking == "mtm")
+
+
+def test_ndt2_is_trained_through_the_same_loop_beside_ndt1(tmp_path, fast_scores):
+    table, markdown, sessions = smoke("ndt2", tmp_path)
+    eid = sessions[1].eid
+    for arch in ("ndt1", "ndt2"):
+        for stage in ("single", "finetune"):
+            masking = {"ndt1": "temporal", "ndt2": "random-token"}[arch]
+            run = tmp_path / stage / f"{arch}-{masking}" / eid
+            saved = checkpoint.read_description(run / "best.safetensors")
+            assert saved["model"]["arch"] == arch and saved["extra"]["train"]["masking"] == masking
+            assert (run / "log.csv").exists()
+    assert len(fast_scores["score_model"]) == 8
+    rows = list(table)
+    assert rows[:4] == ["NDT1 single-session, Temporal", "NDT2 single-session, Random token",
+                        "NDT1 single-session, MtM (prompted)", "NDT2 single-session, MtM (prompted)"]
+    assert "| Multi-session, Random token | 0.26 |" in markdown
+
+
+def test_prompts_scores_every_task_under_every_prompt(tmp_path, fast_scores):
+    table, markdown, sessions = smoke("prompts", tmp_path)
+    for scheme in ("neuron", "causal", "intra-region", "inter-region"):
+        row = table[f"MtM (prompted), every task under the {scheme} prompt"]
+        assert all(math.isfinite(row[c]) for c in ("co-smooth", "forward-pred", "intra-region", "inter-region"))
+        assert row["choice"] == 0.75
+    assert fast_scores["decode"] == ["neuron", "causal", "inter-region", "intra-region"]
+    assert "| MtM (prompted), every task under the causal prompt | 0.89 | 0.68 |" in markdown
+
+
+def test_mask_ratio(tmp_path, fast_scores):
+    table, markdown, sessions = smoke("mask-ratio", tmp_path, n_pretrain=0, n_test=2, ratios=(0.6,))
+    assert {"Temporal (baseline), ratio 0.6", "Neuron, ratio 0.6", "Intra-region, ratio 0.6",
+            "MtM (prompted), ratio 0.6"} <= set(table)
+    assert len(json.loads((tmp_path / "per_session.json").read_text())["Neuron, ratio 0.6"]) == 2  # two sessions
+    saved = checkpoint.read_description(tmp_path / "single" / "mtm-0.6" / sessions[0].eid / "best.safetensors")
+    assert saved["extra"]["train"]["mask_ratio"] == 0.6
+    assert "| MtM (prompted), ratio 0.6 | 0.93 | 0.83 | 0.71 | 0.88 |" in markdown
+
+
+def test_scaling(tmp_path, fast_scores):
+    table, _, sessions = smoke("scaling", tmp_path, n_pretrain=2, pretrain_counts=(1, 2))
+    assert {"Temporal, 1 pretraining session", "MtM (prompted), 2 pretraining sessions"} <= set(table)
+    two = checkpoint.load_state(tmp_path / "pretrain" / "mtm-2" / "last.pt")
+    assert [eid for eid, _ in json.loads(two["config"])["sessions"]] == [s.eid for s in sessions[:2]]
+    with pytest.raises(ValueError, match="pretrain_counts"):
+        smoke("scaling", tmp_path / "more", n_pretrain=1, pretrain_counts=(1, 3))
+
+
+def test_region_decoding_and_the_per_neuron_view(tmp_path, fast_scores):
+    table, markdown, sessions = smoke("region-decoding", tmp_path)
+    regions = np.asarray(sessions[1].regions)
+    for region in sessions[1].region_names:
+        for source in ("MtM (prompted)", "Temporal", "Linear (the region's spikes)",
+                       "True rates (log, the region's neurons)"):
+            assert table[f"{source}: {region}"] == {"choice": 0.75, "whisker_me": 0.75}
+    assert sorted(set(fast_scores["decode"])) == sorted({(40, 100, int((regions == r).sum()))
+                                                        for r in sessions[1].region_names})
+    assert (tmp_path / "per_neuron.png").exists() and "Per-neuron view (Fig. 7)" in markdown
+    assert "| Temporal | 0.75 | 0.75 |" in markdown
+
+
+def test_region_log_rates_see_only_their_region():
+    import torch
+
+    from mtm.reproduce.region_decoding import region_log_rates
+
+    class Echo(torch.nn.Module):  # log-rate of a neuron: the count summed over every neuron it sees
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.cfg = type("Cfg", (), {"use_prompt": True})()
+            self.calls = []
+
+        def forward(self, x, session, prompt=None, causal=False):
+            self.calls.append((prompt, causal))
+            return x.sum(dim=-1, keepdim=True).expand_as(x)
+
+    session = synthetic_sessions(1, seed=3, n_trials=20, n_neurons=30)[0]
+    model = Echo()
+    inside = np.asarray(session.regions) == "LP"
+    rates = region_log_rates(model, session, "LP")
+    assert rates.shape == (20, 100, inside.sum())
+    np.testing.assert_allclose(rates[..., 0], session.spikes[..., inside].sum(axis=-1))
+    assert model.calls == [(3, False)]  # the intra-region prompt, bidirectional
