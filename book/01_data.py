@@ -187,7 +187,8 @@ for s in sessions:
 #
 # Each knob of the generator moves the tasks' oracles differently. Below, one session regenerated
 # with one knob changed at a time: the private amplitude $s_n$ (every neuron the same), the coupling
-# $\kappa$ between regions, and the latent noise $\sigma$ (the dotted line marks the default).
+# $\kappa$ between regions, and the latent noise $\sigma$ (the dotted line marks the default), with
+# the true rates' score for comparison.
 
 # %%
 KNOB_VALUES = {"private_gain": (0.0, 0.3, 0.6, 0.9), "coupling": (0.0, 0.12, 0.3),
@@ -199,11 +200,16 @@ plot_oracle_sweep(sweeps, defaults={"private_gain": 0.6, "coupling": 0.12, "nois
 plt.show()
 
 # %% [markdown]
-# Without private fluctuations the co-smoothing and intra-region oracles equal the true rates: the
-# region's latents then say everything about a neuron. The larger the private amplitude, the more
-# of each neuron no model can predict from the others. Inter-region prediction depends on how much
-# of a region the *other* regions explain: stronger coupling raises its oracle, while larger latent
-# noise (more of each region private to it) separates it further from the co-smoothing oracle.
+# Without private fluctuations (amplitude 0) the co-smoothing and intra-region oracles equal the
+# true rates (dashed, scored over every bin): the region's latents then say everything about a
+# neuron. As the amplitude grows the true rates climb away from those oracles, and the gap is what no
+# model can predict of a neuron from the others; the oracle's own score moves less, and not always
+# in one direction, because every setting draws new spikes and bits per spike depend on them. The
+# forward-prediction oracle rises with the amplitude instead: it knows each neuron's smooth
+# fluctuation from the neuron's own past. Inter-region prediction depends on how much of a region
+# the *other* regions explain: without coupling its oracle falls far below the co-smoothing one,
+# stronger coupling raises it, and larger latent noise (more of each region private to it) lowers
+# it, as it lowers forward prediction, whose future that noise drives.
 # (The default private amplitude is drawn per neuron between 0.3 and 0.9; the sweep fixes it.)
 
 # %% [markdown]

@@ -176,7 +176,8 @@ def oracle_share_table(rows: dict[str, dict[str, float]], oracle: dict[str, floa
 
 
 def plot_oracle_sweep(sweeps: dict[str, dict[float, dict[str, float]]], defaults: dict[str, float] | None = None):
-    """One panel per generator knob: each task's oracle (bits per spike) against the knob's value.
+    """One panel per generator knob: each task's oracle (bits per spike) against the knob's value, and
+    the true rates (dashed, the ``"true rates"`` entry of :func:`mtm.oracle.knob_sweep`).
 
     ``sweeps``: {knob: :func:`mtm.oracle.knob_sweep` output}; ``defaults``: {knob: the generator's
     default value}, marked with a dotted line."""
@@ -187,7 +188,8 @@ def plot_oracle_sweep(sweeps: dict[str, dict[float, dict[str, float]]], defaults
     for ax, (knob, sweep) in zip(axes[0], sweeps.items()):
         values = sorted(sweep)
         for task in next(iter(sweep.values())):
-            ax.plot(values, [sweep[v][task] for v in values], marker="o", label=TABLE_COLUMNS.get(task, task))
+            style = dict(color="black", ls="--") if task == "true rates" else {}
+            ax.plot(values, [sweep[v][task] for v in values], marker="o", label=TABLE_COLUMNS.get(task, task), **style)
         if defaults and knob in defaults:
             ax.axvline(defaults[knob], color="grey", ls=":", lw=1)
         ax.set_xlabel(knob.replace("_", " "))

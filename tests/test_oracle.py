@@ -148,5 +148,7 @@ def test_knob_sweep_moves_the_oracles_as_the_generator_says():
                        tasks=("co-smooth", "inter-region"))
     assert sweep[0.0]["co-smooth"] > sweep[0.9]["co-smooth"]
     assert sweep[0.0]["inter-region"] < sweep[0.0]["co-smooth"]
+    assert np.isclose(sweep[0.0]["true rates"], sweep[0.0]["co-smooth"], atol=1e-5)  # nothing private
+    assert sweep[0.9]["true rates"] > sweep[0.9]["co-smooth"] + 0.1
     with pytest.raises(ValueError, match="knob"):
         knob_sweep("gain", (1.0,))
