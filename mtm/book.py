@@ -108,6 +108,16 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
         "gpu": dict(PRESET="small", N_PRETRAIN=4, N_TEST=2, N_TRIALS=400, N_NEURONS=300, EPOCHS=200,
                     PRETRAIN_EPOCHS=200, FINETUNE_EPOCHS=150, MODEL=GPU_MODEL, WORKERS=1),
     },
+    "09_experiments": {
+        "smoke": dict(N_TEST=1, N_TRIALS=40, N_NEURONS=30, ABLATION_EPOCHS=2, NDT2_EPOCHS=2, SCALING_COUNTS=[1, 2],
+                      SCALING_EPOCHS=2, MODEL=SMOKE_MODEL, WORKERS=1),
+        # each experiment's small preset (sessions of 200-250 trials x 64-80 neurons); scaling compares 1 and 4
+        # pretraining sessions, to stay within 15 minutes on a 2-core CPU
+        "book": dict(N_TEST=2, N_TRIALS=None, N_NEURONS=None, ABLATION_EPOCHS=100, NDT2_EPOCHS=25,
+                     SCALING_COUNTS=[1, 4], SCALING_EPOCHS=60, MODEL={}, WORKERS=2),
+        "gpu": dict(N_TEST=2, N_TRIALS=None, N_NEURONS=None, ABLATION_EPOCHS=200, NDT2_EPOCHS=60,
+                    SCALING_COUNTS=[1, 2, 4], SCALING_EPOCHS=100, MODEL={}, WORKERS=1),
+    },
 }
 
 # Run-time model, calibrated on the measurement quoted in the module docstring: the small model
@@ -123,15 +133,16 @@ TRAIN_FRACTION = 0.7
 ANNOUNCE_MINUTES = 3.0
 
 
-def _training_runs(chapter: str, values: dict) -> list[tuple[int, int, int]]:
-    """(sessions, trials per session, epochs) of every training run a chapter makes."""
+def _training_runs(chapter: str, values: dict) -> list[tuple]:
+    """(sessions, trials per session, epochs[, cost of an epoch relative to the calibration]) of every
+    training run a chapter makes."""
     trials, epochs = values.get("N_TRIALS"), values.get("EPOCHS")
     if chapter in ("04_training", "05_evaluation", "06_decoding"):
-        # chapter 4 trains the shared pair, a third MtM run (selection) and two short resume runs;
-        # chapters 5 and 6 reuse the pair when chapter 4 ran before them with the same settings
+        # chapter 4 trains the shared pair and two short resume runs; chapters 5 and 6 reuse the
+        # pair when chapter 4 ran before them with the same settings
         runs = [(1, trials, epochs)] * 2
         if chapter == "04_training":
-            runs += [(1, trials, epochs)] + [(1, trials, values["RESUME_EPOCHS"])] * 2
+            runs += [(1, trials, values["RESUME_EPOCHS"])] * 2
         return runs
     if chapter == "07_multisession":
         sizes = values["N_PRETRAIN"]
@@ -144,6 +155,16 @@ def _training_runs(chapter: str, values: dict) -> list[tuple[int, int, int]]:
         runs += [(1, trials, epochs)] * (2 * n_test)
         runs += [(1, trials, values["FINETUNE_EPOCHS"])] * (2 * n_test if n_pretrain else 0)
         return runs
+    if chapter == "09_experiments":
+        # the presets' sessions have 64-80 neurons, an epoch costs about 0.7 of a 300-neuron one; an
+        # NDT2 epoch about 3 times an NDT1 one (calibrated on the small presets' measured wall times)
+        n_test, counts, small = values["N_TEST"], values["SCALING_COUNTS"], 0.7
+        ablation = [(1, trials or 250, values["ABLATION_EPOCHS"], small)] * (7 * n_test)
+        ndt2 = [(2, trials or 200, values["NDT2_EPOCHS"], small * cost) for cost in (3, 3, 1, 1)]
+        ndt2 += [(1, trials or 200, values["NDT2_EPOCHS"], small * cost) for cost in (3, 3, 1, 1)] * (2 * n_test)
+        scaling = [(count, trials or 200, values["SCALING_EPOCHS"], small) for count in counts for _ in range(2)]
+        scaling += [(1, trials or 200, values["SCALING_EPOCHS"], small)] * (2 * len(counts) * n_test)
+        return ablation + ndt2 + scaling
     return []
 
 
@@ -153,12 +174,12 @@ def estimate_minutes(chapter: str, values: dict, gpu: bool) -> float:
     total = 0.0
     model = values.get("MODEL") or {}
     slower = 3.0 if model.get("n_layers", 2) >= 4 else 1.0
-    for n_sessions, trials, epochs in _training_runs(chapter, values):
+    for n_sessions, trials, epochs, *cost in _training_runs(chapter, values):
         train_trials = n_sessions * int(trials * TRAIN_FRACTION)
         if gpu:
             total += epochs * -(-train_trials // 16) * GPU_SECONDS_PER_STEP
         else:
-            total += epochs * train_trials * CPU_SECONDS_PER_TRIAL_EPOCH * slower
+            total += epochs * train_trials * CPU_SECONDS_PER_TRIAL_EPOCH * slower * (cost[0] if cost else 1.0)
     return total / 60
 
 

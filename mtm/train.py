@@ -456,7 +456,8 @@ class Trainer:
 
         ``val_bps``: pooled bits per spike of the masked entries against each neuron's mean rate on
         the val split, (NLL_null - NLL_model) / spikes / ln 2 over all targets of the session.
-        ``r2_top50`` (with that selection): :func:`top50_trial_r2`.
+        ``r2_top50``: :func:`top50_trial_r2` of the same predictions (logged whatever the selection, so
+        one run's log shows which epoch either criterion keeps).
         """
         cfg = self.cfg
         self.model.eval()
@@ -482,8 +483,7 @@ class Trainer:
                 rates.append(torch.exp(log_rates))
                 counts.append(y)
             scores["val_bps"].append(float(gain[0] / gain[1].clamp(min=1) / math.log(2)))
-            if cfg.selection == "r2_top50":
-                scores["r2_top50"].append(top50_trial_r2(torch.cat(rates), torch.cat(counts)))
+            scores["r2_top50"].append(top50_trial_r2(torch.cat(rates), torch.cat(counts)))
         self.model.train()
         return {k: float(np.mean(v)) for k, v in scores.items() if v}
 

@@ -14,7 +14,8 @@ from mtm import checkpoint
 from mtm.data import Session, synthetic_session, synthetic_sessions
 from mtm.masking import mask_batch
 from mtm.models import poisson_nll
-from mtm.train import TrainConfig, finetune, finetune_model, resolve_precision, top50_trial_r2, train
+from mtm.checkpoint import read_log
+from mtm.train import SELECTIONS, TrainConfig, finetune, finetune_model, resolve_precision, top50_trial_r2, train
 
 TINY_MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32, patch_size=16)
 
@@ -207,10 +208,21 @@ def test_top50_r2_is_one_for_perfect_rates():
     assert top50_trial_r2(torch.full_like(spikes, spikes.mean()), spikes) < 0.01
 
 
-def test_reference_selection_criterion_runs(session, tmp_path):
-    train([session], tiny_config(epochs=1, selection="r2_top50"), tmp_path / "run", progress=False)
-    header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0]
-    assert "r2_top50" in header
+def test_both_criteria_are_logged_and_each_selection_keeps_its_best_epoch(session, tmp_path):
+    """One run's log holds both scores; a run with either selection keeps the epoch of its maximum,
+    and the two runs train the same weights (validation never touches the training randomness)."""
+    kept, logs = {}, {}
+    for selection in SELECTIONS:
+        run = tmp_path / selection
+        train([session], tiny_config(epochs=4, selection=selection), run, progress=False)
+        logs[selection] = read_log(run)
+        kept[selection] = checkpoint.load_model(run / "best.safetensors")[1]["epoch"]
+    for selection, log in logs.items():
+        assert {"val_bps", "r2_top50"} <= set(log[0])
+        scores = [float(row[selection]) for row in log]
+        assert int(log[int(np.argmax(scores))]["epoch"]) == kept[selection]
+    for column in ("train_loss", "val_bps", "r2_top50"):
+        assert [r[column] for r in logs["val_bps"]] == [r[column] for r in logs["r2_top50"]]
 
 
 @pytest.mark.parametrize("make, message", [
