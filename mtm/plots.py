@@ -385,6 +385,7 @@ def plot_mtm_schematic():
                                    mutation_scale=15, color="0.3"))
     fig.suptitle("MtM: one scheme and its prompt drawn per batch; red entries are hidden and scored, "
                  "grey hidden only", fontsize=10)
+    return fig
 
 
 PER_NEURON_METRICS = {"bps": "co-smoothing bits per spike", "psth_r2": "PSTH R^2", "trial_r2": "single-trial R^2"}

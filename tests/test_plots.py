@@ -2,6 +2,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mtm.data import synthetic_session  # noqa: E402
@@ -58,3 +59,12 @@ def test_plot_mask_colours_visible_hidden_and_target():
     assert len(fig.axes[0].get_legend().get_texts()) == 3
     with pytest.raises(ValueError, match="hidden, target"):
         plot_mask(hidden, target[:, :2])
+
+
+def test_the_introduction_schematic_is_drawn_by_the_package(tmp_path):
+    from mtm.book import write_schematic
+
+    path = write_schematic(tmp_path / "schematic.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = plt.imread(path)
+    assert image.shape[0] > 300 and image.shape[1] > 800  # 11 x 4.2 inches at 110 dpi
