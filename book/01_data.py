@@ -115,7 +115,7 @@ print(f"mean rate {rate_hz.mean():.1f} Hz, median {np.median(rate_hz):.1f} Hz, "
 # One trial as a raster: time runs left to right, neurons bottom to top, grouped by region. The
 # dashed line is the stimulus onset.
 
-# %%
+# %% mystnb={"figure": {"caption": "Trial 0 of the synthetic session. Top: spike counts per 20 ms bin; bottom: the true rate, the expected count per bin. Time from stimulus onset on the x axis (dashed line: onset), neurons grouped by region on the y axis.", "name": "fig-01-raster"}}
 fig, axes = plt.subplots(2, 1, figsize=(8, 6.5), layout="constrained", sharex=True)
 plot_raster(session.spikes[0], session.regions, ax=axes[0],
             title="spike counts, trial 0")
@@ -127,7 +127,7 @@ plt.show()
 # Averaging over trials gives each region's peri-stimulus time histogram (PSTH). Visual cortex and
 # the visual thalamus respond to the stimulus; every region is driven by the movement that follows.
 
-# %%
+# %% mystnb={"figure": {"caption": "Peri-stimulus time histogram of each region: the firing rate averaged over trials and over the region's neurons, smoothed with a Gaussian of 1.5 bins. Dashed line: stimulus onset.", "name": "fig-01-psth-regions"}}
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
 for region in session.region_names:
     in_region = session.regions == region
@@ -140,7 +140,7 @@ plt.show()
 # Firing rates are heavy-tailed across neurons, as in cortex, hippocampus and thalamus: most neurons
 # fire a few spikes per second, a few fire tens, and some barely fire at all.
 
-# %%
+# %% mystnb={"figure": {"caption": "Distribution of the neurons' mean firing rates over all trials and bins of the session, in log-spaced bins on a log axis.", "name": "fig-01-rate-histogram"}}
 fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
 ax.hist(rate_hz, bins=np.logspace(-2, 2, 30), color="grey")
 ax.set_xscale("log")
@@ -190,7 +190,7 @@ for s in sessions:
 # $\kappa$ between regions, and the latent noise $\sigma$ (the dotted line marks the default), with
 # the true rates' score for comparison.
 
-# %%
+# %% mystnb={"figure": {"caption": "Oracle of each evaluation task (bits per spike) as one knob of the generator changes, one session per value. Left: the private amplitude $s_n$, the same for every neuron; middle: the coupling between regions; right: the latent noise. Dashed black line: the true rates; dotted grey line: the generator's default value.", "name": "fig-01-oracle-sweep"}}
 KNOB_VALUES = {"private_gain": (0.0, 0.3, 0.6, 0.9), "coupling": (0.0, 0.12, 0.3),
                "noise": (0.15, 0.35, 0.7)}
 sweeps = {knob: knob_sweep(knob, values[:SWEEP_POINTS], seed=SEED, n_trials=SWEEP_TRIALS,
@@ -222,7 +222,7 @@ plt.show()
 # `stim_side`, `reaction_time`) and per-bin traces (`wheel_speed`, `whisker_me`, a whisker-pad motion
 # energy like the one IBL measures with its cameras).
 
-# %%
+# %% mystnb={"figure": {"caption": "Behaviour of the synthetic session. Left: psychometric curves, the fraction of rightward choices against the signed contrast, one curve per block prior P(left). Right: wheel speed and whisker motion energy averaged over trials, against time from stimulus onset (dashed line); the title gives the median reaction time.", "name": "fig-01-behaviour"}}
 b = session.behavior
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.3), layout="constrained")
 plot_psychometric(b["choice"], b["contrast"], b["block"], ax=axes[0])
@@ -238,10 +238,12 @@ plt.show()
 # %% [markdown]
 # ## 5. Real IBL data through ONE
 #
-# The same `Session` comes out of `mtm.data.load_ibl_session(eid)`, which follows the reference code:
-# every probe of the session merged, every sorted cluster kept, windows around stimulus onset, the
-# reference's trial filter (reaction times between 0.08 and 2 s, no missing events), regions mapped
-# to the IBL's Beryl atlas, and the behaviour above. On Colab, set `LIVE_IBL = True` to download one of
+# The same `Session` comes out of `mtm.data.load_ibl_session(eid)`, which follows the reference code
+# (every probe of the session merged, every sorted cluster kept, windows around stimulus onset, the
+# reference's trial filter: reaction times between 0.08 and 2 s, no missing events, and the behaviour
+# above) with one choice of its own: regions mapped to the IBL's Beryl atlas. The reference stores
+# each channel's Allen acronym as it is, so its region lists keep fibre tracts such as `alv` and
+# `scwm`; `region_mapping="Allen"` does the same here. On Colab, set `LIVE_IBL = True` to download one of
 # the paper's sessions from the IBL public server (a few minutes). The server needs an account of your
 # own, free at <https://openalyx.internationalbrainlab.org/signup>: the cell asks for its username and
 # password (or reads `ALYX_LOGIN` and `ALYX_PASSWORD`), and ONE keeps its downloads and settings in one
@@ -283,7 +285,7 @@ else:
     print("offline ONE cache built from", source)
 print(ibl_session)
 
-# %%
+# %% mystnb={"figure": {"caption": "Trial 0 of the session loaded through ONE in the cell above: spike counts per 20 ms bin, neurons grouped by region label on the y axis (one band per run of a label, so a region crossed by both probes appears twice). Dashed line: stimulus onset.", "name": "fig-01-ibl-raster"}}
 fig, _ = plot_raster(ibl_session.spikes[0], ibl_session.regions,
                      title=f"{ibl_session.eid[:8]}: trial 0")
 plt.show()
@@ -295,7 +297,7 @@ print("neurons per region:", ibl_session.region_counts())
 # probes cross therefore appears as **two bands**, one per probe; the model and the masking schemes go by the labels, not by the positions, so the two bands are one
 # region for them ({doc}`02_masking`). **`root`** is the atlas's label for a channel outside every
 # brain region of the Beryl parcellation (fibre tracts, ventricles, or a contact just outside the
-# brain). The reference keeps these clusters and treats `root` as one more region, and so does `mtm`;
+# brain). The reference keeps every cluster and treats each label, `root` included, as a region, and so does `mtm`;
 # with the offline synthetic fallback there is no `root` band.
 
 # %% [markdown]
@@ -316,11 +318,143 @@ print("neurons per region:", ibl_session.region_counts())
 #
 # ## Exercises
 #
-# 1. Generate a session with `world_seed=1`. Do its PSTHs differ from those of `world_seed=0`? Why?
-# 2. How many neurons fire below 0.5 Hz in `session`? Which region holds most of them?
-# 3. Plot the PSTH of LP separately for left and right stimuli (`b["stim_side"]`). Which one is larger?
-# 4. Load the offline IBL session again with `region_mapping="Allen"`: which labels change, and why
-#    does the fibre tract disappear under Beryl?
+# **Exercise 1.** Generate a session with `world_seed=1`. Do its PSTHs differ from those of
+# `world_seed=0`? Why?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `synthetic_session` takes `world_seed` as a keyword argument. Draw the region PSTHs of both
+# sessions side by side, as in section 2. Then read the docstring of `mtm.data.synthetic`: which
+# parts of the generator come from `world_seed`, and which from `seed`?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# They differ. `World.__init__` in `mtm.data.synthetic` draws from `world_seed` everything that the
+# sessions of a world share: the damped rotations $A_r$, the coupling matrices $C_{rr'}$ and the
+# direction in which each task input pushes each region's latents ($B_r$). A new world therefore
+# answers the same stimulus and the same movement with transients of another shape. The session
+# changes as well: `synthetic_session` seeds its generator with `(world_seed, 1, seed)`, so the
+# neurons, region sizes, baselines and trials are new too.
+#
+# Some things do not depend on any seed, so they stay: the timing of the task inputs
+# (`simulate_task`: a stimulus transient just after onset, movement after each trial's reaction
+# time), the input sensitivity of each region (`INPUT_GAIN`) and the centre of each region's rate
+# distribution (`MEAN_RATE_HZ`). Expect PSTHs at similar levels, with events at similar times, but
+# with modulations of another shape, size or sign.
+# ```python
+# other_world = synthetic_session(SEED, N_TRIALS, N_NEURONS, world_seed=1)
+# print("same dynamics:", np.array_equal(session.truth.transition, other_world.truth.transition))
+# fig, axes = plt.subplots(1, 2, figsize=(9, 3.3), layout="constrained", sharey=True)
+# for ax, s in zip(axes, (session, other_world)):
+#     for region in s.region_names:
+#         plot_psth(s.spikes[..., s.regions == region], ax=ax, label=region, smooth=1.5)
+#     ax.set_title(f"world_seed={s.meta['world_seed']}")
+# axes[0].legend(frameon=False, ncol=5, fontsize=8)
+# plt.show()
+# ```
+# The first line prints `False`: the transition matrix $A$ (with the coupling) is not the same in
+# the two worlds.
+# :::
+#
+# **Exercise 2.** How many neurons fire below 0.5 Hz in `session`? Which region holds most of them?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `rate_hz` (section 2) holds each neuron's mean rate and `session.regions` its region. Count per
+# region, and also divide by the region's size (`session.region_counts()`): regions differ in size.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# low = rate_hz < 0.5
+# print(f"{low.sum()} of {session.n_neurons} neurons below 0.5 Hz")
+# for region, n in session.region_counts().items():
+#     n_low = int(np.sum(low & (session.regions == region)))
+#     print(f"{region:>5}: {n_low} of {n} neurons ({n_low / n:.0%})")
+# ```
+# The generator (`synthetic_session`) makes low-rate neurons in two ways. First, a fixed fraction of
+# nearly silent units (`SILENT_FRACTION`) in every region alike, with baselines drawn between 0.02 and
+# 0.3 Hz. Second, the low tail of the log-normal baseline of the other neurons, which is centred on
+# the region's `MEAN_RATE_HZ`. That centre is lowest in the hippocampus (DG, then CA1) and highest
+# in the thalamus (LP, PO). So expect the hippocampal regions to have the largest share of neurons
+# below 0.5 Hz, and the thalamic ones the smallest. Which region holds the most in absolute numbers
+# also depends on the region sizes that this session drew.
+# :::
+#
+# **Exercise 3.** Plot the PSTH of LP separately for left and right stimuli (`b["stim_side"]`). Which
+# one is larger?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `b["stim_side"]` is -1 for a left stimulus and +1 for a right one. Trials of contrast 0 have a side
+# but no stimulus input, so leave them out (`b["contrast"]` is the signed contrast). The true rates
+# `session.rates` give the same PSTHs without the Poisson noise. Then look at how `World.__init__`
+# builds the input weights of the two stimulus inputs.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# in_lp = session.regions == "LP"
+# seen = np.abs(b["contrast"]) > 0          # contrast 0: no stimulus input
+# fig, axes = plt.subplots(1, 2, figsize=(9, 3.3), layout="constrained", sharey=True)
+# for ax, (data, what) in zip(axes, ((session.spikes, "spike counts"), (session.rates, "true rates"))):
+#     for side, name in ((-1, "left stimulus"), (1, "right stimulus")):
+#         trials = seen & (b["stim_side"] == side)
+#         plot_psth(data[trials][..., in_lp], ax=ax, label=name, smooth=1.5)
+#     ax.set_title(f"LP, {what}")
+# axes[0].legend(frameon=False)
+# plt.show()
+# ```
+# The generator has no preferred side. In `World.__init__` the left and the right stimulus are two
+# separate inputs with the same gain (the region's stimulus sensitivity in `INPUT_GAIN`), each with
+# its own random direction in the latent space. The two PSTHs should therefore both rise shortly
+# after stimulus onset, with responses of similar size. Any difference between them comes from the
+# random draws of this world and session, not from a rule of the generator; another `world_seed`
+# can reverse it. (A real recording from one hemisphere would be expected to favour the
+# contralateral side.) After the movement starts the two curves can also differ because choices
+# follow the stimulus side, and the lateralised movement input (`choice` times movement) has
+# opposite signs for the two choices.
+# :::
+#
+# **Exercise 4.** Load the offline IBL session again with `region_mapping="Allen"`: which labels
+# change, and why does the fibre tract disappear under Beryl?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `load_ibl_session(ibl_session.eid, one=one, region_mapping="Allen")` reads the same cache. Pair
+# every neuron's Allen label with its Beryl label (`ibl_session.regions`) and count the pairs. The
+# channels of the offline fixture follow `mtm.data.alf.FIXTURE_PATH`.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# `load_ibl_session` reads the Allen CCF id of each cluster's channel and turns it into an acronym
+# with `iblatlas`, `BrainRegions().id2acronym(ids, mapping=region_mapping)` (`_region_names` in
+# `mtm.data.ibl`). `"Allen"` keeps the raw acronym; `"Beryl"`, the default, maps it to the Beryl
+# parcellation.
+# ```python
+# from collections import Counter
+#
+# allen_session = load_ibl_session(ibl_session.eid, one=one, region_mapping="Allen")
+# pairs = Counter(zip(allen_session.regions.tolist(), ibl_session.regions.tolist()))
+# for (allen, beryl), n in pairs.items():
+#     print(f"{allen:>8} -> {beryl:<5} {n} neurons")
+# ```
+# With the real-spike fixture the channels follow `FIXTURE_PATH`: the layers of VISa (`VISa1` to
+# `VISa6b`), two fibre tracts (`scwm`, the supra-callosal cerebral white matter, and `alv`, the
+# alveus), `CA1`, three layers of the dentate gyrus (`DG-mo`, `DG-sg`, `DG-po`), `LP` and `PO`. Under
+# Allen the layers keep their own labels; under Beryl they merge into their area (`VISa`, `DG`), and
+# `CA1`, `LP` and `PO` stay as they are. A fibre tract is white matter, not one of the brain regions
+# of the Beryl parcellation, so Beryl has no label for it but `root`. Its neurons are not dropped,
+# only relabelled: that is the `root` band of the raster. With the synthetic fallback nothing
+# changes, because `VISa`, `CA1`, `DG`, `LP` and `PO` are Allen acronyms that map to themselves
+# (`session_to_alf`). The Allen acronyms are also stored at the first load, in
+# `ibl_session.meta["neurons"]["allen_acronym"]`, and the mapping used in
+# `ibl_session.meta["region_mapping"]`.
+# :::
 
 # %% tags=["remove-input"]
 print(RUN.done())

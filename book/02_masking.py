@@ -25,7 +25,8 @@
 # - the seven training schemes (temporal, causal, neuron, random, random-token, intra-region,
 #   inter-region) and the two evaluation masks (co-smoothing, forward prediction), drawn on a real
 #   batch, and what each one asks the model to learn;
-# - how causal masking is defined in the reference code (ratio 0.6 and causal attention) rather than
+# - how causal masking is defined in the reference code (temporal masking with causal attention)
+#   rather than
 #   the paper's "next time step";
 # - the four prompt tokens and the MtM mixture, with the masking ratios;
 # - a bug of the reference code (a region list frozen at the first batch) and how `mtm` avoids it.
@@ -112,7 +113,7 @@ print("masked:", tuple(masked.shape), masked.dtype,
 # its zeros are exactly the hidden entries. The small helper below does both and is used for every
 # figure of this chapter; all the masking itself is `mask_batch`.
 
-# %%
+# %% mystnb={"figure": {"caption": "Temporal masking of trial 0 of a training batch. Top: the counts; middle: what the model sees, hidden bins set to zero; bottom: the mask (white: visible; red: target, hidden and scored). Time from stimulus onset on the x axis, neurons grouped by region on the y axis.", "name": "fig-02-temporal-mask"}}
 def draw(scheme, counts=batch, labels=regions, seed=SEED, **kwargs):
     """(masked counts, hidden entries, targets) of one scheme, all (B, T, N)."""
     kwargs.setdefault("patch_size", PATCH_SIZE)
@@ -144,7 +145,7 @@ plt.show()
 # | scheme | hidden (independent Bernoulli draws) | targets | ratio |
 # |---|---|---|---|
 # | `temporal` | whole bins, per (trial, bin) | the hidden entries | 0.3 |
-# | `causal` | as temporal, and attention restricted to the past | the hidden entries | 0.6 |
+# | `causal` | as temporal, and attention restricted to the past | the hidden entries | 0.3 alone, 0.6 in MtM |
 # | `neuron` | whole neuron traces, per (trial, neuron) | the hidden entries | 0.3 |
 # | `random` | single entries, per (trial, bin, neuron) | the hidden entries | 0.3 |
 # | `random-token` | NDT2 tokens of 1 bin x 128 neurons, per (trial, bin, token) | the hidden entries | 0.3 |
@@ -154,7 +155,7 @@ plt.show()
 # Each panel below is the mask of trial 0 of the same batch, neurons grouped by region (the probe
 # goes from visual cortex through hippocampus to thalamus).
 
-# %%
+# %% mystnb={"figure": {"caption": "The mask of trial 0 of the same batch under each of the seven training schemes, each drawn with its own seed (white: visible; grey: hidden, not scored; red: target). Panel titles give each scheme's default ratio; inter-region has none.", "name": "fig-02-training-masks"}}
 TRAINING = ("temporal", "causal", "neuron", "random", "random-token", "inter-region",
             "intra-region")
 fig, axes = plt.subplots(3, 3, figsize=(9, 8), layout="constrained",
@@ -234,7 +235,7 @@ pd.DataFrame(rows).set_index("scheme").round(3)
 #
 # The paper describes causal masking as "next time step prediction". The reference code does
 # something a little different, and `mtm` follows the code: the causal scheme hides bins exactly like
-# temporal masking, with ratio 0.6, **and** switches the transformer to causal attention, so the token
+# temporal masking (ratio 0.3 in a causal-only run, 0.6 inside MtM), **and** switches the transformer to causal attention, so the token
 # of bin $t$ sees only bins $t' \le t$ (its own input is zero when it is hidden). A hidden bin is
 # therefore predicted from the *visible bins before it*. `mtm.masking.is_causal` says which schemes
 # switch attention:
@@ -243,12 +244,12 @@ pd.DataFrame(rows).set_index("scheme").round(3)
 print({scheme: is_causal(scheme) for scheme in SCHEMES})
 
 # %% [markdown]
-# How far back is the most recent visible bin for each causal target? If bins are hidden
-# independently with probability $p = 0.6$, the gap $g$ (1 = the bin just before is visible, a true
+# How far back is the most recent visible bin for each causal target? The masks below are MtM's
+# (`mask_batch`'s default for `causal`, $p = 0.6$). If bins are hidden independently with probability $p$, the gap $g$ (1 = the bin just before is visible, a true
 # next-step prediction) follows a geometric law, $P(g = k) = (1 - p)\,p^{k - 1}$, and a target in the
 # first bins of a trial may have no visible past at all.
 
-# %%
+# %% mystnb={"figure": {"caption": "Causal masking: for every target with a visible bin before it, the number of bins back to the most recent visible bin, over `N_MASKS` masks of the batch (red bars), and the geometric law for bins hidden independently with p = 0.6 (black). The title gives the share of targets with no visible bin before them.", "name": "fig-02-causal-gaps"}}
 gaps, no_past = [], 0
 for i in range(N_MASKS):
     hidden_bins = draw("causal", seed=i)[1][:, :, 0].numpy()   # (B, T): the hidden bins
@@ -291,7 +292,7 @@ plt.show()
 # holds out one neuron at a time for co-smoothing and one region at a time for the region tasks, with
 # the matching prompt. (The paper writes "the last 10 %, 20 ms": a typo; the code holds out 200 ms.)
 
-# %%
+# %% mystnb={"figure": {"caption": "The two evaluation masks on trial 0. Left: co-smoothing, with a fixed set of neurons (about a fifth, chosen at random here) hidden in every bin; right: forward prediction, with the last 10 bins of every neuron hidden. Red: targets; white: visible.", "name": "fig-02-evaluation-masks"}}
 rng = np.random.default_rng(SEED)
 heldout = rng.choice(session.n_neurons, size=session.n_neurons // 5 + 1, replace=False)
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained", sharey=True)
@@ -329,7 +330,7 @@ print("masking ratios:", DEFAULT_RATIO)
 # seed, so it never touches the GPU). Over many draws each scheme should come up a quarter of the
 # time:
 
-# %%
+# %% mystnb={"figure": {"caption": "Fraction of the `N_DRAWS` draws of `MtMSampler` that fell on each of the four schemes of the MtM mixture. Black line: 1/4; grey band: 1/4 plus or minus two binomial standard deviations.", "name": "fig-02-mtm-sampler"}}
 sampler = MtMSampler(seed=SEED)
 draws = [sampler.sample(n_regions) for _ in range(N_DRAWS)]
 print("first draws:", [scheme for scheme, _ in draws[:8]])
@@ -350,8 +351,9 @@ plt.show()
 # %% [markdown]
 # Each bar should fall within the grey band about 95 % of the time: the mixture is uniform, and with
 # the tens of thousands of batches of a paper-size run every scheme gets its share. Two details follow
-# the reference code: each scheme keeps its own ratio (0.3, and 0.6 for causal; a single-scheme run
-# can change it with `TrainConfig(mask_ratio=...)`, MtM cannot), and "MtM not prompted" is the same
+# the reference code: each scheme keeps its own ratio inside MtM (0.3, and 0.6 for causal; MtM cannot
+# change them), while a single-scheme run masks at 0.3, causal included, or at
+# `TrainConfig(mask_ratio=...)` (`mtm.masking.training_ratio`), and "MtM not prompted" is the same
 # mixture without the prompt token (`TrainConfig(prompted=False)`). The region schemes need at least
 # two regions, and the sampler refuses a session that has only one:
 
@@ -412,7 +414,7 @@ print("regions drawn:", dict(chosen))
 # 00, then probe 01), and it includes `root`: channels outside the atlas's brain regions, which the
 # reference treats as one more region ({doc}`01_data` explains both).
 
-# %%
+# %% mystnb={"figure": {"caption": "A batch of real IBL spikes (the offline ALF fixture of chapter 1). Left: the counts of trial 0; middle and right: the inter-region and intra-region masks drawn on it (white: visible; grey: hidden, not scored; red: target). Neurons grouped by region label, probe 00 first, then probe 01.", "name": "fig-02-ibl-masks"}}
 from mtm.data import real_data_dir
 
 if real_data_dir() is not None:
@@ -449,26 +451,187 @@ else:
 # - A masking scheme hides entries of a batch (sets them to zero) and names the targets; the Poisson
 #   loss is summed over the targets only. `mask_batch` returns both.
 # - Temporal = fill in missing moments; neuron = predict a neuron from the others (co-smoothing);
-#   causal = predict hidden bins from the past only (ratio 0.6 with causal attention, as in the
-#   code, rather than the paper's "next step"); intra-region = predict a region's neurons from its own
+#   causal = predict hidden bins from the past only (temporal masking with causal attention, as in
+#   the code, rather than the paper's "next step"); intra-region = predict a region's neurons from its own
 #   other neurons; inter-region = predict a whole region from the other regions.
 # - Co-smoothing and forward prediction are the neuron and causal questions with fixed held-out sets.
 # - MtM draws one of neuron, causal, intra-region and inter-region per batch, uniformly, and prepends
-#   its prompt token; ratios are 0.3, and 0.6 for causal.
+#   its prompt token; ratios are 0.3, and 0.6 for causal (a causal-only run masks at 0.3).
 # - Regions are always those of the batch's own session, never a list frozen at the first batch.
 #
 # ## Exercises
 #
-# 1. Draw the intra-region mask for ten seeds and note which region is drawn each time. How many
-#    targets does a draw have when the drawn region is the smallest one?
-# 2. `mask_batch(batch, "temporal", ratio=0.1)`: how does the hidden fraction change, and what would
-#    you expect to happen to forward prediction if a model were trained this way (paper Table 7)?
-# 3. With `PATCH_SIZE` equal to the number of neurons, compare random-token masking with temporal
-#    masking. Why are they the same question?
-# 4. Repeat the causal-gap histogram with `ratio=0.3`. Which fraction of the targets is now a true
-#    next-step prediction?
-# 5. Build a session whose neurons all belong to one region and try `mask_batch(..., "inter-region",
-#    ...)`. Why can MtM not train on such a session?
+# **Exercise 1.** Draw the intra-region mask for ten seeds and note which region is drawn each time.
+# How many targets does a draw have when the drawn region is the smallest one?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Use the chapter's `draw("intra-region", seed=...)`. The neurons outside the drawn region are
+# hidden in every trial and bin, so the drawn region is the one whose neurons are visible in some
+# trial or are targets. `session.region_counts()` gives the region sizes. In `mask_batch`, what
+# does one Bernoulli draw hide: one entry, or one neuron for a whole trial?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# n_trials, n_bins = batch.shape[:2]
+# sizes = session.region_counts()
+# for seed in range(10):
+#     _, hidden, target = draw("intra-region", seed=seed)
+#     in_drawn = ~hidden.numpy().all(axis=(0, 1)) | target.numpy().any(axis=(0, 1))
+#     region = str(regions[in_drawn][0])
+#     expected = DEFAULT_RATIO["intra-region"] * n_trials * n_bins * sizes[region]
+#     print(f"seed {seed}: {region:>4} ({sizes[region]} neurons), {int(target.sum())} targets, "
+#           f"{expected:.0f} expected")
+# print("smallest region:", min(sizes, key=sizes.get))
+# ```
+# In `mask_batch` the intra-region scheme draws one region uniformly (`torch.randint` over the
+# session's regions), then hides each of its neurons for a whole trial with probability $\rho$
+# (`bernoulli(n_trials, 1, n_neurons)`). A draw therefore has $T$ targets for every hidden
+# (trial, neuron) pair of the drawn region: on average $\rho\, B\, T\, n_r$ for a region of $n_r$
+# neurons. The smallest region gives the fewest targets, and since the loss is a sum over targets
+# it also gives the smallest loss and gradient; its count also varies the most relative to its
+# mean, because it comes from only $B\, n_r$ coin flips. Each seed picks a given region with
+# probability $1/R$, so ten seeds can miss the smallest one; if so, try more seeds.
+# :::
+#
+# **Exercise 2.** `mask_batch(batch, "temporal", ratio=0.1)`: how does the hidden fraction change,
+# and what would you expect to happen to forward prediction if a model were trained this way (paper
+# Table 7)?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# The ratio is the probability that a bin of a trial is hidden. Besides the hidden fraction, look
+# at how often a hidden bin has visible bins on both sides, and compare with what forward
+# prediction hides (section 4).
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# for ratio in (0.1, 0.3):
+#     bins = np.stack([draw("temporal", seed=i, ratio=ratio)[1][:, :, 0].numpy()
+#                      for i in range(N_MASKS)])           # (masks, trials, bins): hidden bins
+#     inner = bins[..., 1:-1]
+#     flanked = inner & ~bins[..., :-2] & ~bins[..., 2:]   # both neighbours visible
+#     print(f"ratio {ratio}: hidden fraction {bins.mean():.3f}, "
+#           f"hidden bins with both neighbours visible {flanked.sum() / inner.sum():.2f}")
+# ```
+# The hidden fraction follows the ratio: about a tenth of the entries instead of about three
+# tenths. The gaps change too: a hidden bin has both neighbours visible with probability
+# $(1 - p)^2$, so at $p = 0.1$ most hidden bins sit between two visible ones, and two hidden bins in
+# a row are rare. A model trained this way learns mostly to interpolate between neighbouring bins.
+# Forward prediction hides the last 10 bins (200 ms) at once, with nothing after them: it asks the
+# model to carry activity forward over many bins, which this training rarely demands, so expect it
+# to do worse on that task. The paper's Table 7 (preprint; temporal masking, NDT1, one session)
+# agrees: forward prediction 0.73 bits per spike at ratio 0.1 against 0.88 at 0.3 and at 0.6. To
+# test it here, train the temporal baseline with `TrainConfig(masking="temporal", mask_ratio=0.1)`
+# ({doc}`04_training`) and evaluate it as in {doc}`05_evaluation`.
+# :::
+#
+# **Exercise 3.** With `PATCH_SIZE` equal to the number of neurons, compare random-token masking
+# with temporal masking. Why are they the same question?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `draw` passes `patch_size` on to `mask_batch`. Draw both schemes with the same seed and compare the
+# hidden entries with `torch.equal`. How many patches does a bin have then?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# _, hidden_token, target_token = draw("random-token", patch_size=session.n_neurons)
+# _, hidden_temporal, target_temporal = draw("temporal")
+# print(torch.equal(hidden_token, hidden_temporal), torch.equal(target_token, target_temporal))
+# ```
+# Both lines print `True`. With `patch_size` equal to $N$, `mask_batch` makes
+# `math.ceil(N / patch_size)` = 1 patch per bin, draws a (trials, bins, 1) Bernoulli array and
+# repeats it over the neurons: exactly the draw of temporal masking, with the same default ratio
+# (0.3) and, from the same seed, the same random numbers. One token then covers the whole population
+# in one bin, so hiding a token hides a moment of the recording, and the question is the temporal
+# one: fill in the missing moments from the others. Random-token masking differs from temporal
+# masking only when a bin is cut into several patches, and part of the population stays visible.
+# :::
+#
+# **Exercise 4.** Repeat the causal-gap histogram with `ratio=0.3`. Which fraction of the targets
+# is now a true next-step prediction?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Copy the cell of section 3, pass `ratio=0.3` to `draw`, and change the geometric law to
+# $p = 0.3$. The first bar is the probability that the bin just before a hidden bin is visible.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# p = 0.3
+# gaps, no_past = [], 0
+# for i in range(N_MASKS):
+#     hidden_bins = draw("causal", seed=i, ratio=p)[1][:, :, 0].numpy()
+#     t = np.arange(hidden_bins.shape[1])
+#     last_visible = np.maximum.accumulate(np.where(hidden_bins, -1, t), axis=1)
+#     gap = np.broadcast_to(t, hidden_bins.shape) - last_visible
+#     gaps.append(gap[hidden_bins & (last_visible >= 0)])
+#     no_past += int((hidden_bins & (last_visible < 0)).sum())
+# gaps = np.concatenate(gaps)
+# print(f"next-step targets: {np.mean(gaps == 1):.1%}, geometric law {1 - p:.0%}; "
+#       f"no visible past: {no_past / (no_past + len(gaps)):.1%}")
+# fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
+# ax.bar(k, [np.mean(gaps == j) for j in k], color="tab:red", alpha=0.7,
+#        label="causal targets of the batch")
+# ax.plot(k, (1 - p) * p ** (k - 1), "ko-", ms=3, lw=1, label=f"geometric law, p = {p}")
+# ax.set_xlabel("bins back to the most recent visible bin")
+# ax.set_ylabel("fraction of targets")
+# ax.legend(frameon=False)
+# plt.show()
+# ```
+# Bins are hidden independently, so the bin just before a target is visible with probability
+# $1 - p$: the geometric law puts 70 % of the targets at gap 1 for $p = 0.3$, against 40 % for
+# $p = 0.6$. The measured first bar should come close to it (slightly above, because targets without
+# any visible past are left out of the histogram), and fewer targets than at $p = 0.6$ should have
+# no visible past at all. Even so, by the same law 30 % of the targets lie two or more bins ahead.
+# This is the ratio of the single-scheme causal run: `training_ratio("causal", "causal")` in
+# `mtm.masking` gives 0.3, and only the MtM mixture uses 0.6.
+# :::
+#
+# **Exercise 5.** Build a session whose neurons all belong to one region and try
+# `mask_batch(..., "inter-region", ...)`. Why can MtM not train on such a session?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Keep the neurons of one region of `session` (for example `regions == "LP"`) in a new `Session`, as
+# section 6 does for session B. What would the inter-region scheme hide if it were allowed to run,
+# and what would the intra-region scheme hide outside the drawn region?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# lp = regions == "LP"
+# lp_only = Session(eid="lp-only", spikes=session.spikes[..., lp], regions=regions[lp])
+# lp_batch = torch.as_tensor(lp_only.spikes[lp_only.splits["train"][:BATCH_SIZE]])
+# for scheme in ("inter-region", "intra-region"):
+#     try:
+#         mask_batch(lp_batch, scheme, lp_only.regions)
+#     except ValueError as err:
+#         print("ValueError:", err)
+# try:
+#     MtMSampler(seed=SEED).sample(n_regions=len(lp_only.region_names))
+# except ValueError as err:
+#     print("ValueError:", err)
+# ```
+# Both region schemes refuse the batch: `mask_batch` builds the session's `RegionIndex`, finds a
+# single region and raises `ValueError` before drawing anything. The questions make no sense with
+# one region: inter-region would hide every neuron, so the model would have to predict the whole
+# recording from zeros, and intra-region would have no other region to hide, so it would reduce to
+# neuron masking. MtM draws a region scheme for half of its batches, so `MtMSampler.sample` refuses
+# a session with fewer than two regions, and the training loop refuses such a session before the
+# first epoch (`Trainer._check_sessions` in `mtm.train`, for MtM and for the two region schemes).
+# Temporal, neuron and causal masking still work on it.
+# :::
 
 # %% tags=["remove-input"]
 print(RUN.done())

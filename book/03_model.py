@@ -297,11 +297,12 @@ del paper, ndt2_paper
 # Every scheme but one lets each token attend to every other token (bidirectional). The causal scheme
 # (and forward prediction at evaluation) restricts the token of bin $t$ to bins $t' \le t$. The
 # session and prompt tokens come **first** in the sequence, so with a causal mask over the whole
-# sequence they see each other and no bin at all. `mtm` passes `is_causal=True` to PyTorch's
+# sequence they see no bin at all (the session token sees only itself, the prompt token the session
+# token and itself). `mtm` passes `is_causal=True` to PyTorch's
 # `scaled_dot_product_attention` (which lets fused GPU kernels run), and that mask is the lower
 # triangle below:
 
-# %%
+# %% mystnb={"figure": {"caption": "Attention masks over the first 12 tokens of the sequence (session token, prompt token, bins 0 to 9), query on the y axis and key on the x axis, dark where attention is allowed. Left: bidirectional; right: causal, the lower triangle of `is_causal=True`.", "name": "fig-03-attention-masks"}}
 n_show = 2 + 10
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), layout="constrained")
 labels = ["sess", "prompt"] + [f"bin {t}" for t in range(n_show - 2)]
@@ -325,7 +326,7 @@ plt.show()
 # training. We show that too, by handing the same model the reference's mask
 # (`mtm.reference_import.reference_attention`, which swaps in `reference_causal_mask` for the block).
 
-# %%
+# %% mystnb={"figure": {"caption": "Largest absolute change of the NDT1 log-rates in each output bin (log scale) when 3 spikes are added to every neuron at bin `PERTURBED_BIN` (dashed line) of four trials: bidirectional attention, `mtm`'s causal attention, and the same weights with the reference's causal mask. Changes of exactly zero are drawn on the thin floor line (label: exactly 0).", "name": "fig-03-causality-ndt1"}}
 @torch.no_grad()
 def output_change(net, counts, causal):
     """Largest |change| of the log-rates in each bin (T,) when bin PERTURBED_BIN of
@@ -420,7 +421,7 @@ pd.DataFrame(trace)
 # a $T \times T$ lower triangle over the $T \cdot P$ time-major tokens, as if token $i$ belonged to bin
 # $i \bmod T$ rather than $\lfloor i / P \rfloor$:
 
-# %%
+# %% mystnb={"figure": {"caption": "Causal attention masks of the NDT2 model over its token sequence, query token on the y axis and key token on the x axis. Columns: `mtm`'s block-causal mask and the reference's tiled mask (dark: allowed), and their difference (red: the reference lets a token see a future bin; blue: it hides a key of a past or the same bin). Top row: the whole sequence; bottom row: the tokens of the first six bins.", "name": "fig-03-ndt2-masks"}}
 _, token_bins = ndt2.tokens(x, ndt2.session_index(session.eid))
 ours = ndt2.causal_mask(token_bins, 2, x.shape[1]).cpu().numpy()
 reference = reference_causal_mask(len(token_bins), 2, x.shape[1]).cpu().numpy()
@@ -457,7 +458,7 @@ plt.show()
 # mask, and only the rows of the prepended tokens differ.)
 # The perturbation test confirms the two masks' behaviour in the NDT2 model:
 
-# %%
+# %% mystnb={"figure": {"caption": "The perturbation test of section 6 for the NDT2 model: largest absolute change of the log-rates in each output bin (log scale) when 3 spikes are added to every neuron at bin `PERTURBED_BIN` (dashed line), with `mtm`'s block-causal mask and with the reference's tiled mask. Changes of exactly zero are drawn on the floor line.", "name": "fig-03-causality-ndt2"}}
 changes = {"causal (mtm, block-causal)": output_change(ndt2, x, causal=True)}
 with reference_attention(ndt2):
     changes["causal, the reference's tiled mask"] = output_change(ndt2, x, causal=True)
@@ -480,13 +481,166 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 #
 # ## Exercises
 #
-# 1. Count the parameters of the paper-size model for a session of 300 neurons and one of 900. Which
-#    components change, and by how much?
-# 2. Set `PERTURBED_BIN = 0` and rerun section 6. Which outputs change under causal attention, and why?
-# 3. Build the RoPE model with the paper sizes. How many parameters does it save, and why so few?
-# 4. For NDT2, set `NDT2_PATCH` to the number of neurons (one patch per bin). Where do `mtm`'s causal
-#    attention and the reference's mask still differ?
-# 5. Register a hook on `model.blocks[0].qkv` and explain the shape of its output.
+# **Exercise 1.** Count the parameters of the paper-size model for a session of 300 neurons and one
+# of 900. Which components change, and by how much?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Reuse `n_params` and the list `components` of section 5, building one model per session size.
+# Which layers have the number of neurons among their sizes?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# columns = {}
+# for n in (300, 900):
+#     net = build_model(ModelConfig.paper(), [("session", n)])
+#     columns[f"{n} neurons"] = {name: n_params(getattr(net, name)) for name, _ in components}
+#     del net
+# counts = pd.DataFrame(columns)
+# counts["difference"] = counts["900 neurons"] - counts["300 neurons"]
+# counts
+# ```
+# Only the stitcher and the read-out change. The stitcher `read_in[0]` is `Linear(N, 668)`: $668\,N$
+# weights and 668 biases. The read-out `read_out[0]` is `Linear(512, N)`: $512\,N$ weights and $N$
+# biases. Each neuron thus adds $668 + 512 + 1$ parameters, and the 900-neuron session has
+# $600 \times (668 + 512 + 1)$ more than the 300-neuron one, all of them per session. The shared
+# embedding, the position table, the session and prompt tokens and the transformer layers do not
+# depend on $N$, so their rows of the difference column are zero. (In NDT2 nothing depends on $N$
+# except the space embedding, which grows to the largest number of 128-neuron patches of any
+# session: `NDT2._add_session_layers`.)
+# :::
+#
+# **Exercise 2.** Set `PERTURBED_BIN = 0` and rerun section 6. Which outputs change under causal
+# attention, and why?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `output_change` reads the global `PERTURBED_BIN` each time it is called. Count the bins whose
+# largest change is above zero. `plot_changes` prints the largest change *before* the perturbed
+# bin, and there is no bin before bin 0, so call `output_change` directly.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# PERTURBED_BIN = 0          # read by output_change
+# for label, causal in (("bidirectional", False), ("causal (mtm)", True)):
+#     change = output_change(model, x, causal=causal)
+#     print(f"{label:>15}: changed outputs in {int((change > 0).sum())} of {len(change)} bins")
+# with reference_attention(model):
+#     change = output_change(model, x, causal=True)
+# print(f"reference mask: changed outputs in {int((change > 0).sum())} of {len(change)} bins")
+# PERTURBED_BIN = 60         # back to the chapter's value
+# ```
+# Expect every output bin to change in all three cases. Causal attention lets the token of bin $t$
+# attend to the bins $t' \le t$, and bin 0 is among them for every $t$, so a change at bin 0 reaches
+# every output, as it does with bidirectional attention. A perturbation of the first bin therefore
+# cannot tell causal from bidirectional attention, nor `mtm`'s mask from the reference's: only the
+# outputs *before* the perturbed bin can reveal a leak of the future, which is why the chapter
+# perturbs a bin in the middle of the trial. (Rerunning the cell of section 6 unchanged with
+# `PERTURBED_BIN = 0` stops with a `ValueError` in `plot_changes`, which takes the maximum of the
+# empty slice `change[:0]`.)
+# :::
+#
+# **Exercise 3.** Build the RoPE model with the paper sizes. How many parameters does it save, and
+# why so few?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `ModelConfig.paper(position="rope")` builds it. Compare `n_params` of the two models with the size
+# of the learned position table, `model.position`. What does `rotary` in `mtm.models.transformer`
+# compute, and does it hold any weights?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# learned = build_model(ModelConfig.paper(), [("session", PAPER_NEURONS)])
+# rotary_net = build_model(ModelConfig.paper(position="rope"), [("session", PAPER_NEURONS)])
+# print("saved:", n_params(learned) - n_params(rotary_net),
+#       "| learned position table:", n_params(learned.position),
+#       "| RoPE model's table:", rotary_net.position)
+# del learned, rotary_net
+# ```
+# The saving is exactly the learned position table, `nn.Embedding(max_bins, hidden)`: $100 \times 512$
+# weights, and the RoPE model's `position` is `None`. RoPE holds no parameters: `rotary` rotates
+# pairs of coordinates of the queries and keys by angles computed from the bin index and fixed
+# frequencies ($10000^{-i/(d/2)}$ for a head of width $d$). Everything else is the same, so the
+# saving is a small fraction of the shared parameters counted in section 5, which sit mostly in the
+# transformer layers. What RoPE changes is how position enters attention (relative offsets between
+# query and key, in every layer), not the size of the model.
+# :::
+#
+# **Exercise 4.** For NDT2, set `NDT2_PATCH` to the number of neurons (one patch per bin). Where do
+# `mtm`'s causal attention and the reference's mask still differ?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Build an NDT2 model with `patch_size=session.n_neurons`, as section 7 builds `ndt2`. With one
+# token per bin, `NDT2.causal_mask` returns `None`: the model then uses `is_causal=True`, a lower
+# triangle over the whole sequence, so build that triangle yourself and compare it with
+# `reference_causal_mask`. Which rows differ?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# torch.manual_seed(SEED)
+# one_patch = build_model(replace(cfg, arch="ndt2", patch_size=session.n_neurons),
+#                         [(session.eid, session.n_neurons)]).to(DEVICE).eval()
+# _, token_bins = one_patch.tokens(x, one_patch.session_index(session.eid))
+# print("NDT2.causal_mask:", one_patch.causal_mask(token_bins, 2, x.shape[1]))
+# n_tokens = 2 + len(token_bins)
+# ours = torch.ones(n_tokens, n_tokens, dtype=torch.bool).tril().numpy()
+# reference = reference_causal_mask(len(token_bins), 2, x.shape[1]).cpu().numpy()
+# print("rows that differ:", np.unique(np.nonzero(ours != reference)[0]))
+# changes = {"causal (mtm)": output_change(one_patch, x, causal=True)}
+# with reference_attention(one_patch):
+#     changes["causal, the reference's mask"] = output_change(one_patch, x, causal=True)
+# plot_changes(changes, "NDT2, one patch per bin")
+# ```
+# The first print shows `None`, and the rows that differ are 0 and 1: the session and the prompt
+# token. With one patch per bin, token $i$ of the bins belongs to bin $i$, so the reference's tiled
+# triangle is the ordinary causal mask over the bins (`reference_causal_mask` takes bin $i \bmod T$,
+# which is $i$ here). What remains is the prepended tokens: the reference gives them full rows, so
+# they attend to every bin, future ones included, while in `mtm` they come first and see no bin.
+# In the next layer every bin reads those tokens, so the leak of section 6 remains. Expect the
+# perturbation plot to show it: with `mtm`'s attention the outputs before `PERTURBED_BIN` do not
+# move; with the reference's mask they do, provided the model has at least two layers. (The cell of
+# section 7 cannot simply be rerun with one patch per bin: it calls `.cpu()` on the `None` that
+# `NDT2.causal_mask` returns.)
+# :::
+#
+# **Exercise 5.** Register a hook on `model.blocks[0].qkv` and explain the shape of its output.
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Record the shapes of `inputs[0]` and `output` in the hook, as `recorder` does, and run one batch
+# through `model`. Then read `Block.__init__` and `Block.forward` in `mtm.models.transformer`.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# shapes = []
+# handle = model.blocks[0].qkv.register_forward_hook(
+#     lambda module, inputs, output: shapes.append((tuple(inputs[0].shape), tuple(output.shape))))
+# with torch.no_grad():
+#     model(masked.float(), session.eid, PROMPT_IDS["neuron"])
+# handle.remove()
+# print("input", shapes[0][0], "output", shapes[0][1], "| hidden", cfg.hidden, "heads", cfg.n_heads)
+# ```
+# The output is (trials, $T + 2$, $3 \times$ `hidden`). The first two sizes are those of the
+# sequence: one row per trial of the batch, and the $T$ bin tokens plus the session and prompt
+# tokens. The last is three times the model's width because `qkv` is a single
+# `Linear(hidden, 3 * hidden)` that computes the queries, keys and values of every head at once; its
+# input is the layer-normalised sequence, (trials, $T + 2$, `hidden`). `Block.forward` then views
+# the output as (trials, $T + 2$, 3, `n_heads`, `hidden / n_heads`) and permutes it into three tensors
+# of shape (trials, `n_heads`, $T + 2$, `hidden / n_heads`) for `scaled_dot_product_attention`. In
+# NDT2 the sequence holds $T \cdot P + 2$ tokens instead.
+# :::
 
 # %% tags=["remove-input"]
 print(RUN.done())

@@ -241,7 +241,7 @@ print({name: str(path.relative_to(RUN_DIR)) for name, path in best.items()})
 # score so far. `mtm.checkpoint.read_log` reads it, and `mtm.plots.plot_loss_curves` draws any
 # column of several runs:
 
-# %%
+# %% mystnb={"figure": {"caption": "The logs of the two runs, one curve per run and one point per epoch. Left, the training loss per target entry (nats); middle, the validation bits per spike, each run scored on its own masking; right, the learning rate at the end of every epoch (log scale).", "name": "fig-04-training-curves"}}
 histories = {name: read_log(RUN_DIR / cfg.masking) for name, cfg in configs.items()}
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.3), layout="constrained")
 plot_loss_curves(histories, "train_loss", ax=axes[0])
@@ -252,7 +252,7 @@ plot_lr_schedule(histories, ax=axes[2])
 plt.show()
 
 # %% [markdown]
-# Left, the training loss per target entry of each run; middle, its validation bits per spike;
+# In {numref}`fig-04-training-curves`: left, the training loss per target entry of each run; middle, its validation bits per spike;
 # right, the learning rate at the end of every epoch: the one-cycle schedule climbs during the
 # warm-up, peaks, and decays by orders of magnitude by the end, and both runs step the same schedule.
 # <!-- TODO(book run): describe the two loss curves as the stored output shows them (falling, flattening, MtM's epoch-to-epoch jumps). -->
@@ -290,7 +290,7 @@ plt.show()
 # (a run with `selection="r2_top50"` trains exactly the same weights, since validation never touches
 # the training random numbers, and keeps the epoch where the orange curve peaks):
 
-# %%
+# %% mystnb={"figure": {"caption": "The two selection scores of the MtM run at every epoch: validation bits per spike (blue, left axis) and the top-50-neuron single-trial $R^2$ (orange, right axis). The dashed blue and dotted orange lines mark the epoch that each criterion keeps.", "name": "fig-04-selection-criteria"}}
 mtm_log = histories["MtM"]
 epochs = np.array([int(r["epoch"]) for r in mtm_log])
 val_bps = np.array([float(r["val_bps"]) for r in mtm_log])
@@ -313,7 +313,7 @@ print("epoch kept:", {criterion: int(epoch) for criterion, epoch in kept.items()
 # %% [markdown]
 # <!-- TODO(book run): say how the two scores move in the stored figure and whether they keep the same epoch. -->
 # The two criteria can peak at different epochs. The $R^2$ of single trials is small, even negative, for a good model, because a
-# trial's counts in 20 ms bins are mostly Poisson noise around the rate. The dashed and dotted lines
+# trial's counts in 20 ms bins are mostly Poisson noise around the rate. In {numref}`fig-04-selection-criteria`, the dashed and dotted lines
 # mark the epoch each criterion keeps. On the command line the choice is `--selection r2_top50`.
 #
 # ## 7. Checkpoints: weights and configuration, never a pickled module
@@ -448,16 +448,192 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 #
 # ## Exercises
 #
-# 1. Train MtM without prompts (`dataclasses.replace(configs["MtM"], prompted=False)`). How many
-#    parameters does the model lose? Compare its validation curve with the prompted run.
-# 2. Train the baseline with `mask_ratio=0.6`. Does its training loss per target go up or down, and
-#    why?
-# 3. Halve the peak learning rate of the `small` preset (`TrainConfig.preset("small", lr=1e-3)`).
-#    How do the loss curves change, and which epoch does `val_bps` keep?
-# 4. In section 3, the inter-region scheme's number of targets depends on the region drawn. Draw it
-#    for ten seeds: how much does one batch's weight in the gradient vary?
-# 5. Resume the short run with `epochs=RESUME_EPOCHS + 1`. What does `train` say, and why is
-#    refusing the right behaviour?
+# **Exercise 1.** Train MtM without prompts (`dataclasses.replace(configs["MtM"], prompted=False)`).
+# How many parameters does the model lose? Compare its validation curve with the prompted run.
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `TrainConfig.__post_init__` sets `model.use_prompt` from `uses_prompts`, and `MaskedModel` builds
+# `prompt_token` only when `use_prompt` is true. Look at the shape of `nets["MtM"].prompt_token.weight`
+# in section 3. Before comparing the curves, ask whether the two runs are validated on the same masks.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# The only parameters that depend on the prompts are the prompt table, `nn.Embedding(4, hidden)` in
+# `mtm.models.transformer.MaskedModel`: one learned vector per MtM scheme. The model without prompts
+# loses $4 \times$ `hidden` parameters, 256 for the `small` model of width 64 (`book` settings), 512
+# for the width-128 model of the `gpu` settings. Nothing else in NDT1 changes.
+#
+# The two validation curves *are* comparable, unlike those of the baseline and MtM: both runs have
+# `masking="mtm"`, and `Trainer.validate` draws the schemes and the masks from the same fixed seeds,
+# so both models are scored on the same hidden entries; only the prompt differs. In the paper's
+# Table 1 the two are close (prompted MtM 0.98, 0.57, 0.43 and 0.84 bits per spike on co-smoothing,
+# forward prediction, intra- and inter-region; without prompts 0.99, 0.54, 0.42 and 0.83), so expect
+# the two curves to lie close to each other. The model can
+# often tell the scheme from the pattern of zeros in its input (whole bins, whole neurons, whole
+# regions), and the causal scheme switches to causal attention with or without a prompt. The
+# prompt helps most where zeros are ambiguous: a silent neuron looks the same as a hidden one.
+# ```python
+# unprompted = dataclasses.replace(configs["MtM"], prompted=False)
+# print(unprompted.uses_prompts, unprompted.model.use_prompt)          # False False
+# net = build_model(unprompted.model, [(session.eid, session.n_neurons)])
+# print("parameters lost:", n_parameters(nets["MtM"]) - n_parameters(net))
+#
+# train_once([session], unprompted, RUN_DIR / "mtm-no-prompt")         # as long as a run of section 4
+# runs = {"MtM": histories["MtM"], "MtM, no prompts": read_log(RUN_DIR / "mtm-no-prompt")}
+# fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+# plot_loss_curves(runs, "val_bps", ax=ax)
+# ax.set_ylabel("validation bits per spike")
+# plt.show()
+# ```
+# To compare the two on the fixed tasks, load the best checkpoint and call
+# `mtm.evaluate.evaluate_model(model, session, "mtm")` ({doc}`05_evaluation`). Note that an MtM
+# model without prompts runs forward prediction with bidirectional attention
+# (`mtm.evaluate.attention_is_causal`), as the reference evaluated it.
+# :::
+#
+# **Exercise 2.** Train the baseline with `mask_ratio=0.6`. Does its training loss per target go
+# up or down, and why?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# The targets are still random time bins, so the two runs' losses per target are averages over the
+# same kind of entry. What changes is how much of the trial the model sees when it predicts one.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# `mtm.masking.training_ratio("temporal", "temporal", 0.6)` is 0.6, so every batch hides 60 % of
+# the bins instead of 30 %. Expect the loss per target to go up. Each hidden bin is now predicted
+# from fewer visible bins, and its neighbours are more often hidden too, so the model knows less
+# about the trial's current state (the shared latent dynamics, each neuron's slow private
+# fluctuation) and its predictions fall back towards the neurons' average time course. The batch
+# has twice as many targets, which gives the gradient more terms, but each of them is harder.
+#
+# Its `val_bps` is lower for the same reason: `Trainer.validate` masks with the run's own ratio.
+# Neither curve says which baseline is better on the tasks; for that, score both with
+# `evaluate_model` ({doc}`05_evaluation`). The paper's Table 7 did this on one session: its baseline
+# trained at 0.6 scored lower on co-smoothing than at 0.3 (0.92 against 1.21 bits per spike), the
+# same on forward prediction and a little higher on the region tasks.
+# ```python
+# dense = dataclasses.replace(configs["temporal"], mask_ratio=0.6)
+# train_once([session], dense, RUN_DIR / "temporal-ratio-0.6")
+# runs = {"temporal, ratio 0.3": histories["temporal"],
+#         "temporal, ratio 0.6": read_log(RUN_DIR / "temporal-ratio-0.6")}
+# fig, axes = plt.subplots(1, 2, figsize=(10, 3.3), layout="constrained")
+# plot_loss_curves(runs, "train_loss", ax=axes[0])
+# plot_loss_curves(runs, "val_bps", ax=axes[1])
+# plt.show()
+# ```
+# :::
+#
+# **Exercise 3.** Halve the peak learning rate of the `small` preset
+# (`TrainConfig.preset("small", lr=1e-3)`). How do the loss curves change, and which epoch does
+# `val_bps` keep?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `TrainConfig.preset("small", lr=1e-3)` alone trains 150 epochs of the preset's model. To compare
+# with the MtM run of section 4, keep this chapter's `EPOCHS` and `MODEL`:
+# `dataclasses.replace(configs["MtM"], lr=configs["MtM"].lr / 2)`. The kept epoch is in the
+# checkpoint: `checkpoint.read_description(path)["extra"]["epoch"]`.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# The one-cycle schedule is proportional to its peak: it starts at `lr / div_factor` and ends at that
+# divided by `final_div_factor`, over the same number of steps. So the right panel shows two
+# parallel curves, the new one a factor of 2 below at every epoch (on the log scale, a constant
+# shift). Every step is half as large. Expect the training loss to fall more slowly during the
+# warm-up and the first epochs after it. Whether it
+# ends lower or higher depends on whether $2 \times 10^{-3}$ was too large for this model or about
+# right; the curves say which. The kept epoch is the one with the highest `val_bps`. Slower
+# learning may move that peak later, because overfitting, if it comes, comes later. Read the
+# kept epoch from the checkpoint or from the log.
+# ```python
+# half = dataclasses.replace(configs["MtM"], lr=configs["MtM"].lr / 2)
+# best_half = train_once([session], half, RUN_DIR / "mtm-half-lr")
+# runs = {"MtM": histories["MtM"], "MtM, half the peak lr": read_log(RUN_DIR / "mtm-half-lr")}
+# fig, axes = plt.subplots(1, 3, figsize=(12, 3.3), layout="constrained")
+# plot_loss_curves(runs, "train_loss", ax=axes[0])
+# plot_loss_curves(runs, "val_bps", ax=axes[1])
+# plot_lr_schedule(runs, ax=axes[2])
+# plt.show()
+# for name, path in {"MtM": best["MtM"], "MtM, half the peak lr": best_half}.items():
+#     print(name, "keeps epoch", checkpoint.read_description(path)["extra"]["epoch"])
+# ```
+# The epochs are counted from 0, in the log and in the checkpoint.
+# :::
+#
+# **Exercise 4.** In section 3, the inter-region scheme's number of targets depends on the region
+# drawn. Draw it for ten seeds: how much does one batch's weight in the gradient vary?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `mask_batch(batch, "inter-region", session.regions, generator=torch.Generator().manual_seed(s))`
+# hides every neuron of one region, in every trial and bin of the batch. Compare the counts with
+# `session.region_counts()`.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# The answer follows from `mask_batch`: the inter-region scheme draws one region uniformly
+# (`torch.randint` over the regions, whatever their sizes) and its targets are all of that region's
+# entries, $B \times T \times N_r = 16 \times 100 \times N_r$. Since the loss is a sum, a batch's
+# weight in the gradient is proportional to the size of the region drawn. It varies by the ratio of
+# the largest to the smallest region of the session. Ten seeds need not draw all five regions; the
+# region sizes give every possible value at once. For comparison, the expected targets of the other
+# schemes are $0.3\,BTN$ (neuron), $0.6\,BTN$ (causal in MtM) and $0.3\,BTN_r$ (intra-region, inside
+# the drawn region).
+# ```python
+# for seed in range(10):
+#     generator = torch.Generator().manual_seed(seed)
+#     _, target = mask_batch(batch, "inter-region", session.regions, generator=generator)
+#     region = session.regions[target[0, 0].numpy()][0]        # the region hidden in this draw
+#     print(seed, region, int(target.sum()))
+# possible = {r: batch.shape[0] * batch.shape[1] * n for r, n in session.region_counts().items()}
+# print("every possible count:", possible)
+# print("largest / smallest:", max(possible.values()) / min(possible.values()))
+# ```
+# :::
+#
+# **Exercise 5.** Resume the short run with `epochs=RESUME_EPOCHS + 1`. What does `train` say, and
+# why is refusing the right behaviour?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Read `Trainer._resume` and `first_difference` in `mtm/train.py`. Then think about what
+# `OneCycleLR` does with the total number of steps.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# `Trainer._resume` compares the configuration saved in `last.pt` with the new one
+# (`first_difference`, which ignores only `device`, `precision`, `compile`, `checkpoint_every` and
+# `checkpoint_minutes`) and raises a `ValueError` before training anything. With
+# `RESUME_EPOCHS = 3` (its value under every settings) the message is
+# ```text
+# resume: .../interrupted/last.pt was written with another configuration, first difference: epochs (3 in the saved run, 4 now); resume with the same settings
+# ```
+# `mtm.book.train_once` says the same,
+# since it passes `resume=True` whenever the folder holds a `last.pt`; without `resume=True`,
+# `train` refuses the folder because it already holds a run.
+# ```python
+# longer = dataclasses.replace(short, epochs=RESUME_EPOCHS + 1)
+# try:
+#     train([session], longer, interrupted, resume=True, progress=False)
+# except ValueError as err:
+#     print(err)
+# ```
+# Refusing is right because the number of epochs is part of every step, not only of the end. The
+# one-cycle schedule has `epochs x batches per epoch` steps, its warm-up is 15 % of them and its
+# cosine decay spans the rest, so a 4-epoch run uses a different learning rate at every step from
+# the first. The 3 epochs already done are not the first 3 epochs of a 4-epoch run. Continuing
+# them would give weights that no uninterrupted run reaches, and the promise of section 7 (a
+# resumed run reaches the same weights) would silently break. To train longer, start a new run
+# with more epochs in a new folder.
+# :::
 
 # %% tags=["remove-input"]
 print(RUN.done())

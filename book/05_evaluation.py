@@ -112,7 +112,7 @@ RUN_DIR = Path(RUN_DIR) if RUN_DIR else RUN.run_dir
 # neuron's **PSTH** (its trial-averaged rate from the training trials, the same in every trial), on
 # the test trials, all 100 bins:
 
-# %%
+# %% mystnb={"figure": {"caption": "Bits per spike of every neuron on the test trials (all 100 bins) against its firing rate on those trials (log scale), for the true rates (black) and each neuron's PSTH (green). Solid lines: NLB's pooled co-bps; dashed lines: the mean of the per-neuron scores.", "name": "fig-05-bps-per-neuron"}}
 session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
 print(session)
 true_rates = evaluate_rates(session.rates, session)     # the true rates, on every task
@@ -137,7 +137,7 @@ fig.legend(frameon=False, fontsize=8, loc="outside right upper")
 plt.show()
 
 # %% [markdown]
-# Each dot is one neuron. The scores of low-rate neurons scatter widely, to both sides: with a
+# In {numref}`fig-05-bps-per-neuron`, each dot is one neuron. The scores of low-rate neurons scatter widely, to both sides: with a
 # handful of spikes, the likelihood gain per spike is a noisy number. High-rate neurons score
 # steadily. The pooled score (solid line) divides one total gain by the total spike count, so it is
 # dominated by the high-rate neurons; the per-neuron mean (dashed) gives a neuron firing at 1 Hz as
@@ -197,7 +197,7 @@ print("parameters:", {name: sum(p.numel() for p in m.parameters())
 # nothing tells it which question it is being asked. The evaluation masks, one configuration each,
 # for a neuron of `REGION` (red: hidden and scored; grey: hidden, not scored; white: visible):
 
-# %%
+# %% mystnb={"figure": {"caption": "One configuration of each activity task for the chosen region (REGION): its first neuron for co-smoothing and intra-region, the whole region for inter-region, and the last 10 bins for forward prediction. Time on x, neurons by region on y; red, hidden and scored; grey, hidden but not scored; white, visible. Each panel title gives the task's number of configurations.", "name": "fig-05-task-masks"}}
 region = REGION if REGION in session.region_names else session.region_names[0]
 plot_task_masks(session.regions, session.n_bins, region, bin_size=session.bin_size,
                 t0=session.bin_times()[0] - session.bin_size / 2)
@@ -223,7 +223,7 @@ print("bins held out in forward prediction: the last", FORWARD_BINS)
 # and their summaries `.mean_bps` and `.co_bps`. `training_masking` says how the model was trained,
 # which decides the attention for forward prediction.
 
-# %%
+# %% mystnb={"figure": {"caption": "Per-neuron bits per spike on the test trials, one panel per activity task: the temporal baseline (x) against MtM (y), one dot per neuron, with the diagonal in grey. Each panel title gives the fraction of neurons above the diagonal.", "name": "fig-05-bps-scatter"}}
 results = {name: evaluate_model(model, session, MASKINGS[name])
            for name, model in models.items()}
 
@@ -237,7 +237,7 @@ for ax, task in zip(axes.flat, TASKS):
 plt.show()
 
 # %% [markdown]
-# One dot per neuron: its score under the temporal baseline (x) and under MtM (y); above the
+# In {numref}`fig-05-bps-scatter`, one dot per neuron: its score under the temporal baseline (x) and under MtM (y); above the
 # diagonal, MtM predicts that neuron better (the panel titles give the fraction of neurons above
 # it). The paper shows this comparison for every session (its Figure 2). There, MtM improves on
 # every activity task, and by far the most on the region tasks: in its single-session ablation
@@ -319,8 +319,8 @@ display(Markdown(results_table(table)))
 
 # %%
 oracle_scores = summary(oracle)
-models = {labels[name]: summary(results[name]) for name in results}
-display(Markdown(oracle_share_table(models, oracle_scores, list(TASKS))))
+model_scores = {labels[name]: summary(results[name]) for name in results}
+display(Markdown(oracle_share_table(model_scores, oracle_scores, list(TASKS))))
 
 # %% [markdown]
 # And the same predictions of the two models, the oracle and the true rates in NLB's pooled
@@ -369,18 +369,180 @@ display(Markdown(results_table(pooled)))
 #
 # ## Exercises
 #
-# 1. Compute the per-neuron bps of the MtM model's co-smoothing predictions with `bits_per_spike`
-#    and check it equals `results["MtM"]["co-smooth"].bps`. Which five neurons score worst, and what
-#    are their firing rates?
-# 2. Evaluate the MtM model on intra-region with the wrong prompt: call
-#    `mtm.evaluate.predict_heldout` with the intra-region configurations and
-#    `prompt=PROMPT_IDS["neuron"]`. How much does the score change?
-# 3. Run forward prediction for the MtM model with bidirectional attention
-#    (`training_masking="temporal"` tells `evaluate_model` to use it). Does causal attention help?
-# 4. Evaluate on the validation split instead (`split="val"`). How different are the scores, and why
-#    are validation scores of a small session so noisy?
-# 5. Set `REGION` to each region in turn. For which region is inter-region prediction easiest, and
-#    how does that relate to the coupling graph of {doc}`01_data` (VISa-LP-PO, CA1-DG)?
+# **Exercise 1.** Compute the per-neuron bps of the MtM model's co-smoothing predictions with
+# `bits_per_spike` and check it equals `results["MtM"]["co-smooth"].bps`. Which five neurons score
+# worst, and what are their firing rates?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# A `TaskResult` keeps the predicted `rates` and the observed `spikes` of the scored window. Neurons
+# without a test spike are NaN in both arrays of scores, so compare with `equal_nan=True`. The
+# firing rates on the test trials are `rate_hz` from section 1.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# The two arrays are identical, NaNs included: `TaskResult.__post_init__` computes `.bps` with the
+# same function (`mtm.evaluate._scores`) on the same `rates` and `spikes` that `bits_per_spike`
+# receives here. `np.argsort` puts NaNs last, so its first five entries are the five worst scores.
+# ```python
+# co = results["MtM"]["co-smooth"]
+# per_neuron = bits_per_spike(co.rates, co.spikes, per_neuron=True)
+# print("identical:", np.array_equal(per_neuron, co.bps, equal_nan=True))
+# worst = np.argsort(per_neuron)[:5]
+# for n in worst:
+#     print(f"neuron {n} ({session.regions[n]}): {per_neuron[n]:.2f} bits/spike, "
+#           f"{rate_hz[n]:.2f} Hz, {int(co.spikes[..., n].sum())} test spikes")
+# ```
+# Expect mostly low-rate neurons, the ones that scatter widely in {numref}`fig-05-bps-per-neuron`.
+# With a handful of test spikes, a predicted rate that is a little too high in bins where the
+# neuron happens not to fire costs more log-likelihood than its few spikes can earn back, and the
+# loss is divided by that small spike count. A high-rate neuron among the worst would point to a
+# real failure of the model, not to noise.
+# :::
+#
+# **Exercise 2.** Evaluate the MtM model on intra-region with the wrong prompt: call
+# `mtm.evaluate.predict_heldout` with the intra-region configurations and
+# `prompt=PROMPT_IDS["neuron"]`. How much does the score change?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `mtm.evaluate.task_configurations("intra-region", session.regions)` gives `hidden` and `scored`.
+# `predict_heldout` wants the test spikes as a tensor on the model's device and returns rates
+# (trials, bins, neurons); wrap them in a `TaskResult` to score them. `evaluate_model` also takes
+# `prompts={"intra-region": "neuron"}`, which does the same in one call.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# import torch
+# from mtm.evaluate import TaskResult, predict_heldout, task_configurations
+#
+# mtm_model = models["MtM"]
+# test_counts = np.array(session.spikes[session.splits["test"]])
+# spikes = torch.as_tensor(test_counts).to(device)
+# hidden, scored = task_configurations("intra-region", session.regions)
+# rates = predict_heldout(mtm_model, session.eid, spikes, hidden, scored,
+#                         prompt=PROMPT_IDS["neuron"], causal=False)
+# wrong = TaskResult("intra-region", rates.cpu().numpy(), test_counts, np.arange(session.n_bins))
+# right = results["MtM"]["intra-region"]
+# print(f"intra-region prompt: {right.mean_bps:.3f}, neuron prompt: {wrong.mean_bps:.3f}")
+# # the same in one call:
+# # evaluate_model(mtm_model, session, "mtm", tasks=("intra-region",),
+# #                prompts={"intra-region": "neuron"})["intra-region"]
+# plot_bps_scatter(right.bps, wrong.bps, "intra-region prompt", "neuron prompt", task="intra-region")
+# plt.show()
+# ```
+# `causal=False` is what `attention_is_causal` gives for every prompt but `causal`. Expect the
+# score to drop. The intra-region input hides every region but one, a pattern that the model met in
+# training only together with the intra-region prompt. The neuron prompt announces a few scattered
+# missing neurons, so the model may read the zeroed regions as silent neurons rather than as hidden
+# ones. How large the drop is says how much the model relies on the prompt rather than on the
+# pattern of zeros; if the score barely moves, the model reads the task from its input alone.
+# :::
+#
+# **Exercise 3.** Run forward prediction for the MtM model with bidirectional attention
+# (`training_masking="temporal"` tells `evaluate_model` to use it). Does causal attention help?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Read `mtm.evaluate.attention_is_causal`: with `training_masking="temporal"` it returns False for
+# every task, while the prompt stays `causal`. Pass `tasks=("forward-pred",)` to run only that task.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# mtm_model = models["MtM"]
+# bidirectional = evaluate_model(mtm_model, session, "temporal", tasks=("forward-pred",))
+# print(f"causal attention: {results['MtM']['forward-pred'].mean_bps:.3f}, "
+#       f"bidirectional: {bidirectional['forward-pred'].mean_bps:.3f}")
+# ```
+# Both runs see the same input: the last 10 bins are zeros, so bidirectional attention gains no
+# information about the future. What changes is how the past bins are processed. In training, the
+# causal prompt always came with causal attention (`mtm.masking.is_causal`), so under the causal
+# prompt the model never had the past bins attend to a block of zeroed future bins. Expect the
+# bidirectional run to score lower: the input is outside what the model learned for this prompt.
+# The temporal baseline is the opposite case: it was trained bidirectionally, and
+# `evaluate_model(temporal_model, session, "causal", tasks=("forward-pred",))` (with `temporal_model`
+# loaded from `RUN_DIR / "temporal" / "best.safetensors"`) would force causal
+# attention on it, which it never saw in training.
+# :::
+#
+# **Exercise 4.** Evaluate on the validation split instead (`split="val"`). How different are the
+# scores, and why are validation scores of a small session so noisy?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Count the trials of each split (`session.splits`). Score the oracle on the validation split too
+# (`oracle_results(session, split="val")`): the oracle is not trained, so whatever moves its score
+# between the splits is the split itself.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# temporal_model = models["temporal"]
+# mtm_model = models["MtM"]
+# print("trials per split:", {name: len(idx) for name, idx in session.splits.items()})
+# rows = {"Temporal, test": summary(results["temporal"]),
+#         "Temporal, validation": summary(evaluate_model(temporal_model, session, "temporal", split="val")),
+#         "MtM, test": summary(results["MtM"]),
+#         "MtM, validation": summary(evaluate_model(mtm_model, session, "mtm", split="val")),
+#         "Oracle, test": summary(oracle),
+#         "Oracle, validation": summary(oracle_results(session, split="val"))}
+# display(Markdown(results_table(rows)))
+# ```
+# The validation split holds half as many trials as the test split (10 % against 20 %,
+# `mtm.data.split_trials`). Each neuron's score then rests on half as many spikes, so the
+# per-neuron scores scatter more, as for the low-rate neurons of section 1. More neurons have no
+# spike at all and drop out as NaN, so the mean runs over a different set of neurons. The null
+# model is each neuron's mean over these few trials. Compare each model's change between the
+# splits with the oracle's: a model that moves about as much as the oracle moves with the split,
+# not because it is better or worse on one of them. The validation split is also the split the
+# checkpoint was selected on (with the run's own masking, not these tasks), so its scores can be
+# slightly optimistic.
+# :::
+#
+# **Exercise 5.** Set `REGION` to each region in turn. For which region is inter-region prediction
+# easiest, and how does that relate to the coupling graph of {doc}`01_data` (VISa-LP-PO, CA1-DG)?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# The inter-region result already holds every region: average its per-neuron `.bps` over the
+# neurons of each region (`session.regions == r`). Do the same for the oracle, which gives the best
+# score each region allows.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# names = session.region_names
+# rows = {}
+# for label, per_task in {"Temporal (baseline)": results["temporal"], "MtM (prompted)": results["MtM"],
+#                         "Linear regression": baselines["linear"], ORACLE_ROW: oracle}.items():
+#     bps = per_task["inter-region"].bps
+#     rows[label] = {r: float(np.nanmean(bps[session.regions == r])) for r in names}
+# display(Markdown(results_table(rows, columns=names)))
+# for region in names:                        # the figures of section 5, region by region
+#     result = results["MtM"]["inter-region"]
+#     plot_predicted_vs_true(result.spikes, result.rates, session.regions, region,
+#                            bin_size=session.bin_size, t0=t0, title=f"MtM: {region}")
+#     plt.show()
+# ```
+# In the synthetic world ({doc}`01_data`, `mtm.data.synthetic.COUPLING`), VISa, LP and PO are
+# coupled to each other with strength 1, so each of them has two strong partners; CA1 and DG have
+# one strong partner each (each other) and one weak link (VISa-CA1, DG-LP, 0.4). Every region also
+# receives the task inputs (stimulus, movement, whisking), with the sensitivities of
+# `mtm.data.synthetic.INPUT_GAIN`, and any input that reaches another region shows there too. So
+# expect the oracle row to be highest for the thalamo-cortical triangle and lower for the
+# hippocampal pair, which has to be predicted mostly from each other. The models follow the oracle
+# only in part: CA1 and DG also have the lowest baseline rates of the generator (`MEAN_RATE_HZ`:
+# 1.5 and 1.2 Hz), so their
+# per-neuron scores are the noisiest. Read a model's row as a share of the oracle's for each region
+# before calling one region easy for the model.
+# :::
 
 # %% tags=["remove-input"]
 print(RUN.done())

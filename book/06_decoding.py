@@ -150,7 +150,7 @@ print(f"test trials: {len(test)}, of which {plus:.0%} with choice +1")
 # stimulus, when the mouse moves, on top of spontaneous whisking that differs from trial to trial.
 # The pooled $R^2$ scores a decoder on both parts.
 
-# %%
+# %% mystnb={"figure": {"caption": "Whisker motion energy (arbitrary units) against time from stimulus onset: four test trials (thin coloured lines) and the mean over all trials (black). The dashed line marks stimulus onset.", "name": "fig-06-whisker-me"}}
 t = session.bin_times()
 fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
 for k in test[:4]:
@@ -185,7 +185,7 @@ for name, masking in {"Temporal": "temporal", "MtM (prompted)": "mtm"}.items():
 # predicts with the `neuron` prompt, and the true rates. The decoders get the logarithm of the middle
 # panel (for the baseline: the top panel; for the true-rates reference: the log of the bottom one).
 
-# %%
+# %% mystnb={"figure": {"caption": "One test trial, time on x and neurons by region on y, on one colour scale. Top, the spike counts; middle, the rates that MtM predicts from the unmasked spikes with the neuron prompt; bottom, the true rates (expected counts per bin).", "name": "fig-06-decoder-input"}}
 mtm_model, _ = models["MtM (prompted)"]
 log_rates = model_log_rates(mtm_model, session, "neuron", "mtm")
 k = test[0]
@@ -201,15 +201,15 @@ for ax in axes[:-1]:
 plt.show()
 
 # %% [markdown]
-# A trained model's middle panel is a smoothed copy of the top one that approaches the bottom one; an
+# In {numref}`fig-06-decoder-input`, a trained model's middle panel is a smoothed copy of the top one that approaches the bottom one; an
 # untrained one predicts each neuron's mean rate in every bin.
 # <!-- TODO(book run): say how close the stored middle panel comes to the true rates. -->
 #
 # ## 5. Decoding choice and whisker motion energy
 #
 # `decode_behavior` does everything of section 1 for a session: with a `model` it computes the
-# log-rates with the right prompt (choice: `neuron`; whisker ME: `causal`, with causal attention for a
-# model trained with the causal scheme), without one it decodes from the raw spikes, and with
+# log-rates with the right prompt (choice: `neuron`; whisker ME: `causal`, with causal attention for
+# every model, as the reference does: `attention="reference"`, the default), without one it decodes from the raw spikes, and with
 # `features` from any (trials, bins, features) array, here the log of the ground-truth rates and the
 # true latent states of every region (`mtm.oracle.latent_features`).
 
@@ -227,7 +227,7 @@ display(Markdown(results_table(scores)))
 # Choice is scored by test accuracy, whisker motion energy by the pooled $R^2$. The same scores as
 # bars, with chance for choice (always guessing the most frequent choice of the fitting trials):
 
-# %%
+# %% mystnb={"figure": {"caption": "The decoding scores of the table above on the test trials: left, choice accuracy, with chance (always the majority choice of the fitting trials) as a red dashed line; right, the pooled $R^2$ of whisker motion energy. Bars: raw spikes (grey), the temporal baseline (blue), MtM (orange), the true log-rates (black) and the true latents (dark grey).", "name": "fig-06-decoding-bars"}}
 fit = np.concatenate([session.splits["train"], session.splits["val"]])
 majority = 1 if np.mean(b["choice"][fit] == 1) >= 0.5 else -1
 chance = np.mean(b["choice"][test] == majority)
@@ -307,30 +307,177 @@ display(Markdown(results_table(by_prompt)))
 # - `mtm.decoding` follows the reference code: logistic regression with a cross-validated $C$ and
 #   test accuracy for choice (`neuron` prompt); ridge with one output per bin and one pooled $R^2$
 #   for whisker motion energy (`causal` prompt).
-# - Decoding from the raw spikes and from the true log-rates brackets every model's score; in the
-#   paper, MtM and the temporal baseline decode behaviour about equally well, and the prompt
+# - Decoding from the raw spikes and from the true log-rates and latents gives references, not bounds:
+#   a model's predicted log-rates can be decoded better than either by chance; in the paper, MtM and the temporal baseline decode behaviour about equally well, and the prompt
 #   does not change the scores.
 # - The reference's per-session behaviour trial masks have no documented criterion and do not
 #   exist for synthetic data; all trials are decoded here.
 #
 # ## Exercises
 #
-# 1. Decode `wheel_speed` as well (`decode_behavior(session, ("wheel_speed",), model=...)`). Is it
-#    easier or harder than whisking, and why, given how the synthetic behaviour is generated
-#    ({doc}`01_data`)?
-# 2. Single-region decoding (the paper's Fig. 5). For each region, zero every *other* region's
-#    neurons in the input, run MtM with the `intra-region` prompt (bidirectional attention; the
-#    temporal baseline has no prompt), and decode from the log-rates of that region's neurons only:
-#    `model_log_rates` on a `Session` whose spikes are multiplied by the region's indicator, then
-#    `features=log_rates[..., session.regions == region]`. Compare with decoding that region's raw
-#    spikes. Which regions carry the choice best? Compare with the input sensitivities in
-#    `mtm.data.synthetic.INPUT_GAIN`.
-# 3. Decode from the log-rates of the temporal model computed with the `causal` prompt: does causal
-#    attention change anything for a model that was never trained with it
-#    (`model_log_rates(model, session, "causal", "temporal")`)?
-# 4. The pooled $R^2$ rewards the mean time course. Subtract each bin's mean over trials from the
-#    whisker motion energy (a new `Session` with the modified behaviour) and decode again: how much of
-#    the score was the mean time course?
+# **Exercise 1.** Decode `wheel_speed` as well (`decode_behavior(session, ("wheel_speed",), model=...)`).
+# Is it easier or harder than whisking, and why, given how the synthetic behaviour is generated
+# ({doc}`01_data`)?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# The generator is in the docstring of `mtm.data.synthetic`. Wheel speed is
+# $8\,m_k(t)\,(1 + 0.1\,\xi)$, a function of the movement $m_k(t)$ alone; whisker motion energy is
+# $\max(0, \exp(0.5\,h_k(t) + 0.8\,m_k(t)) + 0.1\,\xi)$, which adds spontaneous whisking $h_k(t)$.
+# Decode both keys in one call, with the true latents as a reference.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Both keys are per-bin behaviour, so `decode_behavior` uses the `causal` prompt for both, and
+# computes each model's log-rates once.
+# ```python
+# keys = ("wheel_speed", "whisker_me")
+# rows = {"Raw spikes (baseline)": decode_behavior(session, keys)}
+# for name, (model, masking) in models.items():
+#     rows[name] = decode_behavior(session, keys, model=model, training_masking=masking)
+# rows["True latents (reference)"] = decode_behavior(session, keys,
+#                                                    features=latent_features(session))
+# display(Markdown(results_table(rows)))
+# ```
+# Expect wheel speed to be the easier one. It is the movement envelope times a small noise: zero
+# before the reaction time, then one stereotyped transient whose timing and size vary from trial to
+# trial. The movement is an input to every region's latent dynamics (`INPUT_GAIN`, 0.5 to 0.8), and
+# the wheel speed is linear in it, which suits a linear decoder. Whisker motion energy is an
+# exponential of the movement *and* of spontaneous whisking, plus additive noise that no neuron
+# sees. Whisking does drive the latents too, but a linear read-out can match the exponential only
+# approximately. The true-latents row shows how much of each behaviour a linear decoder can take from
+# the dynamics themselves; compare each model's gap to that row rather than the raw scores of the
+# two columns.
+# :::
+#
+# **Exercise 2.** Single-region decoding (the paper's Fig. 5). For each region, zero every *other*
+# region's neurons in the input, run MtM with the `intra-region` prompt (bidirectional attention;
+# the temporal baseline has no prompt), and decode from the log-rates of that region's neurons only:
+# `model_log_rates` on a `Session` whose spikes are multiplied by the region's indicator, then
+# `features=log_rates[..., session.regions == region]`. Compare with decoding that region's raw
+# spikes. Which regions carry the choice best? Compare with the input sensitivities in
+# `mtm.data.synthetic.INPUT_GAIN`.
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `session.replace(spikes=session.spikes * inside)` with `inside = session.regions == region` keeps
+# the session's id, so the model finds its stitcher. `model_log_rates` runs bidirectionally for
+# every prompt but `causal`, and ignores the prompt of the unprompted baseline. Decode against the
+# original `session` (its behaviour and splits) with `features=`.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# rows = {}
+# for region in session.region_names:
+#     inside = session.regions == region
+#     alone = session.replace(spikes=session.spikes * inside)   # every other region zeroed
+#     row = {"Raw spikes": decode_behavior(session, ("choice",),
+#                                          features=session.spikes[..., inside])["choice"]}
+#     for label, (model, masking) in (("Temporal", models["Temporal"]),
+#                                     ("MtM", models["MtM (prompted)"])):
+#         region_log_rates = model_log_rates(model, alone, "intra-region", masking)[..., inside]
+#         row[label] = decode_behavior(session, ("choice",), features=region_log_rates)["choice"]
+#     rows[f"{region} ({inside.sum()} neurons)"] = row
+# display(Markdown(results_table(rows, columns=["Raw spikes", "Temporal", "MtM"])))
+# ```
+# The input is exactly what MtM's intra-region scheme showed it in training (every region but one
+# hidden), with the prompt that announces it; the temporal baseline never saw whole regions zeroed.
+# In the paper's Fig. 5, MtM decodes better than the baseline across regions. In the synthetic
+# world the choice reaches a region in three ways, with the gains of `INPUT_GAIN` (stimulus, prior,
+# movement, lateralised movement, whisking): the lateralised movement $\text{choice}_k\,m_k(t)$ after
+# the reaction time (0.4 in CA1 and PO, 0.3 elsewhere); the block prior, which biases the choice
+# (0.4 in CA1, 0.3 in VISa and DG, 0.2 in LP and PO); and the stimulus side, which predicts the
+# choice on most trials because the mouse is mostly correct (1.0 in VISa, 0.8 in LP, 0.3 or less
+# elsewhere). Coupling between regions spreads each of these further. The number of neurons and their
+# rates also matter: a small, low-rate region gives the decoder less to work with. Read the table
+# with all three in mind; accuracies on a few dozen test trials move in steps of several percent,
+# so small differences between regions are noise.
+# :::
+#
+# **Exercise 3.** Decode from the log-rates of the temporal model computed with the `causal` prompt:
+# does causal attention change anything for a model that was never trained with it
+# (`model_log_rates(model, session, "causal", "temporal")`)?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# The temporal model has no prompts, so the scheme passed to `model_log_rates` only decides the
+# attention: with the default `attention="reference"`, `causal` means causal attention for every
+# model. Compare with the log-rates under any other scheme, which are bidirectional.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# temporal_model, _ = models["Temporal"]
+# rows = {}
+# for label, scheme in (("bidirectional", "neuron"), ("causal attention", "causal")):
+#     temporal_log_rates = model_log_rates(temporal_model, session, scheme, "temporal")
+#     rows[f"Temporal, {label}"] = decode_behavior(session, KEYS, features=temporal_log_rates)
+# display(Markdown(results_table(rows)))
+# ```
+# Two cells of this table repeat the section 5 table. `decode_behavior` with `model=` uses the same
+# rule as `model_log_rates` (`attention="reference"`): the `Temporal` row there decodes choice from
+# the bidirectional log-rates (`neuron` prompt) and whisker motion energy from the causal-attention
+# log-rates (`causal` prompt), as the reference did for every model. So the new cells are choice
+# from causal attention and whisker motion energy from bidirectional attention.
+# (`decode_behavior(..., attention="trained")` gives the bidirectional row in one call.) Causal
+# attention does change the log-rates: every bin now attends only to earlier bins, an input the model
+# never met in training, and the first bins see almost nothing. But the decoders read all bins and
+# neurons at once, and a later bin's log-rates still see an earlier bin's activity, so a linear
+# decoder can recover much of what each bin lost. Expect a change in the scores that is smaller than
+# the change in the rates; its size and sign are for the run to show.
+# :::
+#
+# **Exercise 4.** The pooled $R^2$ rewards the mean time course. Subtract each bin's mean over trials
+# from the whisker motion energy (a new `Session` with the modified behaviour) and decode again: how
+# much of the score was the mean time course?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `session.replace(behavior=...)` returns a new session; subtract the per-bin mean of the fitting
+# trials (`fit` from section 5). Then look at `mtm.decoding.decode_continuous`: a `Ridge` with one
+# output per bin and an intercept for each output. What happens to its fit when a constant is
+# subtracted from each output?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# me = b["whisker_me"]
+# behavior = dict(session.behavior)
+# behavior["whisker_me"] = me - me[fit].mean(axis=0)   # each bin's mean over the fitting trials removed
+# residual = session.replace(behavior=behavior)
+# detrended = {"Raw spikes (baseline)": decode_behavior(residual, ("whisker_me",))}
+# for name, (model, masking) in models.items():
+#     detrended[name] = decode_behavior(residual, ("whisker_me",), model=model, training_masking=masking)
+# detrended["True latents (reference)"] = decode_behavior(residual, ("whisker_me",),
+#                                                         features=latent_features(session))
+# display(Markdown(results_table(detrended)))
+#
+# # the decoders' errors are unchanged; only the denominator of R^2 changes
+# y, r = me[test], behavior["whisker_me"][test]
+# factor = ((y - y.mean()) ** 2).sum() / ((r - r.mean()) ** 2).sum()
+# for name, row in detrended.items():
+#     expected = 1 - (1 - scores[name]["whisker_me"]) * factor
+#     print(f"{name}: expected {expected:.3f}, got {row['whisker_me']:.3f}")
+# ```
+# The answer can be worked out from `decode_continuous` before running anything. `Ridge` fits an
+# intercept for each of its outputs, one per bin, so the mean time course never needed the
+# features: the intercepts predict it. Subtracting a constant from each bin's target only shifts
+# those intercepts. The weights stay the same, the cross-validation picks the same $\alpha$ (the
+# $R^2$ of each output, which it averages, does not change when a constant is subtracted from both
+# target and prediction), and every test prediction moves by exactly the constant subtracted. The
+# test errors are therefore unchanged, up to rounding. Only the denominator of the pooled $R^2$
+# changes: the test trials' variance around one grand mean becomes their variance around the mean
+# time course. Every row's $1 - R^2$ is multiplied by the same factor, the ratio of the two
+# variances, which the code prints, so the rows keep their order. The mean time course alone,
+# predicted for every test trial, scores about $1 - 1/\text{factor}$ on the original $R^2$: that
+# is the part of each score that the intercepts earn without any feature. A row that had learned
+# only the mean time course now scores about 0.
+# :::
 
 # %% tags=["remove-input"]
 print(RUN.done())

@@ -259,7 +259,7 @@ rows[f"MtM (prompted), {sessions_label(N_MAX)}, core frozen"] = frozen_scores
 rows[ORACLE_ROW] = oracle
 display(Markdown(results_table(rows)))
 
-# %%
+# %% mystnb={"figure": {"caption": "Scores on the held-out session's test trials (bits per spike) against the number of pretraining sessions, one panel each for co-smoothing, intra-region and inter-region prediction. The first point, labelled scratch, is the model trained on the held-out session alone; the others were pretrained and fine-tuned. Blue: temporal masking; orange: prompted MtM; hollow star: MtM fine-tuned with the core frozen, on the largest pretraining set. Each panel's title gives the task's oracle.", "name": "fig-07-scores-vs-sessions"}}
 TASKS = ("co-smooth", "intra-region", "inter-region")
 x = np.arange(len(N_PRETRAIN) + 1)
 fig, axes = plt.subplots(1, len(TASKS), figsize=(10, 3.4), layout="constrained")
@@ -291,7 +291,7 @@ plt.show()
 # Pretraining also changes how fine-tuning proceeds. The validation score (masked bits per spike on
 # the validation trials, the selection score of every run) over the fine-tuning epochs of MtM:
 
-# %%
+# %% mystnb={"figure": {"caption": "Validation bits per spike (masked entries of the validation trials, the selection score) over the epochs of prompted MtM on the held-out session: trained from scratch, fine-tuned after each pretraining set, and fine-tuned with the core frozen after the largest.", "name": "fig-07-finetuning-curves"}}
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
 runs = {sessions_label(0): scratch["mtm"]}
 runs.update({sessions_label(n): finetuned["mtm", n] for n in N_PRETRAIN})
@@ -455,15 +455,176 @@ if FIXTURE is not None:
 #
 # ## Exercises
 #
-# 1. Pretrain on sessions of *another* world (`synthetic_sessions(..., world_seed=1)`) and fine-tune on
-#    the held-out session of world 0. Does pretraining still help? What does that say about what the
-#    shared transformer has learned?
-# 2. Compare fine-tuning and training from scratch at equal cost: train the scratch model for as many
-#    epochs as pretraining and fine-tuning together. Which wins now?
-# 3. Vary the number of held-out trials (`N_TRIALS`, or a `Session` restricted to fewer train trials).
-#    When does pretraining matter most: with few or with many trials of the new session?
-# 4. Run `freeze_core=True` for every pretraining set size. Does the frozen model catch up with full
-#    fine-tuning as the number of pretraining sessions grows?
+# **Exercise 1.** Pretrain on sessions of *another* world (`synthetic_sessions(..., world_seed=1)`) and
+# fine-tune on the held-out session of world 0. Does pretraining still help? What does that say about
+# what the shared transformer has learned?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Draw `N_MAX` sessions with `synthetic_sessions(N_MAX, seed=SEED, world_seed=1, n_trials=N_TRIALS,
+# n_neurons=N_NEURONS)`, pretrain on them with `train_once`, fine-tune on `heldout` with
+# `finetune_once` and score with the chapter's `scores`. Put the runs in a new folder: a session's id
+# depends on its seed only, so the sessions of world 1 carry the same ids as this chapter's pool.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# World 1 has other dynamics (its own $A_r$, couplings and input directions, `mtm.data.synthetic.World`)
+# but comes from the same generator: the same five regions, four latent dimensions per region,
+# oscillation time constants and frequencies drawn from the same ranges, the same task and trial
+# timing. The new folder matters. `train_once` recognises a run by its settings and by its sessions'
+# ids and neuron counts, not by their spikes. The world-1 sessions are called `synthetic-0000`, ...,
+# like the pool, so in the chapter's folders `train_once` would return the world-0 runs without
+# training anything.
+#
+# ```python
+# other_pool = synthetic_sessions(N_MAX, seed=SEED, world_seed=1, n_trials=N_TRIALS, n_neurons=N_NEURONS)
+# OTHER_DIR = RUN_DIR / "other-world"
+# world_rows = {}
+# for label, masking in MASKINGS.items():
+#     pre = train_once(other_pool, config(masking, PRETRAIN_EPOCHS), OTHER_DIR / f"pretrain-{masking}-{N_MAX}")
+#     tuned = finetune_once(pre, heldout, config(masking, EPOCHS), OTHER_DIR / f"finetune-{masking}-{N_MAX}")
+#     world_rows[f"{label}, from scratch"] = curves[masking][0]
+#     world_rows[f"{label}, {N_MAX} sessions of world 0"] = curves[masking][N_MAX]
+#     world_rows[f"{label}, {N_MAX} sessions of world 1"] = scores(tuned, masking)
+# world_rows[ORACLE_ROW] = oracle
+# display(Markdown(results_table(world_rows)))
+# ```
+#
+# Compare, for each masking, the world-1 row with the row from scratch and the world-0 row. If
+# pretraining on world 1 helps as much as pretraining on world 0, what the transformer carried over is
+# generic: how smooth rates are in time, how counts scatter around them, how to fill a hidden entry
+# from its neighbours. If it helps less, or not at all, the transformer learned the dynamics of its own
+# world, which is the premise of section 2. There is one held-out session: before reading much into a
+# small difference, retrain one row with another seed (`config(masking, EPOCHS, seed=1)`, in its own
+# folder) to see how much a row moves by chance.
+# :::
+#
+# **Exercise 2.** Compare fine-tuning and training from scratch at equal cost: train the scratch model
+# for as many epochs as pretraining and fine-tuning together. Which wins now?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `config(masking, epochs)` gives any number of epochs; train with `train_once([heldout], ...)` in a new
+# folder. Count the cost in epochs (`PRETRAIN_EPOCHS + EPOCHS`), or in optimiser steps: here every session
+# has `N_TRIALS` trials, so an epoch over $n$ sessions has about $n$ times the batches of an epoch over one.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Two ways to count. In epochs, as the exercise says, the scratch model gets `PRETRAIN_EPOCHS + EPOCHS`.
+# In optimiser steps, which is what the machine pays for, an epoch of pretraining on `N_MAX` sessions costs about
+# `N_MAX` times the steps of an epoch on one session, so the scratch model gets
+# `N_MAX * PRETRAIN_EPOCHS + EPOCHS` epochs. The one-cycle learning-rate schedule stretches over the
+# longer run, and the checkpoint kept is the best validation epoch, so a longer run is not penalised
+# for overfitting late. The new folders are needed: a folder holding a run with another number of
+# epochs is refused, naming the difference.
+#
+# ```python
+# long_rows = {}
+# for label, masking in MASKINGS.items():
+#     long_rows[f"{label}, from scratch, {EPOCHS} epochs"] = curves[masking][0]
+#     for cost, epochs in (("epochs", PRETRAIN_EPOCHS + EPOCHS), ("steps", N_MAX * PRETRAIN_EPOCHS + EPOCHS)):
+#         best = train_once([heldout], config(masking, epochs), RUN_DIR / f"scratch-{masking}-{epochs}")
+#         long_rows[f"{label}, from scratch, {epochs} epochs (equal {cost})"] = scores(best, masking)
+#     long_rows[f"{label}, {sessions_label(N_MAX)}"] = curves[masking][N_MAX]
+# display(Markdown(results_table(long_rows)))
+# ```
+#
+# If the long scratch models reach the fine-tuned ones, the gain of section 6 came from more
+# optimisation, which the held-out session's own trials could also provide. If the fine-tuned models
+# stay ahead at equal steps, the other sessions gave something that more passes over the same training
+# trials cannot give: more trials of the same dynamics.
+# :::
+#
+# **Exercise 3.** Vary the number of held-out trials (`N_TRIALS`, or a `Session` restricted to fewer
+# train trials). When does pretraining matter most: with few or with many trials of the new session?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Changing `N_TRIALS` changes every session, the pretraining pool too, and retrains everything. Instead,
+# keep the pretrained checkpoints and cut only the held-out session's train split:
+# `heldout.select_trials(indices)` keeps the trials named and re-indexes the splits. Keep all validation
+# and test trials, so every model is scored on the same test trials. Use new folders: the cut session
+# keeps its id and neuron count.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Take nested subsets of the train trials (a half, a quarter, an eighth), train from scratch and
+# fine-tune from the largest pretrained model on each. With fewer trials an epoch has fewer batches, so
+# the epochs are scaled up to keep about the chapter's number of optimiser steps; otherwise the small
+# runs would also be short. The chapter's `scores` scores on `heldout`, whose test trials are exactly
+# the test trials of the cut session, so it can be used as it is.
+#
+# ```python
+# train_order = np.random.default_rng(0).permutation(heldout.splits["train"])
+# scored = np.concatenate([heldout.splits["val"], heldout.splits["test"]])
+# trial_rows = {}
+# for label, masking in MASKINGS.items():
+#     trial_rows[f"{label}, all train trials, from scratch"] = curves[masking][0]
+#     trial_rows[f"{label}, all train trials, {sessions_label(N_MAX)}"] = curves[masking][N_MAX]
+# for fraction in (2, 4, 8):
+#     n_train = len(train_order) // fraction
+#     fewer = heldout.select_trials(np.sort(np.concatenate([train_order[:n_train], scored])))
+#     folder = RUN_DIR / f"heldout-{n_train}-train-trials"
+#     for label, masking in MASKINGS.items():
+#         cfg = config(masking, EPOCHS * fraction)
+#         alone = train_once([fewer], cfg, folder / f"scratch-{masking}")
+#         tuned = finetune_once(pretrained[masking, N_MAX], fewer, cfg, folder / f"finetune-{masking}-{N_MAX}")
+#         trial_rows[f"{label}, {n_train} train trials, from scratch"] = scores(alone, masking)
+#         trial_rows[f"{label}, {n_train} train trials, {sessions_label(N_MAX)}"] = scores(tuned, masking)
+# display(Markdown(results_table(trial_rows)))
+# ```
+#
+# Read the gap between the fine-tuned row and the scratch row of the same size and masking, from all
+# trials down to an eighth. A model trained from scratch must learn the dynamics from the session's own
+# trials; a fine-tuned one mostly has to fit the new stitchers. So the expectation, and the reason the
+# paper pretrains at all, is that the gap widens as the trials shrink. The oracle is the same for every
+# row, since the test trials are.
+# :::
+#
+# **Exercise 4.** Run `freeze_core=True` for every pretraining set size. Does the frozen model catch up
+# with full fine-tuning as the number of pretraining sessions grows?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Section 4 fine-tuned the largest pretrained MtM model with `config("mtm", EPOCHS, freeze_core=True)`;
+# do the same for `pretrained["mtm", n]` for every `n` of `N_PRETRAIN`, and plot its scores beside
+# `curves["mtm"]`.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# One frozen fine-tuning per pretrained MtM model, in the folder naming scheme of section 4 (the largest
+# set's run is the chapter's own and is reused), scored and drawn beside the fully fine-tuned curve:
+#
+# ```python
+# frozen_runs = {n: finetune_once(pretrained["mtm", n], heldout, config("mtm", EPOCHS, freeze_core=True),
+#                                 RUN_DIR / f"finetune-mtm-{n}-frozen") for n in N_PRETRAIN}
+# frozen_curve = {n: scores(best, "mtm") for n, best in frozen_runs.items()}
+# fig, axes = plt.subplots(1, len(TASKS), figsize=(10, 3.4), layout="constrained")
+# for ax, task in zip(axes, TASKS):
+#     ax.plot(N_PRETRAIN, [curves["mtm"][n][task] for n in N_PRETRAIN], "o-", label="all weights fine-tuned")
+#     ax.plot(N_PRETRAIN, [frozen_curve[n][task] for n in N_PRETRAIN], "s--", label="core frozen")
+#     ax.axhline(curves["mtm"][0][task], color="grey", ls=":", label="from scratch")
+#     ax.set_xticks(N_PRETRAIN)
+#     ax.set_xlabel("pretraining sessions")
+#     ax.set_title(task, fontsize=10)
+# axes[0].set_ylabel("bits per spike")
+# axes[0].legend(frameon=False, fontsize=8)
+# plt.show()
+# ```
+#
+# With the core frozen, fine-tuning trains only `session_parameters()`: the new read-in, read-out and
+# session token. The model can then only map the new neurons onto the pretrained latent space and back;
+# the dynamics are the core's. The synthetic sessions were made exactly that way (section 2: new linear
+# loadings, shared dynamics), so a core that has learned the world's dynamics needs nothing more, while
+# a core fitted to one or two sessions may lack part of them. Look at the distance between the two
+# lines from left to right: if it shrinks, more pretraining sessions made the core general enough to be
+# reused unchanged. Full fine-tuning can also adapt the core to the held-out session, at the price of
+# many more parameters fitted from that session's trials alone.
+# :::
 
 # %% tags=["remove-input"]
 print(RUN.done())

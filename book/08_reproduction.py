@@ -197,7 +197,7 @@ display(Markdown(oracle_share_table(models, table[ORACLE_ROW], list(TASKS))))
 # The activity columns as bars, with the paper's value for the same row as a hollow marker, our
 # linear baseline (dotted) and each task's oracle (dashed):
 
-# %%
+# %% mystnb={"figure": {"caption": "Table 2's activity columns on the held-out synthetic sessions, one panel per task (bits per spike): a bar per model (from scratch or pretrained, temporal or prompted MtM, mean over the held-out sessions), the paper's value for the same row as a hollow circle (IBL data), the linear baseline (dotted grey) and the task's oracle (dashed black).", "name": "fig-08-table2-bars"}}
 models = [name for name in table if paper_row(name, PAPER_TABLE2)]
 colors = ["tab:blue", "tab:orange", "tab:cyan", "tab:red"]
 labels = [("scratch" if m.startswith("Single") else "pretrained")
@@ -420,17 +420,197 @@ else:
 #
 # ## Exercises
 #
-# 1. Add Table 1's ablation rows: train single-session models with `masking="neuron"`, `"causal"`,
-#    `"intra-region"` and `"inter-region"` (and MtM with `prompted=False`) on one held-out session,
-#    and score them with `mtm.reproduce.score_model`. Does each scheme win its own task, as in the
-#    paper?
-# 2. Run the reproduction with `N_PRETRAIN = 1` and again with the preset's 3, each in its own
-#    `OUT_DIR` (a run in the folder is reused only when its settings and sessions match). How much of the
-#    multi-session gain comes from the first pretraining session?
-# 3. The reference selects checkpoints by the $R^2$ of the 50 most active neurons. Rerun with
-#    `train_overrides=dict(selection="r2_top50")`: do the tables change?
-# 4. Open `out / "per_session.json"`: how different are the held-out sessions from one another, and
-#    how does that compare with the differences between models?
+# **Exercise 1.** Add Table 1's ablation rows: train single-session models with `masking="neuron"`,
+# `"causal"`, `"intra-region"` and `"inter-region"` (and MtM with `prompted=False`) on one held-out
+# session, and score them with `mtm.reproduce.score_model`. Does each scheme win its own task, as in the
+# paper?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `plan.train_config(masking, "single", prompted=...)` gives the settings of a single-session run;
+# `mtm.book.train_once([session], cfg, folder)` trains it (or reuses it); `score_model(best, session,
+# masking)` returns one row of the table. The temporal and prompted MtM rows of that session are
+# already in `OUT_DIR / "per_session.json"`.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# `mtm.reproduce.ablation.SCHEMES` maps each of the paper's row names to its `(masking, prompted)`. Train
+# the five missing models on the first held-out session, score them, take the two rows the
+# reproduction already trained from `per_session.json` (its lists follow the order of `heldout`), and
+# set the rows beside the paper's Table 3 (`paper_comparison_table` matches them by name):
+#
+# ```python
+# import json
+#
+# from mtm.book import train_once
+# from mtm.reproduce import PAPER_TABLE3, score_model
+# from mtm.reproduce.ablation import SCHEMES
+#
+# session = heldout[0]
+# trained = json.loads((OUT_DIR / "per_session.json").read_text())
+# ablation_rows = {}
+# for row, (masking, prompted) in SCHEMES.items():
+#     if row == "Temporal (baseline)":
+#         ablation_rows[row] = trained["Single-session, Temporal"][0]
+#     elif row == "MtM (prompted)":
+#         ablation_rows[row] = trained["Single-session, MtM (prompted)"][0]
+#     else:
+#         cfg = plan.train_config(masking, "single", prompted=prompted)
+#         folder = OUT_DIR / "table1" / (masking if masking != "mtm" else "mtm-unprompted")
+#         ablation_rows[row] = score_model(train_once([session], cfg, folder), session, masking)
+# display(Markdown(paper_comparison_table(ablation_rows, PAPER_TABLE3, COLUMNS)))
+# ```
+#
+# `score_model` is told the training masking because it decides forward prediction's attention: causal
+# for the model trained with causal masking, bidirectional for the others (`mtm.evaluate.attention_is_causal`).
+# Read the table by columns, as in section 1: is the best score of each activity column the scheme that
+# resembles it (neuron masking for co-smoothing, causal for forward prediction, intra-region and
+# inter-region for theirs)? Which schemes fail at tasks they never practised, and does intra-region
+# masking break co-smoothing and inter-region prediction, as in the paper? Is MtM close to the best
+# in every column? This is one small synthetic session, so small differences may be chance.
+# {doc}`09_experiments` runs the whole ablation (`mtm reproduce --experiment ablation`) on every held-out
+# session.
+# :::
+#
+# **Exercise 2.** Run the reproduction with `N_PRETRAIN = 1` and again with the preset's 3, each in its
+# own `OUT_DIR` (a run in the folder is reused only when its settings and sessions match). How much of
+# the multi-session gain comes from the first pretraining session?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# The held-out sessions are the last `N_TEST` of `N_PRETRAIN + N_TEST` sessions, so changing
+# `N_PRETRAIN` in the parameters also changes which sessions are held out. To compare like with like,
+# keep the chapter's `heldout` and pass `pretrain[:1]` to `run_reproduction`, in a new folder. The
+# chapter's `table` already holds the run with `N_PRETRAIN` sessions.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Done literally (set `N_PRETRAIN = 1`, rerun the chapter), the held-out sessions would be the
+# `N_TEST` sessions after the first one, which the chapter's run pretrains on: the two tables would
+# differ by their held-out sessions as well as by their pretraining. So keep `heldout` and pretrain on
+# the first session only.
+# The new folder repeats the single-session runs with the same settings and seeds, and trains one
+# pretraining per masking and its fine-tuning runs:
+#
+# ```python
+# one = run_reproduction(pretrain[:1], heldout, plan, OUT_DIR.parent / "reproduction-1-pretrain",
+#                        log=print, workers=WORKERS, progress=False)
+# gain_rows = {}
+# for label in ("Temporal", "MtM (prompted)"):
+#     single = table[f"Single-session, {label}"]
+#     with_one = one[f"Multi-session (1 pretrain), {label}"]
+#     with_all = table[f"Multi-session ({len(pretrain)} pretrain), {label}"]
+#     gain_rows[f"{label}: gain with 1 session"] = {t: with_one[t] - single[t] for t in TASKS}
+#     gain_rows[f"{label}: gain with {len(pretrain)} sessions"] = {t: with_all[t] - single[t] for t in TASKS}
+#     gain_rows[f"{label}: share of the gain from the first session"] = {
+#         t: (with_one[t] - single[t]) / (with_all[t] - single[t]) if with_all[t] > single[t] else float("nan")
+#         for t in TASKS}
+# display(Markdown(results_table(gain_rows, list(TASKS))))
+# ```
+#
+# The gains are differences in bits per spike against each masking's model from scratch; the share is
+# left out (a dash) where pretraining on all sessions did not help. A share near 1 says that one other
+# session already gives most of what pretraining gives here; a share well below 1 says that more
+# sessions keep adding. The paper's Fig. 4 finds the temporal baseline saturating at 10 sessions and MtM
+# still improving at 34. With `N_TEST` held-out sessions and a few dozen test trials each, a gain
+# smaller than the differences between sessions (exercise 4) is not yet evidence either way.
+# :::
+#
+# **Exercise 3.** The reference selects checkpoints by the $R^2$ of the 50 most active neurons. Rerun
+# with `train_overrides=dict(selection="r2_top50")`: do the tables change?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# Every run logs both criteria after each validation, whatever it selects on: the columns `val_bps` and
+# `r2_top50` of each run's `log.csv` (`mtm.checkpoint.read_log`). Compare the epochs each would keep
+# before training anything again. The rerun needs its own folder, since `selection` is a setting.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# First, for free: which epoch each criterion would keep, in every run of this chapter (single-session,
+# pretraining and fine-tuning folders):
+#
+# ```python
+# import math
+#
+# from mtm.checkpoint import read_log
+#
+# for log_file in sorted(OUT_DIR.rglob("log.csv")):
+#     rows = [r for r in read_log(log_file.parent) if r.get("val_bps") not in ("", None)]
+#     rows = [r for r in rows if math.isfinite(float(r["val_bps"])) and math.isfinite(float(r["r2_top50"]))]
+#     by_bps = max(rows, key=lambda r: float(r["val_bps"]))["epoch"]
+#     by_r2 = max(rows, key=lambda r: float(r["r2_top50"]))["epoch"]
+#     print(f"{log_file.parent.relative_to(OUT_DIR)}: val_bps keeps epoch {by_bps}, r2_top50 epoch {by_r2}")
+# ```
+#
+# Where both keep the same or nearby epochs, the tables cannot change much. Then the rerun, in its own
+# folder (a run of other settings in `OUT_DIR` is refused, naming `selection` as the first difference):
+#
+# ```python
+# r2_plan = Plan.for_preset(PRESET, n_pretrain=N_PRETRAIN, n_test=N_TEST, session_seed=SEED, epochs=EPOCHS,
+#                           pretrain_epochs=PRETRAIN_EPOCHS, finetune_epochs=FINETUNE_EPOCHS,
+#                           train_overrides={**(dict(model=MODEL) if MODEL else {}), "selection": "r2_top50"})
+# r2_table = run_reproduction(pretrain, heldout, r2_plan, OUT_DIR.parent / "reproduction-r2top50",
+#                             log=print, workers=WORKERS, progress=False)
+# change = {name: {c: r2_table[name][c] - table[name][c] for c in COLUMNS}
+#           for name in table if paper_row(name, PAPER_TABLE2)}
+# display(Markdown(results_table(change, COLUMNS)))
+# ```
+#
+# The table gives, for each model, the change of every column (selected by $R^2$ minus selected by bits
+# per spike). Fine-tuning starts from the pretrained checkpoint its own criterion kept, so the
+# multi-session rows can move even where the fine-tuning logs agree. The one-cycle schedule ends at a
+# very small learning rate, so late epochs change little, and where both criteria keep one of the late
+# epochs the choice hardly matters. They part where the bits per spike on validation peak early while the $R^2$
+# of the 50 most active neurons keeps rising: $R^2$ ignores the quiet neurons and the calibration of
+# the rates, both of which bits per spike counts.
+# :::
+#
+# **Exercise 4.** Open `out / "per_session.json"`: how different are the held-out sessions from one
+# another, and how does that compare with the differences between models?
+#
+# :::{admonition} Hint
+# :class: dropdown
+# `json.loads((OUT_DIR / "per_session.json").read_text())` is `{row: [scores of each held-out session]}`,
+# in the order of `heldout`. Put one row per model and session in a table, with each session's oracle
+# (`mtm.oracle.oracle_results(session)`) beside it, and compare each model's spread over sessions with
+# the differences between models within one session.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# ```python
+# import json
+#
+# from mtm.oracle import oracle_results
+#
+# per_session = json.loads((OUT_DIR / "per_session.json").read_text())
+# session_rows = {}
+# for k, s in enumerate(heldout):
+#     for name, rows in per_session.items():
+#         session_rows[f"{s.eid}: {name}"] = rows[k]
+#     session_rows[f"{s.eid}: oracle"] = {t: r.mean_bps for t, r in oracle_results(s).items()}
+# display(Markdown(results_table(session_rows, COLUMNS)))
+#
+# for task in TASKS:
+#     spread = {name: max(r[task] for r in rows) - min(r[task] for r in rows) for name, rows in per_session.items()}
+#     mtm_minus_temporal = [per_session["Single-session, MtM (prompted)"][k][task]
+#                           - per_session["Single-session, Temporal"][k][task] for k in range(len(heldout))]
+#     print(f"{task}: spread over sessions {max(spread.values()):.2f} at most; "
+#           f"MtM minus temporal from scratch, per session: {', '.join(f'{d:+.2f}' for d in mtm_minus_temporal)}")
+# ```
+#
+# Sessions differ in how predictable they are: their neurons, rates, silent neurons and region sizes are
+# drawn afresh, and the oracle row of each session shows how much each task allows. That offset moves
+# every model's score of a session together, so it can be larger than the differences between models.
+# What counts for a comparison of models is the paired difference within each session: a difference
+# with the same sign in every held-out session is worth more than a difference of the means, and one
+# whose sign flips between sessions is not established. With `N_TEST` sessions this is thin evidence,
+# which is why the paper averages 5 and why its single-session tables (1 and 7) differ so much.
+# :::
 
 # %% tags=["remove-input"]
 print(RUN.done())

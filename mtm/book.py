@@ -377,11 +377,13 @@ def code_hash(notebook: dict) -> str:
 
 
 def git_commit(root: Path = ROOT) -> str | None:
-    """The working tree's commit (with ``-dirty`` when tracked files differ from it); None outside git."""
+    """The working tree's commit, with ``-dirty`` when tracked files other than the chapters' notebooks
+    differ from it (executing chapters in turn rewrites the notebooks, not the code); None outside git."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)book/*.ipynb"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None

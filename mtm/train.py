@@ -232,6 +232,18 @@ def data_record(sessions) -> dict:
                              for s in sessions}}
 
 
+def data_difference(saved: dict | None, current: dict) -> str | None:
+    """The first session whose counts differ between a run's recorded data and ``current`` (both
+    :func:`data_record`), as a phrase; None when they match or the run recorded no data."""
+    if not isinstance(saved, dict):
+        return None
+    now = current.get("fingerprints", {})
+    for eid, fingerprint in saved.get("fingerprints", {}).items():
+        if eid in now and now[eid] != fingerprint:
+            return f"the session {eid!r} holds other counts than the data the run was trained on"
+    return None
+
+
 class SessionTensors:
     """One session on the training device: uint8 counts, region ids, split indices."""
 
@@ -382,6 +394,9 @@ class Trainer:
         description = checkpoint.model_description(self.model)
         if saved["sessions"] != description["sessions"]:
             raise ValueError(f"resume: {path} was trained on other sessions {saved['sessions'][:3]}")
+        differs = data_difference(saved.get("data"), self.extra["data"])
+        if differs:
+            raise ValueError(f"resume: {path} was trained on other data: {differs}; use another run folder")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -499,7 +514,8 @@ class Trainer:
     def _save(self, epoch: int, row: dict, improved: bool, resumable: bool) -> None:
         """``best.safetensors`` when the score ``improved``; ``last.safetensors`` and ``last.pt`` when ``resumable``."""
         description = checkpoint.model_description(self.model)
-        config = json.dumps({"train": self.cfg.to_dict(), "sessions": description["sessions"]})
+        config = json.dumps({"train": self.cfg.to_dict(), "sessions": description["sessions"],
+                             "data": self.extra.get("data")})
         extra = {**self.extra, "train": self.cfg.to_dict(), "epoch": epoch, "scores": row}
         if improved:
             checkpoint.save_model(self.run_dir / "best.safetensors", self.model, extra)

@@ -219,3 +219,23 @@ def test_chapter_runs_under_papermill_with_smoke_settings(notebook, tmp_path, mo
     printed = "".join(book._output_text(o) for c in executed["cells"] for o in c.get("outputs", []))
     assert "Settings 'smoke'" in printed and "Executed with settings 'smoke'" in printed
     assert os.environ["MTM_SMOKE"] == "0"
+
+
+def test_the_recorded_commit_is_dirty_for_code_changes_not_for_executed_notebooks(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "01_data.ipynb").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    clean = book.git_commit(tmp_path)
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "book" / "01_data.ipynb").write_text('{"executed": 1}')  # another chapter just executed
+    assert book.git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert book.git_commit(tmp_path) == clean + "-dirty"

@@ -300,6 +300,19 @@ def test_resume_and_reuse_ignore_execution_settings(trained, session, tmp_path, 
     train([session], cfg, run, resume=True, progress=False)  # nothing left to do, and not refused
 
 
+def test_a_run_on_other_counts_under_the_same_session_name_is_refused_not_reused(trained, session, tmp_path):
+    """Same id, same neuron count, other counts (e.g. a synthetic session of another world or trial
+    count): reusing the finished run or resuming it would silently answer for other data."""
+    run = copy_run(trained, tmp_path)
+    other = session.replace(spikes=session.spikes[::-1].copy())
+    assert other.eid == session.eid and other.n_neurons == session.n_neurons
+    with pytest.raises(ValueError, match="other data: the session .* holds other counts"):
+        train([other], cli_config(), run, resume=True, progress=False)
+    with pytest.raises(ValueError, match="holds other counts than the data the run was trained on"):
+        _finished(run, cli_config(), [other])
+    assert _finished(run, cli_config(), [session])  # the run's own data is still reused
+
+
 def test_refusal_names_the_first_differing_setting(trained, session, tmp_path):
     run = copy_run(trained, tmp_path)
     with pytest.raises(ValueError, match=r"first difference: lr \(0.002 in the saved run, 0.5 now\)"):

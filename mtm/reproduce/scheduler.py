@@ -17,7 +17,7 @@ from mtm.data import Session
 from mtm.decoding import decode_behavior
 from mtm.evaluate import evaluate_model
 from mtm.reproduce.plan import BEHAVIOR_KEYS
-from mtm.train import TrainConfig, finetune, first_difference, train
+from mtm.train import TrainConfig, data_difference, data_record, finetune, first_difference, train
 
 OWN_ATTENTION_WHISKER = "whisker_me (own attention)"
 
@@ -37,6 +37,8 @@ def _finished(run_dir: Path, cfg: TrainConfig, sessions: list[Session]) -> bool:
     differs = first_difference(saved["train"], json.loads(json.dumps(cfg.to_dict())))
     if differs is None and eids != [s.eid for s in sessions]:
         differs = f"sessions ({', '.join(eids[:3])}{' ...' if len(eids) > 3 else ''} in the saved run)"
+    if differs is None:
+        differs = data_difference(saved.get("data"), data_record(sessions))
     if differs:
         raise ValueError(f"{run_dir} holds a run of other settings or sessions, first difference: {differs}; "
                          "use another output folder for this plan")
