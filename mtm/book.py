@@ -377,13 +377,14 @@ def code_hash(notebook: dict) -> str:
 
 
 def git_commit(root: Path = ROOT) -> str | None:
-    """The working tree's commit, with ``-dirty`` when tracked files other than the chapters' notebooks
-    differ from it (executing chapters in turn rewrites the notebooks, not the code); None outside git."""
+    """The working tree's commit, with ``-dirty`` when tracked files outside ``book/`` differ from it:
+    the package and its settings (executing chapters in turn rewrites the notebooks, and a chapter's
+    own code is recorded by its code hash); None outside git."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)book/*.ipynb"], cwd=root,
+                                ":(exclude)book"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -495,6 +496,16 @@ def write_schematic(path: Path = SCHEMATIC) -> Path:
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
 
 
+def failure_reason(err: Exception) -> str:
+    """One line saying why a chapter failed: the cell's exception for papermill's error (whose own
+    message starts with an empty line), the exception's first line otherwise."""
+    if hasattr(err, "ename"):
+        evalue = str(getattr(err, "evalue", "")).strip().splitlines()
+        return f"cell {getattr(err, 'exec_count', '?')} raised {err.ename}: {evalue[0] if evalue else ''}"
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
+
+
 def _main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mtm.book", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -529,8 +540,7 @@ def _main(argv=None) -> int:
         try:
             record = execute(path, args.settings, args.timeout)
         except Exception as err:  # a failing chapter leaves its notebook as it was
-            print(f"mtm: error: {path.stem} failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
-                  file=sys.stderr)
+            print(f"mtm: error: {path.stem} failed: {failure_reason(err)}", file=sys.stderr)
             return 1
         print(f"{path.stem}: done in {record['wall_time_s'] / 60:.1f} min")
     return 0

@@ -221,7 +221,7 @@ def test_chapter_runs_under_papermill_with_smoke_settings(notebook, tmp_path, mo
     assert os.environ["MTM_SMOKE"] == "0"
 
 
-def test_the_recorded_commit_is_dirty_for_code_changes_not_for_executed_notebooks(tmp_path):
+def test_the_recorded_commit_is_dirty_for_package_changes_not_for_the_book_folder(tmp_path):
     import subprocess
 
     def git(*args):
@@ -229,6 +229,7 @@ def test_the_recorded_commit_is_dirty_for_code_changes_not_for_executed_notebook
 
     (tmp_path / "book").mkdir()
     (tmp_path / "book" / "01_data.ipynb").write_text("{}")
+    (tmp_path / "book" / "01_data.py").write_text("# %%\n")
     (tmp_path / "code.py").write_text("x = 1\n")
     git("init", "-q")
     git("add", ".")
@@ -236,6 +237,16 @@ def test_the_recorded_commit_is_dirty_for_code_changes_not_for_executed_notebook
     clean = book.git_commit(tmp_path)
     assert clean and not clean.endswith("-dirty")
     (tmp_path / "book" / "01_data.ipynb").write_text('{"executed": 1}')  # another chapter just executed
+    (tmp_path / "book" / "01_data.py").write_text("# text\n")
     assert book.git_commit(tmp_path) == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert book.git_commit(tmp_path) == clean + "-dirty"
+
+
+def test_a_failing_chapter_is_reported_by_its_cell_exception():
+    from papermill.exceptions import PapermillExecutionError
+
+    err = PapermillExecutionError(cell_index=7, exec_count=12, source="train()", ename="ValueError",
+                                  evalue="/runs/x holds a run lock\nmore", traceback=["..."])
+    assert book.failure_reason(err) == "cell 12 raised ValueError: /runs/x holds a run lock"
+    assert book.failure_reason(OSError("disk full\nsecond line")) == "OSError: disk full"
