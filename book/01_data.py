@@ -121,24 +121,29 @@ plot_raster(session.spikes[0], session.regions, ax=axes[0],
             title="spike counts, trial 0")
 plot_raster(session.rates[0], session.regions, ax=axes[1],
             title="true rate (expected counts per bin), trial 0")
+axes[0].set_xlabel("")
 plt.show()
 
 # %% [markdown]
-# Averaging over trials gives each region's peri-stimulus time histogram (PSTH). Visual cortex and
-# the visual thalamus respond to the stimulus; every region is driven by the movement that follows.
+# Averaging over trials gives each region's peri-stimulus time histogram (PSTH). In this session the
+# regions differ more in their baseline rates than in their responses. VISa rises a little just after
+# onset and more between 0.5 and 1 s, PO rises to a peak near 0.75 s, and LP dips and then climbs
+# after 1 s. CA1 and DG stay nearly flat. Most of this modulation comes while the wheel turns
+# (section 4), not right after the stimulus.
 
 # %% mystnb={"figure": {"caption": "Peri-stimulus time histogram of each region: the firing rate averaged over trials and over the region's neurons, smoothed with a Gaussian of 1.5 bins. Dashed line: stimulus onset.", "name": "fig-01-psth-regions"}}
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
 for region in session.region_names:
     in_region = session.regions == region
     plot_psth(session.spikes[..., in_region], ax=ax, label=region, smooth=1.5)
-ax.legend(frameon=False, ncol=5, fontsize=8)
+fig.legend(frameon=False, ncol=5, fontsize=8, loc="outside lower center")
 ax.set_title("PSTH by region")
 plt.show()
 
 # %% [markdown]
 # Firing rates are heavy-tailed across neurons, as in cortex, hippocampus and thalamus: most neurons
-# fire a few spikes per second, a few fire tens, and some barely fire at all.
+# fire a few spikes per second, a few fire tens, and some barely fire at all (printed above: mean
+# 5.4 Hz, median 2.7 Hz, 15 % of the neurons below 0.5 Hz).
 
 # %% mystnb={"figure": {"caption": "Distribution of the neurons' mean firing rates over all trials and bins of the session, in log-spaced bins on a log axis.", "name": "fig-01-rate-histogram"}}
 fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
@@ -183,14 +188,14 @@ for s in sessions:
 # generative model and sees, as exact latent states, what the task leaves visible, and predicts the
 # expected count. Hiding a neuron hides its private fluctuation; hiding a region leaves only what
 # the coupling and the shared task inputs say about it. So the oracle, not the true rate, is the
-# score a perfect model would reach, and the true rates sit above every oracle.
+# score a perfect model would reach, and the true rates sit at or above every oracle.
 #
 # Each knob of the generator moves the tasks' oracles differently. Below, one session regenerated
 # with one knob changed at a time: the private amplitude $s_n$ (every neuron the same), the coupling
 # $\kappa$ between regions, and the latent noise $\sigma$ (the dotted line marks the default), with
 # the true rates' score for comparison.
 
-# %% mystnb={"figure": {"caption": "Oracle of each evaluation task (bits per spike) as one knob of the generator changes, one session per value. Left: the private amplitude $s_n$, the same for every neuron; middle: the coupling between regions; right: the latent noise. Dashed black line: the true rates; dotted grey line: the generator's default value.", "name": "fig-01-oracle-sweep"}}
+# %% mystnb={"figure": {"caption": "Oracle of each evaluation task (bits per spike) as one knob of the generator changes, one session per value. Left: the private amplitude $s_n$, the same for every neuron; middle: the coupling between regions; right: the latent noise. Co-smoothing and intra-region share one oracle, drawn as one line. Dashed black line: the true rates; dotted grey line: the generator's default value.", "name": "fig-01-oracle-sweep"}}
 KNOB_VALUES = {"private_gain": (0.0, 0.3, 0.6, 0.9), "coupling": (0.0, 0.12, 0.3),
                "noise": (0.15, 0.35, 0.7)}
 sweeps = {knob: knob_sweep(knob, values[:SWEEP_POINTS], seed=SEED, n_trials=SWEEP_TRIALS,
@@ -200,14 +205,16 @@ plot_oracle_sweep(sweeps, defaults={"private_gain": 0.6, "coupling": 0.12, "nois
 plt.show()
 
 # %% [markdown]
-# Without private fluctuations (amplitude 0) the co-smoothing and intra-region oracles equal the
+# Co-smoothing and intra-region give the oracle the same information, the latents of the neuron's
+# own region, so they share one oracle, drawn as one line ("Co-smooth = Intra-region"). Without private fluctuations (amplitude 0) this oracle equals the
 # true rates (dashed, scored over every bin): the region's latents then say everything about a
-# neuron. As the amplitude grows the true rates climb away from those oracles, and the gap is what no
+# neuron. As the amplitude grows the true rates climb away from that oracle, and the gap is what no
 # model can predict of a neuron from the others; the oracle's own score moves less, and not always
 # in one direction, because every setting draws new spikes and bits per spike depend on them. The
-# forward-prediction oracle rises with the amplitude instead: it knows each neuron's smooth
-# fluctuation from the neuron's own past. Inter-region prediction depends on how much of a region
-# the *other* regions explain: without coupling its oracle falls far below the co-smoothing one,
+# forward-prediction oracle instead ends far higher at the largest amplitude than at 0, though not
+# steadily (it dips slightly at 0.6): it knows each neuron's smooth fluctuation from the neuron's
+# own past. Inter-region prediction depends on how much of a region the *other* regions explain:
+# without coupling its oracle falls far below the co-smoothing one,
 # stronger coupling raises it, and larger latent noise (more of each region private to it) lowers
 # it, as it lowers forward prediction, whose future that noise drives.
 # (The default private amplitude is drawn per neuron between 0.3 and 0.9; the sweep fixes it.)
@@ -216,9 +223,13 @@ plt.show()
 # ## 4. Behaviour
 #
 # The mouse turns a wheel to bring a grating to the centre of the screen. The grating appears left or
-# right with a contrast between 0 and 100 %, and in blocks where left stimuli are more likely
-# ($P(\text{left}) = 0.8$) or less likely (0.2). Choices follow a psychometric curve that the block
-# prior shifts. Every session holds per-trial variables (`choice`, `block`, `reward`, `contrast`,
+# right with a contrast between 0 and 100 %. After an opening block in which both sides are equally
+# likely ($P(\text{left}) = 0.5$), the blocks alternate between left stimuli more likely (0.8) and
+# less likely (0.2). Choices follow a psychometric curve that the block prior shifts: below, the
+# curve of the 0.2 blocks lies above that of the 0.8 blocks at every contrast except 100 % left or
+# right, where the two meet or cross, and the curve of the opening block, from fewer trials, is
+# noisier. The wheel turns mostly between 0.25 and 1.25 s after
+# onset. Every session holds per-trial variables (`choice`, `block`, `reward`, `contrast`,
 # `stim_side`, `reaction_time`) and per-bin traces (`wheel_speed`, `whisker_me`, a whisker-pad motion
 # energy like the one IBL measures with its cameras).
 
@@ -231,6 +242,7 @@ axes[1].plot(t, b["wheel_speed"].mean(axis=0), label="wheel speed (rad/s)")
 axes[1].plot(t, b["whisker_me"].mean(axis=0), label="whisker motion energy (a.u.)")
 axes[1].axvline(0, color="grey", ls="--", lw=0.8)
 axes[1].set_xlabel("time from stimulus onset (s)")
+axes[1].set_ylabel("mean over trials (rad/s; a.u.)")
 axes[1].legend(frameon=False)
 axes[1].set_title(f"median reaction time {np.median(b['reaction_time']):.2f} s")
 plt.show()
@@ -294,7 +306,8 @@ print("neurons per region:", ibl_session.region_counts())
 # %% [markdown]
 # How to read the region bands of a real recording. The session is loaded as the reference loads it:
 # every probe of the session merged, probe 00's clusters first, then probe 01's. A region that both
-# probes cross therefore appears as **two bands**, one per probe; the model and the masking schemes go by the labels, not by the positions, so the two bands are one
+# probes cross therefore appears as **two bands**, one per probe (in the offline fixture above,
+# every label, `root` included, appears twice); the model and the masking schemes go by the labels, not by the positions, so the two bands are one
 # region for them ({doc}`02_masking`). **`root`** is the atlas's label for a channel outside every
 # brain region of the Beryl parcellation (fibre tracts, ventricles, or a contact just outside the
 # brain). The reference keeps every cluster and treats each label, `root` included, as a region, and so does `mtm`;
@@ -410,8 +423,10 @@ print("neurons per region:", ibl_session.region_counts())
 # ```
 # The generator has no preferred side. In `World.__init__` the left and the right stimulus are two
 # separate inputs with the same gain (the region's stimulus sensitivity in `INPUT_GAIN`), each with
-# its own random direction in the latent space. The two PSTHs should therefore both rise shortly
-# after stimulus onset, with responses of similar size. Any difference between them comes from the
+# its own random direction in the latent space. Any stimulus response should therefore start shortly
+# after onset for both sides, with a similar size. It need not be a rise: each neuron reads the
+# latents with its own random weights, and the LP average over all trials in section 2 shows no clear
+# rise just after onset. Any difference between them comes from the
 # random draws of this world and session, not from a rule of the generator; another `world_seed`
 # can reverse it. (A real recording from one hemisphere would be expected to favour the
 # contralateral side.) After the movement starts the two curves can also differ because choices

@@ -68,7 +68,7 @@ def plot_raster(counts, regions=None, bin_size: float = 0.02, t0: float = -0.5, 
     image = ax.imshow(counts.T, aspect="auto", origin="lower", cmap=cmap, interpolation="nearest",
                       extent=(t0, t0 + n_bins * bin_size, 0, n_neurons), vmin=0,
                       vmax=vmax if vmax is not None else max(1.0, np.percentile(counts, 99)))
-    _label_regions(ax, regions, "tab:red")
+    _label_regions(ax, regions, "tab:orange")
     ax.axvline(0.0, color="tab:blue", lw=0.8, ls="--")
     ax.set_xlabel("time from stimulus onset (s)")
     ax.set_title(title)
@@ -183,19 +183,29 @@ def plot_oracle_sweep(sweeps: dict[str, dict[float, dict[str, float]]], defaults
     default value}, marked with a dotted line."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(3.2 * len(sweeps), 3.0), layout="constrained",
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(3.2 * len(sweeps), 3.2), layout="constrained",
                              sharey=True, squeeze=False)
     for ax, (knob, sweep) in zip(axes[0], sweeps.items()):
         values = sorted(sweep)
+        curves: dict[tuple, list[str]] = {}  # tasks of identical oracles (same information) share one line
         for task in next(iter(sweep.values())):
-            style = dict(color="black", ls="--") if task == "true rates" else {}
-            ax.plot(values, [sweep[v][task] for v in values], marker="o", label=TABLE_COLUMNS.get(task, task), **style)
+            curves.setdefault(tuple(round(sweep[v][task], 12) for v in values), []).append(task)
+        for curve, tasks in curves.items():
+            style = dict(color="black", ls="--") if tasks == ["true rates"] else {}
+            label = " = ".join(TABLE_COLUMNS.get(task, task) for task in tasks)
+            ax.plot(values, curve, marker="o", label=label, **style)
         if defaults and knob in defaults:
             ax.axvline(defaults[knob], color="grey", ls=":", lw=1)
-        ax.set_xlabel(knob.replace("_", " "))
+        ax.set_xlabel(KNOB_LABELS.get(knob, knob.replace("_", " ")))
     axes[0][0].set_ylabel("oracle (bits per spike)")
-    axes[0][-1].legend(frameon=False, fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, fontsize=8)
     return fig
+
+
+#: Axis labels of the generator's knobs (:data:`mtm.oracle.KNOBS`).
+KNOB_LABELS = {"private_gain": "private amplitude $s_n$", "coupling": "coupling between regions",
+               "noise": "latent noise"}
 
 
 def plot_loss_curves(histories: dict[str, list[dict]], key: str = "train_loss", ax=None, log_scale: bool = False):
