@@ -393,7 +393,8 @@ def git_commit(root: Path = ROOT) -> str | None:
 
 #: Phrases of output that belong to a smoke run or a failure, never to a published page.
 FORBIDDEN_OUTPUT = (re.compile(r"Traceback \(most recent call last\)"), re.compile(r"\bsmoke\b", re.I),
-                    re.compile(r"MTM_SMOKE"), re.compile(r"say(s)? nothing"), re.compile(r"nothing can be read"))
+                    re.compile(r"MTM_SMOKE"), re.compile(r"say(s)? nothing"), re.compile(r"nothing can be read"),
+                    re.compile(r"\|\s*\d+/\d+ \["), re.compile(r"IProgress not found"))  # progress bars, their warning
 
 
 def _output_text(output: dict) -> str:
@@ -444,7 +445,8 @@ def execute(notebook_path: Path, settings: str = PUBLISHED_SETTINGS, timeout: in
     notebook_path = Path(notebook_path)
     if settings not in SETTINGS:
         raise ValueError(f"settings: expected one of {SETTINGS}, got {settings!r}")
-    env = {RUNS_ENV: os.environ.get(RUNS_ENV) or str(ROOT / "runs" / "book")}
+    # progress bars off: in a stored notebook they are thousands of partial lines, not a bar
+    env = {RUNS_ENV: os.environ.get(RUNS_ENV) or str(ROOT / "runs" / "book"), "TQDM_DISABLE": "1"}
     previous = {k: os.environ.get(k) for k in (*env, "MTM_SMOKE")}
     os.environ.update(env)
     os.environ.pop("MTM_SMOKE", None)

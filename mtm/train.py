@@ -36,12 +36,16 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+
+with warnings.catch_warnings():  # tqdm.auto warns in a notebook without ipywidgets, then uses text bars
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm
 
 from mtm import checkpoint
 from mtm.atomic import atomic_write
