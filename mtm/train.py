@@ -563,7 +563,8 @@ class Trainer:
             except ImportError:
                 pass
         bar = tqdm(range(self.start_epoch, cfg.epochs), desc=f"train {cfg.masking}", unit="epoch",
-                   disable=not (self.progress and self.dist.main), initial=self.start_epoch, total=cfg.epochs)
+                   disable=not (self.progress and self.dist.main) or progress_disabled(), initial=self.start_epoch,
+                   total=cfg.epochs)
         last_checkpoint = time.monotonic()
         for epoch in bar:
             row = self.train_epoch(epoch)
@@ -593,6 +594,12 @@ class Trainer:
         if self.dist.main and not best.exists():  # no finite validation score: keep the last weights
             checkpoint.save_model(best, self.model, {**self.extra, "train": cfg.to_dict(), "epoch": cfg.epochs - 1})
         return best
+
+
+def progress_disabled() -> bool:
+    """Whether the environment turns progress bars off (tqdm's own ``TQDM_DISABLE``, which an explicit
+    ``disable=`` would otherwise override); the book's execution sets it."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
 
 
 def top50_trial_r2(rates: torch.Tensor, spikes: torch.Tensor, n_neurons: int = 50) -> float:

@@ -290,3 +290,10 @@ def test_two_process_gloo_run_keeps_replicas_identical(tmp_path):
     header = rows[0].split(",")
     assert "param_sum" in header and len(rows) == 3  # the replica check ran (it raises on a mismatch)
     assert "distributed replicas diverged" not in done.stderr
+
+
+@pytest.mark.parametrize("value, shown", [("1", False), ("", True), ("0", True)])
+def test_tqdm_disable_turns_the_progress_bar_off(session, tmp_path, monkeypatch, capsys, value, shown):
+    monkeypatch.setenv("TQDM_DISABLE", value)
+    train([session], tiny_config(epochs=1), tmp_path / "run", progress=True)
+    assert ("1/1" in capsys.readouterr().err) is shown
