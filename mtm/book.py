@@ -9,8 +9,10 @@ executes chapters and records how they were executed.
   small model and help it most, and longer training beats a bigger model: measured on one
   synthetic session, the small model trained for 500 epochs on 300 neurons and 400 trials is above
   the linear baseline on every activity task (278 s), while 150 epochs (about 100 s) or a 4 x 128
-  model for 150 epochs (294 s) are not. So ``book`` uses 300-neuron sessions and long training of
-  the ``small`` model;
+  model for 150 epochs (294 s) are not (co-smooth / forward / intra / inter bits per spike: 500
+  epochs 0.43 / 0.08 / 0.44 / 0.29; 150 epochs 0.35 / 0.07 / 0.33 / 0.22; 4 x 128, 150 epochs
+  0.36 / 0.12 / 0.34 / 0.22; the linear baseline 0.24 / -0.22 / 0.42 / 0.04). So ``book`` uses
+  300-neuron sessions and long training of the ``small`` model;
 - ``gpu``: sized for about 20 minutes per chapter on a free Colab GPU (a T4); a bigger session and
   model than ``book``, never the paper's preset (that takes hours to days, see chapter 8).
 

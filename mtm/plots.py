@@ -289,6 +289,9 @@ def plot_mask(hidden, target, regions=None, bin_size: float = 0.02, t0: float = 
 def plot_lr_schedule(histories: dict[str, list[dict]], ax=None):
     """The learning rate of each run at the end of every epoch, read from its log (``lr`` column),
     on a log scale: the one-cycle schedule as the runs actually stepped it."""
+    schedules = {name: [(r["epoch"], r["lr"]) for r in rows] for name, rows in histories.items()}
+    if len(histories) > 1 and len(set(map(tuple, schedules.values()))) == 1:  # one schedule: one line
+        histories = {" = ".join(histories): next(iter(histories.values()))}
     fig = plot_loss_curves(histories, "lr", ax=ax, log_scale=True)
     (ax or fig.axes[0]).set_ylabel("learning rate (end of epoch)")
     return fig
