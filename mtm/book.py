@@ -379,14 +379,15 @@ def code_hash(notebook: dict) -> str:
 
 
 def git_commit(root: Path = ROOT) -> str | None:
-    """The working tree's commit, with ``-dirty`` when tracked files outside ``book/`` differ from it:
-    the package and its settings (executing chapters in turn rewrites the notebooks, and a chapter's
-    own code is recorded by its code hash); None outside git."""
+    """The working tree's commit, with ``-dirty`` when the package (``mtm/``, ``pyproject.toml``,
+    ``requirements.txt``) differs from it: what computes a chapter's outputs besides the chapter's own
+    code, which its code hash records (executing chapters in turn rewrites the notebooks, and edits
+    to tests or text change no output); None outside git."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)book"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "mtm",
+                                "pyproject.toml", "requirements.txt"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None

@@ -228,7 +228,7 @@ def test_chapter_runs_under_papermill_with_smoke_settings(notebook, tmp_path, mo
     assert os.environ["MTM_SMOKE"] == "0"
 
 
-def test_the_recorded_commit_is_dirty_for_package_changes_not_for_the_book_folder(tmp_path):
+def test_the_recorded_commit_is_dirty_for_package_changes_only(tmp_path):
     import subprocess
 
     def git(*args):
@@ -237,7 +237,9 @@ def test_the_recorded_commit_is_dirty_for_package_changes_not_for_the_book_folde
     (tmp_path / "book").mkdir()
     (tmp_path / "book" / "01_data.ipynb").write_text("{}")
     (tmp_path / "book" / "01_data.py").write_text("# %%\n")
-    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "mtm").mkdir()
+    (tmp_path / "mtm" / "code.py").write_text("x = 1\n")
+    (tmp_path / "test_x.py").write_text("x = 1\n")
     git("init", "-q")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
@@ -246,7 +248,9 @@ def test_the_recorded_commit_is_dirty_for_package_changes_not_for_the_book_folde
     (tmp_path / "book" / "01_data.ipynb").write_text('{"executed": 1}')  # another chapter just executed
     (tmp_path / "book" / "01_data.py").write_text("# text\n")
     assert book.git_commit(tmp_path) == clean
-    (tmp_path / "code.py").write_text("x = 2\n")
+    (tmp_path / "test_x.py").write_text("x = 2\n")  # a test, not the package
+    assert book.git_commit(tmp_path) == clean
+    (tmp_path / "mtm" / "code.py").write_text("x = 2\n")
     assert book.git_commit(tmp_path) == clean + "-dirty"
 
 
