@@ -175,6 +175,13 @@ def oracle_share_table(rows: dict[str, dict[str, float]], oracle: dict[str, floa
     return "\n".join(lines)
 
 
+def tidy_layout(fig) -> None:
+    """Lay a figure out: by its own layout engine where it has one (the book's style turns constrained
+    layout on), with ``tight_layout`` otherwise; never both, which only warns."""
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
+
+
 def plot_oracle_sweep(sweeps: dict[str, dict[float, dict[str, float]]], defaults: dict[str, float] | None = None):
     """One panel per generator knob: each task's oracle (bits per spike) against the knob's value, and
     the true rates (dashed, the ``"true rates"`` entry of :func:`mtm.oracle.knob_sweep`).
@@ -423,5 +430,5 @@ def plot_per_neuron(metrics: dict[str, dict[str, np.ndarray]], rates_hz):
         ax.axhline(0, color="k", lw=0.8)
         ax.set(xscale="log", xlabel="firing rate (Hz)", ylabel=label, title=label)
         ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
+    tidy_layout(fig)
     return fig

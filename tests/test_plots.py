@@ -74,3 +74,19 @@ def test_the_introduction_schematic_is_drawn_by_the_package(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = plt.imread(path)
     assert image.shape[0] > 300 and image.shape[1] > 800  # 11 x 4.2 inches at 110 dpi
+
+
+def test_figures_of_the_package_lay_out_without_warnings():
+    """The book's style turns constrained layout on: a figure is never tight-laid-out on top of it."""
+    import warnings
+
+    from mtm.plots import use_style
+    from mtm.reproduce.tables import plot_table
+
+    use_style()
+    table = {"A": {"co-smooth": 0.1, "choice": 0.7}, "B": {"co-smooth": 0.2, "choice": 0.6}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plot_table(table, ["A", "B"], ["co-smooth", "choice"], "t")
+        fig.canvas.draw()
+    plt.rcdefaults()

@@ -53,6 +53,8 @@ def plot_ratios(table: dict, ratios):
     """One panel per activity task: bits per spike against the masking ratio, a line per masking."""
     import matplotlib.pyplot as plt
 
+    from mtm.plots import tidy_layout
+
     fig, axes = plt.subplots(1, len(TASKS), figsize=(3.2 * len(TASKS), 3.0))
     for ax, task in zip(axes, TASKS):
         for label in MASKINGS:
@@ -60,5 +62,5 @@ def plot_ratios(table: dict, ratios):
         ax.set(title=task, xlabel="mask ratio", xticks=list(ratios))
     axes[0].set_ylabel("bits per spike")
     axes[0].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
+    tidy_layout(fig)
     return fig

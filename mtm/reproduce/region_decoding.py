@@ -153,6 +153,8 @@ def plot_regions(region_table: dict, regions: list[str]):
     """Choice and whisker ME decoded from each region: grouped bars, one per source."""
     import matplotlib.pyplot as plt
 
+    from mtm.plots import tidy_layout
+
     sources = list(MASKINGS) + [LINEAR, TRUE_RATES]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
     width = 0.8 / len(sources)
@@ -163,5 +165,5 @@ def plot_regions(region_table: dict, regions: list[str]):
         ax.set_xticks(np.arange(len(regions)), regions)
         ax.set_title(title)
     axes[0].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
+    tidy_layout(fig)
     return fig

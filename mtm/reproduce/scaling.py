@@ -53,7 +53,7 @@ def plot_scaling(table: dict, counts):
     """One panel per column: the score against the number of pretraining sessions, a line per masking."""
     import matplotlib.pyplot as plt
 
-    from mtm.plots import TABLE_COLUMNS
+    from mtm.plots import TABLE_COLUMNS, tidy_layout
 
     fig, axes = plt.subplots(1, len(COLUMNS), figsize=(2.8 * len(COLUMNS), 3.0))
     for ax, column in zip(axes, COLUMNS):
@@ -62,5 +62,5 @@ def plot_scaling(table: dict, counts):
         ax.set(title=TABLE_COLUMNS.get(column, column), xlabel="pretraining sessions", xscale="log",
                xticks=list(counts), xticklabels=[str(c) for c in counts])
     axes[0].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
+    tidy_layout(fig)
     return fig

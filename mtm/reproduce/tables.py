@@ -80,7 +80,7 @@ def plot_table(table: dict, rows: list[str], columns, title: str = ""):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from mtm.plots import TABLE_COLUMNS
+    from mtm.plots import TABLE_COLUMNS, tidy_layout
 
     columns = list(columns)
     fig, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 0.35 * len(rows) + 1.6), sharey=True,
@@ -96,5 +96,5 @@ def plot_table(table: dict, rows: list[str], columns, title: str = ""):
     axes[0][0].invert_yaxis()
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    tidy_layout(fig)
     return fig
