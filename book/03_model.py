@@ -369,7 +369,7 @@ plot_changes(changes, f"NDT1 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 # With bidirectional attention every output moves. With `mtm`'s causal attention the outputs before
 # the perturbed bin do not change at all (the curve sits on the "exactly 0" floor, and the printed
 # largest change is 0.00e+00), and the perturbed bin and everything after it do (after bin 60 the
-# wide pale curve runs together with the other two). With the reference's mask the earlier outputs move too (largest
+# dashed `mtm` curve runs together with the other two). With the reference's mask the earlier outputs move too (largest
 # change 7.01e-05, against 9.27e-04 with bidirectional attention): through the prepended tokens, the
 # past "sees" the future. (The effect needs at least two layers: one for the
 # prepended tokens to read the future, one for the bins to read them.) At forward-prediction
