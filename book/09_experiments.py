@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 9. Experiments: the masking ablation, NDT2 and scaling
+# # 9. Experiments: the masking ablation and NDT2
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/09_experiments.ipynb)
 #
@@ -25,13 +25,13 @@
 #   its own task and MtM combines them;
 # - how NDT2, the space-time patch transformer, trains with the same loop and the same masking as
 #   NDT1 (Tables 4 and 5), and how it compares on small runs;
-# - how the score moves with the number of pretraining sessions (the paper's Fig. 4);
+# - where the book runs the third experiment, more pretraining sessions (the paper's Fig. 4);
 # - how `mtm reproduce --experiment NAME` runs each of these, and what it writes.
 #
 # *About 10 minutes to read; the line under the parameters gives an estimate of the training time
-# on the machine at hand. Every experiment here runs the `small` preset of `mtm reproduce` (small
-# sessions, a small model, a few dozen to a hundred epochs); the paper's preset of each takes hours
-# to days on a GPU.*
+# on the machine at hand. Every experiment here trains with the `small` preset of `mtm reproduce` (the
+# 2 x 64 model) on sessions of `N_TRIALS` trials and `N_NEURONS` neurons; the paper's preset of each
+# takes hours to days on a GPU.*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; everywhere else it is already installed.
@@ -53,7 +53,6 @@ from mtm.book import chapter_settings, gpu_check
 from mtm.evaluate import TASKS
 from mtm.plots import oracle_share_table, paper_comparison_table, results_table, use_style
 from mtm.reproduce import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, Plan, run_experiment
-from mtm.reproduce.scaling import plot_scaling
 from mtm.reproduce.tables import COLUMNS, REFERENCE_ROWS, plot_table
 
 use_style()
@@ -63,30 +62,27 @@ print(gpu_check())
 # ## Parameters
 #
 # `SETTINGS` picks one of the chapter's three sets of values (`mtm.book.CHAPTER_SETTINGS`); any
-# parameter set here replaces the settings' value. `None` keeps each experiment's `small` preset.
+# parameter set here replaces the settings' value.
 
 # %% tags=["parameters"]
 SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
 SEED = 0                   # first synthetic session
 N_TEST = None              # held-out sessions every model is scored on (None: the settings' value)
-N_TRIALS = None            # trials per session (None: each experiment's small preset)
-N_NEURONS = None           # neurons per session (None: each experiment's small preset)
+N_TRIALS = None            # trials per session (None: the settings' value)
+N_NEURONS = None           # neurons per session (None: the settings' value)
 ABLATION_EPOCHS = None     # epochs of each ablation model (None: the settings' value)
 NDT2_EPOCHS = None         # epochs of every NDT2/NDT1 run, pretraining and fine-tuning (None: the settings')
-SCALING_COUNTS = None      # numbers of pretraining sessions compared (None: the settings' value)
-SCALING_EPOCHS = None      # pretraining and fine-tuning epochs of the scaling runs (None: the settings')
+NDT2_PRETRAIN = None       # NDT2 experiment's pretraining sessions; 0: single-session only (None: the settings')
 MODEL = None               # model size overrides (None: the settings' value)
 WORKERS = None             # parallel training runs (None: the settings' value)
 OUT_DIR = None             # run folder (None: the settings' shared folder)
 
 # %%
 RUN = chapter_settings("09_experiments", SETTINGS, N_TEST=N_TEST, N_TRIALS=N_TRIALS, N_NEURONS=N_NEURONS,
-                       ABLATION_EPOCHS=ABLATION_EPOCHS, NDT2_EPOCHS=NDT2_EPOCHS,
-                       SCALING_COUNTS=SCALING_COUNTS, SCALING_EPOCHS=SCALING_EPOCHS, MODEL=MODEL,
-                       WORKERS=WORKERS)
-(N_TEST, N_TRIALS, N_NEURONS, ABLATION_EPOCHS, NDT2_EPOCHS, SCALING_COUNTS, SCALING_EPOCHS, MODEL,
- WORKERS) = RUN.unpack("N_TEST", "N_TRIALS", "N_NEURONS", "ABLATION_EPOCHS", "NDT2_EPOCHS",
-                       "SCALING_COUNTS", "SCALING_EPOCHS", "MODEL", "WORKERS")
+                       ABLATION_EPOCHS=ABLATION_EPOCHS, NDT2_EPOCHS=NDT2_EPOCHS, NDT2_PRETRAIN=NDT2_PRETRAIN,
+                       MODEL=MODEL, WORKERS=WORKERS)
+(N_TEST, N_TRIALS, N_NEURONS, ABLATION_EPOCHS, NDT2_EPOCHS, NDT2_PRETRAIN, MODEL, WORKERS) = RUN.unpack(
+    "N_TEST", "N_TRIALS", "N_NEURONS", "ABLATION_EPOCHS", "NDT2_EPOCHS", "NDT2_PRETRAIN", "MODEL", "WORKERS")
 OUT_DIR = Path(OUT_DIR) if OUT_DIR else RUN.run_dir / "experiments"
 
 # %% [markdown]
@@ -110,15 +106,14 @@ OUT_DIR = Path(OUT_DIR) if OUT_DIR else RUN.run_dir / "experiments"
 
 # %%
 def plan(experiment: str, **values) -> Plan:
-    """The experiment's small preset with this chapter's values (None keeps the preset's)."""
+    """The experiment's small preset (its training settings) on this chapter's sessions."""
     return Plan.for_preset("small", experiment, n_test=N_TEST, session_seed=SEED, n_trials=N_TRIALS,
                            n_neurons=N_NEURONS, train_overrides=dict(model=MODEL) if MODEL else {}, **values)
 
 
 plans = {"ablation": plan("ablation", epochs=ABLATION_EPOCHS),
-         "ndt2": plan("ndt2", epochs=NDT2_EPOCHS, pretrain_epochs=NDT2_EPOCHS, finetune_epochs=NDT2_EPOCHS),
-         "scaling": plan("scaling", n_pretrain=max(SCALING_COUNTS), pretrain_counts=tuple(SCALING_COUNTS),
-                         pretrain_epochs=SCALING_EPOCHS, finetune_epochs=SCALING_EPOCHS)}
+         "ndt2": plan("ndt2", n_pretrain=NDT2_PRETRAIN, epochs=NDT2_EPOCHS, pretrain_epochs=NDT2_EPOCHS,
+                      finetune_epochs=NDT2_EPOCHS)}
 for name, p in plans.items():
     cfg = p.train_config("mtm", "pretrain" if p.n_pretrain else "single")
     print(f"{name:9s} {p.n_pretrain} pretraining + {p.n_test} held-out sessions of "
@@ -199,20 +194,12 @@ plt.show()
 #
 # The paper pretrains NDT1-stitch on 1, 10 and 34 sessions, fine-tunes on each held-out session and
 # finds that MtM improves on every activity task with more sessions while the temporal baseline
-# saturates at 10. The `scaling` experiment does the same with the counts of `SCALING_COUNTS`: one
-# pretraining run per count and masking, each on the first sessions of the same list, then
-# fine-tuning and scoring on every held-out session.
-
-# %%
-scaling = run("scaling")
-display(Markdown(results_table(scaling, COLUMNS)))
-
-# %% mystnb={"figure": {"caption": "Scores after pretraining on more sessions and fine-tuning, one panel per column of the table (activity tasks in bits per spike, choice accuracy, whisker motion energy $R^2$) against the number of pretraining sessions (logarithmic axis); one line for temporal masking, one for prompted MtM; mean over the held-out sessions.", "name": "fig-09-scaling"}}
-plot_scaling(scaling, sorted(SCALING_COUNTS))
-plt.show()
-
-# %% [markdown]
-# <!-- TODO(book run): what the stored scaling lines show, against the paper's Fig. 4. -->
+# saturates at 10. {doc}`07_multisession` runs this experiment with the book's settings (1, 2 and 4
+# pretraining sessions of 200 neurons, {numref}`fig-07-scores-vs-sessions`), so this chapter does not
+# train it a second time. `mtm reproduce --experiment scaling` runs it as one plan, `--preset paper`
+# with the paper's 1, 10 and 34 sessions; in this chapter, `run("scaling")` after
+# `plans["scaling"] = plan("scaling", n_pretrain=4, pretrain_counts=(1, 2, 4))`, and
+# `mtm.reproduce.scaling.plot_scaling` draws its table.
 #
 # ## 5. The other experiments
 #
@@ -236,8 +223,8 @@ plt.show()
 # - The ablation trains one model per masking scheme; the paper's pattern is that each scheme wins
 #   the task that resembles it and MtM is good on all of them.
 # - NDT2 trains with the same loop and masking as NDT1; the paper finds MtM helps both backbones.
-# - The scaling experiment pretrains on more and more sessions; in the paper MtM keeps improving
-#   where temporal masking saturates.
+# - The scaling experiment (run in {doc}`07_multisession`) pretrains on more and more sessions; in the
+#   paper MtM keeps improving where temporal masking saturates.
 #
 # ## Exercises
 #
@@ -314,7 +301,7 @@ plt.show()
 # is worth.
 # :::
 #
-# **Exercise 3.** The NDT2 models use patches of `Plan.train_config("mtm", arch="ndt2").model.patch_size`
+# **Exercise 3.** The NDT2 models use patches of `plans["ndt2"].train_config("mtm", arch="ndt2").model.patch_size`
 # neurons. With 64-neuron sessions, how many patch tokens does each bin have? What does that leave for
 # NDT2's space-time attention to do?
 #
@@ -358,54 +345,32 @@ plt.show()
 # `Plan.for_preset("small", "ndt2", n_test=N_TEST, session_seed=SEED, train_overrides=dict(model=dict(patch_size=8)))`.
 # :::
 #
-# **Exercise 4.** Compare the scaling figure with {doc}`07_multisession`'s: they pretrain on different
-# sessions with different epochs. Do they agree on the direction of the effect?
+# **Exercise 4.** Run the NDT2 experiment with pretraining (`NDT2_PRETRAIN = 2`, in a new `OUT_DIR`).
+# Does pretraining help NDT2 as it helps NDT1 in {doc}`07_multisession`?
 #
 # :::{admonition} Hint
 # :class: dropdown
-# Chapter 7 keeps its fine-tuned runs in the shared run folder, `RUN.run_dir / "multisession"`, and
-# `chapter_settings("07_multisession", RUN.settings)` gives its settings, from which its held-out
-# session can be drawn again. Score those runs and set them beside this chapter's `scaling` rows
-# (`mtm.reproduce.scaling.row_name`).
+# With `n_pretrain` above 0 the `ndt2` experiment adds, for each backbone and masking, a pretraining
+# run on the first `NDT2_PRETRAIN` sessions and a fine-tuning run on every held-out session: rows
+# named "multi-session (2 pretrain)".
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
-# The two experiments share the generator and the world, but not the sessions: chapter 7 draws its
-# sessions with its own `N_TRIALS` and `N_NEURONS`, the `scaling` preset draws 200 trials of 64 neurons,
-# and a session of the same id is a different recording when its neuron count differs. Chapter 7 scores
-# one held-out session, this chapter the mean of `N_TEST`; the epochs and the numbers of pretraining
-# sessions differ too, and only chapter 7 has a model trained from scratch. After running chapter 7
-# with the same settings (and its default `SEED`):
-#
 # ```python
-# from mtm.checkpoint import load_model
-# from mtm.data import synthetic_sessions
-# from mtm.evaluate import evaluate_model
-# from mtm.reproduce.scaling import row_name
-#
-# ch7 = chapter_settings("07_multisession", RUN.settings)
-# heldout7 = synthetic_sessions(max(ch7["N_PRETRAIN"]) + 1, seed=0, n_trials=ch7["N_TRIALS"],
-#                               n_neurons=ch7["N_NEURONS"])[-1]
-# both = {}
-# for label, masking in {"Temporal": "temporal", "MtM (prompted)": "mtm"}.items():
-#     for n in ch7["N_PRETRAIN"]:
-#         best = RUN.run_dir / "multisession" / f"finetune-{masking}-{n}" / "best.safetensors"
-#         if best.exists():
-#             model, _ = load_model(best)
-#             both[f"chapter 7: {row_name(label, n)}"] = {
-#                 t: r.mean_bps for t, r in evaluate_model(model, heldout7, masking).items()}
-#     for n in sorted(SCALING_COUNTS):
-#         both[f"chapter 9: {row_name(label, n)}"] = scaling[row_name(label, n)]
-# display(Markdown(results_table(both, list(TASKS))))
+# plans["ndt2"] = plan("ndt2", n_pretrain=2, epochs=NDT2_EPOCHS, pretrain_epochs=NDT2_EPOCHS,
+#                      finetune_epochs=NDT2_EPOCHS)
+# OUT_DIR = OUT_DIR.parent / "experiments-ndt2-pretrained"
+# pretrained = run("ndt2")
+# display(Markdown(results_table(pretrained, COLUMNS)))
 # ```
 #
-# Compare directions, not values: for each masking and task, does the score rise from the fewest to
-# the most pretraining sessions in both chapters? The absolute values differ for the reasons above
-# (other sessions, other neuron counts, one session against a mean). Agreement in direction across two
-# different set-ups is some evidence that the effect is real; a disagreement on one task, with one or
-# two held-out sessions, may be chance. The paper's Fig. 4 (1, 10 and 34 sessions) shows MtM improving
-# on every activity task and the temporal baseline saturating at 10 sessions.
+# Compare each "multi-session" row with the "single-session" row of the same backbone and masking,
+# within the new table: both are scored on its held-out sessions. The paper's Table 5
+# finds that pretraining helps NDT2's random-token baseline much (co-smoothing -0.87 to 0.26) and MtM
+# little (0.97 to 1.01). Fine-tuning NDT2 from few, short pretraining runs can also score below the
+# model trained from scratch: a pretrained model starts from weights fitted to other neurons, and a
+# few dozen epochs may not be enough to adapt its patch embeddings.
 # :::
 
 # %% tags=["remove-input"]
