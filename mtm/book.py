@@ -400,7 +400,8 @@ def git_commit(root: Path = ROOT) -> str | None:
 #: Phrases of output that belong to a smoke run or a failure, never to a published page.
 FORBIDDEN_OUTPUT = (re.compile(r"Traceback \(most recent call last\)"), re.compile(r"\bsmoke\b", re.I),
                     re.compile(r"MTM_SMOKE"), re.compile(r"say(s)? nothing"), re.compile(r"nothing can be read"),
-                    re.compile(r"\|\s*\d+/\d+ \["), re.compile(r"IProgress not found"))  # progress bars, their warning
+                    re.compile(r"\|\s*\d+/\d+ \["), re.compile(r"IProgress not found"),  # progress bars, their warning
+                    re.compile(r"\w+Warning: "))  # a warning printed into a page is a defect to fix, not to publish
 
 
 def _output_text(output: dict) -> str:
