@@ -269,7 +269,7 @@ print(f"chance (majority choice of the fitting trials): {chance:.2f}")
 # percentage points of accuracy, and an accuracy measured on 80 trials is uncertain by several such
 # steps. The raw spikes (0.80), the temporal model (0.81) and MtM (0.82) are one or two test
 # trials apart, a difference that is noise; all three stay below the true log-rates (0.86) and the
-# true latents (0.90), and well above chance (red line in {numref}`fig-06-decoding-bars`). The paper
+# true latents (0.90), and well above chance (0.49, the red line in {numref}`fig-06-decoding-bars`). The paper
 # finds the two models close to each other on behaviour (its Table 2: choice 0.87 vs 0.85 and
 # whisker ME 0.65 vs 0.67 for temporal vs MtM from scratch), far closer than on the activity tasks.
 # So does this run (choice 0.81 vs 0.82, whisker ME 0.54 vs 0.52), with one difference: on whisker

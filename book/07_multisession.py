@@ -314,7 +314,7 @@ plt.show()
 # Pretraining also changes how fine-tuning proceeds. The validation score (masked bits per spike on
 # the validation trials, the selection score of every run) over the fine-tuning epochs of MtM:
 
-# %% mystnb={"figure": {"caption": "Validation bits per spike (masked entries of the validation trials, the selection score) over the epochs of prompted MtM on the held-out session: trained from scratch (black), fine-tuned after each pretraining set (yellow to dark violet: one to the most pretraining sessions), and fine-tuned with the core frozen after the largest (dashed).", "name": "fig-07-finetuning-curves"}}
+# %% mystnb={"figure": {"caption": "Validation bits per spike (masked entries of the validation trials, the selection score) over the epochs of prompted MtM on the held-out session: trained from scratch (black), fine-tuned after each pretraining set (light green to dark violet: one to the most pretraining sessions), and fine-tuned with the core frozen after the largest (dashed).", "name": "fig-07-finetuning-curves"}}
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
 runs = {sessions_label(0): scratch["mtm"]}
 runs.update({sessions_label(n): finetuned["mtm", n] for n in N_PRETRAIN})
