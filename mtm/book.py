@@ -116,7 +116,7 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
         # the presets' 64-80-neuron sessions leave every model near zero bits per spike; 200 neurons and
         # longer training make the ablation readable within 15 minutes on a 2-core CPU, with one held-out
         # session and NDT2 single-session only (multi-session pretraining is chapter 7's experiment)
-        "book": dict(N_TEST=1, N_TRIALS=300, N_NEURONS=200, ABLATION_EPOCHS=150, NDT2_EPOCHS=60, NDT2_PRETRAIN=0,
+        "book": dict(N_TEST=1, N_TRIALS=300, N_NEURONS=200, ABLATION_EPOCHS=150, NDT2_EPOCHS=40, NDT2_PRETRAIN=0,
                      MODEL={}, WORKERS=2),
         "gpu": dict(N_TEST=2, N_TRIALS=400, N_NEURONS=300, ABLATION_EPOCHS=200, NDT2_EPOCHS=100, NDT2_PRETRAIN=2,
                     MODEL={}, WORKERS=1),
@@ -160,15 +160,16 @@ def _training_runs(chapter: str, values: dict) -> list[tuple]:
         return runs
     if chapter == "09_experiments":
         # an epoch costs about (neurons / 300) of a 300-neuron one, at least half; an NDT2 epoch about
-        # three times an NDT1 one (its sequence holds a token per patch of neurons and bin)
+        # eight times an NDT1 one on 200 neurons (its sequence holds a token per patch of 32 neurons and
+        # bin: 700 tokens; measured: two 60-epoch NDT2 runs side by side took 6.7 minutes)
         n_test, n_pretrain, neurons = values["N_TEST"], values["NDT2_PRETRAIN"], values["N_NEURONS"]
         size = max(0.5, neurons / 300)
         ablation = [(1, trials, values["ABLATION_EPOCHS"], size)] * (7 * n_test)
         ndt2_epochs = values["NDT2_EPOCHS"]
-        ndt2 = [(1, trials, ndt2_epochs, size * cost) for cost in (3, 3, 1, 1)] * n_test
+        ndt2 = [(1, trials, ndt2_epochs, size * cost) for cost in (8, 8, 1, 1)] * n_test
         if n_pretrain:
-            ndt2 += [(n_pretrain, trials, ndt2_epochs, size * cost) for cost in (3, 3, 1, 1)]
-            ndt2 += [(1, trials, ndt2_epochs, size * cost) for cost in (3, 3, 1, 1)] * n_test
+            ndt2 += [(n_pretrain, trials, ndt2_epochs, size * cost) for cost in (8, 8, 1, 1)]
+            ndt2 += [(1, trials, ndt2_epochs, size * cost) for cost in (8, 8, 1, 1)] * n_test
         return ablation + ndt2
     return []
 
