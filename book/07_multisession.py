@@ -335,8 +335,8 @@ plt.show()
 # Where pretraining helps, a pretrained model starts from a better place: after its stitchers
 # settle, its first epochs already score what the model trained from scratch needs many epochs to
 # reach. The stored curves show it most clearly for four pretraining sessions. Every fine-tuned run
-# is well above the run from scratch after the first epoch. Both four-session runs, full and with the
-# core frozen, pass the final score of the run from scratch in under ten epochs and level off well
+# is above the run from scratch after the first epoch, except at one dip of the one-session run. Both
+# four-session runs, full and with the core frozen, pass the final score of the run from scratch in under ten epochs and level off well
 # above it, the frozen one a little lower. The one- and two-session runs climb more slowly, with
 # dips (the one-session run falls below zero once, near epoch 17), and pass that final score only
 # after 20 to 35 epochs. The run from scratch flattens over its last epochs. The validation score is
