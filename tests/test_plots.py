@@ -83,10 +83,11 @@ def test_figures_of_the_package_lay_out_without_warnings():
     from mtm.plots import use_style
     from mtm.reproduce.tables import plot_table
 
+    plt.close("all")
     use_style()
     table = {"A": {"co-smooth": 0.1, "choice": 0.7}, "B": {"co-smooth": 0.2, "choice": 0.6}}
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UserWarning)  # matplotlib's layout warning
         fig = plot_table(table, ["A", "B"], ["co-smooth", "choice"], "t")
         fig.canvas.draw()
     plt.rcdefaults()

@@ -53,7 +53,7 @@ def test_small_run_lowers_the_heldout_poisson_loss(session, tmp_path):
     after = heldout_nll(model, session)
     assert after < before - 0.1, (before, after)
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
-    assert log[0].startswith("epoch,train_loss,lr,seconds,trials_per_s,val_bps,best") and len(log) == 13
+    assert log[0].startswith("epoch,train_loss,lr,seconds,trials_per_s,val_bps,r2_top50,best") and len(log) == 13
     assert extra["train"]["masking"] == "temporal" and 0 <= extra["epoch"] < 12
 
 
