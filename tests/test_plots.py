@@ -86,8 +86,10 @@ def test_figures_of_the_package_lay_out_without_warnings():
     plt.close("all")
     use_style()
     table = {"A": {"co-smooth": 0.1, "choice": 0.7}, "B": {"co-smooth": 0.2, "choice": 0.6}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # matplotlib's layout warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
         fig = plot_table(table, ["A", "B"], ["co-smooth", "choice"], "t")
         fig.canvas.draw()
     plt.rcdefaults()
+    assert fig.get_layout_engine() is not None  # the style's constrained layout, kept
+    assert [str(w.message) for w in caught if "layout" in str(w.message)] == []
