@@ -116,7 +116,7 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
         # the presets' 64-80-neuron sessions leave every model near zero bits per spike; 200 neurons and
         # longer training make the ablation readable within 15 minutes on a 2-core CPU, with one held-out
         # session and NDT2 single-session only (multi-session pretraining is chapter 7's experiment)
-        "book": dict(N_TEST=1, N_TRIALS=300, N_NEURONS=200, ABLATION_EPOCHS=150, NDT2_EPOCHS=40, NDT2_PRETRAIN=0,
+        "book": dict(N_TEST=1, N_TRIALS=300, N_NEURONS=200, ABLATION_EPOCHS=150, NDT2_EPOCHS=30, NDT2_PRETRAIN=0,
                      MODEL={}, WORKERS=2),
         "gpu": dict(N_TEST=2, N_TRIALS=400, N_NEURONS=300, ABLATION_EPOCHS=200, NDT2_EPOCHS=100, NDT2_PRETRAIN=2,
                     MODEL={}, WORKERS=1),
