@@ -73,6 +73,7 @@ N_NEURONS = None           # neurons per session (None: the settings' value)
 ABLATION_EPOCHS = None     # epochs of each ablation model (None: the settings' value)
 NDT2_EPOCHS = None         # epochs of every NDT2/NDT1 run, pretraining and fine-tuning (None: the settings')
 NDT2_PRETRAIN = None       # NDT2 experiment's pretraining sessions; 0: single-session only (None: the settings')
+NDT2_PATCH = None          # neurons per NDT2 token (None: the settings' value; 128 in the paper)
 MODEL = None               # model size overrides (None: the settings' value)
 WORKERS = None             # parallel training runs (None: the settings' value)
 OUT_DIR = None             # run folder (None: the settings' shared folder)
@@ -80,9 +81,10 @@ OUT_DIR = None             # run folder (None: the settings' shared folder)
 # %%
 RUN = chapter_settings("09_experiments", SETTINGS, N_TEST=N_TEST, N_TRIALS=N_TRIALS, N_NEURONS=N_NEURONS,
                        ABLATION_EPOCHS=ABLATION_EPOCHS, NDT2_EPOCHS=NDT2_EPOCHS, NDT2_PRETRAIN=NDT2_PRETRAIN,
-                       MODEL=MODEL, WORKERS=WORKERS)
-(N_TEST, N_TRIALS, N_NEURONS, ABLATION_EPOCHS, NDT2_EPOCHS, NDT2_PRETRAIN, MODEL, WORKERS) = RUN.unpack(
-    "N_TEST", "N_TRIALS", "N_NEURONS", "ABLATION_EPOCHS", "NDT2_EPOCHS", "NDT2_PRETRAIN", "MODEL", "WORKERS")
+                       NDT2_PATCH=NDT2_PATCH, MODEL=MODEL, WORKERS=WORKERS)
+(N_TEST, N_TRIALS, N_NEURONS, ABLATION_EPOCHS, NDT2_EPOCHS, NDT2_PRETRAIN, NDT2_PATCH, MODEL, WORKERS) = RUN.unpack(
+    "N_TEST", "N_TRIALS", "N_NEURONS", "ABLATION_EPOCHS", "NDT2_EPOCHS", "NDT2_PRETRAIN", "NDT2_PATCH", "MODEL",
+    "WORKERS")
 OUT_DIR = Path(OUT_DIR) if OUT_DIR else RUN.run_dir / "experiments"
 
 # %% [markdown]
@@ -105,20 +107,23 @@ OUT_DIR = Path(OUT_DIR) if OUT_DIR else RUN.run_dir / "experiments"
 # settings. This chapter's plans:
 
 # %%
-def plan(experiment: str, **values) -> Plan:
-    """The experiment's small preset (its training settings) on this chapter's sessions."""
+def plan(experiment: str, model: dict | None = None, **values) -> Plan:
+    """The experiment's small preset (its training settings) on this chapter's sessions; ``model``:
+    model settings on top of ``MODEL``."""
+    model = {**MODEL, **(model or {})}
     return Plan.for_preset("small", experiment, n_test=N_TEST, session_seed=SEED, n_trials=N_TRIALS,
-                           n_neurons=N_NEURONS, train_overrides=dict(model=MODEL) if MODEL else {}, **values)
+                           n_neurons=N_NEURONS, train_overrides=dict(model=model) if model else {}, **values)
 
 
 plans = {"ablation": plan("ablation", epochs=ABLATION_EPOCHS),
-         "ndt2": plan("ndt2", n_pretrain=NDT2_PRETRAIN, epochs=NDT2_EPOCHS, pretrain_epochs=NDT2_EPOCHS,
-                      finetune_epochs=NDT2_EPOCHS)}
+         "ndt2": plan("ndt2", model=dict(patch_size=NDT2_PATCH), n_pretrain=NDT2_PRETRAIN, epochs=NDT2_EPOCHS,
+                      pretrain_epochs=NDT2_EPOCHS, finetune_epochs=NDT2_EPOCHS)}
 for name, p in plans.items():
     cfg = p.train_config("mtm", "pretrain" if p.n_pretrain else "single")
+    patches = f", NDT2 patches of {cfg.model.patch_size} neurons" if name == "ndt2" else ""
     print(f"{name:9s} {p.n_pretrain} pretraining + {p.n_test} held-out sessions of "
           f"{p.n_trials} trials x {p.n_neurons} neurons; {cfg.epochs} epochs, "
-          f"model {cfg.model.n_layers} x {cfg.model.hidden}")
+          f"model {cfg.model.n_layers} x {cfg.model.hidden}{patches}")
 
 
 def run(name: str) -> dict:
@@ -333,24 +338,22 @@ plt.show()
 # is worth.
 # :::
 #
-# **Exercise 3.** The NDT2 models use patches of `plans["ndt2"].train_config("mtm", arch="ndt2").model.patch_size`
-# neurons. With 64-neuron sessions, how many patch tokens does each bin have? What does that leave for
-# NDT2's space-time attention to do?
+# **Exercise 3.** The NDT2 models use patches of `NDT2_PATCH` neurons (the paper's 128 under the
+# book's settings). With this chapter's `N_NEURONS`-neuron sessions, how many patch tokens does each
+# bin have? What does that leave for NDT2's space-time attention to do?
 #
 # :::{admonition} Hint
 # :class: dropdown
-# `train_config` is a method of a plan, so ask this chapter's: `plans["ndt2"].train_config("mtm",
-# arch="ndt2").model.patch_size`. Its default comes from `ModelConfig.small` in
-# `mtm/models/transformer.py`, and the number of patches from `NDT2.n_patches` in `mtm/models/ndt2.py`.
+# Ask the plan what its models use: `plans["ndt2"].train_config("mtm", arch="ndt2").model.patch_size`.
+# The number of patches comes from `NDT2.n_patches` in `mtm/models/ndt2.py`.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
-# The small model's patch is 32 neurons (`ModelConfig.small`; `MODEL` does not change it in these
-# settings), and `NDT2.n_patches` cuts a session into $\lceil N / 32 \rceil$ patches, zero-padding the
-# last. A 64-neuron session therefore has **2 patch tokens per bin**, 200 tokens for its 100 bins, plus
-# the session token and, for MtM, the prompt token. To check, and to see how the regions fall into the
-# patches:
+# `NDT2.n_patches` cuts a session into $\lceil N / P \rceil$ patches of $P$ neurons, zero-padding the
+# last. With 200 neurons and 128-neuron patches that is **2 patch tokens per bin** (the second holds
+# 72 neurons and 56 zeros), 200 tokens for the 100 bins, plus the session token and, for MtM, the
+# prompt token. To check, and to see how the regions fall into the patches:
 #
 # ```python
 # import math
@@ -363,18 +366,17 @@ plt.show()
 #           f"{per_bin * s.n_bins} per trial; regions {s.region_counts()}")
 # ```
 #
-# With two tokens per bin, attention across space is attention between the two halves of the probe.
-# The synthetic neurons are ordered by region, so the halves are cut without regard to region
+# With two tokens per bin, attention across space is attention between two parts of the probe. The
+# synthetic neurons are ordered by region, so the patches are cut without regard to region
 # boundaries; a region can straddle them. Almost all of the work is attention over time, as in NDT1,
 # and within a patch the neurons are mixed by one linear embedding shared by every patch and every
 # session. NDT2 has no stitcher: the 5th neuron of every patch, in every session, gets the same input
-# and output weights, and only the patch's space embedding tells the two patches apart. Random-token
-# masking hides whole patches, each half of a bin's neurons, so what it hides never follows the
-# regions. In the paper the patches hold 128 neurons of sessions with several hundred, so each bin has
-# several tokens (a 676-neuron session, for example, has 6 patches per bin and 600 tokens per trial).
-# To give space more to do here, make the patches smaller, in a plan and folder of their own (more
-# tokens: slower, since attention grows with the square of their number), e.g.
-# `Plan.for_preset("small", "ndt2", n_test=N_TEST, session_seed=SEED, train_overrides=dict(model=dict(patch_size=8)))`.
+# and output weights, and only the patch's space embedding tells the patches apart. Random-token
+# masking hides whole patches, so what it hides never follows the regions. In the paper the sessions
+# hold several hundred neurons, so each bin has more tokens (a 676-neuron session has 6 patches per
+# bin and 600 tokens per trial). To give space more to do here, make the patches smaller
+# (`NDT2_PATCH = 32`, in a new `OUT_DIR`): more tokens per bin, and slower, since attention grows with
+# the square of their number; the run-time estimate under the parameters says how much.
 # :::
 #
 # **Exercise 4.** Run the NDT2 experiment with pretraining (`NDT2_PRETRAIN = 2`, in a new `OUT_DIR`).
@@ -390,8 +392,8 @@ plt.show()
 # :::{admonition} Solution
 # :class: dropdown
 # ```python
-# plans["ndt2"] = plan("ndt2", n_pretrain=2, epochs=NDT2_EPOCHS, pretrain_epochs=NDT2_EPOCHS,
-#                      finetune_epochs=NDT2_EPOCHS)
+# plans["ndt2"] = plan("ndt2", model=dict(patch_size=NDT2_PATCH), n_pretrain=2, epochs=NDT2_EPOCHS,
+#                      pretrain_epochs=NDT2_EPOCHS, finetune_epochs=NDT2_EPOCHS)
 # OUT_DIR = OUT_DIR.parent / "experiments-ndt2-pretrained"
 # pretrained = run("ndt2")
 # display(Markdown(results_table(pretrained, COLUMNS)))

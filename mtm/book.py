@@ -112,14 +112,16 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
     },
     "09_experiments": {
         "smoke": dict(N_TEST=1, N_TRIALS=40, N_NEURONS=30, ABLATION_EPOCHS=2, NDT2_EPOCHS=2, NDT2_PRETRAIN=1,
-                      MODEL=SMOKE_MODEL, WORKERS=1),
+                      NDT2_PATCH=16, MODEL=SMOKE_MODEL, WORKERS=1),
         # the presets' 64-80-neuron sessions leave every model near zero bits per spike; 200 neurons and
         # longer training make the ablation readable within 15 minutes on a 2-core CPU, with one held-out
-        # session and NDT2 single-session only (multi-session pretraining is chapter 7's experiment)
-        "book": dict(N_TEST=1, N_TRIALS=300, N_NEURONS=200, ABLATION_EPOCHS=150, NDT2_EPOCHS=30, NDT2_PRETRAIN=0,
-                     MODEL={}, WORKERS=2),
+        # session and NDT2 single-session only (multi-session pretraining is chapter 7's experiment).
+        # NDT2 with the paper's 128-neuron patches (2 per bin): the small preset's 32 (7 per bin) made an
+        # epoch 5.7 times as slow and, after 30 epochs, left NDT2 below zero on every activity task
+        "book": dict(N_TEST=1, N_TRIALS=300, N_NEURONS=200, ABLATION_EPOCHS=150, NDT2_EPOCHS=100, NDT2_PRETRAIN=0,
+                     NDT2_PATCH=128, MODEL={}, WORKERS=2),
         "gpu": dict(N_TEST=2, N_TRIALS=400, N_NEURONS=300, ABLATION_EPOCHS=200, NDT2_EPOCHS=100, NDT2_PRETRAIN=2,
-                    MODEL={}, WORKERS=1),
+                    NDT2_PATCH=128, MODEL={}, WORKERS=1),
     },
 }
 
@@ -160,16 +162,18 @@ def _training_runs(chapter: str, values: dict) -> list[tuple]:
         return runs
     if chapter == "09_experiments":
         # an epoch costs about (neurons / 300) of a 300-neuron one, at least half; an NDT2 epoch about
-        # eight times an NDT1 one on 200 neurons (its sequence holds a token per patch of 32 neurons and
-        # bin: 700 tokens; measured: two 60-epoch NDT2 runs side by side took 6.7 minutes)
+        # p (1 + p / 10) times an NDT1 one for p patch tokens per bin (measured on 200 neurons, two runs
+        # side by side: 2.4, 4.7 and 13 times for 2, 4 and 7 patches; attention grows with the square
+        # of the tokens)
         n_test, n_pretrain, neurons = values["N_TEST"], values["NDT2_PRETRAIN"], values["N_NEURONS"]
         size = max(0.5, neurons / 300)
         ablation = [(1, trials, values["ABLATION_EPOCHS"], size)] * (7 * n_test)
-        ndt2_epochs = values["NDT2_EPOCHS"]
-        ndt2 = [(1, trials, ndt2_epochs, size * cost) for cost in (8, 8, 1, 1)] * n_test
+        ndt2_epochs, patches = values["NDT2_EPOCHS"], -(-neurons // values["NDT2_PATCH"])
+        costs = [size * c for c in (patches * (1 + patches / 10),) * 2 + (1, 1)]  # NDT2 x 2, then NDT1 x 2
+        ndt2 = [(1, trials, ndt2_epochs, cost) for cost in costs] * n_test
         if n_pretrain:
-            ndt2 += [(n_pretrain, trials, ndt2_epochs, size * cost) for cost in (8, 8, 1, 1)]
-            ndt2 += [(1, trials, ndt2_epochs, size * cost) for cost in (8, 8, 1, 1)] * n_test
+            ndt2 += [(n_pretrain, trials, ndt2_epochs, cost) for cost in costs]
+            ndt2 += [(1, trials, ndt2_epochs, cost) for cost in costs] * n_test
         return ablation + ndt2
     return []
 
