@@ -262,7 +262,9 @@ plt.show()
 # - `--experiment region-decoding` (Figs. 5 and 7): choice and whisker motion energy decoded from one
 #   region at a time, and each neuron's co-smoothing, PSTH and single-trial scores.
 #
-# In this chapter, `run("prompts")` after adding `plans["prompts"] = plan("prompts")` runs the first.
+# In this chapter, `run("prompts")` after adding `plans["prompts"] = plan("prompts")` runs the first,
+# on this chapter's sessions of `N_TRIALS` trials and `N_NEURONS` neurons (longer than the preset's
+# 200 x 64).
 #
 # ## Summary
 #
@@ -343,9 +345,10 @@ plt.show()
 # prompt's restriction to the past there is little room for the prompt to add or remove information
 # about choice or whisker motion: expect the behaviour columns to move little, as in the paper's
 # Table 6 (choice 0.88 to 0.89, whisker motion energy 0.68
-# under every prompt). Judge a difference in choice against its step size: with the preset's 200
-# trials a session's test split holds 40 trials (`mtm.data.session.split_trials`, 70 / 10 / 20 %), so
-# one trial changes its accuracy by 0.025. The activity columns are where the prompt matters: each
+# under every prompt). Judge a difference in choice against its step size: `plan` gives the sessions
+# this chapter's `N_TRIALS` trials (300 under the book's settings), so a session's test split holds
+# 60 trials (`mtm.data.session.split_trials`, 70 / 10 / 20 %) and one trial changes its accuracy by
+# about 0.017. The activity columns are where the prompt matters: each
 # task under another task's prompt shows what telling the model which part of the input is missing
 # is worth.
 # :::
