@@ -448,6 +448,28 @@ def notebook_problems(notebook: dict) -> list[str]:
     return problems
 
 
+def coalesce_streams(notebook: dict) -> int:
+    """Merge each code cell's consecutive outputs of one stream (stdout, stderr) into one output, as
+    Jupyter shows them: a log printed line by line then renders as one block, not one box per line.
+    Only adjacent outputs of the same stream merge (a figure between two prints keeps them apart).
+    Returns the number of outputs merged away."""
+    merged_away = 0
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            previous = kept[-1] if kept else None
+            if (previous is not None and output["output_type"] == "stream" == previous["output_type"]
+                    and output["name"] == previous["name"]):
+                previous["text"] = _output_text(previous) + _output_text(output)
+                merged_away += 1
+            else:
+                kept.append(output)
+        cell["outputs"] = kept
+    return merged_away
+
+
 def execute(notebook_path: Path, settings: str = PUBLISHED_SETTINGS, timeout: int = 1800) -> dict:
     """Execute one chapter in place with papermill (``SETTINGS`` set to ``settings``) and record
     how in its metadata; returns the record. The notebook is written only after a successful run."""
@@ -481,6 +503,7 @@ def execute(notebook_path: Path, settings: str = PUBLISHED_SETTINGS, timeout: in
     for cell in executed.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+    coalesce_streams(executed)
     executed.metadata.pop("papermill", None)
     record = {"settings": settings, "code_hash": code_hash(executed), "package_version": __version__,
               "commit": git_commit(), "machine": machine(), "wall_time_s": round(wall, 1),

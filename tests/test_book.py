@@ -179,6 +179,24 @@ def test_stored_outputs_are_from_the_book_settings_and_current(notebook):
     # the target: 15 minutes a chapter on a 2-core CPU
     assert record["machine"]["cores"] >= 1 and record["wall_time_s"] < 15 * 60
     assert not record["commit"].endswith("-dirty"), "executed from uncommitted package code"
+    assert book.coalesce_streams(copy.deepcopy(nb)) == 0, "a printed log is split into one output per line"
+
+
+def test_consecutive_prints_of_one_stream_become_one_output_and_nothing_else_moves():
+    figure = {"output_type": "display_data", "data": {"image/png": "iVBOR"}, "metadata": {}}
+    outputs = [{"output_type": "stream", "name": "stdout", "text": "[ 0 s] training\n"},
+               {"output_type": "stream", "name": "stdout", "text": ["[ 9 s]   finished", " a\n"]},
+               {"output_type": "stream", "name": "stderr", "text": "a warning line\n"},
+               {"output_type": "stream", "name": "stdout", "text": "[12 s] done\n"},
+               figure,
+               {"output_type": "stream", "name": "stdout", "text": "after the figure\n"}]
+    nb = {"cells": [{"cell_type": "markdown", "source": "text"},
+                    {"cell_type": "code", "source": "run()", "outputs": outputs, "metadata": {}}]}
+    assert book.coalesce_streams(nb) == 1
+    assert [(o["output_type"], o.get("name"), o.get("text")) for o in nb["cells"][1]["outputs"]] == [
+        ("stream", "stdout", "[ 0 s] training\n[ 9 s]   finished a\n"), ("stream", "stderr", "a warning line\n"),
+        ("stream", "stdout", "[12 s] done\n"), ("display_data", None, None), ("stream", "stdout", "after the figure\n")]
+    assert book.coalesce_streams(nb) == 0
 
 
 def test_no_text_waits_for_a_book_run():
