@@ -163,13 +163,13 @@ def _training_runs(chapter: str, values: dict) -> list[tuple]:
     if chapter == "09_experiments":
         # an epoch costs about (neurons / 300) of a 300-neuron one, at least half; an NDT2 epoch about
         # p (1 + p / 10) times an NDT1 one for p patch tokens per bin (measured on 200 neurons, two runs
-        # side by side: 2.4, 4.7 and 13 times for 2, 4 and 7 patches; attention grows with the square
-        # of the tokens)
+        # side by side: 2 to 2.4, 4.7 and 13 times for 2, 4 and 7 patches; attention grows with the
+        # square of the tokens)
         n_test, n_pretrain, neurons = values["N_TEST"], values["NDT2_PRETRAIN"], values["N_NEURONS"]
         size = max(0.5, neurons / 300)
         ablation = [(1, trials, values["ABLATION_EPOCHS"], size)] * (7 * n_test)
         ndt2_epochs, patches = values["NDT2_EPOCHS"], -(-neurons // values["NDT2_PATCH"])
-        costs = [size * c for c in (patches * (1 + patches / 10),) * 2 + (1, 1)]  # NDT2 x 2, then NDT1 x 2
+        costs = [size * patches * (1 + patches / 10)] * 2 + [size] * 2  # NDT2's two maskings, then NDT1's
         ndt2 = [(1, trials, ndt2_epochs, cost) for cost in costs] * n_test
         if n_pretrain:
             ndt2 += [(n_pretrain, trials, ndt2_epochs, cost) for cost in costs]
