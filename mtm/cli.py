@@ -290,7 +290,7 @@ def _reproduce(args) -> None:
 
     plan = Plan.for_preset(args.preset, experiment=args.experiment, device=args.device or "auto", epochs=args.epochs,
                            pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.finetune_epochs,
-                           n_pretrain=args.n_pretrain, n_test=args.n_test)
+                           n_pretrain=args.n_pretrain, n_test=args.n_test, n_seeds=args.seeds)
     if args.data == "synthetic":
         pretrain, heldout = plan.synthetic_sessions()
     else:
@@ -453,15 +453,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     reproduce = commands.add_parser("reproduce", help="the paper's experiments: train, fine-tune, evaluate")
     reproduce.add_argument("--experiment", default="table2", metavar="NAME",
-                           help="table2 (the default), ablation, ndt2, prompts, mask-ratio, scaling or "
-                                "region-decoding (mtm.reproduce.EXPERIMENTS)")
-    reproduce.add_argument("--preset", choices=["small", "paper"], default="small")
+                           help="table2 (the default), ablation, ndt2, prompts, mask-ratio, scaling, "
+                                "region-decoding or budget (mtm.reproduce.EXPERIMENTS)")
+    reproduce.add_argument("--preset", choices=["small", "book", "paper"], default="small",
+                           help="small (CPU, minutes), paper (GPU) or book (the experiments a chapter runs)")
     reproduce.add_argument("--data", choices=["synthetic", "ibl"], default="synthetic")
-    reproduce.add_argument("--n-pretrain", type=int, default=None, help="pretraining sessions (small 3, paper 34)")
+    reproduce.add_argument("--seeds", type=int, default=None, help="training seeds, each model trained once per seed "
+                                                                   "(default 3)")
+    reproduce.add_argument("--n-pretrain", type=int, default=None, help="pretraining sessions (small 2, paper 34)")
     reproduce.add_argument("--n-test", type=int, default=None, help="held-out sessions (small 2, paper 5)")
     reproduce.add_argument("--epochs", type=int, default=None, help="single-session runs (default: the preset's)")
-    reproduce.add_argument("--pretrain-epochs", type=int, default=None, help="(small 100, paper 1000)")
-    reproduce.add_argument("--finetune-epochs", type=int, default=None, help="(small 100, paper 1000)")
+    reproduce.add_argument("--pretrain-epochs", type=int, default=None, help="(default: the preset's)")
+    reproduce.add_argument("--finetune-epochs", type=int, default=None, help="(default: the preset's)")
     reproduce.add_argument("--cache-dir", help="ONE cache folder (--data ibl; default <out>/one_cache)")
     _add_account_arguments(reproduce)
     reproduce.add_argument("--device", default=None)

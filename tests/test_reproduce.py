@@ -1,17 +1,23 @@
+import csv
+import json
 import math
 
 import numpy as np
 import pytest
 
+from mtm import checkpoint
 from mtm.data import synthetic_sessions
 from mtm.reproduce import PAPER_TABLE2, Plan, _run_all, run_reproduction
+from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
+from mtm.stats import paired_difference
+from mtm.train import SessionTensors, epoch_batches
 
 TINY = dict(model=dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32))
 
 
 def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_path):
     sessions = synthetic_sessions(2, seed=20, n_trials=48, n_neurons=30)
-    plan = Plan.for_preset("small", n_pretrain=1, n_test=1, epochs=1, train_overrides=TINY)
+    plan = Plan.for_preset("small", n_pretrain=1, n_test=1, epochs=1, n_seeds=2, train_overrides=TINY)
     lines = []
     table = run_reproduction(sessions[:1], sessions[1:], plan, tmp_path, log=lines.append)
     assert set(table) == {"Single-session, Temporal", "Single-session, MtM (prompted)",
@@ -31,7 +37,35 @@ def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_pa
     temporal = table["Single-session, Temporal"]["co-smooth"]
     assert f"{temporal:.2f} of {oracle['co-smooth']:.2f} ({100 * temporal / oracle['co-smooth']:.0f} %)" in share
     assert (tmp_path / "results.csv").read_text().startswith("model,co-smooth,forward-pred")
-    best = tmp_path / "single" / "mtm" / sessions[1].eid / "best.safetensors"
+    # every model trained once per seed, the seed in its config; a row is the mean of the seed-means
+    records = json.loads((tmp_path / "per_session.json").read_text())
+    single, multi = records["Single-session, MtM (prompted)"], records["Multi-session (1 pretrain), MtM (prompted)"]
+    assert sorted(r["seed"] for r in single) == [0, 1] and {r["session"] for r in single} == {sessions[1].eid}
+    assert table["Single-session, MtM (prompted)"]["co-smooth"] == pytest.approx(
+        np.mean([r["scores"]["co-smooth"] for r in single]))
+    for seed in (0, 1):
+        saved = checkpoint.read_description(tmp_path / f"seed{seed}" / "single" / "mtm" / sessions[1].eid /
+                                            "best.safetensors")
+        assert saved["extra"]["train"]["seed"] == seed
+    assert "± " in markdown.split("### Share")[0]
+    # the comparisons: paired differences (same seed, same session) in their own table and CSV
+    with open(tmp_path / "differences.csv") as fh:
+        differences = {row["comparison"]: row for row in csv.DictReader(fh)}
+    assert set(differences) == {"MtM - Temporal, single-session", "MtM - Temporal, multi-session",
+                                "Pretrained - from scratch, Temporal", "Pretrained - from scratch, MtM (prompted)"}
+    cells = {name: {(r["seed"], r["session"]): r["scores"]["inter-region"] for r in rows}
+             for name, rows in (("multi", multi), ("single", single))}
+    expected = paired_difference(cells["multi"], cells["single"])
+    row = differences["Pretrained - from scratch, MtM (prompted)"]
+    assert float(row["inter-region"]) == pytest.approx(expected.mean, abs=1e-4)
+    assert float(row["inter-region low"]) == pytest.approx(expected.low, abs=1e-4)
+    assert "## Paired differences (same seed, same session)" in markdown
+    # equal steps: the from-scratch model has pretraining's and fine-tuning's steps together
+    batches = [batches_per_epoch([s], 16) for s in sessions]
+    saved = checkpoint.read_description(tmp_path / "seed0" / "single" / "temporal" / sessions[1].eid /
+                                        "best.safetensors")
+    assert saved["extra"]["train"]["epochs"] == epochs_for_steps(sessions[1:], 16, batches[0] + batches[1]) > 1
+    best = tmp_path / "seed0" / "single" / "mtm" / sessions[1].eid / "best.safetensors"
     stamp = best.stat().st_mtime_ns
     again = run_reproduction(sessions[:1], sessions[1:], plan, tmp_path, log=lines.append)
     assert best.stat().st_mtime_ns == stamp  # finished runs are reused, not retrained
@@ -52,10 +86,10 @@ def test_presets():
 
 def test_a_folder_of_another_plan_is_refused_not_reused(tmp_path):
     sessions = synthetic_sessions(3, seed=30, n_trials=40, n_neurons=25)
-    plan = Plan.for_preset("small", n_pretrain=1, n_test=1, epochs=1, train_overrides=TINY)
+    plan = Plan.for_preset("small", n_pretrain=1, n_test=1, epochs=1, n_seeds=1, train_overrides=TINY)
     run_reproduction(sessions[:1], sessions[2:], plan, tmp_path, log=lambda _: None, workers=1, progress=False)
     before = sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("*.safetensors"))
-    more = Plan.for_preset("small", n_pretrain=2, n_test=1, epochs=1, train_overrides=TINY)
+    more = Plan.for_preset("small", n_pretrain=2, n_test=1, epochs=1, n_seeds=1, train_overrides=TINY)
     with pytest.raises(ValueError, match="holds a run of other settings or sessions"):
         run_reproduction(sessions[:2], sessions[2:], more, tmp_path, log=lambda _: None, workers=1, progress=False)
     assert sorted(p.stat().st_mtime_ns for p in tmp_path.rglob("*.safetensors")) == before
@@ -66,4 +100,20 @@ def test_epochs_cap_every_stage():
     assert [plan.train_config("mtm", stage).epochs for stage in ("single", "pretrain", "finetune")] == [5, 5, 5]
     default = Plan.for_preset("small")
     assert [default.train_config("mtm", stage).epochs for stage in ("single", "pretrain", "finetune")] == \
-        [150, 100, 100]
+        [150, 60, 60]
+
+
+def test_batches_per_epoch_counts_the_trainers_batches():
+    sessions = synthetic_sessions(2, seed=3, n_trials=45, n_neurons=15)  # 31 training trials each
+    for batch_size in (4, 16, 31, 40):
+        data = [SessionTensors(s, i, "cpu") for i, s in enumerate(sessions)]
+        assert batches_per_epoch(sessions, batch_size) == len(epoch_batches(data, batch_size, 0, 0))
+    assert epochs_for_steps(sessions[:1], 16, 2 * 10) == 10 and epochs_for_steps(sessions[:1], 16, 0) == 1
+
+
+def test_seeds_are_validated():
+    assert Plan.for_preset("small").seeds == (0, 1, 2) and Plan.for_preset("small", n_seeds=5).seeds == tuple(range(5))
+    with pytest.raises(ValueError, match="n_seeds"):
+        Plan.for_preset("small", n_seeds=0)
+    with pytest.raises(ValueError, match="preset: expected one of"):
+        Plan.for_preset("book")  # table2 has no book preset

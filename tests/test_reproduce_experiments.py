@@ -19,6 +19,7 @@ from mtm.cli import main
 from mtm.data import synthetic_sessions
 from mtm.reproduce import (EXPERIMENTS, PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6,
                            PAPER_TABLE7, Plan, run_experiment)
+from mtm.reproduce.plan import batches_per_epoch
 
 TINY = dict(model=dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32, patch_size=16))
 NOTES = Path(__file__).resolve().parents[1] / ".." / "shared" / "notes" / "mtm_reference.md"
@@ -33,7 +34,7 @@ def fast_scores(monkeypatch):
 
     calls = {"score_model": [], "decode": []}
 
-    def score_model(best, session, masking, device="auto", extra_scores=()):
+    def score_model(best, session, masking, device="auto", extra_scores=(), behavior=True):
         calls["score_model"].append((str(best), session.eid, masking, tuple(extra_scores)))
         return {**{c: 0.5 for c in ("co-smooth", "forward-pred", "intra-region", "inter-region", "choice",
                                     "whisker_me")}, **{name: 0.25 for name in extra_scores}}
@@ -57,9 +58,9 @@ def fast_scores(monkeypatch):
     return calls
 
 
-def smoke(experiment, tmp_path, n_pretrain=1, n_test=1, **overrides):
+def smoke(experiment, tmp_path, n_pretrain=1, n_test=1, n_seeds=1, **overrides):
     plan = Plan.for_preset("small", experiment=experiment, n_pretrain=n_pretrain, n_test=n_test, epochs=1,
-                           train_overrides=TINY, **overrides)
+                           n_seeds=n_seeds, train_overrides=TINY, **overrides)
     sessions = synthetic_sessions(n_pretrain + n_test, seed=40, n_trials=40, n_neurons=20)
     table = run_experiment(sessions[:n_pretrain], sessions[n_pretrain:], plan, tmp_path, log=lambda _: None,
                            workers=1, progress=False)
@@ -109,7 +110,8 @@ def test_the_paper_constants_match_the_reference_notes():
 def test_every_experiment_has_small_and_paper_presets():
     for name in EXPERIMENTS:
         small, paper = Plan.for_preset("small", experiment=name), Plan.for_preset("paper", experiment=name)
-        assert small.n_test >= 2 and paper.n_test == 5 and paper.experiment == name
+        assert small.n_test >= (1 if name == "budget" else 2) and paper.n_test == (2 if name == "budget" else 5)
+        assert paper.experiment == name and small.n_seeds >= 3
     assert Plan.for_preset("small", experiment="scaling").pretrain_counts == (1, 3, 8)
     assert Plan.for_preset("paper", experiment="scaling").pretrain_counts == (1, 10, 34)
     assert Plan.for_preset("small", experiment="mask-ratio").ratios == (0.1, 0.3, 0.6)
@@ -132,9 +134,13 @@ def test_ablation(tmp_path, fast_scores):
     assert "one selected IBL session" in markdown and "| Intra-region | -9.86 |" in markdown
     assert "| Causal | 0.50 | 0.50 | 0.50 | 0.50 | 0.50 | 0.50 | 0.25 |" in markdown
     for key, masking, prompted in (("causal", "causal", True), ("mtm-unprompted", "mtm", False), ("mtm", "mtm", True)):
-        saved = checkpoint.read_description(tmp_path / "single" / key / sessions[0].eid / "best.safetensors")
+        saved = checkpoint.read_description(tmp_path / "seed0" / "single" / key / sessions[0].eid / "best.safetensors")
         assert saved["extra"]["train"]["masking"] == masking and saved["model"]["use_prompt"] == (prompted and
                                                                                                    masking == "mtm")
+    differences = (tmp_path / "differences.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in differences[1:]] == [
+        f"MtM (prompted) - {row}" for row in ("Temporal (baseline)", "Neuron", "Causal", "Intra-region",
+                                              "Inter-region", "MtM (not prompted)")]
 
 
 def test_ndt2_is_trained_through_the_same_loop_beside_ndt1(tmp_path, fast_scores):
@@ -143,7 +149,7 @@ def test_ndt2_is_trained_through_the_same_loop_beside_ndt1(tmp_path, fast_scores
     for arch in ("ndt1", "ndt2"):
         for stage in ("single", "finetune"):
             masking = {"ndt1": "temporal", "ndt2": "random-token"}[arch]
-            run = tmp_path / stage / f"{arch}-{masking}" / eid
+            run = tmp_path / "seed0" / stage / f"{arch}-{masking}" / eid
             saved = checkpoint.read_description(run / "best.safetensors")
             assert saved["model"]["arch"] == arch and saved["extra"]["train"]["masking"] == masking
             assert (run / "log.csv").exists()
@@ -169,16 +175,29 @@ def test_mask_ratio(tmp_path, fast_scores):
     assert {"Temporal (baseline), ratio 0.6", "Neuron, ratio 0.6", "Intra-region, ratio 0.6",
             "MtM (prompted), ratio 0.6"} <= set(table)
     assert len(json.loads((tmp_path / "per_session.json").read_text())["Neuron, ratio 0.6"]) == 2  # two sessions
-    saved = checkpoint.read_description(tmp_path / "single" / "mtm-0.6" / sessions[0].eid / "best.safetensors")
+    saved = checkpoint.read_description(tmp_path / "seed0" / "single" / "mtm-0.6" / sessions[0].eid /
+                                        "best.safetensors")
     assert saved["extra"]["train"]["mask_ratio"] == 0.6
     assert "| MtM (prompted), ratio 0.6 | 0.93 | 0.83 | 0.71 | 0.88 |" in markdown
 
 
-def test_scaling(tmp_path, fast_scores):
-    table, _, sessions = smoke("scaling", tmp_path, n_pretrain=2, pretrain_counts=(1, 2))
-    assert {"Temporal, 1 pretraining session", "MtM (prompted), 2 pretraining sessions"} <= set(table)
-    two = checkpoint.load_state(tmp_path / "pretrain" / "mtm-2" / "last.pt")
-    assert [eid for eid, _ in json.loads(two["config"])["sessions"]] == [s.eid for s in sessions[:2]]
+def test_scaling_compares_pretraining_at_equal_steps(tmp_path, fast_scores):
+    table, markdown, sessions = smoke("scaling", tmp_path, n_pretrain=2, pretrain_counts=(1, 2), n_seeds=2)
+    assert {"Temporal, 1 pretraining session", "MtM (prompted), 2 pretraining sessions",
+            "Temporal, from scratch", "MtM (prompted), from scratch"} <= set(table)
+
+    def saved(*parts):
+        state = checkpoint.load_state(tmp_path.joinpath(*parts, "last.pt"))
+        return json.loads(state["config"])
+
+    two, one = saved("seed1", "pretrain", "mtm-2"), saved("seed1", "pretrain", "mtm-1")
+    assert [eid for eid, _ in two["sessions"]] == [s.eid for s in sessions[:2]] and two["train"]["seed"] == 1
+    # one pretraining session gets as many steps as two: twice the epochs (equal-sized sessions)
+    batches = [batches_per_epoch([s], 16) for s in sessions]
+    assert one["train"]["epochs"] * batches[0] == two["train"]["epochs"] * (batches[0] + batches[1])
+    scratch = saved("seed0", "single", "mtm", sessions[2].eid)["train"]["epochs"]
+    assert scratch * batches[2] == two["train"]["epochs"] * (batches[0] + batches[1]) + batches[2]
+    assert "MtM (prompted): 2 pretraining sessions - from scratch" in markdown and "Equal optimiser steps" in markdown
     with pytest.raises(ValueError, match="pretrain_counts"):
         smoke("scaling", tmp_path / "more", n_pretrain=1, pretrain_counts=(1, 3))
 

@@ -14,10 +14,16 @@ worker processes, finished runs reused, interrupted ones resumed) and one table 
 ``mask-ratio``      ratios 0.1 / 0.3 / 0.6 for temporal, neuron, intra-region, MtM        Table 7
 ``scaling``         pretraining on more sessions, temporal and MtM                       Figs. 4, 9
 ``region-decoding`` behaviour from one region at a time; per-neuron view                 Figs. 5, 7
+``budget``          score against trials, pretraining sessions, steps and width           (none)
 =================== =================================================================== ============
 
 Each experiment's ``run(pretrain, heldout, plan, out)`` writes ``results.md``, ``results.csv``,
-``per_session.json`` and a figure into ``out`` and returns its table.
+``per_session.json`` and a figure into ``out`` and returns its table. Every model is trained once
+per seed of the plan (``--seeds``, default 3); a model row is the mean over seeds and held-out
+sessions with its 95 % interval, and each comparison the experiment makes a paired difference with
+its interval (``differences.csv``; :mod:`mtm.stats` says why the seed is the unit of replication).
+Wherever two conditions are compared they are trained for equal optimiser steps, unless the steps
+are what is compared.
 """
 
 from mtm.reproduce.paper import (PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6,

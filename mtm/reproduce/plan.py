@@ -1,9 +1,12 @@
 """What one experiment of ``mtm reproduce`` runs: :class:`Plan`, with each experiment's ``small``
-(CPU) and ``paper`` (GPU) presets, and the synthetic sessions it runs on."""
+(CPU) and ``paper`` (GPU) presets (and ``book`` where a chapter runs the experiment), the training
+seeds, the synthetic sessions it runs on, and the arithmetic of optimiser steps that lets two
+conditions be compared at equal steps (:func:`batches_per_epoch`, :func:`epochs_for_steps`)."""
 
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
 
 from mtm.data import Session
@@ -11,8 +14,12 @@ from mtm.train import TrainConfig
 
 #: ``mtm reproduce --experiment NAME`` -> the module of ``mtm.reproduce`` that runs it.
 EXPERIMENTS = {"table2": "table2", "ablation": "ablation", "ndt2": "ndt2", "prompts": "prompts",
-               "mask-ratio": "mask_ratio", "scaling": "scaling", "region-decoding": "region_decoding"}
+               "mask-ratio": "mask_ratio", "scaling": "scaling", "region-decoding": "region_decoding",
+               "budget": "budget"}
 BEHAVIOR_KEYS = ("choice", "whisker_me")
+#: Plan preset -> the training preset (:meth:`mtm.train.TrainConfig.preset`) and synthetic-session preset
+#: it builds on: ``book`` (an experiment a chapter runs on the 2-core CPU) trains the small model.
+BASE_PRESET = {"small": "small", "book": "small", "paper": "paper"}
 
 
 def experiment_module(name: str):
@@ -24,7 +31,8 @@ def experiment_module(name: str):
 
 @dataclass
 class Plan:
-    """What one experiment runs. :meth:`for_preset` gives each experiment's ``small`` and ``paper``."""
+    """What one experiment runs. :meth:`for_preset` gives each experiment's ``small`` and ``paper``
+    (and ``book``). Every model is trained once per seed of :attr:`seeds`."""
 
     preset: str = "small"
     experiment: str = "table2"
@@ -33,31 +41,43 @@ class Plan:
     session_seed: int = 0
     n_trials: int | None = None          # synthetic sessions: trials each (default: the session preset's range)
     n_neurons: int | None = None         # synthetic sessions: neurons each (default: the session preset's range)
+    n_test_trials: int | None = None     # synthetic held-out sessions: trials each (default: n_trials)
     epochs: int | None = None            # single-session runs; default: the training preset's
     pretrain_epochs: int | None = None   # default: ``epochs``
     finetune_epochs: int | None = None   # default: ``epochs``
     device: str = "auto"
+    n_seeds: int = 3                     # training seeds 0 .. n_seeds - 1, each a full repetition (mtm.stats)
     train_overrides: dict = field(default_factory=dict)  # any other TrainConfig field, e.g. model sizes
     pretrain_counts: tuple[int, ...] = ()   # scaling: the numbers of pretraining sessions compared
     ratios: tuple[float, ...] = ()          # mask-ratio: the masking probabilities compared
+    factors: dict = field(default_factory=dict)  # budget: {factor: levels} (mtm.reproduce.budget)
 
     def __post_init__(self):
-        for name in ("n_pretrain", "n_test", "epochs", "pretrain_epochs", "finetune_epochs"):
+        if self.preset not in BASE_PRESET:
+            raise ValueError(f"preset: expected one of {list(BASE_PRESET)}, got {self.preset!r}")
+        for name in ("n_pretrain", "n_test", "n_seeds", "epochs", "pretrain_epochs", "finetune_epochs"):
             value = getattr(self, name)
             least = 0 if name == "n_pretrain" else 1
-            if value is None and name not in ("n_pretrain", "n_test"):
+            if value is None and name not in ("n_pretrain", "n_test", "n_seeds"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The training seeds: 0 .. n_seeds - 1."""
+        return tuple(range(self.n_seeds))
 
     @classmethod
     def for_preset(cls, preset: str, experiment: str = "table2", **overrides) -> Plan:
         """The experiment's preset (its module's ``PRESETS``), with ``overrides`` (None = keep).
 
         On the ``small`` preset ``epochs`` also caps pretraining and fine-tuning."""
-        if preset not in ("small", "paper"):
-            raise ValueError(f"preset: expected 'small' or 'paper', got {preset!r}")
-        base = dict(experiment_module(experiment).PRESETS[preset])
+        presets = experiment_module(experiment).PRESETS
+        if preset not in presets:
+            raise ValueError(f"preset: expected one of {list(presets)} for the {experiment} experiment, "
+                             f"got {preset!r}")
+        base = dict(presets[preset])
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if preset == "small" and "epochs" in overrides:
             for stage in ("pretrain_epochs", "finetune_epochs"):
@@ -66,21 +86,37 @@ class Plan:
 
     def train_config(self, masking: str, stage: str = "single", **settings) -> TrainConfig:
         """The training settings of one run; ``stage`` is "single", "pretrain" or "finetune";
-        ``settings``: TrainConfig fields of this run (``prompted``, ``mask_ratio``), and ``arch``."""
+        ``settings``: TrainConfig fields of this run (``prompted``, ``mask_ratio``, ``epochs``), and ``arch``."""
         arch = settings.pop("arch", None)
-        overrides = {**self.train_overrides, **settings, "masking": masking, "device": self.device}
-        if arch is not None:
-            overrides["model"] = {**overrides.get("model", {}), "arch": arch}
+        overrides = {**self.train_overrides, "masking": masking, "device": self.device}
         epochs = {"pretrain": self.pretrain_epochs, "finetune": self.finetune_epochs}.get(stage) or self.epochs
         if epochs:
             overrides["epochs"] = epochs
-        return TrainConfig.preset(self.preset, **overrides)
+        overrides.update(settings)  # this run's own settings win, ``epochs`` included
+        if arch is not None:
+            overrides["model"] = {**overrides.get("model", {}), "arch": arch}
+        return TrainConfig.preset(BASE_PRESET[self.preset], **overrides)
 
     def synthetic_sessions(self) -> tuple[list[Session], list[Session]]:
         """The plan's synthetic sessions: (pretraining, held out), the last ``n_test`` held out."""
         from mtm.data import synthetic_sessions
 
-        sessions = synthetic_sessions(self.n_pretrain + self.n_test, seed=self.session_seed,
-                                      preset="paper" if self.preset == "paper" else "small",
-                                      n_trials=self.n_trials, n_neurons=self.n_neurons)
-        return sessions[:self.n_pretrain], sessions[self.n_pretrain:]
+        def make(count: int, first: int, n_trials: int | None) -> list[Session]:
+            return synthetic_sessions(count, seed=first, preset=BASE_PRESET[self.preset], n_trials=n_trials,
+                                      n_neurons=self.n_neurons) if count else []
+
+        test_trials = self.n_trials if self.n_test_trials is None else self.n_test_trials
+        return (make(self.n_pretrain, self.session_seed, self.n_trials),
+                make(self.n_test, self.session_seed + self.n_pretrain, test_trials))
+
+
+def batches_per_epoch(sessions: list[Session], batch_size: int) -> int:
+    """Optimiser steps in one epoch over ``sessions``: each session's train split cut into batches of
+    ``batch_size`` trials, the last one partial (as :func:`mtm.train.epoch_batches` cuts them)."""
+    return sum(math.ceil(len(s.splits.get("train", ())) / batch_size) for s in sessions)
+
+
+def epochs_for_steps(sessions: list[Session], batch_size: int, steps: float) -> int:
+    """The whole number of epochs over ``sessions`` nearest to ``steps`` optimiser steps (at least 1):
+    how two conditions are trained for equal steps (they differ by less than half an epoch's batches)."""
+    return max(1, round(steps / batches_per_epoch(sessions, batch_size)))

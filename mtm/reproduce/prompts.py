@@ -5,7 +5,8 @@ session. Table 6: choice and whisker motion energy decoded from its log-rates un
 prompts at inference (causal attention under the causal prompt). The wrong-prompt demonstration: every
 activity task scored under each prompt; a task's own prompt (co-smooth: neuron, forward prediction:
 causal, intra-region, inter-region) tells the model which part of the input is missing, so the other
-prompts show what the prompt is worth. The figure draws the table.
+prompts show what the prompt is worth: each prompt is compared with each task's own prompt as a paired
+difference (the same model, seed and session). The figure draws the table.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from mtm.evaluate import TASK_PROMPT, TASKS, evaluate_model
 from mtm.masking import PROMPT_IDS
 from mtm.reproduce.paper import PAPER_TABLE6
 from mtm.reproduce.plan import BEHAVIOR_KEYS
-from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, collect, default_workers, mean_rows,
-                                     stamp_log)
+from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, collect, default_workers, row_intervals,
+                                     row_means, stamp_log)
 from mtm.reproduce.tables import COLUMNS, REFERENCE_ROWS, plot_table, save_figure, write_tables
 
 OWN_PROMPTS = "MtM (prompted), each task's own prompt"
-PRESETS = {"small": dict(n_pretrain=3, n_trials=200, n_neurons=64, pretrain_epochs=150, finetune_epochs=150),
+PRESETS = {"small": dict(n_pretrain=2, n_trials=200, n_neurons=64, pretrain_epochs=80, finetune_epochs=80),
            "paper": dict(n_pretrain=34, n_test=5)}
 
 
@@ -51,17 +52,19 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     workers = default_workers(plan.device) if workers is None else workers
     pretrain_jobs, jobs, rows = {}, {}, {}
     add_pretrain_finetune(pretrain_jobs, jobs, rows, pretrain, heldout, plan.train_config("mtm", "pretrain"),
-                          plan.train_config("mtm", "finetune"), out, "mtm", OWN_PROMPTS)
-    stamp(f"training {len(pretrain_jobs) + len(jobs)} runs ({workers} at a time)")
+                          plan.train_config("mtm", "finetune"), out, "mtm", OWN_PROMPTS, plan.seeds)
+    stamp(f"training {len(pretrain_jobs) + len(jobs)} runs ({workers} at a time, {plan.n_seeds} seeds)")
     done = _run_all({**pretrain_jobs, **jobs}, workers, stamp, progress)
-    table, per_session = collect(done, rows, heldout, stamp)
-    for session in heldout:
-        model, _ = checkpoint.load_model(done[f"finetune/mtm/{session.eid}"]["best"], device=pick_device(plan.device))
+    table, runs = collect(done, rows, heldout, stamp)
+    for name, (_, seed, eid) in rows.items():
+        session = next(s for s in heldout if s.eid == eid)
+        model, _ = checkpoint.load_model(done[name]["best"], device=pick_device(plan.device))
         for scheme in PROMPT_IDS:
-            stamp(f"{session.eid}: every task under the {scheme} prompt")
-            per_session.setdefault(prompt_row(scheme), []).append(prompt_scores(model, session, scheme))
+            stamp(f"seed {seed}, {eid}: every task under the {scheme} prompt")
+            runs.setdefault(prompt_row(scheme), []).append(
+                {"seed": seed, "session": eid, "scores": prompt_scores(model, session, scheme)})
     models = [OWN_PROMPTS] + [prompt_row(s) for s in PROMPT_IDS]
-    table = {**{m: mean_rows(per_session[m]) for m in models}, **{r: v for r, v in table.items() if r not in models}}
+    table = {**{m: row_means(runs[m]) for m in models}, **{r: v for r, v in table.items() if r not in models}}
     own = ", ".join(f"{task}: {scheme}" for task, scheme in TASK_PROMPT.items())
     notes = (f"Each task's own prompt ({own}) is the first row; the next rows give every task the same prompt, "
              "so an activity column under another prompt than its own shows what the wrong prompt costs. "
@@ -70,10 +73,12 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     paper = {prompt_row(s): PAPER_TABLE6[label] for s, label in
              (("neuron", "Neuron"), ("causal", "Causal"), ("intra-region", "Intra-region"),
               ("inter-region", "Inter-region"))}
-    path = write_tables(table, {m: per_session[m] for m in models}, out, models=models, notes=notes,
+    comparisons = [(f"{scheme} prompt - each task's own", prompt_row(scheme), OWN_PROMPTS) for scheme in PROMPT_IDS]
+    path = write_tables(table, {m: runs[m] for m in models}, out, models=models, notes=notes, comparisons=comparisons,
                         paper=(("The paper, Table 6: NDT1-stitch MtM, pretrained and fine-tuned, 5 held-out IBL "
                                 "sessions", paper),))
     save_figure(plot_table(table, models + [r for r in REFERENCE_ROWS if r in table], COLUMNS,
-                           "Prompts at inference (Table 6)"), out / "results.png")
+                           "Prompts at inference (Table 6)", {m: row_intervals(runs[m]) for m in models}),
+                out / "results.png")
     stamp(f"done; tables in {path}")
     return table

@@ -9,7 +9,11 @@ pooled R^2) are decoded from the log-rates of that region's neurons alone (:mod:
 them, the same decoders on the region's raw spikes (linear baseline) and on the log of its true rates.
 The paper's reference code for this figure is not public (notes 5.4), and the paper gives no table.
 
-Fig. 7: on the first held-out session, each model's per-neuron co-smoothing bits per spike, PSTH R^2
+Every seed of the plan repeats the training; a region's score is the mean over seeds and held-out
+sessions (the decoders on spikes and true rates need no seed: the mean over sessions); the comparison
+of the two maskings is the paired difference of their multi-session rows.
+
+Fig. 7: on the first held-out session, each model's (first seed's) per-neuron co-smoothing bits per spike, PSTH R^2
 (conditions: block x choice x reward) and single-trial R^2 against firing rate (``per_neuron.png``).
 """
 
@@ -25,14 +29,18 @@ from mtm.decoding import decode_choice, decode_continuous
 from mtm.evaluate import evaluate_model, psth_r2, trial_conditions, trial_r2
 from mtm.masking import PROMPT_IDS
 from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, collect, default_workers, mean_rows,
-                                     stamp_log)
+                                     row_intervals, row_means, stamp_log)
 from mtm.reproduce.tables import save_figure, write_tables
 
 MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
-PRESETS = {"small": dict(n_pretrain=3, n_trials=250, n_neurons=80, pretrain_epochs=150, finetune_epochs=150),
+PRESETS = {"small": dict(n_pretrain=2, n_trials=200, n_neurons=80, pretrain_epochs=80, finetune_epochs=80),
            "paper": dict(n_pretrain=34, n_test=5)}
 LINEAR = "Linear (the region's spikes)"
 TRUE_RATES = "True rates (log, the region's neurons)"
+
+
+def multi_row(label: str, n_pretrain: int) -> str:
+    return f"Multi-session ({n_pretrain} pretrain), {label}"
 
 
 @torch.no_grad()
@@ -86,24 +94,27 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     pretrain_jobs, jobs, rows = {}, {}, {}
     for label, masking in MASKINGS.items():
         add_pretrain_finetune(pretrain_jobs, jobs, rows, pretrain, heldout, plan.train_config(masking, "pretrain"),
-                              plan.train_config(masking, "finetune"), out, masking,
-                              f"Multi-session ({len(pretrain)} pretrain), {label}")
-    stamp(f"training {len(pretrain_jobs) + len(jobs)} runs ({workers} at a time)")
+                              plan.train_config(masking, "finetune"), out, masking, multi_row(label, len(pretrain)),
+                              plan.seeds)
+    stamp(f"training {len(pretrain_jobs) + len(jobs)} runs ({workers} at a time, {plan.n_seeds} seeds)")
     done = _run_all({**pretrain_jobs, **jobs}, workers, stamp, progress)
-    table, per_session = collect(done, rows, heldout, stamp)
-    models = list(per_session)
-    by_region: dict[str, list[dict]] = {}
+    table, runs = collect(done, rows, heldout, stamp)
+    models = list(runs)
+    by_model_region: dict[str, list[dict]] = {}  # records {"seed", "session", "scores"}
+    by_region: dict[str, list[dict]] = {}        # decoders without a model: one score per session
     neuron_view = {}
     for index, session in enumerate(heldout):
-        stamp(f"{session.eid}: decoding from one region at a time")
-        for label, masking in MASKINGS.items():
-            best = done[f"finetune/{masking}/{session.eid}"]["best"]
-            model, _ = checkpoint.load_model(best, device=pick_device(plan.device))
-            for region in session.region_names:
-                by_region.setdefault(f"{label}: {region}", []).append(
-                    decode_from(region_log_rates(model, session, region), session))
-            if index == 0:
-                neuron_view[label] = per_neuron_metrics(model, session, masking)
+        for seed in plan.seeds:
+            stamp(f"seed {seed}, {session.eid}: decoding from one region at a time")
+            for label, masking in MASKINGS.items():
+                best = done[f"seed{seed}/finetune/{masking}/{session.eid}"]["best"]
+                model, _ = checkpoint.load_model(best, device=pick_device(plan.device))
+                for region in session.region_names:
+                    by_model_region.setdefault(f"{label}: {region}", []).append(
+                        {"seed": seed, "session": session.eid,
+                         "scores": decode_from(region_log_rates(model, session, region), session)})
+                if index == 0 and seed == plan.seeds[0]:
+                    neuron_view[label] = per_neuron_metrics(model, session, masking)
         regions = np.asarray(session.regions)
         for region in session.region_names:
             inside = regions == region
@@ -112,38 +123,46 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
             if session.rates is not None:
                 by_region.setdefault(f"{TRUE_RATES}: {region}", []).append(
                     decode_from(np.log(session.rates[..., inside]), session))
-    region_table = {name: mean_rows(values) for name, values in by_region.items()}
+    region_table = {**{name: row_means(records) for name, records in by_model_region.items()},
+                    **{name: mean_rows(values) for name, values in by_region.items()}}
     names = list(dict.fromkeys(r for s in heldout for r in s.region_names))
     first = heldout[0]
     rate_hz = first.spikes[first.splits["test"]].mean(axis=(0, 1)) / first.bin_size
     medians = "\n".join(f"| {label} | " + " | ".join(f"{np.nanmedian(v):.2f}" for v in metrics.values()) + " |"
                         for label, metrics in neuron_view.items())
-    sections = [("Behaviour from one region at a time (Fig. 5)", _region_markdown(region_table, names)),
-                (f"Per-neuron view (Fig. 7), {first.eid}",
+    sections = [("Behaviour from one region at a time (Fig. 5)", _region_markdown(
+        region_table, {name: row_intervals(records) for name, records in by_model_region.items()}, names)),
+                (f"Per-neuron view (Fig. 7), {first.eid}, seed {plan.seeds[0]}",
                  "Medians over neurons of the co-smoothing rates' scores; every neuron against its firing rate "
                  "in per_neuron.png.\n\n| | Co-smoothing bps | PSTH R^2 | Single-trial R^2 |\n|---|---|---|---|\n"
                  + medians)]
     notes = ("The paper (Fig. 5, 34-session models, IBL sessions) gives no table: MtM decodes better than the "
              "temporal baseline from every region, which falls below chance for choice in several hippocampal "
              "areas of one session.")
-    path = write_tables(table, per_session, out, models=models, notes=notes, sections=sections, paper=())
+    comparisons = [("MtM - Temporal", multi_row("MtM (prompted)", len(pretrain)), multi_row("Temporal", len(pretrain)))]
+    path = write_tables(table, runs, out, models=models, notes=notes, sections=sections, paper=(),
+                        comparisons=comparisons)
     save_figure(plot_regions(region_table, names), out / "results.png")
     save_figure(plot_per_neuron(neuron_view, rate_hz), out / "per_neuron.png")
     stamp(f"done; tables in {path}")
     return {**table, **region_table}
 
 
-def _region_markdown(region_table: dict, regions: list[str]) -> str:
+def _region_markdown(region_table: dict, intervals: dict, regions: list[str]) -> str:
+    """Choice and whisker ME tables, a column per region; a model's cells with their interval
+    (``intervals``: {row: {column: Interval}})."""
     sources = list(MASKINGS) + [LINEAR, TRUE_RATES]
     lines = []
     for key, title in (("choice", "Choice (accuracy)"), ("whisker_me", "Whisker ME (R^2)")):
-        lines += [f"{title}, mean over held-out sessions:", "", "| | " + " | ".join(regions) + " |",
-                  "|---|" + "---|" * len(regions)]
+        lines += [f"{title}, mean over seeds and held-out sessions (models: ± 95 % interval over seeds):", "",
+                  "| | " + " | ".join(regions) + " |", "|---|" + "---|" * len(regions)]
         for source in sources:
-            cells = [region_table.get(f"{source}: {r}", {}).get(key, np.nan) for r in regions]
+            names = [f"{source}: {r}" for r in regions]
+            cells = [region_table.get(name, {}).get(key, np.nan) for name in names]
             if not np.isfinite(cells).any():
                 continue
-            shown = ("–" if not np.isfinite(c) else f"{c:.2f}" for c in cells)
+            shown = ("–" if not np.isfinite(c) else intervals[name][key].format() if name in intervals
+                     else f"{c:.2f}" for name, c in zip(names, cells))
             lines.append(f"| {source} | " + " | ".join(shown) + " |")
         lines.append("")
     return "\n".join(lines)

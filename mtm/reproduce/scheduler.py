@@ -1,12 +1,15 @@
 """The one scheduler every experiment shares: training runs in worker processes, finished runs
 reused, interrupted ones resumed, each single-session or fine-tuned model scored by the worker that
-trained it; and the averaging over held-out sessions with the reference rows beside the models."""
+trained it; every model trained once per seed (its runs under ``out/seed<k>/``, the seed in its
+config and so in the run's identity); the means over seeds and held-out sessions with their 95 %
+intervals and the paired differences of :mod:`mtm.stats`, with the reference rows beside the models."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,8 @@ from mtm.baselines import reference_rows
 from mtm.data import Session
 from mtm.decoding import decode_behavior
 from mtm.evaluate import evaluate_model
-from mtm.reproduce.plan import BEHAVIOR_KEYS
+from mtm.reproduce.plan import BEHAVIOR_KEYS, batches_per_epoch, epochs_for_steps
+from mtm.stats import Interval, paired_difference, seed_interval
 from mtm.train import TrainConfig, data_difference, data_record, finetune, first_difference, train
 
 OWN_ATTENTION_WHISKER = "whisker_me (own attention)"
@@ -47,11 +51,11 @@ def _finished(run_dir: Path, cfg: TrainConfig, sessions: list[Session]) -> bool:
 
 def run_job(sessions: list[Session], cfg: dict, run_dir: str, pretrained: str | None = None,
             score: bool = False, threads: int | None = None, progress: bool = True,
-            extra_scores: tuple[str, ...] = ()) -> dict:
+            extra_scores: tuple[str, ...] = (), behavior: bool = True) -> dict:
     """One training run of the plan (train, or fine-tune ``pretrained``): reuse it when finished,
-    resume it when interrupted; with ``score``, then evaluate it on its session (``extra_scores``:
-    see :func:`score_model`). Returns ``{"best": checkpoint path, "scores": score_model's row or
-    None}``. Runs in a worker process too."""
+    resume it when interrupted; with ``score``, then evaluate it on its session (``extra_scores``,
+    ``behavior``: see :func:`score_model`). Returns ``{"best": checkpoint path, "scores":
+    score_model's row or None}``. Runs in a worker process too."""
     import torch
 
     if threads:
@@ -64,7 +68,7 @@ def run_job(sessions: list[Session], cfg: dict, run_dir: str, pretrained: str | 
     else:
         best = finetune(pretrained, sessions[0], cfg, run_dir, resume=(run_dir / "last.pt").exists(),
                         progress=progress)
-    scores = score_model(Path(best), sessions[0], cfg.masking, cfg.device, extra_scores) if score else None
+    scores = score_model(Path(best), sessions[0], cfg.masking, cfg.device, extra_scores, behavior) if score else None
     return {"best": str(best), "scores": scores}
 
 
@@ -113,8 +117,8 @@ def _run_all(jobs: dict, workers: int, log, progress: bool = True) -> dict:
 
 
 def score_model(best: Path, session: Session, masking: str, device: str = "auto",
-                extra_scores: tuple[str, ...] = ()) -> dict[str, float]:
-    """All four activity tasks and behaviour decoding of one checkpoint on one session.
+                extra_scores: tuple[str, ...] = (), behavior: bool = True) -> dict[str, float]:
+    """All four activity tasks and (with ``behavior``) behaviour decoding of one checkpoint on one session.
 
     ``whisker_me`` is decoded with causal attention for every model, as the reference does;
     ``extra_scores`` may ask for ``whisker_me (own attention)``: causal attention only for a model
@@ -125,7 +129,7 @@ def score_model(best: Path, session: Session, masking: str, device: str = "auto"
     model, extra = checkpoint.load_model(best, device=pick_device(device))
     checkpoint.check_session_fits(best, extra, session)
     row = {task: result.mean_bps for task, result in evaluate_model(model, session, masking).items()}
-    keys = [k for k in BEHAVIOR_KEYS if k in session.behavior]
+    keys = [k for k in BEHAVIOR_KEYS if k in session.behavior] if behavior else []
     row.update(decode_behavior(session, keys, model=model, training_masking=masking))
     for name in extra_scores:
         if name != OWN_ATTENTION_WHISKER:
@@ -158,42 +162,110 @@ def stamp_log(log):
 
 
 def add_single(jobs: dict, rows: dict, heldout: list[Session], cfg: TrainConfig, out: Path, key: str, row: str,
-               extra_scores: tuple[str, ...] = ()) -> None:
-    """Add one single-session run per held-out session, ``out/single/<key>/<eid>``, scored as ``row``."""
-    for session in heldout:
-        name = f"single/{key}/{session.eid}"
-        jobs[name] = dict(sessions=[session], cfg=cfg.to_dict(), run_dir=str(out / name), score=True,
-                          extra_scores=tuple(extra_scores))
-        rows[name] = row
+               seeds, extra_scores: tuple[str, ...] = (), epochs=None) -> None:
+    """Add one single-session run per seed and held-out session, ``out/seed<k>/single/<key>/<eid>``,
+    scored as ``row``. ``epochs``: a function session -> that session's epochs (default: ``cfg``'s),
+    e.g. :func:`from_scratch_epochs` for as many optimiser steps as pretraining and fine-tuning."""
+    for seed in seeds:
+        for session in heldout:
+            name = f"seed{seed}/single/{key}/{session.eid}"
+            run_cfg = replace(cfg, seed=seed, **({"epochs": epochs(session)} if epochs else {}))
+            jobs[name] = dict(sessions=[session], cfg=run_cfg.to_dict(), run_dir=str(out / name), score=True,
+                              extra_scores=tuple(extra_scores))
+            rows[name] = (row, seed, session.eid)
 
 
 def add_pretrain_finetune(pretrain_jobs: dict, jobs: dict, rows: dict, pretrain: list[Session],
                           heldout: list[Session], pretrain_cfg: TrainConfig, finetune_cfg: TrainConfig, out: Path,
-                          key: str, row: str) -> None:
-    """Add a pretraining run ``out/pretrain/<key>`` and its fine-tuning on every held-out session."""
-    pretrain_jobs[f"pretrain/{key}"] = dict(sessions=pretrain, cfg=pretrain_cfg.to_dict(),
-                                            run_dir=str(out / "pretrain" / key))
-    for session in heldout:
-        name = f"finetune/{key}/{session.eid}"
-        jobs[name] = dict(sessions=[session], cfg=finetune_cfg.to_dict(), run_dir=str(out / name), score=True,
-                          after=f"pretrain/{key}")
-        rows[name] = row
+                          key: str, row: str, seeds) -> None:
+    """Add, for every seed, a pretraining run ``out/seed<k>/pretrain/<key>`` and its fine-tuning on
+    every held-out session (the same seed), scored as ``row``."""
+    for seed in seeds:
+        pretrain_name = f"seed{seed}/pretrain/{key}"
+        pretrain_jobs[pretrain_name] = dict(sessions=pretrain, cfg=replace(pretrain_cfg, seed=seed).to_dict(),
+                                            run_dir=str(out / pretrain_name))
+        for session in heldout:
+            name = f"seed{seed}/finetune/{key}/{session.eid}"
+            jobs[name] = dict(sessions=[session], cfg=replace(finetune_cfg, seed=seed).to_dict(),
+                              run_dir=str(out / name), score=True, after=pretrain_name)
+            rows[name] = (row, seed, session.eid)
+
+
+def from_scratch_epochs(pretrain: list[Session], pretrain_cfg: TrainConfig, finetune_cfg: TrainConfig):
+    """session -> the epochs that give a from-scratch run on it as many optimiser steps as pretraining
+    on ``pretrain`` and fine-tuning on it together (to the nearest whole epoch): pretrained and
+    from-scratch models are compared at equal steps, so the comparison is about the other sessions'
+    data, not about more training."""
+    pretrain_steps = pretrain_cfg.epochs * batches_per_epoch(pretrain, pretrain_cfg.batch_size)
+
+    def epochs(session: Session) -> int:
+        steps = pretrain_steps + finetune_cfg.epochs * batches_per_epoch([session], finetune_cfg.batch_size)
+        return epochs_for_steps([session], finetune_cfg.batch_size, steps)
+    return epochs
+
+
+def equal_steps_note(pretrain: list[Session], heldout: list[Session], pretrain_cfg: TrainConfig,
+                     finetune_cfg: TrainConfig) -> str:
+    """A sentence giving the optimiser steps of the from-scratch and the pretrained runs on each
+    held-out session (:func:`from_scratch_epochs`)."""
+    batch = finetune_cfg.batch_size
+    pretrain_steps = pretrain_cfg.epochs * batches_per_epoch(pretrain, pretrain_cfg.batch_size)
+    epochs = from_scratch_epochs(pretrain, pretrain_cfg, finetune_cfg)
+    parts = [f"{s.eid}: {epochs(s) * batches_per_epoch([s], batch)} from scratch, {pretrain_steps} + "
+             f"{finetune_cfg.epochs * batches_per_epoch([s], batch)} pretrained and fine-tuned" for s in heldout]
+    return ("Equal optimiser steps: each from-scratch model is trained for as many steps as pretraining and "
+            "fine-tuning together, to the nearest whole epoch (" + "; ".join(parts) + ").")
 
 
 def collect(done: dict, rows: dict, heldout: list[Session], log) -> tuple[dict, dict]:
-    """(table, per_session): each row's mean over held-out sessions, then the reference rows
-    (:func:`mtm.baselines.reference_rows`) averaged the same way; per_session: {row: [scores]}."""
-    per_session: dict[str, list[dict[str, float]]] = {}
-    for name, row in rows.items():
-        per_session.setdefault(row, []).append(done[name]["scores"])
+    """(table, runs): runs = {row: [{"seed", "session", "scores"}]}, one record per scored run;
+    table = {row: {column: mean over seeds of the mean over held-out sessions}}, then the reference
+    rows (:func:`mtm.baselines.reference_rows`, the same for every seed) averaged over sessions."""
+    runs: dict[str, list[dict]] = {}
+    for name, (row, seed, eid) in rows.items():
+        runs.setdefault(row, []).append({"seed": seed, "session": eid, "scores": done[name]["scores"]})
     log("oracles and baselines")
-    return with_references(per_session, heldout), per_session
+    return with_references(runs, heldout), runs
 
 
-def with_references(per_session: dict[str, list[dict]], heldout: list[Session]) -> dict:
-    """{row: mean over sessions} of the models, then of the reference rows of every held-out session."""
+def with_references(runs: dict[str, list[dict]], heldout: list[Session]) -> dict:
+    """{row: {column: mean}} of the model rows (:func:`row_means`), then of the reference rows of
+    every held-out session (mean over sessions)."""
     references: dict[str, list[dict[str, float]]] = {}
     for session in heldout:
         for label, row in reference_rows(session, BEHAVIOR_KEYS).items():
             references.setdefault(label, []).append(row)
-    return {name: mean_rows(rows) for name, rows in {**per_session, **references}.items()}
+    return {**{name: row_means(records) for name, records in runs.items()},
+            **{name: mean_rows(rows) for name, rows in references.items()}}
+
+
+def cells(records: list[dict], column: str) -> dict[tuple[int, str], float]:
+    """{(seed, session): score} of one column of a row's records."""
+    return {(r["seed"], r["session"]): float(r["scores"].get(column, math.nan)) for r in records}
+
+
+def record_columns(records: list[dict]) -> list[str]:
+    return list(dict.fromkeys(c for r in records for c in r["scores"]))
+
+
+def row_intervals(records: list[dict]) -> dict[str, Interval]:
+    """{column: mean over seeds with its 95 % interval} of one row's records (:func:`mtm.stats.seed_interval`)."""
+    return {column: seed_interval(cells(records, column)) for column in record_columns(records)}
+
+
+def row_means(records: list[dict]) -> dict[str, float]:
+    """{column: mean over seeds of the mean over sessions} of one row's records."""
+    return {column: interval.mean for column, interval in row_intervals(records).items()}
+
+
+def paired_differences(runs: dict[str, list[dict]], comparisons) -> dict[str, dict[str, Interval]]:
+    """{label: {column: a - b with its 95 % interval}} for every (label, row a, row b) of
+    ``comparisons``, cell by cell (same seed, same session; :func:`mtm.stats.paired_difference`)."""
+    differences = {}
+    for label, a, b in comparisons:
+        for name in (a, b):
+            if name not in runs:
+                raise ValueError(f"comparisons: {label!r} names the row {name!r}, which this experiment did not train")
+        columns = [c for c in record_columns(runs[a]) if c in record_columns(runs[b])]
+        differences[label] = {c: paired_difference(cells(runs[a], c), cells(runs[b], c)) for c in columns}
+    return differences

@@ -6,12 +6,17 @@ The pipeline (reference notes 4.2-4.3 and 6):
 1. Sessions: ``n_pretrain + n_test`` sessions; the last ``n_test`` are held out (the paper: 34
    pretraining and 5 held-out IBL sessions; the ``small`` preset: a few small synthetic ones).
 2. Single-session models, trained from scratch on every held-out session: the temporal baseline and
-   prompted MtM (Table 1's two key rows; Table 2's "single-session" rows).
+   prompted MtM (Table 1's two key rows; Table 2's "single-session" rows), for as many optimiser
+   steps as the multi-session models' pretraining and fine-tuning together, so that pretraining is
+   compared with training from scratch at equal steps.
 3. Multi-session models: both maskings pretrained on the pretraining sessions, then fine-tuned on
    every held-out session (Table 2's "multi-session" rows).
 4. Every model is evaluated on every held-out session's test split: co-smoothing, forward prediction,
    intra-region, inter-region (per-neuron bits per spike, NaN-mean over neurons) and behaviour
-   decoding (choice accuracy, whisker motion energy R^2). Scores are averaged over held-out sessions.
+   decoding (choice accuracy, whisker motion energy R^2). Every model is trained once per seed
+   (``plan.n_seeds``); a score is the mean over seeds of the mean over held-out sessions, with its
+   95 % interval over seeds, and each comparison (MtM against temporal, pretrained against from
+   scratch) a paired difference with its interval (:mod:`mtm.stats`).
 5. Beside them: on synthetic sessions each task's oracle (:mod:`mtm.oracle`: the best score the
    task allows, with each model's share of it) and the true rates (not reachable: they include every
    neuron's private noise); the linear-regression baseline (with the decoders on the raw spikes);
@@ -27,49 +32,71 @@ from pathlib import Path
 
 from mtm.data import Session
 from mtm.reproduce.plan import Plan
-from mtm.reproduce.scheduler import _run_all, collect, default_workers, stamp_log
+from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, add_single, collect, default_workers,
+                                     equal_steps_note, from_scratch_epochs, row_intervals, stamp_log)
 from mtm.reproduce.tables import COLUMNS, REFERENCE_ROWS, plot_table, save_figure, write_tables
 
 MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
-PRESETS = {"small": dict(pretrain_epochs=100, finetune_epochs=100),  # single-session: TrainConfig's 150
+# 3 seeds x 10 runs within 10 minutes on a 2-core CPU: 2 pretraining sessions, smaller sessions than
+# the synthetic preset's, 60 + 60 epochs (a from-scratch run: as many steps, about 150 epochs)
+PRESETS = {"small": dict(n_pretrain=2, n_trials=200, n_neurons=80, pretrain_epochs=60, finetune_epochs=60),
            "paper": dict(n_pretrain=34, n_test=5)}
+
+
+def single_row(label: str) -> str:
+    return f"Single-session, {label}"
+
+
+def multi_row(label: str, n_pretrain: int) -> str:
+    return f"Multi-session ({n_pretrain} pretrain), {label}"
+
+
+def comparisons(n_pretrain: int) -> list[tuple[str, str, str]]:
+    """(label, row a, row b) of every comparison Table 2 makes: MtM against temporal at each stage,
+    pretrained against from scratch for each masking."""
+    mtm, temporal = "MtM (prompted)", "Temporal"
+    pairs = [("MtM - Temporal, single-session", single_row(mtm), single_row(temporal))]
+    if n_pretrain:
+        pairs += [("MtM - Temporal, multi-session", multi_row(mtm, n_pretrain), multi_row(temporal, n_pretrain))]
+        pairs += [(f"Pretrained - from scratch, {label}", multi_row(label, n_pretrain), single_row(label))
+                  for label in MASKINGS]
+    return pairs
 
 
 def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan, out, log=print,
                      workers: int | None = None, progress: bool = True) -> dict:
-    """Train, fine-tune and evaluate everything; returns {row name: {column: mean over held-out sessions}}.
+    """Train, fine-tune and evaluate everything, once per seed of the plan; returns {row name:
+    {column: mean over seeds and held-out sessions}}.
 
-    Runs go to ``workers`` processes (default :func:`default_workers`), pretraining first; a
+    Runs go to ``workers`` processes (default :func:`default_workers`), the longest first; a
     fine-tuning run starts as soon as its pretraining is done, and each single-session or fine-tuned
-    model is evaluated by the worker that trained it. ``progress``: progress bars of runs trained in
-    this process.
+    model is evaluated by the worker that trained it. With pretraining sessions, a single-session
+    model is trained for as many optimiser steps as pretraining and fine-tuning together
+    (:func:`from_scratch_epochs`). ``progress``: progress bars of runs trained in this process.
     """
     out = Path(out)
     stamp = stamp_log(log)
     workers = default_workers(plan.device) if workers is None else workers
-    jobs, rows = {}, {}
-    if pretrain:  # the longest runs first
-        for masking in MASKINGS.values():
-            jobs[f"pretrain/{masking}"] = dict(sessions=pretrain, run_dir=str(out / "pretrain" / masking),
-                                               cfg=plan.train_config(masking, "pretrain").to_dict())
-    for stage in ("single", "finetune") if pretrain else ("single",):
-        for label, masking in MASKINGS.items():
-            cfg = plan.train_config(masking, stage).to_dict()
-            row = f"Single-session, {label}" if stage == "single" else \
-                f"Multi-session ({len(pretrain)} pretrain), {label}"
-            for session in heldout:
-                name = f"{stage}/{masking}/{session.eid}"
-                jobs[name] = dict(sessions=[session], cfg=cfg, run_dir=str(out / name), score=True,
-                                  after=f"pretrain/{masking}" if stage == "finetune" else None)
-                rows[name] = row
-    stamp(f"training {len(jobs)} runs ({workers} at a time): pretraining, single-session and fine-tuning; "
-          "each single-session and fine-tuned model is evaluated when it finishes")
+    pretrain_jobs, single_jobs, finetune_jobs, rows = {}, {}, {}, {}
+    for label, masking in MASKINGS.items():
+        pretrain_cfg, finetune_cfg = plan.train_config(masking, "pretrain"), plan.train_config(masking, "finetune")
+        add_single(single_jobs, rows, heldout, plan.train_config(masking), out, masking, single_row(label), plan.seeds,
+                   epochs=from_scratch_epochs(pretrain, pretrain_cfg, finetune_cfg) if pretrain else None)
+        if pretrain:
+            add_pretrain_finetune(pretrain_jobs, finetune_jobs, rows, pretrain, heldout, pretrain_cfg, finetune_cfg,
+                                  out, masking, multi_row(label, len(pretrain)), plan.seeds)
+    jobs = {**single_jobs, **pretrain_jobs, **finetune_jobs}  # the longest runs first
+    stamp(f"training {len(jobs)} runs ({workers} at a time, {plan.n_seeds} seeds): single-session, pretraining "
+          "and fine-tuning; each single-session and fine-tuned model is evaluated when it finishes")
     done = _run_all(jobs, workers, stamp, progress)
-    table, per_session = collect(done, rows, heldout, stamp)
-    table_path = write_tables(table, per_session, out, models=list(per_session))
-    models = list(per_session)
+    table, runs = collect(done, rows, heldout, stamp)
+    models = list(runs)
+    notes = equal_steps_note(pretrain, heldout, plan.train_config("mtm", "pretrain"),
+                             plan.train_config("mtm", "finetune")) if pretrain else ""
+    table_path = write_tables(table, runs, out, models=models, notes=notes, comparisons=comparisons(len(pretrain)))
     save_figure(plot_table(table, models + [r for r in REFERENCE_ROWS if r in table], COLUMNS,
-                           "Table 2 on synthetic sessions"), out / "results.png")
+                           "Table 2 on synthetic sessions", {m: row_intervals(runs[m]) for m in models}),
+                out / "results.png")
     stamp(f"done; tables in {table_path}")
     return table
 

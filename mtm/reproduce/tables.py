@@ -1,6 +1,7 @@
-"""The one table writer every experiment shares: results.md (this run beside the paper's numbers,
-the reference rows and each model's share of the oracle), results.csv, per_session.json and the
-experiment's figure."""
+"""The one table writer every experiment shares: results.md (this run, each model row a mean over
+seeds with its 95 % interval, beside the reference rows, each model's share of the oracle, the
+paired differences of the comparisons the experiment makes and the paper's numbers), results.csv,
+differences.csv, per_session.json (every run's scores, by seed and session) and the figure."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 from mtm.atomic import atomic_write
 from mtm.baselines import LINEAR_ROW, ORACLE_ROW, REFERENCE_NOTE, TRUE_RATES_ROW
 from mtm.evaluate import TASKS
-from mtm.plots import oracle_share_table, results_table
+from mtm.plots import TABLE_COLUMNS, oracle_share_table, results_table
 from mtm.reproduce.paper import PAPER_TABLE2
 from mtm.reproduce.plan import BEHAVIOR_KEYS
+from mtm.reproduce.scheduler import paired_differences, row_intervals
 
 REFERENCE_ROWS = (ORACLE_ROW, TRUE_RATES_ROW, LINEAR_ROW)
 COLUMNS = list(TASKS) + list(BEHAVIOR_KEYS)
@@ -22,10 +24,31 @@ SELECTED_SESSION_NOTE = ("The paper scored its ablations on one selected IBL ses
                          "mean over the held-out synthetic sessions.")
 
 
-def results_markdown(table: dict, models: list[str], columns=None) -> str:
-    """This run's table, its reference rows explained, and each model's share of the oracle."""
+def interval_table(table: dict, intervals: dict, columns, sign: bool = False) -> str:
+    """A Markdown table of ``table``'s rows: a row of ``intervals`` {row: {column: Interval}} as
+    "mean ± half-width" (with ``sign``: "+0.10 ± 0.04", bold when the interval excludes zero), any
+    other row as its plain value."""
+    lines = ["| | " + " | ".join(TABLE_COLUMNS.get(c, c) for c in columns) + " |", "|---|" + "---|" * len(columns)]
+    for name, row in table.items():
+        cells = []
+        for c in columns:
+            if name in intervals and c in intervals[name]:
+                interval = intervals[name][c]
+                text = interval.format(sign=sign)
+                cells.append(f"**{text}**" if sign and interval.excludes_zero else text)
+            else:
+                value = row.get(c, math.nan)
+                cells.append("–" if value is None or not math.isfinite(value) else f"{value:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def results_markdown(table: dict, models: list[str], columns=None, intervals: dict | None = None) -> str:
+    """This run's table (``intervals``: {model row: {column: Interval}}), its reference rows
+    explained, and each model's share of the oracle."""
     columns = COLUMNS if columns is None else list(columns)
-    markdown = (results_table(table, columns) + "\n\nActivity: bits per spike (per-neuron, NaN-mean). "
+    body = results_table(table, columns) if not intervals else interval_table(table, intervals, columns)
+    markdown = (body + "\n\nActivity: bits per spike (per-neuron, NaN-mean). "
                 "Choice: accuracy. Whisker ME: R^2. " + REFERENCE_NOTE + "\n")
     activity = [c for c in columns if c in TASKS]
     if ORACLE_ROW in table and activity:
@@ -36,32 +59,54 @@ def results_markdown(table: dict, models: list[str], columns=None) -> str:
 
 def write_tables(table: dict, per_session: dict, out: Path, models: list[str] | None = None,
                  paper=(("The paper, NDT1-stitch, 5 held-out IBL sessions (Table 2)", PAPER_TABLE2),),
-                 columns=None, notes: str = "", sections=()) -> Path:
-    """results.md (ours beside the paper's), results.csv and per_session.json in ``out``.
+                 columns=None, notes: str = "", sections=(), comparisons=()) -> Path:
+    """results.md (ours beside the paper's), results.csv, differences.csv and per_session.json in ``out``.
 
-    ``models``: the rows that are trained models (default: those of ``per_session``); ``paper``:
-    (title, {row: {column: value}}) of the paper's tables to show; ``notes``: a paragraph under this
-    run's table; ``sections``: further (title, markdown) sections."""
+    ``per_session``: {model row: records of :func:`mtm.reproduce.scheduler.collect`}; ``models``: the
+    rows that are trained models (default: those of ``per_session``); ``paper``: (title, {row:
+    {column: value}}) of the paper's tables to show; ``notes``: a paragraph under this run's table;
+    ``sections``: further (title, markdown) sections; ``comparisons``: (label, row a, row b), each
+    shown as the paired difference a - b with its interval."""
     out = Path(out)
     columns = COLUMNS if columns is None else list(columns)
     models = list(per_session) if models is None else models
-    markdown = "## This run (mean over held-out sessions)\n\n" + results_markdown(table, models, columns)
+    intervals = {m: row_intervals(per_session[m]) for m in models}
+    n_seeds = max((len({r["seed"] for r in per_session[m]}) for m in models), default=0)
+    markdown = (f"## This run (mean over {n_seeds} training seed{'s' if n_seeds != 1 else ''} and the held-out "
+                "sessions, ± 95 % interval)\n\n" + results_markdown(table, models, columns, intervals)
+                + f"\n± : half-width of the 95 % t-interval over the {n_seeds} seeds' means over the held-out sessions "
+                "(mtm.stats: a seed is one repetition of the experiment; the sessions are fixed).\n")
     if notes:
         markdown += "\n" + notes.strip() + "\n"
+    differences = paired_differences(per_session, comparisons)
+    if differences:
+        markdown += ("\n## Paired differences (same seed, same session)\n\n"
+                     + interval_table({label: {} for label in differences}, differences, columns, sign=True)
+                     + "\n\nEach row: the first model's score minus the second's, per seed and session, mean over "
+                     "seeds with its 95 % interval; **bold**: the interval excludes zero.\n")
     for title, body in sections:
         markdown += f"\n## {title}\n\n{body.strip()}\n"
     for title, rows in paper:
         shown = [c for c in columns if any(c in r for r in rows.values())]
         markdown += f"\n## {title}\n\n" + results_table(rows, shown) + "\n"
 
-    def write_csv(tmp):
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["model"] + columns)
-            for name, row in table.items():
-                writer.writerow([name] + [f"{row.get(c, math.nan):.4f}" for c in columns])
+    def write_csv(rows: dict, first: str, means: dict):
+        """A CSV of ``means`` {row: {column: value}}, then each column's interval bounds where ``rows``
+        {row: {column: Interval}} has them."""
+        def write(tmp):
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow([first] + columns + [f"{c} {end}" for c in columns for end in ("low", "high")])
+                for name, row in means.items():
+                    bounds = [getattr(rows[name][c], end) if c in rows.get(name, {}) else math.nan
+                              for c in columns for end in ("low", "high")]
+                    writer.writerow([name] + [f"{v:.4f}" for v in [row.get(c, math.nan) for c in columns] + bounds])
+        return write
 
-    atomic_write(out / "results.csv", write_csv)
+    atomic_write(out / "results.csv", write_csv(intervals, "model", table))
+    if differences:
+        means = {label: {c: i.mean for c, i in row.items()} for label, row in differences.items()}
+        atomic_write(out / "differences.csv", write_csv(differences, "comparison", means))
     atomic_write(out / "per_session.json", lambda tmp: Path(tmp).write_text(json.dumps(per_session, indent=1)))
     return atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(markdown))
 
@@ -75,19 +120,22 @@ def save_figure(fig, path: Path) -> Path:
     return written
 
 
-def plot_table(table: dict, rows: list[str], columns, title: str = ""):
-    """One panel per column: a bar per row (models, then reference rows), the paper's column order."""
+def plot_table(table: dict, rows: list[str], columns, title: str = "", intervals: dict | None = None):
+    """One panel per column: a bar per row (models, then reference rows), the paper's column order;
+    ``intervals`` ({row: {column: Interval}}) drawn as error bars."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from mtm.plots import TABLE_COLUMNS, tidy_layout
+    from mtm.plots import tidy_layout
 
     columns = list(columns)
     fig, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 0.35 * len(rows) + 1.6), sharey=True,
                              squeeze=False)
     for ax, column in zip(axes[0], columns):
         values = np.array([table[r].get(column, np.nan) for r in rows])
-        ax.barh(np.arange(len(rows)), np.nan_to_num(values),
+        errors = [(intervals or {}).get(r, {}).get(column) for r in rows]
+        errors = np.nan_to_num([e.half_width if e is not None else np.nan for e in errors])
+        ax.barh(np.arange(len(rows)), np.nan_to_num(values), xerr=errors, error_kw=dict(lw=0.8),
                 color=["0.6" if r in REFERENCE_ROWS else "C0" for r in rows])
         ax.axvline(0, color="k", lw=0.8)
         ax.set_title(TABLE_COLUMNS.get(column, column), fontsize=9)
