@@ -89,7 +89,7 @@ def plan_fields(factors: dict, **plan) -> dict:
 # small: minutes on a 2-core CPU; book: about 20 minutes (the chapter's); paper: a GPU
 PRESETS = {
     "small": plan_fields({"trials": (100, 200, 800), "sessions": (0, 1, 2), "steps": (200, 400, 800),
-                      "width": (32, 64, 128), "centre": {"trials": 200, "steps": 400, "width": 64}},
+                      "width": (32, 64), "centre": {"trials": 200, "steps": 400, "width": 64}},
                      n_test=1, n_neurons=80),
     "book": plan_fields({"trials": (100, 400, 1600, 3200), "sessions": (0, 1, 2, 4), "steps": (250, 1000, 4000),
                      "width": (32, 64, 128), "centre": {"trials": 400, "steps": 1000, "width": 64}},
