@@ -95,6 +95,13 @@ def test_badge_and_install_line_name_the_repository_of_the_config_and_the_pinned
     assert "@main" not in setup and "git+" in book.install_line()
 
 
+def test_the_launch_buttons_open_the_release_the_badges_open():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert str(config["repository"]["branch"]) == book.RELEASE
+    assert f"/blob/{book.RELEASE}/book/" in book.colab_badge("01_data.ipynb")
+
+
 def test_the_repository_url_is_written_once():
     """The address of the repository appears in _config.yml and nowhere else by hand."""
     url = book.repository_url()
@@ -302,22 +309,90 @@ def test_chapter_matches_its_python_twin(notebook):
     assert [(c.cell_type, c.source.strip()) for c in a.cells] == [(c.cell_type, c.source.strip()) for c in b.cells]
 
 
-@pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
-def test_chapter_runs_under_papermill_with_smoke_settings(notebook, tmp_path, monkeypatch):
-    papermill = pytest.importorskip("papermill")
-    monkeypatch.setenv("MTM_SMOKE", "0")  # the SETTINGS parameter alone selects the smoke settings
-    out = tmp_path / notebook.name
-    parameters = {"SETTINGS": "smoke", "SEED": 1}
-    papermill.execute_notebook(str(notebook), str(out), parameters=parameters, kernel_name="python3",
-                               cwd=str(BOOK), progress_bar=False, execution_timeout=600)
+#: The one "Skipped" a chapter may print: the released weights are downloaded only when the reader opts in.
+OPT_IN_DOWNLOAD = "Skipped the download: set RELEASED_FROM_HUB = True"
+
+
+def run_alone(notebook: Path, folder: Path, python: str | None = None, kernel: str = "python3",
+              env: dict | None = None) -> tuple[dict, str]:
+    """Copy ``notebook`` alone into the empty ``folder`` and execute it there with papermill and the
+    smoke settings (cwd = ``folder``); returns the executed notebook and everything it printed."""
+    folder.mkdir(parents=True)
+    alone = Path(shutil.copy(notebook, folder / notebook.name))
+    out = folder.parent / f"{notebook.stem}.executed.ipynb"
+    subprocess.run([python or sys.executable, "-m", "papermill", str(alone), str(out), "-p", "SETTINGS", "smoke",
+                    "-p", "SEED", "1", "--cwd", str(folder), "-k", kernel, "--no-progress-bar",
+                    "--execution-timeout", "600"], check=True, capture_output=True, text=True, env=env)
     executed = json.loads(out.read_text())
-    injected = [c for c in executed["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
-    assert injected and all(re.search(rf"^{k} = ", source(injected[0]), re.M) for k in parameters)
-    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
     printed = "".join(build.output_text(o) for c in executed["cells"] for o in c.get("outputs", []))
+    return executed, printed
+
+
+def check_smoke_run(executed: dict, printed: str) -> None:
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors
+    injected = [c for c in executed["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    assert injected and re.search(r"^SETTINGS = .smoke.$", source(injected[0]), re.M)
     assert "Settings 'smoke'" in printed and "Executed with settings 'smoke'" in printed
-    assert os.environ["MTM_SMOKE"] == "0"
+    assert "Skipped" not in printed.replace(OPT_IN_DOWNLOAD, ""), printed[printed.index("Skipped") - 200:][:400]
+    assert "Traceback" not in printed
+
+
+def environment_of_the_installed_package() -> dict:
+    """The test's environment without the settings that point the package at data outside it."""
+    from mtm.data.sources import REAL_DATA_ENV, REFERENCE_CHECKPOINT_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in (REAL_DATA_ENV, REFERENCE_CHECKPOINT_ENV, book.RUNS_ENV)}
+    return {**env, "MTM_SMOKE": "0"}  # the SETTINGS parameter alone selects the smoke settings
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
+def test_chapter_runs_alone_in_an_empty_folder_with_smoke_settings(notebook, tmp_path):
+    """The one execution of each chapter per test run: the notebook file alone, in an empty working
+    folder, against the installed package and the data it installs (no MTM_REAL_DATA or
+    MTM_REFERENCE_CHECKPOINT), nothing skipped and no error; chapters 5 and 6 train chapter 4's models
+    themselves."""
+    pytest.importorskip("papermill")
+    check_smoke_run(*run_alone(notebook, tmp_path / "alone", env=environment_of_the_installed_package()))
+
+
+def test_the_colab_install_line_installs_the_tagged_release_into_a_fresh_virtualenv(tmp_path):
+    """A chapter's set-up cell, as Colab runs it: ``pip install -q PACKAGE`` with the install line's
+    requirement, the repository's URL replaced by a local clone (file://localhost/..., the form pip 23 parses)
+    tagged with the release, into a
+    fresh virtualenv; the package and its data land in that virtualenv and chapter 1 then runs there
+    with the smoke settings. The heavy dependencies come from this environment (a .pth file), as Colab's
+    come preinstalled, so nothing but the package is installed and no network is needed."""
+    import ast
+    import site
+    import sysconfig
+
+    pytest.importorskip("papermill")
+    clone = tmp_path / "repository"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "-C", str(clone), "tag", "-f", book.RELEASE], check=True, capture_output=True)
+    requirement = ast.literal_eval(book.install_line(f"file://localhost{clone}").split("=", 1)[1].strip())
+    venv = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    here = [sysconfig.get_paths()["purelib"], *site.getsitepackages()]
+    Path(purelib, "preinstalled.pth").write_text("\n".join(dict.fromkeys(here)) + "\n")
+    env = {k: v for k, v in environment_of_the_installed_package().items() if k != "PYTHONPATH"}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    setup = next(source(c) for c in cells(CHAPTERS[0]) if c["cell_type"] == "code")
+    assert '[sys.executable, "-m", "pip", "install", "-q", PACKAGE]' in setup  # the command below
+    started = time.perf_counter()
+    subprocess.run([python, "-m", "pip", "install", "-q", requirement], check=True, env=env, cwd=tmp_path)
+    installed = subprocess.run([python, "-c", "import mtm, mtm.data as d; print(mtm.__file__); "
+                                "print(d.real_data_dir(required=True)); print(d.reference_checkpoint_dir(required=True))"],
+                               check=True, capture_output=True, text=True, env=env, cwd=tmp_path).stdout.split()
+    assert all(path.startswith(purelib) for path in installed), installed
+    print(f"pip install of the release: {time.perf_counter() - started:.0f} s")
+    subprocess.run([python, "-m", "ipykernel", "install", "--prefix", str(venv), "--name", "fresh"], check=True,
+                   capture_output=True, env=env)
+    check_smoke_run(*run_alone(CHAPTERS[0], tmp_path / "alone", python=python, kernel="fresh", env=env))
 
 
 def test_the_recorded_commit_is_dirty_for_package_changes_only(tmp_path):
