@@ -137,11 +137,11 @@ GPU_BUDGET_MINUTES = {"04_training": 15.0, "05_evaluation": 15.0, "06_decoding":
 BUDGET_ENV = "MTM_TIME_BUDGET_MINUTES"
 #: The share of a budget given to training; the rest is left for evaluation, decoding and figures.
 TRAINING_SHARE = 0.75
-#: The probe trains for this share of the budget (at least :data:`PROBE_MIN_EPOCHS` epochs); the seconds
-#: per epoch are the mean between the ends of its epochs, so the first epoch's start-up costs (building
-#: the model, CUDA kernels) are left out, and a longer probe averages over a busy machine's noise.
+#: The probe trains for this share of the budget: the seconds per epoch are the mean between the ends
+#: of its epochs (the first epoch's start-up costs, building the model and CUDA kernels, left out; a
+#: longer probe averages over a busy machine's noise), or, when its first epoch alone takes the whole
+#: probe's time, that epoch's time from the start (an overestimate, so the chapter stays in its budget).
 PROBE_SHARE = 0.04
-PROBE_MIN_EPOCHS = 3
 #: The parameters that are epoch counts a budget may lower.
 BUDGETED_EPOCHS = ("EPOCHS", "PRETRAIN_EPOCHS", "FINETUNE_EPOCHS", "ABLATION_EPOCHS", "NDT2_EPOCHS")
 #: The file in the settings' run folder where each budget decision is kept, so that a chapter run again,
@@ -224,19 +224,19 @@ class _ProbeDone(Exception):
 def probe_seconds_per_epoch(values: dict, seconds: float) -> float:
     """Seconds per epoch of the chapter's model (``PRESET``, ``MODEL``) on one synthetic session of the
     chapter's size (``N_TRIALS``, ``N_NEURONS``), measured by an MtM run in a temporary folder on the
-    device the chapter trains on (validation and checkpoints included, as in the chapter's runs),
-    stopped after ``seconds`` (s) and at least :data:`PROBE_MIN_EPOCHS` epochs."""
+    device the chapter trains on (validation and checkpoints included, as in the chapter's runs) and
+    stopped after about ``seconds`` (s); see :data:`PROBE_SHARE`."""
     from mtm.data import synthetic_session
     from mtm.train import TrainConfig, train
 
     session = synthetic_session(0, values["N_TRIALS"], values["N_NEURONS"])
     cfg = TrainConfig.preset(values.get("PRESET") or "small", masking="mtm", model=values.get("MODEL") or {},
                              epochs=10**6)
-    ends = []
+    started, ends = time.perf_counter(), []
 
     def measure(trainer, epoch, row):
         ends.append(time.perf_counter())
-        if len(ends) > PROBE_MIN_EPOCHS and ends[-1] - ends[0] >= seconds:
+        if ends[-1] - (ends[0] if len(ends) > 1 else started) >= seconds:
             raise _ProbeDone
 
     with tempfile.TemporaryDirectory(prefix="mtm_probe_") as folder:
@@ -244,7 +244,7 @@ def probe_seconds_per_epoch(values: dict, seconds: float) -> float:
             train([session], cfg, Path(folder) / "probe", progress=False, callbacks=[measure])
         except _ProbeDone:
             pass
-    return (ends[-1] - ends[0]) / (len(ends) - 1)
+    return (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1 else ends[0] - started
 
 
 def _budget_key(chapter: str, values: dict, minutes: float) -> str:
