@@ -161,8 +161,8 @@ def test_gpu_settings_train_to_the_time_budget_and_the_schedule_completes(monkey
     """On the CPU with a half-minute budget: the probe fixes the epochs so that the chapter's two runs (as
     chapter 5 trains them) fit the training share of the budget at the measured speed, each schedule reaches
     its last step, the decision is printed and kept in the run folder, and a later chapter sharing the runs
-    takes it as is. (The wall-time bound is loose: this machine is shared, so an epoch's time varies
-    several-fold between the probe and the runs; without the budget the runs would take hours.)"""
+    takes it as is. (The wall-time bound is loose: on a shared CPU an epoch's time can change tenfold
+    between the probe and the runs; without the budget the runs would take hours.)"""
     import torch
 
     from mtm.data import synthetic_session
@@ -174,13 +174,16 @@ def test_gpu_settings_train_to_the_time_budget_and_the_schedule_completes(monkey
     run = book.chapter_settings("05_evaluation", "gpu", **sizes)
     printed = capsys.readouterr().out
     epochs = run["EPOCHS"]
-    assert 1 < epochs < 100000
+    assert 1 <= epochs < 100000
     assert re.search(rf"Time budget 0.5 min \(75% for training\): an epoch took [0-9.]+ s .*, so EPOCHS {epochs} "
                      r"\(settings: 100000\)\.", printed), printed
-    decision = next(iter(json.loads((tmp_path / "gpu" / book.BUDGET_FILE).read_text()).values()))
+    decisions = json.loads((tmp_path / "gpu" / book.BUDGET_FILE).read_text())
+    assert list(decisions) == [run.budget_key] and run.run_dir == tmp_path / "gpu" / run.budget_key
+    decision = decisions[run.budget_key]
     assert decision["epochs"] == {"EPOCHS": epochs} and decision["seconds_per_epoch"] > 0
-    training = book.TRAINING_SHARE * 0.5 * 60
-    assert 2 * epochs * decision["seconds_per_epoch"] <= training < 2 * (epochs + 1) * decision["seconds_per_epoch"]
+    training, per_epoch = book.TRAINING_SHARE * 0.5 * 60, decision["seconds_per_epoch"]
+    assert 2 * epochs * per_epoch <= training or epochs == 1  # the two runs fit at the measured speed
+    assert training < 2 * (epochs + 1) * per_epoch  # and one more epoch would not
 
     session = synthetic_session(0, 60, 40)
     started = time.perf_counter()
@@ -191,10 +194,11 @@ def test_gpu_settings_train_to_the_time_budget_and_the_schedule_completes(monkey
         assert state["epoch"] == epochs - 1
         assert state["scheduler"]["last_epoch"] == state["scheduler"]["total_steps"]  # the schedule's end
     elapsed = time.perf_counter() - started
-    assert elapsed < 4 * training, elapsed
+    assert elapsed < 10 * max(training, 2 * per_epoch), elapsed  # loose: see the docstring
 
     again = book.chapter_settings("06_decoding", "gpu", **sizes)
     assert again["EPOCHS"] == epochs and "decided by 05_evaluation" in capsys.readouterr().out
+    assert again.run_dir == run.run_dir  # chapter 6 finds chapter 5's runs
     assert book.chapter_settings("05_evaluation", "book")["EPOCHS"] == book.CHAPTER_SETTINGS["05_evaluation"]["book"]["EPOCHS"]
 
 

@@ -248,17 +248,19 @@ def probe_seconds_per_epoch(values: dict, seconds: float) -> float:
 
 
 def _budget_key(chapter: str, values: dict, minutes: float) -> str:
-    """What a budget decision depends on: the settings' values that size the training, and the budget.
-    Chapters 4, 5 and 6 share one (their values are the same but for chapter 4's resume runs)."""
+    """What a budget decision depends on: the settings' values that size the training, the budget and
+    the GPU. Chapters 4, 5 and 6 share one (their values are the same but for chapter 4's resume runs)."""
     sizing = {k: v for k, v in sorted(values.items()) if k not in ("RESUME_EPOCHS", "WORKERS")}
     group = "single-session pair" if chapter in ("04_training", "05_evaluation", "06_decoding") else chapter
-    return hashlib.sha256(json.dumps([group, sizing, minutes], sort_keys=True).encode()).hexdigest()[:16]
+    identity = [group, sizing, minutes, machine()["gpu"]]
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def apply_budget(chapter: str, values: dict, run_dir: Path) -> str:
-    """Lower ``values``' epoch counts (in place) to fit the chapter's ``gpu`` budget and return the line
-    that says so. The decision is kept in ``run_dir/budget.json``; a chapter whose decision is there
-    (the same sizes and budget) takes it without probing again, so its runs are reused."""
+def apply_budget(chapter: str, values: dict, run_dir: Path) -> tuple[str, str]:
+    """Lower ``values``' epoch counts (in place) to fit the chapter's ``gpu`` budget; returns the line
+    that says so and the decision's key. The decision is kept in ``run_dir/budget.json`` under its key;
+    a chapter whose decision is there (the same sizes, budget and GPU) takes it without probing again,
+    and trains in the same sub-folder (:attr:`ChapterSettings.run_dir`), so its runs are reused."""
     minutes = budget_minutes(chapter)
     path = Path(run_dir) / BUDGET_FILE
     decisions = json.loads(path.read_text()) if path.exists() else {}
@@ -287,7 +289,7 @@ def apply_budget(chapter: str, values: dict, run_dir: Path) -> str:
                        for k, n in decision["epochs"].items())
     fits = all(n == decision["settings_epochs"][k] for k, n in decision["epochs"].items())
     return (f"Time budget {minutes:g} min ({TRAINING_SHARE:.0%} for training): {how}, so {chosen}"
-            + (" (the settings' epochs fit)" if fits else "") + ".")
+            + (" (the settings' epochs fit)" if fits else "") + "."), key
 
 
 def recorded_minutes(chapter: str, settings: str) -> tuple[float, str] | None:
@@ -301,6 +303,7 @@ def recorded_minutes(chapter: str, settings: str) -> tuple[float, str] | None:
     if record.get("settings") != settings or "wall_time_s" not in record:
         return None
     return record["wall_time_s"] / 60, describe_machine(record.get("machine", {"cpu": "?", "cores": "?"}))
+
 
 def machine() -> dict:
     """The machine a chapter runs on: CPU model, cores, and the GPU's name (None without one)."""
@@ -350,6 +353,8 @@ class ChapterSettings:
     settings: str
     values: dict
     started: float = field(default_factory=time.perf_counter)
+    #: The time budget's decision (``gpu``): its runs go to a sub-folder of that name.
+    budget_key: str | None = None
 
     def __getitem__(self, key: str):
         return self.values[key]
@@ -362,11 +367,12 @@ class ChapterSettings:
     @property
     def run_dir(self) -> Path:
         """Where the chapters share trained runs: a new temporary folder for smoke runs;
-        ``$MTM_BOOK_RUNS/<settings>`` (default ``~/.cache/mtm/book-runs/<settings>``) otherwise."""
+        ``$MTM_BOOK_RUNS/<settings>`` (default ``~/.cache/mtm/book-runs/<settings>``) otherwise, and
+        within it, for ``gpu``, the sub-folder of the time budget's decision (other epochs, other runs)."""
         if self.settings == "smoke":
             return Path(tempfile.mkdtemp(prefix="mtm_"))
         base = os.environ.get(RUNS_ENV) or Path.home() / ".cache" / "mtm" / "book-runs"
-        folder = Path(base) / self.settings
+        folder = Path(base) / self.settings / (self.budget_key or "")
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -407,7 +413,8 @@ def chapter_settings(chapter: str, settings: str = "auto", **overrides) -> Chapt
     resolved = ChapterSettings(chapter, name, values)
     print(resolved.line())
     if name == "gpu" and chapter in GPU_BUDGET_MINUTES:
-        print(apply_budget(chapter, values, resolved.run_dir))
+        line, resolved.budget_key = apply_budget(chapter, values, resolved.run_dir)
+        print(line)
     return resolved
 
 
