@@ -174,10 +174,10 @@ def _check_align(align) -> dict:
     return {"event": str(align["event"]), "window": window}
 
 
-def _check_npz_members(path: Path) -> None:
-    """Refuse an archive whose arrays could not be a session's before numpy allocates them: an array
-    of Python objects, or one whose header claims more bytes than the archive holds for it (a
-    corrupt or hostile file claiming terabytes)."""
+def _npz_problem(path: Path) -> str | None:
+    """Why an archive's arrays could not be a session's, found before numpy allocates them: an array of
+    Python objects, or one whose header claims more bytes than the archive holds for it (a corrupt or
+    hostile file claiming terabytes); None when the headers look sound."""
     import zipfile
 
     from numpy.lib import format as npy
@@ -195,12 +195,12 @@ def _check_npz_members(path: Path) -> None:
                 held = member.file_size - fh.tell()
             name = member.filename[:-len(".npy")]
             if dtype.hasobject:
-                raise ValueError(f"{path}: the array {name!r} holds Python objects, which a session file never "
-                                 "does; not loaded")
+                return f"the array {name!r} holds Python objects, which a session file never does; not loaded"
             claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
             if claimed > held:
-                raise ValueError(f"{path}: not a readable session file: the array {name!r} claims shape {shape} "
-                                 f"({claimed / 2 ** 30:,.1f} GiB) but the file holds {held:,} bytes of it")
+                return (f"not a readable session file: the array {name!r} claims shape {shape} "
+                        f"({claimed / 2 ** 30:,.1f} GiB) but the file holds {held:,} bytes of it")
+    return None
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -214,16 +214,15 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: a single array (.npy), not a session file (.npz written by Session.save)")
     if not start.startswith(b"PK"):
         raise ValueError(f"{path}: not a readable session file: not an npz archive (a zip of arrays, as "
-                         "Session.save writes); " +
-                         (f"it starts with {start!r}" if start else "it is empty"))
+                         "Session.save writes); " + (f"it starts with {start!r}" if start else "it is empty"))
     unreadable = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, MemoryError)
     try:
-        _check_npz_members(path)
-        loaded = np.load(path, allow_pickle=False)
+        problem = _npz_problem(path)
+        loaded = None if problem else np.load(path, allow_pickle=False)
     except unreadable as err:
-        if isinstance(err, ValueError) and str(err).startswith(str(path)):
-            raise
         raise ValueError(f"{path}: not a readable session file ({type(err).__name__}: {err})") from None
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     try:
         with loaded as data:
             return {key: data[key] for key in data.files}
