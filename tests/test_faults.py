@@ -408,7 +408,7 @@ def test_data_nwb_bin_size_100_keeps_70000_spikes(tmp_path):
     assert session.spikes[0, 0, 0] == 70_000 and session.spikes[1, 0, 1] == 1
 
 
-# ----------------------------------------------------------------------------- 4b. silent wrong answers
+# ------------------------------------------------------------------- 3e. silent wrong answers, second pass
 def test_compare_with_two_folders_named_model(trained, tmp_path, capsys, monkeypatch):
     """Both rows kept, labelled by path, and the scatter drawn against the second model."""
     import mtm.plots
@@ -467,7 +467,7 @@ def test_prompted_checkpoint_described_as_temporal_is_refused(trained, tmp_path,
     assert not (tmp_path / "ev").exists()
 
 
-# ----------------------------------------------------------------------------- 6b. tracebacks and unclear messages
+# --------------------------------------------------- 3f. tracebacks and unclear messages, second pass
 def test_nwb_with_repeated_unit_ids_is_refused(tmp_path, capsys):
     path = write_small_nwb(tmp_path / "dup.nwb", ["A", "B", "B"], [[1.0], [2.0], [3.0]], ids=[4, 7, 7])
     code = main(["data", "nwb", str(path), "--window", "0", "100", "--bin-size", "100", "--out", str(tmp_path / "o")])
