@@ -29,6 +29,7 @@ import numpy as np
 
 from mtm.data import binning
 from mtm.data.session import Session, split_trials
+from mtm.paths import refuse_existing, safe_name
 
 IBL_OPENALYX_URL = "https://openalyx.internationalbrainlab.org"
 SORTER_PREFERENCE = ("iblsorter", "pykilosort", "")
@@ -91,21 +92,28 @@ def _stored_login() -> str | None:
         return None
 
 
-def ibl_one(cache_dir, *, username: str | None = None, password: str | None = None, token: str | None = None):
+def default_one_cache() -> Path:
+    """The folder of :func:`ibl_one`'s downloads when none is given: ``~/.cache/mtm/one``."""
+    return Path.home() / ".cache" / "mtm" / "one"
+
+
+def ibl_one(cache_dir=None, *, username: str | None = None, password: str | None = None, token: str | None = None):
     """A ONE client of the IBL public server, with the caller's account.
 
     Credentials, first found: the arguments; the environment variables ``ALYX_LOGIN``,
     ``ALYX_PASSWORD`` (or ``ALYX_TOKEN``); a login stored with ``ONE.setup``. Without any, a
     ``ValueError`` says how to get an account (:data:`IBL_SIGNUP_URL`). Downloads go to
-    ``cache_dir``; with given credentials ONE's settings and login token are kept in
+    ``cache_dir`` (default :func:`default_one_cache`); with given credentials ONE's settings and login token are kept in
     ``cache_dir/.one_settings`` (nothing is written in the home folder), while a stored
     ``ONE.setup`` login is used where the user stored it. A server that cannot be reached raises
     ``ConnectionError``.
     """
     from one.api import ONE
 
-    if cache_dir is None or not str(cache_dir).strip():
-        raise ValueError("cache_dir: expected the folder for ONE's downloads (ONE's default is ~/Downloads/ONE)")
+    if cache_dir is None:
+        cache_dir = default_one_cache()
+    if not str(cache_dir).strip():
+        raise ValueError("cache_dir: expected the folder for ONE's downloads, or None for ~/.cache/mtm/one")
     cache_dir = Path(cache_dir).expanduser()
     if cache_dir.exists() and not cache_dir.is_dir():
         raise ValueError(f"cache_dir: {cache_dir} is a file, expected a folder")
@@ -384,16 +392,19 @@ def load_ibl_session(eid, one=None, *, spike_sorter: str | None = None, probes=N
                    bin_size=bin_size, align={"event": align_event, "window": window}, meta=meta)
 
 
-def save_ibl_sessions(eids, out_dir, one=None, **kwargs) -> list[Path]:
+def save_ibl_sessions(eids, out_dir, one=None, force: bool = False, **kwargs) -> list[Path]:
     """Load every eid with :func:`load_ibl_session` (``kwargs`` passed on) and save ``<out_dir>/<eid>.npz``.
 
     Sessions are saved one by one (atomically, :meth:`Session.save`), so when an eid fails the
-    earlier files are complete; the failure is raised with the eid. Returns the written paths.
+    earlier files are complete; the failure is raised with the eid. A session file already in
+    ``out_dir`` is kept and refused (``ValueError``) unless ``force``. Returns the written paths.
     """
     if one is None:
         raise ValueError("one: expected a ONE client, e.g. mtm.data.ibl.ibl_one(cache_dir, username=..., "
                          "password=...) for the IBL public server, or ONE(cache_dir=..., mode='local')")
     out_dir = Path(out_dir)
+    for eid in eids:
+        refuse_existing(out_dir / f"{safe_name(eid)}.npz", force, "session file")
     written = []
     for eid in eids:
         try:
@@ -401,5 +412,6 @@ def save_ibl_sessions(eids, out_dir, one=None, **kwargs) -> list[Path]:
         except ValueError as err:
             raise ValueError(f"save_ibl_sessions: session {eid} failed after {len(written)} saved in "
                              f"{out_dir}: {err}") from err
-        written.append(session.save(out_dir / f"{session.eid}.npz"))
+        written.append(session.save(refuse_existing(out_dir / f"{safe_name(session.eid)}.npz", force,
+                                                    "session file")))
     return written

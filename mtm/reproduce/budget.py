@@ -44,6 +44,7 @@ from mtm.atomic import atomic_write
 from mtm.data import Session
 from mtm.data.session import DEFAULT_SPLIT_SEED, SPLIT_FRACTIONS
 from mtm.evaluate import TASKS
+from mtm.paths import safe_name
 from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
 from mtm.reproduce.scheduler import _run_all, default_workers, row_intervals, row_means, stamp_log
 from mtm.reproduce.tables import interval_table, save_figure
@@ -182,10 +183,10 @@ def schedule(pretrain: list[Session], heldout: list[Session], plan, out: Path) -
                         jobs.setdefault(after, dict(sessions=pretrain[:c.sessions], run_dir=str(out / after),
                                                     cfg=_for_steps(base, pretrain[:c.sessions],
                                                                    PRETRAIN_SHARE * c.steps).to_dict()))
-                        name = f"seed{seed}/finetune/{masking}/{c.key}/{session.eid}"
+                        name = f"seed{seed}/finetune/{masking}/{c.key}/{safe_name(session.eid)}"
                         steps, extra = (1 - PRETRAIN_SHARE) * c.steps, dict(after=after)
                     else:
-                        name = f"seed{seed}/single/{masking}/{c.key}/{session.eid}"
+                        name = f"seed{seed}/single/{masking}/{c.key}/{safe_name(session.eid)}"
                         steps, extra = c.steps, {}
                     jobs.setdefault(name, dict(sessions=[session], run_dir=str(out / name), score=True,
                                                behavior=False, cfg=_for_steps(base, [session], steps).to_dict(),

@@ -19,6 +19,7 @@ from mtm.baselines import reference_rows
 from mtm.data import Session
 from mtm.decoding import decode_behavior
 from mtm.evaluate import evaluate_model
+from mtm.paths import safe_name
 from mtm.reproduce.plan import BEHAVIOR_KEYS, batches_per_epoch, epochs_for_steps
 from mtm.stats import Interval, paired_difference, seed_interval
 from mtm.train import TrainConfig, data_difference, data_record, finetune, first_difference, train
@@ -162,13 +163,13 @@ def stamp_log(log):
 
 
 def add_single(jobs: dict, rows: dict, heldout: list[Session], cfg: TrainConfig, out: Path, key: str, row: str,
-               seeds, extra_scores: tuple[str, ...] = (), epochs=None) -> None:
+               seeds=(0,), extra_scores: tuple[str, ...] = (), epochs=None) -> None:
     """Add one single-session run per seed and held-out session, ``out/seed<k>/single/<key>/<eid>``,
     scored as ``row``. ``epochs``: a function session -> that session's epochs (default: ``cfg``'s),
     e.g. :func:`from_scratch_epochs` for as many optimiser steps as pretraining and fine-tuning."""
     for seed in seeds:
         for session in heldout:
-            name = f"seed{seed}/single/{key}/{session.eid}"
+            name = f"seed{seed}/single/{key}/{safe_name(session.eid)}"
             run_cfg = replace(cfg, seed=seed, **({"epochs": epochs(session)} if epochs else {}))
             jobs[name] = dict(sessions=[session], cfg=run_cfg.to_dict(), run_dir=str(out / name), score=True,
                               extra_scores=tuple(extra_scores))
@@ -177,7 +178,7 @@ def add_single(jobs: dict, rows: dict, heldout: list[Session], cfg: TrainConfig,
 
 def add_pretrain_finetune(pretrain_jobs: dict, jobs: dict, rows: dict, pretrain: list[Session],
                           heldout: list[Session], pretrain_cfg: TrainConfig, finetune_cfg: TrainConfig, out: Path,
-                          key: str, row: str, seeds) -> None:
+                          key: str, row: str, seeds=(0,)) -> None:
     """Add, for every seed, a pretraining run ``out/seed<k>/pretrain/<key>`` and its fine-tuning on
     every held-out session (the same seed), scored as ``row``."""
     for seed in seeds:
@@ -185,7 +186,7 @@ def add_pretrain_finetune(pretrain_jobs: dict, jobs: dict, rows: dict, pretrain:
         pretrain_jobs[pretrain_name] = dict(sessions=pretrain, cfg=replace(pretrain_cfg, seed=seed).to_dict(),
                                             run_dir=str(out / pretrain_name))
         for session in heldout:
-            name = f"seed{seed}/finetune/{key}/{session.eid}"
+            name = f"seed{seed}/finetune/{key}/{safe_name(session.eid)}"
             jobs[name] = dict(sessions=[session], cfg=replace(finetune_cfg, seed=seed).to_dict(),
                               run_dir=str(out / name), score=True, after=pretrain_name)
             rows[name] = (row, seed, session.eid)
