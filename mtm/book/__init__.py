@@ -505,7 +505,7 @@ def glue_number(name: str, value: float, fmt: str = "{:.2f}") -> str:
     Recipe (checked with jupyter-book 1.0.4.post1, myst-nb 1.4.0, ``execute_notebooks: off``): glue
     is stored in the cell's outputs (mime type ``application/papermill.record/text/plain``), so a
     build that executes nothing still renders the glued text from the stored outputs. A missing key
-    is a build warning (``glue.missing``, fatal under ``-W``), so a prose reference to a number the
+    is a build warning (``mystnb.glue``, fatal under ``-W``), so a prose reference to a number the
     chapter no longer glues fails the build.
     """
     import math
@@ -589,7 +589,9 @@ def source_block(obj, lines: tuple[int, int] | None = None) -> str:
 def show_source(obj, lines: tuple[int, int] | None = None):
     """Display :func:`source_block` in the notebook's output (IPython ``Markdown``, which Jupyter and
     the book render as a syntax-highlighted block): the page shows the code that runs, so it cannot
-    drift from the package. Returns the ``Markdown`` object."""
+    drift from the package. Returns the ``Markdown`` object. Checked in a jupyter-book 1.0.4.post1
+    build with ``execute_notebooks: off``: the stored output renders as a Pygments-highlighted Python
+    block under its path and line range."""
     from IPython.display import Markdown, display
 
     block = Markdown(source_block(obj, lines))
