@@ -109,3 +109,13 @@ def test_show_source_displays_markdown(monkeypatch):
     monkeypatch.setattr("IPython.display.display", shown.append)
     block = show_source(mask_batch)
     assert shown == [block] and block.data == source_block(mask_batch)
+
+
+def test_the_book_stays_on_jupyter_book_1_pinned_and_the_readme_says_why():
+    from mtm.book import ROOT
+
+    pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("jupyter-book")]
+    assert pins == ["jupyter-book>=1.0.4,<2"]
+    readme = (ROOT / "README.md").read_text()
+    assert "Jupyter Book 1.x, pinned (`jupyter-book>=1.0.4,<2`" in readme
+    assert "downloads its site theme" in readme and "no package on PyPI or npm carries the built theme" in readme
