@@ -119,3 +119,15 @@ def test_the_book_stays_on_jupyter_book_1_pinned_and_the_readme_says_why():
     readme = (ROOT / "README.md").read_text()
     assert "Jupyter Book 1.x, pinned (`jupyter-book>=1.0.4,<2`" in readme
     assert "downloads its site theme" in readme and "no package on PyPI or npm carries the built theme" in readme
+
+
+def test_check_reports_each_chapters_unglued_decimals_without_failing_on_them(capsys):
+    import json
+
+    from mtm.book import build
+
+    code = build.main(["check", "03"])
+    printed = capsys.readouterr().out
+    count = len(unglued_decimals(json.loads(build.chapter_paths(["03"])[0].read_text()), "03_model"))
+    assert printed.startswith("03_model: ") and f"({count} unglued decimals in its Markdown)" in printed
+    assert code == (0 if printed.startswith("03_model: ok") else 1)
