@@ -502,11 +502,22 @@ def glue_number(name: str, value: float, fmt: str = "{:.2f}") -> str:
     Markdown, ``{glue:text}`name``` inserts the text as the cell formatted it, and
     ``{glue:text}`name_value:.3f``` the number in any format spec. Returns the text.
 
-    Recipe (checked with jupyter-book 1.0.4.post1, myst-nb 1.4.0, ``execute_notebooks: off``): glue
-    is stored in the cell's outputs (mime type ``application/papermill.record/text/plain``), so a
-    build that executes nothing still renders the glued text from the stored outputs. A missing key
-    is a build warning (``mystnb.glue``, fatal under ``-W``), so a prose reference to a number the
-    chapter no longer glues fails the build.
+    Recipe (checked in a throwaway book in /tmp: jupyter-book 1.0.4.post1, myst-nb 1.4.0, ``-W``):
+
+    1. a code cell calls ``glue_number("mtm_intra", scores["intra-region"])`` (and, where the prose
+       says "A beats B", :func:`assert_direction` on the same numbers);
+    2. the chapter is executed (``python -m mtm.book execute``): each glue is stored as a
+       ``display_data`` output with mime type ``application/papermill.record/text/plain``, which the page does
+       not render;
+    3. the Markdown says ``MtM scores {glue:text}`mtm_intra` bits per spike``; a glued string renders
+       without its quotes (myst-nb reads it back with ``literal_eval``);
+    4. ``jupyter-book build -W .`` with ``execute_notebooks: off`` renders "MtM scores 0.44 bits per
+       spike" from the stored outputs alone, executing nothing.
+
+    A key the Markdown names but no stored output holds is the warning "No key 'x' found in glue data
+    for this document" (``mystnb.glue``), fatal under ``-W``: prose that refers to a number the
+    chapter no longer glues fails the build. Glue is per page (``{glue:text}`other_page::key``` reads
+    another page's).
     """
     import math
 
