@@ -480,8 +480,8 @@ def plot_mtm_schematic():
     model.axis("off")
     model.set(xlim=(0, 1), ylim=(0, 1))
     model.add_patch(FancyBboxPatch((0.2, 0.12), 0.6, 0.62, boxstyle="round,pad=0.03", fc="0.92", ec="0.3"))
-    model.text(0.5, 0.43, "one transformer for every scheme:\nprompt token + masked spikes \u2192 rates of the hidden entries",
-               ha="center", va="center", fontsize=10)
+    model.text(0.5, 0.43, "one transformer for every scheme:\n"
+               "prompt token + masked spikes \u2192 rates of the hidden entries", ha="center", va="center", fontsize=10)
     model.add_patch(FancyArrowPatch((0.5, 1.2), (0.5, 0.8), arrowstyle="-|>", mutation_scale=15, color="0.3",
                                     clip_on=False))
     fig.suptitle("MtM: each batch draws one scheme and its prompt\n"

@@ -275,8 +275,9 @@ def unglued_decimals(notebook: dict, chapter: str | None = None) -> list[Unglued
     - a number of the chapter's settings (:data:`mtm.book.CHAPTER_SETTINGS`, any of the three) or of
       its :data:`NAMED_CONSTANTS`, anywhere in the chapter (inputs, not results);
     - a number of the paper's tables (:func:`paper_constants`), only in a sentence or table row that
-      cites the paper ("paper", "Table 3", "Zhang"; a table row: its table or the paragraph before it): the paper has many two-digit numbers, and a result
-      of our run that happens to equal one of them is still a typed result.
+      cites the paper ("paper", "Table 3", "Zhang"; a table row: its table or the paragraph just
+      before it): the paper has many two-digit numbers, and a result of our run that happens to
+      equal one of them is still a typed result.
 
     Everything else is returned, in order, with its sentence: a result typed by hand, which a
     re-execution could falsify. ``chapter`` (a notebook's stem, e.g. ``05_evaluation``) picks the
