@@ -90,7 +90,8 @@ def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan
           "and fine-tuning; each single-session and fine-tuned model is evaluated when it finishes")
     done = _run_all(jobs, workers, stamp, progress)
     table, runs = collect(done, rows, heldout, stamp)
-    models = list(runs)
+    models = sorted(runs, key=lambda row: not row.startswith("Single"))  # single-session rows first
+    table = {m: table[m] for m in models} | {r: v for r, v in table.items() if r not in models}
     notes = equal_steps_note(pretrain, heldout, plan.train_config("mtm", "pretrain"),
                              plan.train_config("mtm", "finetune")) if pretrain else ""
     table_path = write_tables(table, runs, out, models=models, notes=notes, comparisons=comparisons(len(pretrain)))
