@@ -87,7 +87,9 @@ def plan_fields(factors: dict, **plan) -> dict:
                 n_test_trials=heldout_trials(factors))
 
 
-# small: minutes on a 2-core CPU; book: about 20 minutes (the chapter's); paper: a GPU
+# small: 15 minutes measured on a 2-core CPU shared with other jobs (430 s of CPU time); book: sized for
+# about 20 minutes on an idle 2-core CPU (an estimate from the small run's cost per step and per score,
+# not yet measured); paper: a GPU
 PRESETS = {
     "small": plan_fields({"trials": (100, 200, 800), "sessions": (0, 1, 2), "steps": (200, 400, 800),
                       "width": (32, 64), "centre": {"trials": 200, "steps": 400, "width": 64}},
