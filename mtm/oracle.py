@@ -95,10 +95,14 @@ def expected_clipped_exp(mean, var, cap: float) -> np.ndarray:
     return out
 
 
-def latent_prior(truth, trials=None) -> tuple[np.ndarray, np.ndarray]:
+def latent_prior(truth, trials=None, inputs=None) -> tuple[np.ndarray, np.ndarray]:
     """The latents' prior given the task inputs: means (K, T, L) and the covariance (T*L, T*L) of the
-    flattened trajectory (bin-major), both in the read-out's scaled units (module docstring)."""
-    inputs = truth.inputs if trials is None else truth.inputs[trials]
+    flattened trajectory (bin-major), both in the read-out's scaled units (module docstring).
+
+    ``inputs`` (K, T, U): other input trajectories than the session's own (``trials`` is then ignored).
+    """
+    if inputs is None:
+        inputs = truth.inputs if trials is None else truth.inputs[trials]
     transition, noise = truth.transition, truth.noise
     drive = inputs.astype(np.float64) @ truth.input_weights.T  # (K, T, L)
     n_trials, n_bins, n_latent = drive.shape
