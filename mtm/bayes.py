@@ -107,7 +107,7 @@ from mtm.evaluate import TASKS, TaskResult, scored_bins, task_configurations
 BAYES_ROW = "Bayes given the visible spikes (known parameters)"
 #: The latent oracle's proposed row label: :mod:`mtm.oracle`, unchanged numbers.
 LATENT_ORACLE_ROW = "Latent oracle (upper bound: given the true latents)"
-INPUT_SAMPLES = 1000        # simulated input trajectories that define the inputs' Gaussian
+INPUT_SAMPLES = 600         # simulated input trajectories that define the inputs' Gaussian
 MAX_COMPONENTS = 80         # at most this many of their principal components
 INPUT_VARIANCE = 0.995      # share of their latent covariance kept in Psi
 MAX_NEWTON = 40
@@ -157,6 +157,18 @@ def _truth(session):
 
 def latent_prior_marginal(truth, n_trials: int, seed: int = 0) -> LatentPrior:
     """The latents' prior with the task inputs marginalised, for sessions of ``n_trials`` trials."""
+    key = (hash(truth.transition.tobytes()), hash(truth.input_weights.tobytes()), hash(truth.latent_scale.tobytes()),
+           truth.noise, truth.burn_in, n_trials, seed)
+    if key not in _PRIORS:
+        _PRIORS.clear()  # one world at a time: every session of a world shares it
+        _PRIORS[key] = _latent_prior_marginal(truth, n_trials, seed)
+    return _PRIORS[key]
+
+
+_PRIORS: dict[tuple, LatentPrior] = {}
+
+
+def _latent_prior_marginal(truth, n_trials: int, seed: int) -> LatentPrior:
     from mtm.data.synthetic import TaskParams, simulate_task
     from mtm.oracle import latent_prior
 
@@ -419,21 +431,24 @@ class Fitter:
         """C (R, n, T, T): the posterior covariance of a_n' x(t) across bins, per neuron: for each
         region, the columns of the H^-1 blocks Sigma^H_ts (s >= t) on its latents by the recursion
         Sigma^H_{t,s} = F_t Sigma^H_{t+1,s}, plus the inputs' low-rank part."""
-        n_rows, n_bins = post.latents.shape[:2]
+        n_rows, n_bins, n_latent = post.latents.shape
         out = np.empty((n_rows, len(neurons), n_bins, n_bins))
+        upper = np.triu(np.ones((n_bins, n_bins)))  # entries s < t of the recursion are not Sigma^H
         for rows, members, outer in self.blocks:
             wanted = np.flatnonzero(np.isin(neurons, members))
             if not len(wanted):
                 continue
-            columns = np.zeros((n_rows, n_bins, n_bins) + (len(self.readout), len(rows)))
-            diagonal = np.arange(n_bins)
-            columns[:, diagonal, diagonal] = post.markov_cov[..., rows]
-            for t in reversed(range(n_bins - 1)):
-                columns[:, t, t + 1:] = post.gain[:, t, None] @ columns[:, t + 1, t + 1:]
-            block = columns[..., rows, :].reshape(n_rows, n_bins, n_bins, -1)
+            dims = len(rows)  # columns[:, t, :, s * dims:(s + 1) * dims] = Sigma^H_ts[:, rows], s >= t
+            columns = np.zeros((n_rows, n_bins, n_latent, n_bins * dims))
+            for t in reversed(range(n_bins)):
+                if t < n_bins - 1:
+                    columns[:, t, :, (t + 1) * dims:] = post.gain[:, t] @ columns[:, t + 1, :, (t + 1) * dims:]
+                columns[:, t, :, t * dims:(t + 1) * dims] = post.markov_cov[:, t][..., rows]
+            block = np.moveaxis(columns[:, :, rows].reshape(n_rows, n_bins, dims, n_bins, dims), 2, 3).reshape(
+                n_rows, n_bins, n_bins, -1)
             local = np.searchsorted(members, neurons[wanted])
-            upper = np.triu(np.moveaxis(block @ outer[local].T, -1, 1))
-            out[:, wanted] = upper + np.swapaxes(np.triu(upper, 1), -1, -2)
+            half = np.moveaxis(block @ outer[local].T, -1, 1) * upper
+            out[:, wanted] = half + np.swapaxes(half, -1, -2) - half * np.eye(n_bins)
         low_rank = np.swapaxes(np.swapaxes(post.v, -1, -2) @ self.readout[:, neurons], 1, 3)  # (R, n, K, T)
         return out + np.swapaxes(low_rank, -1, -2) @ post.z_cov[:, None] @ low_rank
 
