@@ -24,6 +24,7 @@ from mtm import checkpoint
 from mtm.decoding import decode_choice, decode_continuous
 from mtm.evaluate import evaluate_model, psth_r2, trial_conditions, trial_r2
 from mtm.masking import PROMPT_IDS
+from mtm.paths import safe_name
 from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, collect, default_workers, mean_rows,
                                      stamp_log)
 from mtm.reproduce.tables import save_figure, write_tables
@@ -97,7 +98,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     for index, session in enumerate(heldout):
         stamp(f"{session.eid}: decoding from one region at a time")
         for label, masking in MASKINGS.items():
-            best = done[f"finetune/{masking}/{session.eid}"]["best"]
+            best = done[f"finetune/{masking}/{safe_name(session.eid)}"]["best"]
             model, _ = checkpoint.load_model(best, device=pick_device(plan.device))
             for region in session.region_names:
                 by_region.setdefault(f"{label}: {region}", []).append(
