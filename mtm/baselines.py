@@ -123,7 +123,9 @@ LINEAR_ROW = "Linear regression (baseline)"
 REFERENCE_NOTE = ("Oracle: each task's expected counts given exactly what the task leaves visible, as true "
                   "latents (co-smooth and intra-region: the neuron's own region; inter-region: the other "
                   "regions and the task inputs; forward prediction: everything before the window and the "
-                  "inputs); an upper bound for any model. Its behaviour cells: the same decoders on the "
+                  "inputs); an upper bound for any model. Bayes given the visible spikes: each task's expected counts given "
+                  "exactly the spikes the task leaves visible and the true generative parameters (a Laplace "
+                  "posterior of the latents, mtm.bayes); a predictor a model could in principle match. Its behaviour cells: the same decoders on the "
                   "true latents, a reference, not a bound. True rates: decoders on their log. Linear "
                   "regression: decoders on the raw spikes.")
 
@@ -132,8 +134,11 @@ def reference_rows(session, behavior_keys=(), tasks=TASKS, split: str = "test") 
     """The rows every results table shows beside the models: {row name: {column: score}}.
 
     ``LINEAR_ROW`` always; on synthetic sessions also ``ORACLE_ROW`` (each task's oracle; behaviour
-    decoded from the true latents) and ``TRUE_RATES_ROW`` (behaviour decoded from the log true rates).
+    decoded from the true latents), ``BAYES_ROW`` (each task's Bayes predictor given the visible spikes,
+    :mod:`mtm.bayes`; activity tasks only) and ``TRUE_RATES_ROW`` (behaviour decoded from the log true
+    rates).
     """
+    from mtm.bayes import BAYES_ROW, bayes_results
     from mtm.decoding import decode_behavior
     from mtm.oracle import latent_features, oracle_results
 
@@ -143,6 +148,7 @@ def reference_rows(session, behavior_keys=(), tasks=TASKS, split: str = "test") 
     if session.truth is not None:
         rows[ORACLE_ROW] = {task: r.mean_bps for task, r in oracle_results(session, tasks, split).items()}
         rows[ORACLE_ROW].update(decode_behavior(session, keys, features=latent_features(session)))
+        rows[BAYES_ROW] = {task: r.mean_bps for task, r in bayes_results(session, tasks, split).items()}
     if "truth" in references:
         rows[TRUE_RATES_ROW] = {task: r.mean_bps for task, r in references["truth"].items()}
         rows[TRUE_RATES_ROW].update(decode_behavior(session, keys, features=np.log(session.rates)))

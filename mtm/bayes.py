@@ -102,7 +102,9 @@ import numpy as np
 from scipy.linalg import eigh
 from threadpoolctl import threadpool_limits
 
+from mtm.data.synthetic import TaskParams, simulate_task
 from mtm.evaluate import TASKS, TaskResult, scored_bins, task_configurations
+from mtm.oracle import expected_clipped_exp, latent_prior
 
 BAYES_ROW = "Bayes given the visible spikes (known parameters)"
 #: The latent oracle's proposed row label: :mod:`mtm.oracle`, unchanged numbers.
@@ -169,9 +171,6 @@ _PRIORS: dict[tuple, LatentPrior] = {}
 
 
 def _latent_prior_marginal(truth, n_trials: int, seed: int) -> LatentPrior:
-    from mtm.data.synthetic import TaskParams, simulate_task
-    from mtm.oracle import latent_prior
-
     rng = np.random.default_rng((seed, 22))
     runs = [simulate_task(rng, n_trials, TaskParams())["inputs"]
             for _ in range(-(-INPUT_SAMPLES // n_trials))]
@@ -396,8 +395,6 @@ class Fitter:
         """Expected counts (R, T, n) of ``neurons`` from the posterior, private parts included (a
         neuron without a visible bin keeps its prior: mean 0, variance s_n^2, the basis rows having
         unit norm)."""
-        from mtm.oracle import expected_clipped_exp
-
         mean = post.latents @ self.readout[:, neurons] + self.log_base[neurons] \
             + np.matmul(self.basis, post.private[..., neurons])
         private_var = post.private_cov[:, neurons].reshape(len(post.private), len(neurons), -1) @ self.outer_basis.T
@@ -407,8 +404,6 @@ class Fitter:
     def predict_left_out(self, post: Posterior, neurons: np.ndarray, spikes: np.ndarray, vis: np.ndarray) -> np.ndarray:
         """Expected counts (R, T, n) of each of ``neurons`` from the posterior without its own spikes
         (the cavity of the module docstring); its private part from its prior."""
-        from mtm.oracle import expected_clipped_exp
-
         out = np.empty((len(post.latents), self.basis.shape[0], len(neurons)))
         for start in range(0, len(out), CHUNK):
             b = slice(start, start + CHUNK)

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from mtm.atomic import atomic_write
 from mtm.baselines import LINEAR_ROW, ORACLE_ROW, REFERENCE_NOTE, TRUE_RATES_ROW
+from mtm.bayes import BAYES_ROW
 from mtm.evaluate import TASKS
 from mtm.plots import oracle_share_table, results_table
 from mtm.reproduce.paper import PAPER_TABLE2
 from mtm.reproduce.plan import BEHAVIOR_KEYS
 
-REFERENCE_ROWS = (ORACLE_ROW, TRUE_RATES_ROW, LINEAR_ROW)
+REFERENCE_ROWS = (ORACLE_ROW, BAYES_ROW, TRUE_RATES_ROW, LINEAR_ROW)
 COLUMNS = list(TASKS) + list(BEHAVIOR_KEYS)
 SELECTED_SESSION_NOTE = ("The paper scored its ablations on one selected IBL session; here every score is the "
                          "mean over the held-out synthetic sessions.")
