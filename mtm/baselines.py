@@ -1,8 +1,9 @@
 """Floors and references for the activity tasks: simple predictors, scored exactly like a model.
 
 Every table shows where a model sits between these (:func:`baseline_results`, :func:`reference_rows`)
-and, on synthetic sessions, the oracle of each task (:mod:`mtm.oracle`, the best score the task
-allows):
+and, on synthetic sessions, two yardsticks: the Bayes predictor given exactly the spikes each task
+leaves visible (:mod:`mtm.bayes`, known generative parameters: a score a model could in principle
+reach) and the latent oracle of each task (:mod:`mtm.oracle`, given the true latents: an upper bound):
 
 * ``truth``: the ground-truth rates of a synthetic session. Not reachable by any model: they include
   each neuron's private fluctuation, which no other neuron shows; the oracle is the bound.
