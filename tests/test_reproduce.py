@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+from mtm.bayes import BAYES_ROW
 from mtm.data import synthetic_sessions
 from mtm.reproduce import PAPER_TABLE2, Plan, _run_all, run_reproduction
 
@@ -16,11 +17,12 @@ def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_pa
     table = run_reproduction(sessions[:1], sessions[1:], plan, tmp_path, log=lines.append)
     assert set(table) == {"Single-session, Temporal", "Single-session, MtM (prompted)",
                           "Multi-session (1 pretrain), Temporal", "Multi-session (1 pretrain), MtM (prompted)",
-                          "Oracle (best reachable, per task)",
+                          "Oracle (best reachable, per task)", BAYES_ROW,
                           "True rates (not reachable: includes each neuron's private noise)",
                           "Linear regression (baseline)"}
-    for row in table.values():
-        assert set(row) == {"co-smooth", "forward-pred", "intra-region", "inter-region", "choice", "whisker_me"}
+    activity = {"co-smooth", "forward-pred", "intra-region", "inter-region"}
+    for name, row in table.items():
+        assert set(row) == (activity if name == BAYES_ROW else activity | {"choice", "whisker_me"})
         assert all(math.isfinite(v) for v in row.values())
     oracle = table["Oracle (best reachable, per task)"]
     assert oracle["co-smooth"] > table["Single-session, Temporal"]["co-smooth"]
