@@ -94,14 +94,22 @@ def _elliptical_slice(prior, log_likelihood, n_chains, n_steps, rng):
     return np.array(samples)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "Laplace centres its Gaussian on the posterior's mode; on this sparse trial (15 neurons, 3 per "
+    "region) the posterior mean of the hidden region's drive lies about 0.2 posterior standard deviations "
+    "from the mode (variances agree within 2 %), so the predicted rates differ by 19 % on average: 64 % of "
+    "the entries within 4 standard errors, the log-likelihoods -30.1 (Laplace) and -32.4 (sampler) "
+    "4.5 standard errors apart. With 24 chains instead of 48 the same comparison passed, for lack of "
+    "precision."))
 def test_laplace_agrees_with_a_sampler_on_a_tiny_session():
     """Inter-region prediction of VISa on one trial of a 15-neuron session without private fluctuations
     (so the posterior over the latents given the spikes is the whole inference): the Laplace posterior
     against elliptical slice sampling of the exact posterior given the other regions' spikes (inputs as
-    the same Gaussian). Standard errors from 24 independent chains (their spread); the tolerance is 4
+    the same Gaussian). Standard errors from 48 independent chains (their spread); the tolerance is 4
     standard errors per entry (a 1 in 16,000 chance for one entry under exact agreement) on at least
     98 % of the entries, and the Poisson log-likelihood of the hidden counts under both within 4
-    standard errors (jackknife over chains) of each other."""
+    standard errors (jackknife over chains) of each other. It fails (module docstring of mtm.bayes,
+    "What it ignores"): kept as a strict expected failure, so that a better approximation shows."""
     tiny = synthetic_session(4, n_trials=20, n_neurons=15, private_gain=(0.0, 0.0))
     truth, prior = tiny.truth, latent_prior_marginal(tiny.truth, tiny.n_trials)
     hidden = np.asarray(tiny.regions) == "VISa"
@@ -115,7 +123,7 @@ def test_laplace_agrees_with_a_sampler_on_a_tiny_session():
         eta = (x + prior.mean) @ readout[:, ~hidden] + base[~hidden]
         return (spikes[0][:, ~hidden] * eta - np.exp(eta)).sum(axis=(-2, -1))
 
-    samples = _elliptical_slice(prior, log_likelihood, 24, 1500, np.random.default_rng(0))[500:]
+    samples = _elliptical_slice(prior, log_likelihood, 48, 2500, np.random.default_rng(0))[500:]
     rates = np.minimum(truth.max_rate, np.exp((samples + prior.mean) @ readout[:, hidden] + base[hidden]))
     per_chain = rates.mean(axis=0)                                   # (chains, T, n)
     estimate = per_chain.mean(axis=0)
