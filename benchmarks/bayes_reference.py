@@ -44,7 +44,8 @@ def main():
     parser.add_argument("--speed", action="store_true", help="only the 300-neuron, 120-test-trial speed case")
     args = parser.parse_args()
     print(f"{platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M')}")
-    print("| session | test trials | task | linear | Bayes (visible spikes) | latent oracle | Bayes / oracle | Bayes s |")
+    print("| session | test trials | task | linear | Bayes (visible spikes) | latent oracle | Bayes / oracle "
+          "| Bayes s |")
     print("|---|---|---|---|---|---|---|---|")
     for name, session in sessions(args.speed):
         start = time.perf_counter()

@@ -124,10 +124,11 @@ LINEAR_ROW = "Linear regression (baseline)"
 REFERENCE_NOTE = ("Oracle: each task's expected counts given exactly what the task leaves visible, as true "
                   "latents (co-smooth and intra-region: the neuron's own region; inter-region: the other "
                   "regions and the task inputs; forward prediction: everything before the window and the "
-                  "inputs); an upper bound for any model. Bayes given the visible spikes: each task's expected counts given "
-                  "exactly the spikes the task leaves visible and the true generative parameters (a Laplace "
-                  "posterior of the latents, mtm.bayes); a predictor a model could in principle match. Its behaviour cells: the same decoders on the "
-                  "true latents, a reference, not a bound. True rates: decoders on their log. Linear "
+                  "inputs); an upper bound for any model. Its behaviour cells: the same decoders on the "
+                  "true latents, a reference, not a bound. Bayes given the visible spikes: each task's "
+                  "expected counts given exactly the spikes the task leaves visible and the true generative "
+                  "parameters (a Laplace posterior of the latents, mtm.bayes); a predictor a model could in "
+                  "principle match (activity tasks only). True rates: decoders on their log. Linear "
                   "regression: decoders on the raw spikes.")
 
 

@@ -346,7 +346,8 @@ class Fitter:
             d = y - prior.inputs_part(z)
             grad_y = vis * (spikes - rates) @ self.readout.T - prior.apply_j(d[..., None])[..., 0]
             grad_z = d.reshape(n_rows, -1) @ j_psi - z
-            solved = _solve(inverse, lower, np.concatenate([grad_y[..., None], np.broadcast_to(prior.j_psi, repeat)], -1))
+            rhs = np.concatenate([grad_y[..., None], np.broadcast_to(prior.j_psi, repeat)], -1)
+            solved = _solve(inverse, lower, rhs)
             h_grad, v = solved[..., 0], solved[..., 1:].reshape(n_rows, -1, n_comp)
             schur = prior.z_precision - j_psi.T @ v
             step_z = np.linalg.solve(schur, (grad_z + h_grad.reshape(n_rows, -1) @ j_psi)[..., None])[..., 0]

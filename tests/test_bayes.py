@@ -69,7 +69,8 @@ def _elliptical_slice(prior, log_likelihood, n_chains, n_steps, rng):
         e = np.empty((n_chains, n_bins, n_latent))
         e[:, 0] = rng.standard_normal((n_chains, n_latent)) @ initial.T
         for t in range(1, n_bins):
-            e[:, t] = e[:, t - 1] @ prior.transition.T + np.sqrt(prior.innovation) * rng.standard_normal((n_chains, n_latent))
+            noise = np.sqrt(prior.innovation) * rng.standard_normal((n_chains, n_latent))
+            e[:, t] = e[:, t - 1] @ prior.transition.T + noise
         return e + prior.inputs_part(rng.standard_normal((n_chains, n_comp)))
 
     state, samples = draw(), []
