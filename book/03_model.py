@@ -551,8 +551,9 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 # cannot tell causal from bidirectional attention, nor `mtm`'s mask from the reference's: only the
 # outputs *before* the perturbed bin can reveal a leak of the future, which is why the chapter
 # perturbs a bin in the middle of the trial. (Rerunning the cell of section 6 unchanged with
-# `PERTURBED_BIN = 0` stops with a `ValueError` in `plot_changes`, which takes the maximum of the
-# empty slice `change[:0]`.)
+# `PERTURBED_BIN = 0` raises no error but tests nothing: `plot_changes` takes the maximum of the
+# empty slice `change[:0]` with `.max(initial=0.0)`, so it prints a largest change of 0.00e+00
+# before bin 0 for every mask, whether it leaks or not.)
 # :::
 #
 # **Exercise 3.** Build the RoPE model with the paper sizes. How many parameters does it save, and

@@ -303,7 +303,7 @@ plt.show()
 # Every validation computes both scores on the same predictions, and `log.csv` records both,
 # whatever the run selects with. So the MtM run's log says which epoch either criterion would keep
 # (a run with `selection="r2_top50"` trains exactly the same weights, since validation never touches
-# the training random numbers, and keeps the epoch where the orange curve peaks):
+# the training random numbers, and keeps the epoch where the purple curve peaks):
 
 # %% mystnb={"figure": {"caption": "The two selection scores of the MtM run at every epoch: validation bits per spike (black, left axis) and the top-50-neuron single-trial $R^2$ (purple, right axis, with its zero line). The dashed black and dotted purple lines mark the epoch that each criterion keeps.", "name": "fig-04-selection-criteria"}}
 mtm_log = histories["MtM"]

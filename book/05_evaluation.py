@@ -328,7 +328,9 @@ table = {labels[name]: summary(per_task) for name, per_task in predictors.items(
 display(Markdown(results_table(table)))
 
 # %% [markdown]
-# How close to optimal is each model, task by task? Its score as a share of the task's oracle:
+# On intra-region prediction the linear baseline (0.41) beats temporal masking (0.34) and comes
+# within 0.02 of MtM (0.43); on the other three tasks both models are above it. How close to optimal
+# is each model, task by task? Its score as a share of the task's oracle:
 
 # %%
 oracle_scores = summary(oracle)

@@ -13,6 +13,16 @@ TABLE_COLUMNS = {"co-smooth": "Co-smooth", "forward-pred": "Forward pred", "intr
                  "inter-region": "Inter-region", "choice": "Choice", "whisker_me": "Whisker ME",
                  "wheel_speed": "Wheel speed"}
 
+#: The unit of each table column, for axis labels.
+COLUMN_UNITS = {"co-smooth": "bits/spike", "forward-pred": "bits/spike", "intra-region": "bits/spike",
+                "inter-region": "bits/spike", "choice": "accuracy", "whisker_me": "$R^2$", "wheel_speed": "$R^2$"}
+
+#: Width (inches) of a figure that fills the book's content column (about 700 px) at the notebooks'
+#: 100 dpi, so its fonts show at their own size; the multi-panel figures below are drawn this wide.
+COLUMN_WIDTH = 7.0
+#: At most this many panels in one row of a figure at :data:`COLUMN_WIDTH`.
+PANELS_PER_ROW = 3
+
 
 #: The house palette: seaborn's colour-blind-safe one, in every figure of the book.
 PALETTE = "colorblind"
@@ -123,7 +133,9 @@ def plot_bps_scatter(bps_x, bps_y, label_x: str, label_y: str, task: str = "", a
 
 def plot_predicted_vs_true(spikes, rates, regions, region: str, trial: int = 0, bin_size: float = 0.02,
                            t0: float = -0.5, title: str = ""):
-    """True counts and predicted rates of one region in one trial, side by side, and the region's PSTH."""
+    """True counts and predicted rates of one region in one trial, side by side on one colour scale
+    (one colour bar below both), and the region's PSTH (true and predicted, Hz, from zero), in a
+    figure of the content column's width."""
     import matplotlib.pyplot as plt
 
     regions = np.asarray(regions)
@@ -131,18 +143,27 @@ def plot_predicted_vs_true(spikes, rates, regions, region: str, trial: int = 0, 
     if not inside.any():
         raise ValueError(f"region: {region!r} is not among {sorted(set(regions.tolist()))}")
     spikes, rates = np.asarray(spikes, float)[..., inside], np.asarray(rates, float)[..., inside]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(COLUMN_WIDTH, 3.3), layout="constrained",
+                             gridspec_kw=dict(width_ratios=[1, 1, 1.15]))
     vmax = max(1.0, np.percentile(spikes[trial], 99))
-    plot_raster(spikes[trial], ax=axes[0], bin_size=bin_size, t0=t0, title=f"{region}: true counts, trial {trial}",
-                vmax=vmax, colorbar=None)
-    plot_raster(rates[trial], ax=axes[1], bin_size=bin_size, t0=t0, title="predicted rate", vmax=vmax,
-                colorbar="counts per bin (both panels)")
+    _, image = plot_raster(spikes[trial], ax=axes[0], bin_size=bin_size, t0=t0, title=f"true counts\ntrial {trial}",
+                           vmax=vmax, colorbar=None)
+    plot_raster(rates[trial], ax=axes[1], bin_size=bin_size, t0=t0, title="predicted rate\nsame trial", vmax=vmax,
+                colorbar=None)
+    axes[1].sharey(axes[0])
+    axes[1].set_ylabel("")
+    axes[1].tick_params(labelleft=False)
+    fig.colorbar(image, ax=axes[:2], orientation="horizontal", location="bottom", shrink=0.8, aspect=30,
+                 label="spikes per bin (both panels)")
     plot_psth(spikes, bin_size, t0, ax=axes[2], label="true", color="black", smooth=1.0)
     plot_psth(rates, bin_size, t0, ax=axes[2], label="predicted", color="tab:orange")
-    axes[2].legend(frameon=False)
-    axes[2].set_title(f"{region}: mean over trials and neurons")
+    axes[2].set_ylim(bottom=0)
+    axes[2].legend(frameon=False, fontsize=8, loc="upper left")
+    axes[2].set_title("PSTH: mean over\ntrials and neurons")
+    for ax in axes:
+        ax.set_xlabel("time from stimulus (s)")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(f"{title} ({region})" if region not in title else title)
     return fig
 
 
@@ -182,6 +203,61 @@ def tidy_layout(fig) -> None:
         fig.tight_layout()
 
 
+def plot_bar_panels(table: dict[str, dict[str, float]], rows: list[str], columns, title: str = "",
+                    errors: dict[str, dict[str, float]] | None = None, colors: dict[str, str] | None = None,
+                    digits: int = 2):
+    """Rows compared on several columns, at the content column's width: one panel per column, at most
+    :data:`PANELS_PER_ROW` panels a row, a horizontal bar per row with its value written at the bar's
+    end, zero always on the axis (a line at 0), the column's unit (:data:`COLUMN_UNITS`) on the x axis,
+    and one x range shared by the panels of one unit, so equal differences look equal.
+
+    ``table``: {row: {column: value}} (a missing value is no bar and "–"); ``errors``: {row: {column:
+    half-width of an interval}}, drawn as error bars; ``colors``: {row: colour} (default ``C0``).
+    Rows read top to bottom in the order given; the row names label the first panel of each line."""
+    import matplotlib.pyplot as plt
+
+    columns, rows = list(columns), list(rows)
+    if not columns or not rows:
+        raise ValueError(f"rows, columns: expected at least one of each, got {len(rows)} and {len(columns)}")
+    per_row = min(PANELS_PER_ROW, len(columns))
+    lines = math.ceil(len(columns) / per_row)
+    fig, axes = plt.subplots(lines, per_row, figsize=(COLUMN_WIDTH, lines * (0.22 * len(rows) + 1.3)),
+                             sharey=True, squeeze=False, layout="constrained")
+    y = np.arange(len(rows))
+    first_of_unit: dict[str, object] = {}
+    for ax, column in zip(axes.flat, columns):
+        values = np.array([table.get(r, {}).get(column, np.nan) for r in rows], dtype=float)
+        spread = np.array([(errors or {}).get(r, {}).get(column, np.nan) for r in rows], dtype=float)
+        shown = np.isfinite(values)
+        ax.barh(y[shown], values[shown], xerr=np.nan_to_num(spread[shown]), error_kw=dict(lw=0.8),
+                color=[(colors or {}).get(r, "C0") for r, keep in zip(rows, shown) if keep])
+        ax.axvline(0, color="k", lw=0.8)
+        unit = COLUMN_UNITS.get(column, "")
+        if unit in first_of_unit:
+            ax.sharex(first_of_unit[unit])
+        else:
+            first_of_unit[unit] = ax
+        ax.set_title(TABLE_COLUMNS.get(column, column))
+        ax.set_xlabel(unit)
+        ax.tick_params(axis="x", labelsize=8)
+        for position, value, keep in zip(y, values, shown):
+            ax.annotate(f"{value:.{digits}f}" if keep else "\u2013", (value if keep else 0.0, position),
+                        xytext=(3 if not keep or value >= 0 else -3, 0), textcoords="offset points",
+                        ha="left" if not keep or value >= 0 else "right", va="center", fontsize=7)
+    for unit, ax in first_of_unit.items():  # zero on every axis, and room for the labels at the bars' ends
+        low, high = ax.get_xlim()
+        pad = 0.3 * (max(high, 0.0) - min(low, 0.0))
+        ax.set_xlim(min(low, 0.0) - (pad if low < 0 else 0.0), max(high, 0.0) + pad)
+    for ax in axes.flat[len(columns):]:
+        ax.axis("off")
+    for line in axes:
+        line[0].set_yticks(y, rows, fontsize=8)
+    axes[0][0].invert_yaxis()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def plot_oracle_sweep(sweeps: dict[str, dict[float, dict[str, float]]], defaults: dict[str, float] | None = None):
     """One panel per generator knob: each task's oracle (bits per spike) against the knob's value, and
     the true rates (dashed, the ``"true rates"`` entry of :func:`mtm.oracle.knob_sweep`).
@@ -190,8 +266,8 @@ def plot_oracle_sweep(sweeps: dict[str, dict[float, dict[str, float]]], defaults
     default value}, marked with a dotted line."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(3.2 * len(sweeps), 3.2), layout="constrained",
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(min(COLUMN_WIDTH, 2.6 * len(sweeps)), 3.2),
+                             layout="constrained", sharey=True, squeeze=False)
     for ax, (knob, sweep) in zip(axes[0], sweeps.items()):
         values = sorted(sweep)
         curves: dict[tuple, list[str]] = {}  # tasks of identical oracles (same information) share one line
@@ -206,7 +282,7 @@ def plot_oracle_sweep(sweeps: dict[str, dict[float, dict[str, float]]], defaults
         ax.set_xlabel(KNOB_LABELS.get(knob, knob.replace("_", " ")))
     axes[0][0].set_ylabel("oracle (bits per spike)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False, fontsize=8)
     return fig
 
 
@@ -335,16 +411,20 @@ def plot_task_masks(regions, n_bins: int, region: str, bin_size: float = 0.02, t
     neuron = int(np.flatnonzero(regions == region)[0])
     configuration = {"co-smooth": neuron, "forward-pred": 0, "intra-region": neuron,
                      "inter-region": names.index(region)}
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharex=True, sharey=True)
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(2, 2, figsize=(COLUMN_WIDTH, 5.8), sharex=True, sharey=True, layout="constrained")
     for ax, task in zip(axes.flat, TASKS):
         hidden, scored = task_entries(task, regions, n_bins, configuration[task])
         n = len(task_configurations(task, regions)[0])
         plot_mask(hidden, scored, regions, bin_size=bin_size, t0=t0, ax=ax,
-                  title=f"{task}: {n} configuration{'s' if n > 1 else ''}", legend=task == TASKS[-1])
+                  title=f"{task}: {n} configuration{'s' if n > 1 else ''}")
     for ax in axes[0]:
         ax.set_xlabel("")
     for ax in axes[:, 1]:
         ax.set_ylabel("")
+    fig.legend(handles=[Patch(facecolor=c, edgecolor="0.4", label=label) for label, c in MASK_COLORS.items()],
+               loc="outside lower center", ncol=3, frameon=False, fontsize=9)
     return fig
 
 
@@ -381,30 +461,31 @@ def plot_mtm_schematic():
 
     session = synthetic_session(0, n_trials=20, n_neurons=60)
     batch = torch.as_tensor(np.array(session.spikes[:2]))
-    fig = plt.figure(figsize=(11, 4.2))
-    grid = fig.add_gridspec(2, 6, width_ratios=[1.3, 1, 1, 1, 1, 1.4])
-    plot_raster(session.spikes[0], session.regions, ax=fig.add_subplot(grid[:, 0]), title="a trial of counts",
+    fig = plt.figure(figsize=(COLUMN_WIDTH, 5.6), layout="constrained")
+    grid = fig.add_gridspec(3, 3, width_ratios=[1.15, 1, 1], height_ratios=[1, 1, 0.42])
+    plot_raster(session.spikes[0], session.regions, ax=fig.add_subplot(grid[:2, 0]), title="one trial of counts",
                 colorbar=None)
     for i, scheme in enumerate(MTM_SCHEMES):
-        ax = fig.add_subplot(grid[i // 2, 1 + 2 * (i % 2):3 + 2 * (i % 2)])
+        ax = fig.add_subplot(grid[i // 2, 1 + i % 2])
         generator = torch.Generator().manual_seed(i)
         _, target = mask_batch(batch, scheme, session.regions, generator=generator)
         ones, _ = mask_batch(torch.ones_like(batch), scheme, session.regions,
                              generator=torch.Generator().manual_seed(i))
         plot_mask((ones == 0)[0].numpy(), target[0].numpy(), session.regions, ax=ax,
                   title=f"prompt [{scheme}]")
-        ax.set_xlabel("")
+        ax.set_xlabel("time (s)" if i >= 2 else "")
         ax.set_ylabel("")
         ax.set_yticks([])
-    model = fig.add_subplot(grid[:, 5])
+    model = fig.add_subplot(grid[2, :])
     model.axis("off")
-    model.add_patch(FancyBboxPatch((0.1, 0.25), 0.8, 0.5, boxstyle="round,pad=0.03", fc="0.92", ec="0.3"))
-    model.text(0.5, 0.5, "one transformer\n(prompt + tokens)\n\u2193\nrates of the\nhidden entries",
-               ha="center", va="center", fontsize=9)
-    fig.add_artist(FancyArrowPatch((0.79, 0.5), (0.84, 0.5), transform=fig.transFigure, arrowstyle="-|>",
-                                   mutation_scale=15, color="0.3"))
-    fig.suptitle("MtM: one scheme and its prompt drawn per batch; red entries are hidden and scored, "
-                 "grey hidden only", fontsize=10)
+    model.set(xlim=(0, 1), ylim=(0, 1))
+    model.add_patch(FancyBboxPatch((0.2, 0.12), 0.6, 0.62, boxstyle="round,pad=0.03", fc="0.92", ec="0.3"))
+    model.text(0.5, 0.43, "one transformer for every scheme:\n"
+               "prompt token + masked spikes \u2192 rates of the hidden entries", ha="center", va="center", fontsize=10)
+    model.add_patch(FancyArrowPatch((0.5, 1.2), (0.5, 0.8), arrowstyle="-|>", mutation_scale=15, color="0.3",
+                                    clip_on=False))
+    fig.suptitle("MtM: each batch draws one scheme and its prompt\n"
+                 "red: hidden and scored; grey: hidden only; white: visible", fontsize=10)
     return fig
 
 

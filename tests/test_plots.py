@@ -69,11 +69,12 @@ def test_plot_mask_colours_visible_hidden_and_target():
 
 def test_the_introduction_schematic_is_drawn_by_the_package(tmp_path):
     from mtm.book.build import write_schematic
+    from mtm.plots import COLUMN_WIDTH
 
     path = write_schematic(tmp_path / "schematic.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = plt.imread(path)
-    assert image.shape[0] > 300 and image.shape[1] > 800  # 11 x 4.2 inches at 110 dpi
+    assert image.shape[1] == round(COLUMN_WIDTH * 110) and image.shape[0] > 500  # the column's width, 110 dpi
 
 
 def test_figures_of_the_package_lay_out_without_warnings():

@@ -491,3 +491,120 @@ def gpu_check() -> str:
     return text
 
 
+
+
+# ------------------------------------------------------------------ numbers and code on the page
+def glue_number(name: str, value: float, fmt: str = "{:.2f}") -> str:
+    """Glue a number a chapter's prose states, so the text is filled in from the executed output.
+
+    Glues two keys with myst-nb's ``glue`` (not displayed in the cell's output): ``name``, the text
+    ``fmt.format(value)`` (e.g. ``"0.44"``), and ``name + "_value"``, the number itself. In the
+    Markdown, ``{glue:text}`name``` inserts the text as the cell formatted it, and
+    ``{glue:text}`name_value:.3f``` the number in any format spec. Returns the text.
+
+    Recipe (checked in a throwaway book in /tmp: jupyter-book 1.0.4.post1, myst-nb 1.4.0, ``-W``):
+
+    1. a code cell calls ``glue_number("mtm_intra", scores["intra-region"])`` (and, where the prose
+       says "A beats B", :func:`assert_direction` on the same numbers);
+    2. the chapter is executed (``python -m mtm.book execute``): each glue is stored as a
+       ``display_data`` output with mime type ``application/papermill.record/text/plain``, which the page does
+       not render;
+    3. the Markdown says ``MtM scores {glue:text}`mtm_intra` bits per spike``; a glued string renders
+       without its quotes (myst-nb reads it back with ``literal_eval``);
+    4. ``jupyter-book build -W .`` with ``execute_notebooks: off`` renders "MtM scores 0.44 bits per
+       spike" from the stored outputs alone, executing nothing.
+
+    A key the Markdown names but no stored output holds is the warning "No key 'x' found in glue data
+    for this document" (``mystnb.glue``), fatal under ``-W``: prose that refers to a number the
+    chapter no longer glues fails the build. Glue is per page (``{glue:text}`other_page::key``` reads
+    another page's).
+    """
+    import math
+
+    from myst_nb import glue
+
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"value: {name} must be a finite number, got {value!r}")
+    text = fmt.format(number)
+    glue(name, text, display=False)
+    glue(f"{name}_value", number, display=False)
+    return text
+
+
+#: The relations :func:`assert_direction` checks, each with the word its message uses.
+RELATIONS = {">": "above", "<": "below", ">=": "at least", "<=": "at most"}
+
+
+def assert_direction(claim: str, a: float, relation: str, b: float, margin: float = 0.0) -> None:
+    """Fail loudly when the numbers no longer say what the prose says of them.
+
+    ``claim`` is the sentence's claim in words ("the linear baseline beats temporal masking on
+    intra-region"); the check is ``a relation b`` with ``relation`` one of ``>``, ``<``, ``>=``,
+    ``<=``, and ``margin`` (>= 0) the least gap the claim needs (``a > b + margin``, ``a < b -
+    margin``; "far above" wants a margin, "beats" none). A re-execution that reverses the direction
+    stops the chapter with an ``AssertionError`` naming the claim and both numbers, instead of
+    publishing a sentence the outputs contradict.
+    """
+    if relation not in RELATIONS:
+        raise ValueError(f"relation: expected one of {list(RELATIONS)}, got {relation!r}")
+    if margin < 0:
+        raise ValueError(f"margin: expected >= 0, got {margin}")
+    a, b = float(a), float(b)
+    holds = {">": a > b + margin, "<": a < b - margin, ">=": a >= b + margin, "<=": a <= b - margin}[relation]
+    if not holds:
+        gap = f" by more than {margin:g}" if margin else ""
+        raise AssertionError(f"the text says {claim}, but {a:.4g} is not {RELATIONS[relation]} {b:.4g}{gap}; "
+                             "rewrite the sentence for these outputs")
+
+
+#: Characters of a code line that fit a 700 px content column without a horizontal scroll bar, from the
+#: themes' CSS (sphinx-book-theme 1.3.0 on pydata-sphinx-theme 0.17.1): ``pre`` has 1 rem padding each side
+#: and a 0.875 em monospace font (14 px, about 8.4 px a character), so (700 - 32) / 8.4 = 79. Longer lines
+#: scroll inside their block (``pre {overflow: auto}``); :func:`source_block` never rewraps the package's code.
+CODE_COLUMN = 79
+
+
+def source_block(obj, lines: tuple[int, int] | None = None) -> str:
+    """The package's own source of a function, class or method as a Markdown code block, headed by
+    its module path and line numbers (``mtm/masking.py, lines 40-62``) and how many of its lines are
+    wider than :data:`CODE_COLUMN`.
+
+    ``lines`` = (first, last), 1-based and inclusive, in the file's numbering, picks part of the
+    object (e.g. the lines a section walks through); it must lie within the object.
+    """
+    import inspect
+
+    target = inspect.unwrap(obj)
+    try:
+        source_lines, start = inspect.getsourcelines(target)
+        path = Path(inspect.getsourcefile(target)).resolve()
+    except (TypeError, OSError) as err:
+        raise ValueError(f"obj: expected a function, class or method of the mtm package, got {obj!r} ({err})")
+    try:
+        shown = path.relative_to(ROOT).as_posix()
+    except ValueError:
+        raise ValueError(f"obj: {obj!r} is defined in {path}, outside the mtm package at {ROOT}") from None
+    last = start + len(source_lines) - 1
+    if lines is not None:
+        first, stop = lines
+        if not start <= first <= stop <= last:
+            raise ValueError(f"lines: expected first <= last within {start}-{last} ({shown}), got {lines}")
+        source_lines, start, last = source_lines[first - start:stop - start + 1], first, stop
+    code = "".join(source_lines).rstrip("\n")
+    wide = sum(len(line.rstrip("\n")) > CODE_COLUMN for line in source_lines)
+    note = f" ({wide} wider than the column: scroll sideways)" if wide else ""
+    return f"`{shown}`, lines {start}-{last}{note}:\n\n```python\n{code}\n```"
+
+
+def show_source(obj, lines: tuple[int, int] | None = None):
+    """Display :func:`source_block` in the notebook's output (IPython ``Markdown``, which Jupyter and
+    the book render as a syntax-highlighted block): the page shows the code that runs, so it cannot
+    drift from the package. Returns the ``Markdown`` object. Checked in a jupyter-book 1.0.4.post1
+    build with ``execute_notebooks: off``: the stored output renders as a Pygments-highlighted Python
+    block under its path and line range."""
+    from IPython.display import Markdown, display
+
+    block = Markdown(source_block(obj, lines))
+    display(block)
+    return block

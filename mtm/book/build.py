@@ -5,7 +5,8 @@ outputs may be published. The chapters never import it; people and CI run it as
 ``execute`` runs a chapter with papermill and records in the notebook's metadata (key ``mtm``) the hash
 of its code cells, the settings, the package version and git commit, the machine and the wall time
 (``wall_time_s``, which :func:`mtm.book.recorded_minutes` reads back for the chapters' announcements).
-``check`` lists what is wrong with the stored outputs (:func:`notebook_problems`).
+``check`` lists what is wrong with the stored outputs (:func:`notebook_problems`) and reports how many
+decimals each chapter's Markdown types by hand instead of gluing them (:func:`unglued_decimals`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import nbformat
 
@@ -167,6 +169,136 @@ def execute(notebook_path: Path, settings: str = PUBLISHED_SETTINGS, timeout: in
     return record
 
 
+# ------------------------------------------------------------------------- numbers in the prose
+#: Constants of the package a chapter's prose may state as typed decimals (inputs, not results of a run),
+#: as ``module:NAME``; a dict or tuple contributes every number it holds.
+PACKAGE_CONSTANTS = ("mtm.data.synthetic:BIN_SIZE", "mtm.data.synthetic:WINDOW", "mtm.masking:DEFAULT_RATIO",
+                     "mtm.masking:SINGLE_SCHEME_RATIO")
+#: Further named constants one chapter's prose may state, {chapter: {name: value}}; keep it short: a
+#: number a run produces is glued instead.
+NAMED_CONSTANTS: dict[str, dict[str, float]] = {}
+
+_FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
+_EXEMPT = re.compile("|".join((
+    r"\{glue(?::\w+)?\}`[^`]*`",            # a glued number: {glue}`name`, {glue:text}`name:.2f`
+    r"`[^`\n]*`",                           # inline code: a name or an expression, not a claim
+    r"\]\([^)\s]*\)|https?://\S+|<!--.*?-->",  # link targets, URLs, HTML comments
+    r"arXiv:?\s*\d{4}\.\d{4,5}(?:v\d+)?",  # an arXiv identifier
+    r"\b\d+(?:\.\d+){2,}\b",                # a version with three parts or more (1.0.4)
+    r"(?:\bv|\bversion\s|\bPython\s|\bJupyter Book\s|\bmyst-nb\s|\bmystmd\s|\btorch\s)\d+\.\d+",  # 3.11, v0.1
+)), re.S | re.I)
+_DECIMAL = re.compile(r"(?<![\w.])[-\u2212]?\d+\.\d+(?![\w.]*\d)")
+_CITES_PAPER = re.compile(r"\bpaper\b|\bTables?\s+\d|\bZhang\b", re.I)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(*])")
+
+
+class UngluedDecimal(NamedTuple):
+    """A decimal typed into a chapter's Markdown: the cell's index, the number as typed, its sentence."""
+    cell: int
+    number: str
+    context: str
+
+
+def paper_constants() -> set[float]:
+    """Every number of the paper's tables (:mod:`mtm.reproduce.paper`), Table 7's mask ratios included."""
+    from mtm.reproduce.paper import (PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6,
+                                     PAPER_TABLE7)
+
+    values = {v for table in (PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6)
+              for row in table.values() for v in row.values()}
+    for by_ratio in PAPER_TABLE7.values():
+        for ratio, row in by_ratio.items():
+            values |= {ratio, *row.values()}
+    return values
+
+
+def _numbers(value):
+    """Every number in a value, nested dicts, lists and tuples included (booleans are not numbers)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield float(value)
+
+
+def settings_constants(chapter: str | None = None) -> set[float]:
+    """The numbers a chapter's prose may state anywhere: its settings (all three; every chapter's when
+    ``chapter`` is None), :data:`PACKAGE_CONSTANTS` and its :data:`NAMED_CONSTANTS`."""
+    import importlib
+
+    from mtm.book import CHAPTER_SETTINGS
+
+    chapters = [chapter] if chapter else list(CHAPTER_SETTINGS)
+    values = set(_numbers([CHAPTER_SETTINGS.get(name, {}) for name in chapters]))
+    values |= set(_numbers([NAMED_CONSTANTS.get(name, {}) for name in chapters]))
+    for spec in PACKAGE_CONSTANTS:
+        module, name = spec.split(":")
+        values |= set(_numbers(getattr(importlib.import_module(module), name)))
+    return values
+
+
+def _matches(typed: str, allowed: set[float]) -> bool:
+    """Whether a typed decimal is one of ``allowed`` as written to its number of digits (0.84 is 0.84)."""
+    digits = len(typed.split(".")[1])
+    number = float(typed.replace("\u2212", "-"))
+    return any(round(value, digits) == number for value in allowed)
+
+
+def _segments(text: str):
+    """(segment, whether it cites the paper) for each sentence of a Markdown text and each row of its
+    tables; a table cites the paper when it or the paragraph just before it (its caption) does."""
+    previous_cites = False
+    for paragraph in re.split(r"\n\s*\n", text):
+        lines = [line.strip() for line in paragraph.strip().splitlines() if line.strip()]
+        if lines and all(line.startswith("|") for line in lines):
+            cites = previous_cites or bool(_CITES_PAPER.search(paragraph))
+            yield from ((line, cites) for line in lines)
+        else:
+            sentences = _SENTENCE_END.split(" ".join(lines))
+            yield from ((sentence, bool(_CITES_PAPER.search(sentence))) for sentence in sentences)
+            cites = bool(_CITES_PAPER.search(paragraph))
+        previous_cites = cites
+
+
+def unglued_decimals(notebook: dict, chapter: str | None = None) -> list[UngluedDecimal]:
+    """Every decimal number typed into a notebook's Markdown that nothing ties to an output.
+
+    The rule. A decimal is digits, a point, digits (``0.44``, ``-1.3``). In Markdown cells only, these
+    are not prose numbers and are skipped: glued numbers (the ``{glue}`` and ``{glue:text}`` roles),
+    code (fenced blocks and inline code), link targets and URLs, HTML comments, arXiv identifiers and
+    version numbers (three parts, or after ``v``, "version", "Python", "torch", ...). Math is not
+    skipped: a number inside ``$...$`` is a number on the page like any other. A decimal is allowed
+    when it is, to the digits typed:
+
+    - a number of the chapter's settings (:data:`mtm.book.CHAPTER_SETTINGS`, any of the three) or of
+      its :data:`NAMED_CONSTANTS`, anywhere in the chapter (inputs, not results);
+    - a number of the paper's tables (:func:`paper_constants`), only in a sentence or table row that
+      cites the paper ("paper", "Table 3", "Zhang"; a table row: its table or the paragraph just
+      before it): the paper has many two-digit numbers, and a result of our run that happens to
+      equal one of them is still a typed result.
+
+    Everything else is returned, in order, with its sentence: a result typed by hand, which a
+    re-execution could falsify. ``chapter`` (a notebook's stem, e.g. ``05_evaluation``) picks the
+    settings and named constants; None allows every chapter's.
+    """
+    settings, paper = settings_constants(chapter), paper_constants()
+    found = []
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        text = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        text = _EXEMPT.sub(" ", _FENCE.sub(" ", text))
+        for segment, cites_paper in _segments(text):
+            for match in _DECIMAL.finditer(segment):
+                typed = match.group()
+                if _matches(typed, settings) or (cites_paper and _matches(typed, paper)):
+                    continue
+                found.append(UngluedDecimal(index, typed, " ".join(segment.split())[:160]))
+    return found
+
+
 #: The introduction's MtM schematic, drawn by :func:`mtm.plots.plot_mtm_schematic`.
 SCHEMATIC = BOOK / "mtm_schematic.png"
 
@@ -214,7 +346,9 @@ def main(argv=None) -> int:
             notebook = json.loads(path.read_text())
             problems = notebook_problems(notebook) if has_outputs(notebook) else ["not executed"]
             failed += bool(problems)
-            print(f"{path.stem}: " + ("; ".join(problems) if problems else "ok"))
+            typed = len(unglued_decimals(notebook, path.stem))  # a report for now: fails nothing
+            print(f"{path.stem}: " + ("; ".join(problems) if problems else "ok")
+                  + f" ({typed} unglued decimals in its Markdown)")
         return 1 if failed else 0
     write_schematic()
     for path in paths:

@@ -1,0 +1,133 @@
+"""The chapters' tools for numbers and code on the page: glued numbers, direction checks, the
+unglued-decimal report and the package's own source rendered in a chapter."""
+
+import nbformat
+import pytest
+
+from mtm.book import CODE_COLUMN, assert_direction, glue_number, show_source, source_block
+from mtm.book.build import NAMED_CONSTANTS, paper_constants, unglued_decimals
+from mtm.masking import mask_batch
+from mtm.reproduce.paper import PAPER_TABLE3
+
+
+def markdown_notebook(*texts: str) -> dict:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(t) for t in texts] + [nbformat.v4.new_code_cell("x = 0.44")]
+    return nb
+
+
+def test_a_typed_result_is_caught_and_a_glued_one_passes():
+    nb = markdown_notebook("MtM scores 0.44 bits per spike on co-smoothing.",
+                           "MtM scores {glue:text}`mtm_cosmooth` bits per spike ({glue:text}`gap_value:.3f` more).")
+    found = unglued_decimals(nb, "05_evaluation")
+    assert [(d.cell, d.number) for d in found] == [(0, "0.44")]
+    assert "MtM scores 0.44" in found[0].context
+
+
+def test_a_paper_constant_passes_only_where_the_text_cites_the_paper():
+    assert PAPER_TABLE3["Causal"]["co-smooth"] == 0.44 and 0.44 in paper_constants() and 0.37 not in paper_constants()
+    nb = markdown_notebook("The paper's causal masking scores 0.44 on co-smoothing (Table 3).",
+                           "Our causal model scores 0.44 on co-smoothing.",
+                           "Table 3 of the paper:\n\n| | Co-smooth |\n|---|---|\n| Causal | 0.44 |\n| Ours | 0.37 |")
+    assert [(d.cell, d.number) for d in unglued_decimals(nb, "09_experiments")] == [(1, "0.44"), (2, "0.37")]
+
+
+def test_settings_package_constants_code_versions_and_links_are_not_prose_results():
+    nb = markdown_notebook(
+        "Bins of 0.02 s over $[-0.5, 1.5)$ s; the causal ratio is 0.6.",  # synthetic.BIN_SIZE, WINDOW, DEFAULT_RATIO
+        "Run `train(lr=0.123)`:\n\n```python\nscale = 7.25\n```\n",
+        "Built with jupyter-book 1.0.4.post1 on Python 3.11, see arXiv 2407.14668 and [a](https://x.org/v1.5/).",
+        "Weights fall from 1.186 to 0.129.")
+    assert [d.number for d in unglued_decimals(nb, "01_data")] == ["1.186", "0.129"]
+
+
+def test_a_chapters_named_constants_pass_in_that_chapter_only(monkeypatch):
+    monkeypatch.setitem(NAMED_CONSTANTS, "03_model", {"dropout of the reference's NDT1": 0.4})
+    nb = markdown_notebook("Dropout 0.4 on the attention.")
+    assert unglued_decimals(nb, "03_model") == []
+    assert [d.number for d in unglued_decimals(nb, "04_training")] == ["0.4"]
+
+
+def test_a_number_matches_a_constant_only_to_the_digits_typed():
+    nb = markdown_notebook("Bins of 0.020 s, or 0.021 s.")
+    assert [d.number for d in unglued_decimals(nb, "01_data")] == ["0.021"]
+
+
+def test_glue_number_glues_the_text_and_the_number(monkeypatch):
+    glued = {}
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: glued.update({name: (value, display)}))
+    assert glue_number("gap", 0.4412, "{:.2f}") == "0.44"
+    assert glued == {"gap": ("0.44", False), "gap_value": (0.4412, False)}
+    with pytest.raises(ValueError, match="value: gap"):
+        glue_number("gap", float("nan"))
+
+
+def test_assert_direction_passes_when_the_text_holds_and_names_the_claim_when_it_does_not():
+    assert_direction("the linear baseline beats temporal masking", 0.41, ">", 0.34)
+    assert_direction("MtM is far above random tokens", 0.9, ">", 0.2, margin=0.5)
+    with pytest.raises(AssertionError, match="the linear baseline beats temporal masking.*0.34 is not above 0.41"):
+        assert_direction("the linear baseline beats temporal masking", 0.34, ">", 0.41)
+    with pytest.raises(AssertionError, match="by more than 0.5"):
+        assert_direction("MtM is far above random tokens", 0.5, ">", 0.2, margin=0.5)
+    with pytest.raises(ValueError, match="relation"):
+        assert_direction("x", 1, "=>", 0)
+
+
+def test_the_source_block_is_the_package_file_with_its_path_and_line_numbers():
+    import inspect
+
+    block = source_block(mask_batch)
+    lines, start = inspect.getsourcelines(mask_batch)
+    assert block.startswith(f"`mtm/masking.py`, lines {start}-{start + len(lines) - 1}")
+    assert "```python\n" + "".join(lines).rstrip("\n") + "\n```" in block
+    part = source_block(mask_batch, (start + 1, start + 3))
+    assert part.split("```python\n")[1] == "".join(lines[1:4]).rstrip("\n") + "\n```"
+    with pytest.raises(ValueError, match="lines"):
+        source_block(mask_batch, (start - 1, start + 2))
+    with pytest.raises(ValueError, match="outside the mtm package"):
+        source_block(pytest.raises)
+
+
+def test_the_source_block_says_how_many_lines_scroll(monkeypatch):
+    import mtm.book
+
+    lines = inspect_lines(mask_batch)
+    wide = sum(len(line.rstrip("\n")) > CODE_COLUMN for line in lines)
+    assert (f"({wide} wider than the column" in source_block(mask_batch)) == (wide > 0)
+    monkeypatch.setattr(mtm.book, "CODE_COLUMN", 10_000)
+    assert "wider than the column" not in source_block(mask_batch)
+
+
+def inspect_lines(obj):
+    import inspect
+
+    return inspect.getsourcelines(obj)[0]
+
+
+def test_show_source_displays_markdown(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    block = show_source(mask_batch)
+    assert shown == [block] and block.data == source_block(mask_batch)
+
+
+def test_the_book_stays_on_jupyter_book_1_pinned_and_the_readme_says_why():
+    from mtm.book import ROOT
+
+    pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("jupyter-book")]
+    assert pins == ["jupyter-book>=1.0.4,<2"]
+    readme = (ROOT / "README.md").read_text()
+    assert "Jupyter Book 1.x, pinned (`jupyter-book>=1.0.4,<2`" in readme
+    assert "downloads its site theme" in readme and "no package on PyPI or npm carries the built theme" in readme
+
+
+def test_check_reports_each_chapters_unglued_decimals_without_failing_on_them(capsys):
+    import json
+
+    from mtm.book import build
+
+    code = build.main(["check", "03"])
+    printed = capsys.readouterr().out
+    count = len(unglued_decimals(json.loads(build.chapter_paths(["03"])[0].read_text()), "03_model"))
+    assert printed.startswith("03_model: ") and f"({count} unglued decimals in its Markdown)" in printed
+    assert code == (0 if printed.startswith("03_model: ok") else 1)

@@ -1,0 +1,108 @@
+"""Figures a reader can read at the book's column width (about 700 px at the notebooks' 100 dpi):
+at most three panels a row, units on the axes, zero on compared bars, value labels, shared scales."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from mtm.data import synthetic_session  # noqa: E402
+from mtm.plots import (COLUMN_UNITS, COLUMN_WIDTH, PANELS_PER_ROW, plot_bar_panels, plot_mtm_schematic,  # noqa: E402
+                       plot_oracle_sweep, plot_predicted_vs_true, plot_task_masks, use_style)
+
+COLUMNS = ["co-smooth", "forward-pred", "intra-region", "inter-region", "choice", "whisker_me"]
+
+
+@pytest.fixture(autouse=True)
+def style():
+    use_style()
+    yield
+    plt.close("all")
+    plt.rcdefaults()
+
+
+@pytest.fixture(scope="module")
+def session():
+    return synthetic_session(0, n_trials=12, n_neurons=40)
+
+
+def panels(fig):
+    """The figure's data panels (no colour bars, no switched-off axes)."""
+    return [ax for ax in fig.axes if ax.get_visible() and ax.axison and ax.get_label() != "<colorbar>"]
+
+
+def panels_per_row(fig) -> int:
+    fig.canvas.draw()
+    rows: dict[float, int] = {}
+    for ax in panels(fig):
+        top = round(ax.get_position().y1, 2)
+        rows[top] = rows.get(top, 0) + 1
+    return max(rows.values())
+
+
+def smallest_font(fig) -> float:
+    fig.canvas.draw()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    return min(t.get_fontsize() for t in texts)
+
+
+def figures(session):
+    rng = np.random.default_rng(0)
+    sweeps = {k: {v: {"co-smooth": v, "true rates": 2 * v} for v in (0.5, 1.0)} for k in ("private_gain", "coupling",
+                                                                                          "noise")}
+    table = {r: {c: rng.uniform(-0.5, 0.8) for c in COLUMNS} for r in "ABCDEFG"}
+    return {"predicted vs true": plot_predicted_vs_true(session.spikes, np.asarray(session.rates), session.regions,
+                                                        "LP", bin_size=session.bin_size, title="t"),
+            "task masks": plot_task_masks(session.regions, session.spikes.shape[1], "LP"),
+            "oracle sweep": plot_oracle_sweep(sweeps),
+            "schematic": plot_mtm_schematic(),
+            "bar panels": plot_bar_panels(table, list(table), COLUMNS)}
+
+
+def test_the_chapters_multi_panel_figures_fit_the_column(session):
+    for name, fig in figures(session).items():
+        assert fig.get_figwidth() <= COLUMN_WIDTH + 1e-9, name
+        assert panels_per_row(fig) <= PANELS_PER_ROW, name
+        assert smallest_font(fig) >= 7, name
+
+
+def test_compared_bars_start_at_zero_carry_their_values_and_units_and_share_a_scale():
+    table = {"A": {"co-smooth": 0.10, "forward-pred": -0.30, "choice": 0.70},
+             "B": {"co-smooth": 0.25, "forward-pred": 0.05},
+             "C": {"co-smooth": 0.20, "forward-pred": 0.02, "choice": 0.65}}
+    fig = plot_bar_panels(table, ["A", "B", "C"], ["co-smooth", "forward-pred", "choice"], "t")
+    axes = panels(fig)
+    for ax in axes:
+        low, high = ax.get_xlim()
+        assert low <= 0 <= high
+    cosmooth, forward, choice = axes
+    assert [t.get_text() for t in cosmooth.texts] == ["0.10", "0.25", "0.20"]
+    assert [t.get_text() for t in choice.texts] == ["0.70", "\u2013", "0.65"]  # B has no choice: no bar, a dash
+    assert len(choice.patches) == 2
+    assert cosmooth.get_xlabel() == COLUMN_UNITS["co-smooth"] == "bits/spike" and choice.get_xlabel() == "accuracy"
+    assert cosmooth.get_xlim() == forward.get_xlim() != choice.get_xlim()  # one scale per unit
+    assert [t.get_text() for t in cosmooth.get_yticklabels()] == ["A", "B", "C"]
+
+
+def test_six_columns_are_two_lines_of_three_and_errors_are_drawn():
+    table = {r: {c: 0.1 * i for c in COLUMNS} for i, r in enumerate("AB")}
+    errors = {"A": {"co-smooth": 0.05}}
+    fig = plot_bar_panels(table, ["A", "B"], COLUMNS, errors=errors)
+    assert np.shape(fig.axes) == (6,) and panels_per_row(fig) == 3
+    segments = panels(fig)[0].containers[0].lines[2][0].get_segments()  # the error bars, one per bar, A first
+    assert np.allclose(segments[0][:, 0], [-0.05, 0.05]) and np.allclose(segments[1][:, 0], [0.1, 0.1])
+    with pytest.raises(ValueError, match="rows, columns"):
+        plot_bar_panels(table, [], COLUMNS)
+
+
+def test_predicted_and_true_share_one_colour_scale_one_colour_bar_and_rates_start_at_zero(session):
+    fig = plot_predicted_vs_true(session.spikes, np.asarray(session.rates), session.regions, "LP",
+                                 bin_size=session.bin_size)
+    true_ax, predicted_ax, psth_ax = panels(fig)
+    assert true_ax.images[0].get_clim() == predicted_ax.images[0].get_clim()
+    assert true_ax.get_ylim() == predicted_ax.get_ylim()
+    assert len([ax for ax in fig.axes if ax.get_label() == "<colorbar>"]) == 1
+    assert psth_ax.get_ylim()[0] == 0 and psth_ax.get_ylabel() == "firing rate (Hz)"
