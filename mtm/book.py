@@ -47,7 +47,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from mtm import __version__, smoke
+from mtm.atomic import atomic_write
+from mtm.device import device_precision, pick_device
+from mtm.plots import plot_mtm_schematic, use_style
+from mtm.train import finetune, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -203,14 +209,7 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    gpu = None
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu": cpu, "cores": cores, "gpu": gpu}
 
@@ -302,16 +301,12 @@ def chapter_settings(chapter: str, settings: str = "auto", **overrides) -> Chapt
 def train_once(sessions, cfg, run_dir, progress: bool = True) -> Path:
     """:func:`mtm.train.train` that reuses a finished run in ``run_dir`` and resumes an interrupted
     one; a run there of other settings or sessions is refused, naming the first difference."""
-    from mtm.train import train
-
     run_dir = Path(run_dir)
     return train(sessions, cfg, run_dir, resume=(run_dir / "last.pt").exists(), progress=progress)
 
 
 def finetune_once(checkpoint_path, session, cfg, run_dir, progress: bool = True) -> Path:
     """:func:`mtm.train.finetune`, reusing or resuming a run in ``run_dir`` as :func:`train_once` does."""
-    from mtm.train import finetune
-
     run_dir = Path(run_dir)
     return finetune(checkpoint_path, session, cfg, run_dir, resume=(run_dir / "last.pt").exists(),
                     progress=progress)
@@ -342,10 +337,6 @@ def install_line(url: str | None = None) -> str:
 def gpu_check() -> str:
     """What will run where: the device the chapters train on, its precision, and the settings
     ``auto`` picks."""
-    import torch
-
-    from mtm.train import device_precision, pick_device
-
     device = pick_device()
     precision = device_precision("auto", device)
     where = f"GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "the CPU"
@@ -509,8 +500,6 @@ def execute(notebook_path: Path, settings: str = PUBLISHED_SETTINGS, timeout: in
               "commit": git_commit(), "machine": machine(), "wall_time_s": round(wall, 1),
               "executed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     executed.metadata[METADATA_KEY] = record
-    from mtm.atomic import atomic_write
-
     atomic_write(notebook_path, lambda tmp: nbformat.write(executed, tmp))
     return record
 
@@ -524,12 +513,9 @@ def write_schematic(path: Path = SCHEMATIC) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    from mtm.plots import plot_mtm_schematic, use_style
 
     use_style()
     figure = plot_mtm_schematic()
-    from mtm.atomic import atomic_write
-
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
 
 
