@@ -40,6 +40,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from mtm.atomic import atomic_write
+from mtm.masking import TRAINING_SCHEMES
 from mtm.models import MaskedModel, ModelConfig, build_model
 from mtm.reference_import import ReferenceImport, import_reference
 from mtm.runlock import run_lock
@@ -114,7 +115,16 @@ def load_model(path, arch: str | None = None, device="cpu") -> tuple[MaskedModel
         raise ValueError(f"{path}: the model configuration in its metadata is not valid ({err})") from None
     if arch is not None and arch != cfg.arch:
         raise ValueError(f"{path}: the checkpoint holds an {cfg.arch} model, not {arch}")
-    model = build_model(cfg, [tuple(s) for s in description["sessions"]])
+    _check_training_record(path, cfg, description.get("extra", {}))
+    sessions = [tuple(s) for s in description["sessions"]]
+    with torch.device("meta"):  # the described sizes, checked against the stored ones before allocating
+        expected = {k: tuple(v.shape) for k, v in build_model(cfg, sessions).state_dict().items()}
+    with safe_open(str(path), framework="pt") as fh:
+        stored = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    wrong = [f"{k} {stored[k]} (expected {expected[k]})" for k in expected if k in stored and stored[k] != expected[k]]
+    if wrong:
+        raise ValueError(f"{path}: weights do not fit the described model ({', '.join(wrong[:3])})")
+    model = build_model(cfg, sessions)
     state = load_file(str(path))
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -125,6 +135,21 @@ def load_model(path, arch: str | None = None, device="cpu") -> tuple[MaskedModel
         raise ValueError(f"{path}: weights do not fit the described model (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]})")
     return model.to(device).eval(), description.get("extra", {})
+
+
+def _check_training_record(path, cfg: ModelConfig, extra: dict) -> None:
+    """The masking a checkpoint says it was trained with (``extra["train"]["masking"]``, default mtm)
+    must be one mtm knows, and ``mtm`` if its weights hold prompt tokens (only MtM trains them)."""
+    train = extra.get("train", {})
+    if not isinstance(train, dict):
+        raise ValueError(f"{path}: the model description's extra.train is not an object")
+    masking, known = train.get("masking", "mtm"), ("mtm",) + TRAINING_SCHEMES
+    if masking not in known:
+        raise ValueError(f"{path}: its description says it was trained with masking {masking!r}; expected one of "
+                         f"{known}")
+    if cfg.use_prompt and masking != "mtm":
+        raise ValueError(f"{path}: its weights hold prompt tokens, which only mtm masking trains, but its "
+                         f"description says masking {masking!r}; not loaded, as it would be scored as the wrong model")
 
 
 def read_log(run_dir) -> list[dict]:

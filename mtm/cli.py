@@ -35,10 +35,11 @@ from mtm.data import Session, heldout_eids, ibl, pretrain_eids, synthetic_sessio
 from mtm.data.synthetic import World, synthetic_session
 from mtm.decoding import decode_behavior
 from mtm.device import pick_device
-from mtm.evaluate import evaluate_model, task_scores, trial_conditions
+from mtm.evaluate import TASKS, evaluate_model, task_scores, trial_conditions
 from mtm.masking import TRAINING_SCHEMES
 from mtm.metrics import psth_r2, trial_r2
 from mtm.models import ModelConfig
+from mtm.paths import refuse_existing, safe_name
 from mtm.plots import plot_bps_scatter, plot_per_neuron, plot_predicted_vs_true
 from mtm.reproduce import BEHAVIOR_KEYS, Plan, results_markdown, run_experiment
 from mtm.tables import write_scores_csv
@@ -87,7 +88,7 @@ def _data_synthetic(args) -> None:
     out = Path(args.out)
     for i in tqdm(range(args.n_sessions), desc="synthetic sessions", unit="session", disable=args.quiet):
         session = synthetic_session(args.seed + i, args.n_trials, args.n_neurons, preset=args.preset, world=world)
-        path = session.save(out / f"{session.eid}.npz")
+        path = session.save(refuse_existing(out / f"{safe_name(session.eid)}.npz", args.force, "session file"))
         print(f"{path}\n{describe(session)}")
 
 
@@ -126,7 +127,7 @@ def _data_ibl(args) -> None:
         raise ValueError("give --eid, --eids-file or --sessions")
     one = _ibl_client(args, eids)
     with _one_settings(args):
-        for path in ibl.save_ibl_sessions(eids, args.out, one=one, spike_sorter=args.spike_sorter,
+        for path in ibl.save_ibl_sessions(eids, args.out, one=one, force=args.force, spike_sorter=args.spike_sorter,
                                       region_mapping=args.region_mapping):
             print(path)
 
@@ -134,9 +135,10 @@ def _data_ibl(args) -> None:
 def _data_nwb(args) -> None:
     from mtm.data.nwb import load_nwb_session  # pynwb, an optional dependency, is loaded only for NWB files
 
+    target = refuse_existing(Path(args.out) / f"{safe_name(Path(args.path).stem)}.npz", args.force, "session file")
     session = load_nwb_session(args.path, align=args.align, window=tuple(args.window), bin_size=args.bin_size,
                                region_column=args.region_column, eid=args.eid)
-    path = session.save(Path(args.out) / f"{Path(args.path).stem}.npz")
+    path = session.save(target)
     print(f"{path}\n{describe(session)}")
     _warn_if_long(session)
 
@@ -222,17 +224,27 @@ def _evaluate(args) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {out} is a file, expected a folder for the tables and figures")
-    models = {}  # every checkpoint loaded and checked before anything is written
-    for path in [args.checkpoint] + ([args.compare] if args.compare else []):
+    region = args.region or session.region_names[0]
+    files = ["results.md", "results.csv", "per_neuron.png", f"predicted_vs_true_{safe_name(region)}.png"] + \
+        [f"bps_{task}.png" for task in TASKS]
+    for file in files:
+        refuse_existing(out / file, args.force, "result of an earlier evaluation")
+    paths = [args.checkpoint] + ([args.compare] if args.compare else [])
+    if args.compare and Path(args.compare).resolve() == Path(args.checkpoint).resolve():
+        raise ValueError(f"--compare: {args.compare} is the checkpoint being evaluated; compare it with another")
+    models, labels = {}, {}  # every checkpoint loaded and checked before anything is written
+    for path in paths:
         model, extra = load_model(path, device=pick_device(args.device))
         check_session_fits(path, extra, session)
-        models[path] = model
+        masking = read_description(path).get("extra", {}).get("train", {}).get("masking", "mtm")
+        models[path], labels[path] = (model, masking), f"{Path(path).parent.name or Path(path).stem} ({masking})"
+    if len(set(labels.values())) < len(labels):  # e.g. runs/a/model and runs/b/model: named by their paths
+        labels = {path: f"{path} ({models[path][1]})" for path in paths}
     out.mkdir(parents=True, exist_ok=True)
     keys = [k for k in BEHAVIOR_KEYS if k in session.behavior]
     rows, results = {}, {}
-    for path, model in models.items():
-        masking = read_description(path).get("extra", {}).get("train", {}).get("masking", "mtm")
-        name = f"{Path(path).parent.name or Path(path).stem} ({masking})"
+    for path, (model, masking) in models.items():
+        name = labels[path]
         results[name] = evaluate_model(model, session, masking)
         rows[name] = task_scores(results[name])
         rows[name].update(decode_behavior(session, keys, model=model, training_masking=masking))
@@ -255,11 +267,10 @@ def _evaluate(args) -> None:
     fig = plot_per_neuron(per_neuron, rate_hz)
     atomic_write(out / "per_neuron.png", lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     cosmooth = results[names[0]]["co-smooth"]
-    region = args.region or session.region_names[0]
     fig = plot_predicted_vs_true(cosmooth.spikes, cosmooth.rates, session.regions, region,
                                  bin_size=session.bin_size, t0=session.bin_times()[0] - session.bin_size / 2,
                                  title=f"{names[0]}, co-smoothing")
-    atomic_write(out / f"predicted_vs_true_{region}.png", lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    atomic_write(out / files[3], lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     print(table)
     print(f"tables and figures in {out}")
 
@@ -275,7 +286,7 @@ def _reproduce(args) -> None:
         cache = Path(args.out) / "sessions"
 
         def get(eid):
-            path = cache / f"{eid}.npz"
+            path = cache / f"{safe_name(eid)}.npz"
             if path.exists():
                 return Session.load(path)
             session = ibl.load_ibl_session(eid, one)
@@ -304,12 +315,13 @@ def _session_counts(pairs: list[str]) -> dict[str, int]:
 
 
 def _import_reference(args) -> None:
+    out = refuse_existing(args.out, args.force, "checkpoint")
     eids = None
     if args.eids_file:
         eids = [line.strip() for line in Path(args.eids_file).read_text().splitlines() if line.strip()]
     model, report = import_reference(args.checkpoint, sessions=_session_counts(args.session or []), eids=eids,
                                      masking=args.masking)
-    path = save_model(args.out, model, report.extra())
+    path = save_model(out, model, report.extra())
     cfg = model.cfg
     print(f"{report.source} (epoch {report.epoch}): NDT1{'-stitch' if cfg.stitching else ''}, {cfg.n_layers} layers, "
           f"{cfg.hidden} wide, {cfg.n_heads} heads, MLP {cfg.mlp}, {cfg.n_channels} channels; masking {report.masking}"
@@ -372,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--world-seed", type=int, default=0, help="sessions of one world share dynamics")
     synthetic.add_argument("--out", required=True, help="folder for the <eid>.npz files")
     synthetic.add_argument("--quiet", action="store_true", help="no progress bar")
+    synthetic.add_argument("--force", action="store_true", help="replace session files already in --out")
     synthetic.set_defaults(run=_data_synthetic)
 
     ibl = data.add_parser("ibl", help="load IBL sessions through ONE and save them")
@@ -385,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_account_arguments(ibl)
     ibl.add_argument("--spike-sorter", default=None, help="e.g. pykilosort, iblsorter (default: best available)")
     ibl.add_argument("--region-mapping", default="Beryl", choices=["Beryl", "Cosmos", "Allen"])
+    ibl.add_argument("--force", action="store_true", help="replace session files already in --out")
     ibl.set_defaults(run=_data_ibl)
 
     nwb = data.add_parser("nwb", help="load an NWB file (units + trials tables) and save it as a session")
@@ -394,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     nwb.add_argument("--bin-size", type=float, default=0.02)
     nwb.add_argument("--region-column", default=None)
     nwb.add_argument("--eid", default=None)
-    nwb.add_argument("--out", required=True)
+    nwb.add_argument("--out", required=True, help="folder for <file name>.npz")
+    nwb.add_argument("--force", action="store_true", help="replace a session file already in --out")
     nwb.set_defaults(run=_data_nwb)
 
     info = data.add_parser("info", help="summarise saved sessions (files or folders)")
@@ -419,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--region", help="region for the predicted-vs-true figure (default: the first)")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--out", required=True, help="folder for results.md, results.csv and figures")
+    evaluate.add_argument("--force", action="store_true", help="replace the tables and figures of an earlier "
+                                                                 "evaluation in --out")
     evaluate.set_defaults(run=_evaluate)
 
     reproduce = commands.add_parser("reproduce", help="the paper's experiments: train, fine-tune, evaluate")
@@ -449,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     imported.add_argument("--masking", choices=["mtm", "temporal"], default=None,
                           help="how it was trained (default: mtm for a prompted checkpoint; required otherwise)")
     imported.add_argument("--out", required=True, help="the .safetensors file to write")
+    imported.add_argument("--force", action="store_true", help="replace the file --out if it exists")
     imported.set_defaults(run=_import_reference)
     return parser
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mtm.masking import PROMPT_IDS
+from mtm.masking import PROMPT_IDS, TRAINING_SCHEMES
 from mtm.metrics import as_trials_array, check_rates, poisson_scores
 from mtm.metrics import bits_per_spike  # noqa: F401  (chapter 5 imports it from here)
 
@@ -204,10 +204,19 @@ def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: st
     """Every activity task for a trained model on one session's ``split`` (reference notes 5.3).
 
     ``training_masking``: the masking the model was trained with (``mtm``, ``temporal``, ...), which
-    decides forward prediction's attention. ``batch_trials`` trial-configurations per forward pass
+    decides forward prediction's attention (:func:`attention_is_causal`). ``tasks``: some of
+    :data:`TASKS` (or one task's name). ``batch_trials`` trial-configurations per forward pass
     (default 1024 on a GPU, 128 on the CPU). ``prompts``: {task: scheme} to give a prompted model
     another prompt than the task's own (a wrong prompt shows what the prompt does).
     """
+    maskings = ("mtm",) + TRAINING_SCHEMES
+    if training_masking not in maskings:
+        raise ValueError(f"training_masking: expected the masking the model was trained with, one of {maskings}; "
+                         f"got {training_masking!r}")
+    tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    unknown = [task for task in tasks if task not in TASKS]
+    if unknown or not tasks:
+        raise ValueError(f"tasks: expected some of {TASKS}, got {list(tasks)}")
     prompts = {**TASK_PROMPT, **(prompts or {})}
     for task, scheme in prompts.items():
         if task not in TASKS or scheme not in PROMPT_IDS:

@@ -215,12 +215,20 @@ class ReferenceImport:
                 "imported_from": {"path": self.source, "epoch": self.epoch, "dropped": self.dropped}}
 
 
-def _modules(record: Record, prefix: str = ""):
-    """(dotted name, record) of a pickled module and all its submodules, parents first."""
+def _modules(record: Record, prefix: str = "", parents: tuple = ()):
+    """(dotted name, record) of a pickled module and all its submodules, parents first; ``ValueError``
+    for a module that contains itself (a pickle can hold such a cycle; a real module tree cannot)."""
+    if any(record is parent for parent in parents):
+        raise ValueError(f"reference checkpoint: the module {prefix.rstrip('.')} is one of its own parents (a cycle "
+                         "in the pickled modules, which torch.save never writes)")
     yield prefix.rstrip("."), record
-    for name, child in record.attributes.get("_modules", {}).items():
+    children = record.attributes.get("_modules", {})
+    if not isinstance(children, dict):
+        raise ValueError(f"reference checkpoint: the submodules of {prefix.rstrip('.') or 'the model'} are a "
+                         f"{type(children).__name__}, not a dict")
+    for name, child in children.items():
         if isinstance(child, Record):
-            yield from _modules(child, f"{prefix}{name}.")
+            yield from _modules(child, f"{prefix}{name}.", parents + (record,))
 
 
 def _parameters(modules: dict[str, Record]) -> dict[str, torch.Tensor]:
@@ -314,8 +322,20 @@ def import_reference(path, sessions: dict[str, int] | None = None, eids: list[st
     Returns the model (eval mode) and a :class:`ReferenceImport` listing what was dropped.
     """
     obj = read_reference_pickle(path)
+    try:
+        return _import_ndt1(path, obj, sessions, eids, masking)
+    except KeyError as err:  # a module, parameter or attribute every reference NDT1 has
+        raise ValueError(f"{path}: not a complete reference NDT1 checkpoint: it lacks {err.args[0]!r}") from None
+    except (RuntimeError, IndexError) as err:  # tensors whose sizes do not fit together
+        raise ValueError(f"{path}: not a consistent reference NDT1 checkpoint ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0]})") from None
+
+
+def _import_ndt1(path, obj, sessions, eids, masking) -> tuple[NDT1, ReferenceImport]:
+    """:func:`import_reference` on the unpickled ``obj``; ``KeyError`` for a missing part."""
     modules = _reference_ndt1(path, obj)
     params = _parameters(modules)
+    origin = {id(tensor): name for name, tensor in params.items()}  # for messages: the reference's names
     embedder = modules["encoder.embedder"].attributes
     stitching = "encoder.stitcher" in modules
     use_prompt, use_session = "encoder.embedder.embed_prompt" in modules, "encoder.embedder.embed_session" in modules
@@ -324,6 +344,9 @@ def import_reference(path, sessions: dict[str, int] | None = None, eids: list[st
             raise ValueError(f"{path}: the checkpoint has no prompt tokens; say how it was trained: masking "
                              f"'temporal' (the baseline) or 'mtm' (MtM without prompts)")
         masking = "mtm"
+    if use_prompt and masking != "mtm":
+        raise ValueError(f"masking: the checkpoint has prompt tokens, which only MtM trains; it cannot have been "
+                         f"trained with {masking!r} masking")
 
     embed_w, embed_b = _take_linear(params, "encoder.embedder.embed_spikes")
     position = params.pop("encoder.embedder.embed_pos.weight")
@@ -407,6 +430,11 @@ def import_reference(path, sessions: dict[str, int] | None = None, eids: list[st
                      f"{unused_counts} neurons (no session named with that count)")
 
     model = NDT1(cfg, list(sessions.items()))
+    expected = model.state_dict()
+    for key, tensor in state.items():
+        if key in expected and tuple(tensor.shape) != tuple(expected[key].shape):
+            raise ValueError(f"{path}: a tensor of the wrong size: {origin.get(id(tensor), key)} is "
+                             f"{tuple(tensor.shape)}, the checkpoint's other sizes give {tuple(expected[key].shape)}")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     dropped = [f"{name} {tuple(tensor.shape)}" for name, tensor in params.items()] + notes
     report = ReferenceImport(Path(path).name, obj.get("epoch"), list(sessions.items()), masking, use_prompt, dropped)

@@ -98,6 +98,10 @@ class TrainConfig:
             raise ValueError(f"selection: expected one of {SELECTIONS}, got {self.selection!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
+        if self.mask_ratio is not None and not 0 < self.mask_ratio < 1:
+            raise ValueError(f"mask_ratio: expected a probability strictly between 0 and 1 (0 hides nothing, so the "
+                             f"loss has no target; 1 hides everything, so the model sees no input); got "
+                             f"{self.mask_ratio}")
         for name in ("epochs", "batch_size", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")

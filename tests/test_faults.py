@@ -258,6 +258,344 @@ def test_counts_above_255_train_and_evaluate(session, tmp_path, big):
     assert np.isfinite(results["co-smooth"].mean_bps)
 
 
+# ----------------------------------------------------------------------------- 3b. no write outside --out
+#: labels a hostile or careless file can hold (NWB ``location`` strings, session ids, ...)
+HOSTILE = ["..", "/", "/../../../../victim/precious", "a\x00b", "x" * 300, ""]
+
+
+def outside(root: Path, out: Path) -> dict:
+    """Every file and folder under ``root`` but outside ``out`` (and not one of its parents), with the
+    bytes of each file."""
+    return {p: p.read_bytes() if p.is_file() else None for p in root.rglob("*")
+            if p != out and out not in p.parents and p not in out.parents}
+
+
+def write_small_nwb(path, regions, spike_times, ids=None, n_trials=4, trial_s=100.0):
+    """An NWB file with one unit per region label (its spike times in s; ``ids``: the units' ids)
+    and ``n_trials`` back-to-back trials of ``trial_s`` s."""
+    from datetime import datetime, timezone
+
+    from pynwb import NWBHDF5IO, NWBFile
+
+    nwb = NWBFile(session_description="faults", identifier="faults",
+                  session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    nwb.add_unit_column("location", "brain region of the unit")
+    for i, (region, times) in enumerate(zip(regions, spike_times)):
+        nwb.add_unit(spike_times=np.asarray(times, dtype=float), location=region, id=i if ids is None else ids[i])
+    for k in range(n_trials):
+        nwb.add_trial(start_time=k * trial_s, stop_time=(k + 1) * trial_s)
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return path
+
+
+def test_safe_name_keeps_hostile_labels_inside_and_apart():
+    from mtm.paths import safe_name
+
+    names = [safe_name(label) for label in HOSTILE + ["VISp2/3", "VISp2_3", "CA1", "ca1", ".hidden"]]
+    assert len(set(names)) == len(names)  # distinct labels, distinct names
+    for name in names:
+        assert "/" not in name and "\x00" not in name and name not in (".", "..") and not name.startswith(".")
+        assert 0 < len(name) <= 80 and Path(name).name == name
+    assert safe_name("CA1") == "CA1" and safe_name(VALID_EID) == VALID_EID  # ordinary labels kept as they are
+    assert safe_name("VISp2/3") != "VISp2_3"  # a replaced character never lands on another label's name
+
+
+@pytest.mark.parametrize("label", HOSTILE[:-1])
+def test_evaluate_with_a_hostile_region_label_writes_only_inside_out(trained, session, tmp_path, label):
+    """The region label names the predicted-vs-true figure: it stays in --out, under a safe name."""
+    from mtm.paths import safe_name
+
+    hostile = session.replace(regions=[label] * 7 + ["B"] * 8)
+    data = hostile.save(tmp_path / "hostile.npz")
+    out = tmp_path / "a" / "b" / "c" / "d" / "out"
+    victim = tmp_path / "a" / "b" / "victim" / "precious.png"  # where /../../../../victim/precious aimed
+    victim.parent.mkdir(parents=True)
+    victim.write_text("precious")
+    before = outside(tmp_path, out)
+    assert main(["evaluate", str(trained[0] / "best.safetensors"), str(data), "--out", str(out)]) == 0
+    assert outside(tmp_path, out) == before
+    written = {p.name for p in out.rglob("*")}
+    assert f"predicted_vs_true_{safe_name(label)}.png" in written and all((out / n).is_file() for n in written)
+
+
+def test_evaluate_figures_of_two_labels_stay_apart(trained, session, tmp_path):
+    data = session.replace(regions=["VISp2/3"] * 7 + ["VISp2_3"] * 8).save(tmp_path / "s.npz")
+    out = tmp_path / "out"
+    for region in ("VISp2/3", "VISp2_3"):
+        assert main(["evaluate", str(trained[0] / "best.safetensors"), str(data), "--region", region, "--force",
+                     "--out", str(out)]) == 0
+    assert len(list(out.glob("predicted_vs_true_*.png"))) == 2
+
+
+@pytest.mark.parametrize("label", [label for label in HOSTILE if "\x00" not in label])  # HDF5 strings hold no NUL
+def test_data_nwb_with_hostile_labels_writes_only_inside_out(tmp_path, capsys, label):
+    """Hostile ``location`` strings and session id: the session file is <file stem>.npz in --out, or
+    (an empty label) one line; nothing is written elsewhere."""
+    path = write_small_nwb(tmp_path / "rec.nwb", [label, "B"], [[1.0, 2.0], [3.0]])
+    out = tmp_path / "deep" / "out"
+    before = outside(tmp_path, out)
+    code = main(["data", "nwb", str(path), "--window", "0", "100", "--bin-size", "100", "--eid", label or "x",
+                 "--out", str(out)])
+    if label == "":
+        one_line_error(capsys, code, "empty region label")
+    else:
+        assert code == 0
+        assert sorted(p.name for p in out.rglob("*")) == ["rec.npz"]
+        assert Session.load(out / "rec.npz").region_names == [label, "B"]
+    assert outside(tmp_path, out) == before
+
+
+def test_ibl_and_reproduce_name_files_of_hostile_session_ids_safely(session, tmp_path, monkeypatch):
+    import mtm.data.ibl as ibl
+    from mtm.paths import safe_name
+    from mtm.reproduce import run_experiment
+    from mtm.reproduce.scheduler import add_pretrain_finetune, add_single
+
+    eid = "/../../evil"
+    hostile = session.replace(eid=eid)
+    monkeypatch.setattr(ibl, "load_ibl_session", lambda e, one, **kwargs: hostile)
+    out = tmp_path / "deep" / "out"
+    before = outside(tmp_path, out)
+    assert ibl.save_ibl_sessions([eid], out, one=object()) == [out / f"{safe_name(eid)}.npz"]
+    assert outside(tmp_path, out) == before
+    with pytest.raises(ValueError, match="already exists and is kept; pass --force"):
+        ibl.save_ibl_sessions([eid], out, one=object())
+    jobs, rows = {}, {}
+    add_single(jobs, rows, [hostile], tiny(), out, "temporal", "row")
+    add_pretrain_finetune({}, jobs, rows, [session], [hostile], tiny(), tiny(), out, "mtm", "row")
+    for job in jobs.values():
+        run_dir = Path(job["run_dir"])
+        assert run_dir.resolve().is_relative_to(out.resolve()) and ".." not in run_dir.parts
+    with pytest.raises(ValueError, match=r"heldout: the session ids \['synthetic-0000'\] occur more than once"):
+        run_experiment([], [session, session], Plan.for_preset("small"), tmp_path / "rep")
+    assert not (tmp_path / "rep").exists()
+
+
+# ----------------------------------------------------------------------------- 3c. nothing replaced unasked
+def test_import_reference_refuses_to_replace_a_checkpoint(trained, tmp_path, capsys):
+    from mtm.data import reference_checkpoint_dir
+
+    folder = reference_checkpoint_dir()
+    if folder is None:
+        pytest.skip("reference checkpoint fixture not found (MTM_REFERENCE_CHECKPOINT)")
+    run = copy_run(trained, tmp_path)
+    best = run / "best.safetensors"
+    kept = best.read_bytes()
+    argv = ["import-reference", str(folder / "reference_ndt1_stitch_prompting_small.pt"), "--out", str(best)]
+    one_line_error(capsys, main(argv), "best.safetensors", "already exists", "--force")
+    assert best.read_bytes() == kept
+    assert main(argv + ["--force"]) == 0 and best.read_bytes() != kept
+
+
+def test_data_synthetic_and_nwb_refuse_to_replace_a_session_file(trained, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("synthetic-0000.npz", "rec.npz"):
+        shutil.copy(trained[1], out / name)
+    kept = trained[1].read_bytes()
+    synthetic = ["data", "synthetic", "--n-trials", "20", "--n-neurons", "15", "--quiet", "--out", str(out)]
+    one_line_error(capsys, main(synthetic), "synthetic-0000.npz", "--force")
+    nwb = ["data", "nwb", str(write_small_nwb(tmp_path / "rec.nwb", ["A", "B"], [[1.0], [2.0]])), "--window", "0",
+           "100", "--bin-size", "100", "--out", str(out)]
+    one_line_error(capsys, main(nwb), "rec.npz", "--force")
+    assert (out / "synthetic-0000.npz").read_bytes() == kept and (out / "rec.npz").read_bytes() == kept
+    assert main(synthetic + ["--force"]) == 0 and main(nwb + ["--force"]) == 0
+    assert Session.load(out / "rec.npz").n_neurons == 2
+
+
+def test_evaluate_refuses_to_replace_an_earlier_evaluation(trained, tmp_path, capsys):
+    argv = ["evaluate", str(trained[0] / "best.safetensors"), str(trained[1]), "--out", str(tmp_path / "ev")]
+    assert main(argv) == 0
+    kept = (tmp_path / "ev" / "results.md").read_bytes()
+    (tmp_path / "ev" / "results.md").write_text("my notes")
+    capsys.readouterr()
+    one_line_error(capsys, main(argv), "results.md", "--force")
+    assert (tmp_path / "ev" / "results.md").read_text() == "my notes"
+    assert main(argv + ["--force"]) == 0 and (tmp_path / "ev" / "results.md").read_bytes() == kept
+
+
+# ----------------------------------------------------------------------------- 3d. counts never wrap
+def test_binning_counts_70000_spikes_in_one_bin():
+    from mtm.data.binning import bin_spikes
+
+    times = np.r_[np.linspace(0.001, 0.019, 70_000), 0.5]
+    counts = bin_spikes(times, np.zeros(times.size, int), 2, [0.0], 50, 0.02)
+    assert counts[0, 0, 0] == 70_000 and counts[0, 25, 0] == 1 and counts.sum() == 70_001
+    assert bin_spikes(times[:10], np.zeros(10, int), 2, [0.0], 50, 0.02).dtype == np.uint16  # narrow when it fits
+
+
+def test_data_nwb_bin_size_100_keeps_70000_spikes(tmp_path):
+    burst = np.linspace(10.0, 90.0, 70_000)  # 70,000 spikes in the first trial's one 100 s bin
+    path = write_small_nwb(tmp_path / "burst.nwb", ["A", "B"], [burst, [150.0]])
+    assert main(["data", "nwb", str(path), "--window", "0", "100", "--bin-size", "100", "--out", str(tmp_path)]) == 0
+    session = Session.load(tmp_path / "burst.npz")
+    assert session.spikes[0, 0, 0] == 70_000 and session.spikes[1, 0, 1] == 1
+
+
+# ------------------------------------------------------------------- 3e. silent wrong answers, second pass
+def test_compare_with_two_folders_named_model(trained, tmp_path, capsys, monkeypatch):
+    """Both rows kept, labelled by path, and the scatter drawn against the second model."""
+    import mtm.plots
+
+    first, second = (copy_run(trained, tmp_path / side, "model") for side in ("a", "b"))
+    drawn, real = [], mtm.plots.plot_bps_scatter
+    monkeypatch.setattr(mtm.plots, "plot_bps_scatter", lambda *a, **k: drawn.append(a[2:4]) or real(*a, **k))
+    assert main(["evaluate", str(first / "best.safetensors"), str(trained[1]), "--compare",
+                 str(second / "best.safetensors"), "--out", str(tmp_path / "ev")]) == 0
+    table = (tmp_path / "ev" / "results.md").read_text()
+    assert str(first / "best.safetensors") in table and str(second / "best.safetensors") in table
+    assert drawn and all(str(second) in other and str(first) in model for other, model in drawn)
+    capsys.readouterr()
+    code = main(["evaluate", str(first / "best.safetensors"), str(trained[1]), "--compare",
+                 str(first / ".." / "model" / "best.safetensors"), "--out", str(tmp_path / "ev2")])
+    one_line_error(capsys, code, "--compare", "is the checkpoint being evaluated")
+
+
+@pytest.mark.parametrize("ratio", [0, 0.0, 1, -0.1, float("nan")])
+def test_mask_ratio_without_targets_or_inputs_is_refused(ratio):
+    with pytest.raises(ValueError, match="mask_ratio: expected a probability strictly between 0 and 1"):
+        TrainConfig.preset("small", masking="temporal", mask_ratio=ratio)
+    assert TrainConfig.preset("small", masking="temporal", mask_ratio=0.1).mask_ratio == 0.1
+
+
+def test_evaluate_model_refuses_an_unknown_masking_or_task(trained, session):
+    model, _ = checkpoint.load_model(trained[0] / "best.safetensors")
+    with pytest.raises(ValueError, match=r"training_masking: .* one of \('mtm', 'temporal'.*got 'banana'"):
+        evaluate_model(model, session, "banana")
+    with pytest.raises(ValueError, match=r"tasks: expected some of \('co-smooth'.*got \['banana'\]"):
+        evaluate_model(model, session, "mtm", tasks=("banana",))
+    assert list(evaluate_model(model, session, "mtm", tasks="co-smooth")) == ["co-smooth"]
+
+
+def test_select_trials_refuses_fractions_and_takes_a_mask(session):
+    with pytest.raises(ValueError, match=r"select_trials: expected integer trial indices .* values \[0.2, 1.9\]"):
+        session.select_trials([0.2, 1.9])
+    mask = np.zeros(session.n_trials, bool)
+    mask[[2, 5, 7]] = True
+    assert session.select_trials(mask) == session.select_trials([2, 5, 7])
+    with pytest.raises(ValueError, match=r"a boolean mask needs one entry per trial, shape \(24,\); got shape \(3,\)"):
+        session.select_trials([True, False, True])
+
+
+def test_prompted_checkpoint_described_as_temporal_is_refused(trained, tmp_path, capsys):
+    run, data = trained
+    path = tmp_path / "relabelled.safetensors"
+    description = checkpoint.read_description(run / "best.safetensors")
+    assert description["model"]["use_prompt"]
+    description["extra"]["train"]["masking"] = "temporal"
+    save_file(load_file(str(run / "best.safetensors")), str(path), metadata={"mtm": json.dumps(description)})
+    with pytest.raises(ValueError, match="hold prompt tokens, which only mtm masking trains, but its description "
+                                         "says masking 'temporal'"):
+        checkpoint.load_model(path)
+    one_line_error(capsys, main(["evaluate", str(path), str(data), "--out", str(tmp_path / "ev")]), "prompt tokens")
+    assert not (tmp_path / "ev").exists()
+
+
+# --------------------------------------------------- 3f. tracebacks and unclear messages, second pass
+def test_nwb_with_repeated_unit_ids_is_refused(tmp_path, capsys):
+    path = write_small_nwb(tmp_path / "dup.nwb", ["A", "B", "B"], [[1.0], [2.0], [3.0]], ids=[4, 7, 7])
+    code = main(["data", "nwb", str(path), "--window", "0", "100", "--bin-size", "100", "--out", str(tmp_path / "o")])
+    one_line_error(capsys, code, "unit ids [7] occur more than once")
+    assert not (tmp_path / "o").exists()
+
+
+def _npz_claiming(path, shape):
+    """An .npz archive whose one array's header claims ``shape`` (float64) but holds 64 bytes."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    buffer = io.BytesIO()
+    npy.write_array_header_1_0(buffer, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("spikes.npy", buffer.getvalue() + bytes(64))
+    return path
+
+
+@pytest.mark.parametrize("name, make, words", [
+    ("huge.npz", lambda p: _npz_claiming(p, (2 ** 40, 9)), ["huge.npz", "'spikes' claims shape (1099511627776, 9)",
+                                                           "73,728.0 GiB", "holds 64 bytes"]),
+    ("text.npz", lambda p: p.write_text("eid,spikes\nx,1\n"), ["text.npz", "not an npz archive", "b'eid,sp'"]),
+    ("empty.npz", lambda p: p.write_bytes(b""), ["empty.npz", "not an npz archive", "it is empty"]),
+    ("objects.npz", lambda p: np.savez(p, spikes=np.array([{"a": 1}], dtype=object)), ["holds Python objects"]),
+])
+def test_files_that_are_no_session_are_named_so(tmp_path, capsys, name, make, words):
+    """No MemoryError, and no invitation to load pickled data: one line from ``mtm data info``, the
+    same ValueError from Session.load."""
+    path = tmp_path / name
+    make(path)
+    line = one_line_error(capsys, main(["data", "info", str(path)]), *words)
+    assert "pickle" not in line and "MemoryError" not in line
+    with pytest.raises(ValueError, match="not a readable session file|holds Python objects"):
+        Session.load(path)
+
+
+def test_checkpoint_with_ten_billion_bins_is_refused_before_allocating(trained, tmp_path, capsys):
+    run, data = trained
+    path = tmp_path / "huge.safetensors"
+    description = checkpoint.read_description(run / "best.safetensors")
+    description["model"]["max_bins"] = 10 ** 10
+    save_file(load_file(str(run / "best.safetensors")), str(path), metadata={"mtm": json.dumps(description)})
+    with pytest.raises(ValueError, match=r"position.weight \(100, 64\) \(expected \(10000000000, 64\)\)"):
+        checkpoint.load_model(path)
+    one_line_error(capsys, main(["evaluate", str(path), str(data), "--out", str(tmp_path / "ev")]), "do not fit")
+
+
+def _reference_part(obj, *names):
+    """The attributes of the pickled reference module ``encoder.<names...>``."""
+    record = obj["model"].attributes["_modules"]["encoder"]
+    for name in names:
+        record = record.attributes["_modules"][name]
+    return record.attributes
+
+
+def _missing_key(obj):
+    del _reference_part(obj, "layers", "0", "attn", "query")["_parameters"]["weight"]
+
+
+def _self_containing(obj):
+    _reference_part(obj, "layers")["_modules"]["1"] = obj["model"].attributes["_modules"]["encoder"]
+
+
+def _wrong_size(obj):
+    _reference_part(obj, "out_norm")["_parameters"]["weight"] = torch.ones(7)
+
+
+@pytest.mark.parametrize("damage, words", [
+    (_missing_key, ["not a complete reference NDT1 checkpoint", "lacks 'encoder.layers.0.attn.query.weight'"]),
+    (_self_containing, ["encoder.layers.1 is one of its own parents"]),
+    (_wrong_size, ["encoder.out_norm.weight is (7,)", "other sizes give (64,)"]),
+])
+def test_damaged_reference_checkpoints_are_one_line(tmp_path, capsys, monkeypatch, damage, words):
+    import mtm.reference_import as reference
+    from mtm.data import reference_checkpoint_dir
+
+    folder = reference_checkpoint_dir()
+    if folder is None:
+        pytest.skip("reference checkpoint fixture not found (MTM_REFERENCE_CHECKPOINT)")
+    path = folder / "reference_ndt1_stitch_prompting_small.pt"
+    obj = reference.read_reference_pickle(path)
+    damage(obj)
+    monkeypatch.setattr(reference, "read_reference_pickle", lambda p: obj)
+    code = main(["import-reference", str(path), "--out", str(tmp_path / "x.safetensors")])
+    one_line_error(capsys, code, *words)
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_import_reference_refuses_temporal_for_a_prompted_checkpoint(tmp_path, capsys):
+    from mtm.data import reference_checkpoint_dir
+
+    folder = reference_checkpoint_dir()
+    if folder is None:
+        pytest.skip("reference checkpoint fixture not found (MTM_REFERENCE_CHECKPOINT)")
+    code = main(["import-reference", str(folder / "reference_ndt1_stitch_prompting_small.pt"), "--masking",
+                 "temporal", "--out", str(tmp_path / "x.safetensors")])
+    one_line_error(capsys, code, "prompt tokens", "'temporal'")
+
+
+
 # ----------------------------------------------------------------------------- 4. silent wrong answers
 def test_forward_prediction_needs_more_than_ten_bins():
     rng = np.random.default_rng(0)
@@ -668,3 +1006,15 @@ def test_a_run_on_sessions_of_several_bin_counts_evaluates_each(session, tmp_pat
     other = short.replace(eid="other", spikes=np.array(session.spikes)[:, :70])
     code = main(["evaluate", str(best), str(other.save(tmp_path / "other.npz")), "--out", str(tmp_path / "ev2")])
     one_line_error(capsys, code, "trained on sessions of 50 or 100 bins", "has 70")
+
+
+def test_a_model_name_with_a_comma_stays_one_csv_field(trained, tmp_path):
+    """``mtm evaluate "runs/my,run/best.safetensors"``: results.csv keeps one field per column."""
+    import csv
+
+    run = copy_run(trained, tmp_path, "my,run")
+    assert main(["evaluate", str(run / "best.safetensors"), str(trained[1]), "--out", str(tmp_path / "ev")]) == 0
+    with open(tmp_path / "ev" / "results.csv", newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    assert header[0] == "model" and rows[0][0] == "my,run (mtm)"
+    assert all(len(row) == len(header) for row in rows)

@@ -37,7 +37,8 @@ def bin_spikes(spike_times, spike_neurons, n_neurons: int, starts, n_bins: int,
     """Spike counts (K trials, T bins, N neurons) in the windows ``[starts[k], starts[k] + T * bin_size)``.
 
     ``spike_times`` (S,) in s and ``spike_neurons`` (S,) integer neuron index in ``[0, n_neurons)``.
-    Spikes outside every window are ignored; windows may overlap.
+    Spikes outside every window are ignored; windows may overlap. The counts are uint16, or the
+    smallest unsigned type that holds them when a bin holds more than 65,535 spikes: never wrapped.
     """
     times = np.asarray(spike_times, dtype=np.float64)
     neurons = np.asarray(spike_neurons)
@@ -58,7 +59,11 @@ def bin_spikes(spike_times, spike_neurons, n_neurons: int, starts, n_bins: int,
             continue
         bins = np.floor((times[a:b] - starts[k]) / bin_size).astype(np.int64)
         np.clip(bins, 0, n_bins - 1, out=bins)  # guards the float edge case t = start + T * bin_size - eps
-        flat[k] = np.bincount(bins * n_neurons + neurons[a:b], minlength=n_bins * n_neurons)
+        trial = np.bincount(bins * n_neurons + neurons[a:b], minlength=n_bins * n_neurons)
+        if trial.max() > np.iinfo(counts.dtype).max:  # widen, never wrap (no bin holds more than S spikes)
+            counts = counts.astype(np.promote_types(counts.dtype, np.min_scalar_type(trial.max())))
+            flat = counts.reshape(len(starts), -1)
+        flat[k] = trial
     return counts
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from mtm.data import binning
 from mtm.data.session import Session, split_trials
+from mtm.paths import refuse_existing, safe_name
 
 IBL_OPENALYX_URL = "https://openalyx.internationalbrainlab.org"
 SORTER_PREFERENCE = ("iblsorter", "pykilosort", "")
@@ -384,16 +385,19 @@ def load_ibl_session(eid, one=None, *, spike_sorter: str | None = None, probes=N
                    bin_size=bin_size, align={"event": align_event, "window": window}, meta=meta)
 
 
-def save_ibl_sessions(eids, out_dir, one=None, **kwargs) -> list[Path]:
+def save_ibl_sessions(eids, out_dir, one=None, force: bool = False, **kwargs) -> list[Path]:
     """Load every eid with :func:`load_ibl_session` (``kwargs`` passed on) and save ``<out_dir>/<eid>.npz``.
 
     Sessions are saved one by one (atomically, :meth:`Session.save`), so when an eid fails the
-    earlier files are complete; the failure is raised with the eid. Returns the written paths.
+    earlier files are complete; the failure is raised with the eid. A session file already in
+    ``out_dir`` is kept and refused (``ValueError``) unless ``force``. Returns the written paths.
     """
     if one is None:
         raise ValueError("one: expected a ONE client, e.g. mtm.data.ibl.ibl_one(cache_dir, username=..., "
                          "password=...) for the IBL public server, or ONE(cache_dir=..., mode='local')")
     out_dir = Path(out_dir)
+    for eid in eids:
+        refuse_existing(out_dir / f"{safe_name(eid)}.npz", force, "session file")
     written = []
     for eid in eids:
         try:
@@ -401,5 +405,6 @@ def save_ibl_sessions(eids, out_dir, one=None, **kwargs) -> list[Path]:
         except ValueError as err:
             raise ValueError(f"save_ibl_sessions: session {eid} failed after {len(written)} saved in "
                              f"{out_dir}: {err}") from err
-        written.append(session.save(out_dir / f"{session.eid}.npz"))
+        written.append(session.save(refuse_existing(out_dir / f"{safe_name(session.eid)}.npz", force,
+                                                    "session file")))
     return written

@@ -76,7 +76,7 @@ def load_nwb_session(path: str | os.PathLike, align: str = "start_time",
         the align column, the dropped trials and the ids of the kept trials and units.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError``, naming the field and what
-    was expected, for a file that is not NWB, a missing units or trials table, a column or
+    was expected, for a file that is not NWB, a missing units or trials table, repeated unit ids, a column or
     TimeSeries that does not exist or has the wrong shape, and when no trial is left.
     """
     path = Path(path)
@@ -100,6 +100,10 @@ def load_nwb_session(path: str | os.PathLike, align: str = "start_time",
                              "trial holding the alignment event times")
         spike_times, spike_units = _spike_trains(units)
         unit_ids = np.asarray(units.id[:], dtype=np.int64)
+        ids, repeats = np.unique(unit_ids, return_counts=True)
+        if (repeats > 1).any():
+            raise ValueError(f"units: the unit ids {ids[repeats > 1][:10].tolist()} occur more than once; expected "
+                             "one row per sorted unit, each with its own id")
         regions, region_source = _unit_regions(units, region_column)
 
         align_times = _numeric_trials_column(trials, align, "align")

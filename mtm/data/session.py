@@ -174,18 +174,55 @@ def _check_align(align) -> dict:
     return {"event": str(align["event"]), "window": window}
 
 
+def _npz_problem(path: Path) -> str | None:
+    """Why an archive's arrays could not be a session's, found before numpy allocates them: an array of
+    Python objects, or one whose header claims more bytes than the archive holds for it (a corrupt or
+    hostile file claiming terabytes); None when the headers look sound."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            if not member.filename.endswith(".npy"):
+                continue
+            with archive.open(member) as fh:
+                version = npy.read_magic(fh)
+                if version not in readers:
+                    continue  # numpy's own reader checks the rest
+                shape, _, dtype = readers[version](fh)
+                held = member.file_size - fh.tell()
+            name = member.filename[:-len(".npy")]
+            if dtype.hasobject:
+                return f"the array {name!r} holds Python objects, which a session file never does; not loaded"
+            claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if claimed > held:
+                return (f"not a readable session file: the array {name!r} claims shape {shape} "
+                        f"({claimed / 2 ** 30:,.1f} GiB) but the file holds {held:,} bytes of it")
+    return None
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` file; ``ValueError`` naming the file when it is not a readable one."""
     import zipfile
     import zlib
 
-    unreadable = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+    with open(path, "rb") as fh:
+        start = fh.read(6)
+    if start == b"\x93NUMPY":
+        raise ValueError(f"{path}: a single array (.npy), not a session file (.npz written by Session.save)")
+    if not start.startswith(b"PK"):
+        raise ValueError(f"{path}: not a readable session file: not an npz archive (a zip of arrays, as "
+                         "Session.save writes); " + (f"it starts with {start!r}" if start else "it is empty"))
+    unreadable = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, MemoryError)
     try:
-        loaded = np.load(path, allow_pickle=False)
+        problem = _npz_problem(path)
+        loaded = None if problem else np.load(path, allow_pickle=False)
     except unreadable as err:
         raise ValueError(f"{path}: not a readable session file ({type(err).__name__}: {err})") from None
-    if not hasattr(loaded, "files"):
-        raise ValueError(f"{path}: a single array (.npy), not a session file (.npz written by Session.save)")
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     try:
         with loaded as data:
             return {key: data[key] for key in data.files}
@@ -318,12 +355,22 @@ class Session:
         return self.replace(splits=split_trials(self.n_trials, seed, fractions))
 
     def select_trials(self, trials) -> Session:
-        """A session holding only ``trials`` (indices, or a split name); splits are re-indexed."""
+        """A session holding only ``trials`` (integer indices, a boolean mask over the trials, or a split
+        name); splits are re-indexed."""
         if isinstance(trials, str):
             if trials not in self.splits:
                 raise ValueError(f"select_trials: no split named {trials!r}; have {sorted(self.splits)}")
             trials = self.splits[trials]
-        trials = np.asarray(trials, dtype=np.int64)
+        trials = np.asarray(trials)
+        if trials.dtype == bool:
+            if trials.shape != (self.n_trials,):
+                raise ValueError(f"select_trials: a boolean mask needs one entry per trial, shape ({self.n_trials},); "
+                                 f"got shape {trials.shape}")
+            trials = np.flatnonzero(trials)
+        elif trials.size and trials.dtype.kind not in "iu":
+            raise ValueError(f"select_trials: expected integer trial indices (or a boolean mask over the "
+                             f"{self.n_trials} trials), got {trials.dtype} values {trials.reshape(-1)[:5].tolist()}")
+        trials = trials.astype(np.int64)
         if trials.ndim != 1 or trials.size == 0:
             raise ValueError("select_trials: expected a non-empty 1-d array of trial indices")
         if trials.min() < 0 or trials.max() >= self.n_trials:

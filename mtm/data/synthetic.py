@@ -253,7 +253,7 @@ def poisson_counts(rates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Exact Poisson samples for small rates, fast: count the arrivals of a unit-rate process in [0, rate].
 
     The first arrival time is one exponential draw per entry; only the few entries with an arrival
-    (rate ~0.1 per bin) draw again. Returns uint8 counts (uint16 if a count exceeds 255).
+    (rate ~0.1 per bin) draw again. Returns uint8 counts (uint16 or uint32 if a count exceeds 255).
     """
     flat_rates = rates.reshape(-1)
     arrival = rng.standard_exponential(flat_rates.shape, dtype=np.float32)
@@ -265,8 +265,8 @@ def poisson_counts(rates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         total += rng.standard_exponential(idx.size)
         more = total <= limit
         idx, total, limit = idx[more], total[more], limit[more]
-        if idx.size and counts.dtype == np.uint8 and counts[idx].max() == 255:
-            counts = counts.astype(np.uint16)
+        if idx.size and counts[idx].max() == np.iinfo(counts.dtype).max:  # widen, never wrap
+            counts = counts.astype(np.uint16 if counts.dtype == np.uint8 else np.uint32)
         counts[idx] += 1
     return counts.reshape(rates.shape)
 

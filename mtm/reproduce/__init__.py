@@ -30,7 +30,16 @@ from mtm.reproduce.tables import results_markdown, write_tables
 
 def run_experiment(pretrain, heldout, plan: Plan, out, log=print, workers: int | None = None,
                    progress: bool = True) -> dict:
-    """Run ``plan.experiment`` on the sessions; returns its table {row: {column: score}}."""
+    """Run ``plan.experiment`` on the sessions; returns its table {row: {column: score}}.
+
+    Each session's runs are named by its id (:func:`mtm.paths.safe_name`), so the ids of ``pretrain``
+    and of ``heldout`` must each be distinct."""
+    for field, sessions in (("pretrain", pretrain), ("heldout", heldout)):
+        eids = [session.eid for session in sessions]
+        repeated = sorted({eid for eid in eids if eids.count(eid) > 1})
+        if repeated:
+            raise ValueError(f"{field}: the session ids {repeated} occur more than once; each session's runs "
+                             "are named by its id")
     return experiment_module(plan.experiment).run(pretrain, heldout, plan, out, log=log, workers=workers,
                                                   progress=progress)
 

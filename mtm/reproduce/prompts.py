@@ -17,6 +17,7 @@ from mtm.decoding import decode_behavior
 from mtm.device import pick_device
 from mtm.evaluate import TASK_PROMPT, TASKS, evaluate_model, task_scores
 from mtm.masking import PROMPT_IDS
+from mtm.paths import safe_name
 from mtm.reproduce.paper import PAPER_TABLE6
 from mtm.reproduce.plan import BEHAVIOR_KEYS
 from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, collect, default_workers, mean_rows,
@@ -54,7 +55,8 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     done = _run_all({**pretrain_jobs, **jobs}, workers, stamp, progress)
     table, per_session = collect(done, rows, heldout, stamp)
     for session in heldout:
-        model, _ = checkpoint.load_model(done[f"finetune/mtm/{session.eid}"]["best"], device=pick_device(plan.device))
+        model, _ = checkpoint.load_model(done[f"finetune/mtm/{safe_name(session.eid)}"]["best"],
+                                         device=pick_device(plan.device))
         for scheme in PROMPT_IDS:
             stamp(f"{session.eid}: every task under the {scheme} prompt")
             per_session.setdefault(prompt_row(scheme), []).append(prompt_scores(model, session, scheme))

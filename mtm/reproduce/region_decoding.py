@@ -26,6 +26,7 @@ from mtm.device import pick_device
 from mtm.evaluate import evaluate_model, trial_conditions
 from mtm.masking import PROMPT_IDS
 from mtm.metrics import psth_r2, trial_r2
+from mtm.paths import safe_name
 from mtm.plots import plot_per_neuron, tidy_layout
 from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, collect, default_workers, mean_rows,
                                      stamp_log)
@@ -97,7 +98,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     for index, session in enumerate(heldout):
         stamp(f"{session.eid}: decoding from one region at a time")
         for label, masking in MASKINGS.items():
-            best = done[f"finetune/{masking}/{session.eid}"]["best"]
+            best = done[f"finetune/{masking}/{safe_name(session.eid)}"]["best"]
             model, _ = checkpoint.load_model(best, device=pick_device(plan.device))
             for region in session.region_names:
                 by_region.setdefault(f"{label}: {region}", []).append(

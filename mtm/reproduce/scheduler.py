@@ -21,6 +21,7 @@ from mtm.data import Session
 from mtm.decoding import decode_behavior
 from mtm.device import pick_device
 from mtm.evaluate import evaluate_model, task_scores
+from mtm.paths import safe_name
 from mtm.reproduce.plan import BEHAVIOR_KEYS
 from mtm.train import TrainConfig, finetune, train
 
@@ -139,7 +140,7 @@ def add_single(jobs: dict, rows: dict, heldout: list[Session], cfg: TrainConfig,
                extra_scores: tuple[str, ...] = ()) -> None:
     """Add one single-session run per held-out session, ``out/single/<key>/<eid>``, scored as ``row``."""
     for session in heldout:
-        name = f"single/{key}/{session.eid}"
+        name = f"single/{key}/{safe_name(session.eid)}"
         jobs[name] = dict(sessions=[session], cfg=cfg.to_dict(), run_dir=str(out / name), score=True,
                           extra_scores=tuple(extra_scores))
         rows[name] = row
@@ -152,7 +153,7 @@ def add_pretrain_finetune(pretrain_jobs: dict, jobs: dict, rows: dict, pretrain:
     pretrain_jobs[f"pretrain/{key}"] = dict(sessions=pretrain, cfg=pretrain_cfg.to_dict(),
                                             run_dir=str(out / "pretrain" / key))
     for session in heldout:
-        name = f"finetune/{key}/{session.eid}"
+        name = f"finetune/{key}/{safe_name(session.eid)}"
         jobs[name] = dict(sessions=[session], cfg=finetune_cfg.to_dict(), run_dir=str(out / name), score=True,
                           after=f"pretrain/{key}")
         rows[name] = row

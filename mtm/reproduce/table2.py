@@ -26,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mtm.data import Session
+from mtm.paths import safe_name
 from mtm.reproduce.plan import Plan
 from mtm.reproduce.scheduler import _run_all, collect, default_workers, stamp_log
 from mtm.reproduce.tables import COLUMNS, REFERENCE_ROWS, plot_table, save_figure, write_tables
@@ -58,7 +59,7 @@ def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan
             row = f"Single-session, {label}" if stage == "single" else \
                 f"Multi-session ({len(pretrain)} pretrain), {label}"
             for session in heldout:
-                name = f"{stage}/{masking}/{session.eid}"
+                name = f"{stage}/{masking}/{safe_name(session.eid)}"
                 jobs[name] = dict(sessions=[session], cfg=cfg, run_dir=str(out / name), score=True,
                                   after=f"pretrain/{masking}" if stage == "finetune" else None)
                 rows[name] = row
