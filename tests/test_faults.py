@@ -436,11 +436,11 @@ def test_data_nwb_bin_size_100_keeps_70000_spikes(tmp_path):
 # ------------------------------------------------------------------- 3e. silent wrong answers, second pass
 def test_compare_with_two_folders_named_model(trained, tmp_path, capsys, monkeypatch):
     """Both rows kept, labelled by path, and the scatter drawn against the second model."""
-    import mtm.plots
+    import mtm.cli
 
     first, second = (copy_run(trained, tmp_path / side, "model") for side in ("a", "b"))
-    drawn, real = [], mtm.plots.plot_bps_scatter
-    monkeypatch.setattr(mtm.plots, "plot_bps_scatter", lambda *a, **k: drawn.append(a[2:4]) or real(*a, **k))
+    drawn, real = [], mtm.cli.plot_bps_scatter
+    monkeypatch.setattr(mtm.cli, "plot_bps_scatter", lambda *a, **k: drawn.append(a[2:4]) or real(*a, **k))
     assert main(["evaluate", str(first / "best.safetensors"), str(trained[1]), "--compare",
                  str(second / "best.safetensors"), "--out", str(tmp_path / "ev")]) == 0
     table = (tmp_path / "ev" / "results.md").read_text()
