@@ -259,12 +259,22 @@ plt.show()
 # the paper's sessions from the IBL public server (a few minutes). The server needs an account of your
 # own, free at <https://openalyx.internationalbrainlab.org/signup>: the cell asks for its username and
 # password (or reads `ALYX_LOGIN` and `ALYX_PASSWORD`), and ONE keeps its downloads and settings in one
-# cache folder and writes nowhere else.
+# cache folder and writes nowhere else. The same, in your own cell (the password typed without echo):
+#
+# ```python
+# import getpass
+# from mtm.data import load_ibl_session
+# from mtm.data.ibl import ibl_one
+#
+# one = ibl_one("/content/ibl_cache", username="your-username", password=getpass.getpass("IBL password: "))
+# session = load_ibl_session("5dcee0eb-b34d-4652-acc3-d10afc6eae68", one)
+# ```
 #
 # Without a network, ONE reads a local *ALF cache*. Here we build one around real IBL Neuropixels
 # spikes (about two minutes of a recording shipped with IBL's own test suite, with trials and
-# channels made for it) when they are available, and around a synthetic session otherwise, and load
-# it through exactly the code path the live download uses.
+# channels made for it; they are installed with the package, and a synthetic session stands in if
+# `MTM_REAL_DATA` names a missing folder), and load it through exactly the code path the live
+# download uses.
 
 # %%
 from mtm.data import load_ibl_session, real_data_dir

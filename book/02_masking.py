@@ -411,8 +411,8 @@ print("regions drawn:", dict(chosen))
 #
 # ## 7. A batch of real IBL spikes
 #
-# Nothing above is specific to synthetic data. Wherever the project's real recordings are present
-# (`mtm.data.real_data_dir()`; they are in CI and in the published build), we load a real IBL
+# Nothing above is specific to synthetic data. The package installs a short real recording
+# (`mtm.data.real_data_dir()`, IBL's own test fixture; on Colab too), so we load a real IBL
 # Neuropixels recording through ONE, from a local ALF cache exactly as in {doc}`01_data`, and draw
 # the region masks on its first trial. Its two probes are merged, so the region bands repeat (probe
 # 00, then probe 01), and it includes `root`: channels outside the atlas's brain regions, which the

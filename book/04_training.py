@@ -30,8 +30,9 @@
 #   $R^2$), what a checkpoint holds, and how an interrupted run is resumed to the same weights;
 # - the command line (`mtm train`) and the GPU options: bf16, `torch.compile`, several GPUs.
 #
-# *About 10 minutes to read; the line under the parameters gives an estimate of the training time on
-# the machine at hand.*
+# *About 10 minutes to read; the line under the parameters says how long the chapter's stored
+# execution took; with the `gpu` settings the next line says how many epochs fit the chapter's time
+# budget on the machine at hand (measured by a short probe).*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; everywhere else it is already installed.

@@ -29,8 +29,8 @@
 #   allows, and why the true rates are not that bound.
 #
 # *About 10 minutes to read. The two models are those of {doc}`04_training`, reused from its run
-# folder when that chapter ran first with the same settings, and trained here otherwise (the line
-# under the parameters then gives an estimate of the time).*
+# folder when that chapter ran first with the same settings, and trained here otherwise (with the
+# `gpu` settings, the lines under the parameters say how many epochs fit the chapter's time budget).*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; everywhere else it is already installed.

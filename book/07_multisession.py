@@ -30,9 +30,10 @@
 #   differently;
 # - how to read the authors' released pretrained model safely and fine-tune and score it.
 #
-# *About 10 minutes to read; the line under the parameters gives an estimate of the training time
-# on the machine at hand. The paper's settings (1000 epochs, paper-sized sessions) take many hours on
-# a GPU; the `gpu` settings aim at about 20 minutes on a Colab T4.*
+# *About 10 minutes to read; the line under the parameters says how long the chapter's stored
+# execution took. The paper's settings (1000 epochs, paper-sized sessions) take many hours on a GPU;
+# the `gpu` settings run to a time budget of 15 minutes (`mtm.book.GPU_BUDGET_MINUTES`): a short probe
+# measures an epoch, and the line under the parameters says how many epochs fit.*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; everywhere else it is already installed.
@@ -399,6 +400,18 @@ if not shared_counts:
 # With network (Colab, ideally a GPU), set `RELEASED_FROM_HUB = True`: the cell downloads the model,
 # imports it, loads the first held-out IBL session through ONE, fits its stitchers and session token
 # with the released core frozen (`freeze_core=True`; the paper fine-tunes every weight), and scores it.
+# The download needs `huggingface_hub` (Colab has it; elsewhere `pip install "mtm[hub]"`), and the IBL
+# server an account of your own (free at <https://openalyx.internationalbrainlab.org/signup>). The cell
+# calls `ibl_one()`, which reads the account from the environment and keeps ONE's downloads and settings
+# in `~/.cache/mtm/one`; on Colab, run these lines first (the password is typed without echo):
+#
+# ```python
+# import getpass, os
+# os.environ["ALYX_LOGIN"] = "your-username"
+# os.environ["ALYX_PASSWORD"] = getpass.getpass("IBL password: ")
+# ```
+#
+# (`ibl_one("/content/ibl_cache")` names another cache folder.)
 
 # %%
 import json
@@ -429,8 +442,8 @@ else:
 # %% [markdown]
 # Offline, the same steps run on a checkpoint written by the reference code itself, exactly as its
 # trainer writes `model_best.pt`, at small sizes with two sessions of 37 and 52 neurons
-# (`../shared/data/reference_checkpoint`, found by `mtm.data.reference_checkpoint_dir()`; its
-# `PROVENANCE.md` says how it was made). Next to it are the log-rates the reference computed from it
+# (installed with the package, found by `mtm.data.reference_checkpoint_dir()`; its `PROVENANCE.md`
+# says how it was made). Next to it are the log-rates the reference computed from it
 # for fixed inputs under each prompt. The table gives the largest absolute difference between those
 # and the imported model's log-rates:
 

@@ -27,8 +27,8 @@
 # - what to expect from our numbers, and why they cannot equal the paper's;
 # - how to run the real thing on the IBL sessions on a GPU, and what differs from the reference code.
 #
-# *About 10 minutes to read; the line under the parameters gives an estimate of the training time
-# on the machine at hand. The paper's plan (34 + 5 paper-sized sessions, 1000 epochs everywhere)
+# *About 10 minutes to read; the line under the parameters says how long the chapter's stored
+# execution took. The paper's plan (34 + 5 paper-sized sessions, 1000 epochs everywhere)
 # takes days on a GPU (section 6); no settings of this chapter run it by default.*
 
 # %% tags=["remove-output"]
@@ -295,10 +295,24 @@ plt.show()
 #
 # ## 6. The real thing: IBL data on a GPU
 #
-# The same pipeline runs on the paper's IBL sessions:
+# The same pipeline runs on the paper's IBL sessions, with your IBL account (free at
+# <https://openalyx.internationalbrainlab.org/signup>; the password is read from `ALYX_PASSWORD`, so it
+# never appears in the command line or the shell's history):
 #
 # ```bash
-# mtm reproduce --preset paper --data ibl --out runs/reproduce-ibl
+# read -rsp "IBL password: " ALYX_PASSWORD && export ALYX_PASSWORD
+# mtm reproduce --preset paper --data ibl --username YOUR_NAME --cache-dir ~/ibl_cache --out runs/reproduce-ibl
+# ```
+#
+# On Colab, the same from Python (the password typed without echo):
+#
+# ```python
+# import getpass, os
+# os.environ["ALYX_LOGIN"] = "your-username"
+# os.environ["ALYX_PASSWORD"] = getpass.getpass("IBL password: ")
+# from mtm.cli import main as mtm_cli
+# mtm_cli(["reproduce", "--preset", "paper", "--data", "ibl", "--cache-dir", "/content/ibl_cache",
+#          "--out", "runs/reproduce-ibl"])
 # ```
 #
 # **Which sessions.** `mtm` ships the reference repository's two lists (copied from
@@ -309,8 +323,8 @@ plt.show()
 # of them. The paper also used 34 of the 35, but which one it left out is not recorded: the reference
 # took the first datasets in the order the Hugging Face hub happened to list them.
 #
-# **The download.** Every session comes from the IBL public server through ONE (open data, no
-# account; `mtm.data.ibl.ibl_one`), loaded by `mtm.data.load_ibl_session` with the reference's choices
+# **The download.** Every session comes from the IBL public server through ONE (open data, but the
+# server needs an account of your own; `mtm.data.ibl.ibl_one`), loaded by `mtm.data.load_ibl_session` with the reference's choices
 # ({doc}`01_data`): every probe merged, every cluster kept, the reference's trial filter, 100 bins of
 # 20 ms around stimulus onset, choice, block, reward, whisker motion energy and wheel speed. Each
 # session is saved once as `<out>/sessions/<eid>.npz` and read from there afterwards. The spike
@@ -388,7 +402,8 @@ plt.show()
 # protocol is then the one above: fine-tune on each held-out session, evaluate its test split. With
 # network, `RELEASED_FROM_HUB = True` runs it for the first held-out session (the download is the
 # Hugging Face hub's, the session IBL's through ONE; fine-tuning at the paper's 1000 epochs wants a
-# GPU, lower `EPOCHS` for a quick look):
+# GPU, lower `EPOCHS` for a quick look). It needs `huggingface_hub` (Colab has it; elsewhere
+# `pip install "mtm[hub]"`) and the IBL account in `ALYX_LOGIN` and `ALYX_PASSWORD`, set as in section 6:
 
 # %%
 import json

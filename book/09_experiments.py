@@ -28,8 +28,8 @@
 # - where the book runs the third experiment, more pretraining sessions (the paper's Fig. 4);
 # - how `mtm reproduce --experiment NAME` runs each of these, and what it writes.
 #
-# *About 10 minutes to read; the line under the parameters gives an estimate of the training time
-# on the machine at hand. Every experiment here trains with the `small` preset of `mtm reproduce` (the
+# *About 10 minutes to read; the line under the parameters says how long the chapter's stored
+# execution took. Every experiment here trains with the `small` preset of `mtm reproduce` (the
 # 2 x 64 model) on sessions of `N_TRIALS` trials and `N_NEURONS` neurons; the paper's preset of each
 # takes hours to days on a GPU.*
 
@@ -391,7 +391,7 @@ plt.show()
 # hold several hundred neurons, so each bin has more tokens (a 676-neuron session has 6 patches per
 # bin and 600 tokens per trial). To give space more to do here, make the patches smaller
 # (`NDT2_PATCH = 32`, in a new `OUT_DIR`): more tokens per bin, and slower, since attention grows with
-# the square of their number; the run-time estimate under the parameters says how much.
+# the square of their number (with the `gpu` settings, the time budget then affords fewer epochs).
 # :::
 #
 # **Exercise 4.** Run the NDT2 experiment with pretraining (`NDT2_PRETRAIN = 2`, in a new `OUT_DIR`).

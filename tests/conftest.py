@@ -1,4 +1,5 @@
-"""Shared fixtures. Real IBL recordings are found through ``MTM_REAL_DATA`` (see mtm.data.sources)."""
+"""Shared fixtures. Real IBL recordings are installed with the package; ``MTM_REAL_DATA`` names
+another folder of them (see mtm.data.sources)."""
 
 import os
 
@@ -10,11 +11,7 @@ os.environ.setdefault("MTM_SMOKE", "1")
 
 @pytest.fixture(scope="session")
 def real_data():
-    """Path of the real-data folder, or skip the test with the reason when it is absent."""
+    """Path of the real-data folder (the package's own copy unless MTM_REAL_DATA names another)."""
     from mtm.data import real_data_dir
 
-    path = real_data_dir()
-    if path is None:
-        pytest.skip("real IBL recordings not found: set MTM_REAL_DATA to the folder holding "
-                    "ibl_brainbox_fixtures/ (CI has them at ../shared/data/real)")
-    return path
+    return real_data_dir(required=True)

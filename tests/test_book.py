@@ -1,17 +1,22 @@
-"""The book's chapters: structure checks, settings, Colab lines, stored outputs kept honest, and a
-papermill run of every chapter with its smoke settings (nbmake runs them too, with MTM_SMOKE=1, when
-pytest collects book/)."""
+"""The book's chapters: structure checks, settings and time budgets, Colab lines, stored outputs kept
+honest, and the one execution of every chapter per test run: copied alone into an empty folder and run
+with papermill and its smoke settings against the installed package."""
 
 import copy
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mtm import book
+from mtm.book import build
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -90,11 +95,18 @@ def test_badge_and_install_line_name_the_repository_of_the_config_and_the_pinned
     assert "@main" not in setup and "git+" in book.install_line()
 
 
+def test_the_launch_buttons_open_the_release_the_badges_open():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert str(config["repository"]["branch"]) == book.RELEASE
+    assert f"/blob/{book.RELEASE}/book/" in book.colab_badge("01_data.ipynb")
+
+
 def test_the_repository_url_is_written_once():
     """The address of the repository appears in _config.yml and nowhere else by hand."""
     url = book.repository_url()
     assert url.startswith("https://github.com/")
-    hand_written = [p for p in [*BOOK.glob("*.py"), *BOOK.glob("*.md"), ROOT / "mtm" / "book.py"]
+    hand_written = [p for p in [*BOOK.glob("*.py"), *BOOK.glob("*.md"), *(ROOT / "mtm" / "book").glob("*.py")]
                     if url in p.read_text()]
     generated = {p for p in BOOK.glob("[0-9][0-9]_*.py")}  # chapters carry the generated lines, checked above
     assert set(hand_written) <= generated
@@ -111,12 +123,83 @@ def test_every_settings_is_defined_for_every_chapter_and_chapters_4_to_6_share_t
         assert all(book.CHAPTER_SETTINGS[c][name].get("PRESET", "small") != "paper" for c in book.CHAPTER_SETTINGS)
 
 
-def test_book_settings_fit_the_time_budget_by_the_run_time_model():
-    minutes = {c: book.estimate_minutes(c, v["book"], gpu=False) for c, v in book.CHAPTER_SETTINGS.items()}
-    assert all(m < 15 for m in minutes.values()), minutes
-    assert sum(minutes.values()) < 90
-    gpu = {c: book.estimate_minutes(c, v["gpu"], gpu=True) for c, v in book.CHAPTER_SETTINGS.items()}
-    assert all(m < 25 for m in gpu.values()), gpu
+def test_every_chapter_that_trains_has_a_gpu_budget_and_the_others_none():
+    trains = {c for c, v in book.CHAPTER_SETTINGS.items() if book._training_runs(c, v["gpu"])}
+    assert trains == set(book.GPU_BUDGET_MINUTES)
+    assert all(0 < m <= 15 for m in book.GPU_BUDGET_MINUTES.values())
+
+
+def test_fit_epochs_scales_every_epoch_count_by_one_factor_and_never_raises_it():
+    values = dict(book.CHAPTER_SETTINGS["07_multisession"]["gpu"])  # EPOCHS 150, PRETRAIN_EPOCHS 150
+    # 10 one-session runs and pretraining on 1, 2 and 4 sessions (twice): 10 + 14 = 24 epochs of one session
+    # per epoch of each, 3600 at 150; 0.75 * 10 min = 450 s affords 4500 at 0.1 s an epoch, 1800 at 0.25 s
+    assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.1, minutes=10) == {
+        "EPOCHS": 150, "PRETRAIN_EPOCHS": 150}
+    assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.1, minutes=100) == {
+        "EPOCHS": 150, "PRETRAIN_EPOCHS": 150}
+    assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.25, minutes=10) == {
+        "EPOCHS": 75, "PRETRAIN_EPOCHS": 75}
+    # chapter 4's resume runs (RESUME_EPOCHS) are paid first; nothing drops below one epoch
+    four = dict(book.CHAPTER_SETTINGS["04_training"]["gpu"], RESUME_EPOCHS=100)
+    assert book.fit_epochs("04_training", four, seconds_per_epoch=1.0, minutes=10) == {"EPOCHS": 125}
+    assert book.fit_epochs("04_training", four, seconds_per_epoch=10.0, minutes=1) == {"EPOCHS": 1}
+
+
+def test_the_budget_comes_from_the_environment_when_set(monkeypatch):
+    monkeypatch.delenv(book.BUDGET_ENV, raising=False)
+    assert book.budget_minutes("05_evaluation") == book.GPU_BUDGET_MINUTES["05_evaluation"]
+    assert book.budget_minutes("01_data") is None
+    monkeypatch.setenv(book.BUDGET_ENV, "2.5")
+    assert book.budget_minutes("05_evaluation") == 2.5
+    for bad in ("0", "-1", "fast", "nan"):
+        monkeypatch.setenv(book.BUDGET_ENV, bad)
+        with pytest.raises(ValueError, match=book.BUDGET_ENV):
+            book.budget_minutes("05_evaluation")
+
+
+def test_gpu_settings_train_to_the_time_budget_and_the_schedule_completes(monkeypatch, tmp_path, capsys):
+    """On the CPU with a half-minute budget: the probe fixes the epochs so that the chapter's two runs (as
+    chapter 5 trains them) fit the training share of the budget at the measured speed, each schedule reaches
+    its last step, the decision is printed and kept in the run folder, and a later chapter sharing the runs
+    takes it as is. (The wall-time bound is loose: on a shared CPU an epoch's time can change tenfold
+    between the probe and the runs; without the budget the runs would take hours.)"""
+    import torch
+
+    from mtm.data import synthetic_session
+    from mtm.train import TrainConfig
+
+    monkeypatch.setenv(book.RUNS_ENV, str(tmp_path))
+    monkeypatch.setenv(book.BUDGET_ENV, "0.5")
+    sizes = dict(N_TRIALS=60, N_NEURONS=40, MODEL=book.SMOKE_MODEL, EPOCHS=100000)
+    run = book.chapter_settings("05_evaluation", "gpu", **sizes)
+    printed = capsys.readouterr().out
+    epochs = run["EPOCHS"]
+    assert 1 <= epochs < 100000
+    assert re.search(rf"Time budget 0.5 min \(75% for training\): an epoch took [0-9.]+ s .*, so EPOCHS {epochs} "
+                     r"\(settings: 100000\)\.", printed), printed
+    decisions = json.loads((tmp_path / "gpu" / book.BUDGET_FILE).read_text())
+    assert list(decisions) == [run.budget_key] and run.run_dir == tmp_path / "gpu" / run.budget_key
+    decision = decisions[run.budget_key]
+    assert decision["epochs"] == {"EPOCHS": epochs} and decision["seconds_per_epoch"] > 0
+    training, per_epoch = book.TRAINING_SHARE * 0.5 * 60, decision["seconds_per_epoch"]
+    assert 2 * epochs * per_epoch <= training or epochs == 1  # the two runs fit at the measured speed
+    assert training < 2 * (epochs + 1) * per_epoch  # and one more epoch would not
+
+    session = synthetic_session(0, 60, 40)
+    started = time.perf_counter()
+    for masking in ("temporal", "mtm"):
+        cfg = TrainConfig.preset("small", masking=masking, model=book.SMOKE_MODEL, epochs=epochs)
+        best = book.train_once([session], cfg, run.run_dir / masking, progress=False)
+        state = torch.load(best.parent / "last.pt", weights_only=False)
+        assert state["epoch"] == epochs - 1
+        assert state["scheduler"]["last_epoch"] == state["scheduler"]["total_steps"]  # the schedule's end
+    elapsed = time.perf_counter() - started
+    assert elapsed < 10 * max(training, 2 * per_epoch), elapsed  # loose: see the docstring
+
+    again = book.chapter_settings("06_decoding", "gpu", **sizes)
+    assert again["EPOCHS"] == epochs and "decided by 05_evaluation" in capsys.readouterr().out
+    assert again.run_dir == run.run_dir  # chapter 6 finds chapter 5's runs
+    assert book.chapter_settings("05_evaluation", "book")["EPOCHS"] == book.CHAPTER_SETTINGS["05_evaluation"]["book"]["EPOCHS"]
 
 
 def test_chapter_settings_resolve_auto_and_refuse_unknown_names(monkeypatch, capsys):
@@ -142,18 +225,18 @@ def executed_copy(notebook: Path, settings: str = "book") -> dict:
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "ok\n"}]
-    nb["metadata"][book.METADATA_KEY] = {"settings": settings, "code_hash": book.code_hash(nb)}
+    nb["metadata"][book.METADATA_KEY] = {"settings": settings, "code_hash": build.code_hash(nb)}
     return nb
 
 
 def test_an_honest_executed_chapter_passes_and_every_kind_of_dishonesty_fails():
     nb = executed_copy(CHAPTERS[0])
-    assert book.notebook_problems(nb) == []
+    assert build.notebook_problems(nb) == []
     changed = copy.deepcopy(nb)
     code = next(c for c in changed["cells"] if c["cell_type"] == "code")
     code["source"] = source(code) + "\nprint('changed')"
-    assert any("code changed" in p for p in book.notebook_problems(changed))
-    assert any("settings 'smoke'" in p for p in book.notebook_problems(executed_copy(CHAPTERS[0], "smoke")))
+    assert any("code changed" in p for p in build.notebook_problems(changed))
+    assert any("settings 'smoke'" in p for p in build.notebook_problems(executed_copy(CHAPTERS[0], "smoke")))
     for bad in ({"output_type": "error", "ename": "ValueError", "evalue": "x", "traceback": []},
                 {"output_type": "stream", "name": "stderr", "text": "Traceback (most recent call last):\n"},
                 {"output_type": "stream", "name": "stdout", "text": "with the smoke settings the dots say nothing"},
@@ -162,10 +245,10 @@ def test_an_honest_executed_chapter_passes_and_every_kind_of_dishonesty_fails():
                 {"output_type": "stream", "name": "stderr", "text": "x.py:9: UserWarning: The figure layout has changed"}):
         broken = copy.deepcopy(nb)
         next(c for c in broken["cells"] if c["cell_type"] == "code")["outputs"].append(bad)
-        assert book.notebook_problems(broken), bad
+        assert build.notebook_problems(broken), bad
     unrecorded = copy.deepcopy(nb)
     del unrecorded["metadata"][book.METADATA_KEY]
-    assert any("no execution record" in p for p in book.notebook_problems(unrecorded))
+    assert any("no execution record" in p for p in build.notebook_problems(unrecorded))
 
 
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
@@ -173,13 +256,13 @@ def test_stored_outputs_are_from_the_book_settings_and_current(notebook):
     """Every chapter is committed executed with the book settings, from its present code, without
     errors, tracebacks, progress bars or smoke phrases (python -m mtm.book execute --stale)."""
     nb = json.loads(notebook.read_text())
-    assert book.has_outputs(nb), f"{notebook.stem} is not executed"
-    assert book.notebook_problems(nb) == []
+    assert build.has_outputs(nb), f"{notebook.stem} is not executed"
+    assert build.notebook_problems(nb) == []
     record = nb["metadata"][book.METADATA_KEY]
     # the target: 15 minutes a chapter on a 2-core CPU
     assert record["machine"]["cores"] >= 1 and record["wall_time_s"] < 15 * 60
     assert not record["commit"].endswith("-dirty"), "executed from uncommitted package code"
-    assert book.coalesce_streams(copy.deepcopy(nb)) == 0, "a printed log is split into one output per line"
+    assert build.coalesce_streams(copy.deepcopy(nb)) == 0, "a printed log is split into one output per line"
 
 
 def test_consecutive_prints_of_one_stream_become_one_output_and_nothing_else_moves():
@@ -192,11 +275,11 @@ def test_consecutive_prints_of_one_stream_become_one_output_and_nothing_else_mov
                {"output_type": "stream", "name": "stdout", "text": "after the figure\n"}]
     nb = {"cells": [{"cell_type": "markdown", "source": "text"},
                     {"cell_type": "code", "source": "run()", "outputs": outputs, "metadata": {}}]}
-    assert book.coalesce_streams(nb) == 1
+    assert build.coalesce_streams(nb) == 1
     assert [(o["output_type"], o.get("name"), o.get("text")) for o in nb["cells"][1]["outputs"]] == [
         ("stream", "stdout", "[ 0 s] training\n[ 9 s]   finished a\n"), ("stream", "stderr", "a warning line\n"),
         ("stream", "stdout", "[12 s] done\n"), ("display_data", None, None), ("stream", "stdout", "after the figure\n")]
-    assert book.coalesce_streams(nb) == 0
+    assert build.coalesce_streams(nb) == 0
 
 
 def test_no_text_waits_for_a_book_run():
@@ -214,7 +297,7 @@ def test_the_published_build_renders_stored_outputs_without_executing():
 
 def test_execute_command_refuses_an_unknown_chapter(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        book._main(["execute", "99_nothing"])
+        build.main(["execute", "99_nothing"])
     assert exit_info.value.code == 2
     assert "mtm: error: chapter: '99_nothing' is not a chapter" in capsys.readouterr().err
 
@@ -230,22 +313,90 @@ def test_chapter_matches_its_python_twin(notebook):
     assert [(c.cell_type, c.source.strip()) for c in a.cells] == [(c.cell_type, c.source.strip()) for c in b.cells]
 
 
-@pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
-def test_chapter_runs_under_papermill_with_smoke_settings(notebook, tmp_path, monkeypatch):
-    papermill = pytest.importorskip("papermill")
-    monkeypatch.setenv("MTM_SMOKE", "0")  # the SETTINGS parameter alone selects the smoke settings
-    out = tmp_path / notebook.name
-    parameters = {"SETTINGS": "smoke", "SEED": 1}
-    papermill.execute_notebook(str(notebook), str(out), parameters=parameters, kernel_name="python3",
-                               cwd=str(BOOK), progress_bar=False, execution_timeout=600)
+#: The one "Skipped" a chapter may print: the released weights are downloaded only when the reader opts in.
+OPT_IN_DOWNLOAD = "Skipped the download: set RELEASED_FROM_HUB = True"
+
+
+def run_alone(notebook: Path, folder: Path, python: str | None = None, kernel: str = "python3",
+              env: dict | None = None) -> tuple[dict, str]:
+    """Copy ``notebook`` alone into the empty ``folder`` and execute it there with papermill and the
+    smoke settings (cwd = ``folder``); returns the executed notebook and everything it printed."""
+    folder.mkdir(parents=True)
+    alone = Path(shutil.copy(notebook, folder / notebook.name))
+    out = folder.parent / f"{notebook.stem}.executed.ipynb"
+    subprocess.run([python or sys.executable, "-m", "papermill", str(alone), str(out), "-p", "SETTINGS", "smoke",
+                    "-p", "SEED", "1", "--cwd", str(folder), "-k", kernel, "--no-progress-bar",
+                    "--execution-timeout", "600"], check=True, capture_output=True, text=True, env=env)
     executed = json.loads(out.read_text())
-    injected = [c for c in executed["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
-    assert injected and all(re.search(rf"^{k} = ", source(injected[0]), re.M) for k in parameters)
+    printed = "".join(build.output_text(o) for c in executed["cells"] for o in c.get("outputs", []))
+    return executed, printed
+
+
+def check_smoke_run(executed: dict, printed: str) -> None:
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
-    printed = "".join(book._output_text(o) for c in executed["cells"] for o in c.get("outputs", []))
+    assert not errors, errors
+    injected = [c for c in executed["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    assert injected and re.search(r"^SETTINGS = .smoke.$", source(injected[0]), re.M)
     assert "Settings 'smoke'" in printed and "Executed with settings 'smoke'" in printed
-    assert os.environ["MTM_SMOKE"] == "0"
+    assert "Skipped" not in printed.replace(OPT_IN_DOWNLOAD, ""), printed[printed.index("Skipped") - 200:][:400]
+    assert "Traceback" not in printed
+
+
+def environment_of_the_installed_package() -> dict:
+    """The test's environment without the settings that point the package at data outside it."""
+    from mtm.data.sources import REAL_DATA_ENV, REFERENCE_CHECKPOINT_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in (REAL_DATA_ENV, REFERENCE_CHECKPOINT_ENV, book.RUNS_ENV)}
+    return {**env, "MTM_SMOKE": "0"}  # the SETTINGS parameter alone selects the smoke settings
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
+def test_chapter_runs_alone_in_an_empty_folder_with_smoke_settings(notebook, tmp_path):
+    """The one execution of each chapter per test run: the notebook file alone, in an empty working
+    folder, against the installed package and the data it installs (no MTM_REAL_DATA or
+    MTM_REFERENCE_CHECKPOINT), nothing skipped and no error; chapters 5 and 6 train chapter 4's models
+    themselves."""
+    pytest.importorskip("papermill")
+    check_smoke_run(*run_alone(notebook, tmp_path / "alone", env=environment_of_the_installed_package()))
+
+
+def test_the_colab_install_line_installs_the_tagged_release_into_a_fresh_virtualenv(tmp_path):
+    """A chapter's set-up cell, as Colab runs it: ``pip install -q PACKAGE`` with the install line's
+    requirement, the repository's URL replaced by a local clone (file://localhost/..., the form pip 23 parses)
+    tagged with the release, into a
+    fresh virtualenv; the package and its data land in that virtualenv and chapter 1 then runs there
+    with the smoke settings. The heavy dependencies come from this environment (a .pth file), as Colab's
+    come preinstalled, so nothing but the package is installed and no network is needed."""
+    import ast
+    import site
+    import sysconfig
+
+    pytest.importorskip("papermill")
+    clone = tmp_path / "repository"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "-C", str(clone), "tag", "-f", book.RELEASE], check=True, capture_output=True)
+    requirement = ast.literal_eval(book.install_line(f"file://localhost{clone}").split("=", 1)[1].strip())
+    venv = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    here = [sysconfig.get_paths()["purelib"], *site.getsitepackages()]
+    Path(purelib, "preinstalled.pth").write_text("\n".join(dict.fromkeys(here)) + "\n")
+    env = {k: v for k, v in environment_of_the_installed_package().items() if k != "PYTHONPATH"}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    setup = next(source(c) for c in cells(CHAPTERS[0]) if c["cell_type"] == "code")
+    assert '[sys.executable, "-m", "pip", "install", "-q", PACKAGE]' in setup  # the command below
+    started = time.perf_counter()
+    subprocess.run([python, "-m", "pip", "install", "-q", requirement], check=True, env=env, cwd=tmp_path)
+    installed = subprocess.run([python, "-c", "import mtm, mtm.data as d; print(mtm.__file__); "
+                                "print(d.real_data_dir(required=True)); print(d.reference_checkpoint_dir(required=True))"],
+                               check=True, capture_output=True, text=True, env=env, cwd=tmp_path).stdout.split()
+    assert all(path.startswith(purelib) for path in installed), installed
+    print(f"pip install of the release: {time.perf_counter() - started:.0f} s")
+    subprocess.run([python, "-m", "ipykernel", "install", "--prefix", str(venv), "--name", "fresh"], check=True,
+                   capture_output=True, env=env)
+    check_smoke_run(*run_alone(CHAPTERS[0], tmp_path / "alone", python=python, kernel="fresh", env=env))
 
 
 def test_the_recorded_commit_is_dirty_for_package_changes_only(tmp_path):
@@ -279,5 +430,5 @@ def test_a_failing_chapter_is_reported_by_its_cell_exception():
 
     err = PapermillExecutionError(cell_index=7, exec_count=12, source="train()", ename="ValueError",
                                   evalue="/runs/x holds a run lock\nmore", traceback=["..."])
-    assert book.failure_reason(err) == "cell 12 raised ValueError: /runs/x holds a run lock"
-    assert book.failure_reason(OSError("disk full\nsecond line")) == "OSError: disk full"
+    assert build.failure_reason(err) == "cell 12 raised ValueError: /runs/x holds a run lock"
+    assert build.failure_reason(OSError("disk full\nsecond line")) == "OSError: disk full"

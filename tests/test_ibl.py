@@ -3,6 +3,7 @@ the real-data fixture, the round trip Session -> ALF -> Session, and every bad i
 
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -300,3 +301,37 @@ def test_save_ibl_sessions(alf_cache, tmp_path):
         save_ibl_sessions([eids["complete"], eids["no_channels"]], out, one=one)
     assert [p.name for p in out.iterdir()] == [f"{eids['complete']}.npz"]
     assert Session.load(out / f"{eids['complete']}.npz") == load_ibl_session(eids["complete"], one=one)
+
+
+# ------------------------------------------------------------------------------ chapter 7's call
+def test_chapter_7_call_loads_a_heldout_session_through_ibl_one(tmp_path, monkeypatch):
+    """Chapter 7's released-weights cell runs ``load_ibl_session(heldout_eids()[0], ibl_one())`` (the
+    account in ALYX_LOGIN / ALYX_PASSWORD, no cache folder given). That exact call, with the IBL server
+    replaced by a local ALF cache that holds a session under that eid: ibl_one takes its default cache
+    folder, and the session loads."""
+    import one.api
+
+    from mtm.data import heldout_eids
+    from mtm.data.ibl import default_one_cache, ibl_one
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ALYX_LOGIN", "reader")
+    monkeypatch.setenv("ALYX_PASSWORD", "secret")
+    original = small_session()
+    alf = tmp_path / "alf"
+    session_to_alf(original, alf, subject="mouse")
+    build_one_cache(alf, eids={"mtm/Subjects/mouse/2024-01-01/001": heldout_eids()[0]})
+    made = {}
+    make_local = one.api.ONE
+
+    def server_as_local_cache(**kwargs):
+        made.update(kwargs)
+        return make_local(cache_dir=alf, mode="local")
+
+    monkeypatch.setattr(one.api, "ONE", server_as_local_cache)
+    session = load_ibl_session(heldout_eids()[0], ibl_one())
+    assert session.eid == heldout_eids()[0] and np.array_equal(session.spikes, original.spikes)
+    assert made["username"] == "reader" and made["password"] == "secret"
+    assert Path(made["cache_dir"]) == default_one_cache() == home / ".cache" / "mtm" / "one"

@@ -68,7 +68,7 @@ def test_plot_mask_colours_visible_hidden_and_target():
 
 
 def test_the_introduction_schematic_is_drawn_by_the_package(tmp_path):
-    from mtm.book import write_schematic
+    from mtm.book.build import write_schematic
 
     path = write_schematic(tmp_path / "schematic.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,7 +1,7 @@
 """Importing the MtM reference's own checkpoints: the reference's outputs reproduced, hostile pickles
 refused without running, damaged or foreign files refused, and an imported model fine-tuned further.
 
-The fixture (``../shared/data/reference_checkpoint``, see its PROVENANCE.md) is a ``model_best.pt`` written
+The fixture (installed with the package, ``mtm/data/fixtures/reference_checkpoint``, see its PROVENANCE.md) is a ``model_best.pt`` written
 by the reference code itself, with that code's log-rates for fixed inputs under each prompt."""
 
 import io
@@ -26,10 +26,7 @@ CHECKPOINT = "reference_ndt1_stitch_prompting_small.pt"
 
 @pytest.fixture(scope="module")
 def fixture():
-    folder = reference_checkpoint_dir()
-    if folder is None:
-        pytest.skip("reference checkpoint fixture not found: set MTM_REFERENCE_CHECKPOINT "
-                    "(CI has it at ../shared/data/reference_checkpoint)")
+    folder = reference_checkpoint_dir(required=True)  # installed with the package
     meta = json.loads((folder / "reference_ndt1_outputs.json").read_text())
     outputs = np.load(folder / "reference_ndt1_outputs.npz")
     sessions = {s["eid"]: s["n_neurons"] for s in meta["sessions"]}

@@ -92,21 +92,28 @@ def _stored_login() -> str | None:
         return None
 
 
-def ibl_one(cache_dir, *, username: str | None = None, password: str | None = None, token: str | None = None):
+def default_one_cache() -> Path:
+    """The folder of :func:`ibl_one`'s downloads when none is given: ``~/.cache/mtm/one``."""
+    return Path.home() / ".cache" / "mtm" / "one"
+
+
+def ibl_one(cache_dir=None, *, username: str | None = None, password: str | None = None, token: str | None = None):
     """A ONE client of the IBL public server, with the caller's account.
 
     Credentials, first found: the arguments; the environment variables ``ALYX_LOGIN``,
     ``ALYX_PASSWORD`` (or ``ALYX_TOKEN``); a login stored with ``ONE.setup``. Without any, a
     ``ValueError`` says how to get an account (:data:`IBL_SIGNUP_URL`). Downloads go to
-    ``cache_dir``; with given credentials ONE's settings and login token are kept in
+    ``cache_dir`` (default :func:`default_one_cache`); with given credentials ONE's settings and login token are kept in
     ``cache_dir/.one_settings`` (nothing is written in the home folder), while a stored
     ``ONE.setup`` login is used where the user stored it. A server that cannot be reached raises
     ``ConnectionError``.
     """
     from one.api import ONE
 
-    if cache_dir is None or not str(cache_dir).strip():
-        raise ValueError("cache_dir: expected the folder for ONE's downloads (ONE's default is ~/Downloads/ONE)")
+    if cache_dir is None:
+        cache_dir = default_one_cache()
+    if not str(cache_dir).strip():
+        raise ValueError("cache_dir: expected the folder for ONE's downloads, or None for ~/.cache/mtm/one")
     cache_dir = Path(cache_dir).expanduser()
     if cache_dir.exists() and not cache_dir.is_dir():
         raise ValueError(f"cache_dir: {cache_dir} is a file, expected a folder")

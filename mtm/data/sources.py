@@ -1,10 +1,14 @@
-"""Where real data lives: the reference's IBL session lists and the local folders of shared data.
+"""Where real data lives: the reference's IBL session lists and the small real fixtures.
 
-The real IBL recordings used by the tests and chapters are never copied into the project: they are
-found through one setting, the environment variable ``MTM_REAL_DATA`` (default: ``../shared/data/real``
-beside the project's root). A user's clone without them still works; what needs them skips. The
-checkpoint written by the reference code (a test fixture) is found the same way, through
-``MTM_REFERENCE_CHECKPOINT`` (default ``../shared/data/reference_checkpoint``).
+Two small folders are installed with the package (``mtm/data/fixtures/``, 3 MB, each with its
+``PROVENANCE.md``), so that a chapter runs from the installed package alone (on Colab too):
+
+- ``real/ibl_brainbox_fixtures``: real IBL Neuropixels spikes, behaviour and wheel traces from
+  ibllib's unit-test fixtures (MIT; the data CC BY 4.0, International Brain Laboratory);
+- ``reference_checkpoint``: a checkpoint written by the MtM reference code and its outputs (MIT).
+
+An environment variable replaces either folder (``MTM_REAL_DATA``, ``MTM_REFERENCE_CHECKPOINT``,
+e.g. ``../shared/data/real`` beside a clone), for more data of the same layout.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from pathlib import Path
 
 REAL_DATA_ENV = "MTM_REAL_DATA"
 REFERENCE_CHECKPOINT_ENV = "MTM_REFERENCE_CHECKPOINT"
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-def _shared_dir(env: str, name: str, what: str, required: bool) -> Path | None:
-    path = Path(os.environ.get(env, _PROJECT_ROOT.parent / "shared" / "data" / name))
+def _data_dir(env: str, name: str, what: str, required: bool) -> Path | None:
+    path = Path(os.environ.get(env) or _FIXTURES / name)
     if path.is_dir():
         return path
     if required:
@@ -28,21 +32,25 @@ def _shared_dir(env: str, name: str, what: str, required: bool) -> Path | None:
 
 
 def real_data_dir(required: bool = False) -> Path | None:
-    """The folder of real recordings (``$MTM_REAL_DATA``, default ``<project>/../shared/data/real``).
+    """The folder of real recordings: ``$MTM_REAL_DATA``, default the copy installed with the package
+    (``mtm/data/fixtures/real``, holding ``ibl_brainbox_fixtures/``).
 
-    Returns None when it does not exist, or raises ``FileNotFoundError`` if ``required``.
+    Returns None when it does not exist (a wrong ``$MTM_REAL_DATA``), or raises ``FileNotFoundError`` if
+    ``required``.
     """
-    return _shared_dir(REAL_DATA_ENV, "real", "real data", required)
+    return _data_dir(REAL_DATA_ENV, "real", "real data", required)
 
 
 def reference_checkpoint_dir(required: bool = False) -> Path | None:
-    """The folder of the reference code's own checkpoint and outputs (``$MTM_REFERENCE_CHECKPOINT``,
-    default ``<project>/../shared/data/reference_checkpoint``): ``reference_ndt1_stitch_prompting_small.pt``,
-    ``reference_ndt1_outputs.npz`` / ``.json`` and their ``PROVENANCE.md``.
+    """The folder of the reference code's own checkpoint and outputs: ``$MTM_REFERENCE_CHECKPOINT``,
+    default the copy installed with the package (``mtm/data/fixtures/reference_checkpoint``):
+    ``reference_ndt1_stitch_prompting_small.pt``, ``reference_ndt1_outputs.npz`` / ``.json`` and their
+    ``PROVENANCE.md``.
 
-    Returns None when it does not exist, or raises ``FileNotFoundError`` if ``required``.
+    Returns None when it does not exist (a wrong ``$MTM_REFERENCE_CHECKPOINT``), or raises
+    ``FileNotFoundError`` if ``required``.
     """
-    return _shared_dir(REFERENCE_CHECKPOINT_ENV, "reference_checkpoint", "reference checkpoint", required)
+    return _data_dir(REFERENCE_CHECKPOINT_ENV, "reference_checkpoint", "reference checkpoint", required)
 
 
 def _read_eids(name: str) -> list[str]:

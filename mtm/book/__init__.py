@@ -1,0 +1,479 @@
+"""What the book's chapters import: every chapter's three settings, its time budget on a GPU, training
+that reuses finished runs, and the Colab set-up lines. (The tool that executes the chapters and checks
+their stored outputs is :mod:`mtm.book.build`, run as ``python -m mtm.book``.)
+
+**Settings.** Each chapter has three literal parameter sets (:data:`CHAPTER_SETTINGS`):
+
+- ``smoke``: tiny sessions and a few epochs, seconds per chapter; what CI runs (``MTM_SMOKE=1``);
+- ``book``: what the published book is executed with, on a 2-core CPU within 15 minutes per
+  chapter, sized so that every result a chapter discusses can be read. Neurons are cheap for the
+  small model and help it most, and longer training beats a bigger model: measured on one
+  synthetic session, the small model trained for 500 epochs on 300 neurons and 400 trials is above
+  the linear baseline on every activity task (278 s), while 150 epochs (about 100 s) or a 4 x 128
+  model for 150 epochs (294 s) are not (co-smooth / forward / intra / inter bits per spike: 500
+  epochs 0.43 / 0.08 / 0.44 / 0.29; 150 epochs 0.35 / 0.07 / 0.33 / 0.22; 4 x 128, 150 epochs
+  0.36 / 0.12 / 0.34 / 0.22; the linear baseline 0.24 / -0.22 / 0.42 / 0.04). So ``book`` uses
+  300-neuron sessions and long training of the ``small`` model;
+- ``gpu``: for Colab and larger GPUs, a bigger session and model than ``book`` (never the paper's
+  preset, which takes hours to days, see chapter 8), run to a time budget
+  (:data:`GPU_BUDGET_MINUTES`, about 15 minutes per chapter on a T4): the settings' epochs are upper
+  bounds, lowered to what a measured epoch allows (:func:`apply_budget`). No GPU has been measured
+  yet, so how many epochs a T4 affords is not written anywhere; each run prints and records it.
+  ``book`` and ``smoke`` keep their fixed epochs, so stored outputs stay deterministic.
+
+A chapter's ``parameters`` cell holds literals only (``SETTINGS = "auto"`` and overrides that
+default to None); the next cell calls :func:`chapter_settings`, which resolves ``auto`` (``smoke``
+under ``MTM_SMOKE=1``, ``gpu`` with a CUDA GPU, ``book`` otherwise), applies the overrides (and, for
+``gpu``, the time budget), and prints one line with the settings, the machine and, for a long
+chapter, the wall time its stored execution with these settings took.
+
+**Colab.** The repository URL is the book's ``repository.url`` (``_config.yml``) and the release
+the chapters install is ``v<package version>``; :func:`colab_badge` and :func:`install_line` give
+the lines every chapter carries, and a test checks that they agree.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from mtm import __version__, smoke
+from mtm.atomic import atomic_write
+from mtm.data import synthetic_session
+from mtm.device import device_precision, pick_device
+from mtm.train import TrainConfig, finetune, train
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOK = ROOT / "book"
+SETTINGS = ("smoke", "book", "gpu")
+#: The settings every stored output must have been executed with.
+PUBLISHED_SETTINGS = "book"
+#: The release the Colab set-up cells install and the badges open: a tag of the repository.
+RELEASE = f"v{__version__}"
+#: Notebook metadata key of the execution record.
+METADATA_KEY = "mtm"
+#: Environment variable naming the folder where chapters share trained runs (one sub-folder per settings).
+RUNS_ENV = "MTM_BOOK_RUNS"
+#: A chapter whose stored execution took longer than this many minutes says so before it runs.
+ANNOUNCE_MINUTES = 3.0
+
+#: The tiny model of smoke runs (the ``small`` preset otherwise).
+SMOKE_MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32)
+#: A Colab GPU affords a wider and deeper model than the CPU's ``small`` one.
+GPU_MODEL = dict(hidden=128, n_layers=4, n_heads=4, mlp=256, n_channels=128)
+
+# One single-session pair of runs (temporal, MtM) shared by chapters 4, 5 and 6: the same session,
+# model and training, so the book trains each model once.
+_SINGLE = {
+    "smoke": dict(PRESET="small", N_TRIALS=60, N_NEURONS=40, EPOCHS=3, MODEL=SMOKE_MODEL),
+    "book": dict(PRESET="small", N_TRIALS=400, N_NEURONS=300, EPOCHS=500, MODEL={}),
+    "gpu": dict(PRESET="small", N_TRIALS=600, N_NEURONS=500, EPOCHS=1000, MODEL=GPU_MODEL),
+}
+
+#: Every chapter's parameters under each settings, literal values only.
+CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
+    "01_data": {
+        "smoke": dict(N_TRIALS=120, N_NEURONS=60, SWEEP_TRIALS=120, SWEEP_NEURONS=60, SWEEP_POINTS=2),
+        "book": dict(N_TRIALS=400, N_NEURONS=300, SWEEP_TRIALS=300, SWEEP_NEURONS=200, SWEEP_POINTS=None),
+        "gpu": dict(N_TRIALS=400, N_NEURONS=300, SWEEP_TRIALS=300, SWEEP_NEURONS=200, SWEEP_POINTS=None),
+    },
+    "02_masking": {
+        "smoke": dict(N_TRIALS=60, N_NEURONS=50, PATCH_SIZE=16, N_MASKS=30, N_DRAWS=4000),
+        "book": dict(N_TRIALS=400, N_NEURONS=300, PATCH_SIZE=128, N_MASKS=200, N_DRAWS=4000),
+        "gpu": dict(N_TRIALS=400, N_NEURONS=300, PATCH_SIZE=128, N_MASKS=200, N_DRAWS=4000),
+    },
+    "03_model": {
+        "smoke": dict(N_TRIALS=60, N_NEURONS=50, MODEL_SIZE="small", NDT2_PATCH=24),
+        "book": dict(N_TRIALS=400, N_NEURONS=300, MODEL_SIZE="paper", NDT2_PATCH=128),
+        "gpu": dict(N_TRIALS=400, N_NEURONS=300, MODEL_SIZE="paper", NDT2_PATCH=128),
+    },
+    "04_training": {name: {**values, "RESUME_EPOCHS": 3} for name, values in _SINGLE.items()},
+    "05_evaluation": {name: dict(values) for name, values in _SINGLE.items()},
+    "06_decoding": {name: dict(values) for name, values in _SINGLE.items()},
+    "07_multisession": {
+        "smoke": dict(PRESET="small", N_PRETRAIN=[1, 2], N_TRIALS=40, N_NEURONS=30, EPOCHS=2,
+                      PRETRAIN_EPOCHS=2, MODEL=SMOKE_MODEL),
+        "book": dict(PRESET="small", N_PRETRAIN=[1, 2, 4], N_TRIALS=250, N_NEURONS=200, EPOCHS=60,
+                     PRETRAIN_EPOCHS=80, MODEL={}),
+        "gpu": dict(PRESET="small", N_PRETRAIN=[1, 2, 4], N_TRIALS=400, N_NEURONS=300, EPOCHS=150,
+                    PRETRAIN_EPOCHS=150, MODEL=GPU_MODEL),
+    },
+    "08_reproduction": {
+        "smoke": dict(PRESET="small", N_PRETRAIN=1, N_TEST=1, N_TRIALS=40, N_NEURONS=30, EPOCHS=2,
+                      PRETRAIN_EPOCHS=2, FINETUNE_EPOCHS=2, MODEL=SMOKE_MODEL, WORKERS=1),
+        "book": dict(PRESET="small", N_PRETRAIN=3, N_TEST=2, N_TRIALS=300, N_NEURONS=200, EPOCHS=120,
+                     PRETRAIN_EPOCHS=100, FINETUNE_EPOCHS=100, MODEL={}, WORKERS=2),
+        "gpu": dict(PRESET="small", N_PRETRAIN=4, N_TEST=2, N_TRIALS=400, N_NEURONS=300, EPOCHS=200,
+                    PRETRAIN_EPOCHS=200, FINETUNE_EPOCHS=150, MODEL=GPU_MODEL, WORKERS=1),
+    },
+    "09_experiments": {
+        "smoke": dict(N_TEST=1, N_TRIALS=40, N_NEURONS=30, ABLATION_EPOCHS=2, NDT2_EPOCHS=2, NDT2_PRETRAIN=1,
+                      NDT2_PATCH=16, MODEL=SMOKE_MODEL, WORKERS=1),
+        # the presets' 64-80-neuron sessions leave every model near zero bits per spike; 200 neurons and
+        # longer training make the ablation readable within 15 minutes on a 2-core CPU, with one held-out
+        # session and NDT2 single-session only (multi-session pretraining is chapter 7's experiment).
+        # NDT2 with the paper's 128-neuron patches (2 per bin): the small preset's 32 (7 per bin) made an
+        # epoch 5.7 times as slow and, after 30 epochs, left NDT2 below zero on every activity task
+        "book": dict(N_TEST=1, N_TRIALS=300, N_NEURONS=200, ABLATION_EPOCHS=150, NDT2_EPOCHS=100, NDT2_PRETRAIN=0,
+                     NDT2_PATCH=128, MODEL={}, WORKERS=2),
+        "gpu": dict(N_TEST=2, N_TRIALS=400, N_NEURONS=300, ABLATION_EPOCHS=200, NDT2_EPOCHS=100, NDT2_PRETRAIN=2,
+                    NDT2_PATCH=128, MODEL={}, WORKERS=1),
+    },
+}
+
+# ---------------------------------------------------------------------------------- time budgets
+#: Minutes a chapter may take with the ``gpu`` settings, evaluation and figures included (chapters that
+#: train nothing have none): about 15 minutes on a free Colab GPU (a T4) is the target. The ``gpu``
+#: settings' epochs are upper bounds: :func:`chapter_settings` measures an epoch with a short probe and
+#: lowers every epoch count of the chapter to what fits (:func:`fit_epochs`), so a chapter finishes in
+#: its budget on any GPU, and sooner on a fast one.
+GPU_BUDGET_MINUTES = {"04_training": 15.0, "05_evaluation": 15.0, "06_decoding": 15.0,
+                      "07_multisession": 15.0, "08_reproduction": 15.0, "09_experiments": 15.0}
+#: Environment variable that replaces every chapter's budget (minutes), e.g. for a short Colab session or a test.
+BUDGET_ENV = "MTM_TIME_BUDGET_MINUTES"
+#: The share of a budget given to training; the rest is left for evaluation, decoding and figures.
+TRAINING_SHARE = 0.75
+#: The probe trains for this share of the budget: the seconds per epoch are the mean between the ends
+#: of its epochs (the first epoch's start-up costs, building the model and CUDA kernels, left out; a
+#: longer probe averages over a busy machine's noise), or, when its first epoch alone takes the whole
+#: probe's time, that epoch's time from the start (an overestimate, so the chapter stays in its budget).
+PROBE_SHARE = 0.04
+#: The parameters that are epoch counts a budget may lower.
+BUDGETED_EPOCHS = ("EPOCHS", "PRETRAIN_EPOCHS", "FINETUNE_EPOCHS", "ABLATION_EPOCHS", "NDT2_EPOCHS")
+#: The file in the settings' run folder where each budget decision is kept, so that a chapter run again,
+#: or a later chapter that shares the runs (4, 5 and 6), trains with the same epochs and reuses the runs.
+BUDGET_FILE = "budget.json"
+
+
+def _training_runs(chapter: str, values: dict) -> list[tuple[str, float]]:
+    """Every training run a chapter makes: (the parameter holding its epochs, the cost of one of its
+    epochs in epochs of one of the chapter's sessions with the chapter's model)."""
+    if chapter in ("04_training", "05_evaluation", "06_decoding"):
+        # the shared pair (temporal, MtM); chapter 4 also makes two short runs that show resuming
+        return [("EPOCHS", 1.0)] * 2 + ([("RESUME_EPOCHS", 1.0)] * 2 if chapter == "04_training" else [])
+    if chapter == "07_multisession":
+        sizes = values["N_PRETRAIN"]
+        pretrain = [("PRETRAIN_EPOCHS", float(n)) for n in sizes] * 2
+        # fine-tuning per size and masking, the frozen core, two from scratch, the reference checkpoint
+        return pretrain + [("EPOCHS", 1.0)] * (2 * len(sizes) + 4)
+    if chapter == "08_reproduction":
+        n_pretrain, n_test = values["N_PRETRAIN"], values["N_TEST"]
+        runs = [("PRETRAIN_EPOCHS", float(n_pretrain))] * 2 if n_pretrain else []
+        runs += [("EPOCHS", 1.0)] * (2 * n_test)
+        return runs + ([("FINETUNE_EPOCHS", 1.0)] * (2 * n_test) if n_pretrain else [])
+    if chapter == "09_experiments":
+        # an NDT2 epoch costs about p (1 + p / 10) NDT1 epochs for p patch tokens per bin (measured on 200
+        # neurons, two runs side by side: 2 to 2.4, 4.7 and 13 times for 2, 4 and 7 patches)
+        n_test, n_pretrain = values["N_TEST"], values["NDT2_PRETRAIN"]
+        patches = -(-values["N_NEURONS"] // values["NDT2_PATCH"])
+        costs = [patches * (1 + patches / 10)] * 2 + [1.0] * 2  # NDT2's two maskings, then NDT1's
+        runs = [("ABLATION_EPOCHS", 1.0)] * (7 * n_test) + [("NDT2_EPOCHS", c) for c in costs] * n_test
+        if n_pretrain:
+            runs += [("NDT2_EPOCHS", c * n_pretrain) for c in costs] + [("NDT2_EPOCHS", c) for c in costs] * n_test
+        return runs
+    return []
+
+
+def budget_minutes(chapter: str) -> float | None:
+    """A chapter's ``gpu`` time budget in minutes: ``$MTM_TIME_BUDGET_MINUTES`` when set, else
+    :data:`GPU_BUDGET_MINUTES` (None for a chapter that trains nothing)."""
+    if chapter not in GPU_BUDGET_MINUTES:
+        return None
+    text = os.environ.get(BUDGET_ENV, "").strip()
+    if not text:
+        return GPU_BUDGET_MINUTES[chapter]
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = float("nan")
+    if not minutes > 0:
+        raise ValueError(f"{BUDGET_ENV}: expected a positive number of minutes, got {text!r}")
+    return minutes
+
+
+def fit_epochs(chapter: str, values: dict, seconds_per_epoch: float, minutes: float) -> dict:
+    """The epoch counts (:data:`BUDGETED_EPOCHS`) that fit a chapter's training into
+    ``TRAINING_SHARE * minutes`` given the measured ``seconds_per_epoch`` (s, one epoch of one of the
+    chapter's sessions): every count is scaled by one factor (at most 1, so never more than the
+    settings give), at least 1 epoch each. Runs of other epoch counts (chapter 4's short resume runs)
+    are fixed costs taken from the budget first.
+
+    >>> fit_epochs("05_evaluation", {"EPOCHS": 1000}, seconds_per_epoch=0.9, minutes=10)
+    {'EPOCHS': 250}
+    """
+    scaled = fixed = 0.0
+    for key, cost in _training_runs(chapter, values):
+        epochs = values.get(key) or 0
+        if key in BUDGETED_EPOCHS:
+            scaled += epochs * cost
+        else:
+            fixed += epochs * cost
+    available = TRAINING_SHARE * minutes * 60 / seconds_per_epoch - fixed
+    factor = min(1.0, max(available, 0.0) / scaled) if scaled else 1.0
+    return {key: max(1, int(values[key] * factor)) for key in BUDGETED_EPOCHS if values.get(key)}
+
+
+class _ProbeDone(Exception):
+    """Raised by the probe's callback to end its run once it has measured enough."""
+
+
+def probe_seconds_per_epoch(values: dict, seconds: float) -> float:
+    """Seconds per epoch of the chapter's model (``PRESET``, ``MODEL``) on one synthetic session of the
+    chapter's size (``N_TRIALS``, ``N_NEURONS``), measured by an MtM run in a temporary folder on the
+    device the chapter trains on (validation and checkpoints included, as in the chapter's runs) and
+    stopped after about ``seconds`` (s); see :data:`PROBE_SHARE`."""
+    session = synthetic_session(0, values["N_TRIALS"], values["N_NEURONS"])
+    cfg = TrainConfig.preset(values.get("PRESET") or "small", masking="mtm", model=values.get("MODEL") or {},
+                             epochs=10**6)
+    started, ends = time.perf_counter(), []
+
+    def measure(trainer, epoch, row):
+        ends.append(time.perf_counter())
+        if ends[-1] - (ends[0] if len(ends) > 1 else started) >= seconds:
+            raise _ProbeDone
+
+    with tempfile.TemporaryDirectory(prefix="mtm_probe_") as folder:
+        try:
+            train([session], cfg, Path(folder) / "probe", progress=False, callbacks=[measure])
+        except _ProbeDone:
+            pass
+    return (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1 else ends[0] - started
+
+
+def _budget_key(chapter: str, values: dict, minutes: float) -> str:
+    """What a budget decision depends on: the settings' values that size the training, the budget and
+    the GPU. Chapters 4, 5 and 6 share one (their values are the same but for chapter 4's resume runs)."""
+    sizing = {k: v for k, v in sorted(values.items()) if k not in ("RESUME_EPOCHS", "WORKERS")}
+    group = "single-session pair" if chapter in ("04_training", "05_evaluation", "06_decoding") else chapter
+    identity = [group, sizing, minutes, machine()["gpu"]]
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def apply_budget(chapter: str, values: dict, run_dir: Path) -> tuple[str, str]:
+    """Lower ``values``' epoch counts (in place) to fit the chapter's ``gpu`` budget; returns the line
+    that says so and the decision's key. The decision is kept in ``run_dir/budget.json`` under its key;
+    a chapter whose decision is there (the same sizes, budget and GPU) takes it without probing again,
+    and trains in the same sub-folder (:attr:`ChapterSettings.run_dir`), so its runs are reused."""
+    minutes = budget_minutes(chapter)
+    path = Path(run_dir) / BUDGET_FILE
+    decisions = json.loads(path.read_text()) if path.exists() else {}
+    key = _budget_key(chapter, values, minutes)
+    decision = decisions.get(key)
+    if decision is None:
+        probe_started = time.perf_counter()
+        seconds = probe_seconds_per_epoch(values, PROBE_SHARE * minutes * 60)
+        probe = time.perf_counter() - probe_started
+        decision = {"chapter": chapter, "budget_minutes": minutes, "training_share": TRAINING_SHARE,
+                    "seconds_per_epoch": round(seconds, 4), "machine": describe_machine(machine()),
+                    "settings_epochs": {k: values[k] for k in BUDGETED_EPOCHS if values.get(k)},
+                    "epochs": fit_epochs(chapter, values, seconds, minutes),
+                    "decided_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        decisions[key] = decision
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(decisions, indent=1)))
+        how = f"an epoch took {decision['seconds_per_epoch']:.2f} s (measured by a {probe:.0f} s probe)"
+    else:
+        how = (f"an epoch took {decision['seconds_per_epoch']:.2f} s on {decision['machine']} "
+               f"(decided by {decision['chapter']}, kept in {path})")
+    values.update(decision["epochs"])
+    chosen = ", ".join(f"{k} {n}" + ("" if n == decision["settings_epochs"][k] else
+                                     f" (settings: {decision['settings_epochs'][k]})")
+                       for k, n in decision["epochs"].items())
+    fits = all(n == decision["settings_epochs"][k] for k, n in decision["epochs"].items())
+    return (f"Time budget {minutes:g} min ({TRAINING_SHARE:.0%} for training): {how}, so {chosen}"
+            + (" (the settings' epochs fit)" if fits else "") + "."), key
+
+
+def recorded_minutes(chapter: str, settings: str) -> tuple[float, str] | None:
+    """The wall time (minutes) and machine of the chapter's stored execution with ``settings``, from the
+    notebook's execution record beside the package (a clone of the repository); None without one."""
+    notebook = BOOK / f"{chapter}.ipynb"
+    try:
+        record = json.loads(notebook.read_text())["metadata"][METADATA_KEY]
+    except (OSError, ValueError, KeyError):
+        return None
+    if record.get("settings") != settings or "wall_time_s" not in record:
+        return None
+    return record["wall_time_s"] / 60, describe_machine(record.get("machine", {"cpu": "?", "cores": "?"}))
+
+
+def machine() -> dict:
+    """The machine a chapter runs on: CPU model, cores, and the GPU's name (None without one)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cores": cores, "gpu": gpu}
+
+
+def describe_machine(record: dict) -> str:
+    """One phrase for a :func:`machine` record: "Intel Xeon ..., 2 cores, no GPU"."""
+    gpu = f"GPU {record['gpu']}" if record.get("gpu") else "no GPU"
+    return f"{record['cpu']}, {record['cores']} cores, {gpu}"
+
+
+def resolve_settings(name: str) -> str:
+    """``auto``: ``smoke`` under ``MTM_SMOKE=1``, ``gpu`` with a CUDA GPU, ``book`` otherwise;
+    any other name is checked and returned."""
+    if name == "auto":
+        if smoke():
+            return "smoke"
+        return "gpu" if machine()["gpu"] else "book"
+    if name not in SETTINGS:
+        raise ValueError(f"SETTINGS: expected 'auto' or one of {SETTINGS}, got {name!r}")
+    return name
+
+
+@dataclass
+class ChapterSettings:
+    """One chapter's resolved parameters: ``settings`` (smoke, book or gpu) and ``values``."""
+
+    chapter: str
+    settings: str
+    values: dict
+    started: float = field(default_factory=time.perf_counter)
+    #: The time budget's decision (``gpu``): its runs go to a sub-folder of that name.
+    budget_key: str | None = None
+
+    def __getitem__(self, key: str):
+        return self.values[key]
+
+    def unpack(self, *keys: str):
+        """The values of ``keys``, in order (one value for one key)."""
+        values = tuple(self.values[k] for k in keys)
+        return values[0] if len(values) == 1 else values
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the chapters share trained runs: a new temporary folder for smoke runs;
+        ``$MTM_BOOK_RUNS/<settings>`` (default ``~/.cache/mtm/book-runs/<settings>``) otherwise, and
+        within it, for ``gpu``, the sub-folder of the time budget's decision (other epochs, other runs)."""
+        if self.settings == "smoke":
+            return Path(tempfile.mkdtemp(prefix="mtm_"))
+        base = os.environ.get(RUNS_ENV) or Path.home() / ".cache" / "mtm" / "book-runs"
+        folder = Path(base) / self.settings / (self.budget_key or "")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def line(self) -> str:
+        """The line printed under the parameters: settings, machine and, for a long chapter, the wall
+        time of its stored execution with these settings (``book``: the published run)."""
+        text = f"Settings '{self.settings}' on {describe_machine(machine())}"
+        recorded = recorded_minutes(self.chapter, self.settings)
+        if recorded is not None and recorded[0] > ANNOUNCE_MINUTES:
+            text += (f"; the stored execution with these settings took {recorded[0]:.0f} min on {recorded[1]} "
+                     "(runs already in the run folder are reused)")
+        return text + "."
+
+    def done(self) -> str:
+        """The closing line of a chapter: settings, machine and wall time since the settings were resolved."""
+        minutes = (time.perf_counter() - self.started) / 60
+        commit = git_commit()
+        version = f"mtm {__version__}" + (f", commit {commit[:10]}" if commit else "")
+        return (f"Executed with settings '{self.settings}' on {describe_machine(machine())} in "
+                f"{minutes:.1f} min ({version}).")
+
+
+def chapter_settings(chapter: str, settings: str = "auto", **overrides) -> ChapterSettings:
+    """The parameters of ``chapter`` under ``settings``; ``overrides`` that are not None replace
+    the settings' values (a chapter's parameters cell passes its literal overrides here).
+
+    >>> chapter_settings("04_training", "smoke", EPOCHS=5)["EPOCHS"]
+    5
+    """
+    if chapter not in CHAPTER_SETTINGS:
+        raise ValueError(f"chapter: expected one of {sorted(CHAPTER_SETTINGS)}, got {chapter!r}")
+    name = resolve_settings(settings)
+    values = copy.deepcopy(CHAPTER_SETTINGS[chapter][name])
+    unknown = set(overrides) - set(values)
+    if unknown:
+        raise ValueError(f"{chapter}: unknown parameters {sorted(unknown)}; expected some of {sorted(values)}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    resolved = ChapterSettings(chapter, name, values)
+    print(resolved.line())
+    if name == "gpu" and chapter in GPU_BUDGET_MINUTES:
+        line, resolved.budget_key = apply_budget(chapter, values, resolved.run_dir)
+        print(line)
+    return resolved
+
+
+def train_once(sessions, cfg, run_dir, progress: bool = True) -> Path:
+    """:func:`mtm.train.train` that reuses a finished run in ``run_dir`` and resumes an interrupted
+    one; a run there of other settings or sessions is refused, naming the first difference."""
+    run_dir = Path(run_dir)
+    return train(sessions, cfg, run_dir, resume=(run_dir / "last.pt").exists(), progress=progress)
+
+
+def finetune_once(checkpoint_path, session, cfg, run_dir, progress: bool = True) -> Path:
+    """:func:`mtm.train.finetune`, reusing or resuming a run in ``run_dir`` as :func:`train_once` does."""
+    run_dir = Path(run_dir)
+    return finetune(checkpoint_path, session, cfg, run_dir, resume=(run_dir / "last.pt").exists(),
+                    progress=progress)
+
+
+def git_commit(root: Path = ROOT) -> str | None:
+    """The working tree's commit, with ``-dirty`` when the package (``mtm/``, ``pyproject.toml``,
+    ``requirements.txt``) differs from it: what computes a chapter's outputs besides the chapter's own
+    code, which its code hash records (executing chapters in turn rewrites the notebooks, and edits
+    to tests or text change no output); None outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "mtm",
+                                "pyproject.toml", "requirements.txt"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+# ---------------------------------------------------------------------------------- Colab
+def repository_url(config_path: Path = ROOT / "_config.yml") -> str:
+    """The book's ``repository.url`` (the one place the repository's address is written)."""
+    import yaml
+
+    url = yaml.safe_load(Path(config_path).read_text())["repository"]["url"]
+    return url.rstrip("/")
+
+
+def colab_badge(notebook: str, url: str | None = None) -> str:
+    """The Colab badge of a chapter (``01_data.ipynb``), opening the notebook of the pinned release."""
+    url = url or repository_url()
+    path = url.removeprefix("https://github.com/")
+    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{path}/blob/{RELEASE}/book/{notebook})")
+
+
+def install_line(url: str | None = None) -> str:
+    """The line of every chapter's set-up cell naming what Colab installs: the pinned release."""
+    return f'PACKAGE = "mtm @ git+{url or repository_url()}@{RELEASE}"'
+
+
+def gpu_check() -> str:
+    """What will run where: the device the chapters train on, its precision, and the settings
+    ``auto`` picks."""
+    device = pick_device()
+    precision = device_precision("auto", device)
+    where = f"GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "the CPU"
+    settings = resolve_settings("auto")
+    text = f"Training runs on {where} in {precision}; SETTINGS = 'auto' picks '{settings}'."
+    if device.type != "cuda":
+        text += " (On Colab: Runtime > Change runtime type > GPU for the 'gpu' settings.)"
+    return text
+
+

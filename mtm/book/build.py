@@ -1,0 +1,233 @@
+"""The build tool of the book: executes chapters in place and records how, and checks that the stored
+outputs may be published. The chapters never import it; people and CI run it as
+``python -m mtm.book execute [CHAPTER ...] [--settings book] [--stale]`` and ``python -m mtm.book check``.
+
+``execute`` runs a chapter with papermill and records in the notebook's metadata (key ``mtm``) the hash
+of its code cells, the settings, the package version and git commit, the machine and the wall time
+(``wall_time_s``, which :func:`mtm.book.recorded_minutes` reads back for the chapters' announcements).
+``check`` lists what is wrong with the stored outputs (:func:`notebook_problems`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from mtm import __version__
+from mtm.atomic import atomic_write
+from mtm.book import BOOK, METADATA_KEY, PUBLISHED_SETTINGS, ROOT, RUNS_ENV, SETTINGS, git_commit, machine
+from mtm.plots import plot_mtm_schematic, use_style
+
+
+def chapter_paths(names=()) -> list[Path]:
+    """The chapters' notebooks, all of them or those named (``04``, ``04_training`` or a path)."""
+    every = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return every
+    chosen = []
+    for name in names:
+        stem = Path(name).stem
+        match = [p for p in every if p.stem == stem or p.stem.split("_")[0] == stem]
+        if not match:
+            raise ValueError(f"chapter: {name!r} is not a chapter; expected one of {[p.stem for p in every]}")
+        chosen += match
+    return chosen
+
+
+def _is_injected(cell: dict) -> bool:
+    return "injected-parameters" in cell.get("metadata", {}).get("tags", [])
+
+
+def code_hash(notebook: dict) -> str:
+    """SHA-256 of a notebook's code cells (their sources, in order; papermill's injected cell excluded)."""
+    digest = hashlib.sha256()
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code" and not _is_injected(cell):
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            digest.update(source.strip().encode() + b"\0")
+    return digest.hexdigest()
+
+
+#: Phrases of output that belong to a smoke run or a failure, never to a published page.
+FORBIDDEN_OUTPUT = (re.compile(r"Traceback \(most recent call last\)"), re.compile(r"\bsmoke\b", re.I),
+                    re.compile(r"MTM_SMOKE"), re.compile(r"say(s)? nothing"), re.compile(r"nothing can be read"),
+                    re.compile(r"\|\s*\d+/\d+ \["), re.compile(r"IProgress not found"),  # progress bars, their warning
+                    re.compile(r"\w+Warning: "))  # a warning printed into a page is a defect to fix, not to publish
+
+
+def output_text(output: dict) -> str:
+    """The text a notebook output shows (a stream's text, a result's plain/Markdown/HTML, an error's traceback)."""
+    if output.get("output_type") == "error":
+        return "\n".join(output.get("traceback", [])) + output.get("ename", "")
+    if output.get("output_type") == "stream":
+        text = output.get("text", "")
+        return text if isinstance(text, str) else "".join(text)
+    data = output.get("data", {})
+    parts = [data.get(kind, "") for kind in ("text/plain", "text/markdown", "text/html")]
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def has_outputs(notebook: dict) -> bool:
+    return any(cell.get("outputs") for cell in notebook["cells"] if cell["cell_type"] == "code")
+
+
+def notebook_problems(notebook: dict) -> list[str]:
+    """Why a notebook's stored outputs may not be published (empty when they may): no execution
+    record, settings other than ``book``, code changed since execution, an error or a traceback, a
+    smoke-only phrase in an output."""
+    record = notebook.get("metadata", {}).get(METADATA_KEY)
+    if record is None:
+        return ["holds outputs but no execution record (execute it with python -m mtm.book execute)"]
+    problems = []
+    if record.get("settings") != PUBLISHED_SETTINGS:
+        problems.append(f"executed with settings {record.get('settings')!r}, not {PUBLISHED_SETTINGS!r}")
+    if record.get("code_hash") != code_hash(notebook):
+        problems.append("its code changed after it was executed (stale: python -m mtm.book execute --stale)")
+    for index, cell in enumerate(notebook["cells"]):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                problems.append(f"cell {index}: an error output ({output.get('ename')})")
+                continue
+            text = output_text(output)
+            for pattern in FORBIDDEN_OUTPUT:
+                if pattern.search(text):
+                    problems.append(f"cell {index}: output matches {pattern.pattern!r}")
+    return problems
+
+
+def coalesce_streams(notebook: dict) -> int:
+    """Merge each code cell's consecutive outputs of one stream (stdout, stderr) into one output, as
+    Jupyter shows them: a log printed line by line then renders as one block, not one box per line.
+    Only adjacent outputs of the same stream merge (a figure between two prints keeps them apart).
+    Returns the number of outputs merged away."""
+    merged_away = 0
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            previous = kept[-1] if kept else None
+            if (previous is not None and output["output_type"] == "stream" == previous["output_type"]
+                    and output["name"] == previous["name"]):
+                previous["text"] = output_text(previous) + output_text(output)
+                merged_away += 1
+            else:
+                kept.append(output)
+        cell["outputs"] = kept
+    return merged_away
+
+
+def execute(notebook_path: Path, settings: str = PUBLISHED_SETTINGS, timeout: int = 1800) -> dict:
+    """Execute one chapter in place with papermill (``SETTINGS`` set to ``settings``) and record
+    how in its metadata; returns the record. The notebook is written only after a successful run."""
+    import papermill
+
+    notebook_path = Path(notebook_path)
+    if settings not in SETTINGS:
+        raise ValueError(f"settings: expected one of {SETTINGS}, got {settings!r}")
+    # progress bars off: in a stored notebook they are thousands of partial lines, not a bar
+    env = {RUNS_ENV: os.environ.get(RUNS_ENV) or str(ROOT / "runs" / "book"), "TQDM_DISABLE": "1"}
+    previous = {k: os.environ.get(k) for k in (*env, "MTM_SMOKE")}
+    os.environ.update(env)
+    os.environ.pop("MTM_SMOKE", None)
+    started = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / notebook_path.name
+            papermill.execute_notebook(str(notebook_path), str(out), parameters={"SETTINGS": settings},
+                                       kernel_name="python3", cwd=str(notebook_path.parent), progress_bar=False,
+                                       execution_timeout=timeout)
+            executed = nbformat.read(out, as_version=4)
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    wall = time.perf_counter() - started
+    executed.cells = [cell for cell in executed.cells if not _is_injected(cell)]
+    for cell in executed.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    coalesce_streams(executed)
+    executed.metadata.pop("papermill", None)
+    record = {"settings": settings, "code_hash": code_hash(executed), "package_version": __version__,
+              "commit": git_commit(), "machine": machine(), "wall_time_s": round(wall, 1),
+              "executed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    executed.metadata[METADATA_KEY] = record
+    atomic_write(notebook_path, lambda tmp: nbformat.write(executed, tmp))
+    return record
+
+
+#: The introduction's MtM schematic, drawn by :func:`mtm.plots.plot_mtm_schematic`.
+SCHEMATIC = BOOK / "mtm_schematic.png"
+
+
+def write_schematic(path: Path = SCHEMATIC) -> Path:
+    """Draw the introduction's MtM schematic with the book's style and save it as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    use_style()
+    figure = plot_mtm_schematic()
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+
+
+def failure_reason(err: Exception) -> str:
+    """One line saying why a chapter failed: the cell's exception for papermill's error (whose own
+    message starts with an empty line), the exception's first line otherwise."""
+    if hasattr(err, "ename"):
+        evalue = str(getattr(err, "evalue", "")).strip().splitlines()
+        return f"cell {getattr(err, 'exec_count', '?')} raised {err.ename}: {evalue[0] if evalue else ''}"
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mtm.book", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("execute", help="execute chapters in place with papermill and record how")
+    run.add_argument("chapters", nargs="*", help="chapters (01, 04_training, book/04_training.ipynb); default all")
+    run.add_argument("--settings", default=PUBLISHED_SETTINGS, choices=SETTINGS)
+    run.add_argument("--stale", action="store_true", help="only chapters never executed, or whose code changed")
+    run.add_argument("--timeout", type=int, default=1800, help="per-cell timeout (s)")
+    check = commands.add_parser("check", help="list what keeps stored outputs from being published")
+    check.add_argument("chapters", nargs="*")
+    args = parser.parse_args(argv)
+    try:
+        paths = chapter_paths(args.chapters)
+    except ValueError as err:
+        parser.exit(2, f"mtm: error: {err}\n")
+    if args.command == "check":
+        failed = 0
+        for path in paths:
+            notebook = json.loads(path.read_text())
+            problems = notebook_problems(notebook) if has_outputs(notebook) else ["not executed"]
+            failed += bool(problems)
+            print(f"{path.stem}: " + ("; ".join(problems) if problems else "ok"))
+        return 1 if failed else 0
+    write_schematic()
+    for path in paths:
+        notebook = json.loads(path.read_text())
+        record = notebook.get("metadata", {}).get(METADATA_KEY, {})
+        if args.stale and record.get("code_hash") == code_hash(notebook) and record.get("settings") == args.settings:
+            print(f"{path.stem}: up to date")
+            continue
+        print(f"{path.stem}: executing with settings {args.settings} ...", flush=True)
+        try:
+            record = execute(path, args.settings, args.timeout)
+        except Exception as err:  # a failing chapter leaves its notebook as it was
+            print(f"mtm: error: {path.stem} failed: {failure_reason(err)}", file=sys.stderr)
+            return 1
+        print(f"{path.stem}: done in {record['wall_time_s'] / 60:.1f} min")
+    return 0
