@@ -30,7 +30,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from sklearn.linear_model import RidgeCV
 
-from mtm.evaluate import TASKS, FORWARD_BINS, TaskResult, evaluate_rates, scored_bins
+from mtm.bayes import BAYES_ROW, bayes_results
+from mtm.decoding import decode_behavior
+from mtm.evaluate import TASKS, FORWARD_BINS, TaskResult, evaluate_rates, scored_bins, task_scores
+from mtm.oracle import latent_features, oracle_results
 
 BASELINES = ("linear", "psth", "mean_rate")
 SMOOTH_BINS = 2.0
@@ -140,21 +143,17 @@ def reference_rows(session, behavior_keys=(), tasks=TASKS, split: str = "test") 
     :mod:`mtm.bayes`; activity tasks only) and ``TRUE_RATES_ROW`` (behaviour decoded from the log true
     rates).
     """
-    from mtm.bayes import BAYES_ROW, bayes_results
-    from mtm.decoding import decode_behavior
-    from mtm.oracle import latent_features, oracle_results
-
     keys = [k for k in behavior_keys if k in session.behavior]
     references = baseline_results(session, tasks, split, which=("truth", "linear"))
     rows = {}
     if session.truth is not None:
-        rows[ORACLE_ROW] = {task: r.mean_bps for task, r in oracle_results(session, tasks, split).items()}
+        rows[ORACLE_ROW] = task_scores(oracle_results(session, tasks, split))
         rows[ORACLE_ROW].update(decode_behavior(session, keys, features=latent_features(session)))
-        rows[BAYES_ROW] = {task: r.mean_bps for task, r in bayes_results(session, tasks, split).items()}
+        rows[BAYES_ROW] = task_scores(bayes_results(session, tasks, split))
     if "truth" in references:
-        rows[TRUE_RATES_ROW] = {task: r.mean_bps for task, r in references["truth"].items()}
+        rows[TRUE_RATES_ROW] = task_scores(references["truth"])
         rows[TRUE_RATES_ROW].update(decode_behavior(session, keys, features=np.log(session.rates)))
-    rows[LINEAR_ROW] = {task: r.mean_bps for task, r in references["linear"].items()}
+    rows[LINEAR_ROW] = task_scores(references["linear"])
     rows[LINEAR_ROW].update(decode_behavior(session, keys))
     return rows
 

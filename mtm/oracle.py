@@ -65,7 +65,8 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import ndtr
 
-from mtm.evaluate import TASKS, TaskResult, evaluate_rates, scored_bins
+from mtm.data.synthetic import PRIVATE_GAIN, World, synthetic_session
+from mtm.evaluate import TASKS, TaskResult, evaluate_rates, scored_bins, task_scores
 
 TASK_INFORMATION = {
     "co-smooth": "latents of the neuron's own region",
@@ -240,8 +241,6 @@ def knob_sweep(knob: str, values, seed: int = 0, n_trials: int = 200, n_neurons:
     coupling between regions, 0.12 by default) or ``noise`` (the latent noise sigma, 0.35 by default);
     everything else as in :func:`mtm.data.synthetic.synthetic_session` with ``seed``.
     """
-    from mtm.data.synthetic import PRIVATE_GAIN, World, synthetic_session
-
     if knob not in KNOBS:
         raise ValueError(f"knob: expected one of {KNOBS}, got {knob!r}")
     sweep = {}
@@ -250,7 +249,7 @@ def knob_sweep(knob: str, values, seed: int = 0, n_trials: int = 200, n_neurons:
         world = World(0, **{knob: value}) if knob != "private_gain" else World(0)
         gain = (value, value) if knob == "private_gain" else PRIVATE_GAIN
         session = synthetic_session(seed, n_trials, n_neurons, world=world, private_gain=gain)
-        sweep[value] = {task: r.mean_bps for task, r in oracle_results(session, tasks).items()}
+        sweep[value] = task_scores(oracle_results(session, tasks))
         sweep[value][TRUE_RATES] = evaluate_rates(session.rates, session, ("co-smooth",))["co-smooth"].mean_bps
     return sweep
 

@@ -27,6 +27,7 @@ import nbformat
 from mtm import __version__
 from mtm.atomic import atomic_write
 from mtm.book import BOOK, METADATA_KEY, PUBLISHED_SETTINGS, ROOT, RUNS_ENV, SETTINGS, git_commit, machine
+from mtm.plots import plot_mtm_schematic, use_style
 
 
 def chapter_paths(names=()) -> list[Path]:
@@ -308,7 +309,6 @@ def write_schematic(path: Path = SCHEMATIC) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    from mtm.plots import plot_mtm_schematic, use_style
 
     use_style()
     figure = plot_mtm_schematic()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from mtm.data import Session
+from mtm.data import Session, synthetic_sessions
 from mtm.train import TrainConfig
 
 #: ``mtm reproduce --experiment NAME`` -> the module of ``mtm.reproduce`` that runs it.
@@ -78,8 +78,6 @@ class Plan:
 
     def synthetic_sessions(self) -> tuple[list[Session], list[Session]]:
         """The plan's synthetic sessions: (pretraining, held out), the last ``n_test`` held out."""
-        from mtm.data import synthetic_sessions
-
         sessions = synthetic_sessions(self.n_pretrain + self.n_test, seed=self.session_seed,
                                       preset="paper" if self.preset == "paper" else "small",
                                       n_trials=self.n_trials, n_neurons=self.n_neurons)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mtm.plots import TABLE_COLUMNS, tidy_layout
 from mtm.reproduce.scheduler import _run_all, add_pretrain_finetune, collect, default_workers, stamp_log
 from mtm.reproduce.tables import COLUMNS, save_figure, write_tables
 
@@ -51,9 +52,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
 
 def plot_scaling(table: dict, counts):
     """One panel per column: the score against the number of pretraining sessions, a line per masking."""
-    import matplotlib.pyplot as plt
-
-    from mtm.plots import TABLE_COLUMNS, tidy_layout
+    import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
 
     fig, axes = plt.subplots(1, len(COLUMNS), figsize=(2.8 * len(COLUMNS), 3.0))
     for ax, column in zip(axes, COLUMNS):

@@ -4,18 +4,19 @@ experiment's figure."""
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 from pathlib import Path
+
+import numpy as np
 
 from mtm.atomic import atomic_write
 from mtm.baselines import LINEAR_ROW, ORACLE_ROW, REFERENCE_NOTE, TRUE_RATES_ROW
 from mtm.bayes import BAYES_ROW
 from mtm.evaluate import TASKS
-from mtm.plots import oracle_share_table, results_table
+from mtm.plots import TABLE_COLUMNS, oracle_share_table, results_table, tidy_layout
 from mtm.reproduce.paper import PAPER_TABLE2
 from mtm.reproduce.plan import BEHAVIOR_KEYS
+from mtm.tables import write_scores_csv
 
 REFERENCE_ROWS = (ORACLE_ROW, BAYES_ROW, TRUE_RATES_ROW, LINEAR_ROW)
 COLUMNS = list(TASKS) + list(BEHAVIOR_KEYS)
@@ -55,21 +56,14 @@ def write_tables(table: dict, per_session: dict, out: Path, models: list[str] | 
         shown = [c for c in columns if any(c in r for r in rows.values())]
         markdown += f"\n## {title}\n\n" + results_table(rows, shown) + "\n"
 
-    def write_csv(tmp):
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["model"] + columns)
-            for name, row in table.items():
-                writer.writerow([name] + [f"{row.get(c, math.nan):.4f}" for c in columns])
-
-    atomic_write(out / "results.csv", write_csv)
+    write_scores_csv(out / "results.csv", table, columns)
     atomic_write(out / "per_session.json", lambda tmp: Path(tmp).write_text(json.dumps(per_session, indent=1)))
     return atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(markdown))
 
 
 def save_figure(fig, path: Path) -> Path:
     """Save a matplotlib figure atomically (PNG, 120 dpi) and close it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
 
     written = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
@@ -78,10 +72,7 @@ def save_figure(fig, path: Path) -> Path:
 
 def plot_table(table: dict, rows: list[str], columns, title: str = ""):
     """One panel per column: a bar per row (models, then reference rows), the paper's column order."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from mtm.plots import TABLE_COLUMNS, tidy_layout
+    import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
 
     columns = list(columns)
     fig, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 0.35 * len(rows) + 1.6), sharey=True,
