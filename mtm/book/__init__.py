@@ -567,10 +567,10 @@ def source_block(obj, lines: tuple[int, int] | None = None) -> str:
         path = Path(inspect.getsourcefile(target)).resolve()
     except (TypeError, OSError) as err:
         raise ValueError(f"obj: expected a function, class or method of the mtm package, got {obj!r} ({err})")
-    try:
-        shown = path.relative_to(ROOT).as_posix()
-    except ValueError:
-        raise ValueError(f"obj: {obj!r} is defined in {path}, outside the mtm package at {ROOT}") from None
+    package = Path(__file__).resolve().parents[1]  # the mtm package, wherever it is installed
+    if not path.is_relative_to(package):
+        raise ValueError(f"obj: {obj!r} is defined in {path}, outside the mtm package at {package}")
+    shown = path.relative_to(package.parent).as_posix()
     last = start + len(source_lines) - 1
     if lines is not None:
         first, stop = lines
