@@ -28,7 +28,7 @@ import torch
 from mtm.data import synthetic_session
 from mtm.evaluate import TASKS, evaluate_model, heldout_passes, scored_bins, task_configurations
 from mtm.models import ModelConfig, build_model
-from mtm.train import autocast_dtype
+from mtm.device import autocast_dtype
 
 
 def sync(device):

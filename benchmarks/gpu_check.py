@@ -52,7 +52,8 @@ from train_throughput import format_hours, matmul_tflops, measure_training  # no
 from mtm.atomic import atomic_write  # noqa: E402
 from mtm.data import synthetic_session, synthetic_sessions  # noqa: E402
 from mtm.models import ModelConfig, build_model  # noqa: E402
-from mtm.train import TrainConfig, autocast_dtype, device_precision  # noqa: E402
+from mtm.device import autocast_dtype, device_precision  # noqa: E402
+from mtm.train import TrainConfig  # noqa: E402
 
 TINY_MODEL = dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32, patch_size=16)
 

@@ -20,7 +20,8 @@ import numpy as np
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_sessions
 from mtm.evaluate import evaluate_model
-from mtm.train import TrainConfig, pick_device, train
+from mtm.device import pick_device
+from mtm.train import TrainConfig, train
 
 
 def compare_batches(sessions, base: TrainConfig, batches, tasks=("co-smooth", "inter-region"), progress=None):

@@ -441,7 +441,7 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 #   the host: the loss is accumulated on the GPU and read once per epoch.
 # - **Precision.** `precision="auto"` runs the model under bf16 autocast on a GPU with native
 #   bfloat16 (compute capability 8.0 or newer) and under fp16 with a gradient scaler on older GPUs
-#   such as Colab's T4 (`mtm.train.resolve_precision`); the loss is always computed in float32. `precision="fp32"` (`--precision fp32`) trains
+#   such as Colab's T4 (`mtm.device.resolve_precision`); the loss is always computed in float32. `precision="fp32"` (`--precision fp32`) trains
 #   in full precision, as the reference did.
 # - **Compilation.** `compile=True` (`--compile`) wraps the model in `torch.compile`: a slower first
 #   epoch, then faster steps.
@@ -624,18 +624,18 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 #
 # :::{admonition} Hint
 # :class: dropdown
-# Read `Trainer._resume` and `first_difference` in `mtm/train.py`. Then think about what
+# Read `Trainer._resume` in `mtm/train.py` and `first_difference` in `mtm/checkpoint.py`. Then think about what
 # `OneCycleLR` does with the total number of steps.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
-# `Trainer._resume` compares the configuration saved in `last.pt` with the new one
+# `Trainer._resume` has the run folder compare the configuration saved in `last.pt` with the new one
 # (`first_difference`, which ignores only `device`, `precision`, `compile`, `checkpoint_every` and
 # `checkpoint_minutes`) and raises a `ValueError` before training anything. With
 # `RESUME_EPOCHS = 3` (its value under every settings) the message is
 # ```text
-# resume: .../interrupted/last.pt was written with another configuration, first difference: epochs (3 in the saved run, 4 now); resume with the same settings
+# resume: .../interrupted/last.pt was written with another configuration, first difference: epochs (3 in the saved run, 4 now), set by --epochs; resume with the same settings
 # ```
 # `mtm.book.train_once` says the same,
 # since it passes `resume=True` whenever the folder holds a `last.pt`; without `resume=True`,

@@ -398,7 +398,7 @@ display(Markdown(results_table(pooled)))
 # :::{admonition} Solution
 # :class: dropdown
 # The two arrays are identical, NaNs included: `TaskResult.__post_init__` computes `.bps` with the
-# same function (`mtm.evaluate._scores`) on the same `rates` and `spikes` that `bits_per_spike`
+# same function (`mtm.metrics.poisson_scores`) on the same `rates` and `spikes` that `bits_per_spike`
 # receives here. `np.argsort` puts NaNs last, so its first five entries are the five worst scores.
 # ```python
 # co = results["MtM"]["co-smooth"]

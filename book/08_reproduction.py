@@ -151,7 +151,7 @@ display(Markdown(results_table(PAPER_TABLE2, COLUMNS)))
 # Finished runs in `out_dir` are reused and interrupted ones resumed, so a long reproduction can be
 # stopped and started again (set `OUT_DIR` to a folder you keep). A run found there is checked
 # setting by setting before it is reused: one trained with other settings or on other sessions is
-# refused with the first difference (`mtm.train.first_difference`), so a different plan needs its
+# refused with the first difference (`mtm.checkpoint.first_difference`), so a different plan needs its
 # own folder. The `Plan` says what to run; its presets are `small` (3 + 2 small synthetic sessions,
 # single-session runs for 150 epochs, pretraining and fine-tuning for 100) and `paper` (34 + 5
 # sessions, 1000 epochs everywhere, the published model). Any training setting can be overridden;

@@ -1,8 +1,9 @@
 """Floors and references for the activity tasks: simple predictors, scored exactly like a model.
 
 Every table shows where a model sits between these (:func:`baseline_results`, :func:`reference_rows`)
-and, on synthetic sessions, the oracle of each task (:mod:`mtm.oracle`, the best score the task
-allows):
+and, on synthetic sessions, two yardsticks: the Bayes predictor given exactly the spikes each task
+leaves visible (:mod:`mtm.bayes`, known generative parameters: a score a model could in principle
+reach) and the latent oracle of each task (:mod:`mtm.oracle`, given the true latents: an upper bound):
 
 * ``truth``: the ground-truth rates of a synthetic session. Not reachable by any model: they include
   each neuron's private fluctuation, which no other neuron shows; the oracle is the bound.
@@ -29,7 +30,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from sklearn.linear_model import RidgeCV
 
-from mtm.evaluate import TASKS, FORWARD_BINS, TaskResult, evaluate_rates, scored_bins
+from mtm.bayes import BAYES_ROW, bayes_results
+from mtm.decoding import decode_behavior
+from mtm.evaluate import TASKS, FORWARD_BINS, TaskResult, evaluate_rates, scored_bins, task_scores
+from mtm.oracle import latent_features, oracle_results
 
 BASELINES = ("linear", "psth", "mean_rate")
 SMOOTH_BINS = 2.0
@@ -124,7 +128,10 @@ REFERENCE_NOTE = ("Oracle: each task's expected counts given exactly what the ta
                   "latents (co-smooth and intra-region: the neuron's own region; inter-region: the other "
                   "regions and the task inputs; forward prediction: everything before the window and the "
                   "inputs); an upper bound for any model. Its behaviour cells: the same decoders on the "
-                  "true latents, a reference, not a bound. True rates: decoders on their log. Linear "
+                  "true latents, a reference, not a bound. Bayes given the visible spikes: each task's "
+                  "expected counts given exactly the spikes the task leaves visible and the true generative "
+                  "parameters (a Laplace posterior of the latents, mtm.bayes); a predictor a model could in "
+                  "principle match (activity tasks only). True rates: decoders on their log. Linear "
                   "regression: decoders on the raw spikes.")
 
 
@@ -132,21 +139,21 @@ def reference_rows(session, behavior_keys=(), tasks=TASKS, split: str = "test") 
     """The rows every results table shows beside the models: {row name: {column: score}}.
 
     ``LINEAR_ROW`` always; on synthetic sessions also ``ORACLE_ROW`` (each task's oracle; behaviour
-    decoded from the true latents) and ``TRUE_RATES_ROW`` (behaviour decoded from the log true rates).
+    decoded from the true latents), ``BAYES_ROW`` (each task's Bayes predictor given the visible spikes,
+    :mod:`mtm.bayes`; activity tasks only) and ``TRUE_RATES_ROW`` (behaviour decoded from the log true
+    rates).
     """
-    from mtm.decoding import decode_behavior
-    from mtm.oracle import latent_features, oracle_results
-
     keys = [k for k in behavior_keys if k in session.behavior]
     references = baseline_results(session, tasks, split, which=("truth", "linear"))
     rows = {}
     if session.truth is not None:
-        rows[ORACLE_ROW] = {task: r.mean_bps for task, r in oracle_results(session, tasks, split).items()}
+        rows[ORACLE_ROW] = task_scores(oracle_results(session, tasks, split))
         rows[ORACLE_ROW].update(decode_behavior(session, keys, features=latent_features(session)))
+        rows[BAYES_ROW] = task_scores(bayes_results(session, tasks, split))
     if "truth" in references:
-        rows[TRUE_RATES_ROW] = {task: r.mean_bps for task, r in references["truth"].items()}
+        rows[TRUE_RATES_ROW] = task_scores(references["truth"])
         rows[TRUE_RATES_ROW].update(decode_behavior(session, keys, features=np.log(session.rates)))
-    rows[LINEAR_ROW] = {task: r.mean_bps for task, r in references["linear"].items()}
+    rows[LINEAR_ROW] = task_scores(references["linear"])
     rows[LINEAR_ROW].update(decode_behavior(session, keys))
     return rows
 

@@ -1,4 +1,5 @@
-"""Checkpoints that hold weights and configuration only, written atomically.
+"""Checkpoints that hold weights and configuration only, written atomically, and the run folder
+that holds every file of a training run.
 
 * ``*.safetensors``: a model's weights, with its configuration (JSON) in the file's metadata. A
   safetensors file holds tensors and strings only, so loading one can never run code (the reference
@@ -10,15 +11,30 @@
 Every write goes to a temporary file in the same folder, then ``os.replace`` puts it in place: an
 interrupted write never leaves a partial checkpoint and never destroys the previous one.
 
+A run folder (:class:`RunFolder`) holds ``best.safetensors`` (the selected weights),
+``last.safetensors`` and ``last.pt`` (the last checkpoint), ``log.csv`` (one row per epoch),
+``config.json`` (the run's settings and sessions) and, while a run holds it, its lock
+(:mod:`mtm.runlock`). A run's identity is what defines its result: the training settings except
+:data:`EXECUTION_FIELDS`, its sessions and a fingerprint of their counts (:func:`data_record`); a
+run is resumed, or a finished one reused, only when the identity is the same
+(:meth:`RunFolder.difference` names the first difference).
+
 :func:`import_reference` reads the reference's own pickled ``model_best.pt`` without running it and
 maps it onto an mtm model (:mod:`mtm.reference_import`); :func:`save_model` then writes it as above.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
+import math
+import pickle
+import warnings
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
@@ -27,9 +43,11 @@ from mtm.atomic import atomic_write
 from mtm.masking import TRAINING_SCHEMES
 from mtm.models import MaskedModel, ModelConfig, build_model
 from mtm.reference_import import ReferenceImport, import_reference
+from mtm.runlock import run_lock
 
-__all__ = ["FORMAT", "ReferenceImport", "import_reference", "load_model", "load_state", "model_description",
-           "read_description", "save_model", "save_state"]
+__all__ = ["EXECUTION_FIELDS", "FORMAT", "ReferenceImport", "RunFolder", "check_session_fits", "data_difference",
+           "data_record", "first_difference", "import_reference", "load_model", "load_state", "model_description",
+           "read_description", "read_log", "save_model", "save_state"]
 
 FORMAT = "mtm.model"
 
@@ -136,13 +154,7 @@ def _check_training_record(path, cfg: ModelConfig, extra: dict) -> None:
 
 def read_log(run_dir) -> list[dict]:
     """The rows of a run's ``log.csv`` (one per epoch; values as strings, as :mod:`csv` reads them)."""
-    import csv
-
-    path = Path(run_dir) / "log.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no log; is {run_dir} a run folder written by mtm.train?")
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    return RunFolder(run_dir).read_log()
 
 
 def save_state(path, state: dict) -> Path:
@@ -157,9 +169,6 @@ def load_state(path) -> dict:
     """Read a training state written by :func:`save_state`, refusing anything but plain data (a
     file that would run code is refused unread). ``ValueError`` naming the file when it is
     truncated, tampered with or lacks a key."""
-    import pickle
-    import zipfile
-
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -176,25 +185,219 @@ def load_state(path) -> dict:
     return state
 
 
+# ---------------------------------------------------------------------------- the run's identity
+#: TrainConfig fields that change how a run runs but not what it computes: a run may be resumed
+#: (or a finished one reused) with other values of these.
+EXECUTION_FIELDS = ("device", "precision", "compile", "checkpoint_every", "checkpoint_minutes")
+
+#: Settings derived from others, named by the one a user sets: ``model.use_prompt`` follows
+#: ``masking`` and ``prompted``.
+DERIVED_FIELDS = ("model.use_prompt",)
+
+#: The command-line option of each setting (``mtm train`` / ``mtm finetune``), named in a refusal.
+OPTIONS = {"masking": "--masking", "prompted": "--no-prompt", "epochs": "--epochs", "lr": "--lr",
+           "batch_size": "--batch-size", "selection": "--selection", "eval_every": "--eval-every", "seed": "--seed",
+           "freeze_core": "--freeze-core", "model.arch": "--arch", "model.max_bins": "--max-bins"}
+
+
+def first_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
+    """The first setting (dotted name) whose value differs between two config dicts, ignoring
+    :data:`EXECUTION_FIELDS` and :data:`DERIVED_FIELDS`, with its command-line option where it has
+    one; None if they agree."""
+    for key in list(dict.fromkeys([*saved, *current])):
+        name = f"{prefix}{key}"
+        if (not prefix and key in EXECUTION_FIELDS) or name in DERIVED_FIELDS:
+            continue
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = first_difference(a, b, f"{name}.")
+            if inner:
+                return inner
+        elif a != b:
+            option = f", set by {OPTIONS[name]}" if name in OPTIONS else ""
+            return f"{name} ({a!r} in the saved run, {b!r} now){option}"
+    return None
+
+
+def data_record(sessions) -> dict:
+    """What a checkpoint records of its training data: each session's bins, the bin size (s) and a
+    fingerprint of each session's counts."""
+    return {"bins": {s.eid: int(s.n_bins) for s in sessions}, "bin_size": float(sessions[0].bin_size),
+            "fingerprints": {s.eid: hashlib.sha256(np.ascontiguousarray(s.spikes).tobytes()).hexdigest()[:16]
+                             for s in sessions}}
+
+
+def data_difference(saved: dict | None, current: dict) -> str | None:
+    """The first session whose counts differ between a run's recorded data and ``current`` (both
+    :func:`data_record`), as a phrase; None when they match or the run recorded no data."""
+    if not isinstance(saved, dict):
+        return None
+    now = current.get("fingerprints", {})
+    for eid, fingerprint in saved.get("fingerprints", {}).items():
+        if eid in now and now[eid] != fingerprint:
+            return f"the session {eid!r} holds other counts than the data the run was trained on"
+    return None
+
+
 def check_session_fits(path, extra: dict, session) -> None:
     """Refuse to score a checkpoint on a session of another bin count or bin size than the data it
-    was trained on (``extra["data"]``, recorded by training); warn when a session it was trained on
+    was trained on (``extra["data"]``, recorded by training: a session it was trained on must have
+    its own bins, another session the bins of one of them); warn when a session it was trained on
     now holds other counts (its data fingerprint differs)."""
-    import warnings
-
     data = extra.get("data")
     if not isinstance(data, dict):
         return
-    if data.get("n_bins") not in (None, session.n_bins):
-        raise ValueError(f"{path}: trained on sessions of {data['n_bins']} bins, the session {session.eid!r} has "
+    bins = data.get("bins")
+    if not isinstance(bins, dict):  # a checkpoint written before each session's bins were recorded
+        bins = {} if data.get("n_bins") is None else {None: data["n_bins"]}
+    allowed = [bins[session.eid]] if session.eid in bins else sorted(set(bins.values()))
+    if allowed and session.n_bins not in allowed:
+        trained = " or ".join(map(str, allowed))
+        raise ValueError(f"{path}: trained on sessions of {trained} bins, the session {session.eid!r} has "
                          f"{session.n_bins}")
     if data.get("bin_size") is not None and abs(data["bin_size"] - session.bin_size) > 1e-9:
         raise ValueError(f"{path}: trained on {data['bin_size'] * 1000:g} ms bins, the session {session.eid!r} has "
                          f"{session.bin_size * 1000:g} ms bins")
     fingerprint = data.get("fingerprints", {}).get(session.eid)
-    if fingerprint is not None:
-        from mtm.train import data_record
+    if fingerprint is not None and data_record([session])["fingerprints"][session.eid] != fingerprint:
+        warnings.warn(f"{path}: the session {session.eid!r} holds other counts than the data of that name the "
+                      "checkpoint was trained on", stacklevel=2)
 
-        if data_record([session])["fingerprints"][session.eid] != fingerprint:
-            warnings.warn(f"{path}: the session {session.eid!r} holds other counts than the data of that name the "
-                          "checkpoint was trained on", stacklevel=2)
+
+# ---------------------------------------------------------------------------- the run folder
+class RunFolder:
+    """Every file of one training run, in the folder ``path``.
+
+    * ``best.safetensors``: the weights of the best validation score so far; ``last.safetensors`` and
+      ``last.pt`` (weights, optimiser, schedule, history): the last checkpoint, written together.
+    * ``log.csv``: one row per epoch; ``config.json``: the run's settings and sessions.
+    * ``mtm.lock`` while a run holds the folder (:meth:`lock`).
+
+    A run's identity, ``{"train": settings, "sessions": [[eid, neurons], ...], "data":
+    data_record(sessions)}``, is stored in ``last.pt``; :meth:`difference` compares a saved run's with
+    the one asked for.
+    """
+
+    BEST, LAST, STATE, LOG, CONFIG = "best.safetensors", "last.safetensors", "last.pt", "log.csv", "config.json"
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.best, self.last = self.path / self.BEST, self.path / self.LAST
+        self.state, self.log, self.config = self.path / self.STATE, self.path / self.LOG, self.path / self.CONFIG
+        self._tensorboard = None
+
+    def lock(self):
+        """Hold the folder's lock for a ``with`` block (:func:`mtm.runlock.run_lock`)."""
+        return run_lock(self.path)
+
+    @staticmethod
+    def identity(train: dict, sessions: list, data: dict) -> dict:
+        """What defines a run's result: its settings (``TrainConfig.to_dict()``), its sessions
+        ([[eid, neurons], ...], as :func:`model_description`) and its data (:func:`data_record`)."""
+        return {"train": json.loads(json.dumps(train)), "sessions": [list(s) for s in sessions], "data": data}
+
+    # ------------------------------------------------------------------ starting, resuming, reusing
+    def refuse_existing(self) -> None:
+        """Refuse to start a new run where one already is (or where a run's weights are)."""
+        if self.state.exists():
+            raise ValueError(f"run_dir: {self.path} already holds a run; pass resume=True (--resume) to "
+                             "continue it, or choose another folder")
+        if self.best.exists():
+            raise ValueError(f"run_dir: {self.path} holds best.safetensors but no last.pt (an incomplete run, or "
+                             "another program's files); choose another folder, or delete it to start again")
+
+    def difference(self, saved: dict, identity: dict) -> str | None:
+        """The first difference between a saved run's identity (``last.pt``'s ``config``) and
+        ``identity``, as a phrase; None when the run is this one."""
+        differs = first_difference(saved["train"], identity["train"])
+        if differs is None and saved["sessions"] != identity["sessions"]:
+            eids = [eid for eid, _ in saved["sessions"]]
+            differs = f"sessions ({', '.join(eids[:3])}{' ...' if len(eids) > 3 else ''} in the saved run)"
+        if differs is None:
+            differs = data_difference(saved.get("data"), identity["data"])
+        return differs
+
+    def resume_state(self, identity: dict) -> dict:
+        """The training state to resume from (:func:`load_state`), after checking it is this run."""
+        if not self.state.exists():
+            raise ValueError(f"resume: no last.pt in {self.path} to resume from")
+        state = load_state(self.state)
+        saved = json.loads(state["config"])
+        differs = first_difference(saved["train"], identity["train"])
+        if differs:
+            raise ValueError(f"resume: {self.state} was written with another configuration, first difference: "
+                             f"{differs}; resume with the same settings")
+        if saved["sessions"] != identity["sessions"]:
+            raise ValueError(f"resume: {self.state} was trained on other sessions {saved['sessions'][:3]}")
+        differs = data_difference(saved.get("data"), identity["data"])
+        if differs:
+            raise ValueError(f"resume: {self.state} was trained on other data: {differs}; use another run folder")
+        return state
+
+    def finished(self, identity: dict, epochs: int) -> bool:
+        """Whether the folder holds this very run, complete (all ``epochs``). A folder holding a run
+        of other settings, sessions or data is an error, and nothing in it is touched."""
+        if not self.state.exists():
+            return False
+        state = load_state(self.state)
+        differs = self.difference(json.loads(state["config"]), identity)
+        if differs:
+            raise ValueError(f"{self.path} holds a run of other settings or sessions, first difference: {differs}; "
+                             "use another output folder for this plan")
+        return self.best.exists() and int(state["epoch"]) == epochs - 1
+
+    # ------------------------------------------------------------------ writing
+    def start(self, train: dict, model: MaskedModel) -> None:
+        """Write ``config.json`` (the run's settings and sessions, readable by people) and open the
+        ``tensorboard`` folder when TensorBoard is installed."""
+        config = json.dumps({"train": train, "sessions": model_description(model)["sessions"]}, indent=1)
+        atomic_write(self.config, lambda tmp: Path(tmp).write_text(config))
+        try:  # TensorBoard is optional
+            from torch.utils.tensorboard import SummaryWriter
+            self._tensorboard = SummaryWriter(str(self.path / "tensorboard"))
+        except ImportError:
+            pass
+
+    def close(self) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
+
+    def save_best(self, model: MaskedModel, extra: dict) -> None:
+        save_model(self.best, model, extra)
+
+    def save_last(self, model: MaskedModel, extra: dict, identity: dict, *, optimizer, scheduler, scaler, epoch: int,
+                  best: float, history: list[dict]) -> None:
+        """The last checkpoint: ``last.safetensors`` (weights and ``extra``), then ``last.pt`` for
+        ``--resume`` (:data:`STATE_KEYS`: the model, optimiser and schedule states, the epoch, the best
+        score, the history and the run's ``identity``; the gradient scaler's state with fp16)."""
+        save_model(self.last, model, extra)
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "epoch": epoch, "best": best, "history": json.dumps(history), "config": json.dumps(identity)}
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
+        save_state(self.state, state)
+
+    def write_log(self, rows: list[dict]) -> None:
+        """``log.csv``: every row so far (a column appears from the first row that has it); the last row
+        also to TensorBoard."""
+        columns = list(dict.fromkeys(key for r in rows for key in r))
+
+        def write(tmp):
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+        atomic_write(self.log, write)
+        if self._tensorboard is not None and rows:
+            row = rows[-1]
+            for key, value in row.items():
+                if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self._tensorboard.add_scalar(key, value, row["epoch"])
+
+    def read_log(self) -> list[dict]:
+        """The rows of ``log.csv`` (one per epoch; values as strings, as :mod:`csv` reads them)."""
+        if not self.log.exists():
+            raise FileNotFoundError(f"{self.log}: no log; is {self.path} a run folder written by mtm.train?")
+        with open(self.log, newline="") as fh:
+            return list(csv.DictReader(fh))

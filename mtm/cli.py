@@ -18,8 +18,32 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mtm.atomic import atomic_write
+from mtm.baselines import LINEAR_ROW, baseline_results, reference_rows
+from mtm.checkpoint import check_session_fits, import_reference, load_model, read_description, save_model
+from mtm.data import Session, heldout_eids, ibl, pretrain_eids, synthetic_sessions, target_eids
+from mtm.data.synthetic import World, synthetic_session
+from mtm.decoding import decode_behavior
+from mtm.device import pick_device
+from mtm.evaluate import TASKS, evaluate_model, task_scores, trial_conditions
+from mtm.masking import TRAINING_SCHEMES
+from mtm.metrics import psth_r2, trial_r2
+from mtm.models import ModelConfig
+from mtm.paths import refuse_existing, safe_name
+from mtm.plots import plot_bps_scatter, plot_per_neuron, plot_predicted_vs_true
+from mtm.reproduce import BEHAVIOR_KEYS, Plan, results_markdown, run_experiment
+from mtm.tables import write_scores_csv
+from mtm.train import TrainConfig, finetune, train
 
 
 def _session_files(paths: list[str]) -> list[Path]:
@@ -39,8 +63,6 @@ def _session_files(paths: list[str]) -> list[Path]:
 
 def describe(session) -> str:
     """A few lines on a session: its repr, firing statistics and behaviour."""
-    import numpy as np
-
     rate_hz = session.spikes.mean(axis=(0, 1)) / session.bin_size
     lines = [repr(session),
              f"  firing: mean {rate_hz.mean():.2f} Hz, median {np.median(rate_hz):.2f} Hz, "
@@ -60,11 +82,6 @@ def describe(session) -> str:
 
 
 def _data_synthetic(args) -> None:
-    from tqdm import tqdm
-
-    from mtm.data.synthetic import World, synthetic_session
-    from mtm.paths import refuse_existing, safe_name
-
     if args.n_sessions < 1:
         raise ValueError(f"--n-sessions: expected a positive number of sessions, got {args.n_sessions}")
     world = World(args.world_seed)
@@ -78,39 +95,29 @@ def _data_synthetic(args) -> None:
 def _one_settings(args):
     """Where ONE keeps its settings while a command runs: in the cache folder, unless the user's own
     ``ONE.setup`` login is in use (no account given), which ONE keeps where the user stored it."""
-    import contextlib
-    import os
-
-    from mtm.data.ibl import ONE_SETTINGS_FOLDER, one_settings_in
-
     given = args.username or args.token or os.environ.get("ALYX_LOGIN") or os.environ.get("ALYX_TOKEN")
     if not (getattr(args, "local", False) or given):
         return contextlib.nullcontext()
-    return one_settings_in(Path(args.cache_dir or Path(args.out) / "one_cache") / ONE_SETTINGS_FOLDER)
+    return ibl.one_settings_in(Path(args.cache_dir or Path(args.out) / "one_cache") / ibl.ONE_SETTINGS_FOLDER)
 
 
 def _ibl_client(args, eids: list[str]):
     """The ONE client of ``mtm data ibl`` / ``mtm reproduce --data ibl``: a local ALF cache with
     ``--local``, else the public server with the caller's account (eids checked first, offline)."""
-    from mtm.data.ibl import check_eid, ibl_one
-
     if getattr(args, "local", False):
         if not args.cache_dir:
             raise ValueError("--local needs --cache-dir (the folder of the ALF cache)")
-        from one.api import One
+        from one.api import One  # ONE, an optional dependency, is loaded only for IBL data
 
         with _one_settings(args):
             return One(cache_dir=args.cache_dir, mode="local")
     for eid in eids:
-        check_eid(eid)
-    return ibl_one(args.cache_dir or Path(args.out) / "one_cache", username=args.username, password=args.password,
+        ibl.check_eid(eid)
+    return ibl.ibl_one(args.cache_dir or Path(args.out) / "one_cache", username=args.username, password=args.password,
                    token=args.token)
 
 
 def _data_ibl(args) -> None:
-    from mtm.data import heldout_eids, pretrain_eids, target_eids
-    from mtm.data.ibl import save_ibl_sessions
-
     eids = list(args.eid or [])
     if args.eids_file:
         eids += [line.strip() for line in Path(args.eids_file).read_text().splitlines() if line.strip()]
@@ -120,14 +127,13 @@ def _data_ibl(args) -> None:
         raise ValueError("give --eid, --eids-file or --sessions")
     one = _ibl_client(args, eids)
     with _one_settings(args):
-        for path in save_ibl_sessions(eids, args.out, one=one, force=args.force, spike_sorter=args.spike_sorter,
+        for path in ibl.save_ibl_sessions(eids, args.out, one=one, force=args.force, spike_sorter=args.spike_sorter,
                                       region_mapping=args.region_mapping):
             print(path)
 
 
 def _data_nwb(args) -> None:
-    from mtm.data.nwb import load_nwb_session
-    from mtm.paths import refuse_existing, safe_name
+    from mtm.data.nwb import load_nwb_session  # pynwb, an optional dependency, is loaded only for NWB files
 
     target = refuse_existing(Path(args.out) / f"{safe_name(Path(args.path).stem)}.npz", args.force, "session file")
     session = load_nwb_session(args.path, align=args.align, window=tuple(args.window), bin_size=args.bin_size,
@@ -139,8 +145,6 @@ def _data_nwb(args) -> None:
 
 def _warn_if_long(session) -> None:
     """A note on stderr when a session has more bins than a model takes by default (``max_bins``)."""
-    from mtm.models import ModelConfig
-
     limit = ModelConfig().max_bins
     if session.n_bins > limit:
         print(f"mtm: warning: {session.eid} has {session.n_bins} bins, more than the {limit} a model takes by "
@@ -148,16 +152,12 @@ def _warn_if_long(session) -> None:
 
 
 def _data_info(args) -> None:
-    from mtm.data import Session
-
     for path in _session_files(args.paths):
         print(f"{path}\n{describe(Session.load(path))}")
 
 
 def load_sessions(args) -> list:
     """Sessions from ``--data`` files / folders, else ``--synthetic`` sessions sized by ``--preset``."""
-    from mtm.data import Session, synthetic_sessions
-
     if args.data:
         return [Session.load(path) for path in _session_files(args.data)]
     preset = "paper" if args.preset == "paper" else "small"
@@ -165,8 +165,6 @@ def load_sessions(args) -> list:
 
 
 def _train_config(args, base: dict | None = None):
-    from mtm.train import TrainConfig
-
     overrides = dict(base or {})
     for name in ("masking", "epochs", "lr", "batch_size", "selection", "seed", "device", "precision",
                  "eval_every", "checkpoint_every", "checkpoint_minutes"):
@@ -188,8 +186,6 @@ def _train_config(args, base: dict | None = None):
 
 
 def _train(args) -> None:
-    from mtm.train import train
-
     sessions = load_sessions(args)
     cfg = _train_config(args)
     print(f"training {cfg.model.arch} with {cfg.masking} masking{' and prompts' if cfg.uses_prompts else ''} "
@@ -199,9 +195,6 @@ def _train(args) -> None:
 
 
 def _finetune(args) -> None:
-    from mtm.checkpoint import read_description
-    from mtm.train import finetune
-
     description = read_description(args.checkpoint)
     trained = description.get("extra", {}).get("train", {})
     base = {k: trained[k] for k in ("masking", "prompted", "mask_ratio") if k in trained}
@@ -222,21 +215,9 @@ def _finetune(args) -> None:
 
 
 def _evaluate(args) -> None:
-    import matplotlib
+    import matplotlib  # matplotlib is loaded only when figures are drawn
 
     matplotlib.use("Agg")
-
-    from mtm.atomic import atomic_write
-    from mtm.baselines import LINEAR_ROW, baseline_results, reference_rows
-    from mtm.checkpoint import check_session_fits, load_model, read_description
-    from mtm.data import Session
-    from mtm.decoding import decode_behavior
-    from mtm.evaluate import TASKS, evaluate_model, psth_r2, trial_conditions, trial_r2
-    from mtm.paths import refuse_existing, safe_name
-    from mtm.plots import plot_bps_scatter, plot_per_neuron, plot_predicted_vs_true
-    from mtm.reproduce import BEHAVIOR_KEYS, results_markdown
-    from mtm.train import pick_device
-
     session = Session.load(args.session)
     if args.region is not None and args.region not in session.region_names:
         raise ValueError(f"--region: no region {args.region!r} in {session.eid}; have {session.region_names}")
@@ -265,16 +246,13 @@ def _evaluate(args) -> None:
     for path, (model, masking) in models.items():
         name = labels[path]
         results[name] = evaluate_model(model, session, masking)
-        rows[name] = {task: r.mean_bps for task, r in results[name].items()}
+        rows[name] = task_scores(results[name])
         rows[name].update(decode_behavior(session, keys, model=model, training_masking=masking))
     model_rows = list(rows)
     rows.update(reference_rows(session, keys))
     table = results_markdown(rows, model_rows)
     atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(f"# {session.eid}\n\n{table}\n"))
-    columns = list(next(iter(rows.values())))
-    csv_text = "model," + ",".join(columns) + "\n" + "".join(
-        f"{name}," + ",".join(f"{row.get(c, float('nan')):.4f}" for c in columns) + "\n" for name, row in rows.items())
-    atomic_write(out / "results.csv", lambda tmp: Path(tmp).write_text(csv_text))
+    write_scores_csv(out / "results.csv", rows, next(iter(rows.values())))
     names = list(results)
     other = results[names[1]] if len(names) > 1 else baseline_results(session, which=("linear",))["linear"]
     other_name = names[1] if len(names) > 1 else LINEAR_ROW
@@ -298,20 +276,12 @@ def _evaluate(args) -> None:
 
 
 def _reproduce(args) -> None:
-    from mtm.data import heldout_eids, pretrain_eids
-    from mtm.reproduce import Plan, run_experiment
-
     plan = Plan.for_preset(args.preset, experiment=args.experiment, device=args.device or "auto", epochs=args.epochs,
                            pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.finetune_epochs,
                            n_pretrain=args.n_pretrain, n_test=args.n_test, n_seeds=args.seeds)
     if args.data == "synthetic":
         pretrain, heldout = plan.synthetic_sessions()
     else:
-        from mtm.data import Session
-        from mtm.data.ibl import load_ibl_session
-
-        from mtm.paths import safe_name
-
         one = _ibl_client(args, heldout_eids()[:plan.n_test] + pretrain_eids()[:plan.n_pretrain])
         cache = Path(args.out) / "sessions"
 
@@ -319,7 +289,7 @@ def _reproduce(args) -> None:
             path = cache / f"{safe_name(eid)}.npz"
             if path.exists():
                 return Session.load(path)
-            session = load_ibl_session(eid, one)
+            session = ibl.load_ibl_session(eid, one)
             session.save(path)
             return session
 
@@ -345,9 +315,6 @@ def _session_counts(pairs: list[str]) -> dict[str, int]:
 
 
 def _import_reference(args) -> None:
-    from mtm.checkpoint import import_reference, save_model
-    from mtm.paths import refuse_existing
-
     out = refuse_existing(args.out, args.force, "checkpoint")
     eids = None
     if args.eids_file:
@@ -366,8 +333,6 @@ def _import_reference(args) -> None:
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser, data_default_synthetic: int) -> None:
-    from mtm.masking import TRAINING_SCHEMES
-
     parser.add_argument("--data", nargs="+", help="session .npz files or folders (default: synthetic sessions)")
     parser.add_argument("--synthetic", type=int, default=data_default_synthetic,
                         help="without --data: how many synthetic sessions (sized by --preset)")
@@ -509,11 +474,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, Slurm, ``docker stop``), handled as Ctrl-C is: the run stops between two
+    writes, its lock is released and its last checkpoint stays."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "command", None) == "reproduce" and args.out is None:
         args.out = f"runs/reproduce-{args.preset}" if args.experiment == "table2" else \
             f"runs/reproduce-{args.experiment}-{args.preset}"
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         args.run(args)
     except (ValueError, FileNotFoundError, FloatingPointError) as err:
@@ -522,12 +498,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # the disk (full, read-only), the network: the environment, not the input
         print(f"mtm: error: {_one_line(err)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         resumable = args.command in ("train", "finetune")
         hint = "; resume with --resume" if resumable else \
             "; run the same command again to resume" if args.command == "reproduce" else ""
-        print(f"mtm: interrupted{hint}", file=sys.stderr)
-        return 130
+        terminated = isinstance(err, Terminated)
+        print(f"mtm: {'terminated (SIGTERM)' if terminated else 'interrupted'}{hint}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -1,20 +1,5 @@
-r"""Metrics and the four activity-prediction tasks of MtM (reference notes 5.2-5.3, peers notes 1.2).
-
-Bits per spike
---------------
-For predicted rates :math:`\lambda` (expected counts per bin) and counts :math:`y`, the Poisson
-negative log-likelihood is :math:`\mathrm{NLL}(\lambda, y) = \sum [\lambda - y \ln \lambda + \ln \Gamma(y + 1)]`
-(zero rates replaced by 1e-9, entries with NaN counts dropped). The null model predicts each neuron's
-mean count over the evaluated trials and bins themselves, :math:`\bar y_n`. Then
-
-.. math:: \mathrm{bps} = \frac{\mathrm{NLL}(\bar y, y) - \mathrm{NLL}(\lambda, y)}{\ln 2 \sum y}
-
-* **NLB co-bps** (``per_neuron=False``, :func:`nlb_tools.evaluation.bits_per_spike`): the sums run
-  over every neuron, trial and bin at once, so one number pools all neurons.
-* **MtM per-neuron bps** (``per_neuron=True``, the reference's ``eval_utils``): the formula applied to
-  each neuron alone, giving an (N,) array; :math:`\pm\infty` becomes NaN, so neurons with no spike in
-  the evaluated window drop out; a session's score is the NaN-mean over neurons. The paper's tables
-  use this convention, and so do the tables of this package.
+r"""The four activity-prediction tasks of MtM (reference notes 5.2-5.3, peers notes 1.2); their
+scores (bits per spike, R^2) are defined in :mod:`mtm.metrics`.
 
 Tasks (each neuron gets exactly one score per task, on the test split)
 ----------------------------------------------------------------------
@@ -46,69 +31,14 @@ import numpy as np
 import torch
 
 from mtm.masking import PROMPT_IDS, TRAINING_SCHEMES
+from mtm.metrics import as_trials_array, check_rates, poisson_scores
+from mtm.metrics import bits_per_spike  # noqa: F401  (chapter 5 imports it from here)
 
 TASKS = ("co-smooth", "forward-pred", "intra-region", "inter-region")
 TASK_PROMPT = {"co-smooth": "neuron", "forward-pred": "causal", "intra-region": "intra-region",
                "inter-region": "inter-region"}
 FORWARD_BINS = 10
 CAUSAL_MASKINGS = ("mtm", "causal")
-
-
-def _as_numpy(values, name: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 3:
-        raise ValueError(f"{name}: expected a (trials, bins, neurons) array, got shape {values.shape}")
-    return values
-
-
-def _check(rates, spikes) -> tuple[np.ndarray, np.ndarray]:
-    rates, spikes = _as_numpy(rates, "rates"), _as_numpy(spikes, "spikes")
-    if rates.shape != spikes.shape:
-        raise ValueError(f"rates: expected the shape of spikes {spikes.shape}, got {rates.shape}")
-    observed = ~np.isnan(spikes)
-    seen = rates if observed.all() else rates[observed]
-    if not np.isfinite(seen).all():
-        raise ValueError("rates: NaN or infinite rate predictions where spikes are observed")
-    if (seen < 0).any():
-        raise ValueError("rates: negative rate predictions (expected counts per bin must be >= 0)")
-    return rates, spikes
-
-
-def _scores(rates: np.ndarray, spikes: np.ndarray) -> tuple[np.ndarray, float]:
-    """MtM per-neuron bps (N,) (NaN where not finite) and NLB's pooled co-bps, from one pass.
-
-    Per neuron, NLL_null - NLL_model is summed over its observed entries (zero rates replaced by
-    1e-9). ln Gamma(y + 1) is in both NLLs and cancels, so it is not computed; the null model's NLL has
-    a closed form per neuron, n_observed * ybar - ln(ybar) * sum(y).
-    """
-    observed = ~np.isnan(spikes)
-    complete = bool(observed.all())
-    y = spikes if complete else np.where(observed, spikes, 0.0)
-    r = np.where(rates == 0, 1e-9, rates) if complete else np.where(observed, np.where(rates == 0, 1e-9, rates), 1.0)
-    model_terms = r - y * np.log(r)
-    if not complete:
-        model_terms = np.where(observed, model_terms, 0.0)
-    counted = observed.sum(axis=(0, 1))
-    total = y.sum(axis=(0, 1))
-    mean = total / np.maximum(counted, 1)
-    mean = np.where(mean == 0, 1e-9, mean)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gain = counted * mean - total * np.log(mean) - model_terms.sum(axis=(0, 1))
-        co_bps = float(gain.sum() / total.sum() / math.log(2))
-        bps = gain / total / math.log(2)
-    bps[~np.isfinite(bps)] = np.nan
-    return bps, co_bps
-
-
-def bits_per_spike(rates, spikes, per_neuron: bool = False):
-    """Bits per spike of ``rates`` for ``spikes``, both (trials, bins, neurons) (formula in the module
-    docstring). ``per_neuron=False``: NLB's pooled co-bps (a float). ``per_neuron=True``: the MtM
-    per-neuron bps, an (N,) array with NaN for neurons without spikes; average it with ``np.nanmean``.
-    """
-    bps, co_bps = _scores(*_check(rates, spikes))
-    return bps if per_neuron else co_bps
 
 
 @dataclass
@@ -123,12 +53,18 @@ class TaskResult:
     co_bps: float = field(init=False)        # NLB pooled bits per spike
 
     def __post_init__(self):
-        self.bps, self.co_bps = _scores(*_check(self.rates, self.spikes))
+        self.bps, self.co_bps = poisson_scores(*check_rates(self.rates, self.spikes))
 
     @property
     def mean_bps(self) -> float:
         """The session score of the paper's tables: NaN-mean of the per-neuron bps."""
         return float(np.nanmean(self.bps)) if np.isfinite(self.bps).any() else math.nan
+
+
+def task_scores(results: dict[str, TaskResult]) -> dict[str, float]:
+    """{task: session score} of :func:`evaluate_model` or :func:`evaluate_rates` results: each
+    task's :attr:`TaskResult.mean_bps`, the number the paper's tables report."""
+    return {task: result.mean_bps for task, result in results.items()}
 
 
 def task_configurations(task: str, regions) -> tuple[np.ndarray, np.ndarray]:
@@ -312,7 +248,7 @@ def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: st
 def evaluate_rates(rates, session, tasks=TASKS, split: str = "test") -> dict[str, TaskResult]:
     """The same scores for given rates (K_all, T, N) of every trial, e.g. the ground truth."""
     _check_split(session, split)
-    rates = _as_numpy(rates, "rates")
+    rates = as_trials_array(rates, "rates")
     if rates.shape != session.spikes.shape:
         raise ValueError(f"rates: expected the session's shape {session.spikes.shape}, got {rates.shape}")
     trials = session.splits[split]
@@ -330,35 +266,6 @@ def _check_split(session, split: str) -> None:
     if not np.any(session.spikes[session.splits[split]]):
         raise ValueError(f"spikes: session {session.eid!r} has no spike in its {split!r} split, so bits per spike "
                          "are undefined for every neuron")
-
-
-def trial_r2(rates, spikes) -> np.ndarray:
-    """Single-trial R^2 of each neuron (N,): 1 - SS_res / SS_tot over every (trial, bin) of the
-    neuron, with SS_tot about its mean count; NaN for a neuron that never spikes (reference notes 5.2,
-    ``r2.npy``). ``rates`` and ``spikes``: (K, T, N)."""
-    rates, spikes = _check(rates, spikes)
-    residual = ((spikes - rates) ** 2).sum(axis=(0, 1))
-    total = ((spikes - spikes.mean(axis=(0, 1), keepdims=True)) ** 2).sum(axis=(0, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, 1.0 - residual / total, np.nan)
-
-
-def psth_r2(rates, spikes, conditions) -> np.ndarray:
-    """PSTH R^2 of each neuron (N,): the trial-averaged predicted rates against the trial-averaged
-    counts, one PSTH per condition (``conditions`` (K,): a label per trial, e.g. each (block, choice,
-    reward) combination as the reference), R^2 over the concatenated (condition, bin) values, not
-    clipped; NaN for a neuron whose PSTHs are flat."""
-    rates, spikes = _check(rates, spikes)
-    conditions = np.asarray(conditions)
-    if conditions.shape != (len(spikes),):
-        raise ValueError(f"conditions: expected one label per trial ({len(spikes)}), got shape {conditions.shape}")
-    labels = np.unique(conditions)
-    predicted = np.concatenate([rates[conditions == c].mean(axis=0) for c in labels])   # (C * T, N)
-    observed = np.concatenate([spikes[conditions == c].mean(axis=0) for c in labels])
-    residual = ((observed - predicted) ** 2).sum(axis=0)
-    total = ((observed - observed.mean(axis=0)) ** 2).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, 1.0 - residual / total, np.nan)
 
 
 def trial_conditions(session, trials) -> np.ndarray:

@@ -65,7 +65,8 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import ndtr
 
-from mtm.evaluate import TASKS, TaskResult, evaluate_rates, scored_bins
+from mtm.data.synthetic import PRIVATE_GAIN, World, synthetic_session
+from mtm.evaluate import TASKS, TaskResult, evaluate_rates, scored_bins, task_scores
 
 TASK_INFORMATION = {
     "co-smooth": "latents of the neuron's own region",
@@ -95,10 +96,14 @@ def expected_clipped_exp(mean, var, cap: float) -> np.ndarray:
     return out
 
 
-def latent_prior(truth, trials=None) -> tuple[np.ndarray, np.ndarray]:
+def latent_prior(truth, trials=None, inputs=None) -> tuple[np.ndarray, np.ndarray]:
     """The latents' prior given the task inputs: means (K, T, L) and the covariance (T*L, T*L) of the
-    flattened trajectory (bin-major), both in the read-out's scaled units (module docstring)."""
-    inputs = truth.inputs if trials is None else truth.inputs[trials]
+    flattened trajectory (bin-major), both in the read-out's scaled units (module docstring).
+
+    ``inputs`` (K, T, U): other input trajectories than the session's own (``trials`` is then ignored).
+    """
+    if inputs is None:
+        inputs = truth.inputs if trials is None else truth.inputs[trials]
     transition, noise = truth.transition, truth.noise
     drive = inputs.astype(np.float64) @ truth.input_weights.T  # (K, T, L)
     n_trials, n_bins, n_latent = drive.shape
@@ -236,8 +241,6 @@ def knob_sweep(knob: str, values, seed: int = 0, n_trials: int = 200, n_neurons:
     coupling between regions, 0.12 by default) or ``noise`` (the latent noise sigma, 0.35 by default);
     everything else as in :func:`mtm.data.synthetic.synthetic_session` with ``seed``.
     """
-    from mtm.data.synthetic import PRIVATE_GAIN, World, synthetic_session
-
     if knob not in KNOBS:
         raise ValueError(f"knob: expected one of {KNOBS}, got {knob!r}")
     sweep = {}
@@ -246,7 +249,7 @@ def knob_sweep(knob: str, values, seed: int = 0, n_trials: int = 200, n_neurons:
         world = World(0, **{knob: value}) if knob != "private_gain" else World(0)
         gain = (value, value) if knob == "private_gain" else PRIVATE_GAIN
         session = synthetic_session(seed, n_trials, n_neurons, world=world, private_gain=gain)
-        sweep[value] = {task: r.mean_bps for task, r in oracle_results(session, tasks).items()}
+        sweep[value] = task_scores(oracle_results(session, tasks))
         sweep[value][TRUE_RATES] = evaluate_rates(session.rates, session, ("co-smooth",))["co-smooth"].mean_bps
     return sweep
 

@@ -8,6 +8,12 @@ import math
 import re
 
 import numpy as np
+import torch
+
+from mtm.data import synthetic_session
+from mtm.evaluate import TASKS, scored_bins, task_configurations
+from mtm.masking import MTM_SCHEMES, mask_batch
+from mtm.tables import markdown_table, score_cell
 
 TABLE_COLUMNS = {"co-smooth": "Co-smooth", "forward-pred": "Forward pred", "intra-region": "Intra-region",
                  "inter-region": "Inter-region", "choice": "Choice", "whisker_me": "Whisker ME",
@@ -170,30 +176,21 @@ def plot_predicted_vs_true(spikes, rates, regions, region: str, trial: int = 0, 
 def results_table(rows: dict[str, dict[str, float]], columns=None, digits: int = 2) -> str:
     """A Markdown table: one row per model, one column per task (bits/spike, accuracy or R^2)."""
     columns = columns or [c for c in TABLE_COLUMNS if any(c in r for r in rows.values())]
-    header = "| | " + " | ".join(TABLE_COLUMNS.get(c, c) for c in columns) + " |"
-    lines = [header, "|---|" + "---|" * len(columns)]
-    for name, row in rows.items():
-        cells = []
-        for c in columns:
-            value = row.get(c, math.nan)
-            cells.append("–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table([TABLE_COLUMNS.get(c, c) for c in columns],
+                          {name: [score_cell(row.get(c, math.nan), digits) for c in columns]
+                           for name, row in rows.items()})
 
 
 def oracle_share_table(rows: dict[str, dict[str, float]], oracle: dict[str, float], columns, digits: int = 2) -> str:
     """A Markdown table of each model's score as a share of the task's oracle: "0.25 of 0.73 (34 %)"."""
-    lines = ["| | " + " | ".join(TABLE_COLUMNS.get(c, c) for c in columns) + " |", "|---|" + "---|" * len(columns)]
-    for name, row in rows.items():
-        cells = []
-        for c in columns:
-            value, best = row.get(c, math.nan), oracle.get(c, math.nan)
-            if not (math.isfinite(value) and math.isfinite(best)) or best <= 0:
-                cells.append("–")
-            else:
-                cells.append(f"{value:.{digits}f} of {best:.{digits}f} ({100 * value / best:.0f} %)")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    def share(value, best):
+        if not (math.isfinite(value) and math.isfinite(best)) or best <= 0:
+            return "–"
+        return f"{value:.{digits}f} of {best:.{digits}f} ({100 * value / best:.0f} %)"
+
+    return markdown_table([TABLE_COLUMNS.get(c, c) for c in columns],
+                          {name: [share(row.get(c, math.nan), oracle.get(c, math.nan)) for c in columns]
+                           for name, row in rows.items()})
 
 
 def tidy_layout(fig) -> None:
@@ -385,8 +382,6 @@ def task_entries(task: str, regions, n_bins: int, configuration: int) -> tuple[n
     evaluation task (:func:`mtm.evaluate.task_configurations`): the neurons the configuration hides,
     in every bin, plus for forward prediction the held-out bins of every neuron; scored, the
     configuration's scored neurons in the task's scored bins."""
-    from mtm.evaluate import scored_bins, task_configurations
-
     hidden, scored = task_configurations(task, np.asarray(regions))  # (configurations, neurons)
     if not 0 <= configuration < len(hidden):
         raise ValueError(f"configuration: {task} has {len(hidden)} configurations, got {configuration}")
@@ -401,8 +396,6 @@ def plot_task_masks(regions, n_bins: int, region: str, bin_size: float = 0.02, t
     """The evaluation masks of the four activity tasks, one panel each, for the first neuron of
     ``region`` (co-smoothing and intra-region), the whole region (inter-region) and forward prediction."""
     import matplotlib.pyplot as plt
-
-    from mtm.evaluate import TASKS, task_configurations
 
     regions = np.asarray(regions).astype(str)
     names = list(dict.fromkeys(regions.tolist()))  # the order of the inter-region configurations
@@ -437,27 +430,20 @@ def paper_row(name: str, paper_table: dict[str, dict[str, float]]) -> dict[str, 
 def paper_comparison_table(table: dict[str, dict[str, float]], paper_table: dict[str, dict[str, float]],
                            columns, digits: int = 2) -> str:
     """A Markdown table of our rows, each cell "ours (paper's)" where the paper has the row."""
-    lines = ["| | " + " | ".join(TABLE_COLUMNS.get(c, c) for c in columns) + " |", "|---|" + "---|" * len(columns)]
-    for name, row in table.items():
+    def cells(name, row):
         paper = paper_row(name, paper_table)
-        cells = []
-        for c in columns:
-            value = row.get(c, math.nan)
-            ours = "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-            cells.append(f"{ours} ({paper[c]:.{digits}f})" if c in paper else ours)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        ours = [score_cell(row.get(c, math.nan), digits) for c in columns]
+        return [f"{cell} ({paper[c]:.{digits}f})" if c in paper else cell for cell, c in zip(ours, columns)]
+
+    return markdown_table([TABLE_COLUMNS.get(c, c) for c in columns],
+                          {name: cells(name, row) for name, row in table.items()})
 
 
 def plot_mtm_schematic():
     """The MtM idea in one figure, drawn from a small synthetic batch: one trial's counts, the mask
     of each of MtM's four schemes with its prompt token, and the shared model that fills them in."""
     import matplotlib.pyplot as plt
-    import torch
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-
-    from mtm.data import synthetic_session
-    from mtm.masking import MTM_SCHEMES, mask_batch
 
     session = synthetic_session(0, n_trials=20, n_neurons=60)
     batch = torch.as_tensor(np.array(session.spikes[:2]))

@@ -10,20 +10,20 @@
   neuron / causal / intra-region / inter-region drawn uniformly, with its prompt token when
   ``prompted``. The loss is the masked Poisson NLL summed over the batch, as the reference.
 * Model selection: after every ``eval_every`` epochs (and after the last) the model is scored on the
-  validation split and the best weights are kept (``best.safetensors``). ``selection="val_bps"`` (the
-  default) is the pooled bits per spike of the masked entries, with masks drawn from a fixed seed so every epoch is
-  scored on the same masks; ``"r2_top50"`` is the reference's criterion (single-trial R^2 of the 50
-  most active validation neurons, masking active). Bits per spike is what the paper's tables
-  report, so the default selects on the quantity being reported; the reference's R^2 is noisier
-  (re-drawn masks, 50 neurons) and blind to rate calibration.
+  validation split (:mod:`mtm.metrics`) and the best weights are kept (``best.safetensors``).
+  ``selection="val_bps"`` (the default) is the pooled bits per spike of the masked entries, masks
+  drawn from a fixed seed so every epoch is scored on the same masks: the quantity the paper's tables
+  report. ``"r2_top50"`` is the reference's criterion (single-trial R^2 of the 50 most active
+  validation neurons), noisier (re-drawn masks, 50 neurons) and blind to rate calibration.
+* Non-finite losses, validation scores or weights end the run before anything of that epoch is
+  saved: a NaN model is never written, let alone as the best.
 * Reproducible and resumable: every epoch re-seeds the batch order, the masks and dropout from
   ``(seed, epoch)``, so a run resumed from ``last.pt`` reaches the same weights as one never stopped.
   ``last.pt`` (weights, optimiser, schedule) is written every ``checkpoint_every`` epochs, when
   ``checkpoint_minutes`` have passed since the last one, and after the last epoch; a resumed run
   repeats the epochs after its last checkpoint and reaches the same weights.
-* Precision (:func:`resolve_precision`): bf16 autocast on GPUs with native bf16, fp16 autocast with
-  a gradient scaler on older GPUs, fp32 on the CPU; the loss and the exponential of the log-rates
-  always in fp32.
+* Device and precision (:mod:`mtm.device`): bf16 autocast on GPUs with native bf16, fp16 with a
+  gradient scaler on older GPUs, fp32 on the CPU; the loss and the exponential always in fp32.
 * GPU: sessions resident on the device as uint8 counts, autocast, optional ``torch.compile``,
   nothing in the training step reads a value back to the host (the loss is summed on the device and
   read once per epoch). Several GPUs or nodes: launch the same entry point with ``torchrun``.
@@ -31,10 +31,8 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -47,17 +45,22 @@ with warnings.catch_warnings():  # tqdm.auto warns in a notebook without ipywidg
     warnings.simplefilter("ignore")
     from tqdm.auto import tqdm
 
-from mtm import checkpoint
-from mtm.atomic import atomic_write
+from mtm.checkpoint import RunFolder, data_record, load_model, model_description
 from mtm.data import Session
+from mtm.data.batches import epoch_batches, epoch_seed, maskable_counts
+from mtm.device import (PRECISIONS, autocast_dtype, device_precision, pick_device, progress_disabled, training_device,
+                        training_module)
 from mtm.masking import (MTM_SCHEMES, REGION_SCHEMES, TRAINING_SCHEMES, MtMSampler, RegionIndex,
                          is_causal, mask_batch, training_ratio)
-from mtm.models import MaskedModel, ModelConfig, build_model, poisson_nll
-from mtm.runlock import run_lock
+from mtm.metrics import ValidationBitsPerSpike, top50_trial_r2
+from mtm.models import MaskedModel, ModelConfig, build_model, finetune_model, poisson_nll, train_mean_counts
+
+# the chapters import these from here: the device, and a model for a new session
+__all__ = ["COMPILE_MODES", "MASKINGS", "SELECTIONS", "TrainConfig", "Trainer", "finetune", "finetune_model",
+           "pick_device", "train", "train_mean_counts"]
 
 MASKINGS = ("mtm",) + TRAINING_SCHEMES
 SELECTIONS = ("val_bps", "r2_top50")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
@@ -125,15 +128,12 @@ class TrainConfig:
         model_overrides = overrides.pop("model", {})
         if isinstance(model_overrides, ModelConfig):
             model_overrides = model_overrides.to_dict()
-        if name == "paper":
-            base = dict(eval_every=10, checkpoint_every=10, checkpoint_minutes=10.0)
-            base.update(overrides)
-            return cls(model=ModelConfig.paper(**model_overrides), **base)
-        if name == "small":
-            base = dict(epochs=150, lr=2e-3)
-            base.update(overrides)
-            return cls(model=ModelConfig.small(**model_overrides), **base)
-        raise ValueError(f"preset: expected 'small' or 'paper', got {name!r}")
+        presets = {"paper": (ModelConfig.paper, dict(eval_every=10, checkpoint_every=10, checkpoint_minutes=10.0)),
+                   "small": (ModelConfig.small, dict(epochs=150, lr=2e-3))}
+        if name not in presets:
+            raise ValueError(f"preset: expected 'small' or 'paper', got {name!r}")
+        model, base = presets[name]
+        return cls(model=model(**model_overrides), **{**base, **overrides})
 
     def to_dict(self) -> dict:
         values = asdict(self)
@@ -148,110 +148,6 @@ class TrainConfig:
         return cls(**values)
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: the GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"device: {name!r} is not a device name ({err}); expected auto, cpu, cuda, cuda:1, ...") \
-            from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {name!r} asked for, but this machine has no GPU that torch can use; "
-                         "use --device cpu or auto")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"device: {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
-    return device
-
-
-def resolve_precision(precision: str, device_type: str, capability: tuple[int, int] | None = None) -> str:
-    """The precision a run computes in, "fp32", "bf16" or "fp16", from the setting, the device type
-    ("cuda", "cpu", ...) and, on CUDA, the GPU's compute capability (major, minor).
-
-    ``auto``: bf16 on a CUDA GPU with native bf16 (compute capability 8.0 or newer: A100, H100), fp16
-    with a gradient scaler on older CUDA GPUs (T4 7.5, V100 7.0), fp32 elsewhere (the CPU has no
-    native bf16; its bf16 is emulated and about 40 times slower). ``torch.cuda.is_bf16_supported()``
-    is not consulted: it answers yes on a T4, through emulation. An explicit setting is kept, except
-    bf16 on a CUDA GPU older than 8.0, which is an error.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
-    cuda = device_type == "cuda"
-    if cuda and capability is None:
-        raise ValueError("capability: a CUDA device needs its compute capability (major, minor)")
-    native_bf16 = cuda and tuple(capability) >= (8, 0)
-    if precision == "auto":
-        return "bf16" if native_bf16 else "fp16" if cuda else "fp32"
-    if precision == "bf16" and cuda and not native_bf16:
-        raise ValueError(f"precision: bf16 needs a GPU with native bfloat16 (compute capability 8.0 or newer); "
-                         f"this GPU has {capability[0]}.{capability[1]}, where bf16 is emulated. Use 'fp16' or "
-                         "'auto' (fp16 with a gradient scaler) or 'fp32'")
-    return precision
-
-
-def device_precision(precision: str, device: torch.device) -> str:
-    """:func:`resolve_precision` for a torch device (reads a CUDA GPU's compute capability)."""
-    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
-    return resolve_precision(precision, device.type, capability)
-
-
-def autocast_dtype(precision: str, device: torch.device):
-    """The autocast dtype of a precision setting on ``device`` (:func:`resolve_precision`); None for fp32."""
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[device_precision(precision, device)]
-
-
-def maskable_counts(spikes: np.ndarray) -> np.ndarray:
-    """Counts (K, T, N) in a dtype torch can mask and index: uint8 as it is, wider unsigned
-    integers (counts above 255) as int32 or int64."""
-    spikes = np.array(spikes)
-    if spikes.dtype.kind == "u" and spikes.dtype.itemsize > 1:
-        return spikes.astype(np.int32 if spikes.dtype.itemsize == 2 else np.int64)
-    return spikes
-
-
-#: TrainConfig fields that change how a run runs but not what it computes: a run may be resumed
-#: (or a finished one reused) with other values of these.
-EXECUTION_FIELDS = ("device", "precision", "compile", "checkpoint_every", "checkpoint_minutes")
-
-
-def first_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
-    """The first setting (dotted name) whose value differs between two config dicts, ignoring
-    :data:`EXECUTION_FIELDS`; None if they agree."""
-    for key in list(dict.fromkeys([*saved, *current])):
-        if not prefix and key in EXECUTION_FIELDS:
-            continue
-        a, b = saved.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            inner = first_difference(a, b, f"{prefix}{key}.")
-            if inner:
-                return inner
-        elif a != b:
-            return f"{prefix}{key} ({a!r} in the saved run, {b!r} now)"
-    return None
-
-
-def data_record(sessions) -> dict:
-    """What a checkpoint records of its training data: bins, bin size (s) and a fingerprint per session."""
-    import hashlib
-
-    return {"n_bins": int(sessions[0].n_bins), "bin_size": float(sessions[0].bin_size),
-            "fingerprints": {s.eid: hashlib.sha256(np.ascontiguousarray(s.spikes).tobytes()).hexdigest()[:16]
-                             for s in sessions}}
-
-
-def data_difference(saved: dict | None, current: dict) -> str | None:
-    """The first session whose counts differ between a run's recorded data and ``current`` (both
-    :func:`data_record`), as a phrase; None when they match or the run recorded no data."""
-    if not isinstance(saved, dict):
-        return None
-    now = current.get("fingerprints", {})
-    for eid, fingerprint in saved.get("fingerprints", {}).items():
-        if eid in now and now[eid] != fingerprint:
-            return f"the session {eid!r} holds other counts than the data the run was trained on"
-    return None
-
-
 class SessionTensors:
     """One session on the training device: uint8 counts, region ids, split indices."""
 
@@ -262,63 +158,9 @@ class SessionTensors:
         self.splits = {name: torch.tensor(np.asarray(idx), dtype=torch.long) for name, idx in session.splits.items()}
 
 
-class Distributed:
-    """``torchrun`` context: rank, world size; a single process when not launched by torchrun."""
-
-    def __init__(self, device: torch.device):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.active = self.world > 1
-        if self.active and not torch.distributed.is_initialized():
-            torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def all_sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.active:
-            torch.distributed.all_reduce(tensor)
-        return tensor
-
-    def check_replicas(self, model: torch.nn.Module) -> float:
-        """Sum of all parameters; raises if the replicas of the ranks disagree."""
-        total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum()
-        if self.active:
-            gathered = [torch.zeros_like(total) for _ in range(self.world)]
-            torch.distributed.all_gather(gathered, total)
-            values = [float(v) for v in gathered]
-            if max(values) != min(values):
-                raise RuntimeError(f"distributed replicas diverged: parameter sums {values}")
-        return float(total)
-
-
-def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
-    return (seed * 1_000_003 + epoch * 101 + stream) % (2 ** 62)
-
-
-def epoch_batches(data: list[SessionTensors], batch_size: int, seed: int, epoch: int,
-                  rank: int = 0, world: int = 1) -> list[tuple[int, torch.Tensor]]:
-    """This rank's batches of one epoch: (session position, trial indices), single-session batches.
-
-    Every rank draws the same global order from ``(seed, epoch)`` and takes every ``world``-th batch
-    (all ranks get the same number of batches).
-    """
-    gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch, 0))
-    batches = []
-    for pos, st in enumerate(data):
-        train = st.splits.get("train", torch.empty(0, dtype=torch.long))
-        order = train[torch.randperm(len(train), generator=gen)]
-        batches += [(pos, order[i:i + batch_size]) for i in range(0, len(order), batch_size)]
-    order = torch.randperm(len(batches), generator=gen).tolist()
-    batches = [batches[i] for i in order]
-    per_rank = len(batches) // world
-    return batches[rank::world][:per_rank]
-
-
 class Trainer:
-    """Trains ``model`` on ``sessions`` with ``cfg``, writing checkpoints and logs to ``run_dir``.
+    """Trains ``model`` on ``sessions`` with ``cfg``, writing checkpoints and logs to the run folder
+    ``run_dir`` (:class:`mtm.checkpoint.RunFolder`, which owns every file of the run).
 
     Use :func:`train` / :func:`finetune` rather than this class directly. ``callbacks`` are called
     as ``callback(trainer, epoch, row)`` after every epoch with the epoch's log row.
@@ -326,12 +168,8 @@ class Trainer:
 
     def __init__(self, model: MaskedModel, sessions: list[Session], cfg: TrainConfig, run_dir,
                  resume: bool = False, callbacks=(), progress: bool = True, extra: dict | None = None):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.device = pick_device(cfg.device)
-        self.dist = Distributed(self.device)
-        if self.dist.active and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
-            torch.cuda.set_device(self.device)
+        self.cfg, self.folder = cfg, RunFolder(run_dir)
+        self.device, self.dist = training_device(cfg.device)
         self.precision = device_precision(cfg.precision, self.device)
         self.amp_dtype = autocast_dtype(self.precision, self.device)
         # fp16's narrow range: the loss is scaled up for backward and steps with inf/NaN gradients skipped
@@ -339,6 +177,7 @@ class Trainer:
         self.callbacks, self.progress, self.extra = list(callbacks), progress, dict(extra or {})
         self._check_sessions(model, sessions)
         self.extra.setdefault("data", data_record(sessions))
+        self.identity = RunFolder.identity(cfg.to_dict(), model_description(model)["sessions"], self.extra["data"])
         self.model = model.to(self.device)
         self.data = [SessionTensors(s, model.session_index(s.eid, s.n_neurons), self.device) for s in sessions]
         self.batches_per_epoch = len(epoch_batches(self.data, cfg.batch_size, cfg.seed, 0, self.dist.rank,
@@ -355,22 +194,13 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * self.batches_per_epoch, pct_start=cfg.warmup,
             div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor)
-        self.net = model
-        if self.dist.active:
-            self.net = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=True)
-        if cfg.compile:
-            self.net = torch.compile(self.net, mode=None if cfg.compile is True else cfg.compile)
+        self.net = training_module(model, self.device, self.dist, cfg.compile)
         self.start_epoch, self.best, self.history = 0, -math.inf, []
+        self.saved_epoch = None  # the epoch of the last checkpoint (last.pt) in the folder
         if resume:
             self._resume()
-        elif self.dist.main and (self.run_dir / "last.pt").exists():
-            raise ValueError(f"run_dir: {self.run_dir} already holds a run; pass resume=True (--resume) to "
-                             "continue it, or choose another folder")
-        elif self.dist.main and (self.run_dir / "best.safetensors").exists():
-            raise ValueError(f"run_dir: {self.run_dir} holds best.safetensors but no last.pt (an incomplete run, or "
-                             "another program's files); choose another folder, or delete it to start again")
+        elif self.dist.main:
+            self.folder.refuse_existing()
 
     # ------------------------------------------------------------------ set-up
     def _check_sessions(self, model: MaskedModel, sessions: list[Session]) -> None:
@@ -390,21 +220,7 @@ class Trainer:
                                  f"{model.cfg.max_bins}; train with --max-bins {s.n_bins} (model max_bins)")
 
     def _resume(self) -> None:
-        path = self.run_dir / "last.pt"
-        if not path.exists():
-            raise ValueError(f"resume: no last.pt in {self.run_dir} to resume from")
-        state = checkpoint.load_state(path)
-        saved = json.loads(state["config"])
-        differs = first_difference(saved["train"], json.loads(json.dumps(self.cfg.to_dict())))
-        if differs:
-            raise ValueError(f"resume: {path} was written with another configuration, first difference: {differs}; "
-                             "resume with the same settings")
-        description = checkpoint.model_description(self.model)
-        if saved["sessions"] != description["sessions"]:
-            raise ValueError(f"resume: {path} was trained on other sessions {saved['sessions'][:3]}")
-        differs = data_difference(saved.get("data"), self.extra["data"])
-        if differs:
-            raise ValueError(f"resume: {path} was trained on other data: {differs}; use another run folder")
+        state = self.folder.resume_state(self.identity)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -412,6 +228,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.start_epoch, self.best = int(state["epoch"]) + 1, float(state["best"])
         self.history = json.loads(state["history"])
+        self.saved_epoch = int(state["epoch"])
 
     # ------------------------------------------------------------------ one epoch
     def _scheme(self, sampler: MtMSampler | None, n_regions: int) -> tuple[str, int | None]:
@@ -433,9 +250,9 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
-        torch.manual_seed(_epoch_seed(cfg.seed, epoch, 1) + self.dist.rank)  # dropout
-        generator = torch.Generator(self.device).manual_seed(_epoch_seed(cfg.seed, epoch, 2) + self.dist.rank)
-        sampler = MtMSampler(MTM_SCHEMES, seed=_epoch_seed(cfg.seed, epoch, 3) + self.dist.rank) \
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, 1) + self.dist.rank)  # dropout
+        generator = torch.Generator(self.device).manual_seed(epoch_seed(cfg.seed, epoch, 2) + self.dist.rank)
+        sampler = MtMSampler(MTM_SCHEMES, seed=epoch_seed(cfg.seed, epoch, 3) + self.dist.rank) \
             if cfg.masking == "mtm" else None
         batches = epoch_batches(self.data, cfg.batch_size, cfg.seed, epoch, self.dist.rank, self.dist.world)
         self.net.train()
@@ -465,10 +282,6 @@ class Trainer:
         totals = self.dist.all_sum(torch.stack([total_loss, total_count]))
         loss_per_entry = float(totals[0] / totals[1].clamp(min=1))  # waits for the device: the epoch's work is done
         seconds = time.perf_counter() - start
-        if not math.isfinite(loss_per_entry):
-            raise FloatingPointError(f"training loss became {loss_per_entry} in epoch {epoch}; no checkpoint was "
-                                     f"written for it (the last good one stays in {self.run_dir}). Lower the "
-                                     "learning rate or check the data.")
         return {"epoch": epoch, "train_loss": loss_per_entry, "lr": lr,
                 "seconds": seconds, "trials_per_s": n_trials * self.dist.world / max(seconds, 1e-9)}
 
@@ -478,34 +291,29 @@ class Trainer:
         """Scores on every session's val split (mean over sessions), masks drawn from a fixed seed.
 
         ``val_bps``: pooled bits per spike of the masked entries against each neuron's mean rate on
-        the val split, (NLL_null - NLL_model) / spikes / ln 2 over all targets of the session.
-        ``r2_top50``: :func:`top50_trial_r2` of the same predictions (logged whatever the selection, so
+        the val split (:class:`mtm.metrics.ValidationBitsPerSpike`).
+        ``r2_top50``: :func:`mtm.metrics.top50_trial_r2` of the same predictions (logged whatever the selection, so
         one run's log shows which epoch either criterion keeps).
         """
         cfg = self.cfg
         self.model.eval()
-        generator = torch.Generator(self.device).manual_seed(_epoch_seed(cfg.seed, 0, 7))
-        sampler = MtMSampler(MTM_SCHEMES, seed=_epoch_seed(cfg.seed, 0, 8)) if cfg.masking == "mtm" else None
+        generator = torch.Generator(self.device).manual_seed(epoch_seed(cfg.seed, 0, 7))
+        sampler = MtMSampler(MTM_SCHEMES, seed=epoch_seed(cfg.seed, 0, 8)) if cfg.masking == "mtm" else None
         scores = {"val_bps": [], "r2_top50": []}
         for st in self.data:
             val = st.splits.get("val")
             if val is None or len(val) == 0:
                 continue
             spikes_all = st.spikes[val.to(self.device)]
-            null_rate = spikes_all.float().mean(dim=(0, 1)).clamp(min=1e-9)
-            gain = torch.zeros(2, device=self.device, dtype=torch.float64)  # (NLL_null - NLL_model, spikes)
+            score = ValidationBitsPerSpike(spikes_all)
             rates, counts = [], []
             for i in range(0, len(val), cfg.batch_size):
                 spikes = spikes_all[i:i + cfg.batch_size]
                 scheme, prompt = self._scheme(sampler, len(st.regions))
                 _, _, log_rates, target = self._forward_loss(spikes, st, scheme, prompt, generator, net=self.model)
-                y, log_rates, weight = spikes.float(), log_rates.float(), target.float()
-                nll_model = (torch.exp(log_rates) - y * log_rates) * weight
-                nll_null = (null_rate - y * torch.log(null_rate)) * weight
-                gain += torch.stack([(nll_null - nll_model).sum(), (y * weight).sum()]).double()
-                rates.append(torch.exp(log_rates))
-                counts.append(y)
-            scores["val_bps"].append(float(gain[0] / gain[1].clamp(min=1) / math.log(2)))
+                rates.append(score.add(log_rates, spikes, target))
+                counts.append(spikes.float())
+            scores["val_bps"].append(score.value())
             scores["r2_top50"].append(top50_trial_r2(torch.cat(rates), torch.cat(counts)))
         self.model.train()
         return {k: float(np.mean(v)) for k, v in scores.items() if v}
@@ -519,53 +327,35 @@ class Trainer:
         overdue = cfg.checkpoint_minutes is not None and minutes >= cfg.checkpoint_minutes
         return (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs or overdue
 
+    def _check_finite(self, epoch: int, row: dict) -> None:
+        """End the run, before anything of ``epoch`` is saved, when its training loss, its validation
+        score or the weights are not finite: NaN weights are never saved, let alone called best."""
+        what = [f"{name} became {row[key]}" for key, name in (("train_loss", "training loss"),
+                                                               ("val_bps", "validation score val_bps"))
+                if not math.isfinite(row.get(key, 0.0))]
+        if not what and not bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all()):
+            what = ["weights became non-finite"]
+        if what:
+            kept = (f"the last finite checkpoint stays: {self.folder.state} (epoch {self.saved_epoch})"
+                    if self.saved_epoch is not None else "no checkpoint was written before it")
+            raise FloatingPointError(f"{what[0]} in epoch {epoch}; the run stops and nothing of that epoch is saved "
+                                     f"({kept}). Lower the learning rate or check the data.")
+
     def _save(self, epoch: int, row: dict, improved: bool, resumable: bool) -> None:
         """``best.safetensors`` when the score ``improved``; ``last.safetensors`` and ``last.pt`` when ``resumable``."""
-        description = checkpoint.model_description(self.model)
-        config = json.dumps({"train": self.cfg.to_dict(), "sessions": description["sessions"],
-                             "data": self.extra.get("data")})
         extra = {**self.extra, "train": self.cfg.to_dict(), "epoch": epoch, "scores": row}
         if improved:
-            checkpoint.save_model(self.run_dir / "best.safetensors", self.model, extra)
-        if not resumable:
-            return
-        checkpoint.save_model(self.run_dir / "last.safetensors", self.model, extra)
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "epoch": epoch, "best": self.best,
-                 "history": json.dumps(self.history), "config": config}
-        if self.scaler is not None:
-            state["scaler"] = self.scaler.state_dict()
-        checkpoint.save_state(self.run_dir / "last.pt", state)
-
-    def _log(self, row: dict) -> None:
-        path = self.run_dir / "log.csv"
-        rows = self.history
-        columns = list(dict.fromkeys(key for r in rows for key in r))  # validation columns stay between validations
-        def write(tmp):
-            with open(tmp, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(rows)
-        atomic_write(path, write)
-        if self._tensorboard is not None:
-            for key, value in row.items():
-                if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
-                    self._tensorboard.add_scalar(key, value, row["epoch"])
+            self.folder.save_best(self.model, extra)
+        if resumable:
+            self.folder.save_last(self.model, extra, self.identity, optimizer=self.optimizer, scheduler=self.scheduler,
+                                  scaler=self.scaler, epoch=epoch, best=self.best, history=self.history)
+            self.saved_epoch = epoch
 
     def run(self) -> Path:
         """Train for the remaining epochs; returns the path of the best checkpoint."""
         cfg = self.cfg
-        self._tensorboard = None
         if self.dist.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            config = json.dumps({"train": cfg.to_dict(),
-                                 "sessions": checkpoint.model_description(self.model)["sessions"]}, indent=1)
-            atomic_write(self.run_dir / "config.json", lambda tmp: Path(tmp).write_text(config))
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
-            except ImportError:
-                pass
+            self.folder.start(cfg.to_dict(), self.model)
         bar = tqdm(range(self.start_epoch, cfg.epochs), desc=f"train {cfg.masking}", unit="epoch",
                    disable=not (self.progress and self.dist.main) or progress_disabled(), initial=self.start_epoch,
                    total=cfg.epochs)
@@ -574,6 +364,7 @@ class Trainer:
             row = self.train_epoch(epoch)
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 row.update(self.validate())
+            self._check_finite(epoch, row)
             if self.dist.active:
                 row["param_sum"] = self.dist.check_replicas(self.model)
             score = row.get(cfg.selection, math.nan)
@@ -587,44 +378,15 @@ class Trainer:
                 self._save(epoch, row, improved, resumable)
                 if resumable:
                     last_checkpoint = time.monotonic()
-                self._log(row)
+                self.folder.write_log(self.history)
             bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_bps=f"{row.get('val_bps', math.nan):.3f}",
                             trials_s=f"{row['trials_per_s']:.0f}")
             for callback in self.callbacks:
                 callback(self, epoch, row)
-        if self._tensorboard is not None:
-            self._tensorboard.close()
-        best = self.run_dir / "best.safetensors"
-        if self.dist.main and not best.exists():  # no finite validation score: keep the last weights
-            checkpoint.save_model(best, self.model, {**self.extra, "train": cfg.to_dict(), "epoch": cfg.epochs - 1})
-        return best
-
-
-def progress_disabled() -> bool:
-    """Whether the environment turns progress bars off (tqdm's own ``TQDM_DISABLE``, which an explicit
-    ``disable=`` would otherwise override); the book's execution sets it."""
-    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
-
-
-def top50_trial_r2(rates: torch.Tensor, spikes: torch.Tensor, n_neurons: int = 50) -> float:
-    """The reference's selection score: single-trial R^2 of the ``n_neurons`` most active neurons.
-
-    For each of the most active neurons (total count) and each trial, R^2 between its counts and
-    predicted rates over the bins; NaN (constant trials) dropped, mean over trials, then neurons.
-    """
-    top = torch.argsort(spikes.sum(dim=(0, 1)), descending=True)[:n_neurons]
-    y, r = spikes[..., top].double(), rates[..., top].double()
-    ss_res = ((y - r) ** 2).sum(dim=1)
-    ss_tot = ((y - y.mean(dim=1, keepdim=True)) ** 2).sum(dim=1)
-    r2 = torch.where(ss_tot > 0, 1 - ss_res / ss_tot.clamp(min=1e-12), torch.nan)
-    return float(torch.nanmean(torch.nanmean(r2, dim=0)))
-
-
-def train_mean_counts(session: Session) -> torch.Tensor:
-    """Each neuron's mean count per bin over the train split (N,)."""
-    train = session.splits.get("train")
-    spikes = session.spikes if train is None or len(train) == 0 else session.spikes[train]
-    return torch.as_tensor(spikes.mean(axis=(0, 1)))
+        self.folder.close()
+        if self.dist.main and not self.folder.best.exists():  # no finite validation score: keep the last weights
+            self.folder.save_best(self.model, {**self.extra, "train": cfg.to_dict(), "epoch": cfg.epochs - 1})
+        return self.folder.best
 
 
 def train(sessions: list[Session], cfg: TrainConfig, run_dir, *, resume: bool = False, callbacks=(),
@@ -638,51 +400,21 @@ def train(sessions: list[Session], cfg: TrainConfig, run_dir, *, resume: bool = 
     model = build_model(cfg.model, [(s.eid, s.n_neurons) for s in sessions])
     for session in sessions:
         model.init_rates(session.eid, train_mean_counts(session))
-    with run_lock(run_dir):
+    with RunFolder(run_dir).lock():
         return Trainer(model, sessions, cfg, run_dir, resume=resume, callbacks=callbacks, progress=progress).run()
-
-
-def finetune_model(pretrained: MaskedModel, session: Session, seed: int = 0) -> MaskedModel:
-    """A model for a new session that starts from a pretrained one (reference notes 4.3).
-
-    Everything shared (embedding, transformer, prompt tokens, NDT2's patch layers) is copied; the new
-    session gets fresh stitchers (NDT1) and a session token initialised at the mean of the pretrained
-    tokens (the reference used the session's untrained row of its table), or a fresh one when the
-    pretrained model keeps no session (a reference checkpoint imported without naming its sessions).
-    The pretrained sessions' own stitchers are not carried over.
-    """
-    if session.eid in pretrained.session_ids and \
-            pretrained.n_neurons[pretrained.session_ids.index(session.eid)] != session.n_neurons:
-        pretrained.session_index(session.eid, session.n_neurons)  # raises: neuron count differs
-    torch.manual_seed(seed)
-    model = build_model(pretrained.cfg, [])
-    shared = {k: v for k, v in pretrained.state_dict().items()
-              if not k.startswith(("read_in.", "read_out.", "session_token.", "space."))}
-    missing, unexpected = model.load_state_dict(shared, strict=False)
-    if unexpected:
-        raise ValueError(f"pretrained weights do not fit a fresh {pretrained.cfg.arch} model: {unexpected[:3]}")
-    if pretrained.cfg.arch == "ndt2":
-        model.space = torch.nn.Embedding.from_pretrained(pretrained.space.weight.detach().clone(), freeze=False)
-    model.add_session(session.eid, session.n_neurons)
-    if pretrained.cfg.arch == "ndt1":
-        model.init_rates(session.eid, train_mean_counts(session))
-    if model.session_token is not None and pretrained.session_token is not None and pretrained.session_ids:
-        with torch.no_grad():
-            model.session_token.weight[0] = pretrained.session_token.weight.mean(dim=0)
-    return model
 
 
 def finetune(checkpoint_path, session: Session, cfg: TrainConfig, run_dir, *, resume: bool = False,
              callbacks=(), progress: bool = True) -> Path:
     """Fine-tune a pretrained checkpoint on a new session (all weights, or only its stitchers and
     session token with ``cfg.freeze_core``). Same outputs as :func:`train`."""
-    pretrained, _ = checkpoint.load_model(checkpoint_path, arch=cfg.model.arch)
+    pretrained, _ = load_model(checkpoint_path, arch=cfg.model.arch)
     if pretrained.cfg.use_prompt != cfg.uses_prompts:
         raise ValueError(f"{checkpoint_path}: the checkpoint was trained "
                          f"{'with' if pretrained.cfg.use_prompt else 'without'} prompts; fine-tune it with the "
                          f"same masking (got masking={cfg.masking!r}, prompted={cfg.prompted})")
     cfg = replace(cfg, model=pretrained.cfg)
     model = finetune_model(pretrained, session, cfg.seed)
-    with run_lock(run_dir):
+    with RunFolder(run_dir).lock():
         return Trainer(model, [session], cfg, run_dir, resume=resume, callbacks=callbacks, progress=progress,
                        extra={"pretrained": str(checkpoint_path)}).run()

@@ -263,7 +263,8 @@ def test_forward_prediction_attention_follows_the_reference(session):
 
 
 def test_single_trial_and_psth_r2_by_hand():
-    from mtm.evaluate import psth_r2, trial_conditions, trial_r2
+    from mtm.evaluate import trial_conditions
+    from mtm.metrics import psth_r2, trial_r2
 
     rng = np.random.default_rng(0)
     spikes = rng.poisson(1.0, size=(6, 5, 3)).astype(float)

@@ -83,6 +83,37 @@ def copy_run(trained, tmp_path, name="run"):
     return Path(shutil.copytree(run, tmp_path / name))
 
 
+#: ``python -c CHECKPOINT_DRIVER EPOCH ARGS...``: ``mtm ARGS...`` that prints ``checkpoint <epoch>``
+#: after writing each last checkpoint and, after the one of ``EPOCH``, waits there for a signal: a
+#: test signals a run at a known point instead of polling the folder while the run races on.
+CHECKPOINT_DRIVER = """
+import sys, time
+from mtm import checkpoint
+from mtm.cli import main
+save_last = checkpoint.RunFolder.save_last
+def announce(self, *args, epoch, **kwargs):
+    save_last(self, *args, epoch=epoch, **kwargs)
+    print(f"checkpoint {epoch}", flush=True)
+    if epoch == int(sys.argv[1]):
+        time.sleep(120)
+checkpoint.RunFolder.save_last = announce
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def run_to_checkpoint(args, epoch: int) -> subprocess.Popen:
+    """Start ``mtm *args`` (one thread) and return it once it has written its checkpoint of ``epoch``
+    and waits there."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", CHECKPOINT_DRIVER, str(epoch), *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.strip() == f"checkpoint {epoch}":
+            return proc
+    proc.wait(timeout=60)
+    raise AssertionError(f"the run ended before its checkpoint of epoch {epoch}: {proc.stderr.read()[-2000:]}")
+
+
 # ----------------------------------------------------------------------------- 1. IBL through ONE 3.x
 def test_ibl_without_an_account_says_how_to_get_one(tmp_path, monkeypatch, capsys):
     home = tmp_path / "home"
@@ -164,15 +195,9 @@ def test_concurrent_runs_into_one_folder(trained, tmp_path):
     holds the first run's config and weights, and the first run is unharmed."""
     _, data = trained
     out = tmp_path / "shared"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "mtm", "train", "--data", str(data), "--out", str(out)]
-    first = subprocess.Popen(cmd + ["--seed", "1", "--epochs", "500"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (out / "last.pt").exists() and first.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    second = subprocess.run(cmd + ["--seed", "2", "--epochs", "2"], env=env, capture_output=True, text=True,
-                            timeout=120)
+    args = ["train", "--data", data, "--out", out]
+    first = run_to_checkpoint(args + ["--seed", "1", "--epochs", "3"], epoch=0)
+    second = mtm_cli(*args, "--seed", "2", "--epochs", "2")
     first.send_signal(signal.SIGINT)
     _, first_err = first.communicate(timeout=120)
     assert first.returncode == 130 and "interrupted" in first_err, first_err
@@ -411,11 +436,11 @@ def test_data_nwb_bin_size_100_keeps_70000_spikes(tmp_path):
 # ------------------------------------------------------------------- 3e. silent wrong answers, second pass
 def test_compare_with_two_folders_named_model(trained, tmp_path, capsys, monkeypatch):
     """Both rows kept, labelled by path, and the scatter drawn against the second model."""
-    import mtm.plots
+    import mtm.cli
 
     first, second = (copy_run(trained, tmp_path / side, "model") for side in ("a", "b"))
-    drawn, real = [], mtm.plots.plot_bps_scatter
-    monkeypatch.setattr(mtm.plots, "plot_bps_scatter", lambda *a, **k: drawn.append(a[2:4]) or real(*a, **k))
+    drawn, real = [], mtm.cli.plot_bps_scatter
+    monkeypatch.setattr(mtm.cli, "plot_bps_scatter", lambda *a, **k: drawn.append(a[2:4]) or real(*a, **k))
     assert main(["evaluate", str(first / "best.safetensors"), str(trained[1]), "--compare",
                  str(second / "best.safetensors"), "--out", str(tmp_path / "ev")]) == 0
     table = (tmp_path / "ev" / "results.md").read_text()
@@ -598,7 +623,7 @@ def test_all_zero_session_is_an_error_not_nan(tmp_path):
 def test_checkpoint_records_its_data_and_evaluation_checks_it(trained, session, tmp_path, capsys):
     run, _ = trained
     _, extra = checkpoint.load_model(run / "best.safetensors")
-    assert extra["data"]["n_bins"] == session.n_bins and extra["data"]["bin_size"] == session.bin_size
+    assert extra["data"]["bins"] == {session.eid: session.n_bins} and extra["data"]["bin_size"] == session.bin_size
     assert len(extra["data"]["fingerprints"][session.eid]) == 16
     shorter = session.replace(spikes=np.array(session.spikes)[:, :50], rates=None, truth=None, align=None,
                               behavior={k: v for k, v in session.behavior.items() if v.ndim == 1})
@@ -805,12 +830,7 @@ def test_out_naming_a_file(trained, tmp_path, capsys):
 
 def test_sigint_is_one_line_and_the_run_resumes(trained, tmp_path):
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "mtm", "train", "--data", str(trained[1]), "--epochs", "400",
-                             "--out", str(run)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (run / "last.pt").exists() and time.time() < deadline:
-        time.sleep(0.05)
+    proc = run_to_checkpoint(["train", "--data", trained[1], "--epochs", "3", "--out", run], epoch=0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err
@@ -820,27 +840,21 @@ def test_sigint_is_one_line_and_the_run_resumes(trained, tmp_path):
 
 
 def test_sigkill_then_resume_is_bitwise_equal(session, tmp_path):
-    """A run killed with SIGKILL mid-training leaves a stale lock (reported); cleared, the resumed
-    run ends with weights bitwise equal to a run never stopped."""
+    """A run killed with SIGKILL after its checkpoint of epoch 1 leaves a stale lock (reported);
+    cleared, the resumed run ends with weights bitwise equal to a run never stopped."""
     data = session.save(tmp_path / "s.npz")
-    common = [sys.executable, "-m", "mtm", "train", "--data", str(data), "--epochs", "6", "--arch", "ndt1",
-              "--seed", "3"]
+    common = ["train", "--data", data, "--epochs", "4", "--arch", "ndt1", "--seed", "3"]
     # every stage in a process of its own with one thread: float sums are then bitwise repeatable
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    assert subprocess.run(common + ["--out", str(tmp_path / "full")], env=env, capture_output=True).returncode == 0
+    assert mtm_cli(*common, "--out", tmp_path / "full").returncode == 0
     cut = tmp_path / "cut"
-    proc = subprocess.Popen([*common, "--out", str(cut)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and not ((cut / "last.pt").exists() and
-                                          checkpoint.load_state(cut / "last.pt")["epoch"] >= 1):
-        time.sleep(0.02)
+    proc = run_to_checkpoint([*common, "--out", cut], epoch=1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert checkpoint.load_state(cut / "last.pt")["epoch"] == 1
     with pytest.raises(RunLockedError, match="no longer running"):
-        train([session], TrainConfig.preset("small", epochs=6, seed=3), cut, resume=True, progress=False)
+        train([session], TrainConfig.preset("small", epochs=4, seed=3), cut, resume=True, progress=False)
     (cut / LOCK_NAME).unlink()
-    assert subprocess.run(common + ["--out", str(cut), "--resume"], env=env, capture_output=True).returncode == 0
+    assert mtm_cli(*common, "--out", cut, "--resume").returncode == 0
     full, _ = checkpoint.load_model(tmp_path / "full" / "last.safetensors")
     resumed, _ = checkpoint.load_model(cut / "last.safetensors")
     for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
@@ -905,11 +919,103 @@ def test_every_write_is_atomic_and_orphans_are_cleaned(trained, tmp_path, monkey
     run.mkdir()
     orphan = run / ".last.pt.abc123.tmp"  # left by a write killed mid-way
     orphan.write_bytes(b"partial")
-    import mtm.train
+    import mtm.cli
+    import mtm.tables
 
-    monkeypatch.setattr(mtm.train, "atomic_write", spy)
-    monkeypatch.setattr(mtm.atomic, "atomic_write", spy)
+    for module in (mtm.atomic, checkpoint, mtm.tables, mtm.cli):  # every module that writes files
+        monkeypatch.setattr(module, "atomic_write", spy)
     assert main(["train", "--data", str(trained[1]), "--epochs", "1", "--out", str(run)]) == 0
     assert not orphan.exists()
     assert main(["evaluate", str(run / "best.safetensors"), str(trained[1]), "--out", str(tmp_path / "ev")]) == 0
     assert {"config.json", "log.csv", "results.md", "results.csv"} <= set(written)
+
+
+# ----------------------------------------------------------------------------- issue 21: the trainer and the run folder
+def _finite(path) -> bool:
+    return all(torch.isfinite(t).all() for t in load_file(str(path)).values())
+
+
+@pytest.mark.parametrize("lr, epochs", [("inf", "1"), ("1e30", "3")])
+def test_a_diverging_run_is_an_error_and_never_saves_nan_weights(trained, tmp_path, capsys, lr, epochs):
+    """``mtm train --lr inf``: one error line, and no file of the run holds NaN weights (the run used
+    to exit 0 with NaN weights as best.safetensors)."""
+    run = tmp_path / "run"
+    code = main(["train", "--data", str(trained[1]), "--epochs", epochs, "--lr", lr, "--out", str(run)])
+    for name in ("best.safetensors", "last.safetensors"):
+        assert not (run / name).exists() or _finite(run / name), name
+    line = one_line_error(capsys, code, "became", "nothing of that epoch is saved")
+    if (run / "last.pt").exists():  # an epoch before the divergence was finite: its checkpoint is named
+        epoch = checkpoint.load_state(run / "last.pt")["epoch"]
+        assert f"last finite checkpoint stays: {run / 'last.pt'} (epoch {epoch})" in line
+    else:
+        assert "no checkpoint was written before it" in line
+    assert not (run / LOCK_NAME).exists()
+
+
+def test_divergence_after_a_checkpoint_names_it_and_keeps_it(session, tmp_path):
+    """Weights that turn NaN after epoch 0: the run stops in epoch 1, naming last.pt of epoch 0, and
+    every file holds the finite weights of epoch 0."""
+    def poison(trainer, epoch, row):
+        if epoch == 0:
+            with torch.no_grad():
+                next(trainer.model.parameters()).fill_(float("nan"))
+
+    run = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match=r"in epoch 1; .*last finite checkpoint stays: .*last\.pt \(epoch 0\)"):
+        train([session], tiny(epochs=3), run, callbacks=[poison], progress=False)
+    assert checkpoint.load_state(run / "last.pt")["epoch"] == 0
+    assert _finite(run / "best.safetensors") and _finite(run / "last.safetensors")
+    assert checkpoint.load_model(run / "last.safetensors")[1]["epoch"] == 0
+
+
+def test_sigterm_is_handled_like_sigint(trained, tmp_path):
+    """SIGTERM (timeout, Slurm, docker stop): one line, the lock released, the checkpoint resumable."""
+    run = tmp_path / "run"
+    proc = run_to_checkpoint(["train", "--data", trained[1], "--epochs", "3", "--out", run], epoch=0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "mtm: terminated (SIGTERM); resume with --resume"
+    assert not (run / LOCK_NAME).exists()
+    assert checkpoint.load_state(run / "last.pt")["epoch"] == 0
+
+
+def test_resume_with_another_masking_names_the_option(trained, tmp_path, capsys):
+    run = copy_run(trained, tmp_path)
+    code = main(["train", "--data", str(trained[1]), "--epochs", "1", "--masking", "temporal", "--resume",
+                 "--out", str(run)])
+    line = one_line_error(capsys, code, "first difference: masking ('mtm' in the saved run, 'temporal' now)",
+                          "--masking")
+    assert "use_prompt" not in line
+    code = main(["train", "--data", str(trained[1]), "--epochs", "1", "--no-prompt", "--resume", "--out", str(run)])
+    assert "use_prompt" not in one_line_error(capsys, code, "prompted (True in the saved run, False now)",
+                                              "--no-prompt")
+
+
+def test_a_run_on_sessions_of_several_bin_counts_evaluates_each(session, tmp_path, capsys):
+    """Trained on a 100-bin and a 50-bin session: the checkpoint records each session's bins and
+    evaluates its own 50-bin session; a new session must have one of the trained bin counts."""
+    short = session.replace(eid="short", spikes=np.array(session.spikes)[:, :50], rates=None, truth=None,
+                            align=None, behavior={k: v for k, v in session.behavior.items() if v.ndim == 1})
+    files = [str(s.save(tmp_path / f"{s.eid}.npz")) for s in (session, short)]
+    assert main(["train", "--data", *files, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    best = tmp_path / "run" / "best.safetensors"
+    assert checkpoint.load_model(best)[1]["data"]["bins"] == {session.eid: 100, "short": 50}
+    capsys.readouterr()
+    assert main(["evaluate", str(best), files[1], "--out", str(tmp_path / "ev")]) == 0
+    assert (tmp_path / "ev" / "results.csv").exists()
+    other = short.replace(eid="other", spikes=np.array(session.spikes)[:, :70])
+    code = main(["evaluate", str(best), str(other.save(tmp_path / "other.npz")), "--out", str(tmp_path / "ev2")])
+    one_line_error(capsys, code, "trained on sessions of 50 or 100 bins", "has 70")
+
+
+def test_a_model_name_with_a_comma_stays_one_csv_field(trained, tmp_path):
+    """``mtm evaluate "runs/my,run/best.safetensors"``: results.csv keeps one field per column."""
+    import csv
+
+    run = copy_run(trained, tmp_path, "my,run")
+    assert main(["evaluate", str(run / "best.safetensors"), str(trained[1]), "--out", str(tmp_path / "ev")]) == 0
+    with open(tmp_path / "ev" / "results.csv", newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    assert header[0] == "model" and rows[0][0] == "my,run (mtm)"
+    assert all(len(row) == len(header) for row in rows)

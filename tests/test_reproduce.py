@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from mtm import checkpoint
+from mtm.bayes import BAYES_ROW
 from mtm.data import synthetic_sessions
 from mtm.reproduce import PAPER_TABLE2, Plan, _run_all, run_reproduction
 from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
 from mtm.stats import paired_difference
-from mtm.train import SessionTensors, epoch_batches
+from mtm.data.batches import epoch_batches
+from mtm.train import SessionTensors
 
 TINY = dict(model=dict(hidden=32, n_layers=1, n_heads=2, mlp=64, n_channels=32))
 
@@ -22,11 +24,12 @@ def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_pa
     table = run_reproduction(sessions[:1], sessions[1:], plan, tmp_path, log=lines.append)
     assert set(table) == {"Single-session, Temporal", "Single-session, MtM (prompted)",
                           "Multi-session (1 pretrain), Temporal", "Multi-session (1 pretrain), MtM (prompted)",
-                          "Oracle (best reachable, per task)",
+                          "Oracle (best reachable, per task)", BAYES_ROW,
                           "True rates (not reachable: includes each neuron's private noise)",
                           "Linear regression (baseline)"}
-    for row in table.values():
-        assert set(row) == {"co-smooth", "forward-pred", "intra-region", "inter-region", "choice", "whisker_me"}
+    activity = {"co-smooth", "forward-pred", "intra-region", "inter-region"}
+    for name, row in table.items():
+        assert set(row) == (activity if name == BAYES_ROW else activity | {"choice", "whisker_me"})
         assert all(math.isfinite(v) for v in row.values())
     oracle = table["Oracle (best reachable, per task)"]
     assert oracle["co-smooth"] > table["Single-session, Temporal"]["co-smooth"]
@@ -50,7 +53,7 @@ def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_pa
     assert "± " in markdown.split("### Share")[0]
     # the comparisons: paired differences (same seed, same session) in their own table and CSV
     with open(tmp_path / "differences.csv") as fh:
-        differences = {row["comparison"]: row for row in csv.DictReader(fh)}
+        differences = {row["model"]: row for row in csv.DictReader(fh)}
     assert set(differences) == {"MtM - Temporal, single-session", "MtM - Temporal, multi-session",
                                 "Pretrained - from scratch, Temporal", "Pretrained - from scratch, MtM (prompted)"}
     cells = {name: {(r["seed"], r["session"]): r["scores"]["inter-region"] for r in rows}

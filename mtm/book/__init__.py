@@ -45,7 +45,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from mtm import __version__, smoke
+from mtm.atomic import atomic_write
+from mtm.data import synthetic_session
+from mtm.device import device_precision, pick_device
+from mtm.train import TrainConfig, finetune, train
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
@@ -226,9 +232,6 @@ def probe_seconds_per_epoch(values: dict, seconds: float) -> float:
     chapter's size (``N_TRIALS``, ``N_NEURONS``), measured by an MtM run in a temporary folder on the
     device the chapter trains on (validation and checkpoints included, as in the chapter's runs) and
     stopped after about ``seconds`` (s); see :data:`PROBE_SHARE`."""
-    from mtm.data import synthetic_session
-    from mtm.train import TrainConfig, train
-
     session = synthetic_session(0, values["N_TRIALS"], values["N_NEURONS"])
     cfg = TrainConfig.preset(values.get("PRESET") or "small", masking="mtm", model=values.get("MODEL") or {},
                              epochs=10**6)
@@ -276,8 +279,6 @@ def apply_budget(chapter: str, values: dict, run_dir: Path) -> tuple[str, str]:
                     "epochs": fit_epochs(chapter, values, seconds, minutes),
                     "decided_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         decisions[key] = decision
-        from mtm.atomic import atomic_write
-
         atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(decisions, indent=1)))
         how = f"an epoch took {decision['seconds_per_epoch']:.2f} s (measured by a {probe:.0f} s probe)"
     else:
@@ -315,14 +316,7 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    gpu = None
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu": cpu, "cores": cores, "gpu": gpu}
 
@@ -421,16 +415,12 @@ def chapter_settings(chapter: str, settings: str = "auto", **overrides) -> Chapt
 def train_once(sessions, cfg, run_dir, progress: bool = True) -> Path:
     """:func:`mtm.train.train` that reuses a finished run in ``run_dir`` and resumes an interrupted
     one; a run there of other settings or sessions is refused, naming the first difference."""
-    from mtm.train import train
-
     run_dir = Path(run_dir)
     return train(sessions, cfg, run_dir, resume=(run_dir / "last.pt").exists(), progress=progress)
 
 
 def finetune_once(checkpoint_path, session, cfg, run_dir, progress: bool = True) -> Path:
     """:func:`mtm.train.finetune`, reusing or resuming a run in ``run_dir`` as :func:`train_once` does."""
-    from mtm.train import finetune
-
     run_dir = Path(run_dir)
     return finetune(checkpoint_path, session, cfg, run_dir, resume=(run_dir / "last.pt").exists(),
                     progress=progress)
@@ -477,10 +467,6 @@ def install_line(url: str | None = None) -> str:
 def gpu_check() -> str:
     """What will run where: the device the chapters train on, its precision, and the settings
     ``auto`` picks."""
-    import torch
-
-    from mtm.train import device_precision, pick_device
-
     device = pick_device()
     precision = device_precision("auto", device)
     where = f"GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "the CPU"
@@ -581,10 +567,10 @@ def source_block(obj, lines: tuple[int, int] | None = None) -> str:
         path = Path(inspect.getsourcefile(target)).resolve()
     except (TypeError, OSError) as err:
         raise ValueError(f"obj: expected a function, class or method of the mtm package, got {obj!r} ({err})")
-    try:
-        shown = path.relative_to(ROOT).as_posix()
-    except ValueError:
-        raise ValueError(f"obj: {obj!r} is defined in {path}, outside the mtm package at {ROOT}") from None
+    package = Path(__file__).resolve().parents[1]  # the mtm package, wherever it is installed
+    if not path.is_relative_to(package):
+        raise ValueError(f"obj: {obj!r} is defined in {path}, outside the mtm package at {package}")
+    shown = path.relative_to(package.parent).as_posix()
     last = start + len(source_lines) - 1
     if lines is not None:
         first, stop = lines

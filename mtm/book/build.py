@@ -26,7 +26,10 @@ import nbformat
 
 from mtm import __version__
 from mtm.atomic import atomic_write
-from mtm.book import BOOK, METADATA_KEY, PUBLISHED_SETTINGS, ROOT, RUNS_ENV, SETTINGS, git_commit, machine
+from mtm.book import BOOK, CHAPTER_SETTINGS, METADATA_KEY, PUBLISHED_SETTINGS, ROOT, RUNS_ENV, SETTINGS, git_commit, machine
+from mtm.plots import plot_mtm_schematic, use_style
+from mtm.reproduce.paper import (PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6,
+                                 PAPER_TABLE7)
 
 
 def chapter_paths(names=()) -> list[Path]:
@@ -201,9 +204,6 @@ class UngluedDecimal(NamedTuple):
 
 def paper_constants() -> set[float]:
     """Every number of the paper's tables (:mod:`mtm.reproduce.paper`), Table 7's mask ratios included."""
-    from mtm.reproduce.paper import (PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6,
-                                     PAPER_TABLE7)
-
     values = {v for table in (PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6)
               for row in table.values() for v in row.values()}
     for by_ratio in PAPER_TABLE7.values():
@@ -227,8 +227,6 @@ def settings_constants(chapter: str | None = None) -> set[float]:
     """The numbers a chapter's prose may state anywhere: its settings (all three; every chapter's when
     ``chapter`` is None), :data:`PACKAGE_CONSTANTS` and its :data:`NAMED_CONSTANTS`."""
     import importlib
-
-    from mtm.book import CHAPTER_SETTINGS
 
     chapters = [chapter] if chapter else list(CHAPTER_SETTINGS)
     values = set(_numbers([CHAPTER_SETTINGS.get(name, {}) for name in chapters]))
@@ -308,7 +306,6 @@ def write_schematic(path: Path = SCHEMATIC) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    from mtm.plots import plot_mtm_schematic, use_style
 
     use_style()
     figure = plot_mtm_schematic()

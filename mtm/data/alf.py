@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtm.data.sources import real_data_dir
+
 EID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "mtm.data.alf")
 IBL_WHEEL_RADIUS_CM = 3.1
 REWARD_VOLUME_UL = 1.5
@@ -309,8 +311,6 @@ def real_fixture_alf(root, real_dir=None) -> Path:
     and the left camera, a synthetic motion energy (60 Hz, wheel speed smoothed plus noise, seed 0).
     This text is also written to ``README.md`` in the session folder.
     """
-    from mtm.data import real_data_dir
-
     folder = Path(real_dir if real_dir is not None else real_data_dir(required=True)) / "ibl_brainbox_fixtures"
     ephys = np.load(folder / "ephys_test.npz")
     spike_times, original_ids = ephys["spike_times"], ephys["spike_clusters"]

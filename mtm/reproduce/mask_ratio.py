@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from mtm.evaluate import TASKS
+from mtm.plots import tidy_layout
 from mtm.reproduce.paper import PAPER_TABLE7
 from mtm.reproduce.scheduler import _run_all, add_single, collect, default_workers, row_intervals, stamp_log
 from mtm.reproduce.tables import SELECTED_SESSION_NOTE, save_figure, write_tables
@@ -58,10 +61,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
 def plot_ratios(table: dict, ratios, intervals: dict):
     """One panel per activity task: bits per spike against the masking ratio, a line per masking,
     with its interval ({row: {column: Interval}}) as error bars."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from mtm.plots import tidy_layout
+    import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
 
     fig, axes = plt.subplots(1, len(TASKS), figsize=(3.2 * len(TASKS), 3.0))
     for ax, task in zip(axes, TASKS):

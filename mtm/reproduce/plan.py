@@ -9,7 +9,7 @@ import importlib
 import math
 from dataclasses import dataclass, field
 
-from mtm.data import Session
+from mtm.data import Session, synthetic_sessions
 from mtm.train import TrainConfig
 
 #: ``mtm reproduce --experiment NAME`` -> the module of ``mtm.reproduce`` that runs it.
@@ -99,8 +99,6 @@ class Plan:
 
     def synthetic_sessions(self) -> tuple[list[Session], list[Session]]:
         """The plan's synthetic sessions: (pretraining, held out), the last ``n_test`` held out."""
-        from mtm.data import synthetic_sessions
-
         def make(count: int, first: int, n_trials: int | None) -> list[Session]:
             return synthetic_sessions(count, seed=first, preset=BASE_PRESET[self.preset], n_trials=n_trials,
                                       n_neurons=self.n_neurons) if count else []
@@ -112,7 +110,7 @@ class Plan:
 
 def batches_per_epoch(sessions: list[Session], batch_size: int) -> int:
     """Optimiser steps in one epoch over ``sessions``: each session's train split cut into batches of
-    ``batch_size`` trials, the last one partial (as :func:`mtm.train.epoch_batches` cuts them)."""
+    ``batch_size`` trials, the last one partial (as :func:`mtm.data.batches.epoch_batches` cuts them)."""
     return sum(math.ceil(len(s.splits.get("train", ())) / batch_size) for s in sessions)
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from mtm import checkpoint
 from mtm.decoding import decode_behavior
-from mtm.evaluate import TASK_PROMPT, TASKS, evaluate_model
+from mtm.device import pick_device
+from mtm.evaluate import TASK_PROMPT, TASKS, evaluate_model, task_scores
 from mtm.masking import PROMPT_IDS
 from mtm.reproduce.paper import PAPER_TABLE6
 from mtm.reproduce.plan import BEHAVIOR_KEYS
@@ -34,8 +35,7 @@ def prompt_row(scheme: str) -> str:
 
 def prompt_scores(model, session, scheme: str) -> dict[str, float]:
     """Every activity task and behaviour key of ``session`` scored under the prompt of ``scheme``."""
-    row = {task: r.mean_bps for task, r in
-           evaluate_model(model, session, "mtm", prompts={task: scheme for task in TASKS}).items()}
+    row = task_scores(evaluate_model(model, session, "mtm", prompts={task: scheme for task in TASKS}))
     keys = [k for k in BEHAVIOR_KEYS if k in session.behavior]
     row.update(decode_behavior(session, keys, model=model, training_masking="mtm", prompt=scheme))
     return row
@@ -46,8 +46,6 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     if not pretrain:
         raise ValueError("n_pretrain: the prompts experiment fine-tunes a pretrained model; give it pretraining "
                          "sessions")
-    from mtm.train import pick_device
-
     out, stamp = Path(out), stamp_log(log)
     workers = default_workers(plan.device) if workers is None else workers
     pretrain_jobs, jobs, rows = {}, {}, {}

@@ -26,9 +26,12 @@ import torch
 
 from mtm import checkpoint
 from mtm.decoding import decode_choice, decode_continuous
-from mtm.evaluate import evaluate_model, psth_r2, trial_conditions, trial_r2
+from mtm.device import pick_device
+from mtm.evaluate import evaluate_model, trial_conditions
 from mtm.masking import PROMPT_IDS
+from mtm.metrics import psth_r2, trial_r2
 from mtm.paths import safe_name
+from mtm.plots import plot_per_neuron, tidy_layout
 from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, collect, default_workers, mean_rows,
                                      row_intervals, row_means, stamp_log)
 from mtm.reproduce.tables import save_figure, write_tables
@@ -87,9 +90,6 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     if not pretrain:
         raise ValueError("n_pretrain: the region-decoding experiment uses pretrained models; give it pretraining "
                          "sessions")
-    from mtm.plots import plot_per_neuron
-    from mtm.train import pick_device
-
     out, stamp = Path(out), stamp_log(log)
     workers = default_workers(plan.device) if workers is None else workers
     pretrain_jobs, jobs, rows = {}, {}, {}
@@ -171,9 +171,7 @@ def _region_markdown(region_table: dict, intervals: dict, regions: list[str]) ->
 
 def plot_regions(region_table: dict, regions: list[str]):
     """Choice and whisker ME decoded from each region: grouped bars, one per source."""
-    import matplotlib.pyplot as plt
-
-    from mtm.plots import tidy_layout
+    import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
 
     sources = list(MASKINGS) + [LINEAR, TRUE_RATES]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))

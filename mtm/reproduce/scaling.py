@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from mtm.plots import TABLE_COLUMNS, tidy_layout
 from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
 from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, add_single, collect, default_workers,
                                      equal_steps_note, from_scratch_epochs, row_intervals, stamp_log)
@@ -87,10 +90,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
 def plot_scaling(table: dict, counts, intervals: dict):
     """One panel per column: the score against the number of pretraining sessions, a line per masking
     with its interval; the from-scratch model of each masking as a dashed line."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from mtm.plots import TABLE_COLUMNS, tidy_layout
+    import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
 
     fig, axes = plt.subplots(1, len(COLUMNS), figsize=(2.8 * len(COLUMNS), 3.0))
     for ax, column in zip(axes, COLUMNS):

@@ -6,48 +6,38 @@ intervals and the paired differences of :mod:`mtm.stats`, with the reference row
 
 from __future__ import annotations
 
-import json
 import math
+import multiprocessing
+import os
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mtm import checkpoint
 from mtm.baselines import reference_rows
+from mtm.checkpoint import RunFolder, data_record
 from mtm.data import Session
 from mtm.decoding import decode_behavior
-from mtm.evaluate import evaluate_model
+from mtm.device import pick_device
+from mtm.evaluate import evaluate_model, task_scores
 from mtm.paths import safe_name
 from mtm.reproduce.plan import BEHAVIOR_KEYS, batches_per_epoch, epochs_for_steps
 from mtm.stats import Interval, paired_difference, seed_interval
-from mtm.train import TrainConfig, data_difference, data_record, finetune, first_difference, train
+from mtm.train import TrainConfig, finetune, train
 
 OWN_ATTENTION_WHISKER = "whisker_me (own attention)"
 
 
 def _finished(run_dir: Path, cfg: TrainConfig, sessions: list[Session]) -> bool:
-    """Whether ``run_dir`` holds this very run (same settings, same sessions), complete.
-
-    A folder holding a run of other settings or sessions is an error, and nothing in it is touched:
-    each plan needs its own output folder.
-    """
-    last = run_dir / "last.pt"
-    if not last.exists():
-        return False
-    state = checkpoint.load_state(last)
-    saved = json.loads(state["config"])
-    eids = [eid for eid, _ in saved["sessions"]]
-    differs = first_difference(saved["train"], json.loads(json.dumps(cfg.to_dict())))
-    if differs is None and eids != [s.eid for s in sessions]:
-        differs = f"sessions ({', '.join(eids[:3])}{' ...' if len(eids) > 3 else ''} in the saved run)"
-    if differs is None:
-        differs = data_difference(saved.get("data"), data_record(sessions))
-    if differs:
-        raise ValueError(f"{run_dir} holds a run of other settings or sessions, first difference: {differs}; "
-                         "use another output folder for this plan")
-    return (run_dir / "best.safetensors").exists() and int(state["epoch"]) == cfg.epochs - 1
+    """Whether ``run_dir`` holds this very run (same settings, same sessions, same data), complete
+    (:meth:`mtm.checkpoint.RunFolder.finished`: a folder holding another run is an error, and
+    nothing in it is touched: each plan needs its own output folder)."""
+    identity = RunFolder.identity(cfg.to_dict(), [[s.eid, s.n_neurons] for s in sessions], data_record(sessions))
+    return RunFolder(run_dir).finished(identity, cfg.epochs)
 
 
 def run_job(sessions: list[Session], cfg: dict, run_dir: str, pretrained: str | None = None,
@@ -57,18 +47,15 @@ def run_job(sessions: list[Session], cfg: dict, run_dir: str, pretrained: str | 
     resume it when interrupted; with ``score``, then evaluate it on its session (``extra_scores``,
     ``behavior``: see :func:`score_model`). Returns ``{"best": checkpoint path, "scores":
     score_model's row or None}``. Runs in a worker process too."""
-    import torch
-
     if threads:
         torch.set_num_threads(threads)
-    cfg, run_dir = TrainConfig.from_dict(cfg), Path(run_dir)
-    if _finished(run_dir, cfg, sessions):
-        best = run_dir / "best.safetensors"
+    cfg, folder = TrainConfig.from_dict(cfg), RunFolder(run_dir)
+    if _finished(folder.path, cfg, sessions):
+        best = folder.best
     elif pretrained is None:
-        best = train(sessions, cfg, run_dir, resume=(run_dir / "last.pt").exists(), progress=progress)
+        best = train(sessions, cfg, folder.path, resume=folder.state.exists(), progress=progress)
     else:
-        best = finetune(pretrained, sessions[0], cfg, run_dir, resume=(run_dir / "last.pt").exists(),
-                        progress=progress)
+        best = finetune(pretrained, sessions[0], cfg, folder.path, resume=folder.state.exists(), progress=progress)
     scores = score_model(Path(best), sessions[0], cfg.masking, cfg.device, extra_scores, behavior) if score else None
     return {"best": str(best), "scores": scores}
 
@@ -98,9 +85,6 @@ def _run_all(jobs: dict, workers: int, log, progress: bool = True) -> dict:
             done[name] = run_job(**kwargs, progress=progress)
             log(f"  finished {name}")
         return done
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         running = {}
         while pending or running:
@@ -125,11 +109,9 @@ def score_model(best: Path, session: Session, masking: str, device: str = "auto"
     ``extra_scores`` may ask for ``whisker_me (own attention)``: causal attention only for a model
     trained with it (the temporal baseline then decodes with the bidirectional attention it was
     trained with)."""
-    from mtm.train import pick_device
-
     model, extra = checkpoint.load_model(best, device=pick_device(device))
     checkpoint.check_session_fits(best, extra, session)
-    row = {task: result.mean_bps for task, result in evaluate_model(model, session, masking).items()}
+    row = task_scores(evaluate_model(model, session, masking))
     keys = [k for k in BEHAVIOR_KEYS if k in session.behavior] if behavior else []
     row.update(decode_behavior(session, keys, model=model, training_masking=masking))
     for name in extra_scores:
@@ -149,10 +131,6 @@ def mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
 
 def default_workers(device: str) -> int:
     """Parallel training runs: one per CPU core (up to 2) on the CPU, one at a time on a GPU."""
-    import os
-
-    from mtm.train import pick_device
-
     return 1 if pick_device(device).type == "cuda" else max(1, min(2, os.cpu_count() or 1))
 
 

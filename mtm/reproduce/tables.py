@@ -5,20 +5,22 @@ differences.csv, per_session.json (every run's scores, by seed and session) and 
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 from pathlib import Path
+
+import numpy as np
 
 from mtm.atomic import atomic_write
 from mtm.baselines import LINEAR_ROW, ORACLE_ROW, REFERENCE_NOTE, TRUE_RATES_ROW
+from mtm.bayes import BAYES_ROW
 from mtm.evaluate import TASKS
-from mtm.plots import TABLE_COLUMNS, oracle_share_table, results_table
+from mtm.plots import TABLE_COLUMNS, oracle_share_table, results_table, tidy_layout
 from mtm.reproduce.paper import PAPER_TABLE2
 from mtm.reproduce.plan import BEHAVIOR_KEYS
 from mtm.reproduce.scheduler import paired_differences, row_intervals
+from mtm.tables import markdown_table, score_cell, write_scores_csv
 
-REFERENCE_ROWS = (ORACLE_ROW, TRUE_RATES_ROW, LINEAR_ROW)
+REFERENCE_ROWS = (ORACLE_ROW, BAYES_ROW, TRUE_RATES_ROW, LINEAR_ROW)
 COLUMNS = list(TASKS) + list(BEHAVIOR_KEYS)
 SELECTED_SESSION_NOTE = ("The paper scored its ablations on one selected IBL session; here every score is the "
                          "mean over the held-out synthetic sessions.")
@@ -28,19 +30,15 @@ def interval_table(table: dict, intervals: dict, columns, sign: bool = False) ->
     """A Markdown table of ``table``'s rows: a row of ``intervals`` {row: {column: Interval}} as
     "mean ± half-width" (with ``sign``: "+0.10 ± 0.04", bold when the interval excludes zero), any
     other row as its plain value."""
-    lines = ["| | " + " | ".join(TABLE_COLUMNS.get(c, c) for c in columns) + " |", "|---|" + "---|" * len(columns)]
-    for name, row in table.items():
-        cells = []
-        for c in columns:
-            if name in intervals and c in intervals[name]:
-                interval = intervals[name][c]
-                text = interval.format(sign=sign)
-                cells.append(f"**{text}**" if sign and interval.excludes_zero else text)
-            else:
-                value = row.get(c, math.nan)
-                cells.append("–" if value is None or not math.isfinite(value) else f"{value:.2f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    def cell(name: str, column: str) -> str:
+        interval = intervals.get(name, {}).get(column)
+        if interval is None:
+            return score_cell(table[name].get(column))
+        text = interval.format(sign=sign)
+        return f"**{text}**" if sign and interval.excludes_zero else text
+
+    return markdown_table([TABLE_COLUMNS.get(c, c) for c in columns],
+                          {name: [cell(name, c) for c in columns] for name in table})
 
 
 def results_markdown(table: dict, models: list[str], columns=None, intervals: dict | None = None) -> str:
@@ -90,30 +88,24 @@ def write_tables(table: dict, per_session: dict, out: Path, models: list[str] | 
         shown = [c for c in columns if any(c in r for r in rows.values())]
         markdown += f"\n## {title}\n\n" + results_table(rows, shown) + "\n"
 
-    def write_csv(rows: dict, first: str, means: dict):
-        """A CSV of ``means`` {row: {column: value}}, then each column's interval bounds where ``rows``
-        {row: {column: Interval}} has them."""
-        def write(tmp):
-            with open(tmp, "w", newline="") as fh:
-                writer = csv.writer(fh)
-                writer.writerow([first] + columns + [f"{c} {end}" for c in columns for end in ("low", "high")])
-                for name, row in means.items():
-                    bounds = [getattr(rows[name][c], end) if c in rows.get(name, {}) else math.nan
-                              for c in columns for end in ("low", "high")]
-                    writer.writerow([name] + [f"{v:.4f}" for v in [row.get(c, math.nan) for c in columns] + bounds])
-        return write
+    bounds = [f"{c} {end}" for c in columns for end in ("low", "high")]
 
-    atomic_write(out / "results.csv", write_csv(intervals, "model", table))
+    def with_bounds(means: dict, rows: dict) -> dict:
+        """{row: {column: mean, "<column> low": ..., "<column> high": ...}} where ``rows`` has intervals."""
+        return {name: {**row, **{f"{c} {end}": getattr(interval, end) for c, interval in rows.get(name, {}).items()
+                                 for end in ("low", "high")}} for name, row in means.items()}
+
+    write_scores_csv(out / "results.csv", with_bounds(table, intervals), columns + bounds)
     if differences:
         means = {label: {c: i.mean for c, i in row.items()} for label, row in differences.items()}
-        atomic_write(out / "differences.csv", write_csv(differences, "comparison", means))
+        write_scores_csv(out / "differences.csv", with_bounds(means, differences), columns + bounds)
     atomic_write(out / "per_session.json", lambda tmp: Path(tmp).write_text(json.dumps(per_session, indent=1)))
     return atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(markdown))
 
 
 def save_figure(fig, path: Path) -> Path:
     """Save a matplotlib figure atomically (PNG, 120 dpi) and close it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
 
     written = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
@@ -123,10 +115,7 @@ def save_figure(fig, path: Path) -> Path:
 def plot_table(table: dict, rows: list[str], columns, title: str = "", intervals: dict | None = None):
     """One panel per column: a bar per row (models, then reference rows), the paper's column order;
     ``intervals`` ({row: {column: Interval}}) drawn as error bars."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from mtm.plots import tidy_layout
+    import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
 
     columns = list(columns)
     fig, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 0.35 * len(rows) + 1.6), sharey=True,
