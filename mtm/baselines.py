@@ -121,17 +121,17 @@ def mean_rate_rates(session, split: str = "test") -> np.ndarray:
     return np.broadcast_to(train.mean(axis=(0, 1)), shape).astype(np.float64)
 
 
-ORACLE_ROW = "Oracle (best reachable, per task)"
+ORACLE_ROW = "Latent oracle (upper bound: given the true latents)"
 TRUE_RATES_ROW = "True rates (not reachable: includes each neuron's private noise)"
 LINEAR_ROW = "Linear regression (baseline)"
-REFERENCE_NOTE = ("Oracle: each task's expected counts given exactly what the task leaves visible, as true "
+REFERENCE_NOTE = ("Latent oracle: each task's expected counts given exactly what the task leaves visible, as true "
                   "latents (co-smooth and intra-region: the neuron's own region; inter-region: the other "
                   "regions and the task inputs; forward prediction: everything before the window and the "
                   "inputs); an upper bound for any model. Its behaviour cells: the same decoders on the "
                   "true latents, a reference, not a bound. Bayes given the visible spikes: each task's "
                   "expected counts given exactly the spikes the task leaves visible and the true generative "
                   "parameters (a Laplace posterior of the latents, mtm.bayes); a predictor a model could in "
-                  "principle match (activity tasks only). True rates: decoders on their log. Linear "
+                  "principle match (activity tasks only); shares are taken against it. True rates: decoders on their log. Linear "
                   "regression: decoders on the raw spikes.")
 
 

@@ -115,8 +115,6 @@ from mtm.evaluate import TASKS, TaskResult, scored_bins, task_configurations
 from mtm.oracle import expected_clipped_exp, latent_prior
 
 BAYES_ROW = "Bayes given the visible spikes (known parameters)"
-#: The latent oracle's proposed row label: :mod:`mtm.oracle`, unchanged numbers.
-LATENT_ORACLE_ROW = "Latent oracle (upper bound: given the true latents)"
 INPUT_SAMPLES = 600         # simulated input trajectories that define the inputs' Gaussian
 MAX_COMPONENTS = 80         # at most this many of their principal components
 INPUT_VARIANCE = 0.995      # share of their latent covariance kept in Psi

@@ -26,17 +26,22 @@ def markdown_table(header: list[str], rows: dict[str, list[str]]) -> str:
     return "\n".join(lines)
 
 
+def write_csv(path, header: list[str], rows) -> object:
+    """``path``: a CSV file of ``header`` and ``rows`` (lists of cells) through :mod:`csv`, written
+    atomically; returns the path."""
+    def write(tmp):
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(rows)
+
+    return atomic_write(path, write)
+
+
 def write_scores_csv(path, table: dict[str, dict[str, float]], columns, digits: int = 4):
     """``path``: a CSV file with a ``model`` column, then one column per entry of ``columns``; one
     row per model of ``table`` ({model: {column: score}}), scores with ``digits`` decimals ("nan"
     when missing). Written atomically; returns the path."""
     columns = list(columns)
-
-    def write(tmp):
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["model"] + columns)
-            for name, row in table.items():
-                writer.writerow([name] + [f"{row.get(c, math.nan):.{digits}f}" for c in columns])
-
-    return atomic_write(path, write)
+    return write_csv(path, ["model"] + columns,
+                     [[name] + [f"{row.get(c, math.nan):.{digits}f}" for c in columns] for name, row in table.items()])

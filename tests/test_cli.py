@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+from mtm.baselines import ORACLE_ROW
 from mtm.cli import main
 from mtm.data import Session
 
@@ -30,8 +31,8 @@ def test_evaluate_writes_tables_and_figures(tmp_path, capsys):
     assert {"results.md", "results.csv", "bps_co-smooth.png", "bps_inter-region.png",
             "predicted_vs_true_VISa.png", "per_neuron.png"} <= names
     table = (tmp_path / "eval" / "results.md").read_text()
-    assert "mtm (mtm)" in table and "temporal (temporal)" in table and "Oracle (best reachable, per task)" in table
-    assert "True rates (not reachable" in table and "Share of the oracle" in table and "ceiling" not in table
+    assert "mtm (mtm)" in table and "temporal (temporal)" in table and ORACLE_ROW in table
+    assert "True rates (not reachable" in table and "Share of the Bayes reference" in table and "ceiling" not in table
     assert "Co-smooth" in capsys.readouterr().out
 
 

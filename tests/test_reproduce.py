@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mtm import checkpoint
+from mtm.baselines import ORACLE_ROW
 from mtm.bayes import BAYES_ROW
 from mtm.data import synthetic_sessions
 from mtm.reproduce import PAPER_TABLE2, Plan, _run_all, run_reproduction
@@ -24,21 +25,21 @@ def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_pa
     table = run_reproduction(sessions[:1], sessions[1:], plan, tmp_path, log=lines.append)
     assert set(table) == {"Single-session, Temporal", "Single-session, MtM (prompted)",
                           "Multi-session (1 pretrain), Temporal", "Multi-session (1 pretrain), MtM (prompted)",
-                          "Oracle (best reachable, per task)", BAYES_ROW,
+                          ORACLE_ROW, BAYES_ROW,
                           "True rates (not reachable: includes each neuron's private noise)",
                           "Linear regression (baseline)"}
     activity = {"co-smooth", "forward-pred", "intra-region", "inter-region"}
     for name, row in table.items():
         assert set(row) == (activity if name == BAYES_ROW else activity | {"choice", "whisker_me"})
         assert all(math.isfinite(v) for v in row.values())
-    oracle = table["Oracle (best reachable, per task)"]
+    oracle = table[ORACLE_ROW]
     assert oracle["co-smooth"] > table["Single-session, Temporal"]["co-smooth"]
     assert table["True rates (not reachable: includes each neuron's private noise)"]["co-smooth"] > oracle["co-smooth"]
     markdown = (tmp_path / "results.md").read_text()
     assert "| Multi-session, MtM (prompted) | 1.11 |" in markdown and "ceiling" not in markdown
-    share = markdown.split("### Share of the oracle")[1].split("##")[0]
-    temporal = table["Single-session, Temporal"]["co-smooth"]
-    assert f"{temporal:.2f} of {oracle['co-smooth']:.2f} ({100 * temporal / oracle['co-smooth']:.0f} %)" in share
+    share = markdown.split("### Share of the Bayes reference")[1].split("##")[0]
+    temporal, bayes = table["Single-session, Temporal"]["co-smooth"], table[BAYES_ROW]["co-smooth"]
+    assert f"{temporal:.2f} of {bayes:.2f} ({100 * temporal / bayes:.0f} %)" in share
     assert (tmp_path / "results.csv").read_text().startswith("model,co-smooth,forward-pred")
     # every model trained once per seed, the seed in its config; a row is the mean of the seed-means
     records = json.loads((tmp_path / "per_session.json").read_text())

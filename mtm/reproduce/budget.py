@@ -33,7 +33,6 @@ score as a share of it.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,6 +48,7 @@ from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
 from mtm.reproduce.scheduler import _run_all, default_workers, row_intervals, row_means, stamp_log
 from mtm.reproduce.tables import interval_table, save_figure
 from mtm.stats import paired_difference
+from mtm.tables import write_csv
 
 FACTORS = {"trials": "trials per session", "sessions": "pretraining sessions", "steps": "optimiser steps",
            "width": "model width (hidden units)"}
@@ -297,22 +297,13 @@ def write_budget(runs: dict, factors: dict, yardsticks: dict, out: Path, share_o
     """results.md, results.csv (factor, level, model, then each task's mean, low and high),
     per_session.json and results.png in ``out``."""
     out = Path(out)
-
-    def write_csv(tmp):
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["factor", "level", "model"]
-                            + [f"{t}{end}" for t in TASKS for end in ("", " low", " high")])
-            for factor in FACTORS:
-                for level in factors[factor]:
-                    for label in MASKINGS:
-                        row = row_intervals(runs[point_name(factor, level, label)])
-                        writer.writerow([factor, level, label] + [f"{v:.4f}" for t in TASKS
-                                                                  for v in (row[t].mean, row[t].low, row[t].high)])
-            for name, scores in yardsticks.items():
-                writer.writerow(["", "", name] + [v for t in TASKS for v in (f"{scores[t]:.4f}", "", "")])
-
-    atomic_write(out / "results.csv", write_csv)
+    rows = [[factor, level, label] + [f"{v:.4f}" for t in TASKS for v in (row[t].mean, row[t].low, row[t].high)]
+            for factor in FACTORS for level in factors[factor] for label in MASKINGS
+            for row in [row_intervals(runs[point_name(factor, level, label)])]]
+    rows += [["", "", name] + [v for t in TASKS for v in (f"{scores[t]:.4f}", "", "")]
+             for name, scores in yardsticks.items()]
+    write_csv(out / "results.csv", ["factor", "level", "model"]
+              + [f"{t}{end}" for t in TASKS for end in ("", " low", " high")], rows)
     atomic_write(out / "per_session.json", lambda tmp: Path(tmp).write_text(json.dumps(runs, indent=1)))
     save_figure(plot_budget(runs, factors, yardsticks, share_of), out / "results.png")
     markdown = "## Where the gap comes from: score against each budget factor\n\n" + budget_markdown(

@@ -1,5 +1,5 @@
 """The one table writer every experiment shares: results.md (this run, each model row a mean over
-seeds with its 95 % interval, beside the reference rows, each model's share of the oracle, the
+seeds with its 95 % interval, beside the reference rows, each model's share of the Bayes reference, the
 paired differences of the comparisons the experiment makes and the paper's numbers), results.csv,
 differences.csv, per_session.json (every run's scores, by seed and session) and the figure."""
 
@@ -43,15 +43,15 @@ def interval_table(table: dict, intervals: dict, columns, sign: bool = False) ->
 
 def results_markdown(table: dict, models: list[str], columns=None, intervals: dict | None = None) -> str:
     """This run's table (``intervals``: {model row: {column: Interval}}), its reference rows
-    explained, and each model's share of the oracle."""
+    explained, and each model's share of the Bayes reference (synthetic sessions)."""
     columns = COLUMNS if columns is None else list(columns)
     body = results_table(table, columns) if not intervals else interval_table(table, intervals, columns)
     markdown = (body + "\n\nActivity: bits per spike (per-neuron, NaN-mean). "
                 "Choice: accuracy. Whisker ME: R^2. " + REFERENCE_NOTE + "\n")
     activity = [c for c in columns if c in TASKS]
-    if ORACLE_ROW in table and activity:
-        markdown += ("\n### Share of the oracle (activity tasks)\n\n"
-                     + oracle_share_table({m: table[m] for m in models}, table[ORACLE_ROW], activity) + "\n")
+    if BAYES_ROW in table and activity:
+        markdown += ("\n### Share of the Bayes reference (activity tasks)\n\n"
+                     + oracle_share_table({m: table[m] for m in models}, table[BAYES_ROW], activity) + "\n")
     return markdown
 
 
