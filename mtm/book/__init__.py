@@ -271,10 +271,10 @@ def apply_budget(chapter: str, values: dict, run_dir: Path) -> tuple[str, str]:
     decision = decisions.get(key)
     if decision is None:
         probe_started = time.perf_counter()
-        seconds = probe_seconds_per_epoch(values, PROBE_SHARE * minutes * 60)
+        seconds = round(probe_seconds_per_epoch(values, PROBE_SHARE * minutes * 60), 4)  # as recorded
         probe = time.perf_counter() - probe_started
         decision = {"chapter": chapter, "budget_minutes": minutes, "training_share": TRAINING_SHARE,
-                    "seconds_per_epoch": round(seconds, 4), "machine": describe_machine(machine()),
+                    "seconds_per_epoch": seconds, "machine": describe_machine(machine()),
                     "settings_epochs": {k: values[k] for k in BUDGETED_EPOCHS if values.get(k)},
                     "epochs": fit_epochs(chapter, values, seconds, minutes),
                     "decided_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

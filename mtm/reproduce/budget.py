@@ -42,8 +42,10 @@ import numpy as np
 from mtm.atomic import atomic_write
 from mtm.data import Session
 from mtm.data.session import DEFAULT_SPLIT_SEED, SPLIT_FRACTIONS
-from mtm.evaluate import TASKS
+from mtm.evaluate import TASKS, task_scores
+from mtm.oracle import oracle_results
 from mtm.paths import safe_name
+from mtm.plots import TABLE_COLUMNS
 from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
 from mtm.reproduce.scheduler import _run_all, default_workers, row_intervals, row_means, stamp_log
 from mtm.reproduce.tables import interval_table, save_figure
@@ -59,9 +61,7 @@ EVALUATIONS = 20       # validations (and checkpoints) per run, whatever its epo
 
 def oracle_scores(session: Session) -> dict[str, float]:
     """{task: bits per spike} of the latent oracle on the session's test split."""
-    from mtm.oracle import oracle_results
-
-    return {task: result.mean_bps for task, result in oracle_results(session).items()}
+    return task_scores(oracle_results(session))
 
 
 #: {name: function(session) -> {task: bits per spike}}: what the scores are measured against.
@@ -315,8 +315,6 @@ def plot_budget(runs: dict, factors: dict, yardsticks: dict, share_of: str | Non
     """A row of panels per task, a panel per factor: each masking's score against the factor's levels
     (log axis) with its 95 % interval, and the yardsticks dashed; with ``share_of``, as its share."""
     import matplotlib.pyplot as plt
-
-    from mtm.plots import TABLE_COLUMNS
 
     fig, axes = plt.subplots(len(TASKS), len(FACTORS), figsize=(3.0 * len(FACTORS), 2.3 * len(TASKS) + 0.4),
                              sharey="row", squeeze=False, layout="constrained")
