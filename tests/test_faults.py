@@ -135,7 +135,8 @@ def test_ibl_malformed_eid_is_refused_before_any_network_call(tmp_path, monkeypa
     monkeypatch.setattr(ibl, "ibl_one", no_client)
     code = main(["data", "ibl", "--eid", "not-a-uuid", "--username", "me", "--password", "pw",
                  "--out", str(tmp_path / "out")])
-    one_line_error(capsys, code, "UUID", "not-a-uuid")
+    line = one_line_error(capsys, code, "UUID", "not-a-uuid")
+    assert line.startswith("mtm: error: ")
 
 
 def test_ibl_writes_nothing_outside_the_cache_folder(tmp_path):
@@ -587,12 +588,11 @@ def test_damaged_reference_checkpoints_are_one_line(tmp_path, capsys, monkeypatc
 def test_import_reference_refuses_temporal_for_a_prompted_checkpoint(tmp_path, capsys):
     from mtm.data import reference_checkpoint_dir
 
-    folder = reference_checkpoint_dir()
-    if folder is None:
-        pytest.skip("reference checkpoint fixture not found (MTM_REFERENCE_CHECKPOINT)")
+    folder = reference_checkpoint_dir(required=True)  # installed with the package
     code = main(["import-reference", str(folder / "reference_ndt1_stitch_prompting_small.pt"), "--masking",
                  "temporal", "--out", str(tmp_path / "x.safetensors")])
-    one_line_error(capsys, code, "prompt tokens", "'temporal'")
+    assert "prompt tokens" in one_line_error(capsys, code, "'temporal'")
+    assert not (tmp_path / "x.safetensors").exists()  # nothing written for a refused import
 
 
 
@@ -709,7 +709,8 @@ def test_bad_session_files(trained, tmp_path, capsys, name, make, words):
     _, good = trained
     path = tmp_path / name
     make(path, good.read_bytes())
-    one_line_error(capsys, main(["data", "info", str(path)]), *words)
+    line = one_line_error(capsys, main(["data", "info", str(path)]), *words)
+    assert all(word in line for word in words)
 
 
 def _evil_state(path, marker):
@@ -816,7 +817,8 @@ def test_full_or_read_only_disk_keeps_the_saved_run(trained, tmp_path, monkeypat
 def test_cuda_without_a_gpu(trained, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     code = main(["train", "--data", str(trained[1]), "--epochs", "1", "--device", "cuda", "--out", str(tmp_path / "r")])
-    one_line_error(capsys, code, "no GPU", "--device cpu")
+    assert "no GPU" in one_line_error(capsys, code, "--device cpu")
+    assert not (tmp_path / "r" / "best.safetensors").exists()
 
 
 def test_out_naming_a_file(trained, tmp_path, capsys):
