@@ -448,3 +448,15 @@ def test_a_failing_chapter_is_reported_by_its_cell_exception():
                                   evalue="/runs/x holds a run lock\nmore", traceback=["..."])
     assert build.failure_reason(err) == "cell 12 raised ValueError: /runs/x holds a run lock"
     assert build.failure_reason(OSError("disk full\nsecond line")) == "OSError: disk full"
+
+
+def test_compare_words_follow_the_interval_not_the_hand():
+    from mtm.stats import mean_interval
+
+    assert book.compare_words("MtM", "temporal", mean_interval([0.05, 0.06, 0.04])).startswith("MtM is above temporal (")
+    assert book.compare_words("MtM", "temporal", mean_interval([-0.05, -0.06, -0.04])).startswith("MtM is below temporal (")
+    tie = book.compare_words("MtM", "temporal", mean_interval([0.05, -0.06, 0.04]))
+    assert "cannot be told apart" in tie and "contains zero" in tie
+    assert "no interval" in book.compare_words("MtM", "temporal", mean_interval([0.05]))
+    with pytest.raises(ValueError, match="difference"):
+        book.compare_words("MtM", "temporal", mean_interval([]))

@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -554,6 +555,27 @@ def assert_direction(claim: str, a: float, relation: str, b: float, margin: floa
         gap = f" by more than {margin:g}" if margin else ""
         raise AssertionError(f"the text says {claim}, but {a:.4g} is not {RELATIONS[relation]} {b:.4g}{gap}; "
                              "rewrite the sentence for these outputs")
+
+
+def compare_words(a: str, b: str, difference, digits: int = 2) -> str:
+    """The sentence a chapter states of a paired difference ``a - b`` (a :class:`mtm.stats.Interval`),
+    its words chosen by the interval, never by hand: ``"MtM is above temporal masking (difference
+    +0.05, 95 % interval +0.02 to +0.08)"``, ``"... below ..."``, or, when the interval contains zero,
+    ``"MtM and temporal masking cannot be told apart (difference +0.01, 95 % interval -0.02 to +0.04,
+    which contains zero)"``. A re-execution that moves the numbers changes the words with them.
+    With fewer than two replicates there is no interval and the sentence says so."""
+    mean, low, high = difference.mean, difference.low, difference.high
+    if not math.isfinite(mean):
+        raise ValueError(f"difference: {a} - {b} has no mean (no paired cells)")
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return (f"{a} and {b} differ by {mean:+.{digits}f} in one run, with no interval "
+                "(one replicate cannot tell a difference from seed noise)")
+    interval = f"difference {mean:+.{digits}f}, 95 % interval {low:+.{digits}f} to {high:+.{digits}f}"
+    if low > 0:
+        return f"{a} is above {b} ({interval})"
+    if high < 0:
+        return f"{a} is below {b} ({interval})"
+    return f"{a} and {b} cannot be told apart ({interval}, which contains zero)"
 
 
 #: Characters of a code line that fit a 700 px content column without a horizontal scroll bar, from the
