@@ -179,7 +179,12 @@ PACKAGE_CONSTANTS = ("mtm.data.synthetic:BIN_SIZE", "mtm.data.synthetic:WINDOW",
                      "mtm.masking:SINGLE_SCHEME_RATIO")
 #: Further named constants one chapter's prose may state, {chapter: {name: value}}; keep it short: a
 #: number a run produces is glued instead.
-NAMED_CONSTANTS: dict[str, dict[str, float]] = {}
+NAMED_CONSTANTS: dict[str, dict[str, float]] = {
+    "04_training": {"AdamW weight decay (TrainConfig)": 0.01, "OneCycleLR beta1, high and low": (0.95, 0.85),
+                    "compute capability of native bf16": 8.0},
+    "06_decoding": {"the reference's reaction-time filter (s)": (0.08, 2.0),
+                    "synthetic reaction times clipped at (s)": 1.2},
+}
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 _EXEMPT = re.compile("|".join((
