@@ -243,7 +243,7 @@ for ax, key, label in zip(axes, KEYS, ("choice accuracy (test trials)", "whisker
     bars = ax.barh(range(len(names)), values, color=colors)
     ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=9)
     ax.set_yticks(range(len(names)), names)
-    ax.set_xlim(min(0.0, *values), 1.08)
+    ax.set_xlim(min(0.0, min(values) - 0.15), 1.08)   # room for a negative bar's label left of it
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel(label)
 axes[0].invert_yaxis()   # the table's order, top to bottom
