@@ -490,7 +490,8 @@ def test_the_prose_number_rule_catches_results_typed_in_every_form():
 def test_the_prose_number_rule_passes_glue_notation_references_and_the_named_constants():
     nb = markdown_only(
         "MtM scores {glue:text}`mtm_cosmooth` ({glue}`gap`, {glue:}`ratio`, {glue:md}`table`) bits per spike.",
-        "## 2.1 Masks\n\nThe learning rate decays to $10^{-4}$ of its peak; $x_{t,n}$ is a count, $\\lambda_{n}(t)$ a rate.",
+        "## 2.1 Masks\n\nThe learning rate decays to $10^{-4}$ of its peak; $x_{t,n}$ is a count, "
+        "$\\lambda_{n}(t)$ a rate.",
         "The loss (Eq. (2.1), $$L = -\\log p \\tag{2.1}$$) is drawn in Fig. 5.2 and {numref}`fig-05-scatter`, "
         "Section 4.3 and Table 3.1 explain it.",
         "```{figure} x.png\n:width: 80%\n:name: fig-x\n```",

@@ -28,7 +28,7 @@ import nbformat
 
 from mtm import __version__
 from mtm.atomic import atomic_write
-from mtm.book import BOOK, CHAPTER_SETTINGS, METADATA_KEY, PUBLISHED_SETTINGS, ROOT, RUNS_ENV, SETTINGS, git_commit, machine
+from mtm.book import BOOK, CHAPTER_SETTINGS, CODE_COLUMN, METADATA_KEY, PUBLISHED_SETTINGS, ROOT, RUNS_ENV, SETTINGS, git_commit, machine
 from mtm.plots import plot_mtm_schematic, use_style
 from mtm.reproduce.paper import (PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6,
                                  PAPER_TABLE7)
@@ -205,7 +205,8 @@ _EXEMPT = re.compile("|".join((
     r"(?:\bv|\bversion\s|\bPython\s|\bJupyter Book\s|\bmyst-nb\s|\bmystmd\s|\btorch\s)\d+\.\d+",  # 3.11, v0.1
 )), re.S | re.I)
 #: A decimal (0.44, .44, -0.04, \u22120.05, +0.02) or a percentage (37 %, 37%, 12.5 %).
-_DECIMAL = re.compile(r"(?<![\w.])[-+\u2212]?(?:\d*\.\d+(?![\w.]*\d)|\d+(?=[ \t\u00a0\u202f]?%))(?:[ \t\u00a0\u202f]?%)?")
+_DECIMAL = re.compile(r"(?<![\w.])[-+\u2212]?(?:\d*\.\d+(?![\w.]*\d)|\d+(?=[ \t\u00a0\u202f]?%))"
+                      r"(?:[ \t\u00a0\u202f]?%)?")
 #: Fractions any chapter may state as percentages (0 %, 100 %), besides the intervals' level (95 %,
 #: :data:`mtm.stats.LEVEL`); as decimals they are results like any other (an "exactly 0.00" is measured).
 PERCENT_CONSTANTS = {"none": 0.0, "all": 1.0}
@@ -396,8 +397,6 @@ def long_code_lines(notebook: dict, width: int | None = None) -> list[tuple[int,
     """(cell index, line number from 1, the line) of every code cell line longer than ``width``
     characters (default :data:`mtm.book.CODE_COLUMN`, the content column): such lines are cut off on
     the page."""
-    from mtm.book import CODE_COLUMN
-
     width = CODE_COLUMN if width is None else width
     return [(index, number, line) for index, cell in enumerate(notebook["cells"]) if cell["cell_type"] == "code"
             for number, line in enumerate(_markdown(cell).splitlines(), 1) if len(line) > width]
