@@ -624,10 +624,17 @@ def test_the_bibliography_is_author_year_like_the_citations_and_outputs_wrap():
     assert f":style: {bibliography.STYLE}" in (BOOK / "bibliography.md").read_text()
     css = config["sphinx"]["config"]["html_css_files"]
     assert all((ROOT / config["sphinx"]["config"]["html_static_path"][0] / name).exists() for name in css)
-    data = parse_string("""@article{a, author = {Zhang, Yizi and Wang, Y. and others}, year = {2024}, title = {A}}
-                           @article{b, author = {Ye, Joel and Pandarinath, C.}, year = {2021}, title = {B}}
-                           @article{c, author = {{International Brain Laboratory}}, year = {2023}, title = {C}}
-                           @article{d, author = {Ye, Joel and Pandarinath, C.}, year = {2021}, title = {D}}""", "bibtex")
+    authors = {"a": "Zhang, Yizi and Wang, Y. and others", "b": "Ye, Joel and Pandarinath, C.",
+               "c": "{International Brain Laboratory}", "d": "Ye, Joel and Pandarinath, C."}
+    years = {"a": 2024, "b": 2021, "c": 2023, "d": 2021}
+    data = parse_string("\n".join(f"@article{{{key}, author = {{{who}}}, year = {{{years[key]}}}, "
+                                  f"title = {{{key.upper()}}}, journal = {{J}}}}" for key, who in authors.items()),
+                        "bibtex")
     labels = list(bibliography.AuthorYearLabelStyle().format_labels(data.entries.values()))
     assert labels == ["Zhang et al., 2024", "Ye and Pandarinath, 2021a", "International Brain Laboratory, 2023",
                       "Ye and Pandarinath, 2021b"]
+    bibliography.setup()
+    style = bibliography.AuthorYearStyle()
+    assert [(entry.key, entry.label) for entry in style.format_entries(data.entries.values())] == [
+        ("c", "International Brain Laboratory, 2023"), ("b", "Ye and Pandarinath, 2021a"),
+        ("d", "Ye and Pandarinath, 2021b"), ("a", "Zhang et al., 2024")]

@@ -1,7 +1,8 @@
 """The bibliography's labels in the citations' style: a Sphinx extension (``_config.yml`` loads it)
-that registers with pybtex an author-year label style (``Zhang et al., 2024``) and the ``plain``
-formatting style with those labels (``mtm_author_year``), which ``book/bibliography.md`` uses, so the
-list reads like the citations (``bibtex_reference_style: author_year``) instead of numbering them."""
+that registers with pybtex an author-year label style (``Zhang et al., 2024``), a sorting by those
+labels, and the ``plain`` formatting style with both (``mtm_author_year``), which
+``book/bibliography.md`` uses, so the list reads like the citations (``bibtex_reference_style:
+author_year``) instead of numbering them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections import Counter
 from pybtex.plugin import register_plugin
 from pybtex.style.formatting.plain import Style as PlainStyle
 from pybtex.style.labels import BaseLabelStyle
+from pybtex.style.sorting import BaseSortingStyle
 
 STYLE = "mtm_author_year"
 
@@ -49,14 +51,23 @@ class AuthorYearLabelStyle(BaseLabelStyle):
                 yield label
 
 
+class AuthorYearSortingStyle(BaseSortingStyle):
+    """Entries in the order of their labels (first author, "and" before "et al.", year), then titles."""
+
+    def sorting_key(self, entry):
+        return author_year(entry).lower(), entry.fields.get("title", "").lower()
+
+
 class AuthorYearStyle(PlainStyle):
-    """pybtex's ``plain`` style (sorted by author, year, title) with author-year labels."""
+    """pybtex's ``plain`` formatting with author-year labels, sorted by them."""
 
     default_label_style = STYLE
+    default_sorting_style = STYLE
 
 
 def setup(app=None) -> dict:
     """Register the label style and the formatting style with pybtex (a Sphinx extension's entry point)."""
     register_plugin("pybtex.style.labels", STYLE, AuthorYearLabelStyle, force=True)
+    register_plugin("pybtex.style.sorting", STYLE, AuthorYearSortingStyle, force=True)
     register_plugin("pybtex.style.formatting", STYLE, AuthorYearStyle, force=True)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
