@@ -35,14 +35,15 @@
 # budget on the machine at hand (measured by a short probe).*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE],
+                   check=True)
 
 import copy
 import dataclasses
@@ -57,26 +58,31 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from mtm import checkpoint
-from mtm.book import assert_direction, chapter_settings, glue_number, gpu_check, show_source, train_once
+from mtm.book import (assert_direction, chapter_settings, glue_number,
+                      gpu_check, show_source, train_once)
 from mtm.checkpoint import read_log
 from mtm.data import synthetic_session
 from mtm.masking import MTM_SCHEMES, PROMPT_IDS, is_causal, mask_batch
 from mtm.models import build_model, poisson_nll
 from mtm.plots import plot_loss_curves, plot_lr_schedule, use_style
-from mtm.train import TrainConfig, forward_loss, pick_device, train, train_mean_counts, training_step
+from mtm.train import (TrainConfig, forward_loss, pick_device, train,
+                       train_mean_counts, training_step)
 
 use_style()
 print(gpu_check())
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
-OVERRIDES = {}             # the settings' values to replace, e.g. {"EPOCHS": 50}; the values are in
-                           # mtm.book.CHAPTER_SETTINGS (PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL, RESUME_EPOCHS)
+# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
+# else gpu or book. OVERRIDES: the settings' values to replace, e.g.
+# {"EPOCHS": 50}; the values (PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL,
+# RESUME_EPOCHS) are in mtm.book.CHAPTER_SETTINGS.
+SETTINGS = "auto"
+OVERRIDES = {}
 SEED = 0                   # which synthetic session
 
 # %%
 RUN = chapter_settings("04_training", SETTINGS, **OVERRIDES)
-RUN_DIR = RUN.run_dir      # the folder of the trained runs, shared with chapters 5 and 6
+RUN_DIR = RUN.run_dir   # the trained runs, shared with chapters 5 and 6
 
 # %% [markdown]
 # ## 1. One session, two runs that differ only in the masking
@@ -102,12 +108,14 @@ session = synthetic_session(SEED, RUN.N_TRIALS, RUN.N_NEURONS)
 print(session)
 
 overrides = dict(model=RUN.MODEL, epochs=RUN.EPOCHS)
-configs = {"temporal": TrainConfig.preset(RUN.PRESET, masking="temporal", **overrides),
-           "MtM": TrainConfig.preset(RUN.PRESET, masking="mtm", **overrides)}
+configs = {
+    "temporal": TrainConfig.preset(RUN.PRESET, masking="temporal",
+                                   **overrides),
+    "MtM": TrainConfig.preset(RUN.PRESET, masking="mtm", **overrides)}
 
 
 def flat(cfg: TrainConfig) -> dict:
-    """A configuration as one flat dict, the model's fields prefixed with 'model.'."""
+    """A configuration as one flat dict, model fields prefixed 'model.'."""
     values = cfg.to_dict()
     model = values.pop("model")
     return {**values, **{f"model.{k}": v for k, v in model.items()}}
@@ -115,7 +123,8 @@ def flat(cfg: TrainConfig) -> dict:
 
 baseline, multitask = flat(configs["temporal"]), flat(configs["MtM"])
 print("settings that differ:",
-      {k: (baseline[k], multitask[k]) for k in baseline if baseline[k] != multitask[k]})
+      {k: (baseline[k], multitask[k]) for k in baseline
+       if baseline[k] != multitask[k]})
 
 # %% [markdown]
 # The two configurations differ in the masking, and in whether the model has prompt tokens; nothing
@@ -138,7 +147,8 @@ rows = {"epochs": lambda c: c.epochs,
         "stitcher width": lambda c: c.model.n_channels,
         "dropout": lambda c: c.model.dropout}
 lines = ["| setting | `paper` | `small` |", "|---|---|---|"]
-lines += [f"| {label} | {get(paper)} | {get(small)} |" for label, get in rows.items()]
+lines += [f"| {label} | {get(paper)} | {get(small)} |"
+          for label, get in rows.items()]
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -220,21 +230,24 @@ show_source(training_step);
 # %%
 nets = {}
 for name, cfg in configs.items():
-    torch.manual_seed(cfg.seed)   # the weights `train` starts from with this seed
+    torch.manual_seed(cfg.seed)   # the weights `train` starts from
     nets[name] = build_model(cfg.model, [(session.eid, session.n_neurons)])
     nets[name].init_rates(session.eid, train_mean_counts(session))
     nets[name].eval()   # no dropout: the same loss every time the cell runs
 batch = torch.as_tensor(session.spikes[session.splits["train"][:16]])
 generator = torch.Generator().manual_seed(SEED)
-lines = ["| run | scheme | prompt | causal | targets | summed loss | loss per target |",
-         "|---|---|---|---|---|---|---|"]
+lines = ["| run | scheme | prompt | causal | targets | summed loss "
+         "| loss per target |", "|---|---|---|---|---|---|---|"]
+runs = [("MtM", s) for s in MTM_SCHEMES] + [("temporal", "temporal")]
 with torch.no_grad():
-    for name, scheme in [("MtM", s) for s in MTM_SCHEMES] + [("temporal", "temporal")]:
+    for name, scheme in runs:
         prompt = PROMPT_IDS[scheme] if name == "MtM" else None
-        loss, count, _, _ = forward_loss(nets[name], batch, session.regions, session.eid, scheme, prompt,
-                                         configs[name], generator)
-        lines.append(f"| {name} | {scheme} | {'–' if prompt is None else prompt} "
-                     f"| {is_causal(scheme)} | {int(count)} | {loss.item():.0f} "
+        loss, count, _, _ = forward_loss(
+            nets[name], batch, session.regions, session.eid, scheme, prompt,
+            configs[name], generator)
+        shown = "–" if prompt is None else prompt
+        lines.append(f"| {name} | {scheme} | {shown} | {is_causal(scheme)} "
+                     f"| {int(count)} | {loss.item():.0f} "
                      f"| {(loss / count).item():.3f} |")
 display(Markdown("\n".join(lines)))
 
@@ -246,19 +259,30 @@ display(Markdown("\n".join(lines)))
 # %%
 net = copy.deepcopy(nets["MtM"])
 cfg = configs["MtM"]
-optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-step_args = (batch, session.regions, session.eid, "neuron", PROMPT_IDS["neuron"], cfg)
+optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr,
+                              weight_decay=cfg.weight_decay)
+step_args = (batch, session.regions, session.eid, "neuron",
+             PROMPT_IDS["neuron"], cfg)
+
+
+def masks():
+    """The same masks every time: a generator from one seed."""
+    return torch.Generator().manual_seed(1)
+
+
 with torch.no_grad():
-    before, count, _, _ = forward_loss(net, *step_args, torch.Generator().manual_seed(1))
-loss, _ = training_step(net, *step_args, torch.Generator().manual_seed(1), optimizer)
+    before, count, _, _ = forward_loss(net, *step_args, masks())
+loss, _ = training_step(net, *step_args, masks(), optimizer)
 with torch.no_grad():
-    after, _, _, _ = forward_loss(net, *step_args, torch.Generator().manual_seed(1))
-print(f"{int(count)} targets; loss per target before the step {before / count:.4f}, "
-      f"after it {after / count:.4f}")
-assert abs(float(loss) - float(before)) <= 1e-6 * float(before)   # the step's loss: before it moved the weights
+    after, _, _, _ = forward_loss(net, *step_args, masks())
+print(f"{int(count)} targets; loss per target before the step "
+      f"{before / count:.4f}, after it {after / count:.4f}")
+# the step's loss is the loss before it moved the weights
+assert abs(float(loss) - float(before)) <= 1e-6 * float(before)
 glue_number("step_before", before / count, "{:.4f}")
 glue_number("step_after", after / count, "{:.4f}")
-assert_direction("one step lowers the loss of the batch it was taken on", float(after), "<", float(before))
+assert_direction("one step lowers the loss of the batch it was taken on",
+                 float(after), "<", float(before))
 
 # %% [markdown]
 # The step lowered this batch's loss per target from {glue:text}`step_before` to
@@ -307,10 +331,13 @@ print({name: str(path.relative_to(RUN_DIR)) for name, path in best.items()})
 # column of several runs:
 
 # %% mystnb={"figure": {"caption": "The logs of the two runs, one curve per run and one point per epoch, on a shared epoch axis. Top, the training loss per target entry (nats); middle, the validation bits per spike, each run scored on its own masking; bottom, the learning rate at the end of every epoch (log scale).", "name": "fig-04-training-curves"}}
-histories = {name: read_log(RUN_DIR / cfg.masking) for name, cfg in configs.items()}
-fig, axes = plt.subplots(3, 1, figsize=(7, 7.5), layout="constrained", sharex=True)
+histories = {name: read_log(RUN_DIR / cfg.masking)
+             for name, cfg in configs.items()}
+fig, axes = plt.subplots(3, 1, figsize=(7, 7.5), layout="constrained",
+                         sharex=True)
 plot_loss_curves(histories, "train_loss", ax=axes[0])
-axes[0].lines[1].set(alpha=0.6, lw=0.8)  # MtM's jumpy curve thinner, the baseline visible under it
+# MtM's jumpy curve thinner, the baseline visible under it
+axes[0].lines[1].set(alpha=0.6, lw=0.8)
 axes[0].set_ylabel("training loss\n(nats per target entry)")
 plot_loss_curves(histories, "val_bps", ax=axes[1])
 axes[1].set_ylabel("validation\nbits per spike")
@@ -318,10 +345,11 @@ plot_lr_schedule(histories, ax=axes[2])
 axes[2].set_ylabel("learning rate\n(end of epoch)")
 for ax in axes[:-1]:
     ax.set_xlabel("")
-axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))   # whole epochs
 plt.show()
 
-curves = {name: (np.array([float(r["train_loss"]) for r in rows]), np.array([float(r["val_bps"]) for r in rows]))
+curves = {name: (np.array([float(r["train_loss"]) for r in rows]),
+                 np.array([float(r["val_bps"]) for r in rows]))
           for name, rows in histories.items()}
 for name, key in (("temporal", "temporal"), ("MtM", "mtm")):
     train_loss, val = curves[name]
@@ -385,15 +413,18 @@ epochs = np.array([int(r["epoch"]) for r in mtm_log])
 val_bps = np.array([float(r["val_bps"]) for r in mtm_log])
 r2_top50 = np.array([float(r["r2_top50"]) for r in mtm_log])
 
-R2_COLOUR = "purple"   # the R^2 curve's colour, named in the caption and in the text below
+R2_COLOUR = "purple"   # the R^2 curve's colour, named in the caption and text
 fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
 ax.plot(epochs, val_bps, color="black", label="validation bits per spike")
-kept = {"val_bps": epochs[np.argmax(val_bps)], "r2_top50": epochs[np.argmax(r2_top50)]}
-ax.axvline(kept["val_bps"], color="black", ls="--", lw=1, label="kept by val_bps")
+kept = {"val_bps": epochs[np.argmax(val_bps)],
+        "r2_top50": epochs[np.argmax(r2_top50)]}
+ax.axvline(kept["val_bps"], color="black", ls="--", lw=1,
+           label="kept by val_bps")
 ax.set(xlabel="epoch", ylabel="validation bits per spike")
 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 right = ax.twinx()
-right.plot(epochs, r2_top50, color=f"tab:{R2_COLOUR}", label="top-50-neuron $R^2$")
+right.plot(epochs, r2_top50, color=f"tab:{R2_COLOUR}",
+           label="top-50-neuron $R^2$")
 right.axvline(kept["r2_top50"], color=f"tab:{R2_COLOUR}", ls=":", lw=1.5,
               label="kept by r2_top50")
 right.axhline(0, color=f"tab:{R2_COLOUR}", lw=0.5, alpha=0.6)
@@ -401,12 +432,14 @@ right.set_ylim(top=max(0.05, float(np.nanmax(r2_top50)) + 0.05))
 right.set_ylabel("top-50-neuron trial $R^2$")
 fig.legend(frameon=False, loc="outside lower center", ncol=2, fontsize=9)
 plt.show()
-print("epoch kept:", {criterion: int(epoch) for criterion, epoch in kept.items()})
+print("epoch kept:", {criterion: int(epoch)
+                      for criterion, epoch in kept.items()})
 glue("r2_colour", R2_COLOUR, display=False)
 glue("kept_val_bps", str(int(kept["val_bps"])), display=False)
 glue("kept_r2", str(int(kept["r2_top50"])), display=False)
 apart = abs(int(kept["val_bps"]) - int(kept["r2_top50"]))
-glue("kept_words", "the same epoch" if apart == 0 else f"epochs {apart} apart", display=False)
+glue("kept_words", "the same epoch" if apart == 0 else f"epochs {apart} apart",
+     display=False)
 glue_number("r2_first", r2_top50[0], "{:.3f}")
 glue_number("r2_best", np.nanmax(r2_top50), "{:.3f}")
 
@@ -442,11 +475,13 @@ run = RUN_DIR / "mtm"
 print(sorted(p.name for p in run.iterdir()))
 description = checkpoint.read_description(best["MtM"])
 print("sessions:", description["sessions"])
-print("model:", {k: description["model"][k] for k in ("arch", "hidden", "use_prompt")})
+print("model:", {k: description["model"][k]
+                 for k in ("arch", "hidden", "use_prompt")})
 extra = description["extra"]
 print("kept epoch:", extra["epoch"], "| masking:", extra["train"]["masking"])
 print("last.pt holds:", sorted(checkpoint.load_state(run / "last.pt")))
-model, _ = checkpoint.load_model(best["MtM"])  # rebuilt from its description, eval mode
+# rebuilt from its description, in eval mode
+model, _ = checkpoint.load_model(best["MtM"])
 print(type(model).__name__, "with", n_parameters(model), "parameters")
 
 # %% [markdown]
@@ -466,7 +501,7 @@ print(type(model).__name__, "with", n_parameters(model), "parameters")
 
 # %%
 short = dataclasses.replace(configs["MtM"], epochs=RUN.RESUME_EPOCHS)
-if short == configs["MtM"]:   # the MtM run of section 4 is this run, uninterrupted
+if short == configs["MtM"]:   # section 4's MtM run is this run, uninterrupted
     uninterrupted = RUN_DIR / "mtm"
 else:
     uninterrupted = RUN_DIR / f"mtm-{RUN.RESUME_EPOCHS}-epochs"
@@ -478,9 +513,11 @@ def stop_after_epoch_1(trainer, epoch, row):
         raise KeyboardInterrupt
 
 
-interrupted = Path(tempfile.mkdtemp(prefix="mtm_")) / "interrupted"   # a fresh folder every time
+# a fresh folder every time
+interrupted = Path(tempfile.mkdtemp(prefix="mtm_")) / "interrupted"
 try:
-    train([session], short, interrupted, callbacks=[stop_after_epoch_1], progress=False)
+    train([session], short, interrupted, callbacks=[stop_after_epoch_1],
+          progress=False)
 except KeyboardInterrupt:
     state = checkpoint.load_state(interrupted / "last.pt")
     print("stopped; last.pt holds epoch", state["epoch"])
@@ -489,7 +526,8 @@ train([session], short, interrupted, resume=True, progress=False)
 full, _ = checkpoint.load_model(uninterrupted / "last.safetensors")
 resumed, _ = checkpoint.load_model(interrupted / "last.safetensors")
 pairs = zip(full.state_dict().values(), resumed.state_dict().values())
-print("identical to the uninterrupted run:", all(torch.equal(x, y) for x, y in pairs))
+print("identical to the uninterrupted run:",
+      all(torch.equal(x, y) for x, y in pairs))
 print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 
 # %% [markdown]
@@ -586,10 +624,12 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 
 # %% tags=["hide-input"]
 unprompted = dataclasses.replace(configs["MtM"], prompted=False)
-print("uses prompts:", unprompted.uses_prompts, "| model.use_prompt:", unprompted.model.use_prompt)
+print("uses prompts:", unprompted.uses_prompts,
+      "| model.use_prompt:", unprompted.model.use_prompt)
 net = build_model(unprompted.model, [(session.eid, session.n_neurons)])
 lost = n_parameters(nets["MtM"]) - n_parameters(net)
-print(f"parameters lost: {lost} = {len(PROMPT_IDS)} prompts x width {configs['MtM'].model.hidden}")
+width = configs["MtM"].model.hidden
+print(f"parameters lost: {lost} = {len(PROMPT_IDS)} prompts x width {width}")
 assert lost == len(PROMPT_IDS) * configs["MtM"].model.hidden
 
 # %% [markdown]
@@ -631,12 +671,15 @@ per_target = {}
 with torch.no_grad():
     for ratio in (0.3, 0.6):
         cfg = dataclasses.replace(configs["temporal"], mask_ratio=ratio)
-        loss, count, _, _ = forward_loss(baseline_model, val_spikes, session.regions, session.eid, "temporal",
-                                         None, cfg, torch.Generator().manual_seed(0))
+        loss, count, _, _ = forward_loss(
+            baseline_model, val_spikes, session.regions, session.eid,
+            "temporal", None, cfg, torch.Generator().manual_seed(0))
         per_target[ratio] = float(loss / count)
-        print(f"ratio {ratio}: {int(count)} targets, loss per target {per_target[ratio]:.4f} nats")
+        print(f"ratio {ratio}: {int(count)} targets, "
+              f"loss per target {per_target[ratio]:.4f} nats")
 higher = per_target[0.6] > per_target[0.3]
-glue("ratio_words", f"{'higher' if higher else 'lower'} ({per_target[0.6]:.4f} against "
+glue("ratio_words", f"{'higher' if higher else 'lower'} "
+     f"({per_target[0.6]:.4f} against "
      f"{per_target[0.3]:.4f} nats at 0.3)", display=False)
 
 # %% [markdown]
@@ -665,11 +708,12 @@ glue("ratio_words", f"{'higher' if higher else 'lower'} ({per_target[0.6]:.4f} a
 
 # %% tags=["hide-input"]
 def one_cycle(cfg: TrainConfig, steps: int) -> np.ndarray:
-    """The learning rate of each of ``steps`` steps under ``cfg``'s one-cycle schedule."""
-    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps,
-                                                   pct_start=cfg.warmup, div_factor=cfg.div_factor,
-                                                   final_div_factor=cfg.final_div_factor)
+    """The learning rate of each of ``steps`` steps of ``cfg``'s schedule."""
+    dummy = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.AdamW([dummy], lr=cfg.lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=cfg.warmup,
+        div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor)
     rates = []
     for _ in range(steps):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -681,7 +725,8 @@ def one_cycle(cfg: TrainConfig, steps: int) -> np.ndarray:
 half = dataclasses.replace(configs["MtM"], lr=configs["MtM"].lr / 2)
 steps = 1000
 ratio = one_cycle(configs["MtM"], steps) / one_cycle(half, steps)
-print(f"peak lr {configs['MtM'].lr:g} against {half.lr:g}; schedule ratio over {steps} steps: "
+print(f"peak lr {configs['MtM'].lr:g} against {half.lr:g}; "
+      f"schedule ratio over {steps} steps: "
       f"min {ratio.min():.6f}, max {ratio.max():.6f}")
 
 # %% [markdown]
@@ -709,12 +754,16 @@ print(f"peak lr {configs['MtM'].lr:g} against {half.lr:g}; schedule ratio over {
 
 # %% tags=["hide-input"]
 for seed in range(10):
-    _, target = mask_batch(batch, "inter-region", session.regions, generator=torch.Generator().manual_seed(seed))
-    region = session.regions[target[0, 0].numpy()][0]        # the region hidden in this draw
+    draw = torch.Generator().manual_seed(seed)
+    _, target = mask_batch(batch, "inter-region", session.regions,
+                           generator=draw)
+    region = session.regions[target[0, 0].numpy()][0]   # the region hidden
     print(seed, region, int(target.sum()))
-possible = {r: batch.shape[0] * batch.shape[1] * n for r, n in session.region_counts().items()}
+possible = {r: batch.shape[0] * batch.shape[1] * n
+            for r, n in session.region_counts().items()}
 print("every possible count:", possible)
-print(f"largest / smallest: {max(possible.values()) / min(possible.values()):.2f}")
+spread = max(possible.values()) / min(possible.values())
+print(f"largest / smallest: {spread:.2f}")
 
 # %% [markdown]
 # **Exercise 5.** Resume the short run with `epochs=RUN.RESUME_EPOCHS + 1`. What does `train` say,
@@ -749,7 +798,8 @@ longer = dataclasses.replace(short, epochs=RUN.RESUME_EPOCHS + 1)
 try:
     train([session], longer, interrupted, resume=True, progress=False)
 except ValueError as err:
-    print(str(err).replace(str(interrupted.parent), "..."))   # the temporary folder, not the machine's path
+    # the temporary folder shown as ..., not as the machine's path
+    print(str(err).replace(str(interrupted.parent), "..."))
 
 # %% tags=["remove-input"]
 print(RUN.done())

@@ -34,14 +34,15 @@
 # folder when that chapter ran first with the same settings, and trained here otherwise.*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE],
+                   check=True)
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -52,7 +53,8 @@ from mtm.book import chapter_settings, glue_number, train_once
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_session
 from mtm.data.synthetic import INPUT_GAIN
-from mtm.decoding import (CHOICE_C, DECODING_PROMPT, RIDGE_ALPHAS, decode_behavior,
+from mtm.decoding import (CHOICE_C, DECODING_PROMPT, RIDGE_ALPHAS,
+                          decode_behavior,
                           model_log_rates)
 from mtm.masking import PROMPT_IDS
 from mtm.oracle import latent_features
@@ -62,15 +64,18 @@ from mtm.train import TrainConfig, pick_device
 use_style()
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
-OVERRIDES = {}             # the settings' values to replace, e.g. {"EPOCHS": 50}; the values are in
-                           # mtm.book.CHAPTER_SETTINGS (PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL)
+# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
+# else gpu or book. OVERRIDES: the settings' values to replace, e.g.
+# {"EPOCHS": 50}; the values (PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL)
+# are in mtm.book.CHAPTER_SETTINGS.
+SETTINGS = "auto"
+OVERRIDES = {}
 SEED = 0                   # which synthetic session
-DECODE_TRIALS = 400        # the decoders fit and score the first trials of the session (see section 2)
+DECODE_TRIALS = 400        # decoders use the first trials (section 2)
 
 # %%
 RUN = chapter_settings("06_decoding", SETTINGS, **OVERRIDES)
-RUN_DIR = RUN.run_dir      # the folder of the trained runs, shared with chapters 4 and 5
+RUN_DIR = RUN.run_dir   # the trained runs, shared with chapters 4 and 5
 
 # %% [markdown]
 # ## 1. Decoding as a probe of what a model has learned
@@ -111,7 +116,8 @@ RUN_DIR = RUN.run_dir      # the folder of the trained runs, shared with chapter
 # %%
 print("choice: C in", [f"{c:g}" for c in CHOICE_C])
 print("whisker ME: alpha in", [f"{a:g}" for a in RIDGE_ALPHAS])
-print("prompt per behaviour:", DECODING_PROMPT, "(per-bin behaviour: 'causal')")
+print("prompt per behaviour:", DECODING_PROMPT,
+      "(per-bin behaviour: 'causal')")
 
 # %% [markdown]
 # **Paper and code.** The paper says "we train a linear classifier on the output rates of each model
@@ -155,7 +161,8 @@ t = session.bin_times()
 fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
 for k in test[:4]:
     ax.plot(t, b["whisker_me"][k], lw=0.9, alpha=0.8, label=f"trial {k}")
-ax.plot(t, b["whisker_me"].mean(axis=0), color="black", lw=2, label="mean over trials")
+ax.plot(t, b["whisker_me"].mean(axis=0), color="black", lw=2,
+        label="mean over trials")
 ax.axvline(0, color="grey", ls="--", lw=0.8)
 ax.set_xlabel("time from stimulus onset (s)")
 ax.set_ylabel("whisker motion energy (a.u.)")
@@ -172,10 +179,12 @@ plt.show()
 device = pick_device()
 models = {}
 for name, masking in {"Temporal": "temporal", "MtM (prompted)": "mtm"}.items():
-    cfg = TrainConfig.preset(RUN.PRESET, masking=masking, model=RUN.MODEL, epochs=RUN.EPOCHS)
+    cfg = TrainConfig.preset(RUN.PRESET, masking=masking, model=RUN.MODEL,
+                             epochs=RUN.EPOCHS)
     best = train_once([full], cfg, RUN_DIR / masking)
     models[name] = (load_model(best, device=device)[0], masking)
-    print(f"{name}: {cfg.epochs} epochs, checkpoint {best.relative_to(RUN_DIR)}")
+    print(f"{name}: {cfg.epochs} epochs, "
+          f"checkpoint {best.relative_to(RUN_DIR)}")
 
 # %% [markdown]
 # ## 4. What the decoder sees
@@ -192,12 +201,15 @@ log_rates = model_log_rates(mtm_model, session, "neuron", "mtm")
 k = test[0]
 vmax = max(1.0, np.percentile(session.rates[k], 99))
 panels = {f"spikes, test trial {k}": session.spikes[k],
-          "MtM rate, neuron prompt (expected counts per bin)": np.exp(log_rates[k]),
+          "MtM rate, neuron prompt (expected counts per bin)":
+              np.exp(log_rates[k]),
           "true rate (expected counts per bin)": session.rates[k]}
-fig, axes = plt.subplots(3, 1, figsize=(7, 8.5), layout="constrained", sharex=True)
-for ax, (title, counts), unit in zip(axes, panels.items(), ("spikes per bin", "expected counts per bin",
-                                                               "expected counts per bin")):
-    plot_raster(counts, session.regions, ax=ax, title=title, vmax=vmax, colorbar=unit)
+fig, axes = plt.subplots(3, 1, figsize=(7, 8.5), layout="constrained",
+                         sharex=True)
+units = ("spikes per bin",) + ("expected counts per bin",) * 2
+for ax, (title, counts), unit in zip(axes, panels.items(), units):
+    plot_raster(counts, session.regions, ax=ax, title=title, vmax=vmax,
+                colorbar=unit)
 for ax in axes[:-1]:
     ax.set_xlabel("")
 plt.show()
@@ -221,10 +233,14 @@ plt.show()
 KEYS = ("choice", "whisker_me")
 scores = {"Raw spikes (baseline)": decode_behavior(session, KEYS)}
 for name, (model, masking) in models.items():
-    scores[name] = decode_behavior(session, KEYS, model=model, training_masking=masking)
+    scores[name] = decode_behavior(session, KEYS, model=model,
+                                   training_masking=masking)
 true_log = np.log(session.rates)
-scores["True log-rates (reference)"] = decode_behavior(session, KEYS, features=true_log)
-scores["True latents (reference)"] = decode_behavior(session, KEYS, features=latent_features(session))
+scores["True log-rates (reference)"] = decode_behavior(session, KEYS,
+                                                       features=true_log)
+latents_features = latent_features(session)
+scores["True latents (reference)"] = decode_behavior(
+    session, KEYS, features=latents_features)
 display(Markdown(results_table(scores)))
 
 # %% [markdown]
@@ -237,17 +253,22 @@ majority = 1 if np.mean(b["choice"][fit] == 1) >= 0.5 else -1
 chance = np.mean(b["choice"][test] == majority)
 names = list(scores)
 colors = ["0.75", "tab:blue", "tab:orange", "black", "tab:green"]
-fig, axes = plt.subplots(2, 1, figsize=(7, 5.6), layout="constrained", sharey=True)
-for ax, key, label in zip(axes, KEYS, ("choice accuracy (test trials)", "whisker ME pooled $R^2$ (test trials)")):
+fig, axes = plt.subplots(2, 1, figsize=(7, 5.6), layout="constrained",
+                         sharey=True)
+labels = ("choice accuracy (test trials)",
+          "whisker ME pooled $R^2$ (test trials)")
+for ax, key, label in zip(axes, KEYS, labels):
     values = [scores[n][key] for n in names]
     bars = ax.barh(range(len(names)), values, color=colors)
     ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=9)
     ax.set_yticks(range(len(names)), names)
-    ax.set_xlim(min(0.0, min(values) - 0.15), 1.08)   # room for a negative bar's label left of it
+    # room for a negative bar's label, left of the bar
+    ax.set_xlim(min(0.0, min(values) - 0.15), 1.08)
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel(label)
 axes[0].invert_yaxis()   # the table's order, top to bottom
-axes[0].axvline(chance, color="tab:red", ls="--", lw=1, label="chance (majority)")
+axes[0].axvline(chance, color="tab:red", ls="--", lw=1,
+                label="chance (majority)")
 axes[0].legend(frameon=False, fontsize=9, loc="lower right")
 plt.show()
 print(f"chance (majority choice of the fitting trials): {chance:.2f}")
@@ -273,34 +294,46 @@ n_test = len(test)
 glue("n_test", str(n_test), display=False)
 glue_number("trial_step", 100 / n_test, "{:.2g}")
 p_choice = np.mean([scores[n]["choice"] for n in names])
-glue_number("accuracy_se", np.sqrt(p_choice * (1 - p_choice) / n_test), "{:.2f}")
+glue_number("accuracy_se", np.sqrt(p_choice * (1 - p_choice) / n_test),
+            "{:.2f}")
 raw, temporal, mtm, rates, latents = (scores[n] for n in names)
 
 
 def relation(a: float, b: float, tolerance: float = 0.0) -> str:
     """'above', 'below' or 'level with' (within ``tolerance``)."""
-    return "level with" if abs(a - b) <= tolerance else ("above" if a > b else "below")
+    if abs(a - b) <= tolerance:
+        return "level with"
+    return "above" if a > b else "below"
 
 
 def trials_apart(a: float, b: float) -> str:
     k = int(round(abs(a - b) * n_test))
-    return "the same accuracy" if k == 0 else f"{k} test trial{'s' if k > 1 else ''} apart"
+    if k == 0:
+        return "the same accuracy"
+    return f"{k} test trial{'s' if k > 1 else ''} apart"
 
 
 display(Markdown(
-    f"On whisker motion energy, the raw spikes score {raw['whisker_me']:.2f}; the temporal model "
-    f"{temporal['whisker_me']:.2f} ({relation(temporal['whisker_me'], raw['whisker_me'])} that floor) and "
-    f"MtM {mtm['whisker_me']:.2f} ({relation(mtm['whisker_me'], raw['whisker_me'])} it); the true log-rates score {rates['whisker_me']:.2f} and the true latents "
-    f"{latents['whisker_me']:.2f}. On choice, the raw spikes score {raw['choice']:.2f}, the temporal "
-    f"model {temporal['choice']:.2f} and MtM {mtm['choice']:.2f} (MtM and the temporal model: "
-    f"{trials_apart(mtm['choice'], temporal['choice'])}), against {rates['choice']:.2f} for the true "
-    f"log-rates, {latents['choice']:.2f} for the true latents and {chance:.2f} for chance (the red line "
-    f"in the figure). The paper finds the two models close to each other on behaviour (its Table 2: "
-    f"choice 0.87 vs 0.85 and whisker ME 0.65 vs 0.67 for temporal vs MtM from scratch), far closer "
-    f"than on the activity tasks. In this run the gaps are {abs(temporal['choice'] - mtm['choice']):.2f} "
-    f"on choice and {abs(temporal['whisker_me'] - mtm['whisker_me']):.2f} on whisker ME. The absolute "
-    f"scores differ from the paper's: they come from one synthetic session, not from the paper's IBL "
-    f"sessions."))
+    f"On whisker motion energy, the raw spikes score {raw['whisker_me']:.2f}; "
+    f"the temporal model {temporal['whisker_me']:.2f} "
+    f"({relation(temporal['whisker_me'], raw['whisker_me'])} that floor) and "
+    f"MtM {mtm['whisker_me']:.2f} "
+    f"({relation(mtm['whisker_me'], raw['whisker_me'])} it); the true "
+    f"log-rates score {rates['whisker_me']:.2f} and the true latents "
+    f"{latents['whisker_me']:.2f}. On choice, the raw spikes score "
+    f"{raw['choice']:.2f}, the temporal model {temporal['choice']:.2f} and "
+    f"MtM {mtm['choice']:.2f} (MtM and the temporal model: "
+    f"{trials_apart(mtm['choice'], temporal['choice'])}), against "
+    f"{rates['choice']:.2f} for the true log-rates, {latents['choice']:.2f} "
+    f"for the true latents and {chance:.2f} for chance (the red line in the "
+    f"figure). The paper finds the two models close to each other on "
+    f"behaviour (its Table 2: choice 0.87 vs 0.85 and whisker ME 0.65 vs "
+    f"0.67 for temporal vs MtM from scratch), far closer than on the "
+    f"activity tasks. In this run the gaps are "
+    f"{abs(temporal['choice'] - mtm['choice']):.2f} on choice and "
+    f"{abs(temporal['whisker_me'] - mtm['whisker_me']):.2f} on whisker ME. "
+    f"The absolute scores differ from the paper's: they come from one "
+    f"synthetic session, not from the paper's IBL sessions."))
 
 # %% [markdown]
 # ## 6. Does the prompt matter? (Table 6)
@@ -318,7 +351,8 @@ for prompt in PROMPT_IDS:
     by_prompt[f"MtM, {prompt} prompt"] = decode_behavior(session, KEYS,
                                                          features=features)
 display(Markdown(results_table(by_prompt)))
-for key, name in (("choice", "prompt_range_choice"), ("whisker_me", "prompt_range_whisker")):
+for key, name in (("choice", "prompt_range_choice"),
+                  ("whisker_me", "prompt_range_whisker")):
     values = [row[key] for row in by_prompt.values()]
     glue(name, f"{min(values):.2f} to {max(values):.2f}", display=False)
 
@@ -392,8 +426,10 @@ for key, name in (("choice", "prompt_range_choice"), ("whisker_me", "prompt_rang
 keys = ("wheel_speed", "whisker_me")
 rows = {"Raw spikes (baseline)": decode_behavior(session, keys)}
 for name, (model, masking) in models.items():
-    rows[name] = decode_behavior(session, keys, model=model, training_masking=masking)
-rows["True latents (reference)"] = decode_behavior(session, keys, features=latent_features(session))
+    rows[name] = decode_behavior(session, keys, model=model,
+                                 training_masking=masking)
+rows["True latents (reference)"] = decode_behavior(session, keys,
+                                                   features=latents_features)
 display(Markdown(results_table(rows)))
 
 # %% [markdown]
@@ -432,16 +468,24 @@ display(Markdown(results_table(rows)))
 rows = {}
 for region in session.region_names:
     inside = session.regions == region
-    alone = session.replace(spikes=session.spikes * inside)   # every other region zeroed
+    # every other region zeroed
+    alone = session.replace(spikes=session.spikes * inside)
     stim, prior, _, choice_move, _ = INPUT_GAIN[region]
-    row = {"stimulus gain": stim, "prior gain": prior, "choice-movement gain": choice_move,
-           "Raw spikes": decode_behavior(session, ("choice",), features=session.spikes[..., inside])["choice"]}
-    for label, (model, masking) in (("Temporal", models["Temporal"]), ("MtM", models["MtM (prompted)"])):
-        region_log_rates = model_log_rates(model, alone, "intra-region", masking)[..., inside]
-        row[label] = decode_behavior(session, ("choice",), features=region_log_rates)["choice"]
+    raw_spikes = session.spikes[..., inside]
+    row = {"stimulus gain": stim, "prior gain": prior,
+           "choice-movement gain": choice_move,
+           "Raw spikes": decode_behavior(session, ("choice",),
+                                         features=raw_spikes)["choice"]}
+    for label, name in (("Temporal", "Temporal"), ("MtM", "MtM (prompted)")):
+        model, masking = models[name]
+        region_log_rates = model_log_rates(model, alone, "intra-region",
+                                           masking)[..., inside]
+        row[label] = decode_behavior(session, ("choice",),
+                                     features=region_log_rates)["choice"]
     rows[f"{region} ({inside.sum()} neurons)"] = row
-display(Markdown(results_table(rows, columns=["stimulus gain", "prior gain", "choice-movement gain",
-                                              "Raw spikes", "Temporal", "MtM"])))
+columns = ["stimulus gain", "prior gain", "choice-movement gain",
+           "Raw spikes", "Temporal", "MtM"]
+display(Markdown(results_table(rows, columns=columns)))
 
 # %% [markdown]
 # **Exercise 3.** Decode from the log-rates of the temporal model computed with the `causal` prompt:
@@ -473,9 +517,12 @@ display(Markdown(results_table(rows, columns=["stimulus gain", "prior gain", "ch
 # %% tags=["hide-input"]
 temporal_model, _ = models["Temporal"]
 rows = {}
-for label, scheme in (("bidirectional", "neuron"), ("causal attention", "causal")):
-    temporal_log_rates = model_log_rates(temporal_model, session, scheme, "temporal")
-    rows[f"Temporal, {label}"] = decode_behavior(session, KEYS, features=temporal_log_rates)
+for label, scheme in (("bidirectional", "neuron"),
+                      ("causal attention", "causal")):
+    temporal_log_rates = model_log_rates(temporal_model, session, scheme,
+                                         "temporal")
+    rows[f"Temporal, {label}"] = decode_behavior(
+        session, KEYS, features=temporal_log_rates)
 display(Markdown(results_table(rows)))
 
 # %% [markdown]
@@ -511,18 +558,23 @@ display(Markdown(results_table(rows)))
 # %% tags=["hide-input"]
 me = b["whisker_me"]
 behavior = dict(session.behavior)
-behavior["whisker_me"] = me - me[fit].mean(axis=0)   # each bin's mean over the fitting trials removed
+# each bin's mean over the fitting trials removed
+behavior["whisker_me"] = me - me[fit].mean(axis=0)
 residual = session.replace(behavior=behavior)
-detrended = {"Raw spikes (baseline)": decode_behavior(residual, ("whisker_me",))}
+whisker = ("whisker_me",)
+detrended = {"Raw spikes (baseline)": decode_behavior(residual, whisker)}
 for name, (model, masking) in models.items():
-    detrended[name] = decode_behavior(residual, ("whisker_me",), model=model, training_masking=masking)
-detrended["True latents (reference)"] = decode_behavior(residual, ("whisker_me",), features=latent_features(session))
+    detrended[name] = decode_behavior(residual, whisker, model=model,
+                                      training_masking=masking)
+detrended["True latents (reference)"] = decode_behavior(
+    residual, whisker, features=latents_features)
 display(Markdown(results_table(detrended)))
 
 # the decoders' errors are unchanged; only the denominator of R^2 changes
 y, r = me[test], behavior["whisker_me"][test]
 factor = ((y - y.mean()) ** 2).sum() / ((r - r.mean()) ** 2).sum()
-print(f"factor {factor:.3f}; the mean time course alone scores about {1 - 1 / factor:.3f} on the original R^2")
+print(f"factor {factor:.3f}; the mean time course alone scores about "
+      f"{1 - 1 / factor:.3f} on the original R^2")
 for name, row in detrended.items():
     expected = 1 - (1 - scores[name]["whisker_me"]) * factor
     print(f"{name}: expected {expected:.3f}, got {row['whisker_me']:.3f}")
