@@ -266,7 +266,7 @@ def plot_oracle_sweep(sweeps: dict[str, dict[float, dict]], defaults: dict[str, 
     import matplotlib.pyplot as plt
 
     styles = [dict(ls="-", marker="o"), dict(ls="--", marker="s", mfc="white"), dict(ls=":", marker="^")]
-    colours = {task: f"C{i}" for i, task in enumerate(TASKS)}
+    colours = dict(zip(TASKS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
     fig, axes = plt.subplots(1, len(sweeps), figsize=(min(COLUMN_WIDTH, 2.6 * len(sweeps)), 4.2),
                              layout="constrained", sharey=True, squeeze=False)
     for ax, (knob, sweep) in zip(axes[0], sweeps.items()):
