@@ -30,14 +30,16 @@
 # *About 10 minutes.*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True
+    )
 
 import tempfile
 from pathlib import Path
@@ -49,18 +51,29 @@ from mtm.bayes import bayes_results
 from mtm.book import assert_direction, chapter_settings, glue_number
 from mtm.data import Session, synthetic_session
 from mtm.oracle import LATENT_ORACLE, TRUE_RATES, knob_sweep, oracle_results
-from mtm.plots import plot_oracle_sweep, plot_psth, plot_psychometric, plot_raster, use_style
+from mtm.plots import (
+    plot_oracle_sweep,
+    plot_psth,
+    plot_psychometric,
+    plot_raster,
+    use_style,
+)
 
 use_style()
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
-OVERRIDES = {}             # the settings' values to replace, e.g. {"SWEEP_POINTS": 2}; the values are in
-                           # mtm.book.CHAPTER_SETTINGS (N_TRIALS, N_NEURONS, SWEEP_TRIALS, SWEEP_NEURONS, SWEEP_POINTS)
-SEED = 0                   # which synthetic session
-LOW_RATE_HZ = 0.5          # a neuron below this mean rate counts as nearly silent
-LIVE_IBL = False           # True on Colab: download a real IBL session through ONE
-IBL_EID = "5dcee0eb-b34d-4652-acc3-d10afc6eae68"  # the paper's first held-out session
+# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
+# else gpu or book
+SETTINGS = "auto"
+# OVERRIDES: the settings' values to replace, e.g. {"SWEEP_POINTS": 2}; the
+# values are in mtm.book.CHAPTER_SETTINGS (N_TRIALS, N_NEURONS, SWEEP_TRIALS,
+# SWEEP_NEURONS, SWEEP_POINTS)
+OVERRIDES = {}
+SEED = 0  # which synthetic session
+LOW_RATE_HZ = 0.5  # a neuron below this mean rate counts as nearly silent
+LIVE_IBL = False  # True on Colab: download a real IBL session through ONE
+# the paper's first held-out session
+IBL_EID = "5dcee0eb-b34d-4652-acc3-d10afc6eae68"
 
 # %%
 RUN = chapter_settings("01_data", SETTINGS, **OVERRIDES)
@@ -75,8 +88,11 @@ RUN = chapter_settings("01_data", SETTINGS, **OVERRIDES)
 
 # %%
 rng = np.random.default_rng(0)
-tiny = Session(eid="tiny", spikes=rng.poisson(0.1, (10, 100, 4)),
-               regions=["CA1", "CA1", "LP", "LP"])
+tiny = Session(
+    eid="tiny",
+    spikes=rng.poisson(0.1, (10, 100, 4)),
+    regions=["CA1", "CA1", "LP", "LP"],
+)
 tiny
 
 # %% [markdown]
@@ -104,25 +120,42 @@ print({name: idx.tolist() for name, idx in tiny.splits.items()})
 session = synthetic_session(SEED, RUN.N_TRIALS, RUN.N_NEURONS)
 print(session)
 rate_hz = session.spikes.mean(axis=(0, 1)) / session.bin_size
-print(f"mean rate {rate_hz.mean():.1f} Hz, median {np.median(rate_hz):.1f} Hz, "
-      f"{np.mean(rate_hz < LOW_RATE_HZ):.0%} of neurons below {LOW_RATE_HZ} Hz")
+print(
+    f"mean rate {rate_hz.mean():.1f} Hz, median {np.median(rate_hz):.1f} Hz, "
+    f"{np.mean(rate_hz < LOW_RATE_HZ):.0%} of neurons below {LOW_RATE_HZ} Hz"
+)
 glue_number("rate_mean", rate_hz.mean(), "{:.1f}")
 glue_number("rate_median", np.median(rate_hz), "{:.1f}")
 glue_number("low_rate_hz", LOW_RATE_HZ, "{:.1f}")
 glue_number("low_rate_share", 100 * np.mean(rate_hz < LOW_RATE_HZ), "{:.0f}")
-assert_direction("most neurons fire a few spikes per second: the mean rate above the median (a heavy tail)",
-                 rate_hz.mean(), ">", np.median(rate_hz))
+assert_direction(
+    "most neurons fire a few spikes per second: "
+    "the mean rate above the median (a heavy tail)",
+    rate_hz.mean(),
+    ">",
+    np.median(rate_hz),
+)
 
 # %% [markdown]
 # One trial as a raster: time runs left to right, neurons bottom to top, grouped by region. The
 # dashed line is the stimulus onset.
 
 # %% mystnb={"figure": {"caption": "Trial 0 of the synthetic session. Top: spike counts per 20 ms bin; bottom: the true rate, the expected count per bin. Time from stimulus onset on the x axis (dashed line: onset), neurons grouped by region on the y axis.", "name": "fig-01-raster"}}
-fig, axes = plt.subplots(2, 1, figsize=(7, 6), layout="constrained", sharex=True)
-plot_raster(session.spikes[0], session.regions, ax=axes[0],
-            title="spike counts, trial 0")
-plot_raster(session.rates[0], session.regions, ax=axes[1],
-            title="true rate (expected counts per bin), trial 0")
+fig, axes = plt.subplots(
+    2, 1, figsize=(7, 6), layout="constrained", sharex=True
+)
+plot_raster(
+    session.spikes[0],
+    session.regions,
+    ax=axes[0],
+    title="spike counts, trial 0",
+)
+plot_raster(
+    session.rates[0],
+    session.regions,
+    ax=axes[1],
+    title="true rate (expected counts per bin), trial 0",
+)
 axes[0].set_xlabel("")
 plt.show()
 
@@ -146,9 +179,14 @@ t = session.bin_times()
 after_onset = t >= 0
 peaks = {}
 for region in session.region_names:
-    psth = session.rates[..., session.regions == region].mean(axis=(0, 2))   # the true rates: no noise
+    psth = session.rates[..., session.regions == region].mean(
+        axis=(0, 2)
+    )  # the true rates: no noise
     peaks[region] = t[after_onset][np.argmax(psth[after_onset])]
-print("peak of each region's PSTH after onset (s):", {r: round(float(v), 2) for r, v in peaks.items()})
+print(
+    "peak of each region's PSTH after onset (s):",
+    {r: round(float(v), 2) for r, v in peaks.items()},
+)
 glue_number("peak_visa", peaks["VISa"])
 glue_number("peak_po", peaks["PO"])
 
@@ -188,7 +226,9 @@ plt.show()
 # The full model, with every constant, is in the docstring of `mtm.data.synthetic`.
 
 # %%
-sessions = [synthetic_session(seed, RUN.N_TRIALS, RUN.N_NEURONS) for seed in range(3)]
+sessions = [
+    synthetic_session(seed, RUN.N_TRIALS, RUN.N_NEURONS) for seed in range(3)
+]
 for s in sessions:
     print(s.eid, s.n_neurons, "neurons:", s.region_counts())
 
@@ -220,28 +260,58 @@ for s in sessions:
 # the true rates' score for comparison.
 
 # %% mystnb={"figure": {"caption": "Yardsticks of each evaluation task (bits per spike on the test split) as one knob of the generator changes, one session per value: the latent oracle (solid, filled circles) and the Bayes reference given the visible spikes (dashed, open squares), one colour per task. Left: the private amplitude $s_n$, the same for every neuron; middle: the coupling between regions; right: the latent noise. Co-smoothing and intra-region share one latent oracle, drawn as one line. Black dash-dotted line: the true rates; dotted grey line: the generator's default value.", "name": "fig-01-oracle-sweep"}}
-KNOB_VALUES = {"private_gain": (0.0, 0.3, 0.6, 0.9), "coupling": (0.0, 0.12, 0.3),
-               "noise": (0.15, 0.35, 0.7)}
+KNOB_VALUES = {
+    "private_gain": (0.0, 0.3, 0.6, 0.9),
+    "coupling": (0.0, 0.12, 0.3),
+    "noise": (0.15, 0.35, 0.7),
+}
 BAYES = "Bayes"
 references = {LATENT_ORACLE: oracle_results, BAYES: bayes_results}
-sweeps = {knob: knob_sweep(knob, values[:RUN.SWEEP_POINTS], seed=SEED, n_trials=RUN.SWEEP_TRIALS,
-                           n_neurons=RUN.SWEEP_NEURONS, references=references)
-          for knob, values in KNOB_VALUES.items()}
-plot_oracle_sweep(sweeps, defaults={"private_gain": 0.6, "coupling": 0.12, "noise": 0.35})
+sweeps = {
+    knob: knob_sweep(
+        knob,
+        values[: RUN.SWEEP_POINTS],
+        seed=SEED,
+        n_trials=RUN.SWEEP_TRIALS,
+        n_neurons=RUN.SWEEP_NEURONS,
+        references=references,
+    )
+    for knob, values in KNOB_VALUES.items()
+}
+plot_oracle_sweep(
+    sweeps, defaults={"private_gain": 0.6, "coupling": 0.12, "noise": 0.35}
+)
 plt.show()
 
 # %% tags=["remove-cell"]
-# The sentences below state structural facts of the two yardsticks: check them on these outputs.
+# The sentences below state structural facts of the two yardsticks:
+# check them on these outputs.
 points = [scores for sweep in sweeps.values() for scores in sweep.values()]
 for scores in points:
     for task, oracle in scores[LATENT_ORACLE].items():
-        assert_direction(f"the latent oracle is above the Bayes reference ({task})",
-                         oracle, ">=", scores[BAYES][task])
-    assert_direction("the true rates are above the co-smoothing oracle", scores[TRUE_RATES], ">=",
-                     scores[LATENT_ORACLE]["co-smooth"] - 1e-3)
+        assert_direction(
+            f"the latent oracle is above the Bayes reference ({task})",
+            oracle,
+            ">=",
+            scores[BAYES][task],
+        )
+    assert_direction(
+        "the true rates are above the co-smoothing oracle",
+        scores[TRUE_RATES],
+        ">=",
+        scores[LATENT_ORACLE]["co-smooth"] - 1e-3,
+    )
 without_private = sweeps["private_gain"][0.0]
-assert_direction("without private fluctuations the co-smoothing oracle equals the true rates",
-                 abs(without_private[LATENT_ORACLE]["co-smooth"] - without_private[TRUE_RATES]), "<", 1e-3)
+assert_direction(
+    "without private fluctuations the co-smoothing oracle equals "
+    "the true rates",
+    abs(
+        without_private[LATENT_ORACLE]["co-smooth"]
+        - without_private[TRUE_RATES]
+    ),
+    "<",
+    1e-3,
+)
 gap = [s[LATENT_ORACLE]["co-smooth"] - s[BAYES]["co-smooth"] for s in points]
 glue_number("gap_low", min(gap))
 glue_number("gap_high", max(gap))
@@ -284,12 +354,16 @@ fig, axes = plt.subplots(1, 2, figsize=(7, 3.2), layout="constrained")
 plot_psychometric(b["choice"], b["contrast"], b["block"], ax=axes[0])
 t = session.bin_times()
 axes[1].plot(t, b["wheel_speed"].mean(axis=0), label="wheel speed (rad/s)")
-axes[1].plot(t, b["whisker_me"].mean(axis=0), label="whisker motion energy (a.u.)")
+axes[1].plot(
+    t, b["whisker_me"].mean(axis=0), label="whisker motion energy (a.u.)"
+)
 axes[1].axvline(0, color="grey", ls="--", lw=0.8)
 axes[1].set_xlabel("time from stimulus onset (s)")
 axes[1].set_ylabel("mean over trials (rad/s; a.u.)")
 axes[1].legend(frameon=False)
-axes[1].set_title(f"median reaction time {np.median(b['reaction_time']):.2f} s")
+axes[1].set_title(
+    f"median reaction time {np.median(b['reaction_time']):.2f} s"
+)
 plt.show()
 wheel = b["wheel_speed"].mean(axis=0)
 turning = t[wheel > wheel.max() / 2]
@@ -336,7 +410,9 @@ if LIVE_IBL:
     from mtm.data.ibl import ibl_one
 
     username = os.environ.get("ALYX_LOGIN") or input("IBL username: ")
-    password = os.environ.get("ALYX_PASSWORD") or getpass.getpass(f"IBL password for {username}: ")
+    password = os.environ.get("ALYX_PASSWORD") or getpass.getpass(
+        f"IBL password for {username}: "
+    )
     one = ibl_one(Path("ibl_cache"), username=username, password=password)
     ibl_session = load_ibl_session(IBL_EID, one=one)
 else:
@@ -345,8 +421,10 @@ else:
     cache = Path(tempfile.mkdtemp(prefix="alf_"))
     if real_data_dir() is not None:
         folder = real_fixture_alf(cache)
-        source = ("real IBL spikes (ibllib test fixture), "
-                  "with trials and channels made for them")
+        source = (
+            "real IBL spikes (ibllib test fixture), "
+            "with trials and channels made for them"
+        )
     else:
         folder = session_to_alf(synthetic_session(SEED, 40, 30), cache)
         source = "a synthetic session written as ALF"
@@ -357,8 +435,11 @@ else:
 print(ibl_session)
 
 # %% mystnb={"figure": {"caption": "Trial 0 of the session loaded through ONE in the cell above: spike counts per 20 ms bin, neurons grouped by region label on the y axis (one band per run of a label, so a region crossed by both probes appears twice). Dashed line: stimulus onset.", "name": "fig-01-ibl-raster"}}
-fig, _ = plot_raster(ibl_session.spikes[0], ibl_session.regions,
-                     title=f"{ibl_session.eid[:8]}: trial 0")
+fig, _ = plot_raster(
+    ibl_session.spikes[0],
+    ibl_session.regions,
+    title=f"{ibl_session.eid[:8]}: trial 0",
+)
 plt.show()
 print("neurons per region:", ibl_session.region_counts())
 
@@ -423,12 +504,21 @@ print("neurons per region:", ibl_session.region_counts())
 # :::
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Solution of exercise 1: the region PSTHs of the chapter's session (world_seed=0, left) and of a session of another world (world_seed=1, right), against time from stimulus onset.", "name": "fig-01-exercise-worlds"}}
-other_world = synthetic_session(SEED, RUN.N_TRIALS, RUN.N_NEURONS, world_seed=1)
-print("same dynamics:", np.array_equal(session.truth.transition, other_world.truth.transition))
-fig, axes = plt.subplots(1, 2, figsize=(7, 3.2), layout="constrained", sharey=True)
+other_world = synthetic_session(
+    SEED, RUN.N_TRIALS, RUN.N_NEURONS, world_seed=1
+)
+print(
+    "same dynamics:",
+    np.array_equal(session.truth.transition, other_world.truth.transition),
+)
+fig, axes = plt.subplots(
+    1, 2, figsize=(7, 3.2), layout="constrained", sharey=True
+)
 for ax, s in zip(axes, (session, other_world)):
     for region in s.region_names:
-        plot_psth(s.spikes[..., s.regions == region], ax=ax, label=region, smooth=1.5)
+        plot_psth(
+            s.spikes[..., s.regions == region], ax=ax, label=region, smooth=1.5
+        )
     ax.set_title(f"world_seed={s.meta['world_seed']}")
 axes[0].legend(frameon=False, ncol=5, fontsize=8)
 plt.show()
@@ -491,9 +581,13 @@ for region, n in session.region_counts().items():
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Solution of exercise 3: the PSTH of LP for left and right stimuli (trials of contrast 0 left out), from the spike counts (left) and from the true rates (right), against time from stimulus onset.", "name": "fig-01-exercise-lp-sides"}}
 in_lp = session.regions == "LP"
-seen = np.abs(b["contrast"]) > 0          # contrast 0: no stimulus input
-fig, axes = plt.subplots(1, 2, figsize=(7, 3.2), layout="constrained", sharey=True)
-for ax, (data, what) in zip(axes, ((session.spikes, "spike counts"), (session.rates, "true rates"))):
+seen = np.abs(b["contrast"]) > 0  # contrast 0: no stimulus input
+fig, axes = plt.subplots(
+    1, 2, figsize=(7, 3.2), layout="constrained", sharey=True
+)
+for ax, (data, what) in zip(
+    axes, ((session.spikes, "spike counts"), (session.rates, "true rates"))
+):
     for side, name in ((-1, "left stimulus"), (1, "right stimulus")):
         trials = seen & (b["stim_side"] == side)
         plot_psth(data[trials][..., in_lp], ax=ax, label=name, smooth=1.5)
@@ -535,8 +629,12 @@ plt.show()
 # %% tags=["hide-input"]
 from collections import Counter
 
-allen_session = load_ibl_session(ibl_session.eid, one=one, region_mapping="Allen")
-pairs = Counter(zip(allen_session.regions.tolist(), ibl_session.regions.tolist()))
+allen_session = load_ibl_session(
+    ibl_session.eid, one=one, region_mapping="Allen"
+)
+pairs = Counter(
+    zip(allen_session.regions.tolist(), ibl_session.regions.tolist())
+)
 for (allen, beryl), n in pairs.items():
     print(f"{allen:>8} -> {beryl:<5} {n} neurons")
 

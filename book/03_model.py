@@ -34,14 +34,16 @@
 # *About 15 minutes.*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True
+    )
 
 from dataclasses import replace
 
@@ -50,7 +52,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mtm.book import assert_direction, chapter_settings, glue_number, show_source, source_span
+from mtm.book import (
+    assert_direction,
+    chapter_settings,
+    glue_number,
+    show_source,
+    source_span,
+)
 from mtm.data import synthetic_session
 from mtm.masking import PROMPT_IDS, mask_batch
 from mtm.models import ModelConfig, build_model, poisson_nll
@@ -63,15 +71,19 @@ from mtm.train import pick_device, train_mean_counts
 use_style()
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
-OVERRIDES = {}             # the settings' values to replace, e.g. {"MODEL_SIZE": "small"}; the values are in
-                           # mtm.book.CHAPTER_SETTINGS (N_TRIALS, N_NEURONS, MODEL_SIZE: "small" (2 x 64) or
-                           # "paper" (5 x 512), NDT2_PATCH: neurons per NDT2 token, 128 in the paper)
-SEED = 0                   # which synthetic session; seed of the masks and weights
-BATCH_SIZE = 16            # trials per batch, as in the paper
-PERTURBED_BIN = 60         # the "future" bin changed in the causality test
-PAPER_NEURONS = 676        # neurons of a typical paper session, for counting parameters
-N_PRETRAIN = 34            # sessions of the paper's largest pretraining run
+# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
+# else gpu or book
+SETTINGS = "auto"
+# OVERRIDES: the settings' values to replace, e.g. {"MODEL_SIZE": "small"};
+# the values are in mtm.book.CHAPTER_SETTINGS (N_TRIALS, N_NEURONS,
+# MODEL_SIZE: "small" (2 x 64) or "paper" (5 x 512), NDT2_PATCH: neurons per
+# NDT2 token, 128 in the paper)
+OVERRIDES = {}
+SEED = 0  # which synthetic session; seed of the masks and weights
+BATCH_SIZE = 16  # trials per batch, as in the paper
+PERTURBED_BIN = 60  # the "future" bin changed in the causality test
+PAPER_NEURONS = 676  # neurons of a typical paper session
+N_PRETRAIN = 34  # sessions of the paper's largest pretraining run
 
 # %%
 RUN = chapter_settings("03_model", SETTINGS, **OVERRIDES)
@@ -98,7 +110,8 @@ RUN = chapter_settings("03_model", SETTINGS, **OVERRIDES)
 # then a final LayerNorm; the two prepended outputs are dropped, and the session's **read-out**
 # $R_s$ (512 to $N_s$) gives one log-rate per neuron and bin:
 # $\log \hat\lambda_t = R_s\, \mathrm{LN}(z_{t})$. The paper sizes are 5 layers, 512 wide, 8 heads,
-# an MLP of 1024, dropout 0.4 (0.2 on the embedded sequence) and the reference's "fixup"
+# an MLP of 1024, dropout {glue:text}`paper_dropout` ({glue:text}`paper_embed_dropout` on the embedded
+# sequence; `ModelConfig.paper()`) and the reference's "fixup"
 # initialisation (the residual branches' output weights scaled down at initialisation).
 #
 # Here is the model of this chapter (`ModelConfig.paper()`, or `ModelConfig.small()` when
@@ -115,6 +128,8 @@ model = build_model(cfg, [(session.eid, session.n_neurons)]).to(DEVICE).eval()
 print(session)
 sizes = ("arch", "hidden", "n_layers", "n_heads", "mlp", "n_channels")
 print({k: v for k, v in cfg.to_dict().items() if k in sizes}, "on", DEVICE)
+glue_number("paper_dropout", ModelConfig.paper().dropout, "{:.1f}")
+glue_number("paper_embed_dropout", ModelConfig.paper().embed_dropout, "{:.1f}")
 
 # %% [markdown]
 # ## 2. One batch through the model, stage by stage
@@ -125,29 +140,48 @@ print({k: v for k, v in cfg.to_dict().items() if k in sizes}, "on", DEVICE)
 
 # %%
 generator = torch.Generator(DEVICE).manual_seed(SEED)
-masked, target = mask_batch(batch, "causal", session.regions, generator=generator)
-stages = [("read_in[0]", "stitcher S_s", model.read_in[0]),
-          ("embed_hidden", "W_1", model.embed_hidden),
-          ("embed_out", "W_2 (after softsign)", model.embed_out),
-          ("position", "p_t", model.position),
-          ("embed_drop", "[session, prompt, tokens]", model.embed_drop)]
-stages += [(f"blocks[{i}]", "pre-LN layer", b) for i, b in enumerate(model.blocks)]
-stages += [("final_ln", "final LayerNorm, bins only", model.final_ln),
-           ("read_out[0]", "read-out R_s", model.read_out[0])]
+masked, target = mask_batch(
+    batch, "causal", session.regions, generator=generator
+)
+stages = [
+    ("read_in[0]", "stitcher S_s", model.read_in[0]),
+    ("embed_hidden", "W_1", model.embed_hidden),
+    ("embed_out", "W_2 (after softsign)", model.embed_out),
+    ("position", "p_t", model.position),
+    ("embed_drop", "[session, prompt, tokens]", model.embed_drop),
+]
+stages += [
+    (f"blocks[{i}]", "pre-LN layer", b) for i, b in enumerate(model.blocks)
+]
+stages += [
+    ("final_ln", "final LayerNorm, bins only", model.final_ln),
+    ("read_out[0]", "read-out R_s", model.read_out[0]),
+]
 trace = []
 
 
 def recorder(name, what):
     def hook(module, inputs, output):
-        trace.append(dict(module=name, what=what, input=tuple(inputs[0].shape),
-                          output=tuple(output.shape)))
+        trace.append(
+            dict(
+                module=name,
+                what=what,
+                input=tuple(inputs[0].shape),
+                output=tuple(output.shape),
+            )
+        )
+
     return hook
 
 
-handles = [module.register_forward_hook(recorder(name, what))
-           for name, what, module in stages]
+handles = [
+    module.register_forward_hook(recorder(name, what))
+    for name, what, module in stages
+]
 with torch.no_grad():
-    log_rates = model(masked.float(), session.eid, PROMPT_IDS["causal"], causal=True)
+    log_rates = model(
+        masked.float(), session.eid, PROMPT_IDS["causal"], causal=True
+    )
 for handle in handles:
     handle.remove()
 pd.DataFrame(trace)
@@ -183,8 +217,14 @@ show_source(NDT1._tokens_from_read_in)
 # docstring left out here):
 
 # %% tags=["remove-input"]
-show_source(MaskedModel.forward,
-            lines=source_span(MaskedModel.forward, "if hide is None:", "return self.log_rates_from_tokens"))
+show_source(
+    MaskedModel.forward,
+    lines=source_span(
+        MaskedModel.forward,
+        "if hide is None:",
+        "return self.log_rates_from_tokens",
+    ),
+)
 
 # %% [markdown]
 # Walk through it with the equations of section 1:
@@ -211,11 +251,15 @@ show_source(MaskedModel.forward,
 # on, and the position table disappears:
 
 # %%
-rope = build_model(replace(cfg, position="rope"), [(session.eid, session.n_neurons)])
+rope = build_model(
+    replace(cfg, position="rope"), [(session.eid, session.n_neurons)]
+)
 rope = rope.to(DEVICE).eval()
 with torch.no_grad():
     out = rope(masked.float(), session.eid, PROMPT_IDS["causal"], causal=True)
-print("RoPE model: position table", rope.position, "| output", tuple(out.shape))
+print(
+    "RoPE model: position table", rope.position, "| output", tuple(out.shape)
+)
 
 # %% [markdown]
 # ## 3. Stitchers belong to a session, not to a neuron count
@@ -227,9 +271,15 @@ print("RoPE model: position table", rope.position, "| output", tuple(out.shape))
 # the session id:
 
 # %%
-twins = build_model(ModelConfig.small(), [("session-a", 50), ("session-b", 50)])
-print("stitchers:", [tuple(layer.weight.shape) for layer in twins.read_in],
-      "| read-outs:", [tuple(layer.weight.shape) for layer in twins.read_out])
+twins = build_model(
+    ModelConfig.small(), [("session-a", 50), ("session-b", 50)]
+)
+print(
+    "stitchers:",
+    [tuple(layer.weight.shape) for layer in twins.read_in],
+    "| read-outs:",
+    [tuple(layer.weight.shape) for layer in twins.read_out],
+)
 print("session-b has index", twins.session_index("session-b"))
 try:
     twins(torch.zeros(2, 100, 49), "session-a", prompt=PROMPT_IDS["neuron"])
@@ -258,7 +308,9 @@ except ValueError as err:
 
 # %%
 generator = torch.Generator(DEVICE).manual_seed(SEED)
-masked, target = mask_batch(batch, "neuron", session.regions, generator=generator)
+masked, target = mask_batch(
+    batch, "neuron", session.regions, generator=generator
+)
 rows = []
 for label in ("fresh read-out", "after init_rates"):
     if label == "after init_rates":
@@ -266,20 +318,38 @@ for label in ("fresh read-out", "after init_rates"):
     with torch.no_grad():
         log_rates = model(masked.float(), session.eid, PROMPT_IDS["neuron"])
     loss, count = poisson_nll(log_rates, batch, target)
-    rows.append({"model": label, "loss": loss.item(), "targets": int(count.item()),
-                 "loss / target": (loss / count).item(),
-                 "predicted rate": log_rates.exp().mean().item(),
-                 "observed rate": batch.float().mean().item()})
+    rows.append(
+        {
+            "model": label,
+            "loss": loss.item(),
+            "targets": int(count.item()),
+            "loss / target": (loss / count).item(),
+            "predicted rate": log_rates.exp().mean().item(),
+            "observed rate": batch.float().mean().item(),
+        }
+    )
 start = pd.DataFrame(rows).set_index("model")
 fresh, fitted = start.loc["fresh read-out"], start.loc["after init_rates"]
-for key, value in (("rate_fresh", fresh["predicted rate"]), ("rate_init", fitted["predicted rate"]),
-                   ("rate_observed", fitted["observed rate"]), ("loss_fresh", fresh["loss / target"]),
-                   ("loss_init", fitted["loss / target"])):
+for key, value in (
+    ("rate_fresh", fresh["predicted rate"]),
+    ("rate_init", fitted["predicted rate"]),
+    ("rate_observed", fitted["observed rate"]),
+    ("loss_fresh", fresh["loss / target"]),
+    ("loss_init", fitted["loss / target"]),
+):
     glue_number(key, value, "{:.3f}")
-assert_direction("init_rates lowers the loss per target", fitted["loss / target"], "<", fresh["loss / target"])
-assert_direction("init_rates brings the predicted rate closer to the observed one",
-                 abs(fitted["predicted rate"] - fitted["observed rate"]), "<",
-                 abs(fresh["predicted rate"] - fitted["observed rate"]))
+assert_direction(
+    "init_rates lowers the loss per target",
+    fitted["loss / target"],
+    "<",
+    fresh["loss / target"],
+)
+assert_direction(
+    "init_rates brings the predicted rate closer to the observed one",
+    abs(fitted["predicted rate"] - fitted["observed rate"]),
+    "<",
+    abs(fresh["predicted rate"] - fitted["observed rate"]),
+)
 start.round(3)
 
 # %% [markdown]
@@ -296,31 +366,43 @@ start.round(3)
 # We build the paper-size model for one session of `PAPER_NEURONS` neurons (building is cheap; it is
 # never run here) and count the parameters of each component:
 
+
 # %%
 def n_params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 paper = build_model(ModelConfig.paper(), [("paper-session", PAPER_NEURONS)])
-components = [("read_in", "stitcher S_s: N_s to 668"),
-              ("embed_hidden", "W_1: 668 to 1336"),
-              ("embed_out", "W_2: 1336 to 512"),
-              ("position", "learned position table, 100 bins"),
-              ("session_token", "session token"),
-              ("prompt_token", "4 prompt tokens"),
-              ("blocks", "5 pre-LN layers"),
-              ("final_ln", "final LayerNorm"),
-              ("read_out", "read-out R_s: 512 to N_s")]
+components = [
+    ("read_in", "stitcher S_s: N_s to 668"),
+    ("embed_hidden", "W_1: 668 to 1336"),
+    ("embed_out", "W_2: 1336 to 512"),
+    ("position", "learned position table, 100 bins"),
+    ("session_token", "session token"),
+    ("prompt_token", "4 prompt tokens"),
+    ("blocks", "5 pre-LN layers"),
+    ("final_ln", "final LayerNorm"),
+    ("read_out", "read-out R_s: 512 to N_s"),
+]
 per_session = {"read_in", "read_out", "session_token"}
-table = pd.DataFrame([dict(component=name, what=what,
-                           parameters=n_params(getattr(paper, name)),
-                           kind="per session" if name in per_session else "shared")
-                      for name, what in components])
+table = pd.DataFrame(
+    [
+        dict(
+            component=name,
+            what=what,
+            parameters=n_params(getattr(paper, name)),
+            kind="per session" if name in per_session else "shared",
+        )
+        for name, what in components
+    ]
+)
 shared = sum(p.numel() for p in paper.core_parameters())
 session_specific = sum(p.numel() for p in paper.session_parameters())
 assert shared + session_specific == n_params(paper) == table.parameters.sum()
-print(f"shared {shared / 1e6:.2f} M, per session {session_specific / 1e6:.2f} M "
-      f"(one layer: {n_params(paper.blocks[0]) / 1e6:.2f} M)")
+print(
+    f"shared {shared / 1e6:.2f} M, per session {session_specific / 1e6:.2f} M "
+    f"(one layer: {n_params(paper.blocks[0]) / 1e6:.2f} M)"
+)
 glue_number("params_shared", shared / 1e6, "{:.0f}")
 glue_number("params_session", session_specific / 1e6, "{:.1f}")
 glue_number("params_layer", n_params(paper.blocks[0]) / 1e6, "{:.1f}")
@@ -340,13 +422,20 @@ paper.add_session("another-session", PAPER_NEURONS)
 added = n_params(paper) - before
 print(f"add_session: +{added / 1e6:.2f} M parameters")
 total = shared + N_PRETRAIN * added
-print(f"{N_PRETRAIN} sessions of {PAPER_NEURONS} neurons: {shared / 1e6:.1f} M shared"
-      f" + {N_PRETRAIN * added / 1e6:.1f} M per session = {total / 1e6:.1f} M")
-ndt2_paper = build_model(ModelConfig.paper(arch="ndt2"),
-                         [("paper-session", PAPER_NEURONS)])
+print(
+    f"{N_PRETRAIN} sessions of {PAPER_NEURONS} neurons: "
+    f"{shared / 1e6:.1f} M shared + {N_PRETRAIN * added / 1e6:.1f} M "
+    f"per session = {total / 1e6:.1f} M"
+)
+ndt2_paper = build_model(
+    ModelConfig.paper(arch="ndt2"), [("paper-session", PAPER_NEURONS)]
+)
 ndt2_session = sum(p.numel() for p in ndt2_paper.session_parameters())
-print(f"NDT2 (paper sizes, no stitchers): {n_params(ndt2_paper) / 1e6:.2f} M, of which "
-      f"{ndt2_session / 1e3:.1f} k per session")
+print(
+    "NDT2 (paper sizes, no stitchers): "
+    f"{n_params(ndt2_paper) / 1e6:.2f} M, of which "
+    f"{ndt2_session / 1e3:.1f} k per session"
+)
 del paper, ndt2_paper
 
 # %% [markdown]
@@ -364,8 +453,10 @@ del paper, ndt2_paper
 n_show = 2 + 10
 fig, axes = plt.subplots(1, 2, figsize=(7, 3.8), layout="constrained")
 labels = ["sess", "prompt"] + [f"bin {t}" for t in range(n_show - 2)]
-masks = [("bidirectional", torch.ones(n_show, n_show)),
-         ("causal (is_causal=True)", torch.ones(n_show, n_show).tril())]
+masks = [
+    ("bidirectional", torch.ones(n_show, n_show)),
+    ("causal (is_causal=True)", torch.ones(n_show, n_show).tril()),
+]
 for ax, (title, mask) in zip(axes, masks):
     ax.imshow(mask, cmap="Greys", vmin=0, vmax=1.4)
     ax.set_xticks(range(n_show), labels, rotation=90, fontsize=9)
@@ -384,27 +475,37 @@ plt.show()
 # training. We show that too, by handing the same model the reference's mask
 # (`mtm.reference_import.reference_attention`, which swaps in `reference_causal_mask` for the block).
 
+
 # %% mystnb={"figure": {"caption": "Largest absolute change of the NDT1 log-rates in each output bin (log scale) when 3 spikes are added to every neuron at bin `PERTURBED_BIN` (dashed line) of four trials: bidirectional attention, `mtm`'s causal attention, and the same weights with the reference's causal mask. Changes of exactly zero are drawn on the thin floor line (label: exactly 0).", "name": "fig-03-causality-ndt1"}}
 @torch.no_grad()
 def output_change(net, counts, causal):
-    """Largest |change| of the log-rates in each bin (T,) when bin PERTURBED_BIN of
-    the input changes."""
+    """Largest |change| of the log-rates in each bin (T,) when bin
+    PERTURBED_BIN of the input changes."""
     changed = counts.clone()
     changed[:, PERTURBED_BIN] += 3.0
     prompt = PROMPT_IDS["causal"]
-    delta = (net(changed, session.eid, prompt, causal)
-             - net(counts, session.eid, prompt, causal)).abs()
+    delta = (
+        net(changed, session.eid, prompt, causal)
+        - net(counts, session.eid, prompt, causal)
+    ).abs()
     return delta.amax(dim=(0, 2)).cpu().numpy()
 
 
 def plot_changes(changes, title):
     fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
     floor = 1e-10
-    styles = [dict(lw=3.0, alpha=0.45), dict(lw=1.4, ls="--"), dict(lw=1.4, ls=":")]  # overlaps stay visible
+    styles = [
+        dict(lw=3.0, alpha=0.45),
+        dict(lw=1.4, ls="--"),
+        dict(lw=1.4, ls=":"),
+    ]  # overlaps stay visible
     for (label, change), style in zip(changes.items(), styles):
         ax.semilogy(np.maximum(change, floor), label=label, **style)
         before = change[:PERTURBED_BIN].max(initial=0.0)
-        print(f"{label:>36}: largest change before bin {PERTURBED_BIN}: {before:.2e}")
+        print(
+            f"{label:>36}: largest change before bin {PERTURBED_BIN}: "
+            f"{before:.2e}"
+        )
     ax.axvline(PERTURBED_BIN, color="grey", ls="--", lw=0.8)
     ax.axhline(floor, color="black", lw=0.5)
     ax.text(1, floor * 2, "exactly 0", fontsize=9)
@@ -415,17 +516,39 @@ def plot_changes(changes, title):
     plt.show()
 
 
-x = batch[:4].float()    # four trials are enough: attention never mixes trials
-changes = {"bidirectional": output_change(model, x, causal=False),
-           "causal (mtm)": output_change(model, x, causal=True)}
-with reference_attention(model):   # the same weights, the reference's causal mask
-    changes["causal, the reference's mask"] = output_change(model, x, causal=True)
-plot_changes(changes, f"NDT1 ({RUN.MODEL_SIZE}): input changed at bin {PERTURBED_BIN}")
-before = {label: change[:PERTURBED_BIN].max(initial=0.0) for label, change in changes.items()}
-assert_direction("mtm's causal outputs before the perturbed bin do not change", before["causal (mtm)"], "<=", 0.0)
-assert_direction("the reference's mask lets the earlier outputs move",
-                 before["causal, the reference's mask"], ">", 0.0)
-glue_number("ndt1_reference_change", before["causal, the reference's mask"], "{:.2e}")
+x = batch[:4].float()  # four trials are enough: attention never mixes trials
+changes = {
+    "bidirectional": output_change(model, x, causal=False),
+    "causal (mtm)": output_change(model, x, causal=True),
+}
+with reference_attention(
+    model
+):  # the same weights, the reference's causal mask
+    changes["causal, the reference's mask"] = output_change(
+        model, x, causal=True
+    )
+plot_changes(
+    changes, f"NDT1 ({RUN.MODEL_SIZE}): input changed at bin {PERTURBED_BIN}"
+)
+before = {
+    label: change[:PERTURBED_BIN].max(initial=0.0)
+    for label, change in changes.items()
+}
+assert_direction(
+    "mtm's causal outputs before the perturbed bin do not change",
+    before["causal (mtm)"],
+    "<=",
+    0.0,
+)
+assert_direction(
+    "the reference's mask lets the earlier outputs move",
+    before["causal, the reference's mask"],
+    ">",
+    0.0,
+)
+glue_number(
+    "ndt1_reference_change", before["causal, the reference's mask"], "{:.2e}"
+)
 glue_number("ndt1_bidirectional_change", before["bidirectional"], "{:.2e}")
 
 # %% [markdown]
@@ -456,23 +579,31 @@ glue_number("ndt1_bidirectional_change", before["bidirectional"], "{:.2e}")
 # %%
 torch.manual_seed(SEED)
 ndt2_cfg = replace(cfg, arch="ndt2", patch_size=RUN.NDT2_PATCH)
-ndt2 = build_model(ndt2_cfg, [(session.eid, session.n_neurons)]).to(DEVICE).eval()
+ndt2 = (
+    build_model(ndt2_cfg, [(session.eid, session.n_neurons)]).to(DEVICE).eval()
+)
 trace = []
-stages2 = [("embed", "patch embedding", ndt2.embed),
-           ("space_ln", "space embedding", ndt2.space_ln),
-           ("time_ln", "time embedding", ndt2.time_ln),
-           ("embed_drop", "[session, prompt, tokens]", ndt2.embed_drop),
-           ("final_ln", "final LN, tokens only", ndt2.final_ln),
-           ("read_out", "read-out per token", ndt2.read_out)]
-handles = [module.register_forward_hook(recorder(name, what))
-           for name, what, module in stages2]
+stages2 = [
+    ("embed", "patch embedding", ndt2.embed),
+    ("space_ln", "space embedding", ndt2.space_ln),
+    ("time_ln", "time embedding", ndt2.time_ln),
+    ("embed_drop", "[session, prompt, tokens]", ndt2.embed_drop),
+    ("final_ln", "final LN, tokens only", ndt2.final_ln),
+    ("read_out", "read-out per token", ndt2.read_out),
+]
+handles = [
+    module.register_forward_hook(recorder(name, what))
+    for name, what, module in stages2
+]
 with torch.no_grad():
     out = ndt2(masked.float(), session.eid, PROMPT_IDS["neuron"])
 for handle in handles:
     handle.remove()
 n_patches = ndt2.n_patches(session.n_neurons)
-print(f"{session.n_neurons} neurons -> {n_patches} patches of {RUN.NDT2_PATCH}; "
-      f"output {tuple(out.shape)}")
+print(
+    f"{session.n_neurons} neurons -> {n_patches} patches of {RUN.NDT2_PATCH}; "
+    f"output {tuple(out.shape)}"
+)
 pd.DataFrame(trace)
 
 # %% [markdown]
@@ -493,30 +624,46 @@ pd.DataFrame(trace)
 _, token_bins = ndt2.tokens(x, ndt2.session_index(session.eid))
 ours = ndt2.causal_mask(token_bins, 2, x.shape[1]).cpu().numpy()
 reference = reference_causal_mask(len(token_bins), 2, x.shape[1]).cpu().numpy()
-bins = np.r_[-1, -1, token_bins.cpu().numpy()]   # the prepended tokens belong to no bin
-future = bins[None, :] > bins[:, None]            # key in a later bin than the query
+bins = np.r_[
+    -1, -1, token_bins.cpu().numpy()
+]  # the prepended tokens belong to no bin
+future = bins[None, :] > bins[:, None]  # key in a later bin than the query
 sees_future = reference & future
 misses_past = ~reference & ~future
-print(f"{len(bins)} tokens; the reference lets {sees_future.mean():.1%} of the "
-      f"(query, key) pairs see a future bin, and hides {misses_past.mean():.1%} "
-      "in the past or the same bin")
+print(
+    f"{len(bins)} tokens; the reference lets {sees_future.mean():.1%} of the "
+    f"(query, key) pairs see a future bin, and hides {misses_past.mean():.1%} "
+    "in the past or the same bin"
+)
 glue_number("sees_future_percent", 100 * sees_future.mean(), "{:.1f}")
 glue_number("misses_past_percent", 100 * misses_past.mean(), "{:.1f}")
 diff = np.where(sees_future, 1, np.where(misses_past, -1, 0))
-panels = [("mtm: block-causal", ours, "Greys", 1.4),
-          ("reference: tiled", reference, "Greys", 1.4),
-          ("reference - correct", diff, "coolwarm", 1)]
+panels = [
+    ("mtm: block-causal", ours, "Greys", 1.4),
+    ("reference: tiled", reference, "Greys", 1.4),
+    ("reference - correct", diff, "coolwarm", 1),
+]
 zoom = 2 + 6 * n_patches
 fig, axes = plt.subplots(2, 3, figsize=(7, 5.6), layout="constrained")
 for row, size in zip(axes, (len(bins), zoom)):
     for ax, (title, image, cmap, top) in zip(row, panels):
-        ax.imshow(image[:size, :size], cmap=cmap, vmin=-1 if top == 1 else 0,
-                  vmax=top, interpolation="nearest")
-        ax.set_title(title + ("\n(first 6 bins)" if size == zoom else ""), fontsize=10)
+        ax.imshow(
+            image[:size, :size],
+            cmap=cmap,
+            vmin=-1 if top == 1 else 0,
+            vmax=top,
+            interpolation="nearest",
+        )
+        ax.set_title(
+            title + ("\n(first 6 bins)" if size == zoom else ""), fontsize=10
+        )
         ax.set_xlabel("key token")
         ax.set_ylabel("query token")
-fig.suptitle("red: the reference sees a future bin; blue: it hides a key of the past or the same bin",
-             fontsize=10)
+fig.suptitle(
+    "red: the reference sees a future bin; "
+    "blue: it hides a key of the past or the same bin",
+    fontsize=10,
+)
 plt.show()
 
 # %% [markdown]
@@ -537,13 +684,32 @@ plt.show()
 # %% mystnb={"figure": {"caption": "The perturbation test of section 6 for the NDT2 model: largest absolute change of the log-rates in each output bin (log scale) when 3 spikes are added to every neuron at bin `PERTURBED_BIN` (dashed line), with `mtm`'s block-causal mask and with the reference's tiled mask. Changes of exactly zero are drawn on the floor line.", "name": "fig-03-causality-ndt2"}}
 changes = {"causal (mtm, block-causal)": output_change(ndt2, x, causal=True)}
 with reference_attention(ndt2):
-    changes["causal, the reference's tiled mask"] = output_change(ndt2, x, causal=True)
-plot_changes(changes, f"NDT2 ({RUN.MODEL_SIZE}): input changed at bin {PERTURBED_BIN}")
-before = {label: change[:PERTURBED_BIN].max(initial=0.0) for label, change in changes.items()}
-assert_direction("no NDT2 output before the perturbed bin changes with the block-causal mask",
-                 before["causal (mtm, block-causal)"], "<=", 0.0)
-assert_direction("the tiled mask lets earlier NDT2 outputs move", before["causal, the reference's tiled mask"], ">", 0.0)
-glue_number("ndt2_tiled_change", before["causal, the reference's tiled mask"], "{:.2e}")
+    changes["causal, the reference's tiled mask"] = output_change(
+        ndt2, x, causal=True
+    )
+plot_changes(
+    changes, f"NDT2 ({RUN.MODEL_SIZE}): input changed at bin {PERTURBED_BIN}"
+)
+before = {
+    label: change[:PERTURBED_BIN].max(initial=0.0)
+    for label, change in changes.items()
+}
+assert_direction(
+    "no NDT2 output before the perturbed bin changes "
+    "with the block-causal mask",
+    before["causal (mtm, block-causal)"],
+    "<=",
+    0.0,
+)
+assert_direction(
+    "the tiled mask lets earlier NDT2 outputs move",
+    before["causal, the reference's tiled mask"],
+    ">",
+    0.0,
+)
+glue_number(
+    "ndt2_tiled_change", before["causal, the reference's tiled mask"], "{:.2e}"
+)
 
 # %% [markdown]
 # ## Summary
@@ -588,7 +754,9 @@ glue_number("ndt2_tiled_change", before["causal, the reference's tiled mask"], "
 columns = {}
 for n in (300, 900):
     net = build_model(ModelConfig.paper(), [("session", n)])
-    columns[f"{n} neurons"] = {name: n_params(getattr(net, name)) for name, _ in components}
+    columns[f"{n} neurons"] = {
+        name: n_params(getattr(net, name)) for name, _ in components
+    }
     del net
 counts = pd.DataFrame(columns)
 counts["difference"] = counts["900 neurons"] - counts["300 neurons"]
@@ -625,14 +793,23 @@ counts
 
 # %% tags=["hide-input"]
 chapter_bin = PERTURBED_BIN
-PERTURBED_BIN = 0          # read by output_change
+PERTURBED_BIN = 0  # read by output_change
 for label, causal in (("bidirectional", False), ("causal (mtm)", True)):
     change = output_change(model, x, causal=causal)
-    print(f"{label:>15}: changed outputs in {int((change > 0).sum())} of {len(change)} bins")
+    print(
+        f"{label:>15}: changed outputs in {int((change > 0).sum())} "
+        f"of {len(change)} bins"
+    )
 with reference_attention(model):
     change = output_change(model, x, causal=True)
-print(f"reference mask: changed outputs in {int((change > 0).sum())} of {len(change)} bins")
-print("what plot_changes reports for it before bin 0:", change[:PERTURBED_BIN].max(initial=0.0))
+print(
+    f"reference mask: changed outputs in {int((change > 0).sum())} "
+    f"of {len(change)} bins"
+)
+print(
+    "what plot_changes reports for it before bin 0:",
+    change[:PERTURBED_BIN].max(initial=0.0),
+)
 PERTURBED_BIN = chapter_bin  # back to the chapter's value
 
 # %% [markdown]
@@ -660,10 +837,17 @@ PERTURBED_BIN = chapter_bin  # back to the chapter's value
 
 # %% tags=["hide-input"]
 learned = build_model(ModelConfig.paper(), [("session", PAPER_NEURONS)])
-rotary_net = build_model(ModelConfig.paper(position="rope"), [("session", PAPER_NEURONS)])
-print("saved:", n_params(learned) - n_params(rotary_net),
-      "| learned position table:", n_params(learned.position),
-      "| RoPE model's table:", rotary_net.position)
+rotary_net = build_model(
+    ModelConfig.paper(position="rope"), [("session", PAPER_NEURONS)]
+)
+print(
+    "saved:",
+    n_params(learned) - n_params(rotary_net),
+    "| learned position table:",
+    n_params(learned.position),
+    "| RoPE model's table:",
+    rotary_net.position,
+)
 del learned, rotary_net
 
 # %% [markdown]
@@ -695,8 +879,14 @@ del learned, rotary_net
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Solution of exercise 4: the perturbation test for an NDT2 model with one patch per bin, with `mtm`'s causal attention and with the reference's mask (dashed line: the perturbed bin).", "name": "fig-03-exercise-one-patch"}}
 torch.manual_seed(SEED)
-one_patch = build_model(replace(cfg, arch="ndt2", patch_size=session.n_neurons),
-                        [(session.eid, session.n_neurons)]).to(DEVICE).eval()
+one_patch = (
+    build_model(
+        replace(cfg, arch="ndt2", patch_size=session.n_neurons),
+        [(session.eid, session.n_neurons)],
+    )
+    .to(DEVICE)
+    .eval()
+)
 _, token_bins = one_patch.tokens(x, one_patch.session_index(session.eid))
 print("NDT2.causal_mask:", one_patch.causal_mask(token_bins, 2, x.shape[1]))
 n_tokens = 2 + len(token_bins)
@@ -705,7 +895,9 @@ reference = reference_causal_mask(len(token_bins), 2, x.shape[1]).cpu().numpy()
 print("rows that differ:", np.unique(np.nonzero(ours != reference)[0]))
 changes = {"causal (mtm)": output_change(one_patch, x, causal=True)}
 with reference_attention(one_patch):
-    changes["causal, the reference's mask"] = output_change(one_patch, x, causal=True)
+    changes["causal, the reference's mask"] = output_change(
+        one_patch, x, causal=True
+    )
 plot_changes(changes, "NDT2, one patch per bin")
 
 # %% [markdown]
@@ -733,11 +925,23 @@ plot_changes(changes, "NDT2, one patch per bin")
 # %% tags=["hide-input"]
 shapes = []
 handle = model.blocks[0].qkv.register_forward_hook(
-    lambda module, inputs, output: shapes.append((tuple(inputs[0].shape), tuple(output.shape))))
+    lambda module, inputs, output: shapes.append(
+        (tuple(inputs[0].shape), tuple(output.shape))
+    )
+)
 with torch.no_grad():
     model(masked.float(), session.eid, PROMPT_IDS["neuron"])
 handle.remove()
-print("input", shapes[0][0], "output", shapes[0][1], "| hidden", cfg.hidden, "heads", cfg.n_heads)
+print(
+    "input",
+    shapes[0][0],
+    "output",
+    shapes[0][1],
+    "| hidden",
+    cfg.hidden,
+    "heads",
+    cfg.n_heads,
+)
 
 # %% tags=["remove-input"]
 print(RUN.done())
