@@ -51,8 +51,8 @@ def smallest_font(fig) -> float:
 
 def figures(session):
     rng = np.random.default_rng(0)
-    sweeps = {k: {v: {"co-smooth": v, "true rates": 2 * v} for v in (0.5, 1.0)} for k in ("private_gain", "coupling",
-                                                                                          "noise")}
+    sweeps = {k: {v: {"latent oracle": {"co-smooth": v}, "Bayes": {"co-smooth": v / 2}, "true rates": 2 * v}
+                  for v in (0.5, 1.0)} for k in ("private_gain", "coupling", "noise")}
     table = {r: {c: rng.uniform(-0.5, 0.8) for c in COLUMNS} for r in "ABCDEFG"}
     return {"predicted vs true": plot_predicted_vs_true(session.spikes, np.asarray(session.rates), session.regions,
                                                         "LP", bin_size=session.bin_size, title="t"),

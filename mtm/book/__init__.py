@@ -88,8 +88,11 @@ _SINGLE = {
 CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
     "01_data": {
         "smoke": dict(N_TRIALS=120, N_NEURONS=60, SWEEP_TRIALS=120, SWEEP_NEURONS=60, SWEEP_POINTS=2),
-        "book": dict(N_TRIALS=400, N_NEURONS=300, SWEEP_TRIALS=300, SWEEP_NEURONS=200, SWEEP_POINTS=None),
-        "gpu": dict(N_TRIALS=400, N_NEURONS=300, SWEEP_TRIALS=300, SWEEP_NEURONS=200, SWEEP_POINTS=None),
+        # the sweep scores the Bayes reference of 10 sessions (mtm.bayes, one BLAS thread): about 37 s a session
+        # of 300 trials x 200 neurons measured here, so 200 x 150 (a 40-trial test split), about 20 s each:
+        # ~3.5 min for the sweep and ~4 min for the chapter (0.5 min before the Bayes reference) on 2 cores
+        "book": dict(N_TRIALS=400, N_NEURONS=300, SWEEP_TRIALS=200, SWEEP_NEURONS=150, SWEEP_POINTS=None),
+        "gpu": dict(N_TRIALS=400, N_NEURONS=300, SWEEP_TRIALS=200, SWEEP_NEURONS=150, SWEEP_POINTS=None),
     },
     "02_masking": {
         "smoke": dict(N_TRIALS=60, N_NEURONS=50, PATCH_SIZE=16, N_MASKS=30, N_DRAWS=4000),
@@ -619,6 +622,29 @@ def source_block(obj, lines: tuple[int, int] | None = None) -> str:
     wide = sum(len(line.rstrip("\n")) > CODE_COLUMN for line in source_lines)
     note = f" ({wide} wider than the column: scroll sideways)" if wide else ""
     return f"`{shown}`, lines {start}-{last}{note}:\n\n```python\n{code}\n```"
+
+
+def source_span(obj, first: str, last: str) -> tuple[int, int]:
+    """The (first, last) file line numbers, for :func:`show_source`'s ``lines``, of the part of ``obj``'s
+    source from the first line that contains the text ``first`` to the next line (that one included)
+    that contains ``last``: a chapter names the code it walks through, never its line numbers, so the
+    shown part follows the package when lines move.
+
+    >>> from mtm.masking import MtMSampler
+    >>> a, b = source_span(MtMSampler.sample, "def sample", "return scheme")
+    >>> b - a
+    5
+    """
+    import inspect
+
+    source_lines, start = inspect.getsourcelines(inspect.unwrap(obj))
+    begin = next((i for i, line in enumerate(source_lines) if first in line), None)
+    if begin is None:
+        raise ValueError(f"first: no line of {getattr(obj, '__qualname__', obj)} contains {first!r}")
+    end = next((i for i in range(begin, len(source_lines)) if last in source_lines[i]), None)
+    if end is None:
+        raise ValueError(f"last: no line of {getattr(obj, '__qualname__', obj)} from {first!r} on contains {last!r}")
+    return start + begin, start + end
 
 
 def show_source(obj, lines: tuple[int, int] | None = None):
