@@ -102,6 +102,11 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
         "gpu": dict(N_TRIALS=400, N_NEURONS=300, MODEL_SIZE="paper", NDT2_PATCH=128),
     },
     "04_training": {name: {**values, "RESUME_EPOCHS": 3} for name, values in _SINGLE.items()},
+    # the shared pair's seed 0 comes from chapter 4; chapter 5 trains seeds 1 and 2 of both models. Estimate
+    # on the 2-core CPU (not timed at book size here: the CPU was shared): four 1,600-trial x 100-epoch runs
+    # at about 0.8 x 200 s (chapter 4's 400-trial x 500-epoch runs) = ~11 min; the Bayes reference on the
+    # 320-trial test split ~3 min (about a minute per 120 trials); six models' evaluations, baselines, the
+    # oracle and the exercises ~2-4 min: ~16-18 min, over the 15-minute target (within the 20-minute budget)
     "05_evaluation": {name: dict(values) for name, values in _SINGLE.items()},
     "06_decoding": {name: dict(values) for name, values in _SINGLE.items()},
     "07_multisession": {
