@@ -37,30 +37,35 @@
 # many epochs fit the chapter's time budget).*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE],
+                   check=True)
 
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from mtm.baselines import BASELINES, LINEAR_ROW, ORACLE_ROW, TRUE_RATES_ROW, baseline_results
+from mtm.baselines import (BASELINES, LINEAR_ROW, ORACLE_ROW, TRUE_RATES_ROW,
+                           baseline_results)
 from mtm.bayes import BAYES_ROW, bayes_results
-from mtm.book import assert_direction, chapter_settings, compare_words, glue_number, train_once
+from mtm.book import (assert_direction, chapter_settings, compare_words,
+                      glue_number, train_once)
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_session
 from mtm.evaluate import (CAUSAL_MASKINGS, FORWARD_BINS, TASK_PROMPT, TASKS,
-                          bits_per_spike, evaluate_model, evaluate_rates, task_scores)
+                          bits_per_spike, evaluate_model, evaluate_rates,
+                          task_scores)
 from mtm.masking import PROMPT_IDS
 from mtm.oracle import TASK_INFORMATION, oracle_results
-from mtm.plots import (TABLE_COLUMNS, oracle_share_table, plot_bps_scatter, plot_predicted_vs_true,
-                       plot_task_masks, results_table, use_style)
+from mtm.plots import (TABLE_COLUMNS, oracle_share_table, plot_bps_scatter,
+                       plot_predicted_vs_true, plot_task_masks, results_table,
+                       use_style)
 from mtm.reproduce.scheduler import paired_differences, row_intervals
 from mtm.reproduce.tables import interval_table
 from mtm.stats import paired_difference
@@ -69,11 +74,14 @@ from mtm.train import TrainConfig, pick_device
 use_style()
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
-OVERRIDES = {}             # the settings' values to replace, e.g. {"EPOCHS": 50}; the values are in mtm.book.CHAPTER_SETTINGS
-SEED = 0                   # which synthetic session
-TRAINING_SEEDS = [0, 1, 2] # training seeds of each model (seed 0: the runs of chapter 4)
-REGION = "LP"              # the region shown in the figures
+# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
+# else gpu or book. OVERRIDES: the settings' values to replace, e.g.
+# {"EPOCHS": 50}; the values are in mtm.book.CHAPTER_SETTINGS.
+SETTINGS = "auto"
+OVERRIDES = {}
+SEED = 0                    # which synthetic session
+TRAINING_SEEDS = [0, 1, 2]  # each model's training seeds (0: chapter 4's)
+REGION = "LP"               # the region shown in the figures
 
 # %%
 RUN = chapter_settings("05_evaluation", SETTINGS, **OVERRIDES)
@@ -114,21 +122,26 @@ RUN_DIR = RUN.run_dir      # the trained runs, shared with chapters 4 and 6
 # %% mystnb={"figure": {"caption": "Bits per spike of every neuron on the test trials (all 100 bins) against its firing rate on those trials (log scale), for the true rates (black) and each neuron's PSTH (green). Solid lines: NLB's pooled co-bps; dashed lines: the mean of the per-neuron scores.", "name": "fig-05-bps-per-neuron"}}
 session = synthetic_session(SEED, RUN.N_TRIALS, RUN.N_NEURONS)
 print(session)
-true_rates = evaluate_rates(session.rates, session)     # the true rates, on every task
-baselines = baseline_results(session, which=BASELINES)  # linear, PSTH, mean rate
+# the true rates, on every task; the baselines linear, PSTH and mean rate
+true_rates = evaluate_rates(session.rates, session)
+baselines = baseline_results(session, which=BASELINES)
 
-rate_hz = session.spikes[session.splits["test"]].mean(axis=(0, 1)) / session.bin_size
+test_spikes = session.spikes[session.splits["test"]]
+rate_hz = test_spikes.mean(axis=(0, 1)) / session.bin_size
 fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
 for name, result, color in (("true rates", true_rates["co-smooth"], "black"),
-                            ("PSTH", baselines["psth"]["co-smooth"], "tab:green")):
+                            ("PSTH", baselines["psth"]["co-smooth"],
+                             "tab:green")):
     per_neuron = bits_per_spike(result.rates, result.spikes, per_neuron=True)
     pooled = bits_per_spike(result.rates, result.spikes)
     mean = np.nanmean(per_neuron)
     ax.scatter(rate_hz, per_neuron, s=12, color=color, alpha=0.7,
                label=f"{name}: per neuron")
     ax.axhline(pooled, color=color, lw=1.5, label=f"{name}: NLB pooled co-bps")
-    ax.axhline(mean, color=color, lw=1.5, ls="--", label=f"{name}: per-neuron mean")
-    print(f"{name:>10}: pooled {pooled:.3f} bits/spike, per-neuron mean {mean:.3f}, "
+    ax.axhline(mean, color=color, lw=1.5, ls="--",
+               label=f"{name}: per-neuron mean")
+    print(f"{name:>10}: pooled {pooled:.3f} bits/spike, "
+          f"per-neuron mean {mean:.3f}, "
           f"{np.isnan(per_neuron).sum()} neuron(s) without a test spike")
 ax.set_xscale("log")
 ax.set(xlabel="firing rate on the test trials (Hz)", ylabel="bits per spike")
@@ -159,16 +172,21 @@ plt.show()
 # %%
 MASKINGS = {"temporal": "temporal", "MtM": "mtm"}
 device = pick_device()
-models = {}                                       # {(model, training seed): trained model}
+models = {}                      # {(model, training seed): trained model}
 for name, masking in MASKINGS.items():
     for seed in TRAINING_SEEDS:
-        cfg = TrainConfig.preset(RUN.PRESET, masking=masking, model=RUN.MODEL, epochs=RUN.EPOCHS, seed=seed)
-        folder = masking if seed == 0 else f"{masking}-seed{seed}"   # seed 0: chapter 4's folder
-        best = train_once([session], cfg, RUN_DIR / folder, progress=False)  # reused when finished
+        cfg = TrainConfig.preset(RUN.PRESET, masking=masking, model=RUN.MODEL,
+                                 epochs=RUN.EPOCHS, seed=seed)
+        # seed 0 is chapter 4's run, in its folder; a finished run is reused
+        folder = masking if seed == 0 else f"{masking}-seed{seed}"
+        best = train_once([session], cfg, RUN_DIR / folder, progress=False)
         models[name, seed], _ = load_model(best, device=device)
-        print(f"{name}, training seed {seed}: {RUN.EPOCHS} epochs, run folder {folder}/")
-print("parameters:", {name: sum(p.numel() for p in models[name, TRAINING_SEEDS[0]].parameters())
-                      for name in MASKINGS})
+        print(f"{name}, training seed {seed}: {RUN.EPOCHS} epochs, "
+              f"run folder {folder}/")
+first = TRAINING_SEEDS[0]
+print("parameters:",
+      {name: sum(p.numel() for p in models[name, first].parameters())
+       for name in MASKINGS})
 
 # %% [markdown]
 # ## 3. The four tasks
@@ -207,10 +225,12 @@ print("parameters:", {name: sum(p.numel() for p in models[name, TRAINING_SEEDS[0
 
 # %% mystnb={"figure": {"caption": "One configuration of each activity task for the chosen region (REGION): its first neuron for co-smoothing and intra-region, the whole region for inter-region, and the last 10 bins for forward prediction. Time on x, neurons by region on y; red, hidden and scored; grey, hidden but not scored; white, visible. Each panel title gives the task's number of configurations.", "name": "fig-05-task-masks"}}
 region = REGION if REGION in session.region_names else session.region_names[0]
-plot_task_masks(session.regions, session.n_bins, region, bin_size=session.bin_size,
+plot_task_masks(session.regions, session.n_bins, region,
+                bin_size=session.bin_size,
                 t0=session.bin_times()[0] - session.bin_size / 2)
 plt.show()
-print("prompt per task:", {task: PROMPT_IDS[TASK_PROMPT[task]] for task in TASKS})
+print("prompt per task:",
+      {task: PROMPT_IDS[TASK_PROMPT[task]] for task in TASKS})
 print("forward prediction is causal for models trained with:", CAUSAL_MASKINGS)
 print("bins held out in forward prediction: the last", FORWARD_BINS)
 
@@ -233,15 +253,19 @@ print("bins held out in forward prediction: the last", FORWARD_BINS)
 # table gives each run's per-neuron mean bits per spike, task by task:
 
 # %%
+# {(model, seed): {task: TaskResult}}, and seed 0's for the figures
 all_results = {(name, seed): evaluate_model(model, session, MASKINGS[name])
-               for (name, seed), model in models.items()}       # {(model, seed): {task: TaskResult}}
-results = {name: all_results[name, TRAINING_SEEDS[0]] for name in MASKINGS}  # seed 0, for the figures
+               for (name, seed), model in models.items()}
+results = {name: all_results[name, first] for name in MASKINGS}
+scores = {key: task_scores(result) for key, result in all_results.items()}
+# the cells of mtm.stats: one record per (seed, session) of each model
 LABELS = {"temporal": "Temporal (baseline)", "MtM": "MtM (prompted)"}
 records = {LABELS[name]: [{"seed": seed, "session": session.eid,
-                           "scores": task_scores(all_results[name, seed])} for seed in TRAINING_SEEDS]
-           for name in MASKINGS}                                 # the cells of mtm.stats, one per seed
-display(Markdown(results_table({f"{name}, seed {seed}": task_scores(all_results[name, seed])
-                                for name in MASKINGS for seed in TRAINING_SEEDS}, list(TASKS))))
+                           "scores": scores[name, seed]}
+                          for seed in TRAINING_SEEDS]
+           for name in MASKINGS}
+display(Markdown(results_table({f"{name}, seed {seed}": scores[name, seed]
+                                for name, seed in scores}, list(TASKS))))
 
 # %% mystnb={"figure": {"caption": "Per-neuron bits per spike on the test trials, one panel per activity task, for training seed 0 of both models: the temporal baseline (x) against MtM (y), one dot per neuron, with the diagonal in grey. Each panel title gives the fraction of neurons above the diagonal.", "name": "fig-05-bps-scatter"}}
 fig, axes = plt.subplots(2, 2, figsize=(7, 7), layout="constrained")
@@ -250,7 +274,8 @@ for ax, task in zip(axes.flat, TASKS):
     plot_bps_scatter(x, y, "temporal", "MtM", ax=ax)
     both = np.isfinite(x) & np.isfinite(y)
     above = np.mean(y[both] > x[both])
-    ax.set_title(f"{task}\n{above:.0%} of neurons above the diagonal", fontsize=10)
+    ax.set_title(f"{task}\n{above:.0%} of neurons above the diagonal",
+                 fontsize=10)
     glue_number(f"above_{task}", 100 * above, "{:.0f}")
 plt.show()
 
@@ -273,11 +298,16 @@ plt.show()
 
 # %%
 COMPARISON = "MtM minus temporal"
-differences = paired_differences(records, [(COMPARISON, LABELS["MtM"], LABELS["temporal"])])[COMPARISON]
-display(Markdown("\n".join(f"- {TABLE_COLUMNS[task]}: {compare_words('MtM', 'the temporal baseline', differences[task])}."
-                           for task in TASKS)))
-intervals = {label: row_intervals(cells) for label, cells in records.items()}  # {model: {task: Interval}}
-temporal_intra, mtm_intra = (intervals[LABELS[name]]["intra-region"].mean for name in ("temporal", "MtM"))
+pair = (COMPARISON, LABELS["MtM"], LABELS["temporal"])
+differences = paired_differences(records, [pair])[COMPARISON]
+display(Markdown("\n".join(
+    f"- {TABLE_COLUMNS[task]}: "
+    f"{compare_words('MtM', 'the temporal baseline', differences[task])}."
+    for task in TASKS)))
+# {model: {task: mean with its interval}}
+intervals = {label: row_intervals(cells) for label, cells in records.items()}
+temporal_intra, mtm_intra = (intervals[LABELS[name]]["intra-region"].mean
+                             for name in ("temporal", "MtM"))
 glue_number("temporal_intra", temporal_intra)
 glue_number("mtm_intra", mtm_intra)
 
@@ -298,14 +328,23 @@ glue_number("mtm_intra", mtm_intra)
 # %% mystnb={"figure": {"caption": "Inter-region prediction of the chosen region (REGION) by both models, training seed 0. Top: one test trial's spike counts of the region's neurons (left) and each model's predicted rates for the same trial, on one colour scale (time from stimulus onset at 0, dashed). Bottom: the region's PSTH, mean over the test trials and the region's neurons, true (smoothed over one bin) and predicted by each model, on one axis.", "name": "fig-05-predicted-vs-true"}}
 t0 = session.bin_times()[0] - session.bin_size / 2
 inter = {name: results[name]["inter-region"] for name in MASKINGS}
-plot_predicted_vs_true(inter["MtM"].spikes, {name: inter[name].rates for name in MASKINGS},
-                       session.regions, region, bin_size=session.bin_size, t0=t0)
+plot_predicted_vs_true(inter["MtM"].spikes,
+                       {name: inter[name].rates for name in MASKINGS},
+                       session.regions, region, bin_size=session.bin_size,
+                       t0=t0)
 plt.show()
-inside = session.regions == region
-true_psth = inter["MtM"].spikes[..., inside].mean(axis=(0, 2)) / session.bin_size    # Hz, per bin
+
+
+def region_psth(counts):
+    """The region's PSTH (Hz, per bin): mean over trials and its neurons."""
+    inside = session.regions == region
+    return counts[..., inside].mean(axis=(0, 2)) / session.bin_size
+
+
+true_psth = region_psth(inter["MtM"].spikes)
 for name in MASKINGS:
-    predicted_psth = inter[name].rates[..., inside].mean(axis=(0, 2)) / session.bin_size
-    glue_number(f"psth_error_{name}", np.abs(predicted_psth - true_psth).mean(), "{:.1f}")
+    error = np.abs(region_psth(inter[name].rates) - true_psth).mean()
+    glue_number(f"psth_error_{name}", error, "{:.1f}")
 glue_number("psth_mean", true_psth.mean(), "{:.1f}")
 
 # %% [markdown]
@@ -358,17 +397,24 @@ for task, information in TASK_INFORMATION.items():
     print(f"{task:>13}: {information}")
 oracle = oracle_results(session)
 bayes = bayes_results(session)
-references = {LINEAR_ROW: baselines["linear"], "PSTH": baselines["psth"], "Mean rate": baselines["mean_rate"],
-              BAYES_ROW: bayes, ORACLE_ROW: oracle, TRUE_RATES_ROW: true_rates}
-table = {**{label: {task: interval.mean for task, interval in intervals[label].items()} for label in intervals},
-         **{name: task_scores(per_task) for name, per_task in references.items()}}
-print(f"models: mean over training seeds {TRAINING_SEEDS} ± half-width of the 95 % interval")
+references = {LINEAR_ROW: baselines["linear"], "PSTH": baselines["psth"],
+              "Mean rate": baselines["mean_rate"], BAYES_ROW: bayes,
+              ORACLE_ROW: oracle, TRUE_RATES_ROW: true_rates}
+table = {**{label: {task: i.mean for task, i in row.items()}
+            for label, row in intervals.items()},
+         **{name: task_scores(per_task)
+            for name, per_task in references.items()}}
+print(f"models: mean over training seeds {TRAINING_SEEDS} "
+      "± half-width of the 95 % interval")
 display(Markdown(interval_table(table, intervals, list(TASKS))))
-for task in TASKS:   # what a yardstick is: the Bayes reference between the linear baseline and the latent oracle
-    assert_direction(f"the latent oracle is at least the Bayes reference on {task}",
-                     table[ORACLE_ROW][task], ">=", table[BAYES_ROW][task])
-    assert_direction(f"the Bayes reference is at least the linear baseline on {task}",
-                     table[BAYES_ROW][task], ">=", table[LINEAR_ROW][task])
+# what a yardstick is: the Bayes reference between the linear baseline and
+# the latent oracle, on every task
+for task in TASKS:
+    oracle_score, bayes_score = table[ORACLE_ROW][task], table[BAYES_ROW][task]
+    assert_direction(f"the latent oracle is at least the Bayes reference "
+                     f"on {task}", oracle_score, ">=", bayes_score)
+    assert_direction(f"the Bayes reference is at least the linear baseline "
+                     f"on {task}", bayes_score, ">=", table[LINEAR_ROW][task])
 
 # %% [markdown]
 # On every task the Bayes reference lies between the linear baseline and the latent oracle (the
@@ -376,15 +422,19 @@ for task in TASKS:   # what a yardstick is: the Bayes reference between the line
 # share of the Bayes reference:
 
 # %%
-display(Markdown(oracle_share_table({label: table[label] for label in intervals}, table[BAYES_ROW], list(TASKS))))
+model_rows = {label: table[label] for label in intervals}
+display(Markdown(oracle_share_table(model_rows, table[BAYES_ROW],
+                                    list(TASKS))))
 for name in MASKINGS:
     for task in TASKS:
-        glue_number(f"share_{name}_{task}", 100 * table[LABELS[name]][task] / table[BAYES_ROW][task], "{:.0f}")
+        share = 100 * table[LABELS[name]][task] / table[BAYES_ROW][task]
+        glue_number(f"share_{name}_{task}", share, "{:.0f}")
 above_bayes = [f"{label} on {task}" for label in intervals for task in TASKS
                if intervals[label][task].low > table[BAYES_ROW][task]]
-display(Markdown("A model whose whole interval lies above the Bayes reference: "
-                 + (", ".join(above_bayes) + " (a finding to explain: the reference is approximate)."
-                    if above_bayes else "none, on any task.")))
+found = (", ".join(above_bayes)
+         + " (a finding to explain: the reference is approximate).")
+display(Markdown("A model whose whole interval lies above the Bayes "
+                 "reference: " + (found if above_bayes else "none.")))
 
 # %% [markdown]
 # Against the Bayes reference, MtM reaches {glue:text}`share_MtM_co-smooth` % on co-smoothing,
@@ -401,12 +451,17 @@ display(Markdown("A model whose whole interval lies above the Bayes reference: "
 # fit once; the sentences are written by the cell from the numbers):
 
 # %%
-linear_cells = [{"seed": seed, "session": session.eid, "scores": table[LINEAR_ROW]} for seed in TRAINING_SEEDS]
-against_linear = paired_differences({**records, LINEAR_ROW: linear_cells},
-                                    [(name, LABELS[name], LINEAR_ROW) for name in MASKINGS])
+# the baseline is fit once: the same score stands beside every seed
+linear_cells = [{"seed": seed, "session": session.eid,
+                 "scores": table[LINEAR_ROW]} for seed in TRAINING_SEEDS]
+against = paired_differences(
+    {**records, LINEAR_ROW: linear_cells},
+    [(name, LABELS[name], LINEAR_ROW) for name in MASKINGS])
 display(Markdown("\n".join(
-    f"- {TABLE_COLUMNS[task]}: {compare_words('MtM', 'the linear baseline', against_linear['MtM'][task])}; "
-    f"{compare_words('the temporal baseline', 'the linear baseline', against_linear['temporal'][task])}."
+    f"- {TABLE_COLUMNS[task]}: "
+    f"{compare_words('MtM', 'the linear baseline', against['MtM'][task])}; "
+    + compare_words("the temporal baseline", "the linear baseline",
+                    against["temporal"][task]) + "."
     for task in TASKS)))
 
 # %% [markdown]
@@ -419,12 +474,20 @@ display(Markdown("\n".join(
 # spikes:
 
 # %%
-pooled_records = {LABELS[name]: [{"seed": seed, "session": session.eid,
-                                  "scores": {task: r.co_bps for task, r in all_results[name, seed].items()}}
-                                 for seed in TRAINING_SEEDS] for name in MASKINGS}
-pooled_intervals = {label: row_intervals(cells) for label, cells in pooled_records.items()}
-pooled = {**{label: {task: i.mean for task, i in row.items()} for label, row in pooled_intervals.items()},
-          **{name: {task: r.co_bps for task, r in references[name].items()}
+def pooled_scores(per_task):
+    """{task: NLB's pooled co-bps} of one predictor's {task: TaskResult}."""
+    return {task: result.co_bps for task, result in per_task.items()}
+
+
+pooled_intervals = {
+    LABELS[name]: row_intervals([
+        {"seed": seed, "session": session.eid,
+         "scores": pooled_scores(all_results[name, seed])}
+        for seed in TRAINING_SEEDS])
+    for name in MASKINGS}
+pooled = {**{label: {task: i.mean for task, i in row.items()}
+             for label, row in pooled_intervals.items()},
+          **{name: pooled_scores(references[name])
              for name in (LINEAR_ROW, BAYES_ROW, ORACLE_ROW, TRUE_RATES_ROW)}}
 display(Markdown(interval_table(pooled, pooled_intervals, list(TASKS))))
 
@@ -473,8 +536,8 @@ display(Markdown(interval_table(pooled, pooled_intervals, list(TASKS))))
 #
 # ## Exercises
 #
-# Each exercise's solution is the folded cell under it (click to show the code); the explanation
-# follows the cell's output.
+# Each exercise's solution is the folded cell under it (click to show its code), executed with the
+# chapter; the solution's explanation is in words above that cell.
 #
 # **Exercise 1.** Compute the per-neuron bps of the MtM model's co-smoothing predictions with
 # `bits_per_spike` and check it equals `results["MtM"]["co-smooth"].bps`. Which five neurons score
@@ -486,30 +549,31 @@ display(Markdown(interval_table(pooled, pooled_intervals, list(TASKS))))
 # without a test spike are NaN in both arrays of scores, so compare with `equal_nan=True`. The
 # firing rates on the test trials are `rate_hz` from section 1.
 # :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# The two arrays are identical, NaNs included: `TaskResult.__post_init__` computes `.bps` with the
+# same function (`mtm.metrics.poisson_scores`) on the same `rates` and `spikes` that `bits_per_spike`
+# receives in the cell below. `np.argsort` puts NaNs last, so its first five entries are the five
+# worst scores. Compare their rates with the median the cell prints last: the worst are usually
+# low-rate neurons, the ones that scatter widely in {numref}`fig-05-bps-per-neuron`. With a handful
+# of test spikes, a predicted rate that is a little too high in bins where the neuron happens not to
+# fire costs more log-likelihood than its few spikes can earn back, and the loss is divided by that
+# small spike count. A high-rate neuron among the worst would point to a real failure of the model,
+# not to noise.
+# :::
 
 # %% tags=["hide-input"]
 co = results["MtM"]["co-smooth"]
 per_neuron = bits_per_spike(co.rates, co.spikes, per_neuron=True)
 print("identical:", np.array_equal(per_neuron, co.bps, equal_nan=True))
-worst = np.argsort(per_neuron)[:5]           # NaNs sort last
-for n in worst:
-    print(f"neuron {n} ({session.regions[n]}): {per_neuron[n]:.2f} bits/spike, "
-          f"{rate_hz[n]:.2f} Hz, {int(co.spikes[..., n].sum())} test spikes")
+for n in np.argsort(per_neuron)[:5]:             # NaNs sort last
+    print(f"neuron {n} ({session.regions[n]}): "
+          f"{per_neuron[n]:.2f} bits/spike, {rate_hz[n]:.2f} Hz, "
+          f"{int(co.spikes[..., n].sum())} test spikes")
 print(f"median firing rate of all neurons: {np.median(rate_hz):.2f} Hz")
 
 # %% [markdown]
-# :::{admonition} Solution
-# :class: dropdown
-# The two arrays are identical, NaNs included: `TaskResult.__post_init__` computes `.bps` with the
-# same function (`mtm.metrics.poisson_scores`) on the same `rates` and `spikes` that `bits_per_spike`
-# receives here. `np.argsort` puts NaNs last, so its first five entries are the five worst scores.
-# Compare their rates with the median printed last: the worst are usually low-rate neurons, the ones
-# that scatter widely in {numref}`fig-05-bps-per-neuron`. With a handful of test spikes, a predicted
-# rate that is a little too high in bins where the neuron happens not to fire costs more
-# log-likelihood than its few spikes can earn back, and the loss is divided by that small spike
-# count. A high-rate neuron among the worst would point to a real failure of the model, not to noise.
-# :::
-#
 # **Exercise 2.** Evaluate the MtM model on intra-region with the wrong prompt: call
 # `mtm.evaluate.predict_heldout` with the intra-region configurations and
 # `prompt=PROMPT_IDS["neuron"]`. How much does the score change?
@@ -521,38 +585,42 @@ print(f"median firing rate of all neurons: {np.median(rate_hz):.2f} Hz")
 # (trials, bins, neurons); wrap them in a `TaskResult` to score them. `evaluate_model` also takes
 # `prompts={"intra-region": "neuron"}`, which does the same in one call.
 # :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# `causal=False` is what `attention_is_causal` gives for every prompt but `causal`. The intra-region
+# input hides every region but one, a pattern that the model met in training only together with the
+# intra-region prompt. The neuron prompt announces a few scattered missing neurons, so the model may
+# read the zeroed regions as silent neurons rather than as hidden ones. The change the cell prints
+# says how much the model relies on the prompt rather than on the pattern of zeros: if the score
+# barely moves, the model reads the task from its input alone. One seed's change is one draw;
+# running the cell with another seed's model (`models["MtM", 1]`) shows how much it varies.
+# :::
 
 # %% tags=["hide-input"]
 import torch
 
 from mtm.evaluate import TaskResult, predict_heldout, task_configurations
 
-mtm_model = models["MtM", TRAINING_SEEDS[0]]
-test_counts = np.array(session.spikes[session.splits["test"]])
+mtm_model = models["MtM", first]
+test_counts = np.array(test_spikes)
 spikes = torch.as_tensor(test_counts).to(device)
 hidden, scored = task_configurations("intra-region", session.regions)
 with torch.no_grad():
     rates = predict_heldout(mtm_model, session.eid, spikes, hidden, scored,
                             prompt=PROMPT_IDS["neuron"], causal=False)
-wrong = TaskResult("intra-region", rates.cpu().numpy(), test_counts, np.arange(session.n_bins))
+wrong = TaskResult("intra-region", rates.cpu().numpy(), test_counts,
+                   np.arange(session.n_bins))
 right = results["MtM"]["intra-region"]
-print(f"MtM, seed {TRAINING_SEEDS[0]}, intra-region: intra-region prompt {right.mean_bps:.3f}, "
-      f"neuron prompt {wrong.mean_bps:.3f} bits/spike (change {wrong.mean_bps - right.mean_bps:+.3f})")
-# the same in one call: evaluate_model(mtm_model, session, "mtm", tasks=("intra-region",),
-#                                      prompts={"intra-region": "neuron"})["intra-region"]
+print(f"MtM, seed {first}, intra-region: "
+      f"intra-region prompt {right.mean_bps:.3f}, "
+      f"neuron prompt {wrong.mean_bps:.3f} bits/spike "
+      f"(change {wrong.mean_bps - right.mean_bps:+.3f})")
+# the same in one call:
+# evaluate_model(mtm_model, session, "mtm", tasks=("intra-region",),
+#                prompts={"intra-region": "neuron"})["intra-region"]
 
 # %% [markdown]
-# :::{admonition} Solution
-# :class: dropdown
-# `causal=False` is what `attention_is_causal` gives for every prompt but `causal`. The intra-region
-# input hides every region but one, a pattern that the model met in training only together with the
-# intra-region prompt. The neuron prompt announces a few scattered missing neurons, so the model may
-# read the zeroed regions as silent neurons rather than as hidden ones. The change printed above says
-# how much the model relies on the prompt rather than on the pattern of zeros: if the score barely
-# moves, the model reads the task from its input alone. One seed's change is one draw; running the
-# cell with the other seeds' models (`models["MtM", 1]`, ...) shows how much it varies.
-# :::
-#
 # **Exercise 3.** Run forward prediction for the MtM model with bidirectional attention
 # (`training_masking="temporal"` tells `evaluate_model` to use it). Does causal attention help?
 #
@@ -561,29 +629,31 @@ print(f"MtM, seed {TRAINING_SEEDS[0]}, intra-region: intra-region prompt {right.
 # Read `mtm.evaluate.attention_is_causal`: with `training_masking="temporal"` it returns False for
 # every task, while the prompt stays `causal`. Pass `tasks=("forward-pred",)` to run only that task.
 # :::
-
-# %% tags=["hide-input"]
-for seed in TRAINING_SEEDS:
-    bidirectional = evaluate_model(models["MtM", seed], session, "temporal", tasks=("forward-pred",))
-    print(f"MtM, seed {seed}, forward prediction: causal attention "
-          f"{all_results['MtM', seed]['forward-pred'].mean_bps:.3f}, "
-          f"bidirectional {bidirectional['forward-pred'].mean_bps:.3f} bits/spike")
-
-# %% [markdown]
+#
 # :::{admonition} Solution
 # :class: dropdown
 # Both runs see the same input: the last 10 bins are zeros, so bidirectional attention gains no
 # information about the future. What changes is how the past bins are processed. In training, the
 # causal prompt always came with causal attention (`mtm.masking.is_causal`), so under the causal
 # prompt the model never had the past bins attend to a block of zeroed future bins: the
-# bidirectional run feeds it an input outside what it learned for this prompt, and the printed
-# scores show, seed by seed, what that costs. The temporal baseline is the opposite case: it was
-# trained bidirectionally, and `evaluate_model(models["temporal", 0], session, "causal",
+# bidirectional run feeds it an input outside what it learned for this prompt, and the scores the
+# cell prints show, seed by seed, what that costs. The temporal baseline is the opposite case: it
+# was trained bidirectionally, and `evaluate_model(models["temporal", 0], session, "causal",
 # tasks=("forward-pred",))` would force causal attention on it, which it never saw in training.
 # :::
-#
-# **Exercise 4.** Evaluate on the validation split instead (`split="val"`). How different are the
-# scores, and why are validation scores of a small session noisier?
+
+# %% tags=["hide-input"]
+for seed in TRAINING_SEEDS:
+    bidirectional = evaluate_model(models["MtM", seed], session, "temporal",
+                                   tasks=("forward-pred",))["forward-pred"]
+    causal = all_results["MtM", seed]["forward-pred"]
+    print(f"MtM, seed {seed}, forward prediction: causal attention "
+          f"{causal.mean_bps:.3f}, bidirectional {bidirectional.mean_bps:.3f}"
+          " bits/spike")
+
+# %% [markdown]
+# **Exercise 4.** Evaluate the MtM model (seed 0) on the validation split instead (`split="val"`).
+# How different are the scores, and why are validation scores of a small session noisier?
 #
 # :::{admonition} Hint
 # :class: dropdown
@@ -591,33 +661,32 @@ for seed in TRAINING_SEEDS:
 # too (`oracle_results(session, split="val")`): the oracle is not trained, so whatever moves its score
 # between the splits is the split itself.
 # :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# The validation split holds half as many trials as the test split (the cell prints the trials of
+# each split; `mtm.data.split_trials` makes them). Each neuron's score then rests on half as many
+# spikes, so the per-neuron scores scatter more, as for the low-rate neurons of section 1. More
+# neurons may have no spike at all and drop out as NaN, so the mean runs over a different set of
+# neurons. The null model is each neuron's mean over these few trials. Compare the model's change
+# between the splits with the oracle's: a model that moves about as much as the oracle moves with
+# the split, not because it is better or worse on one of them. The validation split is also the
+# split the checkpoint was selected on (with the run's own masking, not these tasks), so its scores
+# can be slightly optimistic.
+# :::
 
 # %% tags=["hide-input"]
-print("trials per split:", {name: len(idx) for name, idx in session.splits.items()})
-seed = TRAINING_SEEDS[0]
-rows = {"Temporal, test": task_scores(results["temporal"]),
-        "Temporal, validation": task_scores(evaluate_model(models["temporal", seed], session, "temporal",
-                                                           split="val")),
-        "MtM, test": task_scores(results["MtM"]),
-        "MtM, validation": task_scores(evaluate_model(models["MtM", seed], session, "mtm", split="val")),
-        "Latent oracle, test": task_scores(oracle),
-        "Latent oracle, validation": task_scores(oracle_results(session, split="val"))}
+print("trials per split:",
+      {name: len(idx) for name, idx in session.splits.items()})
+validation = evaluate_model(models["MtM", first], session, "mtm", split="val")
+rows = {"MtM, test": scores["MtM", first],
+        "MtM, validation": task_scores(validation),
+        "Latent oracle, test": task_scores(oracle)}
+rows["Latent oracle, validation"] = task_scores(
+    oracle_results(session, split="val"))
 display(Markdown(results_table(rows, list(TASKS))))
 
 # %% [markdown]
-# :::{admonition} Solution
-# :class: dropdown
-# The validation split holds half as many trials as the test split (10 % against 20 %,
-# `mtm.data.split_trials`). Each neuron's score then rests on half as many spikes, so the
-# per-neuron scores scatter more, as for the low-rate neurons of section 1. More neurons may have no
-# spike at all and drop out as NaN, so the mean runs over a different set of neurons. The null
-# model is each neuron's mean over these few trials. Compare each model's change between the
-# splits with the oracle's: a model that moves about as much as the oracle moves with the split,
-# not because it is better or worse on one of them. The validation split is also the split the
-# checkpoint was selected on (with the run's own masking, not these tasks), so its scores can be
-# slightly optimistic.
-# :::
-#
 # **Exercise 5.** For which region is inter-region prediction easiest, and how does that relate to
 # the coupling graph of {doc}`01_data` (VISa-LP-PO, CA1-DG)?
 #
@@ -629,35 +698,37 @@ display(Markdown(results_table(rows, list(TASKS))))
 # visible spikes. `mtm.data.synthetic` holds the coupling strengths (`COUPLING`) and the regions'
 # mean rates (`MEAN_RATE_HZ`).
 # :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# In the synthetic world ({doc}`01_data`; the cell prints the couplings), VISa, LP and PO are coupled
+# to each other with full strength, so each of them has two strong partners; CA1 and DG have one
+# strong partner each (each other) and one weak link each. Every region also receives the task
+# inputs (stimulus, movement, whisking), with the sensitivities of `mtm.data.synthetic.INPUT_GAIN`,
+# and any input that reaches another region shows there too. So expect the yardsticks' rows to be
+# highest for the thalamo-cortical triangle and lower for the hippocampal pair, which has to be
+# predicted mostly from each other. The models follow the yardsticks only in part: CA1 and DG also
+# have the lowest mean rates of the generator (printed too), so their per-neuron scores are the
+# noisiest. Read a model's row as a share of the Bayes reference's for each region before calling
+# one region easy for the model. To see a region's predictions, draw
+# {numref}`fig-05-predicted-vs-true` again with another `region`.
+# :::
 
 # %% tags=["hide-input"]
 from mtm.data.synthetic import COUPLING, MEAN_RATE_HZ
 
-names = session.region_names
+predictors = {"Temporal (baseline), seed 0": results["temporal"],
+              "MtM (prompted), seed 0": results["MtM"],
+              LINEAR_ROW: baselines["linear"], BAYES_ROW: bayes,
+              ORACLE_ROW: oracle}
 rows = {}
-for label, per_task in {"Temporal (baseline), seed 0": results["temporal"], "MtM (prompted), seed 0": results["MtM"],
-                        LINEAR_ROW: baselines["linear"], BAYES_ROW: bayes, ORACLE_ROW: oracle}.items():
+for label, per_task in predictors.items():
     bps = per_task["inter-region"].bps
-    rows[label] = {r: float(np.nanmean(bps[session.regions == r])) for r in names}
-display(Markdown(results_table(rows, columns=names)))
+    rows[label] = {r: float(np.nanmean(bps[session.regions == r]))
+                   for r in session.region_names}
+display(Markdown(results_table(rows, columns=session.region_names)))
 print("coupling strengths:", COUPLING)
 print("mean rates (Hz):", MEAN_RATE_HZ)
-
-# %% [markdown]
-# :::{admonition} Solution
-# :class: dropdown
-# In the synthetic world ({doc}`01_data`, printed above), VISa, LP and PO are coupled to each other
-# with full strength, so each of them has two strong partners; CA1 and DG have one strong partner
-# each (each other) and one weak link each. Every region also receives the task inputs (stimulus,
-# movement, whisking), with the sensitivities of `mtm.data.synthetic.INPUT_GAIN`, and any input that
-# reaches another region shows there too. So expect the yardsticks' rows to be highest for the
-# thalamo-cortical triangle and lower for the hippocampal pair, which has to be predicted mostly
-# from each other. The models follow the yardsticks only in part: CA1 and DG also have the lowest
-# mean rates of the generator (printed above), so their per-neuron scores are the noisiest. Read a
-# model's row as a share of the Bayes reference's for each region before calling one region easy
-# for the model. To see a region's predictions, draw {numref}`fig-05-predicted-vs-true` again with
-# another `region`.
-# :::
 
 # %% tags=["remove-input"]
 print(RUN.done())

@@ -103,10 +103,11 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
     },
     "04_training": {name: {**values, "RESUME_EPOCHS": 3} for name, values in _SINGLE.items()},
     # the shared pair's seed 0 comes from chapter 4; chapter 5 trains seeds 1 and 2 of both models. Estimate
-    # on the 2-core CPU (not timed at book size here: the CPU was shared): four 1,600-trial x 100-epoch runs
-    # at about 0.8 x 200 s (chapter 4's 400-trial x 500-epoch runs) = ~11 min; the Bayes reference on the
-    # 320-trial test split ~3 min (about a minute per 120 trials); six models' evaluations, baselines, the
-    # oracle and the exercises ~2-4 min: ~16-18 min, over the 15-minute target (within the 20-minute budget)
+    # on the 2-core CPU (not timed at book size: the CPU was shared): four 1,600-trial x 100-epoch runs at
+    # about 0.8 x 200 s (chapter 4's 400-trial x 500-epoch runs) = ~11 min; six models' evaluations on the
+    # 320-trial test split, about 1 min each (the stored 80-trial run evaluated two models, the baselines and
+    # the oracle in 45 s) = ~6 min; the Bayes reference ~3 min (about a minute per 120 trials); baselines,
+    # oracle and exercises ~1.5 min: ~20-22 min, over the 15-minute target
     "05_evaluation": {name: dict(values) for name, values in _SINGLE.items()},
     "06_decoding": {name: dict(values) for name, values in _SINGLE.items()},
     "07_multisession": {
