@@ -187,7 +187,14 @@ PACKAGE_CONSTANTS = ("mtm.data.synthetic:BIN_SIZE", "mtm.data.synthetic:WINDOW",
                      "mtm.masking:SINGLE_SCHEME_RATIO")
 #: Further named constants one chapter's prose may state, {chapter: {name: value}}; keep it short: a
 #: number a run produces is glued instead.
-NAMED_CONSTANTS: dict[str, dict[str, float]] = {}
+NAMED_CONSTANTS: dict[str, dict[str, float]] = {
+    "04_training": {"AdamW weight decay (TrainConfig)": 0.01, "OneCycleLR beta1, high and low": (0.95, 0.85),
+                    "one-cycle warm-up, fraction of the steps (TrainConfig)": 0.15,
+                    "compute capability of native bf16": 8.0},
+    "06_decoding": {"the reference's reaction-time filter (s)": (0.08, 2.0),
+                    "synthetic reaction times clipped at (s)": 1.2,
+                    "the reference's behaviour trial masks keep, fewest, most, mean": (0.38, 0.81, 0.63)},
+}
 
 #: A code block: a fence of backticks or tildes without a directive, or with a code directive
 #: (a directive's fence, ```{note}, holds prose and is read).
