@@ -139,35 +139,54 @@ def plot_bps_scatter(bps_x, bps_y, label_x: str, label_y: str, task: str = "", a
 
 def plot_predicted_vs_true(spikes, rates, regions, region: str, trial: int = 0, bin_size: float = 0.02,
                            t0: float = -0.5, title: str = ""):
-    """True counts and predicted rates of one region in one trial, side by side on one colour scale
-    (one colour bar below both), and the region's PSTH (true and predicted, Hz, from zero), in a
-    figure of the content column's width."""
+    """One region's true counts and predicted rates in one trial, side by side on one colour scale (one
+    colour bar below them), and under them the region's PSTH (mean over trials and the region's
+    neurons, Hz, from zero), true and predicted, on one axis; a figure of the content column's width.
+
+    ``spikes`` and each prediction: (K, T, N). ``rates``: one prediction, or {label: prediction} of
+    up to ``PANELS_PER_ROW - 1`` models, which are then drawn on the same scales and compared on the
+    one PSTH axis.
+    """
     import matplotlib.pyplot as plt
 
     regions = np.asarray(regions)
     inside = regions == region
     if not inside.any():
         raise ValueError(f"region: {region!r} is not among {sorted(set(regions.tolist()))}")
-    spikes, rates = np.asarray(spikes, float)[..., inside], np.asarray(rates, float)[..., inside]
-    fig, axes = plt.subplots(1, 3, figsize=(COLUMN_WIDTH, 3.3), layout="constrained",
-                             gridspec_kw=dict(width_ratios=[1, 1, 1.15]))
+    predictions = dict(rates) if isinstance(rates, dict) else {"predicted": rates}
+    if not 1 <= len(predictions) <= PANELS_PER_ROW - 1:
+        raise ValueError(f"rates: expected one prediction or a dict of 1 to {PANELS_PER_ROW - 1}, "
+                         f"got {len(predictions)}")
+    spikes = np.asarray(spikes, float)[..., inside]
+    predictions = {label: np.asarray(r, float)[..., inside] for label, r in predictions.items()}
+    for label, predicted in predictions.items():
+        if predicted.shape != spikes.shape:
+            raise ValueError(f"rates: {label!r} has shape {predicted.shape} in the region, the spikes {spikes.shape}")
+    fig = plt.figure(figsize=(COLUMN_WIDTH, 5.8), layout="constrained")
+    grid = fig.add_gridspec(2, 1 + len(predictions), height_ratios=[1.3, 1])
+    rasters = [fig.add_subplot(grid[0, i]) for i in range(1 + len(predictions))]
     vmax = max(1.0, np.percentile(spikes[trial], 99))
-    _, image = plot_raster(spikes[trial], ax=axes[0], bin_size=bin_size, t0=t0, title=f"true counts\ntrial {trial}",
-                           vmax=vmax, colorbar=None)
-    plot_raster(rates[trial], ax=axes[1], bin_size=bin_size, t0=t0, title="predicted rate\nsame trial", vmax=vmax,
-                colorbar=None)
-    axes[1].sharey(axes[0])
-    axes[1].set_ylabel("")
-    axes[1].tick_params(labelleft=False)
-    fig.colorbar(image, ax=axes[:2], orientation="horizontal", location="bottom", shrink=0.8, aspect=30,
-                 label="spikes per bin (both panels)")
-    plot_psth(spikes, bin_size, t0, ax=axes[2], label="true", color="black", smooth=1.0)
-    plot_psth(rates, bin_size, t0, ax=axes[2], label="predicted", color="tab:orange")
-    axes[2].set_ylim(bottom=0)
-    axes[2].legend(frameon=False, fontsize=8, loc="upper left")
-    axes[2].set_title("PSTH: mean over\ntrials and neurons")
-    for ax in axes:
-        ax.set_xlabel("time from stimulus (s)")
+    _, image = plot_raster(spikes[trial], ax=rasters[0], bin_size=bin_size, t0=t0,
+                           title=f"true counts, trial {trial}", vmax=vmax, colorbar=None)
+    for ax, (label, predicted) in zip(rasters[1:], predictions.items()):
+        plot_raster(predicted[trial], ax=ax, bin_size=bin_size, t0=t0, title=f"{label}: rate", vmax=vmax,
+                    colorbar=None)
+        ax.sharey(rasters[0])
+        ax.set_ylabel("")
+        ax.tick_params(labelleft=False)
+    rasters[0].set_ylabel(f"{region} neurons")
+    fig.colorbar(image, ax=rasters, orientation="horizontal", location="bottom", shrink=0.6, aspect=40,
+                 label="spikes per bin (one scale for all)")
+    psth = fig.add_subplot(grid[1, :])
+    plot_psth(spikes, bin_size, t0, ax=psth, label="true", color="black", smooth=1.0)
+    colors = ["tab:orange"] if len(predictions) == 1 else [f"C{i}" for i in range(len(predictions))]
+    for (label, predicted), color in zip(predictions.items(), colors):
+        plot_psth(predicted, bin_size, t0, ax=psth, label=label, color=color)
+    psth.set_ylim(bottom=0)
+    psth.legend(frameon=False, fontsize=9, loc="lower center", ncol=1 + len(predictions))
+    psth.set_title(f"{region} PSTH: mean over trials and the region's neurons")
+    for ax in (*rasters, psth):
+        ax.set_xlabel("time from stimulus onset (s)" if ax is psth or len(rasters) < 3 else "time (s)")
     if title:
         fig.suptitle(f"{title} ({region})" if region not in title else title)
     return fig

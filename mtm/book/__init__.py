@@ -107,6 +107,12 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
     # 04 book, about 6 min on the 2-core CPU: its two runs see 1,120 training trials x 100 epochs, 0.8 times the
     # trial-epochs of the stored 280 x 500 runs (453 s for the whole chapter), validation scaling alike
     "04_training": {name: {**values, "RESUME_EPOCHS": 3} for name, values in _SINGLE.items()},
+    # the shared pair's seed 0 comes from chapter 4; chapter 5 trains seeds 1 and 2 of both models. Estimate
+    # on the 2-core CPU (not timed at book size: the CPU was shared): four 1,600-trial x 100-epoch runs at
+    # about 0.8 x 200 s (chapter 4's 400-trial x 500-epoch runs) = ~11 min; six models' evaluations on the
+    # 320-trial test split, about 1 min each (the stored 80-trial run evaluated two models, the baselines and
+    # the oracle in 45 s) = ~6 min; the Bayes reference ~3 min (about a minute per 120 trials); baselines,
+    # oracle and exercises ~1.5 min: ~20-22 min, over the 15-minute target
     "05_evaluation": {name: dict(values) for name, values in _SINGLE.items()},
     # 06 book, about 2 min: it decodes the session's first 400 trials (its DECODE_TRIALS, as the stored run
     # of 48 s, whose 18 decoder fits are now about 50 with the executed solutions); the runs are chapter 4's
