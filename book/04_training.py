@@ -58,8 +58,9 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from mtm import checkpoint
-from mtm.book import (assert_direction, chapter_settings, glue_number,
-                      gpu_check, show_source, train_once)
+from mtm.book import (SINGLE_SEEDS, assert_direction, chapter_settings,
+                      glue_number, gpu_check, show_source, single_run_folder,
+                      train_once)
 from mtm.checkpoint import read_log
 from mtm.data import synthetic_session
 from mtm.masking import MTM_SCHEMES, PROMPT_IDS, is_causal, mask_batch
@@ -321,6 +322,21 @@ print(f"training on {pick_device()}, {RUN.PRESET} preset, {RUN.EPOCHS} epochs")
 best = {name: train_once([session], cfg, RUN_DIR / cfg.masking)
         for name, cfg in configs.items()}
 print({name: str(path.relative_to(RUN_DIR)) for name, path in best.items()})
+
+# %% [markdown]
+# One training run is one draw: another seed starts from other initial weights, sees the batches in
+# another order and draws other masks and dropout (`TrainConfig.seed`). {doc}`05_evaluation`
+# reports every score as a mean over the training seeds `mtm.book.SINGLE_SEEDS`, so the other seeds
+# of both models are trained here too, with everything else the same, each in its own folder
+# (`mtm.book.single_run_folder`); the rest of this chapter reads seed 0.
+
+# %%
+for seed in SINGLE_SEEDS[1:]:
+    for name, cfg in configs.items():
+        folder = single_run_folder(cfg.masking, seed)
+        train_once([session], dataclasses.replace(cfg, seed=seed),
+                   RUN_DIR / folder, progress=False)
+        print(f"{name}, training seed {seed}: run folder {folder}/")
 
 # %% [markdown]
 # ## 5. Reading the logs

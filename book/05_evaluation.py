@@ -31,10 +31,10 @@
 #   prediction given exactly the spikes a model sees, and the *latent oracle*, given the true latent
 #   states, an upper bound; and why the true rates are neither.
 #
-# *About 10 minutes to read. Training seed 0 of the two models is {doc}`04_training`'s, reused from
-# its run folder when that chapter ran first with the same settings (trained here otherwise); seeds 1
-# and 2 of each are trained here (with the `gpu` settings, the lines under the parameters say how
-# many epochs fit the chapter's time budget).*
+# *About 10 minutes to read. The two models, three training seeds each, are {doc}`04_training`'s,
+# reused from its run folder when that chapter ran first with the same settings (trained here
+# otherwise; with the `gpu` settings, the lines under the parameters say how many epochs fit the
+# chapter's time budget).*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; elsewhere it is already installed.
@@ -54,8 +54,9 @@ from IPython.display import Markdown, display
 from mtm.baselines import (BASELINES, LINEAR_ROW, ORACLE_ROW, TRUE_RATES_ROW,
                            baseline_results)
 from mtm.bayes import BAYES_ROW, bayes_results
-from mtm.book import (assert_direction, chapter_settings, compare_words,
-                      glue_number, train_once)
+from mtm.book import (SINGLE_SEEDS, assert_direction, chapter_settings,
+                      compare_words, glue_number, single_run_folder,
+                      train_once)
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_session
 from mtm.evaluate import (CAUSAL_MASKINGS, FORWARD_BINS, TASK_PROMPT, TASKS,
@@ -80,7 +81,6 @@ use_style()
 SETTINGS = "auto"
 OVERRIDES = {}
 SEED = 0                    # which synthetic session
-TRAINING_SEEDS = [0, 1, 2]  # each model's training seeds (0: chapter 4's)
 REGION = "LP"               # the region shown in the figures
 
 # %%
@@ -164,8 +164,8 @@ plt.show()
 # the same run folder. One training run is one draw: another seed starts from other initial weights,
 # sees the batches in another order and draws other masks and dropout (`TrainConfig.seed`; every
 # epoch re-seeds them from the seed and the epoch, `mtm.train`), and ends at a somewhat different
-# score. So each model is trained with `TRAINING_SEEDS`: seed 0 is chapter 4's run (reused from its
-# folder), the others are trained here, with everything else the same. Every score below is then a
+# score. So each model is trained with every seed of `mtm.book.SINGLE_SEEDS`, with everything else
+# the same (chapter 4 trained them all; a finished run is reused). Every score below is then a
 # mean over the seeds with a 95 % interval (`mtm.stats`), and every comparison of the two models is
 # a difference *paired* by seed: seed 1 of MtM against seed 1 of the baseline, and so on.
 
@@ -174,16 +174,16 @@ MASKINGS = {"temporal": "temporal", "MtM": "mtm"}
 device = pick_device()
 models = {}                      # {(model, training seed): trained model}
 for name, masking in MASKINGS.items():
-    for seed in TRAINING_SEEDS:
+    for seed in SINGLE_SEEDS:
         cfg = TrainConfig.preset(RUN.PRESET, masking=masking, model=RUN.MODEL,
                                  epochs=RUN.EPOCHS, seed=seed)
-        # seed 0 is chapter 4's run, in its folder; a finished run is reused
-        folder = masking if seed == 0 else f"{masking}-seed{seed}"
+        # chapter 4's run folders; a finished run is reused
+        folder = single_run_folder(masking, seed)
         best = train_once([session], cfg, RUN_DIR / folder, progress=False)
         models[name, seed], _ = load_model(best, device=device)
         print(f"{name}, training seed {seed}: {RUN.EPOCHS} epochs, "
               f"run folder {folder}/")
-first = TRAINING_SEEDS[0]
+first = SINGLE_SEEDS[0]
 print("parameters:",
       {name: sum(p.numel() for p in models[name, first].parameters())
        for name in MASKINGS})
@@ -262,7 +262,7 @@ scores = {key: task_scores(result) for key, result in all_results.items()}
 LABELS = {"temporal": "Temporal (baseline)", "MtM": "MtM (prompted)"}
 records = {LABELS[name]: [{"seed": seed, "session": session.eid,
                            "scores": scores[name, seed]}
-                          for seed in TRAINING_SEEDS]
+                          for seed in SINGLE_SEEDS]
            for name in MASKINGS}
 display(Markdown(results_table({f"{name}, seed {seed}": scores[name, seed]
                                 for name, seed in scores}, list(TASKS))))
@@ -404,7 +404,7 @@ table = {**{label: {task: i.mean for task, i in row.items()}
             for label, row in intervals.items()},
          **{name: task_scores(per_task)
             for name, per_task in references.items()}}
-print(f"models: mean over training seeds {TRAINING_SEEDS} "
+print(f"models: mean over training seeds {SINGLE_SEEDS} "
       "± half-width of the 95 % interval")
 display(Markdown(interval_table(table, intervals, list(TASKS))))
 # what a yardstick is: the Bayes reference between the linear baseline and
@@ -453,7 +453,7 @@ display(Markdown("A model whose whole interval lies above the Bayes "
 # %%
 # the baseline is fit once: the same score stands beside every seed
 linear_cells = [{"seed": seed, "session": session.eid,
-                 "scores": table[LINEAR_ROW]} for seed in TRAINING_SEEDS]
+                 "scores": table[LINEAR_ROW]} for seed in SINGLE_SEEDS]
 against = paired_differences(
     {**records, LINEAR_ROW: linear_cells},
     [(name, LABELS[name], LINEAR_ROW) for name in MASKINGS])
@@ -483,7 +483,7 @@ pooled_intervals = {
     LABELS[name]: row_intervals([
         {"seed": seed, "session": session.eid,
          "scores": pooled_scores(all_results[name, seed])}
-        for seed in TRAINING_SEEDS])
+        for seed in SINGLE_SEEDS])
     for name in MASKINGS}
 pooled = {**{label: {task: i.mean for task, i in row.items()}
              for label, row in pooled_intervals.items()},
@@ -643,7 +643,7 @@ print(f"MtM, seed {first}, intra-region: "
 # :::
 
 # %% tags=["hide-input"]
-for seed in TRAINING_SEEDS:
+for seed in SINGLE_SEEDS:
     bidirectional = evaluate_model(models["MtM", seed], session, "temporal",
                                    tasks=("forward-pred",))["forward-pred"]
     causal = all_results["MtM", seed]["forward-pred"]

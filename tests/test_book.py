@@ -192,8 +192,9 @@ def test_gpu_settings_train_to_the_time_budget_and_the_schedule_completes(monkey
     decision = decisions[run.budget_key]
     assert decision["epochs"] == {"EPOCHS": epochs} and decision["seconds_per_epoch"] > 0
     training, per_epoch = book.TRAINING_SHARE * 0.5 * 60, decision["seconds_per_epoch"]
-    assert 2 * epochs * per_epoch <= training or epochs == 1  # the two runs fit at the measured speed
-    assert training < 2 * (epochs + 1) * per_epoch  # and one more epoch would not
+    runs = 2 * len(book.SINGLE_SEEDS)  # the pair, for every seed
+    assert runs * epochs * per_epoch <= training or epochs == 1  # the runs fit at the measured speed
+    assert training < runs * (epochs + 1) * per_epoch  # and one more epoch would not
 
     session = synthetic_session(0, 60, 40)
     started = time.perf_counter()

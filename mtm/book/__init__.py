@@ -84,6 +84,18 @@ _SINGLE = {
     "gpu": dict(PRESET="small", N_TRIALS=600, N_NEURONS=500, EPOCHS=1000, MODEL=GPU_MODEL),
 }
 
+#: The training seeds of the shared single-session pair: chapter 4 trains them all, chapter 5 reports
+#: every model over them (a mean with its 95 % interval), chapter 6 decodes seed 0's models.
+SINGLE_SEEDS = (0, 1, 2)
+
+
+
+def single_run_folder(masking: str, seed: int) -> str:
+    """The run folder's name, inside the chapters' run folder, of the shared single-session run of
+    ``masking`` trained with ``seed``: ``"mtm"`` for seed 0, ``"mtm-seed1"`` for seed 1."""
+    return masking if seed == 0 else f"{masking}-seed{seed}"
+
+
 #: Every chapter's parameters under each settings, literal values only.
 CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
     "01_data": {
@@ -176,8 +188,11 @@ def _training_runs(chapter: str, values: dict) -> list[tuple[str, float]]:
     """Every training run a chapter makes: (the parameter holding its epochs, the cost of one of its
     epochs in epochs of one of the chapter's sessions with the chapter's model)."""
     if chapter in ("04_training", "05_evaluation", "06_decoding"):
-        # the shared pair (temporal, MtM); chapter 4 also makes two short runs that show resuming
-        return [("EPOCHS", 1.0)] * 2 + ([("RESUME_EPOCHS", 1.0)] * 2 if chapter == "04_training" else [])
+        # the shared pair (temporal, MtM) for each of the SINGLE_SEEDS, which chapter 4 trains and chapter 5
+        # reuses (or trains, when it runs first; one budget decision serves the three chapters); chapter 4
+        # also makes two short runs that show resuming
+        runs = [("EPOCHS", 1.0)] * (2 * len(SINGLE_SEEDS))
+        return runs + ([("RESUME_EPOCHS", 1.0)] * 2 if chapter == "04_training" else [])
     if chapter == "07_multisession":
         sizes = values["N_PRETRAIN"]
         pretrain = [("PRETRAIN_EPOCHS", float(n)) for n in sizes] * 2
@@ -226,7 +241,7 @@ def fit_epochs(chapter: str, values: dict, seconds_per_epoch: float, minutes: fl
     are fixed costs taken from the budget first.
 
     >>> fit_epochs("05_evaluation", {"EPOCHS": 1000}, seconds_per_epoch=0.9, minutes=10)
-    {'EPOCHS': 250}
+    {'EPOCHS': 83}
     """
     scaled = fixed = 0.0
     for key, cost in _training_runs(chapter, values):
