@@ -149,9 +149,10 @@ def test_fit_epochs_scales_every_epoch_count_by_one_factor_and_never_raises_it()
         "EPOCHS": 150, "PRETRAIN_EPOCHS": 150}
     assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.25, minutes=10) == {
         "EPOCHS": 75, "PRETRAIN_EPOCHS": 75}
-    # chapter 4's resume runs (RESUME_EPOCHS) are paid first; nothing drops below one epoch
+    # chapter 4's resume runs (RESUME_EPOCHS) are paid first, then the pair's three seeds share the rest
+    # ((450 - 2 * 100) / 6 = 41.7); nothing drops below one epoch
     four = dict(book.CHAPTER_SETTINGS["04_training"]["gpu"], RESUME_EPOCHS=100)
-    assert book.fit_epochs("04_training", four, seconds_per_epoch=1.0, minutes=10) == {"EPOCHS": 125}
+    assert book.fit_epochs("04_training", four, seconds_per_epoch=1.0, minutes=10) == {"EPOCHS": 41}
     assert book.fit_epochs("04_training", four, seconds_per_epoch=10.0, minutes=1) == {"EPOCHS": 1}
 
 
