@@ -109,12 +109,12 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
         # N_TEST held-out sessions, every model trained once per seed (N_SEEDS), at equal optimiser steps
         "smoke": dict(N_PRETRAIN=[2], N_TEST=1, N_TRIALS=40, N_NEURONS=30, PRETRAIN_EPOCHS=2,
                       FINETUNE_EPOCHS=2, N_SEEDS=2, MODEL=SMOKE_MODEL, WORKERS=1),
-        # 3 seeds x 2 maskings x (pretraining on 1 and on 4 sessions, each 25 epochs of the 4 sessions:
-        # 2 x 100; fine-tuning 2 x 40; from scratch 100 + 40) = 2,520 epochs of one 250-trial session. The
-        # stored one-seed execution (581 s) trained about 1,720 such epochs in one process, scoring included
-        # (about 0.34 s each); two single-thread workers about 1.5 times as fast: about 570 s of training
-        # plus the references, scoring and section 8, about 10-12 min on the 2-core CPU
-        "book": dict(N_PRETRAIN=[1, 4], N_TEST=1, N_TRIALS=250, N_NEURONS=200, PRETRAIN_EPOCHS=25,
+        # 3 seeds x 2 maskings x (pretraining on 1 and on 4 sessions, each 20 epochs of the 4 sessions:
+        # 2 x 80; fine-tuning 2 x 40; from scratch 80 + 40) = 2,160 epochs of one 250-trial session.
+        # Chapter 8's stored run (scheduler, 2 workers) trained the equivalent of about 1,780 such epochs,
+        # scoring included, in 472 s (0.27 s each): about 580 s of training here, plus the references,
+        # section 8's fine-tuning and the figures, about 10-11 min on the 2-core CPU
+        "book": dict(N_PRETRAIN=[1, 4], N_TEST=1, N_TRIALS=250, N_NEURONS=200, PRETRAIN_EPOCHS=20,
                      FINETUNE_EPOCHS=40, N_SEEDS=3, MODEL={}, WORKERS=2),
         "gpu": dict(N_PRETRAIN=[1, 4], N_TEST=1, N_TRIALS=400, N_NEURONS=300, PRETRAIN_EPOCHS=150,
                     FINETUNE_EPOCHS=150, N_SEEDS=3, MODEL=GPU_MODEL, WORKERS=1),
