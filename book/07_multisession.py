@@ -38,14 +38,15 @@
 # probe measures an epoch, and the line under the parameters says how many epochs fit.*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE],
+                   check=True)
 
 import json
 from pathlib import Path
@@ -56,25 +57,36 @@ import torch
 from IPython.display import Markdown, display
 
 from mtm.bayes import BAYES_ROW
-from mtm.book import chapter_settings, compare_words, finetune_once, glue_number, gpu_check
-from mtm.checkpoint import RunFolder, import_reference, load_model, read_log, save_model
+from mtm.book import (chapter_settings, compare_words, finetune_once,
+                      glue_number, gpu_check)
+from mtm.checkpoint import (RunFolder, import_reference, load_model, read_log,
+                            save_model)
 from mtm.evaluate import TASKS, evaluate_model, task_scores
 from mtm.models import finetune_model
-from mtm.plots import TABLE_COLUMNS, oracle_share_table, plot_loss_curves, results_table, use_style
+from mtm.plots import (TABLE_COLUMNS, oracle_share_table, plot_loss_curves,
+                       results_table, use_style)
 from mtm.reproduce import Plan, run_experiment
 from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
-from mtm.reproduce.scaling import MASKINGS, comparisons, condition, plot_scaling, row_name
-from mtm.reproduce.scheduler import equal_steps_note, from_scratch_epochs, paired_differences, row_intervals
+from mtm.reproduce.scaling import (MASKINGS, comparisons, condition,
+                                   plot_scaling, row_name)
+from mtm.reproduce.scheduler import (equal_steps_note, from_scratch_epochs,
+                                     paired_differences, row_intervals)
 from mtm.reproduce.tables import COLUMNS, interval_table
 
 use_style()
 print(gpu_check())
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
-OVERRIDES = {}             # the settings' values to replace, e.g. {"FINETUNE_EPOCHS": 50}; the values are in mtm.book.CHAPTER_SETTINGS
-SEED = 0                   # first session of the world; the pretraining pool comes first, then the held-out sessions
-RELEASED_FROM_HUB = False  # with network (Colab): the authors' released 34-session model (section 8)
+# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else
+# gpu or book. OVERRIDES: the settings' values to replace, e.g.
+# {"FINETUNE_EPOCHS": 50}; the values are in mtm.book.CHAPTER_SETTINGS.
+# SEED: the world's first session (the pool first, then the held-out ones).
+# RELEASED_FROM_HUB: with network (Colab), the authors' released 34-session
+# model (section 8).
+SETTINGS = "auto"
+OVERRIDES = {}
+SEED = 0
+RELEASED_FROM_HUB = False
 
 # %%
 RUN = chapter_settings("07_multisession", SETTINGS, **OVERRIDES)
@@ -124,10 +136,12 @@ RUN_DIR = RUN.run_dir
 
 # %%
 N_MAX = max(RUN.N_PRETRAIN)
-plan = Plan.for_preset("small", "scaling", n_pretrain=N_MAX, n_test=RUN.N_TEST, session_seed=SEED,
-                       n_trials=RUN.N_TRIALS, n_neurons=RUN.N_NEURONS, pretrain_epochs=RUN.PRETRAIN_EPOCHS,
-                       finetune_epochs=RUN.FINETUNE_EPOCHS, n_seeds=RUN.N_SEEDS,
-                       train_overrides={"model": RUN.MODEL}, pretrain_counts=tuple(RUN.N_PRETRAIN))
+plan = Plan.for_preset(
+    "small", "scaling", n_pretrain=N_MAX, n_test=RUN.N_TEST,
+    session_seed=SEED, n_trials=RUN.N_TRIALS, n_neurons=RUN.N_NEURONS,
+    pretrain_epochs=RUN.PRETRAIN_EPOCHS, finetune_epochs=RUN.FINETUNE_EPOCHS,
+    n_seeds=RUN.N_SEEDS, train_overrides={"model": RUN.MODEL},
+    pretrain_counts=tuple(RUN.N_PRETRAIN))
 pool, heldout = plan.synthetic_sessions()
 for s in [*pool, *heldout]:
     role = "held out" if s in heldout else "pretraining pool"
@@ -163,9 +177,11 @@ for s in [*pool, *heldout]:
 largest = plan.train_config("mtm", "pretrain")
 steps = largest.epochs * batches_per_epoch(pool, largest.batch_size)
 for k in sorted(plan.pretrain_counts):
-    print(f"pretraining on {condition(k)}: {epochs_for_steps(pool[:k], largest.batch_size, steps)} epochs, "
+    epochs = epochs_for_steps(pool[:k], largest.batch_size, steps)
+    print(f"pretraining on {condition(k)}: {epochs} epochs, "
           f"about {steps} optimiser steps")
-print(equal_steps_note(pool, heldout, largest, plan.train_config("mtm", "finetune")))
+print(equal_steps_note(pool, heldout, largest,
+                       plan.train_config("mtm", "finetune")))
 
 # %% [markdown]
 # Every model is trained once per seed (`N_SEEDS`): the seed changes the initial weights, the masks
@@ -175,20 +191,24 @@ print(equal_steps_note(pool, heldout, largest, plan.train_config("mtm", "finetun
 
 # %%
 OUT = RUN_DIR / "multisession"
-table = run_experiment(pool, heldout, plan, OUT, workers=RUN.WORKERS, progress=False)
-runs = json.loads((OUT / "per_session.json").read_text())  # {row: every run's scores, by seed and session}
+table = run_experiment(pool, heldout, plan, OUT, workers=RUN.WORKERS,
+                       progress=False)
+# {row: every run's scores, by seed and session}
+runs = json.loads((OUT / "per_session.json").read_text())
 
 # %% [markdown]
 # The largest pretrained MtM model (seed 0) knows every pretraining session by its id, with one
 # read-in and one read-out each; everything else is shared:
 
 # %%
-big, _ = load_model(RunFolder(OUT / "seed0" / "pretrain" / f"mtm-{N_MAX}").best)
+largest_run = RunFolder(OUT / "seed0" / "pretrain" / f"mtm-{N_MAX}")
+big, _ = load_model(largest_run.best)
 print("sessions:", big.session_ids, "neurons:", big.n_neurons)
 per_session = sum(p.numel() for p in big.session_parameters())
 shared = sum(p.numel() for p in big.core_parameters())
 print(f"shared parameters: {shared:,}")
-print(f"per-session parameters (stitchers and tokens, all sessions): {per_session:,}")
+print(f"per-session parameters (stitchers and tokens, all sessions): "
+      f"{per_session:,}")
 
 # %% [markdown]
 # ## 4. Fine-tuning on a held-out session
@@ -203,8 +223,10 @@ pre_state = big.state_dict()
 status = {}
 for key, value in start.state_dict().items():
     old = pre_state.get(key)
-    same = old is not None and old.shape == value.shape and torch.equal(old, value)
-    status.setdefault(key.split(".")[0], set()).add("copied" if same else "new")
+    same = (old is not None and old.shape == value.shape
+            and torch.equal(old, value))
+    status.setdefault(key.split(".")[0], set()).add(
+        "copied" if same else "new")
 for module, how in status.items():
     print(f"{module:14s} {' + '.join(sorted(how))}")
 print("the new model knows the sessions:", start.session_ids)
@@ -245,7 +267,8 @@ display(Markdown(interval_table(table, intervals, COLUMNS)))
 # could reach from these spikes; a share near 100 % leaves little to gain):
 
 # %%
-display(Markdown(oracle_share_table({m: table[m] for m in models}, table[BAYES_ROW], TASKS)))
+display(Markdown(oracle_share_table({m: table[m] for m in models},
+                                    table[BAYES_ROW], TASKS)))
 
 # %% [markdown]
 # Rows of one table differ by chance as well as by method. What the experiment compares is given as
@@ -255,7 +278,8 @@ display(Markdown(oracle_share_table({m: table[m] for m in models}, table[BAYES_R
 
 # %%
 differences = paired_differences(runs, comparisons(counts))
-display(Markdown(interval_table({label: {} for label in differences}, differences, COLUMNS, sign=True)))
+display(Markdown(interval_table({label: {} for label in differences},
+                                differences, COLUMNS, sign=True)))
 
 # %% mystnb={"figure": {"caption": "Held-out scores against the number of pretraining sessions (log scale), one panel per task: bits per spike for the four activity tasks, accuracy for choice and R² for whisker motion energy. Blue: temporal masking; orange: prompted MtM; each point the mean over training seeds and held-out sessions with its 95 % interval. Dashed lines: the same masking trained from scratch for as many optimiser steps.", "name": "fig-07-scores-vs-sessions"}}
 fig = plot_scaling(table, counts, intervals)
@@ -270,20 +294,25 @@ plt.show()
 # interval, so a re-execution that moves the numbers changes the words with them):
 
 # %%
-TASK_WORDS = {"co-smooth": "co-smoothing", "forward-pred": "forward prediction", "intra-region": "intra-region",
-              "inter-region": "inter-region"}
+TASK_WORDS = {"co-smooth": "co-smoothing",
+              "forward-pred": "forward prediction",
+              "intra-region": "intra-region", "inter-region": "inter-region"}
 lines = []
 for label in MASKINGS:
     gain = differences[f"{label}: {condition(N_MAX)} - from scratch"]
-    lines += [f"- {TASK_WORDS[task]}: " + compare_words(f"{label} after {condition(N_MAX)}",
-                                                         "the same masking from scratch", gain[task])
+    lines += [f"- {TASK_WORDS[task]}: "
+              + compare_words(f"{label} after {condition(N_MAX)}",
+                              "the same masking from scratch", gain[task])
               for task in TASKS]
 for c in (0, N_MAX):
     versus = differences[f"MtM - Temporal, {condition(c)}"]
-    lines += [f"- {TASK_WORDS[task]}, {condition(c)}: " + compare_words("MtM", "temporal masking", versus[task])
+    lines += [f"- {TASK_WORDS[task]}, {condition(c)}: "
+              + compare_words("MtM", "temporal masking", versus[task])
               for task in TASKS]
-glue_number("temporal_intra_scratch", table[row_name("Temporal", 0)]["intra-region"])
-glue_number("mtm_cosmooth_share", 100 * table[row_name("MtM (prompted)", N_MAX)]["co-smooth"]
+mtm_largest = table[row_name("MtM (prompted)", N_MAX)]
+glue_number("temporal_intra_scratch",
+            table[row_name("Temporal", 0)]["intra-region"])
+glue_number("mtm_cosmooth_share", 100 * mtm_largest["co-smooth"]
             / table[BAYES_ROW]["co-smooth"], "{:.0f}")
 display(Markdown("\n".join(lines)))
 
@@ -307,15 +336,18 @@ display(Markdown("\n".join(lines)))
 # %% mystnb={"figure": {"caption": "Validation bits per spike (masked entries of the validation trials, the selection score) over the epochs of prompted MtM on the first held-out session, seed 0: trained from scratch (black, for as many optimiser steps as pretraining and fine-tuning together) and fine-tuned after each pretraining set (light to dark: more pretraining sessions).", "name": "fig-07-finetuning-curves"}}
 eid = heldout[0].eid
 folders = {condition(0): OUT / "seed0" / "single" / "mtm" / eid}
-folders.update({f"fine-tuned after {condition(c)}": OUT / "seed0" / "finetune" / f"mtm-{c}" / eid for c in counts})
+folders.update({f"fine-tuned after {condition(c)}":
+                OUT / "seed0" / "finetune" / f"mtm-{c}" / eid for c in counts})
 histories = {name: read_log(folder) for name, folder in folders.items()}
 fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
 plot_loss_curves(histories, key="val_bps", ax=ax)
-for line, color in zip(ax.lines, ["black", *plt.cm.viridis(np.linspace(0.8, 0.1, len(counts)))]):
+shades = plt.cm.viridis(np.linspace(0.8, 0.1, len(counts)))
+for line, color in zip(ax.lines, ["black", *shades]):
     line.set_color(color)
 ax.legend(frameon=False, fontsize=9)
 ax.set(xlabel="epoch (one pass over the held-out session's train trials)",
-       ylabel="validation bits per spike", title="MtM on the first held-out session")
+       ylabel="validation bits per spike",
+       title="MtM on the first held-out session")
 plt.show()
 
 # %%
@@ -323,12 +355,15 @@ scratch_log = histories[condition(0)]
 scratch_best = max(float(r["val_bps"]) for r in scratch_log)
 lines = []
 for name in list(histories)[1:]:
-    epochs = [int(r["epoch"]) + 1 for r in histories[name] if float(r["val_bps"]) >= scratch_best]
-    reached = (f"reaches it at epoch {epochs[0]} of {len(histories[name])}" if epochs
+    epochs = [int(r["epoch"]) + 1 for r in histories[name]
+              if float(r["val_bps"]) >= scratch_best]
+    reached = (f"reaches it at epoch {epochs[0]} of {len(histories[name])}"
+               if epochs
                else f"stays below it over its {len(histories[name])} epochs")
     lines.append(f"- {name}: {reached}")
-display(Markdown(f"The run from scratch trains for {len(scratch_log)} epochs; each fine-tuned run, measured "
-                 "against its best validation score:\n\n" + "\n".join(lines)))
+display(Markdown(f"The run from scratch trains for {len(scratch_log)} epochs; "
+                 "each fine-tuned run, measured against its best validation "
+                 "score:\n\n" + "\n".join(lines)))
 
 # %% [markdown]
 # Where pretraining helps, a pretrained model starts from a better place: after its stitchers settle,
@@ -351,7 +386,8 @@ for s in [*pool, *heldout]:
     by_count.setdefault(s.n_neurons, []).append(s.eid)
 shared_counts = {n: eids for n, eids in by_count.items() if len(eids) > 1}
 for n, eids in shared_counts.items():
-    print(f"{n} neurons: {', '.join(eids)} would share one stitcher pair in the reference")
+    print(f"{n} neurons: {', '.join(eids)} would share one stitcher pair "
+          "in the reference")
 if not shared_counts:
     print("no two sessions have the same number of neurons")
 
@@ -416,18 +452,25 @@ if RELEASED_FROM_HUB:
     from mtm.data import heldout_eids, load_ibl_session
     from mtm.data.ibl import ibl_one
 
-    hub_folder = Path(snapshot_download("ibl-foundation-model/multi-NDT1-MtM-34-sessions"))
-    released, released_report = import_reference(next(hub_folder.rglob("model_best.pt")))
+    hub_folder = Path(snapshot_download(
+        "ibl-foundation-model/multi-NDT1-MtM-34-sessions"))
+    released, released_report = import_reference(
+        next(hub_folder.rglob("model_best.pt")))
     print(released.cfg, "dropped:", *released_report.dropped, sep="\n  ")
-    released_path = save_model(REFERENCE_DIR / "released.safetensors", released, released_report.extra())
+    released_path = save_model(REFERENCE_DIR / "released.safetensors",
+                               released, released_report.extra())
     test_session = load_ibl_session(heldout_eids()[0], ibl_one())
-    released_tuned = finetune_once(released_path, test_session, plan.train_config("mtm", "finetune", freeze_core=True),
-                                   REFERENCE_DIR / "released-finetuned", progress=False)
-    released_scores = task_scores(evaluate_model(load_model(released_tuned)[0], test_session, "mtm"))
+    released_tuned = finetune_once(
+        released_path, test_session,
+        plan.train_config("mtm", "finetune", freeze_core=True),
+        REFERENCE_DIR / "released-finetuned", progress=False)
+    released_scores = task_scores(evaluate_model(
+        load_model(released_tuned)[0], test_session, "mtm"))
     display(Markdown(results_table({f"released MtM, {test_session.eid[:8]}":
                                     released_scores})))
 else:
-    print("Skipped the download: set RELEASED_FROM_HUB = True with network (and huggingface_hub installed).")
+    print("Skipped the download: set RELEASED_FROM_HUB = True with network "
+          "(and huggingface_hub installed).")
 
 # %% [markdown]
 # Offline, the same steps run on a checkpoint written by the reference code itself, exactly as its
@@ -440,23 +483,31 @@ else:
 # %%
 FIXTURE = reference_checkpoint_dir()
 if FIXTURE is None:
-    print("Skipped: the reference checkpoint folder is not here (set MTM_REFERENCE_CHECKPOINT).")
+    print("Skipped: the reference checkpoint folder is not here "
+          "(set MTM_REFERENCE_CHECKPOINT).")
 else:
-    fixture_meta = json.loads((FIXTURE / "reference_ndt1_outputs.json").read_text())
+    fixture_meta = json.loads(
+        (FIXTURE / "reference_ndt1_outputs.json").read_text())
     fixture_outputs = np.load(FIXTURE / "reference_ndt1_outputs.npz")
-    fixture_counts = {s["eid"]: s["n_neurons"] for s in fixture_meta["sessions"]}
-    imported, import_report = import_reference(FIXTURE / "reference_ndt1_stitch_prompting_small.pt",
+    fixture_counts = {s["eid"]: s["n_neurons"]
+                      for s in fixture_meta["sessions"]}
+    FIXTURE_MODEL = FIXTURE / "reference_ndt1_stitch_prompting_small.pt"
+    imported, import_report = import_reference(FIXTURE_MODEL,
                                                sessions=fixture_counts)
     print("dropped:", *import_report.dropped, sep="\n  ")
-    differences = {}
+    largest_gaps = {}
     for k, s in enumerate(fixture_meta["sessions"]):
         spikes = torch.as_tensor(fixture_outputs[f"s{k}_spikes"]).float()
-        with torch.no_grad():
-            differences[f"{s['eid'][:8]} ({s['n_neurons']} neurons)"] = {
-                mode: float(np.abs(imported(spikes, s["eid"], prompt=PROMPT_IDS[mode], causal=mode == "causal")
-                                   .numpy() - fixture_outputs[f"s{k}_{mode}_log_rates"]).max())
-                for mode in fixture_meta["modes"]}
-    display(Markdown(results_table(differences, columns=fixture_meta["modes"], digits=6)))
+        gaps = {}
+        for mode in fixture_meta["modes"]:
+            with torch.no_grad():
+                ours = imported(spikes, s["eid"], prompt=PROMPT_IDS[mode],
+                                causal=mode == "causal").numpy()
+            theirs = fixture_outputs[f"s{k}_{mode}_log_rates"]
+            gaps[mode] = float(np.abs(ours - theirs).max())
+        largest_gaps[f"{s['eid'][:8]} ({s['n_neurons']} neurons)"] = gaps
+    display(Markdown(results_table(largest_gaps,
+                                   columns=fixture_meta["modes"], digits=6)))
 
 # %% [markdown]
 # Under the neuron, intra- and inter-region prompts the imported model computes what the reference
@@ -471,11 +522,14 @@ else:
 
 # %%
 if FIXTURE is not None:
-    shared_only, shared_report = import_reference(FIXTURE / "reference_ndt1_stitch_prompting_small.pt")
-    imported_path = save_model(REFERENCE_DIR / "reference-small.safetensors", shared_only, shared_report.extra())
-    imported_tuned = finetune_once(imported_path, heldout[0], plan.train_config("mtm", "finetune"),
-                                   REFERENCE_DIR / "reference-small-finetuned", progress=False)
-    imported_scores = task_scores(evaluate_model(load_model(imported_tuned)[0], heldout[0], "mtm"))
+    shared_only, shared_report = import_reference(FIXTURE_MODEL)
+    imported_path = save_model(REFERENCE_DIR / "reference-small.safetensors",
+                               shared_only, shared_report.extra())
+    imported_tuned = finetune_once(
+        imported_path, heldout[0], plan.train_config("mtm", "finetune"),
+        REFERENCE_DIR / "reference-small-finetuned", progress=False)
+    imported_scores = task_scores(evaluate_model(
+        load_model(imported_tuned)[0], heldout[0], "mtm"))
     display(Markdown(results_table({"reference checkpoint, fine-tuned":
                                     imported_scores})))
 
@@ -523,21 +577,27 @@ if FIXTURE is not None:
 # :::
 
 # %% tags=["hide-input"]
-pretrain_cfg, finetune_cfg = plan.train_config("mtm", "pretrain"), plan.train_config("mtm", "finetune")
-step_rows = {}
+pretrain_cfg = plan.train_config("mtm", "pretrain")
+finetune_cfg = plan.train_config("mtm", "finetune")
+batch = finetune_cfg.batch_size
+step_rows = {}  # {run: (epochs, optimiser steps)}
 for k in counts:
-    epochs = epochs_for_steps(pool[:k], pretrain_cfg.batch_size, steps)
-    step_rows[f"pretraining on {condition(k)}"] = {"epochs": epochs,
-                                                    "steps": epochs * batches_per_epoch(pool[:k], pretrain_cfg.batch_size)}
-step_rows["fine-tuning"] = {"epochs": finetune_cfg.epochs,
-                            "steps": finetune_cfg.epochs * batches_per_epoch(heldout[:1], finetune_cfg.batch_size)}
-scratch_epochs = from_scratch_epochs(pool, pretrain_cfg, finetune_cfg)(heldout[0])
-step_rows["from scratch (equal steps)"] = {"epochs": scratch_epochs,
-                                           "steps": scratch_epochs * batches_per_epoch(heldout[:1], finetune_cfg.batch_size)}
-for name, row in step_rows.items():
-    print(f"{name:36s} {row['epochs']:5d} epochs {row['steps']:7d} optimiser steps")
-missing = step_rows["from scratch (equal steps)"]["steps"] - step_rows["fine-tuning"]["steps"]
-print(f"at equal epochs the model from scratch would have lacked {missing} steps")
+    epochs = epochs_for_steps(pool[:k], batch, steps)
+    step_rows[f"pretraining on {condition(k)}"] = (
+        epochs, epochs * batches_per_epoch(pool[:k], batch))
+step_rows["fine-tuning"] = (
+    finetune_cfg.epochs,
+    finetune_cfg.epochs * batches_per_epoch(heldout[:1], batch))
+scratch_epochs = from_scratch_epochs(pool, pretrain_cfg,
+                                     finetune_cfg)(heldout[0])
+step_rows["from scratch (equal steps)"] = (
+    scratch_epochs, scratch_epochs * batches_per_epoch(heldout[:1], batch))
+for name, (epochs, n_steps) in step_rows.items():
+    print(f"{name:36s} {epochs:5d} epochs {n_steps:7d} optimiser steps")
+missing = (step_rows["from scratch (equal steps)"][1]
+           - step_rows["fine-tuning"][1])
+print(f"at equal epochs the model from scratch would have lacked {missing} "
+      "steps")
 
 # %% [markdown]
 # **Exercise 2.** How much does one row move from one training seed to the next? Compare the seeds'
@@ -564,17 +624,21 @@ def seed_means(row, task):
     by_seed = {}
     for record in runs[row]:
         by_seed.setdefault(record["seed"], []).append(record["scores"][task])
-    return {seed: float(np.mean(values)) for seed, values in sorted(by_seed.items())}
+    return {seed: float(np.mean(values))
+            for seed, values in sorted(by_seed.items())}
 
 
-scratch_row, pretrained_row = row_name("MtM (prompted)", 0), row_name("MtM (prompted)", N_MAX)
+scratch_row = row_name("MtM (prompted)", 0)
+pretrained_row = row_name("MtM (prompted)", N_MAX)
 seed_rows = {}
 for task in TASKS:
     a, b = seed_means(pretrained_row, task), seed_means(scratch_row, task)
     for seed in a:
-        seed_rows[f"{TABLE_COLUMNS[task]}, seed {seed}"] = {"pretrained": a[seed], "from scratch": b[seed],
-                                                            "difference": a[seed] - b[seed]}
-display(Markdown(results_table(seed_rows, columns=["pretrained", "from scratch", "difference"])))
+        seed_rows[f"{TABLE_COLUMNS[task]}, seed {seed}"] = {
+            "pretrained": a[seed], "from scratch": b[seed],
+            "difference": a[seed] - b[seed]}
+display(Markdown(results_table(
+    seed_rows, columns=["pretrained", "from scratch", "difference"])))
 
 # %% [markdown]
 # **Exercise 3.** Fine-tuning with `freeze_core=True` trains only the new session's stitchers and
@@ -599,9 +663,11 @@ display(Markdown(results_table(seed_rows, columns=["pretrained", "from scratch",
 # %% tags=["hide-input"]
 new_part = sum(p.numel() for p in start.session_parameters())
 core_part = sum(p.numel() for p in start.core_parameters())
-print(f"trained with freeze_core=True: {new_part:,} parameters (the new session's stitchers and token)")
+share = 100 * new_part / (new_part + core_part)
+print(f"trained with freeze_core=True: {new_part:,} parameters "
+      "(the new session's stitchers and token)")
 print(f"trained by full fine-tuning:   {new_part + core_part:,} parameters")
-print(f"share trained with the core frozen: {100 * new_part / (new_part + core_part):.1f} %")
+print(f"share trained with the core frozen: {share:.1f} %")
 
 # %% [markdown]
 # **Exercise 4.** On which task is pretraining's gain largest as a share of the Bayes reference, and
@@ -625,13 +691,18 @@ share_rows = {}
 for label in MASKINGS:
     for task in TASKS:
         bayes = table[BAYES_ROW][task]
-        before, after = table[row_name(label, 0)][task] / bayes, table[row_name(label, N_MAX)][task] / bayes
-        share_rows[f"{label}, {TABLE_COLUMNS[task]}"] = {"from scratch": before, condition(N_MAX): after,
-                                                         "change": after - before}
-display(Markdown(results_table(share_rows, columns=["from scratch", condition(N_MAX), "change"])))
+        before = table[row_name(label, 0)][task] / bayes
+        after = table[row_name(label, N_MAX)][task] / bayes
+        share_rows[f"{label}, {TABLE_COLUMNS[task]}"] = {
+            "from scratch": before, condition(N_MAX): after,
+            "change": after - before}
+display(Markdown(results_table(
+    share_rows, columns=["from scratch", condition(N_MAX), "change"])))
 best = max(share_rows, key=lambda name: share_rows[name]["change"])
-furthest = min((n for n in share_rows if n.startswith("MtM")), key=lambda name: share_rows[name][condition(N_MAX)])
-print(f"largest gain in share: {best}; the pretrained MtM model furthest from the Bayes reference: {furthest}")
+furthest = min((name for name in share_rows if name.startswith("MtM")),
+               key=lambda name: share_rows[name][condition(N_MAX)])
+print(f"largest gain in share: {best}")
+print("the pretrained MtM model furthest from the Bayes reference:", furthest)
 
 # %% tags=["remove-input"]
 print(RUN.done())
