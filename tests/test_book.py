@@ -140,15 +140,17 @@ def test_every_chapter_that_trains_has_a_gpu_budget_and_the_others_none():
 
 
 def test_fit_epochs_scales_every_epoch_count_by_one_factor_and_never_raises_it():
-    values = dict(book.CHAPTER_SETTINGS["07_multisession"]["gpu"])  # EPOCHS 150, PRETRAIN_EPOCHS 150
-    # 10 one-session runs and pretraining on 1, 2 and 4 sessions (twice): 10 + 14 = 24 epochs of one session
-    # per epoch of each, 3600 at 150; 0.75 * 10 min = 450 s affords 4500 at 0.1 s an epoch, 1800 at 0.25 s
+    values = dict(book.CHAPTER_SETTINGS["07_multisession"]["gpu"], N_PRETRAIN=[1, 4], N_TEST=1, N_SEEDS=3,
+                  PRETRAIN_EPOCHS=150, FINETUNE_EPOCHS=150)
+    # per epoch of each: 3 seeds x 2 maskings x (2 pretraining runs + 1 from scratch) of 4 sessions' steps = 72
+    # epochs of one session, and 6 x (2 fine-tunings + 1 from scratch) + 1 = 19: 13,650 at 150; 0.75 * 10 min
+    # = 450 s affords 4,500 at 0.1 s an epoch (150 x 0.33 = 49), 1,800 at 0.25 s (150 x 0.13 = 19)
     assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.1, minutes=10) == {
-        "EPOCHS": 150, "PRETRAIN_EPOCHS": 150}
+        "PRETRAIN_EPOCHS": 49, "FINETUNE_EPOCHS": 49}
     assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.1, minutes=100) == {
-        "EPOCHS": 150, "PRETRAIN_EPOCHS": 150}
+        "PRETRAIN_EPOCHS": 150, "FINETUNE_EPOCHS": 150}
     assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.25, minutes=10) == {
-        "EPOCHS": 75, "PRETRAIN_EPOCHS": 75}
+        "PRETRAIN_EPOCHS": 19, "FINETUNE_EPOCHS": 19}
     # chapter 4's resume runs (RESUME_EPOCHS) are paid first, then the pair's three seeds share the rest
     # ((450 - 2 * 100) / 6 = 41.7); nothing drops below one epoch
     four = dict(book.CHAPTER_SETTINGS["04_training"]["gpu"], RESUME_EPOCHS=100)

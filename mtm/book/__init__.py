@@ -130,12 +130,19 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
     # of 48 s, whose 18 decoder fits are now about 50 with the executed solutions); the runs are chapter 4's
     "06_decoding": {name: dict(values) for name, values in _SINGLE.items()},
     "07_multisession": {
-        "smoke": dict(PRESET="small", N_PRETRAIN=[1, 2], N_TRIALS=40, N_NEURONS=30, EPOCHS=2,
-                      PRETRAIN_EPOCHS=2, MODEL=SMOKE_MODEL),
-        "book": dict(PRESET="small", N_PRETRAIN=[1, 2, 4], N_TRIALS=250, N_NEURONS=200, EPOCHS=60,
-                     PRETRAIN_EPOCHS=80, MODEL={}),
-        "gpu": dict(PRESET="small", N_PRETRAIN=[1, 2, 4], N_TRIALS=400, N_NEURONS=300, EPOCHS=150,
-                    PRETRAIN_EPOCHS=150, MODEL=GPU_MODEL),
+        # mtm.reproduce.scaling's plan: N_PRETRAIN the pretraining set sizes compared (the largest is the pool),
+        # N_TEST held-out sessions, every model trained once per seed (N_SEEDS), at equal optimiser steps
+        "smoke": dict(N_PRETRAIN=[2], N_TEST=1, N_TRIALS=40, N_NEURONS=30, PRETRAIN_EPOCHS=2,
+                      FINETUNE_EPOCHS=2, N_SEEDS=2, MODEL=SMOKE_MODEL, WORKERS=1),
+        # 3 seeds x 2 maskings x (pretraining on 1 and on 4 sessions, each 20 epochs of the 4 sessions:
+        # 2 x 80; fine-tuning 2 x 40; from scratch 80 + 40) = 2,160 epochs of one 250-trial session.
+        # Chapter 8's stored run (scheduler, 2 workers) trained the equivalent of about 1,780 such epochs,
+        # scoring included, in 472 s (0.27 s each): about 580 s of training here, plus the references,
+        # section 8's fine-tuning and the figures, about 10-11 min on the 2-core CPU
+        "book": dict(N_PRETRAIN=[1, 4], N_TEST=1, N_TRIALS=250, N_NEURONS=200, PRETRAIN_EPOCHS=20,
+                     FINETUNE_EPOCHS=40, N_SEEDS=3, MODEL={}, WORKERS=2),
+        "gpu": dict(N_PRETRAIN=[1, 4], N_TEST=1, N_TRIALS=400, N_NEURONS=300, PRETRAIN_EPOCHS=150,
+                    FINETUNE_EPOCHS=150, N_SEEDS=3, MODEL=GPU_MODEL, WORKERS=1),
     },
     "08_reproduction": {
         "smoke": dict(PRESET="small", N_PRETRAIN=1, N_TEST=1, N_TRIALS=40, N_NEURONS=30, EPOCHS=2,
@@ -194,10 +201,13 @@ def _training_runs(chapter: str, values: dict) -> list[tuple[str, float]]:
         runs = [("EPOCHS", 1.0)] * (2 * len(SINGLE_SEEDS))
         return runs + ([("RESUME_EPOCHS", 1.0)] * 2 if chapter == "04_training" else [])
     if chapter == "07_multisession":
-        sizes = values["N_PRETRAIN"]
-        pretrain = [("PRETRAIN_EPOCHS", float(n)) for n in sizes] * 2
-        # fine-tuning per size and masking, the frozen core, two from scratch, the reference checkpoint
-        return pretrain + [("EPOCHS", 1.0)] * (2 * len(sizes) + 4)
+        # mtm.reproduce.scaling at equal steps: every pretraining run as many steps as PRETRAIN_EPOCHS over the
+        # largest set; per seed, masking and held-out session a fine-tuning per set size and a from-scratch
+        # run of pretraining's and fine-tuning's steps together; section 8 fine-tunes one checkpoint
+        largest, sizes = max(values["N_PRETRAIN"]), len(values["N_PRETRAIN"])
+        models, heldout = 2 * values["N_SEEDS"], 2 * values["N_SEEDS"] * values["N_TEST"]
+        return ([("PRETRAIN_EPOCHS", float(largest))] * (models * sizes + heldout)
+                + [("FINETUNE_EPOCHS", 1.0)] * (heldout * (sizes + 1) + 1))
     if chapter == "08_reproduction":
         n_pretrain, n_test = values["N_PRETRAIN"], values["N_TEST"]
         runs = [("PRETRAIN_EPOCHS", float(n_pretrain))] * 2 if n_pretrain else []

@@ -83,24 +83,35 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     table = {m: table[m] for m in models} | {r: v for r, v in table.items() if r not in models}
     path = write_tables(table, runs, out, models=models, notes=notes, paper=(), comparisons=comparisons(counts))
     save_figure(plot_scaling(table, counts, {m: row_intervals(runs[m]) for m in models}), out / "results.png")
-    stamp(f"done; tables in {path}")
+    stamp(f"done; tables in {out.name}/{path.name}")
     return table
 
 
+#: Each column's unit, for the figure's y-axes.
+UNITS = {"choice": "accuracy", "whisker_me": "R$^2$"}
+
+
 def plot_scaling(table: dict, counts, intervals: dict):
-    """One panel per column: the score against the number of pretraining sessions, a line per masking
-    with its interval; the from-scratch model of each masking as a dashed line."""
+    """One panel per column, two panels a row (7 in wide): the score against the number of pretraining
+    sessions, a line per masking with its 95 % interval; the from-scratch model of each masking as a
+    dashed line."""
     import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
 
-    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(2.8 * len(COLUMNS), 3.0))
-    for ax, column in zip(axes, COLUMNS):
+    n_rows = -(-len(COLUMNS) // 2)
+    fig, axes = plt.subplots(n_rows, 2, figsize=(7, 2.3 * n_rows), squeeze=False)
+    for ax, column in zip(axes.flat, COLUMNS):
         for i, label in enumerate(MASKINGS):
             rows = [row_name(label, c) for c in counts]
             ax.errorbar(counts, [table[r][column] for r in rows], fmt="o-", capsize=2, color=f"C{i}", label=label,
                         yerr=np.nan_to_num([intervals[r][column].half_width for r in rows]))
             ax.axhline(table[row_name(label, 0)][column], color=f"C{i}", ls="--", lw=1)
-        ax.set(title=TABLE_COLUMNS.get(column, column), xlabel="pretraining sessions", xscale="log",
-               xticks=list(counts), xticklabels=[str(c) for c in counts])
-    axes[0].legend(fontsize=7, frameon=False, title="dashed: from scratch", title_fontsize=7)
+        ax.set(title=TABLE_COLUMNS.get(column, column), xscale="log", xticks=list(counts),
+               xticklabels=[str(c) for c in counts], ylabel=UNITS.get(column, "bits per spike"))
+        ax.minorticks_off()
+    for ax in axes[-1]:
+        ax.set_xlabel("pretraining sessions")
+    for ax in axes.flat[len(COLUMNS):]:
+        ax.remove()
+    axes[0][0].legend(fontsize=8, frameon=False, title="dashed: from scratch", title_fontsize=8)
     tidy_layout(fig)
     return fig
