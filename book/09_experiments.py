@@ -36,14 +36,16 @@
 # the paper's preset of each takes hours to days on a GPU.*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True
+    )
 
 import math
 
@@ -52,14 +54,35 @@ from IPython.display import Markdown, display
 
 from mtm.baselines import LINEAR_ROW, ORACLE_ROW
 from mtm.bayes import BAYES_ROW
-from mtm.book import assert_direction, chapter_settings, compare_words, gpu_check
+from mtm.book import (
+    assert_direction,
+    chapter_settings,
+    compare_words,
+    gpu_check,
+)
 from mtm.evaluate import TASKS
-from mtm.plots import oracle_share_table, plot_bar_panels, results_table, use_style
-from mtm.reproduce import PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE5, Plan, run_experiment
+from mtm.plots import (
+    oracle_share_table,
+    plot_bar_panels,
+    results_table,
+    use_style,
+)
+from mtm.reproduce import (
+    PAPER_TABLE2,
+    PAPER_TABLE3,
+    PAPER_TABLE5,
+    Plan,
+    run_experiment,
+)
 from mtm.reproduce import ablation as ablation_experiment
 from mtm.reproduce import ndt2 as ndt2_experiment
 from mtm.reproduce.scheduler import cells, paired_differences, row_intervals
-from mtm.reproduce.tables import COLUMNS, REFERENCE_ROWS, interval_table, read_runs
+from mtm.reproduce.tables import (
+    COLUMNS,
+    REFERENCE_ROWS,
+    interval_table,
+    read_runs,
+)
 from mtm.stats import mean_interval, paired_difference, seed_means
 
 use_style()
@@ -75,13 +98,17 @@ print(gpu_check())
 # `MODEL` size overrides and `WORKERS` parallel runs. `OVERRIDES` replaces any of them.
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
-OVERRIDES = {}             # the settings' values to replace, e.g. {"ABLATION_EPOCHS": 50}; see mtm.book.CHAPTER_SETTINGS
-SEED = 0                   # first synthetic session
+# "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
+SETTINGS = "auto"
+# the settings' values to replace, e.g. {"ABLATION_EPOCHS": 50}; the values
+# are in mtm.book.CHAPTER_SETTINGS
+OVERRIDES = {}
+SEED = 0  # first synthetic session
 
 # %%
 RUN = chapter_settings("09_experiments", SETTINGS, **OVERRIDES)
-OUT_DIR = RUN.run_dir / "experiments"  # read once: under smoke every access makes a new folder
+# read once: under smoke every access makes a new folder
+OUT_DIR = RUN.run_dir / "experiments"
 
 # %% [markdown]
 # ## 1. One scheduler, one plan per experiment
@@ -105,73 +132,143 @@ OUT_DIR = RUN.run_dir / "experiments"  # read once: under smoke every access mak
 # `prompts`, `mask-ratio`, `region-decoding`, `table2`, `budget`), with `--preset paper` for the
 # paper's settings. This chapter's plans:
 
+
 # %%
 def plan(experiment: str, model: dict | None = None, **values) -> Plan:
-    """The experiment's small preset (its training settings) on this chapter's sessions; ``model``:
-    model settings on top of ``RUN.MODEL``."""
+    """The experiment's small preset (its training settings) on this
+    chapter's sessions; ``model``: model settings on top of ``RUN.MODEL``."""
     model = {**RUN.MODEL, **(model or {})}
-    return Plan.for_preset("small", experiment, n_test=RUN.N_TEST, session_seed=SEED, n_trials=RUN.N_TRIALS,
-                           n_neurons=RUN.N_NEURONS, n_seeds=RUN.SEEDS,
-                           train_overrides=dict(model=model) if model else {}, **values)
+    return Plan.for_preset(
+        "small",
+        experiment,
+        n_test=RUN.N_TEST,
+        session_seed=SEED,
+        n_trials=RUN.N_TRIALS,
+        n_neurons=RUN.N_NEURONS,
+        n_seeds=RUN.SEEDS,
+        train_overrides=dict(model=model) if model else {},
+        **values,
+    )
 
 
-plans = {"ablation": plan("ablation", epochs=RUN.ABLATION_EPOCHS),
-         "ndt2": plan("ndt2", model=dict(patch_size=RUN.NDT2_PATCH), n_pretrain=RUN.NDT2_PRETRAIN,
-                      epochs=RUN.NDT2_EPOCHS, pretrain_epochs=RUN.NDT2_EPOCHS, finetune_epochs=RUN.NDT2_EPOCHS)}
+plans = {
+    "ablation": plan("ablation", epochs=RUN.ABLATION_EPOCHS),
+    "ndt2": plan(
+        "ndt2",
+        model=dict(patch_size=RUN.NDT2_PATCH),
+        n_pretrain=RUN.NDT2_PRETRAIN,
+        epochs=RUN.NDT2_EPOCHS,
+        pretrain_epochs=RUN.NDT2_EPOCHS,
+        finetune_epochs=RUN.NDT2_EPOCHS,
+    ),
+}
 for name, p in plans.items():
     cfg = p.train_config("mtm", "pretrain" if p.n_pretrain else "single")
-    patches = f", NDT2 patches of {cfg.model.patch_size} neurons" if name == "ndt2" else ""
-    print(f"{name:9s} {p.n_pretrain} pretraining + {p.n_test} held-out sessions of "
-          f"{p.n_trials} trials x {p.n_neurons} neurons; {cfg.epochs} epochs, "
-          f"model {cfg.model.n_layers} x {cfg.model.hidden}{patches}; seeds {p.seeds}")
+    patches = (
+        f", NDT2 patches of {cfg.model.patch_size} neurons"
+        if name == "ndt2"
+        else ""
+    )
+    print(
+        f"{name:9s} {p.n_pretrain} pretraining + {p.n_test} held-out "
+        "sessions of "
+        f"{p.n_trials} trials x {p.n_neurons} neurons; {cfg.epochs} epochs, "
+        f"model {cfg.model.n_layers} x {cfg.model.hidden}{patches}; "
+        f"seeds {p.seeds}"
+    )
 
 heldout_sessions = {}
 
 
 def run(name: str) -> tuple[dict, dict]:
-    """Run one experiment on its plan's synthetic sessions: its table {row: {column: mean}} and its
-    runs {model row: [{"seed", "session", "scores"}]}. The log names folders relative to OUT_DIR."""
+    """Run one experiment on its plan's synthetic sessions: its table
+    {row: {column: mean}} and its runs {model row: [{"seed", "session",
+    "scores"}]}. The log names folders relative to OUT_DIR.
+    """
     pretrain, heldout_sessions[name] = plans[name].synthetic_sessions()
-    table = run_experiment(pretrain, heldout_sessions[name], plans[name], OUT_DIR / name, workers=RUN.WORKERS,
-                           progress=False, log=lambda line: print(line.replace(str(OUT_DIR), "OUT_DIR")))
+    table = run_experiment(
+        pretrain,
+        heldout_sessions[name],
+        plans[name],
+        OUT_DIR / name,
+        workers=RUN.WORKERS,
+        progress=False,
+        log=lambda line: print(line.replace(str(OUT_DIR), "OUT_DIR")),
+    )
     return table, read_runs(OUT_DIR / name)
 
 
-TASK_WORDS = {"co-smooth": "co-smoothing", "forward-pred": "forward prediction", "intra-region": "intra-region",
-              "inter-region": "inter-region", "choice": "choice", "whisker_me": "whisker motion energy"}
+TASK_WORDS = {
+    "co-smooth": "co-smoothing",
+    "forward-pred": "forward prediction",
+    "intra-region": "intra-region",
+    "inter-region": "inter-region",
+    "choice": "choice",
+    "whisker_me": "whisker motion energy",
+}
 GREY = {row: "0.6" for row in REFERENCE_ROWS}
 
 
 def show_results(table: dict, runs: dict) -> None:
-    """The table (model rows: mean ± 95 % interval over seeds), then every row's share of the Bayes reference."""
+    """The table (model rows: mean ± 95 % interval over seeds), then every
+    row's share of the Bayes reference."""
     intervals = {m: row_intervals(records) for m, records in runs.items()}
     display(Markdown(interval_table(table, intervals, COLUMNS)))
-    display(Markdown("**Share of the Bayes reference** (activity tasks; the latent oracle's share is above 1):\n\n"
-                     + oracle_share_table({r: table[r] for r in [*runs, ORACLE_ROW, LINEAR_ROW]}, table[BAYES_ROW],
-                                          list(TASKS))))
+    display(
+        Markdown(
+            "**Share of the Bayes reference** (activity tasks; the latent "
+            "oracle's share is above 1):\n\n"
+            + oracle_share_table(
+                {r: table[r] for r in [*runs, ORACLE_ROW, LINEAR_ROW]},
+                table[BAYES_ROW],
+                list(TASKS),
+            )
+        )
+    )
 
 
 def plot_results(table: dict, runs: dict):
-    """One panel per column, a bar per model (blue, with its 95 % interval) and per reference row (grey)."""
-    errors = {m: {c: i.half_width for c, i in row_intervals(records).items()} for m, records in runs.items()}
-    return plot_bar_panels(table, list(runs) + [r for r in REFERENCE_ROWS if r in table], COLUMNS,
-                           errors=errors, colors=GREY)
+    """One panel per column, a bar per model (blue, with its 95 % interval)
+    and per reference row (grey)."""
+    errors = {
+        m: {c: i.half_width for c, i in row_intervals(records).items()}
+        for m, records in runs.items()
+    }
+    return plot_bar_panels(
+        table,
+        list(runs) + [r for r in REFERENCE_ROWS if r in table],
+        COLUMNS,
+        errors=errors,
+        colors=GREY,
+    )
 
 
 def comparison_lines(differences: dict, names: dict, columns=TASKS) -> str:
-    """A bullet per comparison {label: (words for a, words for b)}, a sentence per column, each chosen
-    by the paired difference's interval (mtm.book.compare_words)."""
-    return "\n".join(f"- **{label}**: " + "; ".join(
-        f"{TASK_WORDS[c]}: {compare_words(a, b, differences[label][c])}" for c in columns) + "."
-        for label, (a, b) in names.items())
+    """A bullet per comparison {label: (words for a, words for b)}, a
+    sentence per column, each chosen by the paired difference's interval
+    (mtm.book.compare_words)."""
+    return "\n".join(
+        f"- **{label}**: "
+        + "; ".join(
+            f"{TASK_WORDS[c]}: {compare_words(a, b, differences[label][c])}"
+            for c in columns
+        )
+        + "."
+        for label, (a, b) in names.items()
+    )
 
 
 def check_oracle_above(table: dict, runs: dict) -> None:
-    """The latent oracle, given the true latents, is above every model on every activity task."""
+    """The latent oracle, given the true latents, is above every model on
+    every activity task."""
     for model in runs:
         for task in TASKS:
-            assert_direction(f"the latent oracle above {model} on {task}", table[ORACLE_ROW][task], ">",
-                             table[model][task])
+            assert_direction(
+                f"the latent oracle above {model} on {task}",
+                table[ORACLE_ROW][task],
+                ">",
+                table[model][task],
+            )
 
 
 # %% [markdown]
@@ -208,20 +305,44 @@ plt.show()
 # interval is over seeds, **bold** where it excludes zero):
 
 # %%
-ablation_differences = paired_differences(ablation_runs, ablation_experiment.comparisons())
-display(Markdown(interval_table({label: {} for label in ablation_differences}, ablation_differences, COLUMNS,
-                                sign=True)))
+ablation_differences = paired_differences(
+    ablation_runs, ablation_experiment.comparisons()
+)
+display(
+    Markdown(
+        interval_table(
+            {label: {} for label in ablation_differences},
+            ablation_differences,
+            COLUMNS,
+            sign=True,
+        )
+    )
+)
 
 # %% [markdown]
 # The same comparisons in words, task by task, each chosen by its interval (a difference whose
 # interval contains zero is reported as such, whatever its sign):
 
 # %%
-SCHEME_WORDS = {"Temporal (baseline)": "temporal masking", "Neuron": "neuron masking", "Causal": "causal masking",
-                "Intra-region": "intra-region masking", "Inter-region": "inter-region masking",
-                "MtM (not prompted)": "MtM without prompts"}
-display(Markdown(comparison_lines(ablation_differences, {
-    label: ("prompted MtM", SCHEME_WORDS[b]) for label, _, b in ablation_experiment.comparisons()})))
+SCHEME_WORDS = {
+    "Temporal (baseline)": "temporal masking",
+    "Neuron": "neuron masking",
+    "Causal": "causal masking",
+    "Intra-region": "intra-region masking",
+    "Inter-region": "inter-region masking",
+    "MtM (not prompted)": "MtM without prompts",
+}
+display(
+    Markdown(
+        comparison_lines(
+            ablation_differences,
+            {
+                label: ("prompted MtM", SCHEME_WORDS[b])
+                for label, _, b in ablation_experiment.comparisons()
+            },
+        )
+    )
+)
 
 # %% [markdown]
 # And which model has the highest mean on each task, against prompted MtM:
@@ -231,10 +352,16 @@ models = list(ablation_runs)
 lines = []
 for task in TASKS:
     best = max(models, key=lambda m: ablation[m][task])
-    line = f"- **{TASK_WORDS[task]}**: {best} has the highest mean ({ablation[best][task]:.2f} bits per spike)"
+    line = (
+        f"- **{TASK_WORDS[task]}**: {best} has the highest mean "
+        f"({ablation[best][task]:.2f} bits per spike)"
+    )
     if best != "MtM (prompted)":
-        line += "; " + compare_words("prompted MtM", SCHEME_WORDS[best],
-                                     ablation_differences[f"MtM (prompted) - {best}"][task])
+        line += "; " + compare_words(
+            "prompted MtM",
+            SCHEME_WORDS[best],
+            ablation_differences[f"MtM (prompted) - {best}"][task],
+        )
     lines.append(line + ".")
 display(Markdown("\n".join(lines)))
 
@@ -290,11 +417,31 @@ plt.show()
 # %%
 ndt2_pairs = ndt2_experiment.comparisons(RUN.NDT2_PRETRAIN)
 ndt2_differences = paired_differences(ndt2_runs, ndt2_pairs)
-display(Markdown(interval_table({label: {} for label in ndt2_differences}, ndt2_differences, COLUMNS, sign=True)))
-words = {"NDT2: MtM - Random token, single-session": ("MtM on NDT2", "random-token masking"),
-         "NDT1: MtM - Temporal, single-session": ("MtM on NDT1", "temporal masking"),
-         "NDT1 - NDT2, single-session, baselines": ("NDT1 with temporal masking", "NDT2 with random-token masking"),
-         "NDT1 - NDT2, single-session, MtM": ("NDT1 with MtM", "NDT2 with MtM")}
+display(
+    Markdown(
+        interval_table(
+            {label: {} for label in ndt2_differences},
+            ndt2_differences,
+            COLUMNS,
+            sign=True,
+        )
+    )
+)
+words = {
+    "NDT2: MtM - Random token, single-session": (
+        "MtM on NDT2",
+        "random-token masking",
+    ),
+    "NDT1: MtM - Temporal, single-session": (
+        "MtM on NDT1",
+        "temporal masking",
+    ),
+    "NDT1 - NDT2, single-session, baselines": (
+        "NDT1 with temporal masking",
+        "NDT2 with random-token masking",
+    ),
+    "NDT1 - NDT2, single-session, MtM": ("NDT1 with MtM", "NDT2 with MtM"),
+}
 display(Markdown(comparison_lines(ndt2_differences, words)))
 
 # %% [markdown]
@@ -307,15 +454,19 @@ display(Markdown(comparison_lines(ndt2_differences, words)))
 # %%
 lines = []
 for model, records in ndt2_runs.items():
-    gap = mean_interval([ndt2[LINEAR_ROW]["intra-region"] - v
-                         for v in seed_means(cells(records, "intra-region")).values()])
+    gap = mean_interval(
+        [
+            ndt2[LINEAR_ROW]["intra-region"] - v
+            for v in seed_means(cells(records, "intra-region")).values()
+        ]
+    )
     lines.append(f"- {compare_words('the linear baseline', model, gap)}.")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
 # Two more things to read in the table. Forward prediction of the last 200 ms asks more than each
 # neuron's mean rate, and is the task where the paper's NDT2 rows (0.34 to 0.38) stand out; our rows
-# say how far these short runs get there. Behaviour is decoded from 20 % of `N_TRIALS` trials, so
+# say how far these short runs get there. Behaviour is decoded from a fifth of the `N_TRIALS` trials (the test split), so
 # one trial moves choice accuracy by a step of 1 / (the number of test trials): judge choice
 # differences by their intervals, not by their size. Every row here trains for `NDT2_EPOCHS` epochs
 # against the ablation's `ABLATION_EPOCHS`, so compare NDT1 in this table with NDT2, not with
@@ -375,26 +526,30 @@ display(Markdown("\n".join(lines)))
 # `paired_differences(ablation_runs, [(label, a, b), ...])` gives any pair's paired difference with
 # its interval; a neighbour pair is told apart when that interval excludes zero.
 # :::
-
-# %% tags=["hide-input"]
-for task in TASKS:
-    order = sorted(ablation_runs, key=lambda m: -ablation[m][task])
-    steps = paired_differences(ablation_runs, [(f"{a} - {b}", a, b) for a, b in zip(order, order[1:])])
-    text = order[0]
-    for a, b in zip(order, order[1:]):
-        text += (" > " if steps[f"{a} - {b}"][task].excludes_zero else " ~ ") + b
-    print(f"{TASK_WORDS[task]}: {text}")
-
-# %% [markdown]
+#
 # :::{admonition} Solution
 # :class: dropdown
-# The cell above (folded) sorts the models by their mean on each task and writes `>` between two
+# The cell below (folded) sorts the models by their mean on each task and writes `>` between two
 # neighbours whose paired difference excludes zero, `~` where the interval contains zero. With
 # `SEEDS` seeds a difference must be large against the spread between seeds to be told apart, so
 # expect many `~`: a ranking by means alone says more than the runs support. To narrow the intervals,
 # train more seeds (`OVERRIDES = {"SEEDS": 5}`) or more held-out sessions, in a new run folder.
 # :::
-#
+
+# %% tags=["hide-input"]
+for task in TASKS:
+    order = sorted(ablation_runs, key=lambda m: -ablation[m][task])
+    steps = paired_differences(
+        ablation_runs, [(f"{a} - {b}", a, b) for a, b in zip(order, order[1:])]
+    )
+    text = order[0]
+    for a, b in zip(order, order[1:]):
+        text += (
+            " > " if steps[f"{a} - {b}"][task].excludes_zero else " ~ "
+        ) + b
+    print(f"{TASK_WORDS[task]}: {text}")
+
+# %% [markdown]
 # **Exercise 2.** Does the prompt token matter in the ablation? Compare MtM with and without prompts
 # on every column.
 #
@@ -403,23 +558,26 @@ for task in TASKS:
 # The ablation's comparisons already hold `"MtM (prompted) - MtM (not prompted)"`
 # (`ablation_differences`).
 # :::
-
-# %% tags=["hide-input"]
-prompt = ablation_differences["MtM (prompted) - MtM (not prompted)"]
-for column in COLUMNS:
-    print(f"{TASK_WORDS[column]}: {compare_words('prompted MtM', 'MtM without prompts', prompt[column])}")
-
-# %% [markdown]
+#
 # :::{admonition} Solution
 # :class: dropdown
-# The cell above prints each column's paired difference in words. In the paper the prompt changes
+# The cell below prints each column's paired difference in words. In the paper the prompt changes
 # little in the ablation (Table 3: MtM 0.99 / 0.54 / 0.42 / 0.83 without prompts, 0.98 / 0.57 / 0.43 /
 # 0.84 with them). A prompt only changes one token at the start of the sequence (and, for the causal
 # prompt, the attention); the behaviour decoders read the log-rates of the whole, unmasked trial, so
 # there is little room for it to change choice or whisker motion energy. `mtm reproduce --experiment
 # prompts` scores every task under every prompt.
 # :::
-#
+
+# %% tags=["hide-input"]
+prompt = ablation_differences["MtM (prompted) - MtM (not prompted)"]
+for column in COLUMNS:
+    print(
+        f"{TASK_WORDS[column]}: "
+        + compare_words("prompted MtM", "MtM without prompts", prompt[column])
+    )
+
+# %% [markdown]
 # **Exercise 3.** The NDT2 models use patches of `NDT2_PATCH` neurons. With this chapter's
 # `N_NEURONS`-neuron sessions, how many patch tokens does each bin have? What does that leave for
 # NDT2's space-time attention to do?
@@ -429,20 +587,11 @@ for column in COLUMNS:
 # Ask the plan what its models use: `plans["ndt2"].train_config("mtm", arch="ndt2").model.patch_size`.
 # The number of patches comes from `NDT2.n_patches` in `mtm/models/ndt2.py`.
 # :::
-
-# %% tags=["hide-input"]
-patch = plans["ndt2"].train_config("mtm", arch="ndt2").model.patch_size
-for s in heldout_sessions["ndt2"]:
-    per_bin = math.ceil(s.n_neurons / patch)
-    print(f"{s.eid}: {s.n_neurons} neurons, patches of {patch}: {per_bin} tokens per bin "
-          f"(the last holds {s.n_neurons - (per_bin - 1) * patch} neurons), {per_bin * s.n_bins} per trial; "
-          f"regions {s.region_counts()}")
-
-# %% [markdown]
+#
 # :::{admonition} Solution
 # :class: dropdown
 # `NDT2.n_patches` cuts a session into $\lceil N / P \rceil$ patches of $P$ neurons, zero-padding the
-# last; the cell above prints the count for this chapter's sessions (under the book's settings,
+# last; the cell below prints the count for this chapter's sessions (under the book's settings,
 # 2 tokens per bin), plus the session token and, for MtM, the prompt token.
 # With two tokens per bin, attention across space is attention between two parts of the probe. The
 # synthetic neurons are ordered by region, so the patches are cut without regard to region
@@ -456,7 +605,20 @@ for s in heldout_sessions["ndt2"]:
 # (`OVERRIDES = {"NDT2_PATCH": 32}`, in a new run folder): more tokens per bin, and slower, since
 # attention grows with the square of their number.
 # :::
-#
+
+# %% tags=["hide-input"]
+patch = plans["ndt2"].train_config("mtm", arch="ndt2").model.patch_size
+for s in heldout_sessions["ndt2"]:
+    per_bin = math.ceil(s.n_neurons / patch)
+    print(
+        f"{s.eid}: {s.n_neurons} neurons, patches of {patch}: "
+        f"{per_bin} tokens per bin (the last holds "
+        f"{s.n_neurons - (per_bin - 1) * patch} neurons), "
+        f"{per_bin * s.n_bins} per trial; "
+        f"regions {s.region_counts()}"
+    )
+
+# %% [markdown]
 # **Exercise 4.** Does MtM help NDT2 more than it helps NDT1? Compare the two gains, MtM minus each
 # backbone's baseline, seed by seed.
 #
@@ -465,23 +627,10 @@ for s in heldout_sessions["ndt2"]:
 # A gain is a paired difference per (seed, session) cell; the difference of two gains is again
 # paired by seed and session: `mtm.stats.paired_difference` of the two gains' cells.
 # :::
-
-# %% tags=["hide-input"]
-def gain(backbone: str, baseline: str, task: str) -> dict:
-    """{(seed, session): MtM minus the backbone's baseline} of one task."""
-    mtm_cells = cells(ndt2_runs[ndt2_experiment.row_name(backbone, "MtM (prompted)")], task)
-    base_cells = cells(ndt2_runs[ndt2_experiment.row_name(backbone, baseline)], task)
-    return {key: mtm_cells[key] - base_cells[key] for key in mtm_cells}
-
-
-for task in TASKS:
-    difference = paired_difference(gain("NDT2", "Random token", task), gain("NDT1", "Temporal", task))
-    print(f"{TASK_WORDS[task]}: {compare_words('the gain on NDT2', 'the gain on NDT1', difference)}")
-
-# %% [markdown]
+#
 # :::{admonition} Solution
 # :class: dropdown
-# The cell above prints, task by task, MtM's gain over random-token masking on NDT2 minus its gain
+# The cell below prints, task by task, MtM's gain over random-token masking on NDT2 minus its gain
 # over temporal masking on NDT1, with the interval over seeds. In the paper's single-session rows the
 # gain on co-smoothing is about four times as large on NDT2 as on NDT1, because random-token masking
 # collapses co-smoothing (-0.87 against temporal masking's 0.55): it hides whole patches, so it never
@@ -489,6 +638,28 @@ for task in TASKS:
 # tests. On forward prediction the paper's gains are small on both backbones (0.35 to 0.36 on NDT2,
 # 0.17 to 0.28 on NDT1).
 # :::
+
+
+# %% tags=["hide-input"]
+def gain(backbone: str, baseline: str, task: str) -> dict:
+    """{(seed, session): MtM minus the backbone's baseline} of one task."""
+    mtm_cells = cells(
+        ndt2_runs[ndt2_experiment.row_name(backbone, "MtM (prompted)")], task
+    )
+    base_cells = cells(
+        ndt2_runs[ndt2_experiment.row_name(backbone, baseline)], task
+    )
+    return {key: mtm_cells[key] - base_cells[key] for key in mtm_cells}
+
+
+for task in TASKS:
+    difference = paired_difference(
+        gain("NDT2", "Random token", task), gain("NDT1", "Temporal", task)
+    )
+    print(
+        f"{TASK_WORDS[task]}: "
+        + compare_words("the gain on NDT2", "the gain on NDT1", difference)
+    )
 
 # %% tags=["remove-input"]
 print(RUN.done())
