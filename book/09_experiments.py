@@ -207,6 +207,17 @@ TASK_WORDS = {
     "whisker_me": "whisker motion energy",
 }
 GREY = {row: "0.6" for row in REFERENCE_ROWS}
+SHORT = dict(
+    zip(
+        REFERENCE_ROWS,
+        (
+            "Latent oracle (upper bound)",
+            "Bayes reference",
+            "True rates (not reachable)",
+            "Linear baseline",
+        ),
+    )
+)
 
 
 def show_results(table: dict, runs: dict) -> None:
@@ -229,17 +240,19 @@ def show_results(table: dict, runs: dict) -> None:
 
 def plot_results(table: dict, runs: dict):
     """One panel per column, a bar per model (blue, with its 95 % interval)
-    and per reference row (grey)."""
+    and per reference row (grey, under a short label)."""
+    rows = list(runs) + [r for r in REFERENCE_ROWS if r in table]
+    label = {r: SHORT.get(r, r) for r in rows}
     errors = {
-        m: {c: i.half_width for c, i in row_intervals(records).items()}
+        label[m]: {c: i.half_width for c, i in row_intervals(records).items()}
         for m, records in runs.items()
     }
     return plot_bar_panels(
-        table,
-        list(runs) + [r for r in REFERENCE_ROWS if r in table],
+        {label[r]: table[r] for r in rows},
+        [label[r] for r in rows],
         COLUMNS,
         errors=errors,
-        colors=GREY,
+        colors={label[r]: GREY[r] for r in rows if r in GREY},
     )
 
 
