@@ -187,7 +187,18 @@ PACKAGE_CONSTANTS = ("mtm.data.synthetic:BIN_SIZE", "mtm.data.synthetic:WINDOW",
                      "mtm.masking:SINGLE_SCHEME_RATIO")
 #: Further named constants one chapter's prose may state, {chapter: {name: value}}; keep it short: a
 #: number a run produces is glued instead.
-NAMED_CONSTANTS: dict[str, dict[str, float]] = {}
+NAMED_CONSTANTS: dict[str, dict[str, float]] = {
+    # the IBL task's block priors P(left) and the reference's reaction-time filter (s); chapter 1's threshold
+    # of a nearly silent neuron (Hz) and the generator's range of private amplitudes (mtm.data.synthetic)
+    "01_data": {"BLOCK_PRIORS": (0.2, 0.5, 0.8), "REACTION_TIME_S": (0.08, 2.0), "LOW_RATE_HZ": 0.5,
+                "PRIVATE_GAIN": (0.3, 0.9)},
+    "04_training": {"AdamW weight decay (TrainConfig)": 0.01, "OneCycleLR beta1, high and low": (0.95, 0.85),
+                    "one-cycle warm-up, fraction of the steps (TrainConfig)": 0.15,
+                    "compute capability of native bf16": 8.0},
+    "06_decoding": {"the reference's reaction-time filter (s)": (0.08, 2.0),
+                    "synthetic reaction times clipped at (s)": 1.2,
+                    "the reference's behaviour trial masks keep, fewest, most, mean": (0.38, 0.81, 0.63)},
+}
 
 #: A code block: a fence of backticks or tildes without a directive, or with a code directive
 #: (a directive's fence, ```{note}, holds prose and is read).
