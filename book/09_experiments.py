@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 9. Experiments: the masking ablation and NDT2
+# # Experiments: the masking ablation and NDT2
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/09_experiments.ipynb)
 #
@@ -25,35 +25,65 @@
 #   its own task and MtM combines them;
 # - how NDT2, the space-time patch transformer, trains with the same loop and the same masking as
 #   NDT1 (Tables 4 and 5), and how it compares on small runs;
+# - how to read such comparisons: every model trained with several seeds, every difference paired by
+#   seed with its 95 % interval, every score also a share of a predictor a model can reach;
 # - where the book runs the third experiment, more pretraining sessions (the paper's Fig. 4);
 # - how `mtm reproduce --experiment NAME` runs each of these, and what it writes.
 #
 # *About 10 minutes to read; the line under the parameters says how long the chapter's stored
 # execution took. Every experiment here trains with the `small` preset of `mtm reproduce` (the
-# 2 x 64 model) on sessions of `N_TRIALS` trials and `N_NEURONS` neurons; the paper's preset of each
-# takes hours to days on a GPU.*
+# 2 x 64 model) on sessions of `N_TRIALS` trials and `N_NEURONS` neurons, once per training seed;
+# the paper's preset of each takes hours to days on a GPU.*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True
+    )
 
-from pathlib import Path
+import math
 
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from mtm.baselines import ORACLE_ROW
-from mtm.book import chapter_settings, gpu_check
+from mtm.baselines import LINEAR_ROW, ORACLE_ROW
+from mtm.bayes import BAYES_ROW
+from mtm.book import (
+    assert_direction,
+    chapter_settings,
+    compare_words,
+    gpu_check,
+)
 from mtm.evaluate import TASKS
-from mtm.plots import oracle_share_table, paper_comparison_table, results_table, use_style
-from mtm.reproduce import PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, Plan, run_experiment
-from mtm.reproduce.tables import COLUMNS, REFERENCE_ROWS, plot_table
+from mtm.plots import (
+    oracle_share_table,
+    plot_bar_panels,
+    results_table,
+    use_style,
+)
+from mtm.reproduce import (
+    PAPER_TABLE2,
+    PAPER_TABLE3,
+    PAPER_TABLE5,
+    Plan,
+    run_experiment,
+)
+from mtm.reproduce import ablation as ablation_experiment
+from mtm.reproduce import ndt2 as ndt2_experiment
+from mtm.reproduce.scheduler import cells, paired_differences, row_intervals
+from mtm.reproduce.tables import (
+    COLUMNS,
+    REFERENCE_ROWS,
+    interval_table,
+    read_runs,
+)
+from mtm.stats import mean_interval, paired_difference, seed_means
 
 use_style()
 print(gpu_check())
@@ -61,79 +91,197 @@ print(gpu_check())
 # %% [markdown]
 # ## Parameters
 #
-# `SETTINGS` picks one of the chapter's three sets of values (`mtm.book.CHAPTER_SETTINGS`); any
-# parameter set here replaces the settings' value.
+# `SETTINGS` picks one of the chapter's three sets of values (`mtm.book.CHAPTER_SETTINGS`):
+# `N_TEST` held-out sessions of `N_TRIALS` trials and `N_NEURONS` neurons, `ABLATION_EPOCHS` for each
+# ablation model, `NDT2_EPOCHS` for every run of the NDT2 experiment, `NDT2_PRETRAIN` pretraining
+# sessions (0: single-session only), NDT2 patches of `NDT2_PATCH` neurons, `SEEDS` training seeds,
+# `MODEL` size overrides and `WORKERS` parallel runs. `OVERRIDES` replaces any of them.
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
-SEED = 0                   # first synthetic session
-N_TEST = None              # held-out sessions every model is scored on (None: the settings' value)
-N_TRIALS = None            # trials per session (None: the settings' value)
-N_NEURONS = None           # neurons per session (None: the settings' value)
-ABLATION_EPOCHS = None     # epochs of each ablation model (None: the settings' value)
-NDT2_EPOCHS = None         # epochs of every NDT2/NDT1 run, pretraining and fine-tuning (None: the settings')
-NDT2_PRETRAIN = None       # NDT2 experiment's pretraining sessions; 0: single-session only (None: the settings')
-NDT2_PATCH = None          # neurons per NDT2 token (None: the settings' value; 128 in the paper)
-MODEL = None               # model size overrides (None: the settings' value)
-WORKERS = None             # parallel training runs (None: the settings' value)
-OUT_DIR = None             # run folder (None: the settings' shared folder)
+# "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
+SETTINGS = "auto"
+# the settings' values to replace, e.g. {"ABLATION_EPOCHS": 50}; the values
+# are in mtm.book.CHAPTER_SETTINGS
+OVERRIDES = {}
+SEED = 0  # first synthetic session
 
 # %%
-RUN = chapter_settings("09_experiments", SETTINGS, N_TEST=N_TEST, N_TRIALS=N_TRIALS, N_NEURONS=N_NEURONS,
-                       ABLATION_EPOCHS=ABLATION_EPOCHS, NDT2_EPOCHS=NDT2_EPOCHS, NDT2_PRETRAIN=NDT2_PRETRAIN,
-                       NDT2_PATCH=NDT2_PATCH, MODEL=MODEL, WORKERS=WORKERS)
-(N_TEST, N_TRIALS, N_NEURONS, ABLATION_EPOCHS, NDT2_EPOCHS, NDT2_PRETRAIN, NDT2_PATCH, MODEL, WORKERS) = RUN.unpack(
-    "N_TEST", "N_TRIALS", "N_NEURONS", "ABLATION_EPOCHS", "NDT2_EPOCHS", "NDT2_PRETRAIN", "NDT2_PATCH", "MODEL",
-    "WORKERS")
-OUT_DIR = Path(OUT_DIR) if OUT_DIR else RUN.run_dir / "experiments"
+RUN = chapter_settings("09_experiments", SETTINGS, **OVERRIDES)
+# read once: under smoke every access makes a new folder
+OUT_DIR = RUN.run_dir / "experiments"
 
 # %% [markdown]
 # ## 1. One scheduler, one plan per experiment
 #
 # Every experiment of the paper is a set of training runs, each scored on the same held-out
-# sessions. `mtm.reproduce` describes one with a `Plan` (sessions, epochs, model, and the numbers an
-# experiment varies) and runs it with `run_experiment`: the runs go to worker processes, longest
-# first; a finished run in `OUT_DIR` is reused when its settings and sessions match and refused,
-# naming the first difference, when they do not; each model is scored on the four activity tasks
-# of {doc}`05_evaluation` and the two behaviour tasks of {doc}`06_decoding` as soon as it finishes,
-# and every score is the mean over the held-out sessions. Beside the models each table has the
-# reference rows of {doc}`05_evaluation`: the oracle of each task (the best prediction its
-# information allows on synthetic data), the true rates (not reachable: they hold each neuron's
-# private noise) and the linear baseline. Each experiment writes `results.md`, `results.csv`,
-# `per_session.json` and `results.png` into its folder.
+# sessions. `mtm.reproduce` describes one with a `Plan` (sessions, epochs, model, seeds, and the
+# numbers an experiment varies) and runs it with `run_experiment`: the runs go to worker processes,
+# longest first; a finished run in `OUT_DIR` is reused when its settings and sessions match and
+# refused, naming the first difference, when they do not; each model is scored on the four activity
+# tasks of {doc}`05_evaluation` and the two behaviour tasks of {doc}`06_decoding` as soon as it
+# finishes. Every model is trained once per training seed: a row is the mean over seeds (and the
+# held-out sessions) with its 95 % interval over seeds, and a comparison of two models is their
+# *paired* difference, seed by seed, with its own interval (`mtm.stats`). Beside the models each table
+# has the reference rows of {doc}`05_evaluation`: the latent oracle (an upper bound: it is given the
+# true latents), the Bayes reference (the best prediction from exactly the spikes a model sees, with
+# the generative parameters known: a yardstick a model can reach), the true rates (not reachable:
+# they hold each neuron's private noise) and the linear baseline. Each experiment writes
+# `results.md`, `results.csv`, `differences.csv`, `per_session.json` and `results.png` into its folder.
 #
 # From a shell the same runs are `mtm reproduce --experiment ablation` (or `ndt2`, `scaling`,
-# `prompts`, `mask-ratio`, `region-decoding`, `table2`), with `--preset paper` for the paper's
-# settings. This chapter's plans:
+# `prompts`, `mask-ratio`, `region-decoding`, `table2`, `budget`), with `--preset paper` for the
+# paper's settings. This chapter's plans:
+
 
 # %%
 def plan(experiment: str, model: dict | None = None, **values) -> Plan:
-    """The experiment's small preset (its training settings) on this chapter's sessions; ``model``:
-    model settings on top of ``MODEL``."""
-    model = {**MODEL, **(model or {})}
-    return Plan.for_preset("small", experiment, n_test=N_TEST, session_seed=SEED, n_trials=N_TRIALS,
-                           n_neurons=N_NEURONS, train_overrides=dict(model=model) if model else {}, **values)
+    """The experiment's small preset (its training settings) on this
+    chapter's sessions; ``model``: model settings on top of ``RUN.MODEL``."""
+    model = {**RUN.MODEL, **(model or {})}
+    return Plan.for_preset(
+        "small",
+        experiment,
+        n_test=RUN.N_TEST,
+        session_seed=SEED,
+        n_trials=RUN.N_TRIALS,
+        n_neurons=RUN.N_NEURONS,
+        n_seeds=RUN.SEEDS,
+        train_overrides=dict(model=model) if model else {},
+        **values,
+    )
 
 
-plans = {"ablation": plan("ablation", epochs=ABLATION_EPOCHS),
-         "ndt2": plan("ndt2", model=dict(patch_size=NDT2_PATCH), n_pretrain=NDT2_PRETRAIN, epochs=NDT2_EPOCHS,
-                      pretrain_epochs=NDT2_EPOCHS, finetune_epochs=NDT2_EPOCHS)}
+plans = {
+    "ablation": plan("ablation", epochs=RUN.ABLATION_EPOCHS),
+    "ndt2": plan(
+        "ndt2",
+        model=dict(patch_size=RUN.NDT2_PATCH),
+        n_pretrain=RUN.NDT2_PRETRAIN,
+        epochs=RUN.NDT2_EPOCHS,
+        pretrain_epochs=RUN.NDT2_EPOCHS,
+        finetune_epochs=RUN.NDT2_EPOCHS,
+    ),
+}
 for name, p in plans.items():
     cfg = p.train_config("mtm", "pretrain" if p.n_pretrain else "single")
-    patches = f", NDT2 patches of {cfg.model.patch_size} neurons" if name == "ndt2" else ""
-    print(f"{name:9s} {p.n_pretrain} pretraining + {p.n_test} held-out sessions of "
-          f"{p.n_trials} trials x {p.n_neurons} neurons; {cfg.epochs} epochs, "
-          f"model {cfg.model.n_layers} x {cfg.model.hidden}{patches}")
+    patches = (
+        f", NDT2 patches of {cfg.model.patch_size} neurons"
+        if name == "ndt2"
+        else ""
+    )
+    print(
+        f"{name:9s} {p.n_pretrain} pretraining + {p.n_test} held-out "
+        "sessions of "
+        f"{p.n_trials} trials x {p.n_neurons} neurons; {cfg.epochs} epochs, "
+        f"model {cfg.model.n_layers} x {cfg.model.hidden}{patches}; "
+        f"seeds {p.seeds}"
+    )
+
+heldout_sessions = {}
 
 
-def run(name: str) -> dict:
-    """Run one experiment on its plan's synthetic sessions; its table {row: {column: score}}."""
-    pretrain, heldout = plans[name].synthetic_sessions()
-    return run_experiment(pretrain, heldout, plans[name], OUT_DIR / name, workers=WORKERS, progress=False)
+def run(name: str) -> tuple[dict, dict]:
+    """Run one experiment on its plan's synthetic sessions: its table
+    {row: {column: mean}} and its runs {model row: [{"seed", "session",
+    "scores"}]}. The log names folders relative to OUT_DIR.
+    """
+    pretrain, heldout_sessions[name] = plans[name].synthetic_sessions()
+    table = run_experiment(
+        pretrain,
+        heldout_sessions[name],
+        plans[name],
+        OUT_DIR / name,
+        workers=RUN.WORKERS,
+        progress=False,
+        log=lambda line: print(line.replace(str(OUT_DIR), "OUT_DIR")),
+    )
+    return table, read_runs(OUT_DIR / name)
 
 
-def model_rows(table: dict) -> dict:
-    return {row: scores for row, scores in table.items() if row not in REFERENCE_ROWS}
+TASK_WORDS = {
+    "co-smooth": "co-smoothing",
+    "forward-pred": "forward prediction",
+    "intra-region": "intra-region",
+    "inter-region": "inter-region",
+    "choice": "choice",
+    "whisker_me": "whisker motion energy",
+}
+GREY = {row: "0.6" for row in REFERENCE_ROWS}
+SHORT = dict(
+    zip(
+        REFERENCE_ROWS,
+        (
+            "Latent oracle (upper bound)",
+            "Bayes reference",
+            "True rates (not reachable)",
+            "Linear baseline",
+        ),
+    )
+)
+
+
+def show_results(table: dict, runs: dict) -> None:
+    """The table (model rows: mean ± 95 % interval over seeds), then every
+    row's share of the Bayes reference."""
+    intervals = {m: row_intervals(records) for m, records in runs.items()}
+    display(Markdown(interval_table(table, intervals, COLUMNS)))
+    display(
+        Markdown(
+            "**Share of the Bayes reference** (activity tasks; the latent "
+            "oracle's share is above 1):\n\n"
+            + oracle_share_table(
+                {r: table[r] for r in [*runs, ORACLE_ROW, LINEAR_ROW]},
+                table[BAYES_ROW],
+                list(TASKS),
+            )
+        )
+    )
+
+
+def plot_results(table: dict, runs: dict):
+    """One panel per column, a bar per model (blue, with its 95 % interval)
+    and per reference row (grey, under a short label)."""
+    rows = list(runs) + [r for r in REFERENCE_ROWS if r in table]
+    label = {r: SHORT.get(r, r) for r in rows}
+    errors = {
+        label[m]: {c: i.half_width for c, i in row_intervals(records).items()}
+        for m, records in runs.items()
+    }
+    return plot_bar_panels(
+        {label[r]: table[r] for r in rows},
+        [label[r] for r in rows],
+        COLUMNS,
+        errors=errors,
+        colors={label[r]: GREY[r] for r in rows if r in GREY},
+    )
+
+
+def comparison_lines(differences: dict, names: dict, columns=TASKS) -> str:
+    """A bullet per comparison {label: (words for a, words for b)}, a
+    sentence per column, each chosen by the paired difference's interval
+    (mtm.book.compare_words)."""
+    return "\n".join(
+        f"- **{label}**: "
+        + "; ".join(
+            f"{TASK_WORDS[c]}: {compare_words(a, b, differences[label][c])}"
+            for c in columns
+        )
+        + "."
+        for label, (a, b) in names.items()
+    )
+
+
+def check_oracle_above(table: dict, runs: dict) -> None:
+    """The latent oracle, given the true latents, is above every model on
+    every activity task."""
+    for model in runs:
+        for task in TASKS:
+            assert_direction(
+                f"the latent oracle above {model} on {task}",
+                table[ORACLE_ROW][task],
+                ">",
+                table[model][task],
+            )
 
 
 # %% [markdown]
@@ -145,55 +293,104 @@ def model_rows(table: dict) -> dict:
 # scored on every task. Its claim: each scheme is best, or near best, on the task that resembles it
 # (neuron masking on co-smoothing, causal on forward prediction, intra-region on intra-region,
 # inter-region on inter-region), each is poor on the others (intra-region masking alone collapses
-# co-smoothing to -9.86 bits per spike), and MtM is good on all four. The paper's numbers, from one
+# co-smoothing to -9.86 bits per spike in the paper), and MtM is good on all four. The paper's numbers, from one
 # selected IBL session:
 
 # %%
 display(Markdown(results_table(PAPER_TABLE3, COLUMNS)))
 
 # %% [markdown]
-# Ours (the mean over the `N_TEST` held-out synthetic sessions, one under the book's settings), with
-# the paper's number in brackets:
+# Ours: each model row the mean over the `SEEDS` training seeds and the `N_TEST` held-out synthetic
+# sessions, ± the half-width of its 95 % interval over seeds; the reference rows below the models
+# ({numref}`fig-09-ablation` draws the table):
 
 # %%
-ablation = run("ablation")
-display(Markdown(paper_comparison_table(model_rows(ablation), PAPER_TABLE3, COLUMNS)))
-display(Markdown(results_table({row: ablation[row] for row in REFERENCE_ROWS if row in ablation}, COLUMNS)))
+ablation, ablation_runs = run("ablation")
+check_oracle_above(ablation, ablation_runs)
+show_results(ablation, ablation_runs)
 
-# %% mystnb={"figure": {"caption": "The masking ablation (single-session NDT1, mean over the held-out sessions): one panel per column, a horizontal bar per model (blue: temporal, neuron, causal, intra-region and inter-region masking, MtM without and with prompts) and per reference row (grey: oracle, true rates, linear baseline). Activity tasks in bits per spike, choice as accuracy, whisker motion energy as $R^2$.", "name": "fig-09-ablation"}}
-plot_table(ablation, list(model_rows(ablation)) + [r for r in REFERENCE_ROWS if r in ablation], COLUMNS)
+# %% mystnb={"figure": {"caption": "The masking ablation (single-session NDT1): one panel per column, a bar per model (blue: temporal, neuron, causal, intra-region and inter-region masking, MtM without and with prompts; the mean over seeds, its 95 % interval as a whisker) and per reference row (grey: latent oracle, Bayes reference, true rates, linear baseline; the Bayes reference has no behaviour columns). Activity tasks in bits per spike, choice as accuracy, whisker motion energy as $R^2$; panels of one unit share their axis.", "name": "fig-09-ablation"}}
+plot_results(ablation, ablation_runs)
 plt.show()
 
 # %% [markdown]
-# Each model's share of the oracle, task by task:
+# Each single scheme against prompted MtM, as a paired difference (same seed, same session; the
+# interval is over seeds, **bold** where it excludes zero):
 
 # %%
-display(Markdown(oracle_share_table(model_rows(ablation), ablation[ORACLE_ROW], list(TASKS))))
+ablation_differences = paired_differences(
+    ablation_runs, ablation_experiment.comparisons()
+)
+display(
+    Markdown(
+        interval_table(
+            {label: {} for label in ablation_differences},
+            ablation_differences,
+            COLUMNS,
+            sign=True,
+        )
+    )
+)
 
 # %% [markdown]
-# What the stored ablation shows, scheme by scheme, against the paper's pattern (one held-out
-# session and one seed here, so differences of a few hundredths may be chance):
+# The same comparisons in words, task by task, each chosen by its interval (a difference whose
+# interval contains zero is reported as such, whatever its sign):
+
+# %%
+SCHEME_WORDS = {
+    "Temporal (baseline)": "temporal masking",
+    "Neuron": "neuron masking",
+    "Causal": "causal masking",
+    "Intra-region": "intra-region masking",
+    "Inter-region": "inter-region masking",
+    "MtM (not prompted)": "MtM without prompts",
+}
+display(
+    Markdown(
+        comparison_lines(
+            ablation_differences,
+            {
+                label: ("prompted MtM", SCHEME_WORDS[b])
+                for label, _, b in ablation_experiment.comparisons()
+            },
+        )
+    )
+)
+
+# %% [markdown]
+# And which model has the highest mean on each task, against prompted MtM:
+
+# %%
+models = list(ablation_runs)
+lines = []
+for task in TASKS:
+    best = max(models, key=lambda m: ablation[m][task])
+    line = (
+        f"- **{TASK_WORDS[task]}**: {best} has the highest mean "
+        f"({ablation[best][task]:.2f} bits per spike)"
+    )
+    if best != "MtM (prompted)":
+        line += "; " + compare_words(
+            "prompted MtM",
+            SCHEME_WORDS[best],
+            ablation_differences[f"MtM (prompted) - {best}"][task],
+        )
+    lines.append(line + ".")
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# How to read these lines against the paper's pattern:
 #
-# - **Each scheme wins, or nearly wins, the task that resembles it.** Neuron masking has the best
-#   co-smoothing of every model (0.32; the paper's best is also neuron masking, 1.04); intra-region
-#   masking the best intra-region score (0.30, against 0.18 for temporal masking); inter-region
-#   masking reaches 0.15 on inter-region from 0.00 for temporal masking. Causal masking is the one
-#   single scheme above zero on forward prediction (0.01, temporal -0.03), though far below the
-#   paper's 0.48.
-# - **Each is poor on the others.** Intra-region masking collapses co-smoothing (-0.65) and
-#   inter-region prediction (-0.74), the paper's -9.86 and -9.06 in miniature; causal masking scores
-#   -0.41 on co-smoothing and -0.42 on inter-region; inter-region masking -0.17 on forward
-#   prediction.
-# - **MtM is good on all four** (prompted: 0.28 / 0.06 / 0.25 / 0.17): the best of every model on
-#   forward prediction and inter-region prediction, 0.04 below neuron masking on co-smoothing and
-#   0.05 below intra-region masking on intra-region prediction, and never negative. The paper's MtM
-#   is best or close to best on every task too (0.98 / 0.57 / 0.43 / 0.84). The prompt changes
-#   little here (not prompted: 0.25 / 0.04 / 0.26 / 0.15), as in the paper.
-# - **Where ours differs.** Every model is at most 43 % of the oracle, on every task; the linear
-#   baseline beats every model on intra-region prediction (0.32, against at most 0.30), and its
-#   choice accuracy (0.82) is above every model's (0.72 to 0.78). Behaviour hardly separates the
-#   schemes except that intra-region masking decodes whisker motion energy worst (0.29, against 0.41
-#   to 0.44), as in the paper (0.38 against 0.56 to 0.61).
+# - **Each scheme wins the task that resembles it** if the highest mean of each task belongs to the
+#   scheme named for it, and the paper's MtM stays close (in the paper, neuron masking's 1.04 on
+#   co-smoothing against MtM's 0.98; causal masking's 0.48 on forward prediction against 0.57).
+# - **Each is poor on the others**: the paper's intra-region masking collapses co-smoothing (-9.86)
+#   and inter-region prediction (-9.06); look for the large differences "prompted MtM is above ...".
+# - **MtM is good on all four** if no line says "prompted MtM is below" by much, and its share of the Bayes
+#   reference (the table above) is similar on every task.
+# - **Our sessions are small**: `N_TRIALS` trials on one synthetic session, `ABLATION_EPOCHS` epochs;
+#   the shares of the Bayes reference say how far every model is from what the spikes allow, and the
+#   linear baseline's row how far a predictor without training gets.
 #
 # ## 3. NDT2 beside NDT1 (Tables 4 and 5)
 #
@@ -201,165 +398,202 @@ display(Markdown(oracle_share_table(model_rows(ablation), ablation[ORACLE_ROW], 
 # time; the paper trains it with the same masking schemes and reports it in Tables 4 (single-session,
 # one selected session) and 5 (single-session and pretrained on 34 sessions, 5 held-out sessions).
 # Its baseline is *random-token* masking, NDT2's own: whole patch tokens hidden at random. `mtm`
-# trains both backbones with the same loop, sessions and epochs, so the rows of one training stage
-# and masking stand side by side. Under the book's settings every model is trained on the held-out
-# session alone (`NDT2_PRETRAIN = 0`; exercise 4 adds pretraining). The paper's Table 5:
+# trains both backbones with the same loop, sessions, seeds and epochs, so the rows of one training
+# stage and masking stand side by side. Under the book's settings every model is trained on the
+# held-out session alone (`NDT2_PRETRAIN` is 0; `mtm reproduce --experiment ndt2` pretrains too).
+#
+# The paper's single-session rows do not make one backbone better everywhere. NDT1 (Table 2) is ahead
+# on co-smoothing (0.55 against NDT2's -0.87 with the baselines, 1.00 against 0.97 with MtM) and on
+# intra-region (-0.49 against -0.99; 0.70 against 0.64), and on inter-region with the baselines (0.18
+# against -0.75); NDT2 (Table 5) is ahead on forward prediction (0.35 against 0.17 with the
+# baselines, 0.36 against 0.28 with MtM) and, with MtM, on inter-region (0.84 against 0.83). The
+# paper's Table 5:
 
 # %%
 display(Markdown(results_table(PAPER_TABLE5, COLUMNS)))
 
-# %%
-ndt2 = run("ndt2")
-display(Markdown(results_table(ndt2, COLUMNS)))
+# %% [markdown]
+# Ours ({numref}`fig-09-ndt2` draws it):
 
-# %% mystnb={"figure": {"caption": "NDT2 beside NDT1, one panel per column: a horizontal bar per model (blue), each backbone with its baseline masking (random-token for NDT2, temporal for NDT1) and with prompted MtM, trained on the held-out session alone or pretrained and fine-tuned, then the reference rows (grey); mean over the held-out sessions.", "name": "fig-09-ndt2"}}
-plot_table(ndt2, list(model_rows(ndt2)) + [r for r in REFERENCE_ROWS if r in ndt2], COLUMNS)
+# %%
+ndt2, ndt2_runs = run("ndt2")
+check_oracle_above(ndt2, ndt2_runs)
+show_results(ndt2, ndt2_runs)
+
+# %% mystnb={"figure": {"caption": "NDT2 beside NDT1, one panel per column: a bar per model (blue; mean over seeds, its 95 % interval as a whisker), each backbone with its baseline masking (random-token for NDT2, temporal for NDT1) and with prompted MtM, then the reference rows (grey). Activity tasks in bits per spike, choice as accuracy, whisker motion energy as $R^2$; panels of one unit share their axis.", "name": "fig-09-ndt2"}}
+plot_results(ndt2, ndt2_runs)
 plt.show()
 
 # %% [markdown]
-# What the stored rows show (100 epochs each; NDT2 with the paper's 128-neuron patches, 2 tokens per
-# bin here):
-#
-# - **MtM lifts NDT2 above its random-token baseline on three of the four activity tasks**, as in
-#   the paper's Table 5: co-smoothing from -0.25 to 0.11, intra-region from 0.05 to 0.18, inter-region
-#   from -0.24 to -0.01; forward prediction gets slightly worse (-0.04 to -0.05). The paper's
-#   gap is larger (co-smoothing -0.87 to 0.97), and its NDT2 with MtM is well above zero on every
-#   task (0.97 / 0.36 / 0.64 / 0.84).
-# - **NDT1 is better than NDT2 on every activity task here**: temporal 0.22 / -0.01 / 0.18 / 0.04
-#   and MtM 0.25 / -0.00 / 0.22 / 0.14 against NDT2's rows. The paper's single-session rows agree
-#   only in part: NDT1 (Table 2) is ahead on co-smoothing and intra-region, but NDT2 (Table 5) is
-#   ahead on forward prediction (0.35 vs 0.17 with the baselines, 0.36 vs 0.28 with MtM) and, with
-#   MtM, on inter-region (0.84 vs 0.83). MtM helps NDT1 less than it helps NDT2 here (+0.03 on
-#   co-smoothing, +0.10 on inter-region).
-# - **The linear baseline beats all four models on intra-region prediction** (0.32, against 0.05 to
-#   0.22), as it beats every model of the ablation (section 2).
-# - **No model here predicts the last 200 ms better than each neuron's mean rate** (forward
-#   prediction -0.05 to -0.00), where the paper's NDT2 rows reach 0.34 to 0.38.
-# - **Behaviour decodes a little better from NDT2** (choice 0.80 and 0.82, whisker motion energy 0.43
-#   and 0.46) than from NDT1 (0.75; 0.42); with 60 test trials, 0.07 of choice accuracy is 4 trials.
-#
-# Every row is short of the ablation's 150-epoch NDT1 with MtM (0.28 / 0.06 / 0.25 / 0.17): 100
-# epochs is what fits beside the ablation in this chapter's time on a CPU. The patch size matters
-# too: the small preset's 32-neuron patches make 7 tokens per bin instead of 2, so every attention
-# layer of NDT2 sees 3.5 times as many tokens.
+# The comparisons, as paired differences with their intervals, then in words:
+
+# %%
+ndt2_pairs = ndt2_experiment.comparisons(RUN.NDT2_PRETRAIN)
+ndt2_differences = paired_differences(ndt2_runs, ndt2_pairs)
+display(
+    Markdown(
+        interval_table(
+            {label: {} for label in ndt2_differences},
+            ndt2_differences,
+            COLUMNS,
+            sign=True,
+        )
+    )
+)
+words = {
+    "NDT2: MtM - Random token, single-session": (
+        "MtM on NDT2",
+        "random-token masking",
+    ),
+    "NDT1: MtM - Temporal, single-session": (
+        "MtM on NDT1",
+        "temporal masking",
+    ),
+    "NDT1 - NDT2, single-session, baselines": (
+        "NDT1 with temporal masking",
+        "NDT2 with random-token masking",
+    ),
+    "NDT1 - NDT2, single-session, MtM": ("NDT1 with MtM", "NDT2 with MtM"),
+}
+display(Markdown(comparison_lines(ndt2_differences, words)))
+
+# %% [markdown]
+# The paper's pattern, for comparison with the lines above: MtM lifts NDT2 far above random-token
+# masking on co-smoothing (-0.87 to 0.97), intra-region (-0.99 to 0.64) and inter-region (-0.75 to
+# 0.84), while forward prediction barely moves (0.35 to 0.36). On our sessions, the linear baseline
+# against each of the four models on intra-region prediction (the linear baseline is the same for
+# every seed, so the interval is that of the model's seed means):
+
+# %%
+lines = []
+for model, records in ndt2_runs.items():
+    gap = mean_interval(
+        [
+            ndt2[LINEAR_ROW]["intra-region"] - v
+            for v in seed_means(cells(records, "intra-region")).values()
+        ]
+    )
+    lines.append(f"- {compare_words('the linear baseline', model, gap)}.")
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# Two more things to read in the table. Forward prediction of the last 200 ms asks more than each
+# neuron's mean rate, and is the task where the paper's NDT2 rows (0.34 to 0.38) stand out; our rows
+# say how far these short runs get there. Behaviour is decoded from a fifth of the `N_TRIALS` trials (the test split), so
+# one trial moves choice accuracy by a step of 1 / (the number of test trials): judge choice
+# differences by their intervals, not by their size. Every row here trains for `NDT2_EPOCHS` epochs
+# against the ablation's `ABLATION_EPOCHS`, so compare NDT1 in this table with NDT2, not with
+# section 2.
 #
 # ## 4. More pretraining sessions (Fig. 4)
 #
 # The paper pretrains NDT1-stitch on 1, 10 and 34 sessions, fine-tunes on each held-out session and
 # finds that MtM improves on every activity task with more sessions while the temporal baseline
-# saturates at 10. {doc}`07_multisession` runs this experiment with the book's settings (1, 2 and 4
-# pretraining sessions of 200 neurons, {numref}`fig-07-scores-vs-sessions`), so this chapter does not
-# train it a second time. `mtm reproduce --experiment scaling` runs it as one plan, `--preset paper`
-# with the paper's 1, 10 and 34 sessions; in this chapter, `run("scaling")` after
+# saturates at 10. {doc}`07_multisession` runs this experiment with the book's settings
+# ({numref}`fig-07-scores-vs-sessions`), so this chapter does not train it a second time.
+# `mtm reproduce --experiment scaling` runs it as one plan, `--preset paper` with the paper's 1, 10
+# and 34 sessions; in this chapter, `run("scaling")` after
 # `plans["scaling"] = plan("scaling", n_pretrain=4, pretrain_counts=(1, 2, 4))`, and
 # `mtm.reproduce.scaling.plot_scaling` draws its table.
 #
 # ## 5. The other experiments
 #
-# Three more experiments run the same way; their small presets take 4 to 9 minutes each on a 2-core
-# CPU, so the book does not execute them:
+# Four more experiments run the same way; their small presets take several minutes each on a 2-core
+# CPU (the budget study about a quarter of an hour), so the book does not execute them:
 #
 # - `--experiment prompts` (Table 6): the pretrained, fine-tuned MtM model scored with each prompt
 #   token at inference;
 # - `--experiment mask-ratio` (Table 7): temporal, neuron, intra-region masking and MtM at masking
 #   ratios 0.1, 0.3 and 0.6;
 # - `--experiment region-decoding` (Figs. 5 and 7): choice and whisker motion energy decoded from one
-#   region at a time, and each neuron's co-smoothing, PSTH and single-trial scores.
+#   region at a time, and each neuron's co-smoothing, PSTH and single-trial scores;
+# - `--experiment budget` (not in the paper): temporal masking and MtM trained at several trials per
+#   session, pretraining sessions, optimiser steps and model widths, each score drawn as a share of
+#   the Bayes reference, to show which of these limits the models on small sessions.
 #
 # In this chapter, `run("prompts")` after adding `plans["prompts"] = plan("prompts")` runs the first,
-# on this chapter's sessions of `N_TRIALS` trials and `N_NEURONS` neurons (longer than the preset's
-# 200 x 64).
+# on this chapter's sessions of `N_TRIALS` trials and `N_NEURONS` neurons.
 #
 # ## Summary
 #
 # - `mtm reproduce --experiment NAME` (`mtm.reproduce.run_experiment`) runs each of the paper's
-#   experiments from a `Plan`: the runs in parallel, finished runs reused, every model scored on the
-#   same held-out sessions beside the oracle, the true rates and a linear baseline.
+#   experiments from a `Plan`: the runs in parallel, once per training seed, finished runs reused,
+#   every model scored on the same held-out sessions beside the latent oracle, the Bayes reference,
+#   the true rates and a linear baseline.
+# - A row is a mean over seeds with its 95 % interval; a comparison is a paired difference with its
+#   own interval, and the words this chapter prints are chosen by that interval.
 # - The ablation trains one model per masking scheme; the paper's pattern is that each scheme wins
 #   the task that resembles it and MtM is good on all of them.
-# - NDT2 trains with the same loop and masking as NDT1; the paper finds MtM helps both backbones.
+# - NDT2 trains with the same loop and masking as NDT1; in the paper's single-session rows neither
+#   backbone is ahead on every task.
 # - The scaling experiment (run in {doc}`07_multisession`) pretrains on more and more sessions; in the
 #   paper MtM keeps improving where temporal masking saturates.
 #
 # ## Exercises
 #
-# **Exercise 1.** Set `ABLATION_EPOCHS = 300` and rerun section 2 in a new `OUT_DIR`. Which rows move
-# most, and does the ranking of the schemes on each task change?
+# **Exercise 1.** Rank the ablation's seven models on each activity task by their mean. Which
+# neighbours in each ranking can the seeds tell apart?
 #
 # :::{admonition} Hint
 # :class: dropdown
-# `plan("ablation", epochs=300)` is section 2's plan with more epochs; `run_experiment` on its sessions
-# in a new folder trains it (`OUT_DIR / "ablation"` holds the shorter runs and would be refused, naming
-# `epochs` as the first difference). Subtract the two tables row by row, and sort the model rows by
-# each task's score.
+# `paired_differences(ablation_runs, [(label, a, b), ...])` gives any pair's paired difference with
+# its interval; a neighbour pair is told apart when that interval excludes zero.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
-# The same as changing the parameters cell, without leaving the chapter:
-#
-# ```python
-# long_plan = plan("ablation", epochs=300)
-# pretrain, heldout = long_plan.synthetic_sessions()
-# ablation_300 = run_experiment(pretrain, heldout, long_plan, OUT_DIR / "ablation-300", workers=WORKERS,
-#                               progress=False)
-# change = {row: {c: ablation_300[row][c] - ablation[row][c] for c in COLUMNS} for row in model_rows(ablation)}
-# display(Markdown(results_table(change, COLUMNS)))
-# for task in TASKS:
-#     before = sorted(model_rows(ablation), key=lambda r: -ablation[r][task])
-#     after = sorted(model_rows(ablation_300), key=lambda r: -ablation_300[r][task])
-#     print(f"{task}\n  {ABLATION_EPOCHS} epochs: {before}\n  300 epochs: {after}")
-# ```
-#
-# It trains the same seven models per held-out session for 300 epochs instead of `ABLATION_EPOCHS`,
-# so it takes 300 / `ABLATION_EPOCHS` times as long as section 2. The first table gives each model's
-# change per column, the printout each task's ranking before and after. Two things to look for. MtM spends only
-# about a quarter of its batches on each of its four schemes, so at equal epochs it has had fewer
-# updates per scheme than a single-scheme model; if it was held back by that, it gains more than the
-# single schemes from longer training. And a single scheme trained longer fits its own masks better;
-# whether that helps or hurts it on the tasks it never practised shows how far its skill transfers.
-# If the rankings do not change, the pattern of section 2 does not depend on the training length.
+# The cell below (folded) sorts the models by their mean on each task and writes `>` between two
+# neighbours whose paired difference excludes zero, `~` where the interval contains zero. With
+# `SEEDS` seeds a difference must be large against the spread between seeds to be told apart, so
+# expect many `~`: a ranking by means alone says more than the runs support. To narrow the intervals,
+# train more seeds (`OVERRIDES = {"SEEDS": 5}`) or more held-out sessions, in a new run folder.
 # :::
-#
-# **Exercise 2.** Run the prompts experiment (section 5). Do the prompts change the behaviour scores?
+
+# %% tags=["hide-input"]
+for task in TASKS:
+    order = sorted(ablation_runs, key=lambda m: -ablation[m][task])
+    steps = paired_differences(
+        ablation_runs, [(f"{a} - {b}", a, b) for a, b in zip(order, order[1:])]
+    )
+    text = order[0]
+    for a, b in zip(order, order[1:]):
+        text += (
+            " > " if steps[f"{a} - {b}"][task].excludes_zero else " ~ "
+        ) + b
+    print(f"{TASK_WORDS[task]}: {text}")
+
+# %% [markdown]
+# **Exercise 2.** Does the prompt token matter in the ablation? Compare MtM with and without prompts
+# on every column.
 #
 # :::{admonition} Hint
 # :class: dropdown
-# Add `plans["prompts"] = plan("prompts")` and call `run("prompts")`. Its rows are the fine-tuned MtM
-# model scored with each task's own prompt, then with every task under one prompt; the paper's
-# numbers are `mtm.reproduce.PAPER_TABLE6`. Look at how behaviour is decoded under a prompt:
-# `mtm.decoding.model_log_rates`.
+# The ablation's comparisons already hold `"MtM (prompted) - MtM (not prompted)"`
+# (`ablation_differences`).
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# from mtm.reproduce import PAPER_TABLE6
-#
-# plans["prompts"] = plan("prompts")
-# prompts = run("prompts")
-# display(Markdown(results_table(prompts, COLUMNS)))
-# display(Markdown(results_table(PAPER_TABLE6, ["choice", "whisker_me"])))
-# ```
-#
-# The behaviour decoders read the model's log-rates on the whole, unmasked trial
-# (`mtm.decoding.model_log_rates`), and a new decoder is fitted for each prompt. A prompt only changes
-# one token at the start of the sequence, and under the causal prompt the attention (each bin then sees
-# only the past). The spikes the model reads are the same under every prompt, so apart from the causal
-# prompt's restriction to the past there is little room for the prompt to add or remove information
-# about choice or whisker motion: expect the behaviour columns to move little, as in the paper's
-# Table 6 (choice 0.88 to 0.89, whisker motion energy 0.68
-# under every prompt). Judge a difference in choice against its step size: `plan` gives the sessions
-# this chapter's `N_TRIALS` trials (300 under the book's settings), so a session's test split holds
-# 60 trials (`mtm.data.session.split_trials`, 70 / 10 / 20 %) and one trial changes its accuracy by
-# about 0.017. The activity columns are where the prompt matters: each
-# task under another task's prompt shows what telling the model which part of the input is missing
-# is worth.
+# The cell below prints each column's paired difference in words. In the paper the prompt changes
+# little in the ablation (Table 3: MtM 0.99 / 0.54 / 0.42 / 0.83 without prompts, 0.98 / 0.57 / 0.43 /
+# 0.84 with them). A prompt only changes one token at the start of the sequence (and, for the causal
+# prompt, the attention); the behaviour decoders read the log-rates of the whole, unmasked trial, so
+# there is little room for it to change choice or whisker motion energy. `mtm reproduce --experiment
+# prompts` scores every task under every prompt.
 # :::
-#
-# **Exercise 3.** The NDT2 models use patches of `NDT2_PATCH` neurons (the paper's 128 under the
-# book's settings). With this chapter's `N_NEURONS`-neuron sessions, how many patch tokens does each
-# bin have? What does that leave for NDT2's space-time attention to do?
+
+# %% tags=["hide-input"]
+prompt = ablation_differences["MtM (prompted) - MtM (not prompted)"]
+for column in COLUMNS:
+    print(
+        f"{TASK_WORDS[column]}: "
+        + compare_words("prompted MtM", "MtM without prompts", prompt[column])
+    )
+
+# %% [markdown]
+# **Exercise 3.** The NDT2 models use patches of `NDT2_PATCH` neurons. With this chapter's
+# `N_NEURONS`-neuron sessions, how many patch tokens does each bin have? What does that leave for
+# NDT2's space-time attention to do?
 #
 # :::{admonition} Hint
 # :class: dropdown
@@ -370,21 +604,8 @@ plt.show()
 # :::{admonition} Solution
 # :class: dropdown
 # `NDT2.n_patches` cuts a session into $\lceil N / P \rceil$ patches of $P$ neurons, zero-padding the
-# last. With 200 neurons and 128-neuron patches that is **2 patch tokens per bin** (the second holds
-# 72 neurons and 56 zeros), 200 tokens for the 100 bins, plus the session token and, for MtM, the
-# prompt token. To check, and to see how the regions fall into the patches:
-#
-# ```python
-# import math
-#
-# patch = plans["ndt2"].train_config("mtm", arch="ndt2").model.patch_size
-# _, ndt2_heldout = plans["ndt2"].synthetic_sessions()
-# for s in ndt2_heldout:
-#     per_bin = math.ceil(s.n_neurons / patch)
-#     print(f"{s.eid}: {s.n_neurons} neurons, patches of {patch}: {per_bin} tokens per bin, "
-#           f"{per_bin * s.n_bins} per trial; regions {s.region_counts()}")
-# ```
-#
+# last; the cell below prints the count for this chapter's sessions (under the book's settings,
+# 2 tokens per bin), plus the session token and, for MtM, the prompt token.
 # With two tokens per bin, attention across space is attention between two parts of the probe. The
 # synthetic neurons are ordered by region, so the patches are cut without regard to region
 # boundaries; a region can straddle them. Almost all of the work is attention over time, as in NDT1,
@@ -394,37 +615,64 @@ plt.show()
 # masking hides whole patches, so what it hides never follows the regions. In the paper the sessions
 # hold several hundred neurons, so each bin has more tokens (a 676-neuron session has 6 patches per
 # bin and 600 tokens per trial). To give space more to do here, make the patches smaller
-# (`NDT2_PATCH = 32`, in a new `OUT_DIR`): more tokens per bin, and slower, since attention grows with
-# the square of their number (with the `gpu` settings, the time budget then affords fewer epochs).
+# (`OVERRIDES = {"NDT2_PATCH": 32}`, in a new run folder): more tokens per bin, and slower, since
+# attention grows with the square of their number.
 # :::
-#
-# **Exercise 4.** Run the NDT2 experiment with pretraining (`NDT2_PRETRAIN = 2`, in a new `OUT_DIR`).
-# Does pretraining help NDT2 as it helps NDT1 in {doc}`07_multisession`?
+
+# %% tags=["hide-input"]
+patch = plans["ndt2"].train_config("mtm", arch="ndt2").model.patch_size
+for s in heldout_sessions["ndt2"]:
+    per_bin = math.ceil(s.n_neurons / patch)
+    print(
+        f"{s.eid}: {s.n_neurons} neurons, patches of {patch}: "
+        f"{per_bin} tokens per bin (the last holds "
+        f"{s.n_neurons - (per_bin - 1) * patch} neurons), "
+        f"{per_bin * s.n_bins} per trial; "
+        f"regions {s.region_counts()}"
+    )
+
+# %% [markdown]
+# **Exercise 4.** Does MtM help NDT2 more than it helps NDT1? Compare the two gains, MtM minus each
+# backbone's baseline, seed by seed.
 #
 # :::{admonition} Hint
 # :class: dropdown
-# With `n_pretrain` above 0 the `ndt2` experiment adds, for each backbone and masking, a pretraining
-# run on the first `NDT2_PRETRAIN` sessions and a fine-tuning run on every held-out session: rows
-# named "multi-session (2 pretrain)".
+# A gain is a paired difference per (seed, session) cell; the difference of two gains is again
+# paired by seed and session: `mtm.stats.paired_difference` of the two gains' cells.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# plans["ndt2"] = plan("ndt2", model=dict(patch_size=NDT2_PATCH), n_pretrain=2, epochs=NDT2_EPOCHS,
-#                      pretrain_epochs=NDT2_EPOCHS, finetune_epochs=NDT2_EPOCHS)
-# OUT_DIR = OUT_DIR.parent / "experiments-ndt2-pretrained"
-# pretrained = run("ndt2")
-# display(Markdown(results_table(pretrained, COLUMNS)))
-# ```
-#
-# Compare each "multi-session" row with the "single-session" row of the same backbone and masking,
-# within the new table: both are scored on its held-out sessions. The paper's Table 5
-# finds that pretraining helps NDT2's random-token baseline much (co-smoothing -0.87 to 0.26) and MtM
-# little (0.97 to 1.01). Fine-tuning NDT2 from few, short pretraining runs can also score below the
-# model trained from scratch: a pretrained model starts from weights fitted to other neurons, and a
-# few dozen epochs may not be enough to adapt its patch embeddings.
+# The cell below prints, task by task, MtM's gain over random-token masking on NDT2 minus its gain
+# over temporal masking on NDT1, with the interval over seeds. In the paper's single-session rows the
+# gain on co-smoothing is about four times as large on NDT2 as on NDT1, because random-token masking
+# collapses co-smoothing (-0.87 against temporal masking's 0.55): it hides whole patches, so it never
+# asks NDT2 to predict held-out neurons from the others in the same bin, which is what co-smoothing
+# tests. On forward prediction the paper's gains are small on both backbones (0.35 to 0.36 on NDT2,
+# 0.17 to 0.28 on NDT1).
 # :::
+
+
+# %% tags=["hide-input"]
+def gain(backbone: str, baseline: str, task: str) -> dict:
+    """{(seed, session): MtM minus the backbone's baseline} of one task."""
+    mtm_cells = cells(
+        ndt2_runs[ndt2_experiment.row_name(backbone, "MtM (prompted)")], task
+    )
+    base_cells = cells(
+        ndt2_runs[ndt2_experiment.row_name(backbone, baseline)], task
+    )
+    return {key: mtm_cells[key] - base_cells[key] for key in mtm_cells}
+
+
+for task in TASKS:
+    difference = paired_difference(
+        gain("NDT2", "Random token", task), gain("NDT1", "Temporal", task)
+    )
+    print(
+        f"{TASK_WORDS[task]}: "
+        + compare_words("the gain on NDT2", "the gain on NDT1", difference)
+    )
 
 # %% tags=["remove-input"]
 print(RUN.done())

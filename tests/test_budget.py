@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mtm import checkpoint
+from mtm.bayes import BAYES_ROW
 from mtm.data import synthetic_sessions
 from mtm.reproduce import Plan, run_experiment
 from mtm.reproduce.budget import (FACTORS, MASKINGS, budget_markdown, conditions, heldout_trials, level_session,
@@ -78,21 +79,25 @@ def test_a_tiny_budget_study_end_to_end(tmp_path):
     plan = tiny_plan(n_seeds=2, n_test=1)
     pretrain, heldout = plan.synthetic_sessions()
     table = run_experiment(pretrain, heldout, plan, tmp_path, log=lambda _: None, workers=1, progress=False)
-    oracle = table["Latent oracle (true latents; an upper bound)"]
+    oracle, bayes = table["Latent oracle (true latents; an upper bound)"], table[BAYES_ROW]
     for factor in FACTORS:
         for level in FACTORS_TINY[factor]:
             for label in MASKINGS:
                 assert all(math.isfinite(v) for v in table[point_name(factor, level, label)].values())
     assert all(oracle[t] > 0 for t in oracle)
+    # the reachable yardstick: given only the visible spikes, never above the oracle given the true latents
+    assert set(bayes) == set(oracle) and all(bayes[t] <= oracle[t] + 1e-6 for t in oracle)
     markdown = (tmp_path / "results.md").read_text()
     for heading in ("### Trials per session", "### Pretraining sessions", "### Optimiser steps",
-                    "### Model width (hidden units)", "### Yardsticks", "### MtM minus temporal",
-                    "### Effect of each factor"):
+                    "### Model width (hidden units)", "### Yardsticks", f"### Share of the {BAYES_ROW}",
+                    "### MtM minus temporal", "### Effect of each factor"):
         assert heading in markdown
+    share = table[point_name("steps", 4, "MtM (prompted)")]["co-smooth"] / bayes["co-smooth"]
+    assert f"| MtM (prompted), optimiser steps 4 | {share:.2f} |" in markdown
     assert "| MtM (prompted): optimiser steps 2 -> 4 |" in markdown
     with open(tmp_path / "results.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 8 * 2 + 1 and rows[0]["factor"] == "trials" and float(rows[0]["co-smooth high"]) > \
+    assert len(rows) == 8 * 2 + 2 and rows[-1]["model"] == BAYES_ROW and rows[0]["factor"] == "trials" and float(rows[0]["co-smooth high"]) > \
         float(rows[0]["co-smooth low"])
     assert (tmp_path / "results.png").stat().st_size > 10_000
     best = tmp_path / "seed1" / "finetune" / "mtm" / "t20-p1-s4-w16" / heldout[0].eid / "best.safetensors"

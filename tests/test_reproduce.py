@@ -11,6 +11,7 @@ from mtm.bayes import BAYES_ROW
 from mtm.data import synthetic_sessions
 from mtm.reproduce import PAPER_TABLE2, Plan, _run_all, run_reproduction
 from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
+from mtm.reproduce.tables import read_runs
 from mtm.stats import paired_difference
 from mtm.data.batches import epoch_batches
 from mtm.train import SessionTensors
@@ -42,7 +43,10 @@ def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_pa
     assert f"{temporal:.2f} of {bayes:.2f} ({100 * temporal / bayes:.0f} %)" in share
     assert (tmp_path / "results.csv").read_text().startswith("model,co-smooth,forward-pred")
     # every model trained once per seed, the seed in its config; a row is the mean of the seed-means
-    records = json.loads((tmp_path / "per_session.json").read_text())
+    records = read_runs(tmp_path)
+    assert records == json.loads((tmp_path / "per_session.json").read_text())
+    with pytest.raises(ValueError, match="out: expected an experiment's folder"):
+        read_runs(tmp_path / "seed0")
     single, multi = records["Single-session, MtM (prompted)"], records["Multi-session (1 pretrain), MtM (prompted)"]
     assert sorted(r["seed"] for r in single) == [0, 1] and {r["session"] for r in single} == {sessions[1].eid}
     assert table["Single-session, MtM (prompted)"]["co-smooth"] == pytest.approx(

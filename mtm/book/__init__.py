@@ -154,16 +154,20 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
     },
     "09_experiments": {
         "smoke": dict(N_TEST=1, N_TRIALS=40, N_NEURONS=30, ABLATION_EPOCHS=2, NDT2_EPOCHS=2, NDT2_PRETRAIN=1,
-                      NDT2_PATCH=16, MODEL=SMOKE_MODEL, WORKERS=1),
-        # the presets' 64-80-neuron sessions leave every model near zero bits per spike; 200 neurons and
-        # longer training make the ablation readable within 15 minutes on a 2-core CPU, with one held-out
-        # session and NDT2 single-session only (multi-session pretraining is chapter 7's experiment).
-        # NDT2 with the paper's 128-neuron patches (2 per bin): the small preset's 32 (7 per bin) made an
-        # epoch 5.7 times as slow and, after 30 epochs, left NDT2 below zero on every activity task
-        "book": dict(N_TEST=1, N_TRIALS=300, N_NEURONS=200, ABLATION_EPOCHS=150, NDT2_EPOCHS=100, NDT2_PRETRAIN=0,
-                     NDT2_PATCH=128, MODEL={}, WORKERS=2),
+                      NDT2_PATCH=16, MODEL=SMOKE_MODEL, WORKERS=1, SEEDS=2),
+        # 3 training seeds of every model on one held-out session of 300 trials x 100 neurons, NDT2 with
+        # 64-neuron patches (2 tokens per bin), single-session only (pretraining: chapter 7). Estimate for the
+        # 2-core CPU from the stored one-seed execution at 200 neurons (7 ablation runs of 150 epochs in 391 s,
+        # 4 runs of 100 epochs in 258 s, two at a time): a pair of runs costs about 45 s of scoring (co-smoothing
+        # and intra-region: one pass per neuron, so proportional to neurons x test trials; measured 110-180 s
+        # for one run on the loaded machine) plus 0.38 s an NDT1 epoch, 1.23 s an NDT2 epoch. At 100 neurons:
+        # 21 ablation runs in 10.5 pairs x (22 + 0.38 x 40) s = 390 s; 3 NDT2 pairs x (22 + 1.23 x 25) s and
+        # 3 NDT1 pairs x (20 + 0.38 x 25) s = 245 s; the Bayes reference twice and start-up, 50 s: about
+        # 11.5 min of the 12-minute target. 200 neurons would spend the whole target on scoring alone.
+        "book": dict(N_TEST=1, N_TRIALS=300, N_NEURONS=100, ABLATION_EPOCHS=40, NDT2_EPOCHS=25, NDT2_PRETRAIN=0,
+                     NDT2_PATCH=64, MODEL={}, WORKERS=2, SEEDS=3),
         "gpu": dict(N_TEST=2, N_TRIALS=400, N_NEURONS=300, ABLATION_EPOCHS=200, NDT2_EPOCHS=100, NDT2_PRETRAIN=2,
-                    NDT2_PATCH=128, MODEL={}, WORKERS=1),
+                    NDT2_PATCH=128, MODEL={}, WORKERS=1, SEEDS=3),
     },
 }
 
@@ -222,7 +226,7 @@ def _training_runs(chapter: str, values: dict) -> list[tuple[str, float]]:
         runs = [("ABLATION_EPOCHS", 1.0)] * (7 * n_test) + [("NDT2_EPOCHS", c) for c in costs] * n_test
         if n_pretrain:
             runs += [("NDT2_EPOCHS", c * n_pretrain) for c in costs] + [("NDT2_EPOCHS", c) for c in costs] * n_test
-        return runs
+        return runs * values["SEEDS"]  # every model once per training seed
     return []
 
 

@@ -25,10 +25,11 @@ of the factor (its highest level minus its lowest, paired by seed and session), 
 factor moves the scores most.
 
 *Yardsticks.* :data:`YARDSTICKS` names what each task's score is measured against, each a function
-of a held-out session: today the latent oracle (:func:`mtm.oracle.oracle_results`, given the true
-latents: an upper bound no model reaches), drawn dashed. A reference a model can reach is added as
-one more entry, and ``share_of`` (:func:`budget_markdown`, :func:`plot_budget`) then gives every
-score as a share of it.
+of a held-out session, drawn dashed: the latent oracle (:func:`mtm.oracle.oracle_results`, given the
+true latents: an upper bound no model reaches) and the Bayes reference (:func:`mtm.bayes.bayes_results`,
+given exactly the spikes a model sees and the generative parameters: a predictor a model can reach).
+Every score is also given as a share of :data:`REACHABLE`, the Bayes reference (``share_of`` of
+:func:`budget_markdown` and :func:`plot_budget`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from mtm.atomic import atomic_write
+from mtm.bayes import BAYES_ROW, bayes_results
 from mtm.data import Session
 from mtm.data.session import DEFAULT_SPLIT_SEED, SPLIT_FRACTIONS
 from mtm.evaluate import TASKS, task_scores
@@ -64,8 +66,15 @@ def oracle_scores(session: Session) -> dict[str, float]:
     return task_scores(oracle_results(session))
 
 
+def bayes_scores(session: Session) -> dict[str, float]:
+    """{task: bits per spike} of the Bayes reference (given the visible spikes) on the session's test split."""
+    return task_scores(bayes_results(session))
+
+
 #: {name: function(session) -> {task: bits per spike}}: what the scores are measured against.
-YARDSTICKS = {"Latent oracle (true latents; an upper bound)": oracle_scores}
+YARDSTICKS = {"Latent oracle (true latents; an upper bound)": oracle_scores, BAYES_ROW: bayes_scores}
+#: The yardstick a model can reach: every score's share is taken of it.
+REACHABLE = BAYES_ROW
 
 
 def _train_trials(trials: int) -> int:
@@ -236,7 +245,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     for name, score in YARDSTICKS.items():
         scores = [score(p) for p in pools]
         yardsticks[name] = {task: float(np.mean([s[task] for s in scores])) for task in TASKS}
-    path = write_budget(runs, plan.factors, yardsticks, out)
+    path = write_budget(runs, plan.factors, yardsticks, out, share_of=REACHABLE)
     stamp(f"done; tables in {path}")
     return {**{row: row_means(records) for row, records in runs.items()}, **yardsticks}
 
@@ -325,7 +334,7 @@ def plot_budget(runs: dict, factors: dict, yardsticks: dict, share_of: str | Non
             x = [max(level, 0.5) for level in levels]  # 0 pretraining sessions drawn at 0.5 on the log axis
             for k, label in enumerate(MASKINGS):
                 rows = [row_intervals(runs[point_name(factor, level, label)])[task] for level in levels]
-                ax.errorbar(x, [r.mean / scale for r in rows], yerr=np.nan_to_num([r.half_width / scale for r in rows]),
+                ax.errorbar(x, [r.mean / scale for r in rows], yerr=np.nan_to_num([r.half_width / abs(scale) for r in rows]),
                             fmt="o-", capsize=2, color=f"C{k}", label=label)
             for k, (name, scores) in enumerate(yardsticks.items()):
                 ax.axhline(scores[task] / scale, color="0.4", ls=("--", ":", "-.")[k % 3], lw=1, label=name)

@@ -103,6 +103,17 @@ def write_tables(table: dict, per_session: dict, out: Path, models: list[str] | 
     return atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(markdown))
 
 
+def read_runs(out) -> dict[str, list[dict]]:
+    """The per_session.json an experiment wrote into ``out``: {model row: [{"seed", "session",
+    "scores"}]}, every scored run (for :func:`mtm.reproduce.scheduler.row_intervals` and
+    :func:`mtm.reproduce.scheduler.paired_differences`)."""
+    path = Path(out) / "per_session.json"
+    if not path.is_file():
+        raise ValueError(f"out: expected an experiment's folder holding per_session.json, got {Path(out).name!r} "
+                         "without it (run the experiment first)")
+    return json.loads(path.read_text())
+
+
 def save_figure(fig, path: Path) -> Path:
     """Save a matplotlib figure atomically (PNG, 120 dpi) and close it."""
     import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
