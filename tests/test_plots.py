@@ -104,8 +104,10 @@ def test_an_experiments_table_is_drawn_as_a_grid_with_intervals_and_grey_referen
 
     plt.close("all")
     table = {"A": {c: 0.2 for c in COLUMNS}, LINEAR_ROW: {c: 0.1 for c in COLUMNS}}
-    fig = plot_table(table, ["A", LINEAR_ROW], COLUMNS, "t", {"A": {"co-smooth": mean_interval([0.1, 0.2, 0.3])}})
+    fig = plot_table(table, ["A", LINEAR_ROW], COLUMNS, "t", {"A": {"co-smooth": mean_interval([0.1, 0.2, 0.3])}},
+                     labels={LINEAR_ROW: "linear"})
     first = fig.axes[0]
+    assert [t.get_text() for t in first.get_yticklabels()] == ["A", "linear"]
     assert fig.get_figwidth() <= 7.0 and len(fig.axes) == 6  # two lines of three panels, not one long row
     assert [p.get_facecolor()[:3] for p in first.patches][1] == pytest.approx((0.6, 0.6, 0.6))
     segment = first.containers[0].lines[2][0].get_segments()[0][:, 0]

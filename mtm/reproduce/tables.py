@@ -129,11 +129,15 @@ def save_figure(fig, path: Path) -> Path:
     return written
 
 
-def plot_table(table: dict, rows: list[str], columns, title: str = "", intervals: dict | None = None):
+def plot_table(table: dict, rows: list[str], columns, title: str = "", intervals: dict | None = None,
+               labels: dict[str, str] | None = None):
     """An experiment's table as bars (:func:`mtm.plots.plot_bar_panels`: a grid of panels at the content
     column's width, units, value labels, zero on every axis): the models in blue, the reference rows
-    in grey, ``intervals`` ({row: {column: Interval}}) drawn as error bars of their half-widths."""
-    errors = {row: {column: interval.half_width for column, interval in by_column.items()}
-              for row, by_column in (intervals or {}).items()}
-    colors = {row: "0.6" if row in REFERENCE_ROWS else "C0" for row in rows}
-    return plot_bar_panels(table, rows, columns, title, errors=errors, colors=colors)
+    in grey, ``intervals`` ({row: {column: Interval}}) drawn as error bars of their half-widths;
+    ``labels``: {row: shorter name on the axis} (default: the row's name)."""
+    name = {row: (labels or {}).get(row, row) for row in rows}
+    errors = {name[row]: {column: interval.half_width for column, interval in by_column.items()}
+              for row, by_column in (intervals or {}).items() if row in name}
+    colors = {name[row]: "0.6" if row in REFERENCE_ROWS else "C0" for row in rows}
+    return plot_bar_panels({name[row]: table[row] for row in rows}, [name[row] for row in rows], columns, title,
+                           errors=errors, colors=colors)
