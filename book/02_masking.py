@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 2. Masking: what the model is asked to predict
+# # Masking: what the model is asked to predict
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/02_masking.ipynb)
 #
@@ -34,14 +34,16 @@
 # *About 10 minutes.*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True
+    )
 
 import tempfile
 from collections import Counter
@@ -53,30 +55,42 @@ import pandas as pd
 import torch
 from matplotlib.patches import Patch
 
-from mtm.book import chapter_settings
+from mtm.book import (
+    assert_direction,
+    chapter_settings,
+    glue_number,
+    show_source,
+    source_span,
+)
 from mtm.data import Session, synthetic_session
 from mtm.evaluate import TASK_PROMPT
-from mtm.masking import (DEFAULT_RATIO, MTM_SCHEMES, PROMPT_IDS, SCHEMES, MtMSampler,
-                         is_causal, mask_batch)
+from mtm.masking import (
+    DEFAULT_RATIO,
+    MTM_SCHEMES,
+    PROMPT_IDS,
+    SCHEMES,
+    MtMSampler,
+    is_causal,
+    mask_batch,
+)
 from mtm.plots import MASK_COLORS, plot_mask, plot_raster, use_style
 
 use_style()
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
-SEED = 0                   # which synthetic session, and the seed of the masks drawn
-N_TRIALS = None            # trials of the session (None: the settings' value)
-N_NEURONS = None           # neurons of the session (None: the settings' value)
-BATCH_SIZE = 16            # trials per batch, as in the paper
-PATCH_SIZE = None          # neurons per NDT2 token (None: the settings' value; 128 in the paper)
-N_MASKS = None             # masks drawn per scheme to measure what they hide (None: the settings')
-N_DRAWS = None             # draws of the MtM sampler (None: the settings' value)
+# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
+# else gpu or book
+SETTINGS = "auto"
+# OVERRIDES: the settings' values to replace, e.g. {"N_MASKS": 50}; the values
+# are in mtm.book.CHAPTER_SETTINGS (N_TRIALS, N_NEURONS, PATCH_SIZE: neurons
+# per NDT2 token, N_MASKS: masks drawn per scheme, N_DRAWS: draws of the MtM
+# sampler)
+OVERRIDES = {}
+SEED = 0  # which synthetic session, and the seed of the masks drawn
+BATCH_SIZE = 16  # trials per batch, as in the paper
 
 # %%
-RUN = chapter_settings("02_masking", SETTINGS, N_TRIALS=N_TRIALS, N_NEURONS=N_NEURONS,
-                       PATCH_SIZE=PATCH_SIZE, N_MASKS=N_MASKS, N_DRAWS=N_DRAWS)
-N_TRIALS, N_NEURONS, PATCH_SIZE, N_MASKS, N_DRAWS = RUN.unpack(
-    "N_TRIALS", "N_NEURONS", "PATCH_SIZE", "N_MASKS", "N_DRAWS")
+RUN = chapter_settings("02_masking", SETTINGS, **OVERRIDES)
 
 # %% [markdown]
 # ## 1. A mask hides entries and names the targets
@@ -95,7 +109,7 @@ N_TRIALS, N_NEURONS, PATCH_SIZE, N_MASKS, N_DRAWS = RUN.unpack(
 # session:
 
 # %%
-session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
+session = synthetic_session(SEED, RUN.N_TRIALS, RUN.N_NEURONS)
 batch = torch.as_tensor(session.spikes[session.splits["train"][:BATCH_SIZE]])
 regions = session.regions
 print(session)
@@ -103,9 +117,15 @@ print("batch:", tuple(batch.shape), batch.dtype)
 
 generator = torch.Generator().manual_seed(SEED)
 masked, target = mask_batch(batch, "temporal", regions, generator=generator)
-print("masked:", tuple(masked.shape), masked.dtype,
-      "| target:", tuple(target.shape), target.dtype,
-      f"| {target.float().mean():.0%} of the entries are targets")
+print(
+    "masked:",
+    tuple(masked.shape),
+    masked.dtype,
+    "| target:",
+    tuple(target.shape),
+    target.dtype,
+    f"| {target.float().mean():.0%} of the entries are targets",
+)
 
 # %% [markdown]
 # A zero in the masked counts is either a hidden entry or a bin without a spike. To *see* which
@@ -113,32 +133,80 @@ print("masked:", tuple(masked.shape), masked.dtype,
 # its zeros are exactly the hidden entries. The small helper below does both and is used for every
 # figure of this chapter; all the masking itself is `mask_batch`.
 
+
 # %% mystnb={"figure": {"caption": "Temporal masking of trial 0 of a training batch. Top: the counts; middle: what the model sees, hidden bins set to zero; bottom: the mask (white: visible; red: target, hidden and scored). Time from stimulus onset on the x axis, neurons grouped by region on the y axis.", "name": "fig-02-temporal-mask"}}
 def draw(scheme, counts=batch, labels=regions, seed=SEED, **kwargs):
-    """(masked counts, hidden entries, targets) of one scheme, all (B, T, N)."""
-    kwargs.setdefault("patch_size", PATCH_SIZE)
-    masked, target = mask_batch(counts, scheme, labels,
-                                generator=torch.Generator().manual_seed(seed), **kwargs)
-    ones, _ = mask_batch(torch.ones_like(counts), scheme, labels,
-                         generator=torch.Generator().manual_seed(seed), **kwargs)
+    """(masked counts, hidden entries, targets) of a scheme, all (B, T, N)."""
+    kwargs.setdefault("patch_size", RUN.PATCH_SIZE)
+    masked, target = mask_batch(
+        counts,
+        scheme,
+        labels,
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
+    )
+    ones, _ = mask_batch(
+        torch.ones_like(counts),
+        scheme,
+        labels,
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
+    )
     return masked, ones == 0, target
 
 
 masked, hidden, target = draw("temporal")
-fig, axes = plt.subplots(3, 1, figsize=(8, 8), layout="constrained", sharex=True)
+fig, axes = plt.subplots(
+    3, 1, figsize=(7, 7.5), layout="constrained", sharex=True
+)
 vmax = max(1.0, float(np.percentile(batch[0].numpy(), 99)))
-plot_raster(batch[0].numpy(), regions, ax=axes[0], title="counts, trial 0", vmax=vmax)
-plot_raster(masked[0].numpy(), regions, ax=axes[1], vmax=vmax,
-            title="what the model sees (temporal masking)")
-plot_mask(hidden[0].numpy(), target[0].numpy(), regions, ax=axes[2], title="the mask",
-          legend=True)
+plot_raster(
+    batch[0].numpy(), regions, ax=axes[0], title="counts, trial 0", vmax=vmax
+)
+plot_raster(
+    masked[0].numpy(),
+    regions,
+    ax=axes[1],
+    vmax=vmax,
+    title="what the model sees (temporal masking)",
+)
+plot_mask(
+    hidden[0].numpy(),
+    target[0].numpy(),
+    regions,
+    ax=axes[2],
+    title="the mask",
+    legend=True,
+)
 for ax in axes[:2]:
     ax.set_xlabel("")
 plt.show()
 
 # %% [markdown]
 # Temporal masking hides whole time bins (vertical stripes, the same for every neuron), and every
-# hidden entry is a target. The model must fill in the missing moments from the rest of the trial.
+# hidden entry is a target ({numref}`fig-02-temporal-mask`). The model must fill in the missing
+# moments from the rest of the trial.
+#
+# ### The code: how `mask_batch` begins
+#
+# Every scheme lives in one function, `mtm.masking.mask_batch`. Below is its opening, rendered from the
+# package itself (not a copy), after the docstring:
+
+# %% tags=["remove-input"]
+show_source(
+    mask_batch,
+    lines=source_span(mask_batch, "check_scheme(scheme)", "return torch.rand"),
+)
+
+# %% [markdown]
+# Read it top to bottom. `check_scheme` refuses a name that is not a scheme, and the batch must be
+# three-dimensional, (trials, bins, neurons). Counts stored as unsigned integers are widened to
+# `int64`, because PyTorch cannot fill those types with zeros. The `ratio` falls back on the scheme's
+# entry of `DEFAULT_RATIO` and must be a probability. Then comes the one random ingredient of every
+# scheme: the inner function `bernoulli(*shape)` draws an array of independent coin flips, each
+# `True` with probability `ratio`, on the batch's own device and from the caller's `generator` (so a
+# seed reproduces a mask, and nothing is copied to the host). The schemes differ only in the *shape*
+# of the coin flips they draw and in how they spread them over the batch.
 #
 # ## 2. The seven training schemes
 #
@@ -156,26 +224,45 @@ plt.show()
 # goes from visual cortex through hippocampus to thalamus).
 
 # %% mystnb={"figure": {"caption": "The mask of trial 0 of the same batch under each of the seven training schemes, each drawn with its own seed (white: visible; grey: hidden, not scored; red: target). Panel titles give each scheme's default ratio; inter-region has none.", "name": "fig-02-training-masks"}}
-TRAINING = ("temporal", "causal", "neuron", "random", "random-token", "inter-region",
-            "intra-region")
-fig, axes = plt.subplots(3, 3, figsize=(9, 8), layout="constrained",
-                         sharex=True, sharey=True)
+TRAINING = (
+    "temporal",
+    "causal",
+    "neuron",
+    "random",
+    "random-token",
+    "inter-region",
+    "intra-region",
+)
+fig, axes = plt.subplots(
+    3, 3, figsize=(7, 7.4), layout="constrained", sharex=True, sharey=True
+)
 for i, (ax, scheme) in enumerate(zip(axes.flat, TRAINING)):
     _, hidden, target = draw(scheme, seed=SEED + i)
     ratio = DEFAULT_RATIO.get(scheme)
-    plot_mask(hidden[0].numpy(), target[0].numpy(), regions, ax=ax,
-              title=scheme + (f" (ratio {ratio})" if ratio else ""))
+    plot_mask(
+        hidden[0].numpy(),
+        target[0].numpy(),
+        regions,
+        ax=ax,
+        title=scheme + (f" (ratio {ratio})" if ratio else ""),
+    )
 for ax in axes.flat:
     ax.set_xlabel("")
 for ax in axes[:, 1:].flat:
     ax.set_ylabel("")
-for ax in (axes[2, 0], axes[1, 1], axes[1, 2]):    # the lowest panel of each column
+for ax in (
+    axes[2, 0],
+    axes[1, 1],
+    axes[1, 2],
+):  # the lowest panel of each column
     ax.xaxis.set_tick_params(labelbottom=True)
     ax.set_xlabel("time from stimulus onset (s)")
 axes[-1, 1].axis("off")
 axes[-1, 2].axis("off")
-handles = [Patch(facecolor=color, edgecolor="0.4", label=label)
-           for label, color in MASK_COLORS.items()]
+handles = [
+    Patch(facecolor=color, edgecolor="0.4", label=label)
+    for label, color in MASK_COLORS.items()
+]
 axes[-1, 1].legend(handles=handles, loc="center left", frameon=False)
 plt.show()
 
@@ -199,6 +286,54 @@ plt.show()
 #   hidden and scored (red). *Predict a region's neurons from its own other neurons*, with no help from
 #   outside: what is private to the region.
 #
+# ### The code of the five schemes without regions
+#
+# Here are the branches of `mask_batch` that draw them:
+
+# %% tags=["remove-input"]
+show_source(
+    mask_batch,
+    lines=source_span(
+        mask_batch, 'if scheme in ("temporal", "causal"):', "repeat_interleave"
+    ),
+)
+
+# %% [markdown]
+# Each branch draws coin flips of a smaller shape and stretches them over the batch with `expand`
+# (a view: no copy). Temporal and causal masking draw one flip per (trial, bin), shape
+# `(n_trials, n_bins, 1)`, and expand it over the neurons: a hidden bin is hidden for every neuron.
+# The two schemes draw exactly alike; what makes `causal` causal is not the mask but the attention
+# ({doc}`03_model`). Neuron masking flips one coin per (trial, neuron), `(n_trials, 1, n_neurons)`, and
+# expands it over the bins: a hidden neuron is hidden for the whole trial. Random masking flips a coin
+# for every entry. Random-token masking flips one coin per (trial, bin, patch), `n_patches` being the
+# neurons divided by `patch_size` and rounded up, then repeats each flip `patch_size` times along the
+# neuron axis (`repeat_interleave`) and cuts the last patch to the real number of neurons.
+#
+# ### The code of the two region schemes
+#
+# The region schemes need the region of every neuron, and end the function:
+
+# %% tags=["remove-input"]
+show_source(
+    mask_batch,
+    lines=source_span(
+        mask_batch,
+        "if regions is None:",
+        "return spikes.masked_fill(hidden, 0), hidden",
+    ),
+)
+
+# %% [markdown]
+# The labels are turned into integer ids once (`RegionIndex.from_labels`, or a `RegionIndex` the
+# training loop built for the session), checked to give one region per neuron, and refused when the
+# session has fewer than two regions. Then `torch.randint` draws **one** region, `chosen`, uniformly
+# among the session's regions, for the whole batch, and `inside` marks its neurons. Inter-region masking
+# hides `inside` in every trial and bin. Intra-region masking hides everything *outside* (`~inside`),
+# and inside the drawn region one coin per (trial, neuron); it is the one scheme that returns early,
+# with targets `hidden & inside`: the hidden neurons of the drawn region only, never the hidden other
+# regions. Every other scheme reaches the last line, which zeroes the hidden entries with
+# `masked_fill` and returns `hidden` itself as the targets: for them every hidden entry is scored.
+#
 # The ratio is a probability, so the hidden fraction fluctuates from batch to batch. For the region
 # schemes it also depends on which region is drawn: on average inter-region hides a fraction $1/R$ of
 # the entries ($R$ regions, each drawn with probability $1/R$, and the region sizes add up to $N$),
@@ -213,22 +348,43 @@ expected["inter-region"] = (1 / n_regions, 1 / n_regions)
 expected["intra-region"] = (1 - (1 - rho) / n_regions, rho / n_regions)
 rows = []
 for scheme in TRAINING:
-    masks = (draw(scheme, seed=i) for i in range(N_MASKS))
-    fractions = np.array([[h.float().mean().item(), t.float().mean().item()]
-                          for _, h, t in masks])
-    rows.append({"scheme": scheme,
-                 "hidden": fractions[:, 0].mean(),
-                 "hidden, expected": expected[scheme][0],
-                 "targets": fractions[:, 1].mean(),
-                 "targets, expected": expected[scheme][1],
-                 "targets, sd": fractions[:, 1].std()})
-pd.DataFrame(rows).set_index("scheme").round(3)
+    masks = (draw(scheme, seed=i) for i in range(RUN.N_MASKS))
+    fractions = np.array(
+        [
+            [h.float().mean().item(), t.float().mean().item()]
+            for _, h, t in masks
+        ]
+    )
+    rows.append(
+        {
+            "scheme": scheme,
+            "hidden": fractions[:, 0].mean(),
+            "hidden, expected": expected[scheme][0],
+            "targets": fractions[:, 1].mean(),
+            "targets, expected": expected[scheme][1],
+            "targets, sd": fractions[:, 1].std(),
+        }
+    )
+fractions_table = pd.DataFrame(rows).set_index("scheme")
+spread = fractions_table["targets, sd"]
+others = spread.drop("inter-region").max()
+assert_direction(
+    "inter-region masking spreads the most from batch to batch",
+    spread["inter-region"],
+    ">",
+    others,
+)
+glue_number("sd_inter", spread["inter-region"], "{:.3f}")
+glue_number("sd_intra", spread["intra-region"], "{:.3f}")
+glue_number("sd_others", others, "{:.3f}")
+fractions_table.round(3)
 
 # %% [markdown]
 # The measured fractions sit near the expected ones. The last column, the standard deviation of the
-# fraction of targets over masks, is worth a look: the region schemes spread the most from batch to
-# batch (0.072 for inter-region and 0.022 for intra-region, against at most 0.013 for the other
-# schemes), because the number of targets follows the size of the drawn region. The loss is a *sum*
+# fraction of targets over masks, is worth a look: inter-region masking spreads the most from batch to
+# batch ({glue:text}`sd_inter`, against at most {glue:text}`sd_others` for the other six schemes;
+# intra-region {glue:text}`sd_intra`), because its number of targets is the size of the drawn region,
+# and the regions differ in size. The loss is a *sum*
 # over targets, as in the reference, so a batch that happens to hide a big region weighs more in the
 # gradient than one that hides a small region.
 #
@@ -252,8 +408,10 @@ print({scheme: is_causal(scheme) for scheme in SCHEMES})
 
 # %% mystnb={"figure": {"caption": "Causal masking: for every target with a visible bin before it, the number of bins back to the most recent visible bin, over `N_MASKS` masks of the batch (red bars), and the geometric law for bins hidden independently with p = 0.6 (black). The title gives the share of targets with no visible bin before them.", "name": "fig-02-causal-gaps"}}
 gaps, no_past = [], 0
-for i in range(N_MASKS):
-    hidden_bins = draw("causal", seed=i)[1][:, :, 0].numpy()   # (B, T): the hidden bins
+for i in range(RUN.N_MASKS):
+    hidden_bins = draw("causal", seed=i)[1][
+        :, :, 0
+    ].numpy()  # (B, T): the hidden bins
     t = np.arange(hidden_bins.shape[1])
     last_visible = np.maximum.accumulate(np.where(hidden_bins, -1, t), axis=1)
     gap = np.broadcast_to(t, hidden_bins.shape) - last_visible
@@ -262,9 +420,16 @@ for i in range(N_MASKS):
 gaps = np.concatenate(gaps)
 k = np.arange(1, 11)
 fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
-ax.bar(k, [np.mean(gaps == j) for j in k], color="tab:red", alpha=0.7,
-       label="causal targets of the batch")
-ax.plot(k, 0.4 * 0.6 ** (k - 1), "ko-", ms=3, lw=1, label="geometric law, p = 0.6")
+ax.bar(
+    k,
+    [np.mean(gaps == j) for j in k],
+    color="tab:red",
+    alpha=0.7,
+    label="causal targets of the batch",
+)
+ax.plot(
+    k, 0.4 * 0.6 ** (k - 1), "ko-", ms=3, lw=1, label="geometric law, p = 0.6"
+)
 ax.set_xlabel("bins back to the most recent visible bin")
 ax.set_ylabel("fraction of targets")
 ax.set_xticks(k)
@@ -272,12 +437,16 @@ ax.legend(frameon=False)
 share = no_past / (no_past + len(gaps))
 ax.set_title(f"{share:.1%} of the targets have no visible past")
 plt.show()
+glue_number("no_past_percent", 100 * share, "{:.1f}")
+glue_number("next_step_percent", 100 * np.mean(gaps == 1), "{:.0f}")
+glue_number("law_next_percent", 100 * (1 - DEFAULT_RATIO["causal"]), "{:.0f}")
 
 # %% [markdown]
-# Only the first bar is "next step" prediction in the paper's sense. It holds about 40 % of the
-# targets, as the geometric law predicts, so most causal targets lie two or more bins (40 ms or
-# more) beyond the last thing the model saw, and 2.6 % of them (the title) have no visible bin
-# before them at all. The scheme is thus a mixture of
+# Only the first bar of {numref}`fig-02-causal-gaps` is "next step" prediction in the paper's sense.
+# It holds {glue:text}`next_step_percent` % of the targets, near the {glue:text}`law_next_percent` % the
+# geometric law predicts ($1 - p$), so most causal targets lie two or more bins (40 ms or
+# more) beyond the last thing the model saw, and {glue:text}`no_past_percent` % of them (the title) have
+# no visible bin before them at all. The scheme is thus a mixture of
 # forecasting horizons, which is also what forward prediction asks for at evaluation (the last 10 bins
 # at once, next section).
 #
@@ -297,18 +466,41 @@ plt.show()
 
 # %% mystnb={"figure": {"caption": "The two evaluation masks on trial 0. Left: co-smoothing, with a fixed set of neurons (about a fifth, chosen at random here) hidden in every bin; right: forward prediction, with the last 10 bins of every neuron hidden. Red: targets; white: visible.", "name": "fig-02-evaluation-masks"}}
 rng = np.random.default_rng(SEED)
-heldout = rng.choice(session.n_neurons, size=session.n_neurons // 5 + 1, replace=False)
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained", sharey=True)
+heldout = rng.choice(
+    session.n_neurons, size=session.n_neurons // 5 + 1, replace=False
+)
+fig, axes = plt.subplots(
+    1, 2, figsize=(7, 3.2), layout="constrained", sharey=True
+)
 evaluation = [("co-smooth", dict(heldout=heldout)), ("forward-pred", {})]
 for ax, (scheme, kwargs) in zip(axes, evaluation):
     _, hidden, target = draw(scheme, **kwargs)
-    plot_mask(hidden[0].numpy(), target[0].numpy(), regions, ax=ax, title=scheme)
+    plot_mask(
+        hidden[0].numpy(), target[0].numpy(), regions, ax=ax, title=scheme
+    )
 axes[1].set_ylabel("")
 plt.show()
 
 # %% [markdown]
-# Co-smoothing is the neuron scheme with the held-out neurons fixed; forward prediction is the causal
-# scheme with the hidden bins fixed at the end of the trial. Each evaluation task thus has a training
+# In `mask_batch` the two evaluation masks are branches like the others, with no coin flips:
+
+# %% tags=["remove-input"]
+show_source(
+    mask_batch,
+    lines=source_span(
+        mask_batch,
+        'elif scheme == "co-smooth":',
+        "hidden = held.view(1, n_bins, 1)",
+    ),
+)
+
+# %% [markdown]
+# `_heldout_mask` turns `heldout` (indices or booleans) into a boolean mask of the neurons (or of the
+# bins). For co-smoothing, one row of neurons serves every trial, or one row per trial, and it is
+# expanded over the bins; forward prediction needs more bins than it hides, defaults to the last
+# `FORWARD_PRED_BINS` bins and expands them over the trials and neurons. Co-smoothing is thus the
+# neuron scheme with the held-out neurons fixed ({numref}`fig-02-evaluation-masks`); forward prediction
+# is the causal scheme with the hidden bins fixed at the end of the trial. Each evaluation task thus has a training
 # scheme that asks the same question, and MtM trains on all of them.
 #
 # ## 5. Prompts and the MtM mixture
@@ -330,23 +522,36 @@ print("masking ratios:", DEFAULT_RATIO)
 
 # %% [markdown]
 # `mtm.masking.MtMSampler` draws the scheme and its prompt id of each batch (on the host, with its own
-# seed, so it never touches the GPU). Over many draws each scheme should come up a quarter of the
-# time:
+# seed, so it never touches the GPU). Its whole drawing method:
+
+# %% tags=["remove-input"]
+show_source(MtMSampler.sample)
+
+# %% [markdown]
+# It first refuses a session with fewer than two regions when the mixture holds a region scheme, then
+# picks one of its `schemes` with `randrange` (each with the same probability) and returns it with its
+# prompt id from `PROMPT_IDS`. Over many draws each scheme should come up a quarter of the time
+# ({numref}`fig-02-mtm-sampler`):
 
 # %% mystnb={"figure": {"caption": "Fraction of the `N_DRAWS` draws of `MtMSampler` that fell on each of the four schemes of the MtM mixture. Black line: 1/4; grey band: 1/4 plus or minus two binomial standard deviations.", "name": "fig-02-mtm-sampler"}}
 sampler = MtMSampler(seed=SEED)
-draws = [sampler.sample(n_regions) for _ in range(N_DRAWS)]
+draws = [sampler.sample(n_regions) for _ in range(RUN.N_DRAWS)]
 print("first draws:", [scheme for scheme, _ in draws[:8]])
 counts = Counter(scheme for scheme, _ in draws)
-frequency = np.array([counts[s] / N_DRAWS for s in MTM_SCHEMES])
-band = 2 * np.sqrt(0.25 * 0.75 / N_DRAWS)
+frequency = np.array([counts[s] / RUN.N_DRAWS for s in MTM_SCHEMES])
+band = 2 * np.sqrt(0.25 * 0.75 / RUN.N_DRAWS)
 fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
 ax.bar(MTM_SCHEMES, frequency, color="tab:blue", alpha=0.8)
-ax.axhspan(0.25 - band, 0.25 + band, color="grey", alpha=0.25,
-           label="1/4 $\\pm$ 2 binomial s.d.")
+ax.axhspan(
+    0.25 - band,
+    0.25 + band,
+    color="grey",
+    alpha=0.25,
+    label="1/4 $\\pm$ 2 binomial s.d.",
+)
 ax.axhline(0.25, color="black", lw=0.8)
 ax.set_ylabel("fraction of batches")
-ax.set_title(f"{N_DRAWS} draws of MtMSampler")
+ax.set_title(f"{RUN.N_DRAWS} draws of MtMSampler")
 ax.set_ylim(0, 0.4)
 ax.legend(frameon=False, loc="upper right")
 plt.show()
@@ -377,15 +582,22 @@ except ValueError as err:
 # five regions, and a session B whose probe missed visual cortex and CA1:
 
 # %%
-other = synthetic_session(SEED + 1, N_TRIALS, N_NEURONS)
+other = synthetic_session(SEED + 1, RUN.N_TRIALS, RUN.N_NEURONS)
 keep = np.isin(other.regions, ["DG", "LP", "PO"])
-session_b = Session(eid="probe-without-cortex", spikes=other.spikes[..., keep],
-                    regions=other.regions[keep])
-batch_b = torch.as_tensor(session_b.spikes[session_b.splits["train"][:BATCH_SIZE]])
-frozen = list(session.region_names)   # the reference: the first batch's regions
+session_b = Session(
+    eid="probe-without-cortex",
+    spikes=other.spikes[..., keep],
+    regions=other.regions[keep],
+)
+batch_b = torch.as_tensor(
+    session_b.spikes[session_b.splits["train"][:BATCH_SIZE]]
+)
+frozen = list(session.region_names)  # the reference: the first batch's regions
 print("frozen list (session A):", frozen)
-print("neurons of session B in each frozen region:",
-      {r: int(np.sum(session_b.regions == r)) for r in frozen})
+print(
+    "neurons of session B in each frozen region:",
+    {r: int(np.sum(session_b.regions == r)) for r in frozen},
+)
 
 # %% [markdown]
 # With the frozen list, two draws out of five name a region with no neuron in session B: the
@@ -397,12 +609,16 @@ print("neurons of session B in each frozen region:",
 # %%
 chosen = Counter()
 empty = 0
-for i in range(N_MASKS):
-    _, hidden_b, target_b = draw("inter-region", batch_b, session_b.regions, seed=i)
+for i in range(RUN.N_MASKS):
+    _, hidden_b, target_b = draw(
+        "inter-region", batch_b, session_b.regions, seed=i
+    )
     names = {str(r) for r in session_b.regions[hidden_b[0, 0].numpy()]}
     chosen.update(names)
     empty += int(target_b.sum() == 0)
-print(f"session B, {N_MASKS} inter-region masks: {empty} without any target")
+print(
+    f"session B, {RUN.N_MASKS} inter-region masks: {empty} without any target"
+)
 print("regions drawn:", dict(chosen))
 
 # %% [markdown]
@@ -418,7 +634,7 @@ print("regions drawn:", dict(chosen))
 # 00, then probe 01), and it includes `root`: channels outside the atlas's brain regions, which the
 # reference treats as one more region ({doc}`01_data` explains both).
 
-# %% mystnb={"figure": {"caption": "A batch of real IBL spikes (the offline ALF fixture of chapter 1). Left: the counts of trial 0; middle and right: the inter-region and intra-region masks drawn on it (white: visible; grey: hidden, not scored; red: target). Neurons grouped by region label, probe 00 first, then probe 01.", "name": "fig-02-ibl-masks"}}
+# %% mystnb={"figure": {"caption": "A batch of real IBL spikes (the offline ALF fixture of chapter 1). Left: the counts of trial 0 (darker: more spikes); middle and right: the inter-region and intra-region masks drawn on it (white: visible; grey: hidden, not scored; red: target). Neurons grouped by region label, probe 00 first, then probe 01; time from stimulus onset (dashed line: onset).", "name": "fig-02-ibl-masks"}}
 from mtm.data import real_data_dir
 
 if real_data_dir() is not None:
@@ -433,18 +649,34 @@ if real_data_dir() is not None:
     one = One(cache_dir=cache, mode="local")
     ibl = load_ibl_session(eids[folder.resolve()], one=one)
     ibl_batch = torch.as_tensor(ibl.spikes[ibl.splits["train"][:BATCH_SIZE]])
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.8), layout="constrained", sharey=True)
-    plot_raster(ibl_batch[0].numpy(), ibl.regions, ax=axes[0],
-                title=f"IBL {ibl.eid[:8]}, trial 0")
+    fig, axes = plt.subplots(
+        1, 3, figsize=(7, 3.6), layout="constrained", sharey=True
+    )
+    plot_raster(
+        ibl_batch[0].numpy(),
+        ibl.regions,
+        ax=axes[0],
+        title=f"IBL {ibl.eid[:8]}, trial 0",
+        colorbar=None,  # darker: more spikes (the caption)
+    )
+    axes[0].set_xlabel("time (s)")
     for ax, scheme in zip(axes[1:], ("inter-region", "intra-region")):
         _, hidden, target = draw(scheme, ibl_batch, ibl.regions, seed=SEED + 1)
-        plot_mask(hidden[0].numpy(), target[0].numpy(), ibl.regions, ax=ax,
-                  title=scheme)
+        plot_mask(
+            hidden[0].numpy(),
+            target[0].numpy(),
+            ibl.regions,
+            ax=ax,
+            title=scheme,
+        )
         ax.set_ylabel("")
+        ax.set_xlabel("time (s)")
     plt.show()
 else:
-    print("The real recordings are not on this machine (MTM_REAL_DATA); the synthetic batches above "
-          "show the same masks.")
+    print(
+        "The real recordings are not on this machine (MTM_REAL_DATA); "
+        "the synthetic batches above show the same masks."
+    )
 
 # %% [markdown]
 # With merged probes, one region is spread over two bands of the neuron axis, and the region schemes
@@ -479,18 +711,7 @@ else:
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# n_trials, n_bins = batch.shape[:2]
-# sizes = session.region_counts()
-# for seed in range(10):
-#     _, hidden, target = draw("intra-region", seed=seed)
-#     in_drawn = ~hidden.numpy().all(axis=(0, 1)) | target.numpy().any(axis=(0, 1))
-#     region = str(regions[in_drawn][0])
-#     expected = DEFAULT_RATIO["intra-region"] * n_trials * n_bins * sizes[region]
-#     print(f"seed {seed}: {region:>4} ({sizes[region]} neurons), {int(target.sum())} targets, "
-#           f"{expected:.0f} expected")
-# print("smallest region:", min(sizes, key=sizes.get))
-# ```
+# (The code, executed, is in the folded cell after this box.)
 # In `mask_batch` the intra-region scheme draws one region uniformly (`torch.randint` over the
 # session's regions), then hides each of its neurons for a whole trial with probability $\rho$
 # (`bernoulli(n_trials, 1, n_neurons)`). A draw therefore has $T$ targets for every hidden
@@ -500,7 +721,26 @@ else:
 # mean, because it comes from only $B\, n_r$ coin flips. Each seed picks a given region with
 # probability $1/R$, so ten seeds can miss the smallest one; if so, try more seeds.
 # :::
-#
+
+# %% tags=["hide-input"]
+n_trials, n_bins = batch.shape[:2]
+sizes = session.region_counts()
+for seed in range(10):
+    _, hidden, target = draw("intra-region", seed=seed)
+    in_drawn = ~hidden.numpy().all(axis=(0, 1)) | target.numpy().any(
+        axis=(0, 1)
+    )
+    region = str(regions[in_drawn][0])
+    expected = (
+        DEFAULT_RATIO["intra-region"] * n_trials * n_bins * sizes[region]
+    )
+    print(
+        f"seed {seed}: {region:>4} ({sizes[region]} neurons), "
+        f"{int(target.sum())} targets, {expected:.0f} expected"
+    )
+print("smallest region:", min(sizes, key=sizes.get))
+
+# %% [markdown]
 # **Exercise 2.** `mask_batch(batch, "temporal", ratio=0.1)`: how does the hidden fraction change,
 # and what would you expect to happen to forward prediction if a model were trained this way (paper
 # Table 7)?
@@ -514,18 +754,10 @@ else:
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# for ratio in (0.1, 0.3):
-#     bins = np.stack([draw("temporal", seed=i, ratio=ratio)[1][:, :, 0].numpy()
-#                      for i in range(N_MASKS)])           # (masks, trials, bins): hidden bins
-#     inner = bins[..., 1:-1]
-#     flanked = inner & ~bins[..., :-2] & ~bins[..., 2:]   # both neighbours visible
-#     print(f"ratio {ratio}: hidden fraction {bins.mean():.3f}, "
-#           f"hidden bins with both neighbours visible {flanked.sum() / inner.sum():.2f}")
-# ```
+# (The code, executed, is in the folded cell after this box.)
 # The hidden fraction follows the ratio: about a tenth of the entries instead of about three
 # tenths. The gaps change too: a hidden bin has both neighbours visible with probability
-# $(1 - p)^2$, so at $p = 0.1$ most hidden bins sit between two visible ones, and two hidden bins in
+# $(1 - p)^2$, so at `ratio=0.1` most hidden bins sit between two visible ones, and two hidden bins in
 # a row are rare. A model trained this way learns mostly to interpolate between neighbouring bins.
 # Forward prediction hides the last 10 bins (200 ms) at once, with nothing after them: it asks the
 # model to carry activity forward over many bins, which this training rarely demands, so expect it
@@ -534,7 +766,26 @@ else:
 # test it here, train the temporal baseline with `TrainConfig(masking="temporal", mask_ratio=0.1)`
 # ({doc}`04_training`) and evaluate it as in {doc}`05_evaluation`.
 # :::
-#
+
+# %% tags=["hide-input"]
+for ratio in (0.1, 0.3):
+    bins = np.stack(
+        [
+            draw("temporal", seed=i, ratio=ratio)[1][:, :, 0].numpy()
+            for i in range(RUN.N_MASKS)
+        ]
+    )  # (masks, trials, bins): hidden bins
+    inner = bins[..., 1:-1]
+    flanked = (
+        inner & ~bins[..., :-2] & ~bins[..., 2:]
+    )  # both neighbours visible
+    print(
+        f"ratio {ratio}: hidden fraction {bins.mean():.3f}, "
+        "hidden bins with both neighbours visible "
+        f"{flanked.sum() / inner.sum():.2f}"
+    )
+
+# %% [markdown]
 # **Exercise 3.** With `PATCH_SIZE` equal to the number of neurons, compare random-token masking
 # with temporal masking. Why are they the same question?
 #
@@ -546,11 +797,7 @@ else:
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# _, hidden_token, target_token = draw("random-token", patch_size=session.n_neurons)
-# _, hidden_temporal, target_temporal = draw("temporal")
-# print(torch.equal(hidden_token, hidden_temporal), torch.equal(target_token, target_temporal))
-# ```
+# (The code, executed, is in the folded cell after this box.)
 # Both lines print `True`. With `patch_size` equal to $N$, `mask_batch` makes
 # `math.ceil(N / patch_size)` = 1 patch per bin, draws a (trials, bins, 1) Bernoulli array and
 # repeats it over the neurons: exactly the draw of temporal masking, with the same default ratio
@@ -559,7 +806,18 @@ else:
 # one: fill in the missing moments from the others. Random-token masking differs from temporal
 # masking only when a bin is cut into several patches, and part of the population stays visible.
 # :::
-#
+
+# %% tags=["hide-input"]
+_, hidden_token, target_token = draw(
+    "random-token", patch_size=session.n_neurons
+)
+_, hidden_temporal, target_temporal = draw("temporal")
+print(
+    torch.equal(hidden_token, hidden_temporal),
+    torch.equal(target_token, target_temporal),
+)
+
+# %% [markdown]
 # **Exercise 4.** Repeat the causal-gap histogram with `ratio=0.3`. Which fraction of the targets
 # is now a true next-step prediction?
 #
@@ -571,37 +829,54 @@ else:
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# p = 0.3
-# gaps, no_past = [], 0
-# for i in range(N_MASKS):
-#     hidden_bins = draw("causal", seed=i, ratio=p)[1][:, :, 0].numpy()
-#     t = np.arange(hidden_bins.shape[1])
-#     last_visible = np.maximum.accumulate(np.where(hidden_bins, -1, t), axis=1)
-#     gap = np.broadcast_to(t, hidden_bins.shape) - last_visible
-#     gaps.append(gap[hidden_bins & (last_visible >= 0)])
-#     no_past += int((hidden_bins & (last_visible < 0)).sum())
-# gaps = np.concatenate(gaps)
-# print(f"next-step targets: {np.mean(gaps == 1):.1%}, geometric law {1 - p:.0%}; "
-#       f"no visible past: {no_past / (no_past + len(gaps)):.1%}")
-# fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
-# ax.bar(k, [np.mean(gaps == j) for j in k], color="tab:red", alpha=0.7,
-#        label="causal targets of the batch")
-# ax.plot(k, (1 - p) * p ** (k - 1), "ko-", ms=3, lw=1, label=f"geometric law, p = {p}")
-# ax.set_xlabel("bins back to the most recent visible bin")
-# ax.set_ylabel("fraction of targets")
-# ax.legend(frameon=False)
-# plt.show()
-# ```
+# (The code, executed, is in the folded cell after this box.)
 # Bins are hidden independently, so the bin just before a target is visible with probability
-# $1 - p$: the geometric law puts 70 % of the targets at gap 1 for $p = 0.3$, against 40 % for
-# $p = 0.6$. The measured first bar should come close to it (slightly above, because targets without
-# any visible past are left out of the histogram), and fewer targets than at $p = 0.6$ should have
-# no visible past at all. Even so, by the same law 30 % of the targets lie two or more bins ahead.
+# $1 - p$: the geometric law puts seven targets in ten at gap 1 for $p = 0.3$, against four in ten
+# for $p = 0.6$. The measured first bar (printed by the folded cell) should come close to it
+# (slightly above, because targets without any visible past are left out of the histogram), and
+# fewer targets than at $p = 0.6$ should have no visible past at all. Even so, by the same law three
+# targets in ten lie two or more bins ahead.
 # This is the ratio of the single-scheme causal run: `training_ratio("causal", "causal")` in
 # `mtm.masking` gives 0.3, and only the MtM mixture uses 0.6.
 # :::
-#
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Solution of exercise 4: as the causal-gap figure of section 3, with bins hidden at ratio 0.3 (red bars) and the geometric law for p = 0.3 (black).", "name": "fig-02-exercise-causal-gaps"}}
+p = 0.3
+gaps, no_past = [], 0
+for i in range(RUN.N_MASKS):
+    hidden_bins = draw("causal", seed=i, ratio=p)[1][:, :, 0].numpy()
+    t = np.arange(hidden_bins.shape[1])
+    last_visible = np.maximum.accumulate(np.where(hidden_bins, -1, t), axis=1)
+    gap = np.broadcast_to(t, hidden_bins.shape) - last_visible
+    gaps.append(gap[hidden_bins & (last_visible >= 0)])
+    no_past += int((hidden_bins & (last_visible < 0)).sum())
+gaps = np.concatenate(gaps)
+print(
+    f"next-step targets: {np.mean(gaps == 1):.1%}, geometric law {1 - p:.0%}; "
+    f"no visible past: {no_past / (no_past + len(gaps)):.1%}"
+)
+fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
+ax.bar(
+    k,
+    [np.mean(gaps == j) for j in k],
+    color="tab:red",
+    alpha=0.7,
+    label="causal targets of the batch",
+)
+ax.plot(
+    k,
+    (1 - p) * p ** (k - 1),
+    "ko-",
+    ms=3,
+    lw=1,
+    label=f"geometric law, p = {p}",
+)
+ax.set_xlabel("bins back to the most recent visible bin")
+ax.set_ylabel("fraction of targets")
+ax.legend(frameon=False)
+plt.show()
+
+# %% [markdown]
 # **Exercise 5.** Build a session whose neurons all belong to one region and try
 # `mask_batch(..., "inter-region", ...)`. Why can MtM not train on such a session?
 #
@@ -614,20 +889,7 @@ else:
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# lp = regions == "LP"
-# lp_only = Session(eid="lp-only", spikes=session.spikes[..., lp], regions=regions[lp])
-# lp_batch = torch.as_tensor(lp_only.spikes[lp_only.splits["train"][:BATCH_SIZE]])
-# for scheme in ("inter-region", "intra-region"):
-#     try:
-#         mask_batch(lp_batch, scheme, lp_only.regions)
-#     except ValueError as err:
-#         print("ValueError:", err)
-# try:
-#     MtMSampler(seed=SEED).sample(n_regions=len(lp_only.region_names))
-# except ValueError as err:
-#     print("ValueError:", err)
-# ```
+# (The code, executed, is in the folded cell after this box.)
 # Both region schemes refuse the batch: `mask_batch` builds the session's `RegionIndex`, finds a
 # single region and raises `ValueError` before drawing anything. The questions make no sense with
 # one region: inter-region would hide every neuron, so the model would have to predict the whole
@@ -637,6 +899,24 @@ else:
 # first epoch (`Trainer._check_sessions` in `mtm.train`, for MtM and for the two region schemes).
 # Temporal, neuron and causal masking still work on it.
 # :::
+
+# %% tags=["hide-input"]
+lp = regions == "LP"
+lp_only = Session(
+    eid="lp-only", spikes=session.spikes[..., lp], regions=regions[lp]
+)
+lp_batch = torch.as_tensor(
+    lp_only.spikes[lp_only.splits["train"][:BATCH_SIZE]]
+)
+for scheme in ("inter-region", "intra-region"):
+    try:
+        mask_batch(lp_batch, scheme, lp_only.regions)
+    except ValueError as err:
+        print("ValueError:", err)
+try:
+    MtMSampler(seed=SEED).sample(n_regions=len(lp_only.region_names))
+except ValueError as err:
+    print("ValueError:", err)
 
 # %% tags=["remove-input"]
 print(RUN.done())

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 3. The model: NDT1 with stitching and tokens, NDT2 patches
+# # The model: NDT1 with stitching and tokens, NDT2 patches
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/03_model.ipynb)
 #
@@ -25,7 +25,8 @@
 #   transformer and a per-session read-out;
 # - the shape of a batch at every stage, read from the real modules with forward hooks;
 # - the masked Poisson loss, and why each read-out starts at its neurons' mean rates;
-# - where the parameters are: about 12 M shared and 0.8 M per session in the paper's model;
+# - where the parameters are: about {glue:text}`params_shared` M shared and {glue:text}`params_session` M per
+#   session in the paper's model;
 # - bidirectional and causal attention, checked with a perturbation, and two attention bugs of the
 #   reference code that `mtm` fixes;
 # - NDT2's tokens (1 bin x 128 neurons) and its block-causal attention mask.
@@ -33,14 +34,16 @@
 # *About 15 minutes.*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True
+    )
 
 from dataclasses import replace
 
@@ -49,10 +52,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mtm.book import chapter_settings
+from mtm.book import (
+    assert_direction,
+    chapter_settings,
+    glue_number,
+    show_source,
+    source_span,
+)
 from mtm.data import synthetic_session
 from mtm.masking import PROMPT_IDS, mask_batch
 from mtm.models import ModelConfig, build_model, poisson_nll
+from mtm.models.ndt1 import NDT1
+from mtm.models.transformer import MaskedModel
 from mtm.plots import use_style
 from mtm.reference_import import reference_attention, reference_causal_mask
 from mtm.train import pick_device, train_mean_counts
@@ -60,22 +71,22 @@ from mtm.train import pick_device, train_mean_counts
 use_style()
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
-SEED = 0                   # which synthetic session; seed of the masks and weights
-N_TRIALS = None            # trials of the session (None: the settings' value)
-N_NEURONS = None           # neurons of the session (None: the settings' value)
-BATCH_SIZE = 16            # trials per batch, as in the paper
-MODEL_SIZE = None          # "small" (2 x 64) or "paper" (5 x 512); None: the settings' value
-NDT2_PATCH = None          # neurons per NDT2 token (None: the settings' value; 128 in the paper)
-PERTURBED_BIN = 60         # the "future" bin changed in the causality test
-PAPER_NEURONS = 676        # neurons of a typical paper session, for counting parameters
-N_PRETRAIN = 34            # sessions of the paper's largest pretraining run
+# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
+# else gpu or book
+SETTINGS = "auto"
+# OVERRIDES: the settings' values to replace, e.g. {"MODEL_SIZE": "small"};
+# the values are in mtm.book.CHAPTER_SETTINGS (N_TRIALS, N_NEURONS,
+# MODEL_SIZE: "small" (2 x 64) or "paper" (5 x 512), NDT2_PATCH: neurons per
+# NDT2 token, 128 in the paper)
+OVERRIDES = {}
+SEED = 0  # which synthetic session; seed of the masks and weights
+BATCH_SIZE = 16  # trials per batch, as in the paper
+PERTURBED_BIN = 60  # the "future" bin changed in the causality test
+PAPER_NEURONS = 676  # neurons of a typical paper session
+N_PRETRAIN = 34  # sessions of the paper's largest pretraining run
 
 # %%
-RUN = chapter_settings("03_model", SETTINGS, N_TRIALS=N_TRIALS, N_NEURONS=N_NEURONS,
-                       MODEL_SIZE=MODEL_SIZE, NDT2_PATCH=NDT2_PATCH)
-N_TRIALS, N_NEURONS, MODEL_SIZE, NDT2_PATCH = RUN.unpack(
-    "N_TRIALS", "N_NEURONS", "MODEL_SIZE", "NDT2_PATCH")
+RUN = chapter_settings("03_model", SETTINGS, **OVERRIDES)
 
 # %% [markdown]
 # ## 1. NDT1-stitch, from counts to log-rates
@@ -99,23 +110,26 @@ N_TRIALS, N_NEURONS, MODEL_SIZE, NDT2_PATCH = RUN.unpack(
 # then a final LayerNorm; the two prepended outputs are dropped, and the session's **read-out**
 # $R_s$ (512 to $N_s$) gives one log-rate per neuron and bin:
 # $\log \hat\lambda_t = R_s\, \mathrm{LN}(z_{t})$. The paper sizes are 5 layers, 512 wide, 8 heads,
-# an MLP of 1024, dropout 0.4 (0.2 on the embedded sequence) and the reference's "fixup"
+# an MLP of 1024, dropout {glue:text}`paper_dropout` ({glue:text}`paper_embed_dropout` on the embedded
+# sequence; `ModelConfig.paper()`) and the reference's "fixup"
 # initialisation (the residual branches' output weights scaled down at initialisation).
 #
 # Here is the model of this chapter (`ModelConfig.paper()`, or `ModelConfig.small()` when
-# `MODEL_SIZE = "small"`), for one session:
+# `RUN.MODEL_SIZE` is `"small"`, e.g. through `OVERRIDES`), for one session:
 
 # %%
 DEVICE = pick_device()
-session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
+session = synthetic_session(SEED, RUN.N_TRIALS, RUN.N_NEURONS)
 train_trials = session.splits["train"][:BATCH_SIZE]
 batch = torch.as_tensor(session.spikes[train_trials]).to(DEVICE)
-cfg = ModelConfig.paper() if MODEL_SIZE == "paper" else ModelConfig.small()
+cfg = ModelConfig.paper() if RUN.MODEL_SIZE == "paper" else ModelConfig.small()
 torch.manual_seed(SEED)
 model = build_model(cfg, [(session.eid, session.n_neurons)]).to(DEVICE).eval()
 print(session)
 sizes = ("arch", "hidden", "n_layers", "n_heads", "mlp", "n_channels")
 print({k: v for k, v in cfg.to_dict().items() if k in sizes}, "on", DEVICE)
+glue_number("paper_dropout", ModelConfig.paper().dropout, "{:.1f}")
+glue_number("paper_embed_dropout", ModelConfig.paper().embed_dropout, "{:.1f}")
 
 # %% [markdown]
 # ## 2. One batch through the model, stage by stage
@@ -126,29 +140,48 @@ print({k: v for k, v in cfg.to_dict().items() if k in sizes}, "on", DEVICE)
 
 # %%
 generator = torch.Generator(DEVICE).manual_seed(SEED)
-masked, target = mask_batch(batch, "causal", session.regions, generator=generator)
-stages = [("read_in[0]", "stitcher S_s", model.read_in[0]),
-          ("embed_hidden", "W_1", model.embed_hidden),
-          ("embed_out", "W_2 (after softsign)", model.embed_out),
-          ("position", "p_t", model.position),
-          ("embed_drop", "[session, prompt, tokens]", model.embed_drop)]
-stages += [(f"blocks[{i}]", "pre-LN layer", b) for i, b in enumerate(model.blocks)]
-stages += [("final_ln", "final LayerNorm, bins only", model.final_ln),
-           ("read_out[0]", "read-out R_s", model.read_out[0])]
+masked, target = mask_batch(
+    batch, "causal", session.regions, generator=generator
+)
+stages = [
+    ("read_in[0]", "stitcher S_s", model.read_in[0]),
+    ("embed_hidden", "W_1", model.embed_hidden),
+    ("embed_out", "W_2 (after softsign)", model.embed_out),
+    ("position", "p_t", model.position),
+    ("embed_drop", "[session, prompt, tokens]", model.embed_drop),
+]
+stages += [
+    (f"blocks[{i}]", "pre-LN layer", b) for i, b in enumerate(model.blocks)
+]
+stages += [
+    ("final_ln", "final LayerNorm, bins only", model.final_ln),
+    ("read_out[0]", "read-out R_s", model.read_out[0]),
+]
 trace = []
 
 
 def recorder(name, what):
     def hook(module, inputs, output):
-        trace.append(dict(module=name, what=what, input=tuple(inputs[0].shape),
-                          output=tuple(output.shape)))
+        trace.append(
+            dict(
+                module=name,
+                what=what,
+                input=tuple(inputs[0].shape),
+                output=tuple(output.shape),
+            )
+        )
+
     return hook
 
 
-handles = [module.register_forward_hook(recorder(name, what))
-           for name, what, module in stages]
+handles = [
+    module.register_forward_hook(recorder(name, what))
+    for name, what, module in stages
+]
 with torch.no_grad():
-    log_rates = model(masked.float(), session.eid, PROMPT_IDS["causal"], causal=True)
+    log_rates = model(
+        masked.float(), session.eid, PROMPT_IDS["causal"], causal=True
+    )
 for handle in handles:
     handle.remove()
 pd.DataFrame(trace)
@@ -163,17 +196,70 @@ pd.DataFrame(trace)
 # read-out see only the $T$ bin tokens, and the output is one log-rate per trial, bin and neuron,
 # the shape of the input.
 #
+# ### The code of the forward pass
+#
+# The hooks showed shapes; here is the code that produced them, rendered from the package (not a
+# copy). NDT1 turns the counts of a session into one token per bin in two small methods:
+
+# %% tags=["remove-input"]
+show_source(NDT1.tokens)
+show_source(NDT1._tokens_from_read_in)
+
+# %% [markdown]
+# `tokens` applies the session's own stitcher, `self.read_in[session]` (the integer `session` is the
+# session's index, found from its id), and hands the result to `_tokens_from_read_in`. There the
+# shared embedding runs: `embed_hidden` ($W_1$), the `softsign`, and `embed_out` ($W_2$), to the
+# model's width. `bins` numbers the bins from 0, and, unless the model uses rotary embeddings
+# (`self.position` is then `None`), the learned position embedding of each bin is added. The method
+# returns the tokens and the bin of each token (NDT2 has several tokens per bin and needs the second).
+#
+# Everything after the tokens is shared with NDT2, in `MaskedModel.forward` (its argument checks and
+# docstring left out here):
+
+# %% tags=["remove-input"]
+show_source(
+    MaskedModel.forward,
+    lines=source_span(
+        MaskedModel.forward,
+        "if hide is None:",
+        "return self.log_rates_from_tokens",
+    ),
+)
+
+# %% [markdown]
+# Walk through it with the equations of section 1:
+#
+# - `hide` is `None` in training: the tokens come from `self.tokens` on the masked counts. (Evaluation
+#   passes `hide` to build many masked copies of the same trials cheaply, `masked_tokens`, with the
+#   same result.)
+# - `prefix` collects the prepended tokens. The **session token** is row `index` of the
+#   `session_token` table, one vector repeated over the trials of the batch (`expand`); the **prompt
+#   token** is row `prompt` of the `prompt_token` table, and a prompted model refuses to run without a
+#   prompt. Either table is `None` in a model built without it. `torch.cat` puts them *before* the bin
+#   tokens: $z = [e_s, P_m, h_1, \dots, h_T]$.
+# - `embed_drop` is the dropout of the embedded sequence.
+# - In causal mode `causal_mask` may build an explicit mask; for NDT1 it returns `None`, and every
+#   block then uses PyTorch's `is_causal` lower triangle (section 6). With rotary embeddings the
+#   prepended tokens get position 0 and bin $t$ position $t + 1$.
+# - The blocks run in turn (each the two residual updates of section 1), then `final_ln` on the bin
+#   tokens only (`x[:, n_prefix:]` drops the prepended ones), and the session's read-out gives the
+#   log-rates (`log_rates_from_tokens`; `select` reads out only chosen neurons, for evaluation).
+#
 # The reference adds a learned absolute position embedding, and so does `mtm` by default. The
 # camera-ready paper reports that rotary position embeddings (RoPE, which rotate queries and keys by
 # the bin index inside every attention layer) do better; `ModelConfig(position="rope")` switches them
 # on, and the position table disappears:
 
 # %%
-rope = build_model(replace(cfg, position="rope"), [(session.eid, session.n_neurons)])
+rope = build_model(
+    replace(cfg, position="rope"), [(session.eid, session.n_neurons)]
+)
 rope = rope.to(DEVICE).eval()
 with torch.no_grad():
     out = rope(masked.float(), session.eid, PROMPT_IDS["causal"], causal=True)
-print("RoPE model: position table", rope.position, "| output", tuple(out.shape))
+print(
+    "RoPE model: position table", rope.position, "| output", tuple(out.shape)
+)
 
 # %% [markdown]
 # ## 3. Stitchers belong to a session, not to a neuron count
@@ -185,9 +271,15 @@ print("RoPE model: position table", rope.position, "| output", tuple(out.shape))
 # the session id:
 
 # %%
-twins = build_model(ModelConfig.small(), [("session-a", 50), ("session-b", 50)])
-print("stitchers:", [tuple(layer.weight.shape) for layer in twins.read_in],
-      "| read-outs:", [tuple(layer.weight.shape) for layer in twins.read_out])
+twins = build_model(
+    ModelConfig.small(), [("session-a", 50), ("session-b", 50)]
+)
+print(
+    "stitchers:",
+    [tuple(layer.weight.shape) for layer in twins.read_in],
+    "| read-outs:",
+    [tuple(layer.weight.shape) for layer in twins.read_out],
+)
 print("session-b has index", twins.session_index("session-b"))
 try:
     twins(torch.zeros(2, 100, 49), "session-a", prompt=PROMPT_IDS["neuron"])
@@ -216,7 +308,9 @@ except ValueError as err:
 
 # %%
 generator = torch.Generator(DEVICE).manual_seed(SEED)
-masked, target = mask_batch(batch, "neuron", session.regions, generator=generator)
+masked, target = mask_batch(
+    batch, "neuron", session.regions, generator=generator
+)
 rows = []
 for label in ("fresh read-out", "after init_rates"):
     if label == "after init_rates":
@@ -224,17 +318,46 @@ for label in ("fresh read-out", "after init_rates"):
     with torch.no_grad():
         log_rates = model(masked.float(), session.eid, PROMPT_IDS["neuron"])
     loss, count = poisson_nll(log_rates, batch, target)
-    rows.append({"model": label, "loss": loss.item(), "targets": int(count.item()),
-                 "loss / target": (loss / count).item(),
-                 "predicted rate": log_rates.exp().mean().item(),
-                 "observed rate": batch.float().mean().item()})
-pd.DataFrame(rows).set_index("model").round(3)
+    rows.append(
+        {
+            "model": label,
+            "loss": loss.item(),
+            "targets": int(count.item()),
+            "loss / target": (loss / count).item(),
+            "predicted rate": log_rates.exp().mean().item(),
+            "observed rate": batch.float().mean().item(),
+        }
+    )
+start = pd.DataFrame(rows).set_index("model")
+fresh, fitted = start.loc["fresh read-out"], start.loc["after init_rates"]
+for key, value in (
+    ("rate_fresh", fresh["predicted rate"]),
+    ("rate_init", fitted["predicted rate"]),
+    ("rate_observed", fitted["observed rate"]),
+    ("loss_fresh", fresh["loss / target"]),
+    ("loss_init", fitted["loss / target"]),
+):
+    glue_number(key, value, "{:.3f}")
+assert_direction(
+    "init_rates lowers the loss per target",
+    fitted["loss / target"],
+    "<",
+    fresh["loss / target"],
+)
+assert_direction(
+    "init_rates brings the predicted rate closer to the observed one",
+    abs(fitted["predicted rate"] - fitted["observed rate"]),
+    "<",
+    abs(fresh["predicted rate"] - fitted["observed rate"]),
+)
+start.round(3)
 
 # %% [markdown]
 # The loss is a *sum*, so the gradient of a batch grows with its number of targets ({doc}`02_masking` showed
 # how much that varies between schemes). Rates are in spikes per bin. After `init_rates` the mean
-# predicted rate falls from 1.186 to 0.129, close to the observed 0.105, and the loss per target
-# falls from 1.184 to 0.289: training starts near
+# predicted rate falls from {glue:text}`rate_fresh` to {glue:text}`rate_init`, close to the observed
+# {glue:text}`rate_observed`, and the loss per target falls from {glue:text}`loss_fresh` to
+# {glue:text}`loss_init`: training starts near
 # "every neuron fires at its mean rate" (about 0 bits per spike, {doc}`05_evaluation`) rather than at one spike
 # per bin.
 #
@@ -243,37 +366,53 @@ pd.DataFrame(rows).set_index("model").round(3)
 # We build the paper-size model for one session of `PAPER_NEURONS` neurons (building is cheap; it is
 # never run here) and count the parameters of each component:
 
+
 # %%
 def n_params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 paper = build_model(ModelConfig.paper(), [("paper-session", PAPER_NEURONS)])
-components = [("read_in", "stitcher S_s: N_s to 668"),
-              ("embed_hidden", "W_1: 668 to 1336"),
-              ("embed_out", "W_2: 1336 to 512"),
-              ("position", "learned position table, 100 bins"),
-              ("session_token", "session token"),
-              ("prompt_token", "4 prompt tokens"),
-              ("blocks", "5 pre-LN layers"),
-              ("final_ln", "final LayerNorm"),
-              ("read_out", "read-out R_s: 512 to N_s")]
+components = [
+    ("read_in", "stitcher S_s: N_s to 668"),
+    ("embed_hidden", "W_1: 668 to 1336"),
+    ("embed_out", "W_2: 1336 to 512"),
+    ("position", "learned position table, 100 bins"),
+    ("session_token", "session token"),
+    ("prompt_token", "4 prompt tokens"),
+    ("blocks", "5 pre-LN layers"),
+    ("final_ln", "final LayerNorm"),
+    ("read_out", "read-out R_s: 512 to N_s"),
+]
 per_session = {"read_in", "read_out", "session_token"}
-table = pd.DataFrame([dict(component=name, what=what,
-                           parameters=n_params(getattr(paper, name)),
-                           kind="per session" if name in per_session else "shared")
-                      for name, what in components])
+table = pd.DataFrame(
+    [
+        dict(
+            component=name,
+            what=what,
+            parameters=n_params(getattr(paper, name)),
+            kind="per session" if name in per_session else "shared",
+        )
+        for name, what in components
+    ]
+)
 shared = sum(p.numel() for p in paper.core_parameters())
 session_specific = sum(p.numel() for p in paper.session_parameters())
 assert shared + session_specific == n_params(paper) == table.parameters.sum()
-print(f"shared {shared / 1e6:.2f} M, per session {session_specific / 1e6:.2f} M "
-      f"(one layer: {n_params(paper.blocks[0]) / 1e6:.2f} M)")
+print(
+    f"shared {shared / 1e6:.2f} M, per session {session_specific / 1e6:.2f} M "
+    f"(one layer: {n_params(paper.blocks[0]) / 1e6:.2f} M)"
+)
+glue_number("params_shared", shared / 1e6, "{:.0f}")
+glue_number("params_session", session_specific / 1e6, "{:.1f}")
+glue_number("params_layer", n_params(paper.blocks[0]) / 1e6, "{:.1f}")
 table
 
 # %% [markdown]
-# The five transformer layers hold most of the shared parameters (each is about 2.1 M: $4 \cdot 512^2$
-# for attention and $2 \cdot 512 \cdot 1024$ for the MLP, plus biases and norms), and the stitcher
-# and read-out of one session together hold about 0.8 M. Adding a session adds exactly its stitcher,
+# The five transformer layers hold most of the shared parameters (each is about
+# {glue:text}`params_layer` M: $4 \cdot 512^2$ for attention and $2 \cdot 512 \cdot 1024$ for the MLP,
+# plus biases and norms), and the stitcher and read-out of one session together hold about
+# {glue:text}`params_session` M. Adding a session adds exactly its stitcher,
 # its read-out and its token; with `N_PRETRAIN` sessions most parameters are per session, although
 # every one of them sees only its own session's data:
 
@@ -283,13 +422,20 @@ paper.add_session("another-session", PAPER_NEURONS)
 added = n_params(paper) - before
 print(f"add_session: +{added / 1e6:.2f} M parameters")
 total = shared + N_PRETRAIN * added
-print(f"{N_PRETRAIN} sessions of {PAPER_NEURONS} neurons: {shared / 1e6:.1f} M shared"
-      f" + {N_PRETRAIN * added / 1e6:.1f} M per session = {total / 1e6:.1f} M")
-ndt2_paper = build_model(ModelConfig.paper(arch="ndt2"),
-                         [("paper-session", PAPER_NEURONS)])
+print(
+    f"{N_PRETRAIN} sessions of {PAPER_NEURONS} neurons: "
+    f"{shared / 1e6:.1f} M shared + {N_PRETRAIN * added / 1e6:.1f} M "
+    f"per session = {total / 1e6:.1f} M"
+)
+ndt2_paper = build_model(
+    ModelConfig.paper(arch="ndt2"), [("paper-session", PAPER_NEURONS)]
+)
 ndt2_session = sum(p.numel() for p in ndt2_paper.session_parameters())
-print(f"NDT2 (paper sizes, no stitchers): {n_params(ndt2_paper) / 1e6:.2f} M, of which "
-      f"{ndt2_session / 1e3:.1f} k per session")
+print(
+    "NDT2 (paper sizes, no stitchers): "
+    f"{n_params(ndt2_paper) / 1e6:.2f} M, of which "
+    f"{ndt2_session / 1e3:.1f} k per session"
+)
 del paper, ndt2_paper
 
 # %% [markdown]
@@ -305,14 +451,16 @@ del paper, ndt2_paper
 
 # %% mystnb={"figure": {"caption": "Attention masks over the first 12 tokens of the sequence (session token, prompt token, bins 0 to 9), query on the y axis and key on the x axis, dark where attention is allowed. Left: bidirectional; right: causal, the lower triangle of `is_causal=True`.", "name": "fig-03-attention-masks"}}
 n_show = 2 + 10
-fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(7, 3.8), layout="constrained")
 labels = ["sess", "prompt"] + [f"bin {t}" for t in range(n_show - 2)]
-masks = [("bidirectional", torch.ones(n_show, n_show)),
-         ("causal (is_causal=True)", torch.ones(n_show, n_show).tril())]
+masks = [
+    ("bidirectional", torch.ones(n_show, n_show)),
+    ("causal (is_causal=True)", torch.ones(n_show, n_show).tril()),
+]
 for ax, (title, mask) in zip(axes, masks):
     ax.imshow(mask, cmap="Greys", vmin=0, vmax=1.4)
-    ax.set_xticks(range(n_show), labels, rotation=90, fontsize=7)
-    ax.set_yticks(range(n_show), labels, fontsize=7)
+    ax.set_xticks(range(n_show), labels, rotation=90, fontsize=9)
+    ax.set_yticks(range(n_show), labels, fontsize=9)
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     ax.set_title(title)
@@ -327,50 +475,89 @@ plt.show()
 # training. We show that too, by handing the same model the reference's mask
 # (`mtm.reference_import.reference_attention`, which swaps in `reference_causal_mask` for the block).
 
+
 # %% mystnb={"figure": {"caption": "Largest absolute change of the NDT1 log-rates in each output bin (log scale) when 3 spikes are added to every neuron at bin `PERTURBED_BIN` (dashed line) of four trials: bidirectional attention, `mtm`'s causal attention, and the same weights with the reference's causal mask. Changes of exactly zero are drawn on the thin floor line (label: exactly 0).", "name": "fig-03-causality-ndt1"}}
 @torch.no_grad()
 def output_change(net, counts, causal):
-    """Largest |change| of the log-rates in each bin (T,) when bin PERTURBED_BIN of
-    the input changes."""
+    """Largest |change| of the log-rates in each bin (T,) when bin
+    PERTURBED_BIN of the input changes."""
     changed = counts.clone()
     changed[:, PERTURBED_BIN] += 3.0
     prompt = PROMPT_IDS["causal"]
-    delta = (net(changed, session.eid, prompt, causal)
-             - net(counts, session.eid, prompt, causal)).abs()
+    delta = (
+        net(changed, session.eid, prompt, causal)
+        - net(counts, session.eid, prompt, causal)
+    ).abs()
     return delta.amax(dim=(0, 2)).cpu().numpy()
 
 
 def plot_changes(changes, title):
-    fig, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
     floor = 1e-10
-    styles = [dict(lw=3.0, alpha=0.45), dict(lw=1.4, ls="--"), dict(lw=1.4, ls=":")]  # overlaps stay visible
+    styles = [
+        dict(lw=3.0, alpha=0.45),
+        dict(lw=1.4, ls="--"),
+        dict(lw=1.4, ls=":"),
+    ]  # overlaps stay visible
     for (label, change), style in zip(changes.items(), styles):
         ax.semilogy(np.maximum(change, floor), label=label, **style)
         before = change[:PERTURBED_BIN].max(initial=0.0)
-        print(f"{label:>36}: largest change before bin {PERTURBED_BIN}: {before:.2e}")
+        print(
+            f"{label:>36}: largest change before bin {PERTURBED_BIN}: "
+            f"{before:.2e}"
+        )
     ax.axvline(PERTURBED_BIN, color="grey", ls="--", lw=0.8)
     ax.axhline(floor, color="black", lw=0.5)
-    ax.text(1, floor * 2, "exactly 0", fontsize=8)
+    ax.text(1, floor * 2, "exactly 0", fontsize=9)
     ax.set_xlabel("bin of the output")
     ax.set_ylabel("largest |change| of log-rate")
     ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=9)
     plt.show()
 
 
-x = batch[:4].float()    # four trials are enough: attention never mixes trials
-changes = {"bidirectional": output_change(model, x, causal=False),
-           "causal (mtm)": output_change(model, x, causal=True)}
-with reference_attention(model):   # the same weights, the reference's causal mask
-    changes["causal, the reference's mask"] = output_change(model, x, causal=True)
-plot_changes(changes, f"NDT1 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN}")
+x = batch[:4].float()  # four trials are enough: attention never mixes trials
+changes = {
+    "bidirectional": output_change(model, x, causal=False),
+    "causal (mtm)": output_change(model, x, causal=True),
+}
+with reference_attention(
+    model
+):  # the same weights, the reference's causal mask
+    changes["causal, the reference's mask"] = output_change(
+        model, x, causal=True
+    )
+plot_changes(
+    changes, f"NDT1 ({RUN.MODEL_SIZE}): input changed at bin {PERTURBED_BIN}"
+)
+before = {
+    label: change[:PERTURBED_BIN].max(initial=0.0)
+    for label, change in changes.items()
+}
+assert_direction(
+    "mtm's causal outputs before the perturbed bin do not change",
+    before["causal (mtm)"],
+    "<=",
+    0.0,
+)
+assert_direction(
+    "the reference's mask lets the earlier outputs move",
+    before["causal, the reference's mask"],
+    ">",
+    0.0,
+)
+glue_number(
+    "ndt1_reference_change", before["causal, the reference's mask"], "{:.2e}"
+)
+glue_number("ndt1_bidirectional_change", before["bidirectional"], "{:.2e}")
 
 # %% [markdown]
 # With bidirectional attention every output moves. With `mtm`'s causal attention the outputs before
 # the perturbed bin do not change at all (the curve sits on the "exactly 0" floor, and the printed
-# largest change is 0.00e+00), and the perturbed bin and everything after it do (after bin 60 the
-# dashed `mtm` curve runs together with the other two). With the reference's mask the earlier outputs move too (largest
-# change 7.01e-05, against 9.27e-04 with bidirectional attention): through the prepended tokens, the
+# largest change is zero), and the perturbed bin and everything after it do (after bin 60 the
+# dashed `mtm` curve runs together with the other two; {numref}`fig-03-causality-ndt1`). With the
+# reference's mask the earlier outputs move too (largest change {glue:text}`ndt1_reference_change`,
+# against {glue:text}`ndt1_bidirectional_change` with bidirectional attention): through the prepended tokens, the
 # past "sees" the future. (The effect needs at least two layers: one for the
 # prepended tokens to read the future, one for the bins to read them.) At forward-prediction
 # evaluation the future bins are zeroed, so the reference's test scores are not contaminated, but
@@ -391,24 +578,32 @@ plot_changes(changes, f"NDT1 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 
 # %%
 torch.manual_seed(SEED)
-ndt2_cfg = replace(cfg, arch="ndt2", patch_size=NDT2_PATCH)
-ndt2 = build_model(ndt2_cfg, [(session.eid, session.n_neurons)]).to(DEVICE).eval()
+ndt2_cfg = replace(cfg, arch="ndt2", patch_size=RUN.NDT2_PATCH)
+ndt2 = (
+    build_model(ndt2_cfg, [(session.eid, session.n_neurons)]).to(DEVICE).eval()
+)
 trace = []
-stages2 = [("embed", "patch embedding", ndt2.embed),
-           ("space_ln", "space embedding", ndt2.space_ln),
-           ("time_ln", "time embedding", ndt2.time_ln),
-           ("embed_drop", "[session, prompt, tokens]", ndt2.embed_drop),
-           ("final_ln", "final LN, tokens only", ndt2.final_ln),
-           ("read_out", "read-out per token", ndt2.read_out)]
-handles = [module.register_forward_hook(recorder(name, what))
-           for name, what, module in stages2]
+stages2 = [
+    ("embed", "patch embedding", ndt2.embed),
+    ("space_ln", "space embedding", ndt2.space_ln),
+    ("time_ln", "time embedding", ndt2.time_ln),
+    ("embed_drop", "[session, prompt, tokens]", ndt2.embed_drop),
+    ("final_ln", "final LN, tokens only", ndt2.final_ln),
+    ("read_out", "read-out per token", ndt2.read_out),
+]
+handles = [
+    module.register_forward_hook(recorder(name, what))
+    for name, what, module in stages2
+]
 with torch.no_grad():
     out = ndt2(masked.float(), session.eid, PROMPT_IDS["neuron"])
 for handle in handles:
     handle.remove()
 n_patches = ndt2.n_patches(session.n_neurons)
-print(f"{session.n_neurons} neurons -> {n_patches} patches of {NDT2_PATCH}; "
-      f"output {tuple(out.shape)}")
+print(
+    f"{session.n_neurons} neurons -> {n_patches} patches of {RUN.NDT2_PATCH}; "
+    f"output {tuple(out.shape)}"
+)
 pd.DataFrame(trace)
 
 # %% [markdown]
@@ -429,28 +624,46 @@ pd.DataFrame(trace)
 _, token_bins = ndt2.tokens(x, ndt2.session_index(session.eid))
 ours = ndt2.causal_mask(token_bins, 2, x.shape[1]).cpu().numpy()
 reference = reference_causal_mask(len(token_bins), 2, x.shape[1]).cpu().numpy()
-bins = np.r_[-1, -1, token_bins.cpu().numpy()]   # the prepended tokens belong to no bin
-future = bins[None, :] > bins[:, None]            # key in a later bin than the query
+bins = np.r_[
+    -1, -1, token_bins.cpu().numpy()
+]  # the prepended tokens belong to no bin
+future = bins[None, :] > bins[:, None]  # key in a later bin than the query
 sees_future = reference & future
 misses_past = ~reference & ~future
-print(f"{len(bins)} tokens; the reference lets {sees_future.mean():.1%} of the "
-      f"(query, key) pairs see a future bin, and hides {misses_past.mean():.1%} "
-      "in the past or the same bin")
+print(
+    f"{len(bins)} tokens; the reference lets {sees_future.mean():.1%} of the "
+    f"(query, key) pairs see a future bin, and hides {misses_past.mean():.1%} "
+    "in the past or the same bin"
+)
+glue_number("sees_future_percent", 100 * sees_future.mean(), "{:.1f}")
+glue_number("misses_past_percent", 100 * misses_past.mean(), "{:.1f}")
 diff = np.where(sees_future, 1, np.where(misses_past, -1, 0))
-panels = [("mtm: block-causal", ours, "Greys", 1.4),
-          ("reference: tiled", reference, "Greys", 1.4),
-          ("reference minus correct", diff, "coolwarm", 1)]
+panels = [
+    ("mtm: block-causal", ours, "Greys", 1.4),
+    ("reference: tiled", reference, "Greys", 1.4),
+    ("reference - correct", diff, "coolwarm", 1),
+]
 zoom = 2 + 6 * n_patches
-fig, axes = plt.subplots(2, 3, figsize=(9, 6.4), layout="constrained")
+fig, axes = plt.subplots(2, 3, figsize=(7, 5.6), layout="constrained")
 for row, size in zip(axes, (len(bins), zoom)):
     for ax, (title, image, cmap, top) in zip(row, panels):
-        ax.imshow(image[:size, :size], cmap=cmap, vmin=-1 if top == 1 else 0,
-                  vmax=top, interpolation="nearest")
-        ax.set_title(title + (" (6 bins)" if size == zoom else ""), fontsize=10)
+        ax.imshow(
+            image[:size, :size],
+            cmap=cmap,
+            vmin=-1 if top == 1 else 0,
+            vmax=top,
+            interpolation="nearest",
+        )
+        ax.set_title(
+            title + ("\n(first 6 bins)" if size == zoom else ""), fontsize=10
+        )
         ax.set_xlabel("key token")
         ax.set_ylabel("query token")
-fig.suptitle("red: the reference sees a future bin; blue: it hides a key of the past or the same bin",
-             fontsize=10)
+fig.suptitle(
+    "red: the reference sees a future bin; "
+    "blue: it hides a key of the past or the same bin",
+    fontsize=10,
+)
 plt.show()
 
 # %% [markdown]
@@ -458,22 +671,45 @@ plt.show()
 # bin-sized blocks (the steps are too small to see at this scale; the bottom row shows them). The
 # reference's is a grid of triangles that repeats every $T$ tokens, so tokens in the first two thirds
 # of the sequence see future bins (red) and tokens in the last two thirds miss part of the past
-# (blue): as printed above, 17.3 % of all (query, key) pairs see a future bin and 16.6 % hide a key
-# of a past or the same bin. Bottom row, the two prepended tokens and the first six bins: the
+# (blue): as printed above, {glue:text}`sees_future_percent` % of all (query, key) pairs see a future bin
+# and {glue:text}`misses_past_percent` % hide a key of a past or the same bin. Bottom row, the two prepended tokens and the first six bins: the
 # prepended tokens see every bin (red rows), and even where the triangle is right, a token does not
 # see the later patches of its own bin (blue steps), which is why the difference is not zero there
 # either. (With one patch per bin, as in NDT1, the tiled triangle is the ordinary causal
 # mask, and only the rows of the prepended tokens differ.)
 # The perturbation test confirms the two masks' behaviour in the NDT2 model: with the block-causal
-# mask no output before the perturbed bin changes (largest change 0.00e+00), while with the tiled
-# mask they all do (largest change 5.93e-04; both printed below), most in a stretch of bins between
-# about 25 and 35:
+# mask no output before the perturbed bin changes (largest change zero), while with the tiled
+# mask earlier outputs do (largest change {glue:text}`ndt2_tiled_change`; both printed below):
 
 # %% mystnb={"figure": {"caption": "The perturbation test of section 6 for the NDT2 model: largest absolute change of the log-rates in each output bin (log scale) when 3 spikes are added to every neuron at bin `PERTURBED_BIN` (dashed line), with `mtm`'s block-causal mask and with the reference's tiled mask. Changes of exactly zero are drawn on the floor line.", "name": "fig-03-causality-ndt2"}}
 changes = {"causal (mtm, block-causal)": output_change(ndt2, x, causal=True)}
 with reference_attention(ndt2):
-    changes["causal, the reference's tiled mask"] = output_change(ndt2, x, causal=True)
-plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN}")
+    changes["causal, the reference's tiled mask"] = output_change(
+        ndt2, x, causal=True
+    )
+plot_changes(
+    changes, f"NDT2 ({RUN.MODEL_SIZE}): input changed at bin {PERTURBED_BIN}"
+)
+before = {
+    label: change[:PERTURBED_BIN].max(initial=0.0)
+    for label, change in changes.items()
+}
+assert_direction(
+    "no NDT2 output before the perturbed bin changes "
+    "with the block-causal mask",
+    before["causal (mtm, block-causal)"],
+    "<=",
+    0.0,
+)
+assert_direction(
+    "the tiled mask lets earlier NDT2 outputs move",
+    before["causal, the reference's tiled mask"],
+    ">",
+    0.0,
+)
+glue_number(
+    "ndt2_tiled_change", before["causal, the reference's tiled mask"], "{:.2e}"
+)
 
 # %% [markdown]
 # ## Summary
@@ -483,8 +719,8 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 #   pre-LN transformer, final LayerNorm, per-session read-out to log-rates.
 # - The loss is the Poisson negative log-likelihood summed over the target entries; read-outs start at
 #   each neuron's mean rate.
-# - The paper-size model has about 12 M shared parameters (mostly the five transformer layers) and
-#   about 0.8 M per session (stitcher and read-out).
+# - The paper-size model has about {glue:text}`params_shared` M shared parameters (mostly the five
+#   transformer layers) and about {glue:text}`params_session` M per session (stitcher and read-out).
 # - Causal attention in `mtm` puts the prepended tokens first, so no output depends on a future bin;
 #   the reference's prepended tokens saw the future. NDT2 needs a block-causal mask over its
 #   (bin, patch) tokens; the reference's tiled mask was wrong for more than one patch per bin.
@@ -503,16 +739,7 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# columns = {}
-# for n in (300, 900):
-#     net = build_model(ModelConfig.paper(), [("session", n)])
-#     columns[f"{n} neurons"] = {name: n_params(getattr(net, name)) for name, _ in components}
-#     del net
-# counts = pd.DataFrame(columns)
-# counts["difference"] = counts["900 neurons"] - counts["300 neurons"]
-# counts
-# ```
+# (The code, executed, is in the folded cell after this box.)
 # Only the stitcher and the read-out change. The stitcher `read_in[0]` is `Linear(N, 668)`: $668\,N$
 # weights and 668 biases. The read-out `read_out[0]` is `Linear(512, N)`: $512\,N$ weights and $N$
 # biases. Each neuron thus adds $668 + 512 + 1$ parameters, and the 900-neuron session has
@@ -522,7 +749,20 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 # except the space embedding, which grows to the largest number of 128-neuron patches of any
 # session: `NDT2._add_session_layers`.)
 # :::
-#
+
+# %% tags=["hide-input"]
+columns = {}
+for n in (300, 900):
+    net = build_model(ModelConfig.paper(), [("session", n)])
+    columns[f"{n} neurons"] = {
+        name: n_params(getattr(net, name)) for name, _ in components
+    }
+    del net
+counts = pd.DataFrame(columns)
+counts["difference"] = counts["900 neurons"] - counts["300 neurons"]
+counts
+
+# %% [markdown]
 # **Exercise 2.** Set `PERTURBED_BIN = 0` and rerun section 6. Which outputs change under causal
 # attention, and why?
 #
@@ -535,27 +775,44 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# PERTURBED_BIN = 0          # read by output_change
-# for label, causal in (("bidirectional", False), ("causal (mtm)", True)):
-#     change = output_change(model, x, causal=causal)
-#     print(f"{label:>15}: changed outputs in {int((change > 0).sum())} of {len(change)} bins")
-# with reference_attention(model):
-#     change = output_change(model, x, causal=True)
-# print(f"reference mask: changed outputs in {int((change > 0).sum())} of {len(change)} bins")
-# PERTURBED_BIN = 60         # back to the chapter's value
-# ```
-# Expect every output bin to change in all three cases. Causal attention lets the token of bin $t$
-# attend to the bins $t' \le t$, and bin 0 is among them for every $t$, so a change at bin 0 reaches
-# every output, as it does with bidirectional attention. A perturbation of the first bin therefore
-# cannot tell causal from bidirectional attention, nor `mtm`'s mask from the reference's: only the
-# outputs *before* the perturbed bin can reveal a leak of the future, which is why the chapter
-# perturbs a bin in the middle of the trial. (Rerunning the cell of section 6 unchanged with
-# `PERTURBED_BIN = 0` raises no error but tests nothing: `plot_changes` takes the maximum of the
-# empty slice `change[:0]` with `.max(initial=0.0)`, so it prints a largest change of 0.00e+00
-# before bin 0 for every mask, whether it leaks or not.)
-# :::
+# (The code, executed, is in the folded cell after this box.)
+# Every output bin changes, in all three cases: the first three lines of the folded cell count the
+# changed bins. Causal attention lets the token of bin $t$ attend to the bins $t' \le t$, and bin 0
+# is among them for every $t$, so a change at bin 0 reaches every output, as it does with
+# bidirectional attention. A perturbation of the first bin therefore cannot tell causal from
+# bidirectional attention, nor `mtm`'s mask from the reference's: only the outputs *before* the
+# perturbed bin can reveal a leak of the future, which is why the chapter perturbs a bin in the
+# middle of the trial.
 #
+# Rerunning the cell of section 6 unchanged with `PERTURBED_BIN = 0` does not stop with an error, but
+# it tests nothing: `plot_changes` takes the largest change before the perturbed bin as
+# `change[:PERTURBED_BIN].max(initial=0.0)`, the maximum of an empty slice started at zero, so it
+# reports a largest change of exactly zero for every mask, the leaking reference's included. The last
+# line of the folded cell prints that value for the reference's mask, whose every bin changed.
+# :::
+
+# %% tags=["hide-input"]
+chapter_bin = PERTURBED_BIN
+PERTURBED_BIN = 0  # read by output_change
+for label, causal in (("bidirectional", False), ("causal (mtm)", True)):
+    change = output_change(model, x, causal=causal)
+    print(
+        f"{label:>15}: changed outputs in {int((change > 0).sum())} "
+        f"of {len(change)} bins"
+    )
+with reference_attention(model):
+    change = output_change(model, x, causal=True)
+print(
+    f"reference mask: changed outputs in {int((change > 0).sum())} "
+    f"of {len(change)} bins"
+)
+print(
+    "what plot_changes reports for it before bin 0:",
+    change[:PERTURBED_BIN].max(initial=0.0),
+)
+PERTURBED_BIN = chapter_bin  # back to the chapter's value
+
+# %% [markdown]
 # **Exercise 3.** Build the RoPE model with the paper sizes. How many parameters does it save, and
 # why so few?
 #
@@ -568,14 +825,7 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# learned = build_model(ModelConfig.paper(), [("session", PAPER_NEURONS)])
-# rotary_net = build_model(ModelConfig.paper(position="rope"), [("session", PAPER_NEURONS)])
-# print("saved:", n_params(learned) - n_params(rotary_net),
-#       "| learned position table:", n_params(learned.position),
-#       "| RoPE model's table:", rotary_net.position)
-# del learned, rotary_net
-# ```
+# (The code, executed, is in the folded cell after this box.)
 # The saving is exactly the learned position table, `nn.Embedding(max_bins, hidden)`: $100 \times 512$
 # weights, and the RoPE model's `position` is `None`. RoPE holds no parameters: `rotary` rotates
 # pairs of coordinates of the queries and keys by angles computed from the bin index and fixed
@@ -584,7 +834,23 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 # transformer layers. What RoPE changes is how position enters attention (relative offsets between
 # query and key, in every layer), not the size of the model.
 # :::
-#
+
+# %% tags=["hide-input"]
+learned = build_model(ModelConfig.paper(), [("session", PAPER_NEURONS)])
+rotary_net = build_model(
+    ModelConfig.paper(position="rope"), [("session", PAPER_NEURONS)]
+)
+print(
+    "saved:",
+    n_params(learned) - n_params(rotary_net),
+    "| learned position table:",
+    n_params(learned.position),
+    "| RoPE model's table:",
+    rotary_net.position,
+)
+del learned, rotary_net
+
+# %% [markdown]
 # **Exercise 4.** For NDT2, set `NDT2_PATCH` to the number of neurons (one patch per bin). Where do
 # `mtm`'s causal attention and the reference's mask still differ?
 #
@@ -598,21 +864,7 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# torch.manual_seed(SEED)
-# one_patch = build_model(replace(cfg, arch="ndt2", patch_size=session.n_neurons),
-#                         [(session.eid, session.n_neurons)]).to(DEVICE).eval()
-# _, token_bins = one_patch.tokens(x, one_patch.session_index(session.eid))
-# print("NDT2.causal_mask:", one_patch.causal_mask(token_bins, 2, x.shape[1]))
-# n_tokens = 2 + len(token_bins)
-# ours = torch.ones(n_tokens, n_tokens, dtype=torch.bool).tril().numpy()
-# reference = reference_causal_mask(len(token_bins), 2, x.shape[1]).cpu().numpy()
-# print("rows that differ:", np.unique(np.nonzero(ours != reference)[0]))
-# changes = {"causal (mtm)": output_change(one_patch, x, causal=True)}
-# with reference_attention(one_patch):
-#     changes["causal, the reference's mask"] = output_change(one_patch, x, causal=True)
-# plot_changes(changes, "NDT2, one patch per bin")
-# ```
+# (The code, executed, is in the folded cell after this box.)
 # The first print shows `None`, and the rows that differ are 0 and 1: the session and the prompt
 # token. With one patch per bin, token $i$ of the bins belongs to bin $i$, so the reference's tiled
 # triangle is the ordinary causal mask over the bins (`reference_causal_mask` takes bin $i \bmod T$,
@@ -624,7 +876,31 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 # section 7 cannot simply be rerun with one patch per bin: it calls `.cpu()` on the `None` that
 # `NDT2.causal_mask` returns.)
 # :::
-#
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Solution of exercise 4: the perturbation test for an NDT2 model with one patch per bin, with `mtm`'s causal attention and with the reference's mask (dashed line: the perturbed bin).", "name": "fig-03-exercise-one-patch"}}
+torch.manual_seed(SEED)
+one_patch = (
+    build_model(
+        replace(cfg, arch="ndt2", patch_size=session.n_neurons),
+        [(session.eid, session.n_neurons)],
+    )
+    .to(DEVICE)
+    .eval()
+)
+_, token_bins = one_patch.tokens(x, one_patch.session_index(session.eid))
+print("NDT2.causal_mask:", one_patch.causal_mask(token_bins, 2, x.shape[1]))
+n_tokens = 2 + len(token_bins)
+ours = torch.ones(n_tokens, n_tokens, dtype=torch.bool).tril().numpy()
+reference = reference_causal_mask(len(token_bins), 2, x.shape[1]).cpu().numpy()
+print("rows that differ:", np.unique(np.nonzero(ours != reference)[0]))
+changes = {"causal (mtm)": output_change(one_patch, x, causal=True)}
+with reference_attention(one_patch):
+    changes["causal, the reference's mask"] = output_change(
+        one_patch, x, causal=True
+    )
+plot_changes(changes, "NDT2, one patch per bin")
+
+# %% [markdown]
 # **Exercise 5.** Register a hook on `model.blocks[0].qkv` and explain the shape of its output.
 #
 # :::{admonition} Hint
@@ -635,15 +911,7 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# shapes = []
-# handle = model.blocks[0].qkv.register_forward_hook(
-#     lambda module, inputs, output: shapes.append((tuple(inputs[0].shape), tuple(output.shape))))
-# with torch.no_grad():
-#     model(masked.float(), session.eid, PROMPT_IDS["neuron"])
-# handle.remove()
-# print("input", shapes[0][0], "output", shapes[0][1], "| hidden", cfg.hidden, "heads", cfg.n_heads)
-# ```
+# (The code, executed, is in the folded cell after this box.)
 # The output is (trials, $T + 2$, $3 \times$ `hidden`). The first two sizes are those of the
 # sequence: one row per trial of the batch, and the $T$ bin tokens plus the session and prompt
 # tokens. The last is three times the model's width because `qkv` is a single
@@ -653,6 +921,27 @@ plot_changes(changes, f"NDT2 ({MODEL_SIZE}): input changed at bin {PERTURBED_BIN
 # of shape (trials, `n_heads`, $T + 2$, `hidden / n_heads`) for `scaled_dot_product_attention`. In
 # NDT2 the sequence holds $T \cdot P + 2$ tokens instead.
 # :::
+
+# %% tags=["hide-input"]
+shapes = []
+handle = model.blocks[0].qkv.register_forward_hook(
+    lambda module, inputs, output: shapes.append(
+        (tuple(inputs[0].shape), tuple(output.shape))
+    )
+)
+with torch.no_grad():
+    model(masked.float(), session.eid, PROMPT_IDS["neuron"])
+handle.remove()
+print(
+    "input",
+    shapes[0][0],
+    "output",
+    shapes[0][1],
+    "| hidden",
+    cfg.hidden,
+    "heads",
+    cfg.n_heads,
+)
 
 # %% tags=["remove-input"]
 print(RUN.done())

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 4. Multi-task training: the temporal baseline against MtM
+# # Multi-task training: the temporal baseline against MtM
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/04_training.ipynb)
 #
@@ -35,54 +35,54 @@
 # budget on the machine at hand (measured by a short probe).*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE],
+                   check=True)
 
+import copy
 import dataclasses
 import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from mtm import checkpoint
-from mtm.book import chapter_settings, gpu_check, train_once
+from mtm.book import (assert_direction, chapter_settings, glue_number,
+                      gpu_check, show_source, train_once)
 from mtm.checkpoint import read_log
 from mtm.data import synthetic_session
 from mtm.masking import MTM_SCHEMES, PROMPT_IDS, is_causal, mask_batch
 from mtm.models import build_model, poisson_nll
 from mtm.plots import plot_loss_curves, plot_lr_schedule, use_style
-from mtm.train import TrainConfig, pick_device, train, train_mean_counts
+from mtm.train import (TrainConfig, forward_loss, pick_device, train,
+                       train_mean_counts, training_step)
 
 use_style()
 print(gpu_check())
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
+# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
+# else gpu or book. OVERRIDES: the settings' values to replace, e.g.
+# {"EPOCHS": 50}; the values (PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL,
+# RESUME_EPOCHS) are in mtm.book.CHAPTER_SETTINGS.
+SETTINGS = "auto"
+OVERRIDES = {}
 SEED = 0                   # which synthetic session
-PRESET = None              # training preset, "small" or "paper" (None: the settings' value)
-N_TRIALS = None            # trials of the session (None: the settings' value)
-N_NEURONS = None           # neurons of the session (None: the settings' value)
-EPOCHS = None              # training epochs of every run (None: the settings' value)
-MODEL = None               # model size overrides, e.g. {"n_layers": 4} (None: the settings' value)
-RESUME_EPOCHS = None       # short runs that show resuming, >= 3 (None: the settings' value)
-RUN_DIR = None             # folder of the trained runs, shared with chapters 5 and 6 (None: default)
 
 # %%
-RUN = chapter_settings("04_training", SETTINGS, PRESET=PRESET, N_TRIALS=N_TRIALS,
-                       N_NEURONS=N_NEURONS, EPOCHS=EPOCHS, MODEL=MODEL,
-                       RESUME_EPOCHS=RESUME_EPOCHS)
-PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL, RESUME_EPOCHS = RUN.unpack(
-    "PRESET", "N_TRIALS", "N_NEURONS", "EPOCHS", "MODEL", "RESUME_EPOCHS")
-RUN_DIR = Path(RUN_DIR) if RUN_DIR else RUN.run_dir
+RUN = chapter_settings("04_training", SETTINGS, **OVERRIDES)
+RUN_DIR = RUN.run_dir   # the trained runs, shared with chapters 5 and 6
 
 # %% [markdown]
 # ## 1. One session, two runs that differ only in the masking
@@ -99,22 +99,23 @@ RUN_DIR = Path(RUN_DIR) if RUN_DIR else RUN.run_dir
 # layers of width 512, AdamW at learning rate $10^{-4}$, 1000 epochs. `small` is a 2-layer model of
 # width 64 trained for 150 epochs at a larger learning rate ($2 \times 10^{-3}$, which a small model
 # tolerates), so that a run fits in minutes on a laptop CPU. This chapter uses `small`, on a larger
-# session (`N_NEURONS`, `N_TRIALS`) and for longer (`EPOCHS`) than the preset's defaults: on this
-# model, more neurons and longer training help more than a bigger model (on one 300-neuron session,
-# 500 epochs of `small` scored above 150 epochs of a 4-layer, 128-wide model on co-smoothing, intra-
-# and inter-region prediction, though not on forward prediction; `mtm.book` gives the figures).
+# session (`RUN.N_NEURONS`, `RUN.N_TRIALS`) than the preset's defaults, for `RUN.EPOCHS` epochs: on
+# this model, more neurons and more training trials help more than a bigger model (the comments on
+# the book settings in `mtm.book.CHAPTER_SETTINGS` give the measurements).
 
 # %%
-session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
+session = synthetic_session(SEED, RUN.N_TRIALS, RUN.N_NEURONS)
 print(session)
 
-overrides = dict(model=MODEL, epochs=EPOCHS)
-configs = {"temporal": TrainConfig.preset(PRESET, masking="temporal", **overrides),
-           "MtM": TrainConfig.preset(PRESET, masking="mtm", **overrides)}
+overrides = dict(model=RUN.MODEL, epochs=RUN.EPOCHS)
+configs = {
+    "temporal": TrainConfig.preset(RUN.PRESET, masking="temporal",
+                                   **overrides),
+    "MtM": TrainConfig.preset(RUN.PRESET, masking="mtm", **overrides)}
 
 
 def flat(cfg: TrainConfig) -> dict:
-    """A configuration as one flat dict, the model's fields prefixed with 'model.'."""
+    """A configuration as one flat dict, model fields prefixed 'model.'."""
     values = cfg.to_dict()
     model = values.pop("model")
     return {**values, **{f"model.{k}": v for k, v in model.items()}}
@@ -122,12 +123,13 @@ def flat(cfg: TrainConfig) -> dict:
 
 baseline, multitask = flat(configs["temporal"]), flat(configs["MtM"])
 print("settings that differ:",
-      {k: (baseline[k], multitask[k]) for k in baseline if baseline[k] != multitask[k]})
+      {k: (baseline[k], multitask[k]) for k in baseline
+       if baseline[k] != multitask[k]})
 
 # %% [markdown]
 # The two configurations differ in the masking, and in whether the model has prompt tokens; nothing
-# else. The table lists the settings that matter, for both presets (this chapter's `EPOCHS` and
-# `MODEL` replace the preset's values):
+# else. The table lists the settings that matter, for both presets (this chapter's `RUN.EPOCHS` and
+# `RUN.MODEL` replace the preset's values):
 
 # %%
 paper, small = TrainConfig.preset("paper"), TrainConfig.preset("small")
@@ -145,7 +147,8 @@ rows = {"epochs": lambda c: c.epochs,
         "stitcher width": lambda c: c.model.n_channels,
         "dropout": lambda c: c.model.dropout}
 lines = ["| setting | `paper` | `small` |", "|---|---|---|"]
-lines += [f"| {label} | {get(paper)} | {get(small)} |" for label, get in rows.items()]
+lines += [f"| {label} | {get(paper)} | {get(small)} |"
+          for label, get in rows.items()]
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -180,30 +183,112 @@ display(Markdown("\n".join(lines)))
 #
 # The gradient is taken on this sum, not on a mean, so a batch counts in proportion to how many
 # targets it has. The log reports the loss per target entry instead, which is comparable across
-# epochs. Here is one batch under each MtM scheme (and the baseline's temporal scheme) through an
-# untrained model whose output starts at each neuron's mean rate, as `train` initialises it:
+# epochs. This is the package's loss, `mtm.models.poisson_nll`, as it runs:
+
+# %%
+show_source(poisson_nll);
+
+# %% [markdown]
+# `log_rates` are the model's $\eta$, `spikes` the counts $y$ and `target` the 0/1 mask of the
+# targets $\mathcal{T}$. The first line casts the log-rates to float32 (under bf16 or fp16 autocast
+# the model returns them in half precision, and $e^\eta$ would lose digits); `per_entry` is
+# $e^{\eta} - y\,\eta$ for every entry of the batch; multiplying by `weight` keeps the targets only,
+# and `.sum()` adds them up. The second result, `weight.sum()`, is the number of targets, which the
+# log divides by. Neither result is read back to the host, so a GPU never waits for it.
+#
+# The trainer computes a batch's loss with `mtm.train.forward_loss`, and takes a step with
+# `mtm.train.training_step`; `Trainer.train_epoch` calls `training_step` for every batch, and
+# `Trainer.validate` calls `forward_loss`. Both are shown here from the package:
+
+# %%
+show_source(forward_loss);
+
+# %% [markdown]
+# `forward_loss` reads top to bottom as the equation above. `training_ratio` gives the fraction to
+# hide: the run's `mask_ratio` (30 %), except the causal scheme inside MtM, which hides 60 % of the
+# bins as the reference does. `mask_batch` zeroes the hidden entries of `spikes` and returns the
+# masked counts and the `target` mask (its `generator` makes the draw reproducible; `patch_size` only
+# matters for NDT2). The model `net` then sees the masked counts, the session (its stitcher), the
+# `prompt` (None for the baseline) and whether attention is causal (`is_causal(scheme)`: only for
+# the causal scheme), inside `torch.autocast`, which is off on the CPU (`amp_dtype` None). Last,
+# `poisson_nll` scores the log-rates against the *unmasked* `spikes` on the targets.
+
+# %%
+show_source(training_step);
+
+# %% [markdown]
+# `training_step` adds the optimisation: `loss.backward()` takes the gradient of the summed loss,
+# `optimizer.step()` moves the weights (AdamW in every run). Under fp16 the `scaler` multiplies the
+# loss before the backward pass, so small gradients do not underflow, and skips a step whose
+# gradients overflowed. `optimizer.zero_grad` clears the gradients for the next batch. The learning
+# rate schedule is not part of the step: the trainer calls `scheduler.step()` after it.
+#
+# Here is one batch under each MtM scheme (and the baseline's temporal scheme) through an untrained
+# model whose output starts at each neuron's mean rate, as `train` initialises it, scored by the same
+# `forward_loss`:
 
 # %%
 nets = {}
 for name, cfg in configs.items():
-    torch.manual_seed(cfg.seed)   # the weights `train` starts from with this seed
+    torch.manual_seed(cfg.seed)   # the weights `train` starts from
     nets[name] = build_model(cfg.model, [(session.eid, session.n_neurons)])
     nets[name].init_rates(session.eid, train_mean_counts(session))
     nets[name].eval()   # no dropout: the same loss every time the cell runs
 batch = torch.as_tensor(session.spikes[session.splits["train"][:16]])
 generator = torch.Generator().manual_seed(SEED)
-lines = ["| run | scheme | prompt | causal | targets | summed loss | loss per target |",
-         "|---|---|---|---|---|---|---|"]
+lines = ["| run | scheme | prompt | causal | targets | summed loss "
+         "| loss per target |", "|---|---|---|---|---|---|---|"]
+runs = [("MtM", s) for s in MTM_SCHEMES] + [("temporal", "temporal")]
 with torch.no_grad():
-    for name, scheme in [("MtM", s) for s in MTM_SCHEMES] + [("temporal", "temporal")]:
-        masked, target = mask_batch(batch, scheme, session.regions, generator=generator)
+    for name, scheme in runs:
         prompt = PROMPT_IDS[scheme] if name == "MtM" else None
-        log_rates = nets[name](masked, session.eid, prompt, is_causal(scheme))
-        loss, count = poisson_nll(log_rates, batch, target)
-        lines.append(f"| {name} | {scheme} | {'–' if prompt is None else prompt} "
-                     f"| {is_causal(scheme)} | {int(count)} | {loss.item():.0f} "
+        loss, count, _, _ = forward_loss(
+            nets[name], batch, session.regions, session.eid, scheme, prompt,
+            configs[name], generator)
+        shown = "–" if prompt is None else prompt
+        lines.append(f"| {name} | {scheme} | {shown} | {is_causal(scheme)} "
+                     f"| {int(count)} | {loss.item():.0f} "
                      f"| {(loss / count).item():.3f} |")
 display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# And one training step by hand, with the trainer's own `training_step`: a copy of the untrained MtM
+# model, an AdamW optimiser at the run's peak learning rate, one batch under the `neuron` scheme. The
+# loss of the same batch with the same masks, before and after the step:
+
+# %%
+net = copy.deepcopy(nets["MtM"])
+cfg = configs["MtM"]
+optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr,
+                              weight_decay=cfg.weight_decay)
+step_args = (batch, session.regions, session.eid, "neuron",
+             PROMPT_IDS["neuron"], cfg)
+
+
+def masks():
+    """The same masks every time: a generator from one seed."""
+    return torch.Generator().manual_seed(1)
+
+
+with torch.no_grad():
+    before, count, _, _ = forward_loss(net, *step_args, masks())
+loss, _ = training_step(net, *step_args, masks(), optimizer)
+with torch.no_grad():
+    after, _, _, _ = forward_loss(net, *step_args, masks())
+print(f"{int(count)} targets; loss per target before the step "
+      f"{before / count:.4f}, after it {after / count:.4f}")
+# the step's loss is the loss before it moved the weights
+assert abs(float(loss) - float(before)) <= 1e-6 * float(before)
+glue_number("step_before", before / count, "{:.4f}")
+glue_number("step_after", after / count, "{:.4f}")
+assert_direction("one step lowers the loss of the batch it was taken on",
+                 float(after), "<", float(before))
+
+# %% [markdown]
+# The step lowered this batch's loss per target from {glue:text}`step_before` to
+# {glue:text}`step_after` nats: the gradient points downhill for the batch it was computed on. A
+# run repeats this for every batch of every epoch, each batch with its own scheme and masks, with
+# the learning rate of the one-cycle schedule.
 
 # %% [markdown]
 # The number of targets differs a lot between schemes: causal masking hides 60 % of the bins,
@@ -232,7 +317,7 @@ print("parameters:", {name: n_parameters(m) for name, m in nets.items()})
 # already in the folder with the same settings is reused, as {doc}`05_evaluation` and {doc}`06_decoding` reuse these two.)
 
 # %%
-print(f"training on {pick_device()}, {PRESET} preset, {EPOCHS} epochs, in {RUN_DIR}")
+print(f"training on {pick_device()}, {RUN.PRESET} preset, {RUN.EPOCHS} epochs")
 best = {name: train_once([session], cfg, RUN_DIR / cfg.masking)
         for name, cfg in configs.items()}
 print({name: str(path.relative_to(RUN_DIR)) for name, path in best.items()})
@@ -245,41 +330,58 @@ print({name: str(path.relative_to(RUN_DIR)) for name, path in best.items()})
 # score so far. `mtm.checkpoint.read_log` reads it, and `mtm.plots.plot_loss_curves` draws any
 # column of several runs:
 
-# %% mystnb={"figure": {"caption": "The logs of the two runs, one curve per run and one point per epoch. Left, the training loss per target entry (nats); middle, the validation bits per spike, each run scored on its own masking; right, the learning rate at the end of every epoch (log scale).", "name": "fig-04-training-curves"}}
-histories = {name: read_log(RUN_DIR / cfg.masking) for name, cfg in configs.items()}
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.3), layout="constrained")
+# %% mystnb={"figure": {"caption": "The logs of the two runs, one curve per run and one point per epoch, on a shared epoch axis. Top, the training loss per target entry (nats); middle, the validation bits per spike, each run scored on its own masking; bottom, the learning rate at the end of every epoch (log scale).", "name": "fig-04-training-curves"}}
+histories = {name: read_log(RUN_DIR / cfg.masking)
+             for name, cfg in configs.items()}
+fig, axes = plt.subplots(3, 1, figsize=(7, 7.5), layout="constrained",
+                         sharex=True)
 plot_loss_curves(histories, "train_loss", ax=axes[0])
-axes[0].lines[1].set(alpha=0.6, lw=0.8)  # MtM's jumpy curve thinner, the baseline visible under it
-axes[0].set_ylabel("training loss (nats per target entry)")
+# MtM's jumpy curve thinner, the baseline visible under it
+axes[0].lines[1].set(alpha=0.6, lw=0.8)
+axes[0].set_ylabel("training loss\n(nats per target entry)")
 plot_loss_curves(histories, "val_bps", ax=axes[1])
-axes[1].set_ylabel("validation bits per spike")
+axes[1].set_ylabel("validation\nbits per spike")
 plot_lr_schedule(histories, ax=axes[2])
+axes[2].set_ylabel("learning rate\n(end of epoch)")
+for ax in axes[:-1]:
+    ax.set_xlabel("")
+axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))   # whole epochs
 plt.show()
 
+curves = {name: (np.array([float(r["train_loss"]) for r in rows]),
+                 np.array([float(r["val_bps"]) for r in rows]))
+          for name, rows in histories.items()}
+for name, key in (("temporal", "temporal"), ("MtM", "mtm")):
+    train_loss, val = curves[name]
+    glue_number(f"{key}_first_loss", train_loss[0], "{:.3f}")
+    glue_number(f"{key}_last_loss", train_loss[-1], "{:.3f}")
+    glue_number(f"{key}_best_val", val.max(), "{:.3f}")
+    glue(f"{key}_best_epoch", str(int(np.argmax(val))), display=False)
+glue("n_train_trials", str(len(session.splits["train"])), display=False)
+
 # %% [markdown]
-# In {numref}`fig-04-training-curves`: left, the training loss per target entry of each run; middle, its validation bits per spike;
-# right, the learning rate at the end of every epoch: the one-cycle schedule climbs during the
-# warm-up, peaks, and decays by orders of magnitude by the end; both runs step the same schedule, drawn
-# as one line.
+# In {numref}`fig-04-training-curves`: top, the training loss per target entry of each run; middle,
+# its validation bits per spike; bottom, the learning rate at the end of every epoch: the one-cycle
+# schedule climbs during the warm-up, peaks, and decays by orders of magnitude by the end; both runs
+# step the same schedule, drawn as one line.
 #
-# On the left, the baseline's training loss falls steeply over the first hundred or so epochs, then
-# more and more slowly, and is nearly flat over the last hundred. MtM's training loss jumps up and
-# down from one epoch to the next, by up to about as much as the baseline's loss falls over the whole
-# run, and drifts down slowly. It jumps because every batch draws its own scheme, the schemes differ
-# in difficulty, and the mixture of an epoch varies. In the middle, both runs start below zero bits
-# per spike. The baseline's validation score stays near zero for a few tens of epochs, then climbs
-# steeply, peaks at around epoch 200 and declines slowly afterwards. MtM's climbs more gradually and
-# stays nearly flat over the second half of the run, below the baseline's.
+# At the top, the baseline's training loss per target goes from {glue:text}`temporal_first_loss`
+# nats in the first epoch to {glue:text}`temporal_last_loss` in the last. MtM's
+# ({glue:text}`mtm_first_loss` to {glue:text}`mtm_last_loss`) jumps up and down from one epoch to
+# the next: every batch draws its own scheme, the schemes differ in difficulty, and the mixture of
+# an epoch varies. In the middle, the baseline's validation score peaks at
+# {glue:text}`temporal_best_val` bits per spike (epoch {glue:text}`temporal_best_epoch`), MtM's at
+# {glue:text}`mtm_best_val` (epoch {glue:text}`mtm_best_epoch`); epochs are counted from 0.
 #
-# The two runs are *not* comparable on the left and middle panels: the baseline is scored on hidden
+# The two runs are *not* comparable on the top and middle panels: the baseline is scored on hidden
 # time bins, MtM on a mixture of hidden neurons, bins and regions, some of them much harder. The
 # validation bits per spike are computed by each run with its own masking (on the validation trials,
 # with masks drawn from a fixed seed so that every epoch is scored on the same masks). Each curve
-# says how well a run learns *its own* task, so the baseline's higher validation curve does not mean
-# that it is the better model. Which model is better at a given task is the question of
-# {doc}`05_evaluation`, which scores both on the same held-out masks. The baseline's validation curve
-# peaks and then declines, likely because the small model starts to overfit the 280 training trials:
-# this is why the best epoch is kept, not the last.
+# says how well a run learns *its own* task, so a higher validation curve does not mean the better
+# model. Which model is better at a given task is the question of {doc}`05_evaluation`, which scores
+# both on the same held-out masks. A model trained long enough on {glue:text}`n_train_trials`
+# training trials can start to overfit them, and its validation curve then declines: this is why
+# the best epoch is kept, not the last.
 #
 # ## 6. Which checkpoint to keep
 #
@@ -303,7 +405,7 @@ plt.show()
 # Every validation computes both scores on the same predictions, and `log.csv` records both,
 # whatever the run selects with. So the MtM run's log says which epoch either criterion would keep
 # (a run with `selection="r2_top50"` trains exactly the same weights, since validation never touches
-# the training random numbers, and keeps the epoch where the purple curve peaks):
+# the training random numbers, and keeps the epoch where the top-50-neuron $R^2$ curve peaks):
 
 # %% mystnb={"figure": {"caption": "The two selection scores of the MtM run at every epoch: validation bits per spike (black, left axis) and the top-50-neuron single-trial $R^2$ (purple, right axis, with its zero line). The dashed black and dotted purple lines mark the epoch that each criterion keeps.", "name": "fig-04-selection-criteria"}}
 mtm_log = histories["MtM"]
@@ -311,30 +413,44 @@ epochs = np.array([int(r["epoch"]) for r in mtm_log])
 val_bps = np.array([float(r["val_bps"]) for r in mtm_log])
 r2_top50 = np.array([float(r["r2_top50"]) for r in mtm_log])
 
-fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+R2_COLOUR = "purple"   # the R^2 curve's colour, named in the caption and text
+fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
 ax.plot(epochs, val_bps, color="black", label="validation bits per spike")
-kept = {"val_bps": epochs[np.argmax(val_bps)], "r2_top50": epochs[np.argmax(r2_top50)]}
-ax.axvline(kept["val_bps"], color="black", ls="--", lw=1, label="kept by val_bps")
+kept = {"val_bps": epochs[np.argmax(val_bps)],
+        "r2_top50": epochs[np.argmax(r2_top50)]}
+ax.axvline(kept["val_bps"], color="black", ls="--", lw=1,
+           label="kept by val_bps")
 ax.set(xlabel="epoch", ylabel="validation bits per spike")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 right = ax.twinx()
-right.plot(epochs, r2_top50, color="tab:purple", label="top-50-neuron $R^2$")
-right.axvline(kept["r2_top50"], color="tab:purple", ls=":", lw=1.5,
+right.plot(epochs, r2_top50, color=f"tab:{R2_COLOUR}",
+           label="top-50-neuron $R^2$")
+right.axvline(kept["r2_top50"], color=f"tab:{R2_COLOUR}", ls=":", lw=1.5,
               label="kept by r2_top50")
-right.axhline(0, color="tab:purple", lw=0.5, alpha=0.6)
+right.axhline(0, color=f"tab:{R2_COLOUR}", lw=0.5, alpha=0.6)
 right.set_ylim(top=max(0.05, float(np.nanmax(r2_top50)) + 0.05))
 right.set_ylabel("top-50-neuron trial $R^2$")
-fig.legend(frameon=False, loc="outside lower center", ncol=4, fontsize=8)
+fig.legend(frameon=False, loc="outside lower center", ncol=2, fontsize=9)
 plt.show()
-print("epoch kept:", {criterion: int(epoch) for criterion, epoch in kept.items()})
+print("epoch kept:", {criterion: int(epoch)
+                      for criterion, epoch in kept.items()})
+glue("r2_colour", R2_COLOUR, display=False)
+glue("kept_val_bps", str(int(kept["val_bps"])), display=False)
+glue("kept_r2", str(int(kept["r2_top50"])), display=False)
+apart = abs(int(kept["val_bps"]) - int(kept["r2_top50"]))
+glue("kept_words", "the same epoch" if apart == 0 else f"epochs {apart} apart",
+     display=False)
+glue_number("r2_first", r2_top50[0], "{:.3f}")
+glue_number("r2_best", np.nanmax(r2_top50), "{:.3f}")
 
 # %% [markdown]
-# In {numref}`fig-04-selection-criteria`, the validation bits per spike (black) rise over the first
-# 200 or so epochs and then stay nearly flat, so the epoch they keep lies on a long plateau. The
-# $R^2$ (purple) jumps much more from one epoch to the next, peaks earlier, then declines slightly
-# and is smoother over the last hundred epochs. The two criteria keep different epochs: epoch 374 by
-# `val_bps` (dashed line) and epoch 273 by `r2_top50` (dotted line), 101 epochs apart. The $R^2$ of
-# single trials is small, even negative, for a good model, because a trial's counts in 20 ms bins
-# are mostly Poisson noise around the rate: here it rises from well below zero to about zero. On the
+# In {numref}`fig-04-selection-criteria`, the validation bits per spike are drawn in black and the
+# top-50-neuron $R^2$ in {glue:text}`r2_colour`. The $R^2$ jumps more from one epoch to the next: it
+# looks at 50 neurons and at squared errors of single trials. The two criteria keep epoch
+# {glue:text}`kept_val_bps` (`val_bps`, dashed line) and epoch {glue:text}`kept_r2` (`r2_top50`,
+# dotted line): {glue:text}`kept_words`. The $R^2$ of single trials is small, even negative, for a
+# good model, because a trial's counts in 20 ms bins are mostly Poisson noise around the rate: here
+# it goes from {glue:text}`r2_first` in the first epoch to at best {glue:text}`r2_best`. On the
 # command line the choice is `--selection r2_top50`.
 #
 # ## 7. Checkpoints: weights and configuration, never a pickled module
@@ -359,11 +475,13 @@ run = RUN_DIR / "mtm"
 print(sorted(p.name for p in run.iterdir()))
 description = checkpoint.read_description(best["MtM"])
 print("sessions:", description["sessions"])
-print("model:", {k: description["model"][k] for k in ("arch", "hidden", "use_prompt")})
+print("model:", {k: description["model"][k]
+                 for k in ("arch", "hidden", "use_prompt")})
 extra = description["extra"]
 print("kept epoch:", extra["epoch"], "| masking:", extra["train"]["masking"])
 print("last.pt holds:", sorted(checkpoint.load_state(run / "last.pt")))
-model, _ = checkpoint.load_model(best["MtM"])  # rebuilt from its description, eval mode
+# rebuilt from its description, in eval mode
+model, _ = checkpoint.load_model(best["MtM"])
 print(type(model).__name__, "with", n_parameters(model), "parameters")
 
 # %% [markdown]
@@ -376,17 +494,17 @@ print(type(model).__name__, "with", n_parameters(model), "parameters")
 # epoch 1 in the same process or after a restart. A resumed run refuses a different configuration or
 # different sessions.
 #
-# To see it, a short run of `RESUME_EPOCHS` epochs, once uninterrupted and once stopped after epoch
+# To see it, a short run of `RUN.RESUME_EPOCHS` epochs, once uninterrupted and once stopped after epoch
 # 1 by a callback (`callbacks` are called after every epoch with the epoch's log row; the exception
-# stands in for pressing *stop*), then resumed. (When `RESUME_EPOCHS` equals `EPOCHS`, the MtM run of
+# stands in for pressing *stop*), then resumed. (When `RUN.RESUME_EPOCHS` equals `RUN.EPOCHS`, the MtM run of
 # section 4 is that uninterrupted run.)
 
 # %%
-short = dataclasses.replace(configs["MtM"], epochs=RESUME_EPOCHS)
-if short == configs["MtM"]:   # the MtM run of section 4 is this run, uninterrupted
+short = dataclasses.replace(configs["MtM"], epochs=RUN.RESUME_EPOCHS)
+if short == configs["MtM"]:   # section 4's MtM run is this run, uninterrupted
     uninterrupted = RUN_DIR / "mtm"
 else:
-    uninterrupted = RUN_DIR / f"mtm-{RESUME_EPOCHS}-epochs"
+    uninterrupted = RUN_DIR / f"mtm-{RUN.RESUME_EPOCHS}-epochs"
     train_once([session], short, uninterrupted, progress=False)
 
 
@@ -395,9 +513,11 @@ def stop_after_epoch_1(trainer, epoch, row):
         raise KeyboardInterrupt
 
 
-interrupted = Path(tempfile.mkdtemp(prefix="mtm_")) / "interrupted"   # a fresh folder every time
+# a fresh folder every time
+interrupted = Path(tempfile.mkdtemp(prefix="mtm_")) / "interrupted"
 try:
-    train([session], short, interrupted, callbacks=[stop_after_epoch_1], progress=False)
+    train([session], short, interrupted, callbacks=[stop_after_epoch_1],
+          progress=False)
 except KeyboardInterrupt:
     state = checkpoint.load_state(interrupted / "last.pt")
     print("stopped; last.pt holds epoch", state["epoch"])
@@ -406,7 +526,8 @@ train([session], short, interrupted, resume=True, progress=False)
 full, _ = checkpoint.load_model(uninterrupted / "last.safetensors")
 resumed, _ = checkpoint.load_model(interrupted / "last.safetensors")
 pairs = zip(full.state_dict().values(), resumed.state_dict().values())
-print("identical to the uninterrupted run:", all(torch.equal(x, y) for x, y in pairs))
+print("identical to the uninterrupted run:",
+      all(torch.equal(x, y) for x, y in pairs))
 print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 
 # %% [markdown]
@@ -469,124 +590,146 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 #
 # ## Exercises
 #
-# **Exercise 1.** Train MtM without prompts (`dataclasses.replace(configs["MtM"], prompted=False)`).
-# How many parameters does the model lose? Compare its validation curve with the prompted run.
+# **Exercise 1.** MtM without prompts (`dataclasses.replace(configs["MtM"], prompted=False)`): how
+# many parameters does the model lose? If you trained it, would its validation curve be comparable
+# with the prompted run's, unlike the baseline's?
 #
 # :::{admonition} Hint
 # :class: dropdown
 # `TrainConfig.__post_init__` sets `model.use_prompt` from `uses_prompts`, and `MaskedModel` builds
 # `prompt_token` only when `use_prompt` is true. Look at the shape of `nets["MtM"].prompt_token.weight`
-# in section 3. Before comparing the curves, ask whether the two runs are validated on the same masks.
+# in section 3. For the curves, ask whether the two runs are validated on the same masks.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
 # The only parameters that depend on the prompts are the prompt table, `nn.Embedding(4, hidden)` in
-# `mtm.models.transformer.MaskedModel`: one learned vector per MtM scheme. The model without prompts
-# loses $4 \times$ `hidden` parameters, 256 for the `small` model of width 64 (`book` settings), 512
-# for the width-128 model of the `gpu` settings. Nothing else in NDT1 changes.
+# `mtm.models.transformer.MaskedModel`: one learned vector per MtM scheme, so the model without
+# prompts loses $4 \times$ `hidden` parameters; the cell below counts them for this chapter's model
+# (no training needed: the models are only built). Nothing else in NDT1 changes.
 #
-# The two validation curves *are* comparable, unlike those of the baseline and MtM: both runs have
-# `masking="mtm"`, and `Trainer.validate` draws the schemes and the masks from the same fixed seeds,
-# so both models are scored on the same hidden entries; only the prompt differs. In the paper's
-# Table 1 the two are close (prompted MtM 0.98, 0.57, 0.43 and 0.84 bits per spike on co-smoothing,
-# forward prediction, intra- and inter-region; without prompts 0.99, 0.54, 0.42 and 0.83), so expect
-# the two curves to lie close to each other. The model can
-# often tell the scheme from the pattern of zeros in its input (whole bins, whole neurons, whole
-# regions), and the causal scheme switches to causal attention with or without a prompt. The
-# prompt helps most where zeros are ambiguous: a silent neuron looks the same as a hidden one.
-# ```python
-# unprompted = dataclasses.replace(configs["MtM"], prompted=False)
-# print(unprompted.uses_prompts, unprompted.model.use_prompt)          # False False
-# net = build_model(unprompted.model, [(session.eid, session.n_neurons)])
-# print("parameters lost:", n_parameters(nets["MtM"]) - n_parameters(net))
-#
-# train_once([session], unprompted, RUN_DIR / "mtm-no-prompt")         # as long as a run of section 4
-# runs = {"MtM": histories["MtM"], "MtM, no prompts": read_log(RUN_DIR / "mtm-no-prompt")}
-# fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
-# plot_loss_curves(runs, "val_bps", ax=ax)
-# ax.set_ylabel("validation bits per spike")
-# plt.show()
-# ```
-# To compare the two on the fixed tasks, load the best checkpoint and call
-# `mtm.evaluate.evaluate_model(model, session, "mtm")` ({doc}`05_evaluation`). Note that an MtM
-# model without prompts runs forward prediction with bidirectional attention
-# (`mtm.evaluate.attention_is_causal`), as the reference evaluated it.
+# The two validation curves *would* be comparable: both runs have `masking="mtm"`, and
+# `Trainer.validate` draws the schemes and the masks from the same fixed seeds, so both models are
+# scored on the same hidden entries; only the prompt differs. Training it costs as long as the MtM
+# run of section 4 (`train_once([session], unprompted, RUN_DIR / "mtm-no-prompt")`), then
+# `plot_loss_curves` draws both `val_bps` columns. In the paper's Table 1 the two are close
+# (prompted MtM 0.98, 0.57, 0.43 and 0.84 bits per spike on co-smoothing, forward prediction, intra-
+# and inter-region; without prompts 0.99, 0.54, 0.42 and 0.83). The model can often tell the scheme
+# from the pattern of zeros in its input (whole bins, whole neurons, whole regions), and the causal
+# scheme switches to causal attention with or without a prompt. The prompt helps most where zeros
+# are ambiguous: a silent neuron looks the same as a hidden one. An MtM model without prompts runs
+# forward prediction with bidirectional attention (`mtm.evaluate.attention_is_causal`), as the
+# reference evaluated it.
 # :::
-#
-# **Exercise 2.** Train the baseline with `mask_ratio=0.6`. Does its training loss per target go
-# up or down, and why?
+
+# %% tags=["hide-input"]
+unprompted = dataclasses.replace(configs["MtM"], prompted=False)
+print("uses prompts:", unprompted.uses_prompts,
+      "| model.use_prompt:", unprompted.model.use_prompt)
+net = build_model(unprompted.model, [(session.eid, session.n_neurons)])
+lost = n_parameters(nets["MtM"]) - n_parameters(net)
+width = configs["MtM"].model.hidden
+print(f"parameters lost: {lost} = {len(PROMPT_IDS)} prompts x width {width}")
+assert lost == len(PROMPT_IDS) * configs["MtM"].model.hidden
+
+# %% [markdown]
+# **Exercise 2.** The baseline trained with `mask_ratio=0.6` hides 60 % of the bins instead of 30 %.
+# Would its training loss per target go up or down, and why? Measure it without training a new
+# model: score the trained baseline with `forward_loss` on the validation trials at both ratios.
 #
 # :::{admonition} Hint
 # :class: dropdown
-# The targets are still random time bins, so the two runs' losses per target are averages over the
-# same kind of entry. What changes is how much of the trial the model sees when it predicts one.
+# The targets are still random time bins, so the two losses per target are averages over the same
+# kind of entry. What changes is how much of the trial the model sees when it predicts one.
+# `dataclasses.replace(configs["temporal"], mask_ratio=0.6)` gives `forward_loss` the other ratio.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
 # `mtm.masking.training_ratio("temporal", "temporal", 0.6)` is 0.6, so every batch hides 60 % of
-# the bins instead of 30 %. Expect the loss per target to go up. Each hidden bin is now predicted
-# from fewer visible bins, and its neighbours are more often hidden too, so the model knows less
-# about the trial's current state (the shared latent dynamics, each neuron's slow private
-# fluctuation) and its predictions fall back towards the neurons' average time course. The batch
-# has twice as many targets, which gives the gradient more terms, but each of them is harder.
+# the bins. Each hidden bin is then predicted from fewer visible bins, and its neighbours are more
+# often hidden too, so the model knows less about the trial's current state (the shared latent
+# dynamics, each neuron's slow private fluctuation) and its predictions fall back towards the
+# neurons' average time course. The batch has twice as many targets, which gives the gradient more
+# terms, but each of them is harder. The cell scores the trained baseline (trained at 0.3) both ways
+# on the same validation trials; a model trained at 0.6 would adapt to the sparser input, but it
+# cannot see more. Here the loss per target is {glue:text}`ratio_words` at 0.6. (A model that has
+# learned little, as under the smoke settings, barely uses its context, and the two can then come
+# out either way.)
 #
-# Its `val_bps` is lower for the same reason: `Trainer.validate` masks with the run's own ratio.
-# Neither curve says which baseline is better on the tasks; for that, score both with
+# Its `val_bps` would be lower for the same reason: `Trainer.validate` masks with the run's own
+# ratio. Neither curve says which baseline is better on the tasks; for that, score both with
 # `evaluate_model` ({doc}`05_evaluation`). The paper's Table 7 did this on one session: its baseline
 # trained at 0.6 scored lower on co-smoothing than at 0.3 (0.92 against 1.21 bits per spike), the
 # same on forward prediction and a little higher on the region tasks.
-# ```python
-# dense = dataclasses.replace(configs["temporal"], mask_ratio=0.6)
-# train_once([session], dense, RUN_DIR / "temporal-ratio-0.6")
-# runs = {"temporal, ratio 0.3": histories["temporal"],
-#         "temporal, ratio 0.6": read_log(RUN_DIR / "temporal-ratio-0.6")}
-# fig, axes = plt.subplots(1, 2, figsize=(10, 3.3), layout="constrained")
-# plot_loss_curves(runs, "train_loss", ax=axes[0])
-# plot_loss_curves(runs, "val_bps", ax=axes[1])
-# plt.show()
-# ```
 # :::
-#
-# **Exercise 3.** Halve the peak learning rate of the `small` preset
-# (`TrainConfig.preset("small", lr=1e-3)`). How do the loss curves change, and which epoch does
-# `val_bps` keep?
+
+# %% tags=["hide-input"]
+baseline_model, _ = checkpoint.load_model(best["temporal"])
+val_spikes = torch.as_tensor(session.spikes[session.splits["val"]])
+per_target = {}
+with torch.no_grad():
+    for ratio in (0.3, 0.6):
+        cfg = dataclasses.replace(configs["temporal"], mask_ratio=ratio)
+        loss, count, _, _ = forward_loss(
+            baseline_model, val_spikes, session.regions, session.eid,
+            "temporal", None, cfg, torch.Generator().manual_seed(0))
+        per_target[ratio] = float(loss / count)
+        print(f"ratio {ratio}: {int(count)} targets, "
+              f"loss per target {per_target[ratio]:.4f} nats")
+higher = per_target[0.6] > per_target[0.3]
+glue("ratio_words", f"{'higher' if higher else 'lower'} "
+     f"({per_target[0.6]:.4f} against "
+     f"{per_target[0.3]:.4f} nats at 0.3)", display=False)
+
+# %% [markdown]
+# **Exercise 3.** Halve the peak learning rate of the MtM run
+# (`dataclasses.replace(configs["MtM"], lr=configs["MtM"].lr / 2)`). How does the learning-rate
+# schedule change? Compute it without training, and say what you expect of the loss curves.
 #
 # :::{admonition} Hint
 # :class: dropdown
-# `TrainConfig.preset("small", lr=1e-3)` alone trains 150 epochs of the preset's model. To compare
-# with the MtM run of section 4, keep this chapter's `EPOCHS` and `MODEL`:
-# `dataclasses.replace(configs["MtM"], lr=configs["MtM"].lr / 2)`. The kept epoch is in the
-# checkpoint: `checkpoint.read_description(path)["extra"]["epoch"]`.
+# The schedule is PyTorch's `OneCycleLR` with the run's `warmup`, `div_factor` and
+# `final_div_factor`, over `epochs x batches per epoch` steps; step it on an optimiser of a single
+# dummy parameter and read `optimizer.param_groups[0]["lr"]`.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
 # The one-cycle schedule is proportional to its peak: it starts at `lr / div_factor` and ends at that
-# divided by `final_div_factor`, over the same number of steps. So the right panel shows two
-# parallel curves, the new one a factor of 2 below at every epoch (on the log scale, a constant
-# shift). Every step is half as large. Expect the training loss to fall more slowly during the
-# warm-up and the first epochs after it. Whether it
-# ends lower or higher depends on whether $2 \times 10^{-3}$ was too large for this model or about
-# right; the curves say which. The kept epoch is the one with the highest `val_bps`. Slower
-# learning may move that peak later, because overfitting, if it comes, comes later. Read the
-# kept epoch from the checkpoint or from the log.
-# ```python
-# half = dataclasses.replace(configs["MtM"], lr=configs["MtM"].lr / 2)
-# best_half = train_once([session], half, RUN_DIR / "mtm-half-lr")
-# runs = {"MtM": histories["MtM"], "MtM, half the peak lr": read_log(RUN_DIR / "mtm-half-lr")}
-# fig, axes = plt.subplots(1, 3, figsize=(12, 3.3), layout="constrained")
-# plot_loss_curves(runs, "train_loss", ax=axes[0])
-# plot_loss_curves(runs, "val_bps", ax=axes[1])
-# plot_lr_schedule(runs, ax=axes[2])
-# plt.show()
-# for name, path in {"MtM": best["MtM"], "MtM, half the peak lr": best_half}.items():
-#     print(name, "keeps epoch", checkpoint.read_description(path)["extra"]["epoch"])
-# ```
-# The epochs are counted from 0, in the log and in the checkpoint.
+# divided by `final_div_factor`, over the same number of steps. So the two schedules are parallel
+# curves, the new one a factor of 2 below at every step (on the log scale, a constant shift), as
+# the cell computes. Every step is half as large. Expect the training loss to fall more slowly
+# during the warm-up and the first epochs after it. Whether it ends lower or higher depends on
+# whether the preset's peak was too large for this model or about right; only training it
+# (`train_once`, as long as the run of section 4) tells. The kept epoch is the one with the highest
+# `val_bps`; slower learning may move it later, because overfitting, if it comes, comes later.
 # :::
-#
+
+# %% tags=["hide-input"]
+def one_cycle(cfg: TrainConfig, steps: int) -> np.ndarray:
+    """The learning rate of each of ``steps`` steps of ``cfg``'s schedule."""
+    dummy = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.AdamW([dummy], lr=cfg.lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=cfg.warmup,
+        div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return np.array(rates)
+
+
+half = dataclasses.replace(configs["MtM"], lr=configs["MtM"].lr / 2)
+steps = 1000
+ratio = one_cycle(configs["MtM"], steps) / one_cycle(half, steps)
+print(f"peak lr {configs['MtM'].lr:g} against {half.lr:g}; "
+      f"schedule ratio over {steps} steps: "
+      f"min {ratio.min():.6f}, max {ratio.max():.6f}")
+
+# %% [markdown]
 # **Exercise 4.** In section 3, the inter-region scheme's number of targets depends on the region
 # drawn. Draw it for ten seeds: how much does one batch's weight in the gradient vary?
 #
@@ -603,58 +746,60 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 # (`torch.randint` over the regions, whatever their sizes) and its targets are all of that region's
 # entries, $B \times T \times N_r = 16 \times 100 \times N_r$. Since the loss is a sum, a batch's
 # weight in the gradient is proportional to the size of the region drawn. It varies by the ratio of
-# the largest to the smallest region of the session. Ten seeds need not draw all five regions; the
-# region sizes give every possible value at once. For comparison, the expected targets of the other
-# schemes are $0.3\,BTN$ (neuron), $0.6\,BTN$ (causal in MtM) and $0.3\,BTN_r$ (intra-region, inside
-# the drawn region).
-# ```python
-# for seed in range(10):
-#     generator = torch.Generator().manual_seed(seed)
-#     _, target = mask_batch(batch, "inter-region", session.regions, generator=generator)
-#     region = session.regions[target[0, 0].numpy()][0]        # the region hidden in this draw
-#     print(seed, region, int(target.sum()))
-# possible = {r: batch.shape[0] * batch.shape[1] * n for r, n in session.region_counts().items()}
-# print("every possible count:", possible)
-# print("largest / smallest:", max(possible.values()) / min(possible.values()))
-# ```
+# the largest to the smallest region of the session, which the cell prints. Ten seeds need not draw
+# all five regions; the region sizes give every possible value at once. For comparison, the expected
+# targets of the other schemes are $0.3\,BTN$ (neuron), $0.6\,BTN$ (causal in MtM) and $0.3\,BTN_r$
+# (intra-region, inside the drawn region).
 # :::
-#
-# **Exercise 5.** Resume the short run with `epochs=RESUME_EPOCHS + 1`. What does `train` say, and
-# why is refusing the right behaviour?
+
+# %% tags=["hide-input"]
+for seed in range(10):
+    draw = torch.Generator().manual_seed(seed)
+    _, target = mask_batch(batch, "inter-region", session.regions,
+                           generator=draw)
+    region = session.regions[target[0, 0].numpy()][0]   # the region hidden
+    print(seed, region, int(target.sum()))
+possible = {r: batch.shape[0] * batch.shape[1] * n
+            for r, n in session.region_counts().items()}
+print("every possible count:", possible)
+spread = max(possible.values()) / min(possible.values())
+print(f"largest / smallest: {spread:.2f}")
+
+# %% [markdown]
+# **Exercise 5.** Resume the short run with `epochs=RUN.RESUME_EPOCHS + 1`. What does `train` say,
+# and why is refusing the right behaviour?
 #
 # :::{admonition} Hint
 # :class: dropdown
-# Read `Trainer._resume` in `mtm/train.py` and `first_difference` in `mtm/checkpoint.py`. Then think about what
-# `OneCycleLR` does with the total number of steps.
+# Read `Trainer._resume` in `mtm/train.py` and `first_difference` in `mtm/checkpoint.py`. Then think
+# about what `OneCycleLR` does with the total number of steps.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
 # `Trainer._resume` has the run folder compare the configuration saved in `last.pt` with the new one
 # (`first_difference`, which ignores only `device`, `precision`, `compile`, `checkpoint_every` and
-# `checkpoint_minutes`) and raises a `ValueError` before training anything. With
-# `RESUME_EPOCHS = 3` (its value under every settings) the message is
-# ```text
-# resume: .../interrupted/last.pt was written with another configuration, first difference: epochs (3 in the saved run, 4 now), set by --epochs; resume with the same settings
-# ```
-# `mtm.book.train_once` says the same,
-# since it passes `resume=True` whenever the folder holds a `last.pt`; without `resume=True`,
-# `train` refuses the folder because it already holds a run.
-# ```python
-# longer = dataclasses.replace(short, epochs=RESUME_EPOCHS + 1)
-# try:
-#     train([session], longer, interrupted, resume=True, progress=False)
-# except ValueError as err:
-#     print(err)
-# ```
+# `checkpoint_minutes`) and raises a `ValueError` before training anything; the cell prints its
+# message. `mtm.book.train_once` says the same, since it passes `resume=True` whenever the folder
+# holds a `last.pt`; without `resume=True`, `train` refuses the folder because it already holds a
+# run.
+#
 # Refusing is right because the number of epochs is part of every step, not only of the end. The
 # one-cycle schedule has `epochs x batches per epoch` steps, its warm-up is 15 % of them and its
-# cosine decay spans the rest, so a 4-epoch run uses a different learning rate at every step from
-# the first. The 3 epochs already done are not the first 3 epochs of a 4-epoch run. Continuing
-# them would give weights that no uninterrupted run reaches, and the promise of section 7 (a
-# resumed run reaches the same weights) would silently break. To train longer, start a new run
+# cosine decay spans the rest, so a run one epoch longer uses a different learning rate at every
+# step from the first. The epochs already done are not the first epochs of the longer run.
+# Continuing them would give weights that no uninterrupted run reaches, and the promise of section 7
+# (a resumed run reaches the same weights) would silently break. To train longer, start a new run
 # with more epochs in a new folder.
 # :::
+
+# %% tags=["hide-input"]
+longer = dataclasses.replace(short, epochs=RUN.RESUME_EPOCHS + 1)
+try:
+    train([session], longer, interrupted, resume=True, progress=False)
+except ValueError as err:
+    # the temporary folder shown as ..., not as the machine's path
+    print(str(err).replace(str(interrupted.parent), "..."))
 
 # %% tags=["remove-input"]
 print(RUN.done())

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 6. Behaviour decoding: choice and whisker motion energy
+# # Behaviour decoding: choice and whisker motion energy
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/06_decoding.ipynb)
 #
@@ -34,25 +34,27 @@
 # folder when that chapter ran first with the same settings, and trained here otherwise.*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
-
-from pathlib import Path
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE],
+                   check=True)
 
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
+from myst_nb import glue
 
-from mtm.book import chapter_settings, train_once
+from mtm.book import chapter_settings, glue_number, train_once
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_session
-from mtm.decoding import (CHOICE_C, DECODING_PROMPT, RIDGE_ALPHAS, decode_behavior,
+from mtm.data.synthetic import INPUT_GAIN
+from mtm.decoding import (CHOICE_C, DECODING_PROMPT, RIDGE_ALPHAS,
+                          decode_behavior,
                           model_log_rates)
 from mtm.masking import PROMPT_IDS
 from mtm.oracle import latent_features
@@ -62,21 +64,18 @@ from mtm.train import TrainConfig, pick_device
 use_style()
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
+# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
+# else gpu or book. OVERRIDES: the settings' values to replace, e.g.
+# {"EPOCHS": 50}; the values (PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL)
+# are in mtm.book.CHAPTER_SETTINGS.
+SETTINGS = "auto"
+OVERRIDES = {}
 SEED = 0                   # which synthetic session
-PRESET = None              # training preset, "small" or "paper" (None: the settings' value)
-N_TRIALS = None            # trials of the session (None: the settings' value)
-N_NEURONS = None           # neurons of the session (None: the settings' value)
-EPOCHS = None              # training epochs (None: the settings' value)
-MODEL = None               # model size overrides (None: the settings' value)
-RUN_DIR = None             # folder of the trained runs, shared with chapters 4 and 5 (None: default)
+DECODE_TRIALS = 400        # decoders use the first trials (section 2)
 
 # %%
-RUN = chapter_settings("06_decoding", SETTINGS, PRESET=PRESET, N_TRIALS=N_TRIALS,
-                       N_NEURONS=N_NEURONS, EPOCHS=EPOCHS, MODEL=MODEL)
-PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL = RUN.unpack(
-    "PRESET", "N_TRIALS", "N_NEURONS", "EPOCHS", "MODEL")
-RUN_DIR = Path(RUN_DIR) if RUN_DIR else RUN.run_dir
+RUN = chapter_settings("06_decoding", SETTINGS, **OVERRIDES)
+RUN_DIR = RUN.run_dir   # the trained runs, shared with chapters 4 and 5
 
 # %% [markdown]
 # ## 1. Decoding as a probe of what a model has learned
@@ -117,7 +116,8 @@ RUN_DIR = Path(RUN_DIR) if RUN_DIR else RUN.run_dir
 # %%
 print("choice: C in", [f"{c:g}" for c in CHOICE_C])
 print("whisker ME: alpha in", [f"{a:g}" for a in RIDGE_ALPHAS])
-print("prompt per behaviour:", DECODING_PROMPT, "(per-bin behaviour: 'causal')")
+print("prompt per behaviour:", DECODING_PROMPT,
+      "(per-bin behaviour: 'causal')")
 
 # %% [markdown]
 # **Paper and code.** The paper says "we train a linear classifier on the output rates of each model
@@ -135,11 +135,17 @@ print("prompt per behaviour:", DECODING_PROMPT, "(per-bin behaviour: 'causal')")
 # ## 2. A session and its behaviour
 #
 # One synthetic session ({doc}`01_data`): the choice is a per-trial label, the whisker motion energy a
-# per-bin trace.
+# per-bin trace. The models of {doc}`04_training` are trained on all of its trials (`full`); the
+# decoders use its first `DECODE_TRIALS` trials (`session`, with the same train / validation / test
+# assignment). A decoder's cost grows with the square of its fitting trials or faster (an SVD of
+# the trials x features matrix, then cross-validated fits on as many coordinates as trials), so
+# four times the trials would cost the chapter over ten times as long.
 
 # %%
-session = synthetic_session(SEED, N_TRIALS, N_NEURONS)
-print(session)
+full = synthetic_session(SEED, RUN.N_TRIALS, RUN.N_NEURONS)
+session = full.select_trials(np.arange(min(DECODE_TRIALS, full.n_trials)))
+print(full)
+print(f"decoded: the first {session.n_trials} trials")
 b = session.behavior
 test = session.splits["test"]
 plus = np.mean(b["choice"][test] == 1)
@@ -155,7 +161,8 @@ t = session.bin_times()
 fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
 for k in test[:4]:
     ax.plot(t, b["whisker_me"][k], lw=0.9, alpha=0.8, label=f"trial {k}")
-ax.plot(t, b["whisker_me"].mean(axis=0), color="black", lw=2, label="mean over trials")
+ax.plot(t, b["whisker_me"].mean(axis=0), color="black", lw=2,
+        label="mean over trials")
 ax.axvline(0, color="grey", ls="--", lw=0.8)
 ax.set_xlabel("time from stimulus onset (s)")
 ax.set_ylabel("whisker motion energy (a.u.)")
@@ -172,10 +179,12 @@ plt.show()
 device = pick_device()
 models = {}
 for name, masking in {"Temporal": "temporal", "MtM (prompted)": "mtm"}.items():
-    cfg = TrainConfig.preset(PRESET, masking=masking, model=MODEL, epochs=EPOCHS)
-    best = train_once([session], cfg, RUN_DIR / masking)
+    cfg = TrainConfig.preset(RUN.PRESET, masking=masking, model=RUN.MODEL,
+                             epochs=RUN.EPOCHS)
+    best = train_once([full], cfg, RUN_DIR / masking)
     models[name] = (load_model(best, device=device)[0], masking)
-    print(f"{name}: {cfg.epochs} epochs, checkpoint {best.relative_to(RUN_DIR)}")
+    print(f"{name}: {cfg.epochs} epochs, "
+          f"checkpoint {best.relative_to(RUN_DIR)}")
 
 # %% [markdown]
 # ## 4. What the decoder sees
@@ -192,23 +201,25 @@ log_rates = model_log_rates(mtm_model, session, "neuron", "mtm")
 k = test[0]
 vmax = max(1.0, np.percentile(session.rates[k], 99))
 panels = {f"spikes, test trial {k}": session.spikes[k],
-          "MtM rate, neuron prompt (expected counts per bin)": np.exp(log_rates[k]),
+          "MtM rate, neuron prompt (expected counts per bin)":
+              np.exp(log_rates[k]),
           "true rate (expected counts per bin)": session.rates[k]}
-fig, axes = plt.subplots(3, 1, figsize=(8, 8.5), layout="constrained", sharex=True)
-for ax, (title, counts), unit in zip(axes, panels.items(), ("spikes per bin", "expected counts per bin",
-                                                               "expected counts per bin")):
-    plot_raster(counts, session.regions, ax=ax, title=title, vmax=vmax, colorbar=unit)
+fig, axes = plt.subplots(3, 1, figsize=(7, 8.5), layout="constrained",
+                         sharex=True)
+units = ("spikes per bin",) + ("expected counts per bin",) * 2
+for ax, (title, counts), unit in zip(axes, panels.items(), units):
+    plot_raster(counts, session.regions, ax=ax, title=title, vmax=vmax,
+                colorbar=unit)
 for ax in axes[:-1]:
     ax.set_xlabel("")
 plt.show()
 
 # %% [markdown]
 # In {numref}`fig-06-decoder-input`, a trained model's middle panel is a smoothed copy of the top one that approaches the bottom one; an
-# untrained one predicts each neuron's mean rate in every bin. Here the middle panel is much
-# closer to the true rates than to the spikes: the same neurons stand out with high rates (in PO,
-# LP and VISa), DG and CA1 stay pale in both, and slow changes such as the higher rates of several
-# PO neurons late in the trial appear in both. It is not a copy of the true rates: neuron by
-# neuron, the darkness and the time course often differ.
+# untrained one predicts each neuron's mean rate in every bin. Look for the neurons that stand out
+# with high rates in the bottom panel, and the regions that stay pale: a model that has learned the
+# session shows them in the middle panel too, with the spikes' Poisson noise averaged out. It is
+# not a copy of the true rates: neuron by neuron, the darkness and the time course can differ.
 #
 # ## 5. Decoding choice and whisker motion energy
 #
@@ -222,60 +233,109 @@ plt.show()
 KEYS = ("choice", "whisker_me")
 scores = {"Raw spikes (baseline)": decode_behavior(session, KEYS)}
 for name, (model, masking) in models.items():
-    scores[name] = decode_behavior(session, KEYS, model=model, training_masking=masking)
+    scores[name] = decode_behavior(session, KEYS, model=model,
+                                   training_masking=masking)
 true_log = np.log(session.rates)
-scores["True log-rates (reference)"] = decode_behavior(session, KEYS, features=true_log)
-scores["True latents (reference)"] = decode_behavior(session, KEYS, features=latent_features(session))
+scores["True log-rates (reference)"] = decode_behavior(session, KEYS,
+                                                       features=true_log)
+latents_features = latent_features(session)
+scores["True latents (reference)"] = decode_behavior(
+    session, KEYS, features=latents_features)
 display(Markdown(results_table(scores)))
 
 # %% [markdown]
 # Choice is scored by test accuracy, whisker motion energy by the pooled $R^2$. The same scores as
 # bars, with chance for choice (always guessing the most frequent choice of the fitting trials):
 
-# %% mystnb={"figure": {"caption": "The decoding scores of the table above on the test trials: left, choice accuracy, with chance (always the majority choice of the fitting trials) as a red dashed line; right, the pooled $R^2$ of whisker motion energy. Bars: raw spikes (light grey), the temporal baseline (blue), MtM (orange), the true log-rates (black) and the true latents (green).", "name": "fig-06-decoding-bars"}}
+# %% mystnb={"figure": {"caption": "The decoding scores of the table above on the test trials, one bar per feature set with its value: top, choice accuracy, with chance (always the majority choice of the fitting trials) as a red dashed line; bottom, the pooled $R^2$ of whisker motion energy. Bars: raw spikes (light grey), the temporal baseline (blue), MtM (orange), the true log-rates (black) and the true latents (green).", "name": "fig-06-decoding-bars"}}
 fit = np.concatenate([session.splits["train"], session.splits["val"]])
 majority = 1 if np.mean(b["choice"][fit] == 1) >= 0.5 else -1
 chance = np.mean(b["choice"][test] == majority)
 names = list(scores)
 colors = ["0.75", "tab:blue", "tab:orange", "black", "tab:green"]
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
-for ax, key, label in zip(axes, KEYS, ("choice accuracy", "whisker ME pooled $R^2$")):
-    ax.bar(range(len(names)), [scores[n][key] for n in names], color=colors)
-    labels = [n.replace(" (", "\n(") for n in names]
-    ax.set_xticks(range(len(names)), labels, fontsize=8)
-    ax.set_ylabel(label)
-axes[0].axhline(chance, color="tab:red", ls="--", lw=1, label="chance (majority)")
-axes[0].set_ylim(0, 1)
-axes[0].legend(frameon=False, fontsize=8, loc="upper left")
-axes[1].axhline(0, color="grey", lw=0.8)
+fig, axes = plt.subplots(2, 1, figsize=(7, 5.6), layout="constrained",
+                         sharey=True)
+labels = ("choice accuracy (test trials)",
+          "whisker ME pooled $R^2$ (test trials)")
+for ax, key, label in zip(axes, KEYS, labels):
+    values = [scores[n][key] for n in names]
+    bars = ax.barh(range(len(names)), values, color=colors)
+    ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=9)
+    ax.set_yticks(range(len(names)), names)
+    # room for a negative bar's label, left of the bar
+    ax.set_xlim(min(0.0, min(values) - 0.15), 1.08)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel(label)
+axes[0].invert_yaxis()   # the table's order, top to bottom
+axes[0].axvline(chance, color="tab:red", ls="--", lw=1,
+                label="chance (majority)")
+axes[0].legend(frameon=False, fontsize=9, loc="lower right")
 plt.show()
 print(f"chance (majority choice of the fitting trials): {chance:.2f}")
 
 # %% [markdown]
 # How to read it. The raw spikes are the floor every model should reach: the decoder could in
-# principle learn any smoothing itself, but with a few hundred trials and $T \times N$ features it
+# principle learn any smoothing itself, but with far fewer fitting trials than $T \times N$ features it
 # cannot, and the Poisson noise costs accuracy. The true rates and the true latents are references,
 # not bounds: they hold what the neurons and the regions' dynamics carry about the behaviour, without
-# spiking noise, but a linear decoder fitted on a few hundred trials need not extract it all, and a
+# spiking noise, but a linear decoder fitted on a limited number of trials need not extract it all, and a
 # model's smoothed log-rates can land above them by chance. In
 # the synthetic world the choice enters the dynamics through the lateralised movement after the
 # reaction time, and whisking drives every region, so both behaviours are decodable, but not
 # perfectly: the choice shows mostly after the movement starts (before it, only through the block
 # prior that biases it), and the neurons see whisking
-# through noisy latent dynamics. In this run, both models decode whisker motion energy well above
-# the raw-spike floor (temporal 0.54, MtM 0.52, raw spikes 0.37), at about the level of the true
-# log-rates (0.53) and below the true latents (0.57); the temporal model's 0.54 is a case of a
-# model landing above a reference. Choice is noisier: each of the 80 test trials is worth 1.25
-# percentage points of accuracy, and an accuracy measured on 80 trials is uncertain by several such
-# steps. The raw spikes (0.80), the temporal model (0.81) and MtM (0.82) are one or two test
-# trials apart, a difference that is noise; all three stay below the true log-rates (0.86) and the
-# true latents (0.90), and well above chance (0.49, the red line in {numref}`fig-06-decoding-bars`). The paper
-# finds the two models close to each other on behaviour (its Table 2: choice 0.87 vs 0.85 and
-# whisker ME 0.65 vs 0.67 for temporal vs MtM from scratch), far closer than on the activity tasks.
-# So does this run (choice 0.81 vs 0.82, whisker ME 0.54 vs 0.52), with one difference: on whisker
-# ME the paper has MtM slightly ahead, this run the temporal model. The absolute scores are lower
-# than the paper's, but they come from one synthetic session, not from the paper's IBL sessions.
-#
+# through noisy latent dynamics. What this run finds, written by the cell below from the table
+# (an accuracy on {glue:text}`n_test` test trials moves in steps of {glue:text}`trial_step`
+# percentage points, one test trial each, and has a standard error of about
+# {glue:text}`accuracy_se` at these accuracies, so differences of a few trials are noise):
+
+# %% tags=["remove-input"]
+n_test = len(test)
+glue("n_test", str(n_test), display=False)
+glue_number("trial_step", 100 / n_test, "{:.2g}")
+p_choice = np.mean([scores[n]["choice"] for n in names])
+glue_number("accuracy_se", np.sqrt(p_choice * (1 - p_choice) / n_test),
+            "{:.2f}")
+raw, temporal, mtm, rates, latents = (scores[n] for n in names)
+
+
+def relation(a: float, b: float, tolerance: float = 0.0) -> str:
+    """'above', 'below' or 'level with' (within ``tolerance``)."""
+    if abs(a - b) <= tolerance:
+        return "level with"
+    return "above" if a > b else "below"
+
+
+def trials_apart(a: float, b: float) -> str:
+    k = int(round(abs(a - b) * n_test))
+    if k == 0:
+        return "the same accuracy"
+    return f"{k} test trial{'s' if k > 1 else ''} apart"
+
+
+display(Markdown(
+    f"On whisker motion energy, the raw spikes score {raw['whisker_me']:.2f}; "
+    f"the temporal model {temporal['whisker_me']:.2f} "
+    f"({relation(temporal['whisker_me'], raw['whisker_me'])} that floor) and "
+    f"MtM {mtm['whisker_me']:.2f} "
+    f"({relation(mtm['whisker_me'], raw['whisker_me'])} it); the true "
+    f"log-rates score {rates['whisker_me']:.2f} and the true latents "
+    f"{latents['whisker_me']:.2f}. On choice, the raw spikes score "
+    f"{raw['choice']:.2f}, the temporal model {temporal['choice']:.2f} and "
+    f"MtM {mtm['choice']:.2f} (MtM and the temporal model: "
+    f"{trials_apart(mtm['choice'], temporal['choice'])}), against "
+    f"{rates['choice']:.2f} for the true log-rates, {latents['choice']:.2f} "
+    f"for the true latents and {chance:.2f} for chance (the red line in the "
+    f"figure). The paper finds the two models close to each other on "
+    f"behaviour (its Table 2: choice 0.87 vs 0.85 and whisker ME 0.65 vs "
+    f"0.67 for temporal vs MtM from scratch), far closer than on the "
+    f"activity tasks. In this run the gaps are "
+    f"{abs(temporal['choice'] - mtm['choice']):.2f} on choice and "
+    f"{abs(temporal['whisker_me'] - mtm['whisker_me']):.2f} on whisker ME. "
+    f"The absolute scores differ from the paper's: they come from one "
+    f"synthetic session, not from the paper's IBL sessions."))
+
+# %% [markdown]
 # ## 6. Does the prompt matter? (Table 6)
 #
 # A prompted MtM model accepts any of its four prompts at inference. The reference reports choice from
@@ -291,15 +351,18 @@ for prompt in PROMPT_IDS:
     by_prompt[f"MtM, {prompt} prompt"] = decode_behavior(session, KEYS,
                                                          features=features)
 display(Markdown(results_table(by_prompt)))
+for key, name in (("choice", "prompt_range_choice"),
+                  ("whisker_me", "prompt_range_whisker")):
+    values = [row[key] for row in by_prompt.values()]
+    glue(name, f"{min(values):.2f} to {max(values):.2f}", display=False)
 
 # %% [markdown]
 # The prompt tells the model which part of the input to expect hidden. With nothing hidden, every
 # prompt sees the same spikes, and the rates differ only in how the model weighs them, which a
 # linear decoder on all neurons and bins largely absorbs. In the paper the rows differ by at most
-# 0.01. So do they here: whisker ME is 0.52 under every prompt, and choice is 0.82 under the
-# `neuron`, `causal` and `inter-region` prompts and 0.81 under the `intra-region` prompt, one test
-# trial less. The `neuron` row's choice and the `causal` row's whisker ME repeat the MtM row of
-# section 5, which uses these two prompts.
+# 0.01. Here the four prompts' scores span {glue:text}`prompt_range_choice` on choice and
+# {glue:text}`prompt_range_whisker` on whisker ME. The `neuron` row's choice and the `causal`
+# row's whisker ME repeat the MtM row of section 5, which uses these two prompts.
 #
 # ## 7. The reference's behaviour trial filter
 #
@@ -325,9 +388,9 @@ display(Markdown(results_table(by_prompt)))
 #   test accuracy for choice (`neuron` prompt); ridge with one output per bin and one pooled $R^2$
 #   for whisker motion energy (`causal` prompt).
 # - Decoding from the raw spikes and from the true log-rates and latents gives references, not bounds:
-#   a model's predicted log-rates can be decoded better than either by chance. In the paper and in
-#   this run, MtM and the temporal baseline decode behaviour about equally well, and the prompt
-#   changes the scores by at most 0.01.
+#   a model's predicted log-rates can be decoded better than either by chance. In the paper, MtM
+#   and the temporal baseline decode behaviour about equally well, and the prompt changes the
+#   scores by at most 0.01; sections 5 and 6 say what this run shows.
 # - The reference's per-session behaviour trial masks have no documented criterion and do not
 #   exist for synthetic data; all trials are decoded here.
 #
@@ -339,36 +402,37 @@ display(Markdown(results_table(by_prompt)))
 #
 # :::{admonition} Hint
 # :class: dropdown
-# The generator is in the docstring of `mtm.data.synthetic`. Wheel speed is
-# $8\,m_k(t)\,(1 + 0.1\,\xi)$, a function of the movement $m_k(t)$ alone; whisker motion energy is
-# $\max(0, \exp(0.5\,h_k(t) + 0.8\,m_k(t)) + 0.1\,\xi)$, which adds spontaneous whisking $h_k(t)$.
-# Decode both keys in one call, with the true latents as a reference.
+# The generator is in the docstring of `mtm.data.synthetic`. Wheel speed is the movement envelope
+# $m_k(t)$ times a small multiplicative noise, a function of the movement alone; whisker motion
+# energy is an exponential of spontaneous whisking $h_k(t)$ and of the movement, plus additive
+# noise. Decode both keys in one call, with the true latents as a reference.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
 # Both keys are per-bin behaviour, so `decode_behavior` uses the `causal` prompt for both, and
-# computes each model's log-rates once.
-# ```python
-# keys = ("wheel_speed", "whisker_me")
-# rows = {"Raw spikes (baseline)": decode_behavior(session, keys)}
-# for name, (model, masking) in models.items():
-#     rows[name] = decode_behavior(session, keys, model=model, training_masking=masking)
-# rows["True latents (reference)"] = decode_behavior(session, keys,
-#                                                    features=latent_features(session))
-# display(Markdown(results_table(rows)))
-# ```
-# Expect wheel speed to be the easier one. It is the movement envelope times a small noise: zero
-# before the reaction time, then one stereotyped transient whose timing and size vary from trial to
-# trial. The movement is an input to every region's latent dynamics (`INPUT_GAIN`, 0.5 to 0.8), and
-# the wheel speed is linear in it, which suits a linear decoder. Whisker motion energy is an
-# exponential of the movement *and* of spontaneous whisking, plus additive noise that no neuron
-# sees. Whisking does drive the latents too, but a linear read-out can match the exponential only
-# approximately. The true-latents row shows how much of each behaviour a linear decoder can take from
-# the dynamics themselves; compare each model's gap to that row rather than the raw scores of the
-# two columns.
+# computes each model's log-rates once (the cell below). Expect wheel speed to be the easier one. It
+# is the movement envelope times a small noise: zero before the reaction time, then one stereotyped
+# transient whose timing and size vary from trial to trial. The movement is an input to every
+# region's latent dynamics (its gain in `INPUT_GAIN`), and the wheel speed is linear in it, which
+# suits a linear decoder. Whisker motion energy is an exponential of the movement *and* of
+# spontaneous whisking, plus additive noise that no neuron sees. Whisking does drive the latents
+# too, but a linear read-out can match the exponential only approximately. The true-latents row
+# shows how much of each behaviour a linear decoder can take from the dynamics themselves; compare
+# each model's gap to that row rather than the raw scores of the two columns.
 # :::
-#
+
+# %% tags=["hide-input"]
+keys = ("wheel_speed", "whisker_me")
+rows = {"Raw spikes (baseline)": decode_behavior(session, keys)}
+for name, (model, masking) in models.items():
+    rows[name] = decode_behavior(session, keys, model=model,
+                                 training_masking=masking)
+rows["True latents (reference)"] = decode_behavior(session, keys,
+                                                   features=latents_features)
+display(Markdown(results_table(rows)))
+
+# %% [markdown]
 # **Exercise 2.** Single-region decoding (the paper's Fig. 5). For each region, zero every *other*
 # region's neurons in the input, run MtM with the `intra-region` prompt (bidirectional attention;
 # the temporal baseline has no prompt), and decode from the log-rates of that region's neurons only:
@@ -387,34 +451,43 @@ display(Markdown(results_table(by_prompt)))
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# rows = {}
-# for region in session.region_names:
-#     inside = session.regions == region
-#     alone = session.replace(spikes=session.spikes * inside)   # every other region zeroed
-#     row = {"Raw spikes": decode_behavior(session, ("choice",),
-#                                          features=session.spikes[..., inside])["choice"]}
-#     for label, (model, masking) in (("Temporal", models["Temporal"]),
-#                                     ("MtM", models["MtM (prompted)"])):
-#         region_log_rates = model_log_rates(model, alone, "intra-region", masking)[..., inside]
-#         row[label] = decode_behavior(session, ("choice",), features=region_log_rates)["choice"]
-#     rows[f"{region} ({inside.sum()} neurons)"] = row
-# display(Markdown(results_table(rows, columns=["Raw spikes", "Temporal", "MtM"])))
-# ```
-# The input is exactly what MtM's intra-region scheme showed it in training (every region but one
+# The cell below decodes each region alone and prints the gains of `INPUT_GAIN` beside it. The
+# input is exactly what MtM's intra-region scheme showed it in training (every region but one
 # hidden), with the prompt that announces it; the temporal baseline never saw whole regions zeroed.
 # In the paper's Fig. 5, MtM decodes better than the baseline across regions. In the synthetic
-# world the choice reaches a region in three ways, with the gains of `INPUT_GAIN` (stimulus, prior,
-# movement, lateralised movement, whisking): the lateralised movement $\text{choice}_k\,m_k(t)$ after
-# the reaction time (0.4 in CA1 and PO, 0.3 elsewhere); the block prior, which biases the choice
-# (0.4 in CA1, 0.3 in VISa and DG, 0.2 in LP and PO); and the stimulus side, which predicts the
-# choice on most trials because the mouse is mostly correct (1.0 in VISa, 0.8 in LP, 0.3 or less
-# elsewhere). Coupling between regions spreads each of these further. The number of neurons and their
-# rates also matter: a small, low-rate region gives the decoder less to work with. Read the table
-# with all three in mind; accuracies on the 80 test trials move in steps of 1.25 percentage points
-# and are uncertain by several such steps, so small differences between regions are noise.
+# world the choice reaches a region in three ways, each with its gain: the lateralised movement
+# $\text{choice}_k\,m_k(t)$ after the reaction time; the block prior, which biases the choice; and
+# the stimulus side, which predicts the choice on most trials because the mouse is mostly correct.
+# Coupling between regions spreads each of these further. The number of neurons and their rates
+# also matter: a small, low-rate region gives the decoder less to work with. Read the table with
+# all three in mind; accuracies on the test trials move in steps of one test trial and are
+# uncertain by several such steps (section 5), so small differences between regions are noise.
 # :::
-#
+
+# %% tags=["hide-input"]
+rows = {}
+for region in session.region_names:
+    inside = session.regions == region
+    # every other region zeroed
+    alone = session.replace(spikes=session.spikes * inside)
+    stim, prior, _, choice_move, _ = INPUT_GAIN[region]
+    raw_spikes = session.spikes[..., inside]
+    row = {"stimulus gain": stim, "prior gain": prior,
+           "choice-movement gain": choice_move,
+           "Raw spikes": decode_behavior(session, ("choice",),
+                                         features=raw_spikes)["choice"]}
+    for label, name in (("Temporal", "Temporal"), ("MtM", "MtM (prompted)")):
+        model, masking = models[name]
+        region_log_rates = model_log_rates(model, alone, "intra-region",
+                                           masking)[..., inside]
+        row[label] = decode_behavior(session, ("choice",),
+                                     features=region_log_rates)["choice"]
+    rows[f"{region} ({inside.sum()} neurons)"] = row
+columns = ["stimulus gain", "prior gain", "choice-movement gain",
+           "Raw spikes", "Temporal", "MtM"]
+display(Markdown(results_table(rows, columns=columns)))
+
+# %% [markdown]
 # **Exercise 3.** Decode from the log-rates of the temporal model computed with the `causal` prompt:
 # does causal attention change anything for a model that was never trained with it
 # (`model_log_rates(model, session, "causal", "temporal")`)?
@@ -428,19 +501,11 @@ display(Markdown(results_table(by_prompt)))
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# temporal_model, _ = models["Temporal"]
-# rows = {}
-# for label, scheme in (("bidirectional", "neuron"), ("causal attention", "causal")):
-#     temporal_log_rates = model_log_rates(temporal_model, session, scheme, "temporal")
-#     rows[f"Temporal, {label}"] = decode_behavior(session, KEYS, features=temporal_log_rates)
-# display(Markdown(results_table(rows)))
-# ```
-# Two cells of this table repeat the section 5 table. `decode_behavior` with `model=` uses the same
-# rule as `model_log_rates` (`attention="reference"`): the `Temporal` row there decodes choice from
-# the bidirectional log-rates (`neuron` prompt) and whisker motion energy from the causal-attention
-# log-rates (`causal` prompt), as the reference did for every model. So the new cells are choice
-# from causal attention and whisker motion energy from bidirectional attention.
+# Two cells of the table below repeat the section 5 table. `decode_behavior` with `model=` uses the
+# same rule as `model_log_rates` (`attention="reference"`): the `Temporal` row there decodes choice
+# from the bidirectional log-rates (`neuron` prompt) and whisker motion energy from the
+# causal-attention log-rates (`causal` prompt), as the reference did for every model. So the new
+# cells are choice from causal attention and whisker motion energy from bidirectional attention.
 # (`decode_behavior(..., attention="trained")` gives the bidirectional row in one call.) Causal
 # attention does change the log-rates: every bin now attends only to earlier bins, an input the model
 # never met in training, and the first bins see almost nothing. But the decoders read all bins and
@@ -448,7 +513,19 @@ display(Markdown(results_table(by_prompt)))
 # decoder can recover much of what each bin lost. Expect a change in the scores that is smaller than
 # the change in the rates; its size and sign are for the run to show.
 # :::
-#
+
+# %% tags=["hide-input"]
+temporal_model, _ = models["Temporal"]
+rows = {}
+for label, scheme in (("bidirectional", "neuron"),
+                      ("causal attention", "causal")):
+    temporal_log_rates = model_log_rates(temporal_model, session, scheme,
+                                         "temporal")
+    rows[f"Temporal, {label}"] = decode_behavior(
+        session, KEYS, features=temporal_log_rates)
+display(Markdown(results_table(rows)))
+
+# %% [markdown]
 # **Exercise 4.** The pooled $R^2$ rewards the mean time course. Subtract each bin's mean over trials
 # from the whisker motion energy (a new `Session` with the modified behaviour) and decode again: how
 # much of the score was the mean time course?
@@ -463,25 +540,6 @@ display(Markdown(results_table(by_prompt)))
 #
 # :::{admonition} Solution
 # :class: dropdown
-# ```python
-# me = b["whisker_me"]
-# behavior = dict(session.behavior)
-# behavior["whisker_me"] = me - me[fit].mean(axis=0)   # each bin's mean over the fitting trials removed
-# residual = session.replace(behavior=behavior)
-# detrended = {"Raw spikes (baseline)": decode_behavior(residual, ("whisker_me",))}
-# for name, (model, masking) in models.items():
-#     detrended[name] = decode_behavior(residual, ("whisker_me",), model=model, training_masking=masking)
-# detrended["True latents (reference)"] = decode_behavior(residual, ("whisker_me",),
-#                                                         features=latent_features(session))
-# display(Markdown(results_table(detrended)))
-#
-# # the decoders' errors are unchanged; only the denominator of R^2 changes
-# y, r = me[test], behavior["whisker_me"][test]
-# factor = ((y - y.mean()) ** 2).sum() / ((r - r.mean()) ** 2).sum()
-# for name, row in detrended.items():
-#     expected = 1 - (1 - scores[name]["whisker_me"]) * factor
-#     print(f"{name}: expected {expected:.3f}, got {row['whisker_me']:.3f}")
-# ```
 # The answer can be worked out from `decode_continuous` before running anything. `Ridge` fits an
 # intercept for each of its outputs, one per bin, so the mean time course never needed the
 # features: the intercepts predict it. Subtracting a constant from each bin's target only shifts
@@ -491,11 +549,35 @@ display(Markdown(results_table(by_prompt)))
 # test errors are therefore unchanged, up to rounding. Only the denominator of the pooled $R^2$
 # changes: the test trials' variance around one grand mean becomes their variance around the mean
 # time course. Every row's $1 - R^2$ is multiplied by the same factor, the ratio of the two
-# variances, which the code prints, so the rows keep their order. The mean time course alone,
-# predicted for every test trial, scores about $1 - 1/\text{factor}$ on the original $R^2$: that
-# is the part of each score that the intercepts earn without any feature. A row that had learned
-# only the mean time course now scores about 0.
+# variances, which the cell prints with each row's expected and obtained score, so the rows keep
+# their order. The mean time course alone, predicted for every test trial, scores about
+# $1 - 1/\text{factor}$ on the original $R^2$: that is the part of each score that the intercepts
+# earn without any feature. A row that had learned only the mean time course now scores about 0.
 # :::
+
+# %% tags=["hide-input"]
+me = b["whisker_me"]
+behavior = dict(session.behavior)
+# each bin's mean over the fitting trials removed
+behavior["whisker_me"] = me - me[fit].mean(axis=0)
+residual = session.replace(behavior=behavior)
+whisker = ("whisker_me",)
+detrended = {"Raw spikes (baseline)": decode_behavior(residual, whisker)}
+for name, (model, masking) in models.items():
+    detrended[name] = decode_behavior(residual, whisker, model=model,
+                                      training_masking=masking)
+detrended["True latents (reference)"] = decode_behavior(
+    residual, whisker, features=latents_features)
+display(Markdown(results_table(detrended)))
+
+# the decoders' errors are unchanged; only the denominator of R^2 changes
+y, r = me[test], behavior["whisker_me"][test]
+factor = ((y - y.mean()) ** 2).sum() / ((r - r.mean()) ** 2).sum()
+print(f"factor {factor:.3f}; the mean time course alone scores about "
+      f"{1 - 1 / factor:.3f} on the original R^2")
+for name, row in detrended.items():
+    expected = 1 - (1 - scores[name]["whisker_me"]) * factor
+    print(f"{name}: expected {expected:.3f}, got {row['whisker_me']:.3f}")
 
 # %% tags=["remove-input"]
 print(RUN.done())

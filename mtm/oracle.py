@@ -230,26 +230,31 @@ KNOBS = ("private_gain", "coupling", "noise")
 
 
 TRUE_RATES = "true rates"
+#: The name of the latent oracle in :func:`knob_sweep`'s output.
+LATENT_ORACLE = "latent oracle"
 
 
 def knob_sweep(knob: str, values, seed: int = 0, n_trials: int = 200, n_neurons: int = 100,
-               tasks=TASKS) -> dict[float, dict[str, float]]:
-    """How one generator knob moves each task's oracle: {value: {task: oracle mean bps, TRUE_RATES:
-    the true rates' mean bps over every bin (what no model reaches)}}.
+               tasks=TASKS, references=None) -> dict[float, dict]:
+    """How one generator knob moves each task's yardsticks: {value: {name: {task: mean bps}, TRUE_RATES:
+    the true rates' mean bps over every bin (what no model reaches)}}, one name per reference.
 
     ``knob``: ``private_gain`` (every neuron's private amplitude set to the value), ``coupling`` (the
     coupling between regions, 0.12 by default) or ``noise`` (the latent noise sigma, 0.35 by default);
-    everything else as in :func:`mtm.data.synthetic.synthetic_session` with ``seed``.
+    everything else as in :func:`mtm.data.synthetic.synthetic_session` with ``seed``. ``references``:
+    {name: function(session, tasks) -> {task: TaskResult}} scored on the test split, e.g.
+    :func:`oracle_results` and :func:`mtm.bayes.bayes_results`; default ``{LATENT_ORACLE: oracle_results}``.
     """
     if knob not in KNOBS:
         raise ValueError(f"knob: expected one of {KNOBS}, got {knob!r}")
+    references = references or {LATENT_ORACLE: oracle_results}
     sweep = {}
     for value in values:
         value = float(value)
         world = World(0, **{knob: value}) if knob != "private_gain" else World(0)
         gain = (value, value) if knob == "private_gain" else PRIVATE_GAIN
         session = synthetic_session(seed, n_trials, n_neurons, world=world, private_gain=gain)
-        sweep[value] = task_scores(oracle_results(session, tasks))
+        sweep[value] = {name: task_scores(score(session, tasks)) for name, score in references.items()}
         sweep[value][TRUE_RATES] = evaluate_rates(session.rates, session, ("co-smooth",))["co-smooth"].mean_bps
     return sweep
 

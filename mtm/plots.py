@@ -139,35 +139,54 @@ def plot_bps_scatter(bps_x, bps_y, label_x: str, label_y: str, task: str = "", a
 
 def plot_predicted_vs_true(spikes, rates, regions, region: str, trial: int = 0, bin_size: float = 0.02,
                            t0: float = -0.5, title: str = ""):
-    """True counts and predicted rates of one region in one trial, side by side on one colour scale
-    (one colour bar below both), and the region's PSTH (true and predicted, Hz, from zero), in a
-    figure of the content column's width."""
+    """One region's true counts and predicted rates in one trial, side by side on one colour scale (one
+    colour bar below them), and under them the region's PSTH (mean over trials and the region's
+    neurons, Hz, from zero), true and predicted, on one axis; a figure of the content column's width.
+
+    ``spikes`` and each prediction: (K, T, N). ``rates``: one prediction, or {label: prediction} of
+    up to ``PANELS_PER_ROW - 1`` models, which are then drawn on the same scales and compared on the
+    one PSTH axis.
+    """
     import matplotlib.pyplot as plt
 
     regions = np.asarray(regions)
     inside = regions == region
     if not inside.any():
         raise ValueError(f"region: {region!r} is not among {sorted(set(regions.tolist()))}")
-    spikes, rates = np.asarray(spikes, float)[..., inside], np.asarray(rates, float)[..., inside]
-    fig, axes = plt.subplots(1, 3, figsize=(COLUMN_WIDTH, 3.3), layout="constrained",
-                             gridspec_kw=dict(width_ratios=[1, 1, 1.15]))
+    predictions = dict(rates) if isinstance(rates, dict) else {"predicted": rates}
+    if not 1 <= len(predictions) <= PANELS_PER_ROW - 1:
+        raise ValueError(f"rates: expected one prediction or a dict of 1 to {PANELS_PER_ROW - 1}, "
+                         f"got {len(predictions)}")
+    spikes = np.asarray(spikes, float)[..., inside]
+    predictions = {label: np.asarray(r, float)[..., inside] for label, r in predictions.items()}
+    for label, predicted in predictions.items():
+        if predicted.shape != spikes.shape:
+            raise ValueError(f"rates: {label!r} has shape {predicted.shape} in the region, the spikes {spikes.shape}")
+    fig = plt.figure(figsize=(COLUMN_WIDTH, 5.8), layout="constrained")
+    grid = fig.add_gridspec(2, 1 + len(predictions), height_ratios=[1.3, 1])
+    rasters = [fig.add_subplot(grid[0, i]) for i in range(1 + len(predictions))]
     vmax = max(1.0, np.percentile(spikes[trial], 99))
-    _, image = plot_raster(spikes[trial], ax=axes[0], bin_size=bin_size, t0=t0, title=f"true counts\ntrial {trial}",
-                           vmax=vmax, colorbar=None)
-    plot_raster(rates[trial], ax=axes[1], bin_size=bin_size, t0=t0, title="predicted rate\nsame trial", vmax=vmax,
-                colorbar=None)
-    axes[1].sharey(axes[0])
-    axes[1].set_ylabel("")
-    axes[1].tick_params(labelleft=False)
-    fig.colorbar(image, ax=axes[:2], orientation="horizontal", location="bottom", shrink=0.8, aspect=30,
-                 label="spikes per bin (both panels)")
-    plot_psth(spikes, bin_size, t0, ax=axes[2], label="true", color="black", smooth=1.0)
-    plot_psth(rates, bin_size, t0, ax=axes[2], label="predicted", color="tab:orange")
-    axes[2].set_ylim(bottom=0)
-    axes[2].legend(frameon=False, fontsize=8, loc="upper left")
-    axes[2].set_title("PSTH: mean over\ntrials and neurons")
-    for ax in axes:
-        ax.set_xlabel("time from stimulus (s)")
+    _, image = plot_raster(spikes[trial], ax=rasters[0], bin_size=bin_size, t0=t0,
+                           title=f"true counts, trial {trial}", vmax=vmax, colorbar=None)
+    for ax, (label, predicted) in zip(rasters[1:], predictions.items()):
+        plot_raster(predicted[trial], ax=ax, bin_size=bin_size, t0=t0, title=f"{label}: rate", vmax=vmax,
+                    colorbar=None)
+        ax.sharey(rasters[0])
+        ax.set_ylabel("")
+        ax.tick_params(labelleft=False)
+    rasters[0].set_ylabel(f"{region} neurons")
+    fig.colorbar(image, ax=rasters, orientation="horizontal", location="bottom", shrink=0.6, aspect=40,
+                 label="spikes per bin (one scale for all)")
+    psth = fig.add_subplot(grid[1, :])
+    plot_psth(spikes, bin_size, t0, ax=psth, label="true", color="black", smooth=1.0)
+    colors = ["tab:orange"] if len(predictions) == 1 else [f"C{i}" for i in range(len(predictions))]
+    for (label, predicted), color in zip(predictions.items(), colors):
+        plot_psth(predicted, bin_size, t0, ax=psth, label=label, color=color)
+    psth.set_ylim(bottom=0)
+    psth.legend(frameon=False, fontsize=9, loc="lower center", ncol=1 + len(predictions))
+    psth.set_title(f"{region} PSTH: mean over trials and the region's neurons")
+    for ax in (*rasters, psth):
+        ax.set_xlabel("time from stimulus onset (s)" if ax is psth or len(rasters) < 3 else "time (s)")
     if title:
         fig.suptitle(f"{title} ({region})" if region not in title else title)
     return fig
@@ -255,31 +274,40 @@ def plot_bar_panels(table: dict[str, dict[str, float]], rows: list[str], columns
     return fig
 
 
-def plot_oracle_sweep(sweeps: dict[str, dict[float, dict[str, float]]], defaults: dict[str, float] | None = None):
-    """One panel per generator knob: each task's oracle (bits per spike) against the knob's value, and
-    the true rates (dashed, the ``"true rates"`` entry of :func:`mtm.oracle.knob_sweep`).
+def plot_oracle_sweep(sweeps: dict[str, dict[float, dict]], defaults: dict[str, float] | None = None):
+    """One panel per generator knob: each task's yardsticks (bits per spike) against the knob's value, one
+    colour per task, one line style per reference (the first solid, the next dashed, ...), and the true
+    rates (black, dash-dotted).
 
-    ``sweeps``: {knob: :func:`mtm.oracle.knob_sweep` output}; ``defaults``: {knob: the generator's
-    default value}, marked with a dotted line."""
+    ``sweeps``: {knob: :func:`mtm.oracle.knob_sweep` output, {value: {reference: {task: bps}, "true rates":
+    bps}}}; ``defaults``: {knob: the generator's default value}, marked with a dotted grey line. Tasks whose
+    curves are identical within a reference (same information) share one line, named for all of them."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(min(COLUMN_WIDTH, 2.6 * len(sweeps)), 3.2),
+    styles = [dict(ls="-", marker="o"), dict(ls="--", marker="s", mfc="white"), dict(ls=":", marker="^")]
+    colours = dict(zip(TASKS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(min(COLUMN_WIDTH, 2.6 * len(sweeps)), 4.2),
                              layout="constrained", sharey=True, squeeze=False)
     for ax, (knob, sweep) in zip(axes[0], sweeps.items()):
         values = sorted(sweep)
-        curves: dict[tuple, list[str]] = {}  # tasks of identical oracles (same information) share one line
-        for task in next(iter(sweep.values())):
-            curves.setdefault(tuple(round(sweep[v][task], 12) for v in values), []).append(task)
-        for curve, tasks in curves.items():
-            style = dict(color="black", ls="--") if tasks == ["true rates"] else {}
-            label = " = ".join(TABLE_COLUMNS.get(task, task) for task in tasks)
-            ax.plot(values, curve, marker="o", label=label, **style)
+        first = sweep[values[0]]
+        references = [name for name in first if name != "true rates"]
+        for reference, style in zip(references, styles):
+            curves: dict[tuple, list[str]] = {}
+            for task in first[reference]:
+                curves.setdefault(tuple(round(sweep[v][reference][task], 12) for v in values), []).append(task)
+            for curve, tasks in curves.items():
+                label = f"{reference}: " + " = ".join(TABLE_COLUMNS.get(task, task) for task in tasks)
+                ax.plot(values, curve, color=colours.get(tasks[0]), ms=4, label=label, **style)
+        if "true rates" in first:
+            ax.plot(values, [sweep[v]["true rates"] for v in values], color="black", ls="-.", lw=1,
+                    label="true rates")
         if defaults and knob in defaults:
             ax.axvline(defaults[knob], color="grey", ls=":", lw=1)
         ax.set_xlabel(KNOB_LABELS.get(knob, knob.replace("_", " ")))
-    axes[0][0].set_ylabel("oracle (bits per spike)")
+    axes[0][0].set_ylabel("bits per spike")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False, fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     return fig
 
 
@@ -441,13 +469,14 @@ def paper_comparison_table(table: dict[str, dict[str, float]], paper_table: dict
 
 def plot_mtm_schematic():
     """The MtM idea in one figure, drawn from a small synthetic batch: one trial's counts, the mask
-    of each of MtM's four schemes with its prompt token, and the shared model that fills them in."""
+    of each of MtM's four schemes with its prompt token, and the shared model that fills them in. Its
+    text is 10-12 pt, so it stays legible at the book's column width (about 700 px for 7 in)."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     session = synthetic_session(0, n_trials=20, n_neurons=60)
     batch = torch.as_tensor(np.array(session.spikes[:2]))
-    fig = plt.figure(figsize=(COLUMN_WIDTH, 5.6), layout="constrained")
+    fig = plt.figure(figsize=(COLUMN_WIDTH, 6.0), layout="constrained")
     grid = fig.add_gridspec(3, 3, width_ratios=[1.15, 1, 1], height_ratios=[1, 1, 0.42])
     plot_raster(session.spikes[0], session.regions, ax=fig.add_subplot(grid[:2, 0]), title="one trial of counts",
                 colorbar=None)
@@ -462,16 +491,22 @@ def plot_mtm_schematic():
         ax.set_xlabel("time (s)" if i >= 2 else "")
         ax.set_ylabel("")
         ax.set_yticks([])
+        ax.set_xticks([-0.5, 0.5, 1.5])
+    for ax in fig.axes:
+        ax.tick_params(labelsize=10)
+        ax.title.set_fontsize(11)
+        ax.xaxis.label.set_fontsize(10)
+        ax.yaxis.label.set_fontsize(10)
     model = fig.add_subplot(grid[2, :])
     model.axis("off")
     model.set(xlim=(0, 1), ylim=(0, 1))
     model.add_patch(FancyBboxPatch((0.2, 0.12), 0.6, 0.62, boxstyle="round,pad=0.03", fc="0.92", ec="0.3"))
     model.text(0.5, 0.43, "one transformer for every scheme:\n"
-               "prompt token + masked spikes \u2192 rates of the hidden entries", ha="center", va="center", fontsize=10)
+               "prompt token + masked spikes \u2192 rates of the hidden entries", ha="center", va="center", fontsize=11)
     model.add_patch(FancyArrowPatch((0.5, 1.2), (0.5, 0.8), arrowstyle="-|>", mutation_scale=15, color="0.3",
                                     clip_on=False))
     fig.suptitle("MtM: each batch draws one scheme and its prompt\n"
-                 "red: hidden and scored; grey: hidden only; white: visible", fontsize=10)
+                 "red: hidden and scored; grey: hidden only; white: visible", fontsize=12)
     return fig
 
 

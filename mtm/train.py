@@ -57,7 +57,7 @@ from mtm.models import MaskedModel, ModelConfig, build_model, finetune_model, po
 
 # the chapters import these from here: the device, and a model for a new session
 __all__ = ["COMPILE_MODES", "MASKINGS", "SELECTIONS", "TrainConfig", "Trainer", "finetune", "finetune_model",
-           "pick_device", "train", "train_mean_counts"]
+           "forward_loss", "pick_device", "train", "train_mean_counts", "training_step"]
 
 MASKINGS = ("mtm",) + TRAINING_SCHEMES
 SELECTIONS = ("val_bps", "r2_top50")
@@ -158,6 +158,44 @@ class SessionTensors:
         self.splits = {name: torch.tensor(np.asarray(idx), dtype=torch.long) for name, idx in session.splits.items()}
 
 
+def forward_loss(net, spikes: torch.Tensor, regions, session, scheme: str, prompt: int | None, cfg: TrainConfig,
+                 generator: torch.Generator, amp_dtype: torch.dtype | None = None):
+    """Mask one batch with ``scheme``, predict it, and score the hidden entries.
+
+    ``spikes``: (B, T, N) counts of one session; ``regions``: its (N,) region labels or
+    :class:`~mtm.masking.RegionIndex`; ``session``: the session's id or index in ``net``; ``prompt``:
+    the scheme's prompt id, or None for a model without prompts; ``cfg`` gives the run's masking ratio
+    and patch size; ``amp_dtype``: the autocast precision (None: fp32).
+    Returns (the Poisson NLL summed over the targets, the number of targets, the (B, T, N) log-rates,
+    the (B, T, N) target mask).
+    """
+    ratio = training_ratio(scheme, cfg.masking, cfg.mask_ratio)
+    masked, target = mask_batch(spikes, scheme, regions, ratio, generator, patch_size=cfg.model.patch_size)
+    with torch.autocast(spikes.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        log_rates = net(masked, session, prompt, is_causal(scheme))
+    loss, count = poisson_nll(log_rates, spikes, target)
+    return loss, count, log_rates, target
+
+
+def training_step(net, spikes: torch.Tensor, regions, session, scheme: str, prompt: int | None, cfg: TrainConfig,
+                  generator: torch.Generator, optimizer: torch.optim.Optimizer,
+                  scaler: torch.amp.GradScaler | None = None, amp_dtype: torch.dtype | None = None):
+    """One optimiser step on one batch, as :class:`Trainer` takes every step: :func:`forward_loss`,
+    the gradient of the *summed* loss, the step (through ``scaler`` under fp16), gradients cleared.
+    The learning-rate schedule is the caller's. Returns (the summed loss, detached; the number of
+    targets), both still on the device."""
+    loss, count, _, _ = forward_loss(net, spikes, regions, session, scheme, prompt, cfg, generator, amp_dtype)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:  # fp16: the loss scaled up for backward, a step with inf/NaN gradients skipped
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach(), count
+
+
 class Trainer:
     """Trains ``model`` on ``sessions`` with ``cfg``, writing checkpoints and logs to the run folder
     ``run_dir`` (:class:`mtm.checkpoint.RunFolder`, which owns every file of the run).
@@ -237,17 +275,6 @@ class Trainer:
         scheme, prompt = sampler.sample(n_regions)
         return scheme, prompt if self.cfg.uses_prompts else None
 
-    def _forward_loss(self, spikes: torch.Tensor, st: SessionTensors, scheme: str, prompt: int | None,
-                      generator: torch.Generator, net=None):
-        """Mask a batch, predict, score: (summed loss, number of targets, log-rates, target mask)."""
-        ratio = training_ratio(scheme, self.cfg.masking, self.cfg.mask_ratio)
-        masked, target = mask_batch(spikes, scheme, st.regions, ratio, generator,
-                                    patch_size=self.cfg.model.patch_size)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            log_rates = (net or self.net)(masked, st.index, prompt, is_causal(scheme))
-        loss, count = poisson_nll(log_rates, spikes, target)
-        return loss, count, log_rates, target
-
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
         torch.manual_seed(epoch_seed(cfg.seed, epoch, 1) + self.dist.rank)  # dropout
@@ -266,18 +293,11 @@ class Trainer:
             st = self.data[pos]
             spikes = st.spikes[trials]
             scheme, prompt = self._scheme(sampler, len(st.regions))
-            loss, count, _, _ = self._forward_loss(spikes, st, scheme, prompt, generator)
-            if self.scaler is None:
-                loss.backward()
-                self.optimizer.step()
-            else:
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
+            loss, count = training_step(self.net, spikes, st.regions, st.index, scheme, prompt, cfg, generator,
+                                        self.optimizer, self.scaler, self.amp_dtype)
             self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            total_loss += loss.detach()
+            total_loss += loss
             total_count += count
         totals = self.dist.all_sum(torch.stack([total_loss, total_count]))
         loss_per_entry = float(totals[0] / totals[1].clamp(min=1))  # waits for the device: the epoch's work is done
@@ -310,7 +330,8 @@ class Trainer:
             for i in range(0, len(val), cfg.batch_size):
                 spikes = spikes_all[i:i + cfg.batch_size]
                 scheme, prompt = self._scheme(sampler, len(st.regions))
-                _, _, log_rates, target = self._forward_loss(spikes, st, scheme, prompt, generator, net=self.model)
+                _, _, log_rates, target = forward_loss(self.model, spikes, st.regions, st.index, scheme, prompt, cfg,
+                                                            generator, self.amp_dtype)
                 rates.append(score.add(log_rates, spikes, target))
                 counts.append(spikes.float())
             scores["val_bps"].append(score.value())

@@ -460,3 +460,181 @@ def test_compare_words_follow_the_interval_not_the_hand():
     assert "no interval" in book.compare_words("MtM", "temporal", mean_interval([0.05]))
     with pytest.raises(ValueError, match="difference"):
         book.compare_words("MtM", "temporal", mean_interval([]))
+
+
+# ---------------------------------------------------------------------------------- the pages (issue 24)
+def synthetic_notebook(*cells: tuple[str, str, list]) -> dict:
+    """A notebook of (cell type, source, tags) cells, as the chapters store them."""
+    return {"cells": [{"cell_type": kind, "source": text, "metadata": {"tags": tags} if tags else {},
+                       **({"outputs": []} if kind == "code" else {})} for kind, text, tags in cells]}
+
+
+def markdown_only(*texts: str) -> dict:
+    return synthetic_notebook(*(("markdown", text, []) for text in texts))
+
+
+def test_the_prose_number_rule_catches_results_typed_in_every_form():
+    nb = markdown_only("MtM scores 0.44 and the baseline .37 bits per spike.",
+                       "Forward prediction gets worse (-0.04 to \u22120.05) while MtM gains +0.07.",
+                       "Dots above the diagonal for 82 % of the neurons (79% in LP, 12.5 % in PO).",
+                       "$$R^2 = 0.61$$ and, in a table:\n\n| model | bps |\n|---|---|\n| MtM | 0.31 |",
+                       ":::{admonition} Solution\n:class: dropdown\nThe gap is 0.07.\n:::",
+                       "```{note}\nThe loss falls to 0.289.\n```",
+                       "````{admonition} Solution\nThe gap is 0.08.\n```python\nx = 0.123\n```\nOr 0.09.\n````",
+                       "As in \u00a7 2.1, the rate is 1.7 times the baseline's.")
+    assert [d.number for d in build.unglued_decimals(nb, "05_evaluation")] == [
+        "0.44", ".37", "-0.04", "\u22120.05", "+0.07", "82 %", "79%", "12.5 %", "0.61", "0.31", "0.07", "0.289",
+        "0.08", "0.09", "1.7"]
+
+
+def test_the_prose_number_rule_passes_glue_notation_references_and_the_named_constants():
+    nb = markdown_only(
+        "MtM scores {glue:text}`mtm_cosmooth` ({glue}`gap`, {glue:}`ratio`, {glue:md}`table`) bits per spike.",
+        "## 2.1 Masks\n\nThe learning rate decays to $10^{-4}$ of its peak; $x_{t,n}$ is a count, "
+        "$\\lambda_{n}(t)$ a rate.",
+        "The loss (Eq. (2.1), $$L = -\\log p \\tag{2.1}$$) is drawn in Fig. 5.2 and {numref}`fig-05-scatter`, "
+        "Section 4.3 and Table 3.1 explain it.",
+        "```{figure} x.png\n:width: 80%\n:name: fig-x\n```",
+        "A 95 % interval over seeds; 0 % to 100 % of the neurons; bins of 0.02 s, the causal ratio 30 %.",
+        "The paper's Table 3 gives 0.44 for causal masking.")
+    assert build.unglued_decimals(nb, "05_evaluation") == []
+
+
+def test_a_percentage_matches_a_constant_as_its_fraction_and_never_by_rounding():
+    nb = markdown_only("Intervals at 0.9 or 90 %, ratios of 0.3, 31 % or 60 %, and exactly 0.00.")
+    assert [d.number for d in build.unglued_decimals(nb, "05_evaluation")] == ["0.9", "90 %", "31 %", "0.00"]
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
+def test_prose_numbers_are_glued_or_named_constants(notebook):
+    """Every decimal in a chapter's Markdown comes from the executed outputs (glued) or is one of the
+    short, named list of inputs: the paper's tables where the sentence cites the paper, the settings,
+    the package's constants (mtm.book.build.unglued_decimals)."""
+    found = build.unglued_decimals(json.loads(notebook.read_text()), notebook.stem)
+    shown = "\n".join(f"  cell {d.cell}: {d.number!r} in: {d.context}" for d in found[:5])
+    assert not found, f"{notebook.stem}: {len(found)} decimals typed by hand in its Markdown; the first:\n{shown}"
+
+
+def test_the_solution_rule_wants_folded_code_cells_and_no_code_in_markdown():
+    exercise = ("## Exercises\n\n**Exercise 1.** Count.\n\n:::{admonition} Hint\n:class: dropdown\nUse `n`.\n:::\n\n"
+                ":::{admonition} Solution\n:class: dropdown\nOnly the read-out changes.\n:::\n")
+    good = synthetic_notebook(("markdown", "# Title", []), ("markdown", exercise, []),
+                              ("code", "counts = n(net)\ncounts", ["hide-input"]),
+                              ("markdown", "**Exercise 2.** Plot.\n\n````{admonition} Solution\n:class: dropdown\n"
+                               "Expect a rise.\n````", []), ("code", "plot()", ["hide-cell"]),
+                              ("markdown", "## Appendix\n\n:::{admonition} Solution\nnot an exercise\n:::", []))
+    assert build.exercise_problems(good) == []
+    fenced = copy.deepcopy(good)
+    fenced["cells"][1]["source"] = exercise.replace("Only the", "```python\ncounts\n```\nOnly the")
+    indented = copy.deepcopy(good)
+    indented["cells"][1]["source"] = exercise.replace("Only the", "In code:\n\n    counts = n(net)\n\nOnly the")
+    for broken in (fenced, indented):
+        assert [p for p in build.exercise_problems(broken) if "a code block inside a Solution" in p], broken
+    unfolded = copy.deepcopy(good)
+    unfolded["cells"][2]["metadata"] = {}
+    markdown_next = copy.deepcopy(good)
+    del markdown_next["cells"][2]
+    two = copy.deepcopy(good)
+    two["cells"][1]["source"] = exercise + "\n**Exercise 3.**\n\n:::{admonition} Solution\nWords.\n:::\n"
+    for broken, why in ((unfolded, "not followed by a code cell"), (markdown_next, "not followed by a code cell"),
+                        (two, "2 solutions in one Markdown cell")):
+        assert any(why in p for p in build.exercise_problems(broken)), why
+    assert build.exercise_problems(markdown_only("# Title")) == ["no '## Exercises' section"]
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
+def test_exercise_solutions_are_executed_folded_code_cells(notebook):
+    """Each exercise's solution is a code cell tagged hide-input (or hide-cell) right after the
+    exercise's Markdown, which keeps the hint and the explanation in words: CI runs it."""
+    problems = build.exercise_problems(json.loads(notebook.read_text()))
+    assert not problems, f"{notebook.stem}: " + "; ".join(problems[:4])
+
+
+def test_a_machine_path_in_an_output_is_refused_and_urls_and_relative_paths_are_not():
+    nb = executed_copy(CHAPTERS[0])
+    for bad in ("training in /work/main/runs/book/book", "best checkpoint: /tmp/mtm_released_7j/best.safetensors",
+                "saved to '/home/ana/x.pt'", "(/root/.cache/x)", "in /Users/ana/mtm", "C:\\Users\\ana\\runs",
+                "{'dir': 'C:\\\\runs'}", "tables in runs/book/book/reproduction/results.md",
+                "file:///srv/x.html", "weights in ~/.cache/mtm/book-runs"):
+        broken = copy.deepcopy(nb)
+        next(c for c in broken["cells"] if c["cell_type"] == "code")["outputs"].append(
+            {"output_type": "stream", "name": "stdout", "text": bad})
+        assert build.notebook_problems(broken), bad
+    for fine in ("see https://github.com/int-brain-lab/home/tmp/x and http://x.org/Users/a",
+                 "tables in reproduction/results.md", "run folder mtm-seed0/best.pt", "data/tmp/x.npy",
+                 "ratio 1/2 of 3/4", "note: a:b", "log-rates/home"):
+        honest = copy.deepcopy(nb)
+        next(c for c in honest["cells"] if c["cell_type"] == "code")["outputs"].append(
+            {"output_type": "stream", "name": "stdout", "text": fine})
+        assert build.notebook_problems(honest) == [], fine
+
+
+def test_code_lines_longer_than_the_column_are_found():
+    nb = synthetic_notebook(("markdown", "x" * 200, []), ("code", "a = 1\n" + "b" * 80 + "\n" + "c" * 79, []))
+    assert build.long_code_lines(nb) == [(1, 2, "b" * 80)]
+    assert build.long_code_lines(nb, width=5) == [(1, 2, "b" * 80), (1, 3, "c" * 79)]
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
+def test_code_cells_fit_the_content_column(notebook):
+    """A code line wider than the content column (mtm.book.CODE_COLUMN characters) is cut off on the page."""
+    long = build.long_code_lines(json.loads(notebook.read_text()))
+    shown = "\n".join(f"  cell {cell} line {number} ({len(line)} chars): {line.strip()[:70]}"
+                      for cell, number, line in long[:5])
+    assert not long, f"{notebook.stem}: {len(long)} code lines over {book.CODE_COLUMN} characters; the first:\n{shown}"
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
+def test_the_title_has_no_hand_typed_number(notebook):
+    """The table of contents numbers the chapters (and their figures: Fig. 5.2); a title typed "5. ..."
+    would show the number twice."""
+    title = source(cells(notebook)[0]).splitlines()[0]
+    assert title.startswith("# ") and not re.match(r"#\s+\d+(?:\.\d+)*[.:)]?\s", title), title
+
+
+def test_a_stored_figure_without_caption_or_name_is_found():
+    figure = {"output_type": "display_data", "data": {"image/png": "iVBOR"}, "metadata": {}}
+    nb = synthetic_notebook(("code", "plot()", []), ("code", "plot()", []), ("code", "plot()", []),
+                            ("code", "print(1)", []))
+    for cell in nb["cells"][:3]:
+        cell["outputs"] = [figure]
+    nb["cells"][3]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "1"}]
+    nb["cells"][1]["metadata"] = {"mystnb": {"figure": {"caption": "Scores.", "name": "fig-05-scores"}}}
+    nb["cells"][2]["metadata"] = {"mystnb": {"figure": {"caption": "Scores."}}}
+    assert build.figure_problems(nb) == ["cell 0: a figure without caption and name in its mystnb metadata",
+                                         "cell 2: a figure without name in its mystnb metadata"]
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
+def test_every_stored_figure_is_captioned_and_named(notebook):
+    """Each figure the chapter draws has a caption and a name (mystnb metadata), so the page numbers it
+    (Fig. 5.2) and the text refers to it with {numref}."""
+    problems = build.figure_problems(json.loads(notebook.read_text()))
+    assert not problems, f"{notebook.stem}: " + "; ".join(problems)
+
+
+def test_the_bibliography_is_author_year_like_the_citations_and_outputs_wrap():
+    from pybtex.database import parse_string
+
+    from mtm.book import bibliography
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["sphinx"]["config"]["bibtex_reference_style"] == "author_year"
+    assert "mtm.book.bibliography" in config["sphinx"]["extra_extensions"]
+    assert f":style: {bibliography.STYLE}" in (BOOK / "bibliography.md").read_text()
+    css = config["sphinx"]["config"]["html_css_files"]
+    assert all((ROOT / config["sphinx"]["config"]["html_static_path"][0] / name).exists() for name in css)
+    authors = {"a": "Zhang, Yizi and Wang, Y. and others", "b": "Ye, Joel and Pandarinath, C.",
+               "c": "{International Brain Laboratory}", "d": "Ye, Joel and Pandarinath, C."}
+    years = {"a": 2024, "b": 2021, "c": 2023, "d": 2021}
+    data = parse_string("\n".join(f"@article{{{key}, author = {{{who}}}, year = {{{years[key]}}}, "
+                                  f"title = {{{key.upper()}}}, journal = {{J}}}}" for key, who in authors.items()),
+                        "bibtex")
+    labels = list(bibliography.AuthorYearLabelStyle().format_labels(data.entries.values()))
+    assert labels == ["Zhang et al., 2024", "Ye and Pandarinath, 2021a", "International Brain Laboratory, 2023",
+                      "Ye and Pandarinath, 2021b"]
+    bibliography.setup()
+    style = bibliography.AuthorYearStyle()
+    assert [(entry.key, entry.label) for entry in style.format_entries(data.entries.values())] == [
+        ("c", "International Brain Laboratory, 2023"), ("b", "Ye and Pandarinath, 2021a"),
+        ("d", "Ye and Pandarinath, 2021b"), ("a", "Zhang et al., 2024")]

@@ -4,7 +4,7 @@ unglued-decimal report and the package's own source rendered in a chapter."""
 import nbformat
 import pytest
 
-from mtm.book import CODE_COLUMN, assert_direction, glue_number, show_source, source_block
+from mtm.book import CODE_COLUMN, assert_direction, glue_number, show_source, source_block, source_span
 from mtm.book.build import NAMED_CONSTANTS, paper_constants, unglued_decimals
 from mtm.masking import mask_batch
 from mtm.reproduce.paper import PAPER_TABLE3
@@ -86,6 +86,22 @@ def test_the_source_block_is_the_package_file_with_its_path_and_line_numbers():
         source_block(mask_batch, (start - 1, start + 2))
     with pytest.raises(ValueError, match="outside the mtm package"):
         source_block(pytest.raises)
+
+
+def test_source_span_finds_the_named_lines_of_an_object():
+    import inspect
+
+    from mtm.masking import mask_batch
+
+    lines, start = inspect.getsourcelines(mask_batch)
+    first, last = source_span(mask_batch, 'elif scheme == "neuron":', "hidden = bernoulli")
+    assert lines[first - start].strip() == 'elif scheme == "neuron":'
+    assert last == first + 1 and "bernoulli(n_trials, 1, n_neurons)" in lines[last - start]
+    assert "```python\n    elif scheme == \"neuron\"" in source_block(mask_batch, (first, last))
+    with pytest.raises(ValueError, match="first"):
+        source_span(mask_batch, "no such text", "return")
+    with pytest.raises(ValueError, match="last"):
+        source_span(mask_batch, "def mask_batch", "no such text")
 
 
 def test_the_source_block_says_how_many_lines_scroll(monkeypatch):

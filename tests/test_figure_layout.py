@@ -51,8 +51,8 @@ def smallest_font(fig) -> float:
 
 def figures(session):
     rng = np.random.default_rng(0)
-    sweeps = {k: {v: {"co-smooth": v, "true rates": 2 * v} for v in (0.5, 1.0)} for k in ("private_gain", "coupling",
-                                                                                          "noise")}
+    sweeps = {k: {v: {"latent oracle": {"co-smooth": v}, "Bayes": {"co-smooth": v / 2}, "true rates": 2 * v}
+                  for v in (0.5, 1.0)} for k in ("private_gain", "coupling", "noise")}
     table = {r: {c: rng.uniform(-0.5, 0.8) for c in COLUMNS} for r in "ABCDEFG"}
     return {"predicted vs true": plot_predicted_vs_true(session.spikes, np.asarray(session.rates), session.regions,
                                                         "LP", bin_size=session.bin_size, title="t"),
@@ -106,3 +106,17 @@ def test_predicted_and_true_share_one_colour_scale_one_colour_bar_and_rates_star
     assert true_ax.get_ylim() == predicted_ax.get_ylim()
     assert len([ax for ax in fig.axes if ax.get_label() == "<colorbar>"]) == 1
     assert psth_ax.get_ylim()[0] == 0 and psth_ax.get_ylabel() == "firing rate (Hz)"
+
+
+def test_two_models_predictions_share_the_rasters_scale_and_one_psth_axis(session):
+    rates = np.asarray(session.rates)
+    fig = plot_predicted_vs_true(session.spikes, {"temporal": 0.5 * rates, "MtM": rates}, session.regions, "LP",
+                                 bin_size=session.bin_size)
+    true_ax, temporal_ax, mtm_ax, psth_ax = panels(fig)
+    assert true_ax.images[0].get_clim() == temporal_ax.images[0].get_clim() == mtm_ax.images[0].get_clim()
+    assert true_ax.get_ylim() == temporal_ax.get_ylim() == mtm_ax.get_ylim()
+    assert [line.get_label() for line in psth_ax.get_lines() if not line.get_label().startswith("_")] == \
+        ["true", "temporal", "MtM"]
+    assert panels_per_row(fig) <= PANELS_PER_ROW and smallest_font(fig) >= 7
+    with pytest.raises(ValueError, match="rates"):
+        plot_predicted_vs_true(session.spikes, {k: rates for k in "abc"}, session.regions, "LP")

@@ -172,7 +172,7 @@ def test_training_ratio_single_causal_at_the_config_ratio_and_mtm_causal_at_0_6(
 def test_a_single_causal_run_masks_three_tenths_of_its_bins(tmp_path):
     from mtm.data import synthetic_session
     from mtm.models import build_model
-    from mtm.train import TrainConfig, Trainer
+    from mtm.train import TrainConfig, Trainer, forward_loss
 
     session = synthetic_session(0, n_trials=64, n_neurons=15)
     for masking, scheme, ratio in (("causal", "causal", 0.3), ("mtm", "causal", 0.6)):
@@ -182,5 +182,6 @@ def test_a_single_causal_run_masks_three_tenths_of_its_bins(tmp_path):
         trainer = Trainer(model, [session], cfg, tmp_path / masking)
         data = trainer.data[0]
         prompt = PROMPT_IDS[scheme] if cfg.uses_prompts else None
-        *_, target = trainer._forward_loss(data.spikes, data, scheme, prompt, torch.Generator().manual_seed(0))
+        *_, target = forward_loss(trainer.net, data.spikes, data.regions, data.index, scheme, prompt, cfg,
+                                  torch.Generator().manual_seed(0))
         assert abs(float(target[:, :, 0].float().mean()) - ratio) < 0.03, masking

@@ -146,9 +146,22 @@ def test_every_task_names_its_information_set():
 def test_knob_sweep_moves_the_oracles_as_the_generator_says():
     sweep = knob_sweep("private_gain", (0.0, 0.9), seed=3, n_trials=60, n_neurons=40,
                        tasks=("co-smooth", "inter-region"))
-    assert sweep[0.0]["co-smooth"] > sweep[0.9]["co-smooth"]
-    assert sweep[0.0]["inter-region"] < sweep[0.0]["co-smooth"]
-    assert np.isclose(sweep[0.0]["true rates"], sweep[0.0]["co-smooth"], atol=1e-5)  # nothing private
-    assert sweep[0.9]["true rates"] > sweep[0.9]["co-smooth"] + 0.1
+    oracle = {value: scores["latent oracle"] for value, scores in sweep.items()}
+    assert oracle[0.0]["co-smooth"] > oracle[0.9]["co-smooth"]
+    assert oracle[0.0]["inter-region"] < oracle[0.0]["co-smooth"]
+    assert np.isclose(sweep[0.0]["true rates"], oracle[0.0]["co-smooth"], atol=1e-5)  # nothing private
+    assert sweep[0.9]["true rates"] > oracle[0.9]["co-smooth"] + 0.1
     with pytest.raises(ValueError, match="knob"):
         knob_sweep("gain", (1.0,))
+
+
+def test_knob_sweep_draws_every_reference_it_is_given():
+    from mtm.bayes import bayes_results
+
+    references = {"latent oracle": oracle_results, "Bayes": bayes_results}
+    sweep = knob_sweep("coupling", (0.3,), seed=3, n_trials=60, n_neurons=40, tasks=("co-smooth", "inter-region"),
+                       references=references)
+    scores = sweep[0.3]
+    assert set(scores) == {"latent oracle", "Bayes", "true rates"}
+    for task in ("co-smooth", "inter-region"):  # the Bayes predictor sees spikes, not latents
+        assert scores["Bayes"][task] < scores["latent oracle"][task]

@@ -41,14 +41,20 @@ def test_oracle_share_table_and_sweep_figure():
     table = oracle_share_table({"MtM": {"co-smooth": 0.25, "inter-region": -0.1}}, {"co-smooth": 0.73,
                                "inter-region": 0.55}, ["co-smooth", "inter-region", "intra-region"])
     assert "| MtM | 0.25 of 0.73 (34 %) | -0.10 of 0.55 (-18 %) | – |" in table
-    sweep = {0.0: {"co-smooth": 0.7, "intra-region": 0.7, "true rates": 0.9},
-             0.3: {"co-smooth": 0.8, "intra-region": 0.8, "true rates": 1.0}}
+    sweep = {0.0: {"latent oracle": {"co-smooth": 0.7, "intra-region": 0.7},
+                   "Bayes": {"co-smooth": 0.5, "intra-region": 0.4}, "true rates": 0.9},
+             0.3: {"latent oracle": {"co-smooth": 0.8, "intra-region": 0.8},
+                   "Bayes": {"co-smooth": 0.6, "intra-region": 0.5}, "true rates": 1.0}}
     fig = plot_oracle_sweep({"coupling": sweep}, {"coupling": 0.12})
     ax = fig.axes[0]
     assert ax.get_xlabel() == "coupling between regions"
-    # tasks with the same oracle share one line, named for both; the true rates dashed; the default dotted
-    assert [line.get_label() for line in ax.lines[:2]] == ["Co-smooth = Intra-region", "true rates"]
-    assert len(ax.lines) == 3 and ax.lines[1].get_linestyle() == "--"
+    # tasks with the same curve share one line, named for both; each reference its line style, one colour
+    # per task; the true rates dash-dotted; the default dotted
+    assert [line.get_label() for line in ax.lines[:4]] == [
+        "latent oracle: Co-smooth = Intra-region", "Bayes: Co-smooth", "Bayes: Intra-region", "true rates"]
+    assert [line.get_linestyle() for line in ax.lines[:4]] == ["-", "--", "--", "-."]
+    assert ax.lines[0].get_color() == ax.lines[1].get_color() != ax.lines[2].get_color()
+    assert len(ax.lines) == 5
 
 
 def test_plot_mask_colours_visible_hidden_and_target():

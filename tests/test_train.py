@@ -298,3 +298,70 @@ def test_tqdm_disable_turns_the_progress_bar_off(session, tmp_path, monkeypatch,
     monkeypatch.setenv("TQDM_DISABLE", value)
     train([session], tiny_config(epochs=1), tmp_path / "run", progress=True)
     assert ("1/1" in capsys.readouterr().err) is shown
+
+
+def _fresh_trainer(session, cfg, folder):
+    """A Trainer on a model initialised as :func:`train` initialises it."""
+    from mtm.models import build_model, train_mean_counts
+    from mtm.train import Trainer
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, [(session.eid, session.n_neurons)])
+    model.init_rates(session.eid, train_mean_counts(session))
+    return Trainer(model, [session], cfg, folder, progress=False)
+
+
+def test_training_step_by_hand_reproduces_the_trainers_epoch(session, tmp_path):
+    """Chapter 4 trains by hand with `training_step`: the same weights as the Trainer's own epoch."""
+    from mtm.data.batches import epoch_batches, epoch_seed
+    from mtm.masking import MTM_SCHEMES, MtMSampler
+    from mtm.train import training_step
+
+    cfg = tiny_config(masking="mtm", epochs=2, device="cpu")
+    by_trainer = _fresh_trainer(session, cfg, tmp_path / "trainer")
+    row = by_trainer.train_epoch(0)
+
+    by_hand = _fresh_trainer(session, cfg, tmp_path / "hand")
+    torch.manual_seed(epoch_seed(cfg.seed, 0, 1))
+    generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, 0, 2))
+    sampler = MtMSampler(MTM_SCHEMES, seed=epoch_seed(cfg.seed, 0, 3))
+    by_hand.net.train()
+    total, count = 0.0, 0.0
+    for pos, trials in epoch_batches(by_hand.data, cfg.batch_size, cfg.seed, 0):
+        st = by_hand.data[pos]
+        scheme, prompt = sampler.sample(len(st.regions))
+        loss, n = training_step(by_hand.net, st.spikes[trials], st.regions, st.index, scheme, prompt, cfg, generator,
+                                by_hand.optimizer)
+        by_hand.scheduler.step()
+        total, count = total + float(loss), count + float(n)
+    assert len(epoch_batches(by_hand.data, cfg.batch_size, cfg.seed, 0)) > 1
+    assert total / count == pytest.approx(row["train_loss"], rel=1e-6)
+    for (name, a), b in zip(by_trainer.model.state_dict().items(), by_hand.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_training_step_descends_the_gradient_of_the_summed_poisson_loss(session):
+    """One SGD step moves every weight by -lr times the gradient of the loss summed over the targets."""
+    from mtm.masking import PROMPT_IDS
+    from mtm.models import build_model
+    from mtm.train import forward_loss, training_step
+
+    cfg = tiny_config(masking="mtm")
+    torch.manual_seed(0)
+    model = build_model(cfg.model, [(session.eid, session.n_neurons)]).eval()
+    spikes = torch.as_tensor(np.array(session.spikes[session.splits["train"][:16]]))
+    args = (spikes, session.regions, session.eid, "neuron", PROMPT_IDS["neuron"], cfg)
+    loss, count, log_rates, target = forward_loss(model, *args, torch.Generator().manual_seed(3))
+    expected = float(((log_rates.exp() - spikes * log_rates) * target).sum().detach())
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}
+    gradients = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    step_loss, step_count = training_step(model, *args, torch.Generator().manual_seed(3),
+                                          torch.optim.SGD(model.parameters(), lr=1e-4))
+    assert float(step_loss) == float(loss) and float(step_count) == float(count) > 100
+    for name, p in model.named_parameters():
+        assert p.grad is None, name  # cleared after the step
+        expected = before[name] - 1e-4 * gradients.get(name, torch.zeros_like(before[name]))
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-7)

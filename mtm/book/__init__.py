@@ -88,8 +88,11 @@ _SINGLE = {
 CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
     "01_data": {
         "smoke": dict(N_TRIALS=120, N_NEURONS=60, SWEEP_TRIALS=120, SWEEP_NEURONS=60, SWEEP_POINTS=2),
-        "book": dict(N_TRIALS=400, N_NEURONS=300, SWEEP_TRIALS=300, SWEEP_NEURONS=200, SWEEP_POINTS=None),
-        "gpu": dict(N_TRIALS=400, N_NEURONS=300, SWEEP_TRIALS=300, SWEEP_NEURONS=200, SWEEP_POINTS=None),
+        # the sweep scores the Bayes reference of 10 sessions (mtm.bayes, one BLAS thread): about 37 s a session
+        # of 300 trials x 200 neurons measured here, so 200 x 150 (a 40-trial test split), about 20 s each:
+        # ~3.5 min for the sweep and ~4 min for the chapter (0.5 min before the Bayes reference) on 2 cores
+        "book": dict(N_TRIALS=400, N_NEURONS=300, SWEEP_TRIALS=200, SWEEP_NEURONS=150, SWEEP_POINTS=None),
+        "gpu": dict(N_TRIALS=400, N_NEURONS=300, SWEEP_TRIALS=200, SWEEP_NEURONS=150, SWEEP_POINTS=None),
     },
     "02_masking": {
         "smoke": dict(N_TRIALS=60, N_NEURONS=50, PATCH_SIZE=16, N_MASKS=30, N_DRAWS=4000),
@@ -101,8 +104,18 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
         "book": dict(N_TRIALS=400, N_NEURONS=300, MODEL_SIZE="paper", NDT2_PATCH=128),
         "gpu": dict(N_TRIALS=400, N_NEURONS=300, MODEL_SIZE="paper", NDT2_PATCH=128),
     },
+    # 04 book, about 6 min on the 2-core CPU: its two runs see 1,120 training trials x 100 epochs, 0.8 times the
+    # trial-epochs of the stored 280 x 500 runs (453 s for the whole chapter), validation scaling alike
     "04_training": {name: {**values, "RESUME_EPOCHS": 3} for name, values in _SINGLE.items()},
+    # the shared pair's seed 0 comes from chapter 4; chapter 5 trains seeds 1 and 2 of both models. Estimate
+    # on the 2-core CPU (not timed at book size: the CPU was shared): four 1,600-trial x 100-epoch runs at
+    # about 0.8 x 200 s (chapter 4's 400-trial x 500-epoch runs) = ~11 min; six models' evaluations on the
+    # 320-trial test split, about 1 min each (the stored 80-trial run evaluated two models, the baselines and
+    # the oracle in 45 s) = ~6 min; the Bayes reference ~3 min (about a minute per 120 trials); baselines,
+    # oracle and exercises ~1.5 min: ~20-22 min, over the 15-minute target
     "05_evaluation": {name: dict(values) for name, values in _SINGLE.items()},
+    # 06 book, about 2 min: it decodes the session's first 400 trials (its DECODE_TRIALS, as the stored run
+    # of 48 s, whose 18 decoder fits are now about 50 with the executed solutions); the runs are chapter 4's
     "06_decoding": {name: dict(values) for name, values in _SINGLE.items()},
     "07_multisession": {
         "smoke": dict(PRESET="small", N_PRETRAIN=[1, 2], N_TRIALS=40, N_NEURONS=30, EPOCHS=2,
@@ -622,6 +635,29 @@ def source_block(obj, lines: tuple[int, int] | None = None) -> str:
     wide = sum(len(line.rstrip("\n")) > CODE_COLUMN for line in source_lines)
     note = f" ({wide} wider than the column: scroll sideways)" if wide else ""
     return f"`{shown}`, lines {start}-{last}{note}:\n\n```python\n{code}\n```"
+
+
+def source_span(obj, first: str, last: str) -> tuple[int, int]:
+    """The (first, last) file line numbers, for :func:`show_source`'s ``lines``, of the part of ``obj``'s
+    source from the first line that contains the text ``first`` to the next line (that one included)
+    that contains ``last``: a chapter names the code it walks through, never its line numbers, so the
+    shown part follows the package when lines move.
+
+    >>> from mtm.masking import MtMSampler
+    >>> a, b = source_span(MtMSampler.sample, "def sample", "return scheme")
+    >>> b - a
+    5
+    """
+    import inspect
+
+    source_lines, start = inspect.getsourcelines(inspect.unwrap(obj))
+    begin = next((i for i, line in enumerate(source_lines) if first in line), None)
+    if begin is None:
+        raise ValueError(f"first: no line of {getattr(obj, '__qualname__', obj)} contains {first!r}")
+    end = next((i for i in range(begin, len(source_lines)) if last in source_lines[i]), None)
+    if end is None:
+        raise ValueError(f"last: no line of {getattr(obj, '__qualname__', obj)} from {first!r} on contains {last!r}")
+    return start + begin, start + end
 
 
 def show_source(obj, lines: tuple[int, int] | None = None):

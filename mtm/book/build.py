@@ -6,7 +6,9 @@ outputs may be published. The chapters never import it; people and CI run it as
 of its code cells, the settings, the package version and git commit, the machine and the wall time
 (``wall_time_s``, which :func:`mtm.book.recorded_minutes` reads back for the chapters' announcements).
 ``check`` lists what is wrong with the stored outputs (:func:`notebook_problems`) and reports how many
-decimals each chapter's Markdown types by hand instead of gluing them (:func:`unglued_decimals`).
+decimals each chapter's Markdown types by hand instead of gluing them (:func:`unglued_decimals`), and
+what keeps its pages from the house rules: solutions that do not run (:func:`exercise_problems`), code
+wider than the content column (:func:`long_code_lines`), figures without a number (:func:`figure_problems`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ import nbformat
 
 from mtm import __version__
 from mtm.atomic import atomic_write
-from mtm.book import BOOK, CHAPTER_SETTINGS, METADATA_KEY, PUBLISHED_SETTINGS, ROOT, RUNS_ENV, SETTINGS, git_commit, machine
+from mtm.book import BOOK, CHAPTER_SETTINGS, CODE_COLUMN, METADATA_KEY, PUBLISHED_SETTINGS, ROOT, RUNS_ENV, SETTINGS, git_commit, machine
 from mtm.plots import plot_mtm_schematic, use_style
 from mtm.reproduce.paper import (PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6,
                                  PAPER_TABLE7)
+from mtm.stats import LEVEL
 
 
 def chapter_paths(names=()) -> list[Path]:
@@ -65,7 +68,12 @@ def code_hash(notebook: dict) -> str:
 FORBIDDEN_OUTPUT = (re.compile(r"Traceback \(most recent call last\)"), re.compile(r"\bsmoke\b", re.I),
                     re.compile(r"MTM_SMOKE"), re.compile(r"say(s)? nothing"), re.compile(r"nothing can be read"),
                     re.compile(r"\|\s*\d+/\d+ \["), re.compile(r"IProgress not found"),  # progress bars, their warning
-                    re.compile(r"\w+Warning: "))  # a warning printed into a page is a defect to fix, not to publish
+                    re.compile(r"\w+Warning: "),  # a warning printed into a page is a defect to fix, not to publish
+                    # a path of the machine that ran the chapter: absolute (not the path of a URL nor a relative
+                    # path), a Windows drive, the runs folder of the build or the home cache
+                    re.compile(r"(?<![\w.~/-])/(?:tmp|home|root|work|Users|private|var/folders)/"),
+                    re.compile(r"file:///"), re.compile(r"(?<![\w])[A-Za-z]:\\{1,2}\w"),
+                    re.compile(r"\bruns[/\\]book[/\\]"), re.compile(r"\.cache[/\\]mtm\b"))
 
 
 def output_text(output: dict) -> str:
@@ -179,18 +187,40 @@ PACKAGE_CONSTANTS = ("mtm.data.synthetic:BIN_SIZE", "mtm.data.synthetic:WINDOW",
                      "mtm.masking:SINGLE_SCHEME_RATIO")
 #: Further named constants one chapter's prose may state, {chapter: {name: value}}; keep it short: a
 #: number a run produces is glued instead.
-NAMED_CONSTANTS: dict[str, dict[str, float]] = {}
+NAMED_CONSTANTS: dict[str, dict[str, float]] = {
+    # the IBL task's block priors P(left) and the reference's reaction-time filter (s); chapter 1's threshold
+    # of a nearly silent neuron (Hz) and the generator's range of private amplitudes (mtm.data.synthetic)
+    "01_data": {"BLOCK_PRIORS": (0.2, 0.5, 0.8), "REACTION_TIME_S": (0.08, 2.0), "LOW_RATE_HZ": 0.5,
+                "PRIVATE_GAIN": (0.3, 0.9)},
+    "04_training": {"AdamW weight decay (TrainConfig)": 0.01, "OneCycleLR beta1, high and low": (0.95, 0.85),
+                    "one-cycle warm-up, fraction of the steps (TrainConfig)": 0.15,
+                    "compute capability of native bf16": 8.0},
+    "06_decoding": {"the reference's reaction-time filter (s)": (0.08, 2.0),
+                    "synthetic reaction times clipped at (s)": 1.2,
+                    "the reference's behaviour trial masks keep, fewest, most, mean": (0.38, 0.81, 0.63)},
+}
 
-_FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
+#: A code block: a fence of backticks or tildes without a directive, or with a code directive
+#: (a directive's fence, ```{note}, holds prose and is read).
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})(?![`~]|[ \t]*\{(?!code))[^\n]*\n.*?^[ \t]*\1[ \t]*$", re.S | re.M)
 _EXEMPT = re.compile("|".join((
-    r"\{glue(?::\w+)?\}`[^`]*`",            # a glued number: {glue}`name`, {glue:text}`name:.2f`
+    r"\{glue(?::\w*)?\}`[^`]*`",            # a glued number: {glue}`name`, {glue:text}`name:.2f`
+    r"(?m:^[ \t]*#+[ \t]+\d+(?:\.\d+)*)",   # a heading's section number (## 2.1 Masks)
+    r"(?m:^[ \t]*:[\w-]+:[^\n]*$)",           # a directive's option (:width: 80%)
+    r"\\(?:tag|label)\{[^}]*\}",             # an equation's number or label in math
+    r"(?:\b(?:Fig(?:ure)?s?|Eqs?|Equations?|Sections?|Chapters?|Tables?)|§)\.?[ \t~]*\(?\d+(?:\.\d+)+\)?",  # Fig. 5.2
     r"`[^`\n]*`",                           # inline code: a name or an expression, not a claim
     r"\]\([^)\s]*\)|https?://\S+|<!--.*?-->",  # link targets, URLs, HTML comments
     r"arXiv:?\s*\d{4}\.\d{4,5}(?:v\d+)?",  # an arXiv identifier
     r"\b\d+(?:\.\d+){2,}\b",                # a version with three parts or more (1.0.4)
     r"(?:\bv|\bversion\s|\bPython\s|\bJupyter Book\s|\bmyst-nb\s|\bmystmd\s|\btorch\s)\d+\.\d+",  # 3.11, v0.1
 )), re.S | re.I)
-_DECIMAL = re.compile(r"(?<![\w.])[-\u2212]?\d+\.\d+(?![\w.]*\d)")
+#: A decimal (0.44, .44, -0.04, \u22120.05, +0.02) or a percentage (37 %, 37%, 12.5 %).
+_DECIMAL = re.compile(r"(?<![\w.])[-+\u2212]?(?:\d*\.\d+(?![\w.]*\d)|\d+(?=[ \t\u00a0\u202f]?%))"
+                      r"(?:[ \t\u00a0\u202f]?%)?")
+#: Fractions any chapter may state as percentages (0 %, 100 %), besides the intervals' level (95 %,
+#: :data:`mtm.stats.LEVEL`); as decimals they are results like any other (an "exactly 0.00" is measured).
+PERCENT_CONSTANTS = {"none": 0.0, "all": 1.0}
 _CITES_PAPER = re.compile(r"\bpaper\b|\bTables?\s+\d|\bZhang\b", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(*])")
 
@@ -238,10 +268,16 @@ def settings_constants(chapter: str | None = None) -> set[float]:
 
 
 def _matches(typed: str, allowed: set[float]) -> bool:
-    """Whether a typed decimal is one of ``allowed`` as written to its number of digits (0.84 is 0.84)."""
-    digits = len(typed.split(".")[1])
-    number = float(typed.replace("\u2212", "-"))
-    return any(round(value, digits) == number for value in allowed)
+    """Whether a typed decimal is one of ``allowed`` (0.020 is 0.02; 0.9 is not 0.95); a percentage is
+    its fraction (30 % is 0.3), and may also be none, all or the intervals' level (0 %, 100 %, 95 %)."""
+    number = typed.rstrip("% \t\u00a0\u202f").replace("\u2212", "-")
+    digits = len(number.split(".")[1]) if "." in number else 0
+    value = float(number)
+    if typed.endswith("%"):
+        value, digits = value / 100, digits + 2
+    if typed.endswith("%"):
+        allowed = {*allowed, *PERCENT_CONSTANTS.values(), LEVEL}
+    return any(abs(v - value) < 0.5 * 10.0 ** -(digits + 3) for v in allowed)
 
 
 def _segments(text: str):
@@ -263,15 +299,20 @@ def _segments(text: str):
 def unglued_decimals(notebook: dict, chapter: str | None = None) -> list[UngluedDecimal]:
     """Every decimal number typed into a notebook's Markdown that nothing ties to an output.
 
-    The rule. A decimal is digits, a point, digits (``0.44``, ``-1.3``). In Markdown cells only, these
-    are not prose numbers and are skipped: glued numbers (the ``{glue}`` and ``{glue:text}`` roles),
-    code (fenced blocks and inline code), link targets and URLs, HTML comments, arXiv identifiers and
-    version numbers (three parts, or after ``v``, "version", "Python", "torch", ...). Math is not
-    skipped: a number inside ``$...$`` is a number on the page like any other. A decimal is allowed
-    when it is, to the digits typed:
+    The rule. A decimal is digits, a point, digits, with or without its leading zero and sign
+    (``0.44``, ``.44``, ``-1.3``, ``\u22120.05``, ``+0.02``); a percentage (``37 %``, ``12.5%``) counts
+    as its fraction. In Markdown cells only, these are not prose numbers and are skipped: glued numbers
+    (the ``{glue}``, ``{glue:}`` and ``{glue:text}`` roles), code (code blocks and inline code; a
+    directive's fence such as an admonition is prose and is read), link targets and URLs, HTML
+    comments, arXiv identifiers, version numbers (three parts, or after ``v``, "version", "Python",
+    "torch", ...), a heading's section number, a directive's options, and the numbers of figures,
+    equations, sections and tables ("Fig. 5.2", "Eq. (2.1)", ``\tag{2.1}``). Math is not skipped: a
+    number inside ``$...$`` is a number on the page like any other (notation, ``$10^{-4}$`` or
+    ``$x_{t,n}$``, holds no decimal). A decimal is allowed when it equals (0.020 is 0.02; 0.9 is not 0.95):
 
     - a number of the chapter's settings (:data:`mtm.book.CHAPTER_SETTINGS`, any of the three) or of
-      its :data:`NAMED_CONSTANTS`, anywhere in the chapter (inputs, not results);
+      its :data:`NAMED_CONSTANTS`, anywhere in the chapter (inputs, not results); a percentage also
+      when it is 0 %, 100 % or the intervals' level (:data:`PERCENT_CONSTANTS`, 95 %);
     - a number of the paper's tables (:func:`paper_constants`), only in a sentence or table row that
       cites the paper ("paper", "Table 3", "Zhang"; a table row: its table or the paragraph just
       before it): the paper has many two-digit numbers, and a result of our run that happens to
@@ -295,6 +336,96 @@ def unglued_decimals(notebook: dict, chapter: str | None = None) -> list[Unglued
                     continue
                 found.append(UngluedDecimal(index, typed, " ".join(segment.split())[:160]))
     return found
+
+
+def _markdown(cell: dict) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
+# ------------------------------------------------------------------------- exercises, code, figures
+_HEADING2 = re.compile(r"^##[ \t]+(.*)$", re.M)
+_DIRECTIVE = re.compile(r"^[ \t]*(:{3,}|`{3,})\{(?:admonition|dropdown)\}[ \t]*(.*)$")
+_CODE_FENCE = re.compile(r"^[ \t]*(?:`{3,}|~{3,})")
+_FOLDED = ("hide-input", "hide-cell")
+
+
+def exercise_problems(notebook: dict) -> list[str]:
+    """Why a notebook's exercises do not have solutions that run (empty when they do).
+
+    The exercises are the cells from the Markdown cell holding the heading ``## Exercises`` to the next
+    level-2 heading. A solution is an ``admonition`` or ``dropdown`` directive (colon or backtick
+    fence) whose title starts with "Solution"; it keeps the hint and the explanation in words. The
+    rule: a solution holds no code block (a fenced block, or a line indented by four spaces or a tab
+    after a blank line: Markdown's indented code); a Markdown cell holds at most one solution, and a
+    cell holding one is followed at once by a code cell tagged ``hide-input`` or ``hide-cell``: the
+    solution's code, executed with the chapter and folded on the page."""
+    cells = notebook["cells"]
+    start = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+                  and any(h.strip() == "Exercises" for h in _HEADING2.findall(_markdown(c)))), None)
+    if start is None:
+        return ["no '## Exercises' section"]
+    problems = []
+    for index in range(start, len(cells)):
+        cell = cells[index]
+        if cell["cell_type"] != "markdown":
+            continue
+        text = _markdown(cell)
+        if index > start and _HEADING2.search(text):
+            break
+        solutions = 0
+        lines = text.splitlines()
+        i = 0
+        while i < len(lines):
+            opening = _DIRECTIVE.match(lines[i])
+            if not (opening and opening.group(2).strip().lower().startswith("solution")):
+                i += 1
+                continue
+            solutions += 1
+            fence, body, i = opening.group(1), [], i + 1
+            while i < len(lines) and lines[i].strip() != fence:
+                body.append(lines[i])
+                i += 1
+            for j, line in enumerate(body):
+                indented = re.match(r"^(?: {4}|\t)\S", line) and (j == 0 or not body[j - 1].strip())
+                if _CODE_FENCE.match(line) or indented:
+                    problems.append(f"cell {index}: a code block inside a Solution ({line.strip()[:60]!r}): "
+                                    "make it a code cell tagged hide-input after the exercise")
+                    break
+        if solutions > 1:
+            problems.append(f"cell {index}: {solutions} solutions in one Markdown cell: one exercise a cell, "
+                            "each followed by its solution's code cell")
+        if solutions:
+            following = cells[index + 1] if index + 1 < len(cells) else None
+            tags = following.get("metadata", {}).get("tags", []) if following else []
+            if (following is None or following["cell_type"] != "code" or not _markdown(following).strip()
+                    or not set(_FOLDED) & set(tags)):
+                problems.append(f"cell {index}: its solution is not followed by a code cell tagged "
+                                "hide-input or hide-cell")
+    return problems
+
+
+def long_code_lines(notebook: dict, width: int | None = None) -> list[tuple[int, int, str]]:
+    """(cell index, line number from 1, the line) of every code cell line longer than ``width``
+    characters (default :data:`mtm.book.CODE_COLUMN`, the content column): such lines are cut off on
+    the page."""
+    width = CODE_COLUMN if width is None else width
+    return [(index, number, line) for index, cell in enumerate(notebook["cells"]) if cell["cell_type"] == "code"
+            for number, line in enumerate(_markdown(cell).splitlines(), 1) if len(line) > width]
+
+
+def figure_problems(notebook: dict) -> list[str]:
+    """Why a notebook's stored figures are not all numbered: each code cell with an ``image/png``
+    output needs ``mystnb.figure`` metadata with a non-empty ``caption`` and a ``name`` (which
+    ``{numref}`` refers to, and which numbers it "Fig. 5.2")."""
+    problems = []
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] != "code" or not any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+            continue
+        figure = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
+        missing = [key for key in ("caption", "name") if not str(figure.get(key, "")).strip()]
+        if missing:
+            problems.append(f"cell {index}: a figure without {' and '.join(missing)} in its mystnb metadata")
+    return problems
 
 
 #: The introduction's MtM schematic, drawn by :func:`mtm.plots.plot_mtm_schematic`.
@@ -343,9 +474,12 @@ def main(argv=None) -> int:
             notebook = json.loads(path.read_text())
             problems = notebook_problems(notebook) if has_outputs(notebook) else ["not executed"]
             failed += bool(problems)
-            typed = len(unglued_decimals(notebook, path.stem))  # a report for now: fails nothing
+            typed = len(unglued_decimals(notebook, path.stem))  # a report for the pages: fails nothing
+            pages = (f"{len(exercise_problems(notebook))} problems of its exercises' solutions, "
+                     f"{len(long_code_lines(notebook))} code lines wider than the column, "
+                     f"{len(figure_problems(notebook))} figures without caption or name")
             print(f"{path.stem}: " + ("; ".join(problems) if problems else "ok")
-                  + f" ({typed} unglued decimals in its Markdown)")
+                  + f" ({typed} unglued decimals in its Markdown) ({pages})")
         return 1 if failed else 0
     write_schematic()
     for path in paths:
