@@ -130,8 +130,9 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
                       PRETRAIN_EPOCHS=2, FINETUNE_EPOCHS=2, MODEL=SMOKE_MODEL, WORKERS=1),
         # 3 seeds within 12 minutes on a 2-core CPU. Estimated from the stored one-seed run (3 + 2 sessions of
         # 300 trials x 200 neurons, 2 workers: 491 s of training, about 0.55 s per session-epoch a worker)
-        # and from the Bayes reference (about 100 s per held-out session of this size: 240 s timed on a
-        # loaded machine, divided by 2-3). Per seed and masking: pretraining 2 x 40 session-epochs, a
+        # and from the reference rows of a held-out session of this size (Bayes reference included: 240 s
+        # timed on the shared, loaded machine, so about 100 s alone; chapter 1 measured 37 s for its Bayes
+        # reference at this size). Per seed and masking: pretraining 2 x 40 session-epochs, a
         # from-scratch run of as many steps plus fine-tuning (80 + 50), fine-tuning 50: 260 session-epochs,
         # 1,560 for 3 seeds and 2 maskings, about 430 s with 2 workers; with the Bayes reference, evaluation
         # and section 7's 50-epoch fine-tuning of the reference checkpoint, about 11 minutes.
