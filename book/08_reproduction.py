@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 8. Reproduction: the paper's tables beside ours
+# # Reproduction: the paper's tables beside ours
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/08_reproduction.ipynb)
 #
@@ -22,8 +22,10 @@
 #
 # - what the paper's Tables 1 and 2 measure, and how to read them;
 # - how `mtm reproduce` (`mtm.reproduce.run_reproduction`) rebuilds Table 2, and the two key rows of
-#   Table 1, on synthetic sessions, with a linear floor and each task's oracle (the best score the
-#   task allows) beside every model;
+#   Table 1, on synthetic sessions, each model trained with several seeds, beside a linear baseline,
+#   each task's latent oracle and its Bayes reference (the best prediction from what the task leaves
+#   visible);
+# - how to read a result with an interval, and a comparison as a paired difference;
 # - what to expect from our numbers, and why they cannot equal the paper's;
 # - how to run the real thing on the IBL sessions on a GPU, and what differs from the reference code.
 #
@@ -41,49 +43,43 @@ if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
 
+import contextlib
+import json
+import re
 import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython.display import Markdown, display
 
 from mtm.baselines import LINEAR_ROW, ORACLE_ROW
-from mtm.data import synthetic_sessions
+from mtm.bayes import BAYES_ROW
+from mtm.book import assert_direction, chapter_settings, compare_words, gpu_check
 from mtm.evaluate import TASKS
-from mtm.book import chapter_settings, gpu_check
-from mtm.plots import (TABLE_COLUMNS, oracle_share_table, paper_comparison_table, paper_row, results_table,
-                       use_style)
+from mtm.plots import TABLE_COLUMNS, paper_comparison_table, paper_row, results_table, use_style
 from mtm.reproduce import BEHAVIOR_KEYS, PAPER_TABLE2, Plan, run_reproduction
+from mtm.reproduce.scheduler import paired_differences, row_intervals
+from mtm.reproduce.table2 import comparisons
+from mtm.reproduce.tables import REFERENCE_ROWS, baseline_differences, plot_table
 
 use_style()
 print(gpu_check())
 
 # %% tags=["parameters"]
 SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
+OVERRIDES = {}             # the settings' values to replace, e.g. {"EPOCHS": 50}; the values are in mtm.book.CHAPTER_SETTINGS
 SEED = 0                   # first synthetic session
-PRESET = None              # reproduction plan's training preset, "small" or "paper" (None: the settings')
-N_PRETRAIN = None          # pretraining sessions (None: the settings' value; the paper: 34)
-N_TEST = None              # held-out sessions (None: the settings' value; the paper: 5)
-N_TRIALS = None            # trials per session (None: the settings' value)
-N_NEURONS = None           # neurons per session (None: the settings' value)
-EPOCHS = None              # single-session runs (None: the settings' value)
-PRETRAIN_EPOCHS = None     # pretraining runs (None: the settings' value)
-FINETUNE_EPOCHS = None     # fine-tuning runs (None: the settings' value)
-MODEL = None               # model size overrides (None: the settings' value)
-WORKERS = None             # parallel training runs (None: the settings' value)
 OUT_DIR = None             # run folder (None: the settings' shared folder)
 RELEASED_FROM_HUB = False  # with network: score the authors' released 34-session model (section 7)
 
 # %%
-RUN = chapter_settings("08_reproduction", SETTINGS, PRESET=PRESET, N_PRETRAIN=N_PRETRAIN,
-                       N_TEST=N_TEST, N_TRIALS=N_TRIALS, N_NEURONS=N_NEURONS, EPOCHS=EPOCHS,
-                       PRETRAIN_EPOCHS=PRETRAIN_EPOCHS, FINETUNE_EPOCHS=FINETUNE_EPOCHS,
-                       MODEL=MODEL, WORKERS=WORKERS)
-(PRESET, N_PRETRAIN, N_TEST, N_TRIALS, N_NEURONS, EPOCHS, PRETRAIN_EPOCHS, FINETUNE_EPOCHS, MODEL,
- WORKERS) = RUN.unpack("PRESET", "N_PRETRAIN", "N_TEST", "N_TRIALS", "N_NEURONS", "EPOCHS",
-                       "PRETRAIN_EPOCHS", "FINETUNE_EPOCHS", "MODEL", "WORKERS")
+RUN = chapter_settings("08_reproduction", SETTINGS, **OVERRIDES)
 OUT_DIR = Path(OUT_DIR) if OUT_DIR else RUN.run_dir / "reproduction"
+
+
+def log(line: str) -> None:
+    """Print a line of the reproduction's log with the run folder written as OUT_DIR."""
+    print(line.replace(str(OUT_DIR), "OUT_DIR"))
 
 # %% [markdown]
 # ## 1. The paper's Tables 1 and 2
@@ -109,190 +105,226 @@ OUT_DIR = Path(OUT_DIR) if OUT_DIR else RUN.run_dir / "reproduction"
 # Read it by columns. Each single scheme is good at the task it practises and poor, sometimes
 # catastrophically, at the others: a model trained with intra-region masking always sees the other
 # regions hidden, so at co-smoothing, where everything but one neuron is visible, its input is
-# unlike anything it was trained on (−9.86 bits per spike). MtM, trained on all four schemes, is
-# within reach of the best single scheme on every task at once; the prompt changes little in this
-# table. The behaviour columns separate the models less than the activity columns (choice accuracy
-# 0.52 to 0.75, whisker motion energy $R^2$ 0.38 to 0.61, against −9.86 to 1.04 bits per
-# spike for co-smoothing).
+# unlike anything it was trained on (−9.86 bits per spike in the paper's Table 1). MtM, trained on
+# all four schemes, is within reach of the best single scheme on every task at once; the prompt
+# changes little in this table. The behaviour columns of the paper's Table 3 separate the models
+# less than the activity columns (choice accuracy 0.52 to 0.75, whisker motion energy $R^2$ 0.38 to
+# 0.61, against −9.86 to 1.04 bits per spike for co-smoothing).
 #
 # **Table 2** is the multi-session experiment of {doc}`07_multisession`: NDT1-stitch, mean over the paper's 5
 # held-out IBL sessions, trained from scratch on each held-out session ("single-session") or
 # pretrained on 34 other sessions and fine-tuned ("multi-session"). The package holds its numbers:
 
 # %%
-COLUMNS = list(TASKS) + list(BEHAVIOR_KEYS)
-display(Markdown(results_table(PAPER_TABLE2, COLUMNS)))
+display(Markdown(results_table(PAPER_TABLE2, list(TASKS) + list(BEHAVIOR_KEYS))))
 
 # %% [markdown]
-# Three things to read in it: MtM beats the temporal baseline on every activity task, by a wide
+# Three things to read in the paper's Table 2: MtM beats the temporal baseline on every activity task, by a wide
 # margin on intra-region (−0.49 vs 0.70 from scratch) and inter-region prediction (0.18 vs 0.83);
 # pretraining helps both maskings (co-smoothing 0.55 → 0.79 for temporal, 1.00 → 1.11 for MtM); and
 # behaviour decoding hardly moves (0.85-0.89 accuracy, 0.65-0.68 $R^2$).
-#
+
+# %% [markdown]
 # ## 2. What `mtm reproduce` runs
 #
 # `mtm.reproduce.run_reproduction(pretrain_sessions, heldout_sessions, plan, out_dir)` is the whole
 # pipeline of the command `mtm reproduce`:
 #
 # 1. **Single-session models**: the temporal baseline and prompted MtM, trained from scratch on every
-#    held-out session (Table 2's single-session rows, and Table 1's first and last rows).
+#    held-out session (Table 2's single-session rows, and Table 1's first and last rows), for as many
+#    optimiser steps as pretraining and fine-tuning together, so that pretraining is compared with
+#    training from scratch at equal steps.
 # 2. **Multi-session models**: both maskings pretrained on the pretraining sessions, then fine-tuned
 #    on every held-out session (Table 2's multi-session rows; {doc}`07_multisession`).
-# 3. **Evaluation** of every model on every held-out session's test split: the four activity tasks
-#    and the two decoders; scores averaged over the held-out sessions.
-# 4. **Floor and bound**, which the paper does not have: a linear-regression baseline (ridge from
-#    the visible neurons' smoothed spikes to the hidden ones; decoders on the raw spikes) and, for
-#    synthetic sessions, each task's **oracle** (`mtm.oracle`, {doc}`05_evaluation`: the expected counts given
-#    exactly what the task leaves visible, the best any model can reach; decoders on the true
-#    latents, a reference for behaviour) and the **true rates** (not reachable: they include each
-#    neuron's private noise; decoders on their log). `results.md` also gives each model's score as a
-#    share of the oracle.
+# 3. **Seeds**: every model is trained once per training seed (`plan.n_seeds`, 3 by default). A seed
+#    is one complete repetition of the experiment, so a row is the mean over seeds (of the mean over
+#    the held-out sessions) with its 95 % interval over seeds, and a comparison of two rows is a
+#    *paired difference*: the two scores of the same seed and session subtracted, then averaged, with
+#    its interval (`mtm.stats` explains why the seed is the unit).
+# 4. **Evaluation** of every model on every held-out session's test split: the four activity tasks
+#    and the two decoders.
+# 5. **Yardsticks**, which the paper does not have: a linear-regression baseline (ridge from the
+#    visible neurons' smoothed spikes to the hidden ones; decoders on the raw spikes) and, for
+#    synthetic sessions, each task's **latent oracle** (`mtm.oracle`, {doc}`05_evaluation`: the
+#    expected counts given the true latents of what the task leaves visible, an upper bound), its
+#    **Bayes reference** (`mtm.bayes`: the expected counts given exactly the *spikes* the task leaves
+#    visible and the true generative parameters, a prediction a model could in principle match) and
+#    the **true rates** (not reachable: they include each neuron's private noise). `results.md` gives
+#    each model's score as a share of the Bayes reference.
 #
 # Finished runs in `out_dir` are reused and interrupted ones resumed, so a long reproduction can be
 # stopped and started again (set `OUT_DIR` to a folder you keep). A run found there is checked
 # setting by setting before it is reused: one trained with other settings or on other sessions is
 # refused with the first difference (`mtm.checkpoint.first_difference`), so a different plan needs its
-# own folder. The `Plan` says what to run; its presets are `small` (3 + 2 small synthetic sessions,
-# single-session runs for 150 epochs, pretraining and fine-tuning for 100) and `paper` (34 + 5
-# sessions, 1000 epochs everywhere, the published model). Any training setting can be overridden;
-# this chapter's settings set the epochs of every stage (printed below, with the model size and
-# learning rate) and the sessions' size (`N_TRIALS`, `N_NEURONS`):
+# own folder. The `Plan` says what to run; its presets are `small` (a few small synthetic sessions and
+# short runs, `mtm.reproduce.table2.PRESETS`) and `paper` (34 + 5 sessions, 1000 epochs everywhere,
+# the published model). Any training setting can be overridden; this chapter's settings set the
+# sessions' size and number and the epochs of pretraining and fine-tuning (printed below, with the
+# model size and learning rate):
 
 # %%
-plan = Plan.for_preset(PRESET, n_pretrain=N_PRETRAIN, n_test=N_TEST, session_seed=SEED,
-                       epochs=EPOCHS, pretrain_epochs=PRETRAIN_EPOCHS, finetune_epochs=FINETUNE_EPOCHS,
-                       train_overrides=dict(model=MODEL) if MODEL else {})
-print(f"{plan.preset} plan: {plan.n_pretrain} pretraining, {plan.n_test} held-out")
-for stage in ("single", "pretrain", "finetune"):
+plan = Plan.for_preset(RUN.PRESET, n_pretrain=RUN.N_PRETRAIN, n_test=RUN.N_TEST, session_seed=SEED,
+                       n_trials=RUN.N_TRIALS, n_neurons=RUN.N_NEURONS, epochs=RUN.EPOCHS,
+                       pretrain_epochs=RUN.PRETRAIN_EPOCHS, finetune_epochs=RUN.FINETUNE_EPOCHS,
+                       train_overrides=dict(model=RUN.MODEL) if RUN.MODEL else {})
+print(f"{plan.preset} plan: {plan.n_pretrain} pretraining, {plan.n_test} held-out, "
+      f"training seeds {list(plan.seeds)}")
+for stage in ("pretrain", "finetune") if plan.n_pretrain else ("single",):
     cfg = plan.train_config("mtm", stage)
-    model_size = f"{cfg.model.n_layers} x {cfg.model.hidden}"
-    print(f"  {stage:8s} {cfg.epochs:5d} epochs, model {model_size}, lr {cfg.lr:g}")
+    print(f"  {stage:8s} {cfg.epochs:5d} epochs, model {cfg.model.n_layers} x {cfg.model.hidden}, lr {cfg.lr:g}")
 
 # %% [markdown]
 # ## 3. Running it
 #
 # The sessions are drawn from one synthetic world ({doc}`01_data`): the first `n_pretrain` for
-# pretraining, the last `n_test` held out, exactly as `mtm reproduce --preset small` does.
+# pretraining, the last `n_test` held out, exactly as `mtm reproduce --preset small` does
+# (`plan.synthetic_sessions()`).
 
 # %%
-sessions = synthetic_sessions(plan.n_pretrain + plan.n_test, seed=plan.session_seed,
-                              n_trials=N_TRIALS, n_neurons=N_NEURONS)
-pretrain, heldout = sessions[:plan.n_pretrain], sessions[plan.n_pretrain:]
-table = run_reproduction(pretrain, heldout, plan, OUT_DIR, log=print, workers=WORKERS, progress=False)
+pretrain, heldout = plan.synthetic_sessions()
+table = run_reproduction(pretrain, heldout, plan, OUT_DIR, log=log, workers=RUN.WORKERS, progress=False)
 
 # %% [markdown]
 # ## 4. Our table beside the paper's
 #
-# Each cell shows our score and, in brackets, the paper's for the same row of Table 2 (NDT1-stitch,
-# 5 held-out IBL sessions, 34 pretraining sessions). Activity in bits per spike, choice as accuracy,
+# `mtm reproduce` writes its tables to `results.md` in the run folder; here they are as it wrote them:
+# each model row (mean ± half-width of its 95 % interval), the reference rows, each model's share of
+# the Bayes reference, the paired differences of the comparisons Table 2 makes, each model against
+# the linear baseline, and the paper's Table 2. Activity in bits per spike, choice as accuracy,
 # whisker motion energy as $R^2$.
 
 # %%
-display(Markdown(paper_comparison_table(table, PAPER_TABLE2, COLUMNS)))
+COLUMNS = list(TASKS) + list(BEHAVIOR_KEYS)
+results = (OUT_DIR / "results.md").read_text()
+display(Markdown(re.sub(r"^#{2,4} (.+)$", r"**\1**", results, flags=re.M)))  # its headings as bold lines
 
 # %% [markdown]
-# How close to optimal is each model? Its activity scores as a share of each task's oracle:
+# The same rows in the paper's shape: each cell our mean and, in brackets, the paper's score for the
+# same row of Table 2 (NDT1-stitch, 5 held-out IBL sessions, 34 pretraining sessions).
 
 # %%
-models = {name: row for name, row in table.items() if paper_row(name, PAPER_TABLE2)}
-display(Markdown(oracle_share_table(models, table[ORACLE_ROW], list(TASKS))))
+display(Markdown(paper_comparison_table({m: table[m] for m in table if paper_row(m, PAPER_TABLE2)},
+                                        PAPER_TABLE2, COLUMNS)))
 
 # %% [markdown]
-# The activity columns as bars, with the paper's value for the same row as a hollow marker, our
-# linear baseline (dotted) and each task's oracle (dashed):
+# {numref}`fig-08-table2-bars` draws the table: a bar per model with its interval, the yardsticks in
+# grey, and the paper's value for the same row as a hollow circle.
 
-# %% mystnb={"figure": {"caption": "Table 2's activity columns on the held-out synthetic sessions, one panel per task (bits per spike): a bar per model (from scratch or pretrained, temporal or prompted MtM, mean over the held-out sessions), the paper's value for the same row as a hollow circle (IBL data; the paper's -0.49 for temporal from scratch on intra-region lies below its panel), the linear baseline (dotted grey) and the task's oracle (dashed black).", "name": "fig-08-table2-bars"}}
-models = [name for name in table if paper_row(name, PAPER_TABLE2)]
-colors = ["tab:blue", "tab:orange", "tab:cyan", "tab:red"]
-labels = [("scratch" if m.startswith("Single") else "pretrained")
-          + ("\nMtM" if "MtM" in m else "\ntemporal") for m in models]
-oracle, floor = table[ORACLE_ROW], table[LINEAR_ROW]
-x = np.arange(len(models))
-fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), layout="constrained")
-for ax, task in zip(axes.flat, TASKS):
-    ax.bar(x, [table[m][task] for m in models], color=colors[:len(models)])
-    ax.plot(x, [paper_row(m, PAPER_TABLE2)[task] for m in models], "o", mfc="white", mec="black",
-            label="paper (IBL)")
-    ax.axhline(oracle[task], color="black", ls="--", lw=1, label="oracle")
-    ax.axhline(floor[task], color="grey", ls=":", lw=1.2, label="linear baseline")
-    ax.axhline(0, color="grey", lw=0.5)
-    low = min(0.0, floor[task], *(table[m][task] for m in models))
-    ax.set_ylim(bottom=low - 0.08)  # the linear baseline stays visible when it sits near zero
-    ax.set_xticks(x, labels, fontsize=8)
-    ax.set_ylabel("bits per spike")
-    ax.set_title(TABLE_COLUMNS[task])
-axes[0, 0].legend(frameon=False, fontsize=8)
+# %% mystnb={"figure": {"caption": "Table 2 on the held-out synthetic sessions, one panel per column (bits per spike for the activity tasks, accuracy for choice, $R^2$ for whisker motion energy): a blue bar per model (mean over the training seeds and the held-out sessions, with its 95 % interval), the yardsticks in grey (latent oracle, Bayes reference, true rates, linear baseline), and the paper's value for the same row as a hollow circle (IBL data; a paper value outside a panel's range is not drawn).", "name": "fig-08-table2-bars"}}
+per_session = json.loads((OUT_DIR / "per_session.json").read_text())
+models = [m for m in table if m in per_session]
+intervals = {m: row_intervals(per_session[m]) for m in models}
+SHORT = {ORACLE_ROW: "latent oracle", BAYES_ROW: "Bayes reference", LINEAR_ROW: "linear baseline"}
+SHORT |= {r: "true rates" for r in REFERENCE_ROWS if r.startswith("True rates")}
+SHORT |= {m: ("pretrained, " if m.startswith("Multi") else "scratch, ")
+          + ("MtM" if "MtM" in m else "temporal") for m in models}
+rows = models + [r for r in REFERENCE_ROWS if r in table]
+fig = plot_table(table, rows, COLUMNS, intervals=intervals, labels=SHORT)
+for ax, column in zip(fig.axes, COLUMNS):
+    marks = [(k, paper_row(r, PAPER_TABLE2)[column]) for k, r in enumerate(rows) if paper_row(r, PAPER_TABLE2)]
+    low, high = ax.get_xlim()
+    marks = [(k, v) for k, v in marks if low <= v <= high]
+    ax.plot([v for _, v in marks], [k for k, _ in marks], "o", mfc="white", mec="black", ms=5, label="paper (IBL)")
+fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside lower center", frameon=False)
 plt.show()
 
 # %% [markdown]
-# ## 5. What to expect, and why the numbers differ
+# ## 5. What to expect, and what we found
 #
-# The *pattern* of Table 2 is what to look for. Each point below gives the paper's pattern, then what
-# our tables above show:
+# The *pattern* of Table 2 is what to look for:
 #
-# - **MtM above temporal on intra- and inter-region prediction.** Temporal masking hides whole time
-#   bins, never whole regions, so at evaluation a region-masked input is new to it, and it can fall
-#   below zero, as in the paper. Co-smoothing favours MtM less, and forward prediction is closer:
-#   both maskings learn to fill in time.
-#   *Ours:* the region tasks agree. MtM is above temporal masking with and without pretraining
-#   (MtM vs temporal: intra-region 0.28 vs 0.24 from scratch, 0.34 vs 0.28 pretrained; inter-region
-#   0.22 vs 0.13 and 0.29 vs 0.15). The margins are much smaller than the paper's (from scratch:
-#   intra-region 0.70 vs −0.49, inter-region 0.83 vs 0.18), and temporal masking stays above zero on
-#   intra-region prediction (0.24 and 0.28; the paper: −0.49 and −0.08). The rest differs.
-#   Co-smoothing does not favour MtM at all (0.31 vs 0.31 from scratch, 0.37 vs 0.38 pretrained; the
-#   paper: 1.00 vs 0.55 and 1.11 vs 0.79). Forward prediction is not closer than the region tasks:
-#   temporal masking stays just below zero (−0.02 and −0.03), while MtM reaches 0.06 and 0.09.
-# - **Pretraining helps**: the multi-session rows above the single-session ones, most where the
-#   held-out session alone has few trials (exercise 3 of {doc}`07_multisession` asks when).
-#   *Ours:* pretraining on 3 sessions raises both maskings on co-smoothing (temporal 0.31 → 0.38,
-#   MtM 0.31 → 0.37), intra-region (0.24 → 0.28, 0.28 → 0.34) and inter-region prediction
-#   (0.13 → 0.15, 0.22 → 0.29), and MtM on forward prediction (0.06 → 0.09). Temporal forward
-#   prediction does not gain (−0.02 → −0.03). On 2 held-out sessions, gains of a few hundredths may be
-#   chance (exercise 4).
-# - **Behaviour decoding flat**: the models close to one another. Choice accuracy on a few dozen
-#   test trials is noisy, so a model can land above the decoder on the true rates by chance.
-#   *Ours:* flat as well: choice accuracy 0.75-0.80 and whisker motion energy $R^2$ 0.49-0.53 over
-#   the four models (the paper: 0.85-0.89 and 0.65-0.68). No model is above the decoders on the
-#   true rates (0.88 and 0.57).
+# - **MtM above temporal masking on intra- and inter-region prediction**, by a wide margin in the
+#   paper (from scratch: intra-region 0.70 vs −0.49, inter-region 0.83 vs 0.18). Temporal masking
+#   hides whole time bins, never whole regions, so at evaluation a region-masked input is new to it,
+#   and it can fall below zero. Co-smoothing favours MtM less, and forward prediction is closer: both
+#   maskings learn to fill in time. The paper has MtM above temporal masking on all four activity
+#   tasks.
+# - **Pretraining helps**: the multi-session rows above the single-session ones (the paper: temporal
+#   co-smoothing 0.55 → 0.79, MtM 1.00 → 1.11), most where the held-out session alone has few trials
+#   (exercise 3 of {doc}`07_multisession` asks when).
+# - **Behaviour decoding flat**: the models close to one another (the paper: choice accuracy 0.85 to
+#   0.89, whisker motion energy $R^2$ 0.65 to 0.68).
 #
+# Our run, each comparison a paired difference with its 95 % interval over the training seeds (a
+# difference whose interval contains zero is not established by this run):
+
+# %%
+S_T, S_M = "Single-session, Temporal", "Single-session, MtM (prompted)"
+M_T, M_M = (f"Multi-session ({plan.n_pretrain} pretrain), {label}" for label in ("Temporal", "MtM (prompted)"))
+differences = paired_differences(per_session, comparisons(plan.n_pretrain))
+against_linear = baseline_differences(table, intervals)
+for task in TASKS:  # structural: the latent oracle bounds every model (the text says so)
+    for m in models:
+        assert_direction(f"the latent oracle is above {m} on {task}", table[ORACLE_ROW][task], ">", table[m][task])
+NAMES = {S_T: "temporal masking from scratch", S_M: "prompted MtM from scratch",
+         M_T: "pretrained temporal masking", M_M: "pretrained prompted MtM"}
+lines = []
+for task in COLUMNS:
+    said = ["From scratch, " + compare_words("prompted MtM", "temporal masking",
+                                             differences["MtM - Temporal, single-session"][task])]
+    if plan.n_pretrain:
+        said.append("After pretraining, " + compare_words("prompted MtM", "temporal masking",
+                                                          differences["MtM - Temporal, multi-session"][task]))
+        said += [compare_words(f"Pretrained {name}", f"{name} from scratch",
+                               differences[f"Pretrained - from scratch, {label}"][task])
+                 for label, name in (("Temporal", "temporal masking"), ("MtM (prompted)", "prompted MtM"))]
+    said += [compare_words(NAMES[m][0].upper() + NAMES[m][1:], "the linear baseline", against_linear[m][task])
+             for m in models if task in against_linear[m]]
+    lines.append(f"- **{TABLE_COLUMNS[task]}.**\n" + "\n".join(f"  - {sentence}." for sentence in said))
+
+
+def above_on(label: str) -> str:
+    """The activity tasks on which prompted MtM is above temporal masking with an interval above zero."""
+    tasks = [TABLE_COLUMNS[t].lower() for t in TASKS if differences[label][t].low > 0]
+    return f"{len(tasks)} of the {len(TASKS)} activity tasks" + (f" ({', '.join(tasks)})" if tasks else "")
+
+
+stages = [f"on {above_on('MtM - Temporal, single-session')} from scratch"]
+if plan.n_pretrain:
+    stages.append(f"on {above_on('MtM - Temporal, multi-session')} after pretraining")
+lines.append(f"\nIn all, prompted MtM is above temporal masking, with an interval that excludes zero, "
+             f"{' and '.join(stages)}; the paper has it above on all four at both stages.")
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
 # The linear baseline is a serious competitor on small sessions: with a few hundred training trials a
 # ridge regression has far fewer parameters to fit than a transformer, and the paper-sized sessions
-# and 1000 epochs are what the method was designed for. Here, task by task:
-#
-# - **Co-smoothing:** all four models (0.31-0.38) are above the linear baseline (0.21) and reach
-#   37-45 % of the oracle (0.84).
-# - **Forward prediction:** the linear baseline is below zero (−0.07). The temporal models are above
-#   it but still below zero (−0.02 and −0.03); MtM reaches 0.06 and 0.09, at most 12 % of the oracle
-#   (0.74).
-# - **Intra-region:** the linear baseline (0.38) is above every model (0.24-0.34, 29-40 % of the
-#   oracle's 0.84).
-# - **Inter-region:** the linear baseline is near zero (0.01) and every model is above it
-#   (0.13-0.29, 19-42 % of the oracle's 0.68).
-# - **Behaviour:** the linear decoders on the raw spikes reach a choice accuracy of 0.78. That equals
-#   MtM from scratch, is above both temporal models (0.75 and 0.77) and below pretrained MtM (0.80).
-#   Their whisker motion energy $R^2$ (0.39) is below every model's (0.49-0.53).
-#
-# On the activity tasks no model comes close to the oracle: the best share is 45 %, pretrained
-# temporal masking on co-smoothing.
-#
+# and 1000 epochs are what the method was designed for. How far the models are from the best
+# prediction the data allow is their share of the Bayes reference (the share table above gives
+# every model's; a share is left out where the Bayes reference is not above zero); the latent oracle
+# is above every model on every activity task, as an upper bound must be:
+
+# %%
+def best_share(task: str) -> str:
+    """The model with the largest share of the task's Bayes reference, in words."""
+    best = max(models, key=lambda m: table[m][task])
+    share = f"{100 * table[best][task] / table[BAYES_ROW][task]:.0f} %" if table[BAYES_ROW][task] > 0 else "no share"
+    return f"{TABLE_COLUMNS[task].lower()} {share} ({NAMES[best]}, {table[best][task]:.2f} of {table[BAYES_ROW][task]:.2f})"
+
+
+display(Markdown("The best model's share of the Bayes reference, task by task (bits per spike): "
+                 + "; ".join(best_share(task) for task in TASKS) + "."))
+
+# %% [markdown]
 # The absolute values will not match the paper's, and should not be expected to:
 #
 # - **Different data.** Bits per spike depend on how predictable the neurons are. The synthetic
 #   neurons follow low-dimensional regional dynamics plus private fluctuations; IBL sessions hold
 #   every spike-sorted cluster (many of them multi-unit or poorly isolated), drifts and behaviour the
-#   recordings do not capture. The oracle row shows the best score each task allows on our data;
+#   recordings do not capture. The yardstick rows show the best score each task allows on our data;
 #   nothing tells what it would be on IBL data.
 # - **The per-neuron average.** Each session's score is the mean over neurons of per-neuron bits per
 #   spike, nearly silent neurons included; on a few dozen test trials their scores are noisy and
 #   often negative, and they pull the mean down.
 # - **A smaller run.** This chapter trains the `small` preset's 2 x 64 model (4 x 128 under the `gpu`
-#   settings) for `EPOCHS`,
-#   `PRETRAIN_EPOCHS` and `FINETUNE_EPOCHS` epochs on sessions of `N_TRIALS` trials and `N_NEURONS`
-#   neurons, and pretrains on `N_PRETRAIN` sessions, not 34.
+#   settings) for `PRETRAIN_EPOCHS` and `FINETUNE_EPOCHS` epochs on sessions of `N_TRIALS` trials and
+#   `N_NEURONS` neurons, and pretrains on `N_PRETRAIN` sessions, not 34.
 # - **Fewer held-out sessions.** The paper averages 5 sessions and shows large differences between
 #   sessions (compare its Table 1 with its Table 7, two single sessions: temporal co-smoothing 0.84
-#   and 1.21); `N_TEST` sessions average less of that away.
+#   and 1.21); `N_TEST` sessions average less of that away. Our intervals are over training seeds on
+#   fixed sessions: they say how much a result would move with another seed, not with other sessions.
 #
+# %% [markdown]
 # ## 6. The real thing: IBL data on a GPU
 #
 # The same pipeline runs on the paper's IBL sessions, with your IBL account (free at
@@ -406,8 +438,6 @@ plt.show()
 # `pip install "mtm[hub]"`) and the IBL account in `ALYX_LOGIN` and `ALYX_PASSWORD`, set as in section 6:
 
 # %%
-import json
-
 from mtm.cli import main as mtm_cli
 from mtm.data import reference_checkpoint_dir
 
@@ -419,15 +449,14 @@ if RELEASED_FROM_HUB:
 
     hub_folder = Path(snapshot_download("ibl-foundation-model/multi-NDT1-MtM-34-sessions"))
     eid = heldout_eids()[0]
-    epochs = ["--epochs", str(EPOCHS)] if EPOCHS else []
-    for command in (["import-reference", str(next(hub_folder.rglob("model_best.pt"))),
-                     "--out", str(RELEASED_DIR / "released.safetensors")],
-                    ["data", "ibl", "--eid", eid, "--out", str(RELEASED_DIR / "ibl")],
-                    ["finetune", str(RELEASED_DIR / "released.safetensors"), "--preset", "paper", *epochs,
-                     "--data", str(RELEASED_DIR / "ibl" / f"{eid}.npz"), "--out", str(RELEASED_DIR / "ft")],
-                    ["evaluate", str(RELEASED_DIR / "ft" / "best.safetensors"), str(RELEASED_DIR / "ibl" / f"{eid}.npz"),
-                     "--out", str(RELEASED_DIR / "eval")]):
-        assert mtm_cli(command) == 0, command
+    with contextlib.chdir(RELEASED_DIR):  # the commands print paths relative to this folder
+        for command in (["import-reference", str(next(hub_folder.rglob("model_best.pt"))),
+                         "--out", "released.safetensors"],
+                        ["data", "ibl", "--eid", eid, "--out", "ibl"],
+                        ["finetune", "released.safetensors", "--preset", "paper", "--epochs", str(RUN.EPOCHS),
+                         "--data", f"ibl/{eid}.npz", "--out", "ft"],
+                        ["evaluate", "ft/best.safetensors", f"ibl/{eid}.npz", "--out", "eval"]):
+            assert mtm_cli(command) == 0, command
 else:
     print("Skipped the download: set RELEASED_FROM_HUB = True with network (and huggingface_hub installed).")
 
@@ -446,16 +475,15 @@ if FIXTURE is None:
     print("Skipped: the reference checkpoint folder is not here (set MTM_REFERENCE_CHECKPOINT).")
 else:
     first = json.loads((FIXTURE / "reference_ndt1_outputs.json").read_text())["sessions"][0]
-    session_file = heldout[0].save(RELEASED_DIR / "data" / f"{heldout[0].eid}.npz")
-    epochs = ["--epochs", str(EPOCHS or 100)]
-    for command in (["import-reference", str(FIXTURE / "reference_ndt1_stitch_prompting_small.pt"),
-                     "--session", f"{first['eid']}={first['n_neurons']}",
-                     "--out", str(RELEASED_DIR / "reference-small.safetensors")],
-                    ["finetune", str(RELEASED_DIR / "reference-small.safetensors"), *epochs,
-                     "--data", str(session_file), "--out", str(RELEASED_DIR / "ft-small")],
-                    ["evaluate", str(RELEASED_DIR / "ft-small" / "best.safetensors"), str(session_file),
-                     "--out", str(RELEASED_DIR / "eval-small")]):
-        assert mtm_cli(command) == 0, command
+    heldout[0].save(RELEASED_DIR / "data" / f"{heldout[0].eid}.npz")
+    session_file = f"data/{heldout[0].eid}.npz"
+    with contextlib.chdir(RELEASED_DIR):  # the commands print paths relative to this folder
+        for command in (["import-reference", str(FIXTURE / "reference_ndt1_stitch_prompting_small.pt"),
+                         "--session", f"{first['eid']}={first['n_neurons']}", "--out", "reference-small.safetensors"],
+                        ["finetune", "reference-small.safetensors", "--epochs", str(RUN.EPOCHS),
+                         "--data", session_file, "--out", "ft-small"],
+                        ["evaluate", "ft-small/best.safetensors", session_file, "--out", "eval-small"]):
+            assert mtm_cli(command) == 0, command
 
 # %% [markdown]
 # ## Summary
@@ -464,12 +492,12 @@ else:
 #   that MtM beats temporal masking on every activity task, most on intra- and inter-region
 #   prediction, that pretraining on 34 sessions helps, and that behaviour decoding hardly changes.
 # - `mtm reproduce` (`run_reproduction`) trains, fine-tunes and evaluates the four models of Table 2
-#   on held-out sessions, beside a linear floor and, on synthetic data, each task's oracle and each
-#   model's share of it.
-# - On synthetic data look for the paper's pattern, not its numbers. At this chapter's small sizes
-#   only part of it appears: MtM leads temporal masking on intra- and inter-region prediction (and
-#   on forward prediction), and pretraining helps on most tasks; but MtM does not lead on
-#   co-smoothing, and the linear baseline beats every model on intra-region prediction.
+#   on held-out sessions, once per training seed, beside a linear baseline and, on synthetic data,
+#   each task's latent oracle and Bayes reference, with each model's share of the latter.
+# - A result is a mean with its interval over seeds, and a comparison a paired difference (same seed,
+#   same session) with its interval; a difference whose interval contains zero is not established.
+# - On synthetic data look for the paper's pattern, not its numbers; section 5 says, comparison by
+#   comparison, which parts of it this chapter's small run reproduces.
 # - `mtm reproduce --preset paper --data ibl` runs the published settings on the paper's IBL
 #   sessions, downloaded through ONE, and takes days on one GPU.
 # - The authors' released model enters the same path through `mtm import-reference`: fine-tune it on
@@ -477,194 +505,110 @@ else:
 #
 # ## Exercises
 #
-# **Exercise 1.** Add Table 1's ablation rows: train single-session models with `masking="neuron"`,
-# `"causal"`, `"intra-region"` and `"inter-region"` (and MtM with `prompted=False`) on one held-out
-# session, and score them with `mtm.reproduce.score_model`. Does each scheme win its own task, as in the
-# paper?
+# **Exercise 1.** Why pair? For intra-region prediction from scratch, compare the paired interval of
+# MtM minus temporal masking (section 5) with the interval you would get by treating the two rows as
+# unrelated: the difference of their means, with the half-widths of their own intervals combined.
 #
 # :::{admonition} Hint
 # :class: dropdown
-# `plan.train_config(masking, "single", prompted=...)` gives the settings of a single-session run;
-# `mtm.book.train_once([session], cfg, folder)` trains it (or reuses it); `score_model(best, session,
-# masking)` returns one row of the table. The temporal and prompted MtM rows of that session are
-# already in `OUT_DIR / "per_session.json"`.
+# `per_session` is `{row: [{"seed", "session", "scores"}]}`; `mtm.reproduce.scheduler.cells` turns a
+# row's records into `{(seed, session): score}` for one column, `mtm.stats.seed_interval` gives a row's
+# interval and `mtm.stats.paired_difference` the paired one. Two independent intervals combine as
+# the square root of the sum of the squared half-widths.
 # :::
-#
+
+# %% tags=["hide-input"]
+from mtm.reproduce.scheduler import cells
+from mtm.stats import paired_difference, seed_interval
+
+a, b = cells(per_session[S_M], "intra-region"), cells(per_session[S_T], "intra-region")
+paired, row_a, row_b = paired_difference(a, b), seed_interval(a), seed_interval(b)
+unpaired = (row_a.half_width ** 2 + row_b.half_width ** 2) ** 0.5
+print(f"MtM - temporal, intra-region, from scratch: {paired.mean:+.3f}")
+print(f"  paired half-width   {paired.half_width:.3f}")
+print(f"  unpaired half-width {unpaired:.3f} (MtM {row_a.half_width:.3f}, temporal {row_b.half_width:.3f})")
+
+# %% [markdown]
 # :::{admonition} Solution
 # :class: dropdown
-# `mtm.reproduce.ablation.SCHEMES` maps each of the paper's row names to its `(masking, prompted)`. Train
-# the five missing models on the first held-out session, score them, take the two rows the
-# reproduction already trained from `per_session.json` (its lists follow the order of `heldout`), and
-# set the rows beside the paper's Table 3 (`paper_comparison_table` matches them by name):
-#
-# ```python
-# import json
-#
-# from mtm.book import train_once
-# from mtm.reproduce import PAPER_TABLE3, score_model
-# from mtm.reproduce.ablation import SCHEMES
-#
-# session = heldout[0]
-# trained = json.loads((OUT_DIR / "per_session.json").read_text())
-# ablation_rows = {}
-# for row, (masking, prompted) in SCHEMES.items():
-#     if row == "Temporal (baseline)":
-#         ablation_rows[row] = trained["Single-session, Temporal"][0]
-#     elif row == "MtM (prompted)":
-#         ablation_rows[row] = trained["Single-session, MtM (prompted)"][0]
-#     else:
-#         cfg = plan.train_config(masking, "single", prompted=prompted)
-#         folder = OUT_DIR / "table1" / (masking if masking != "mtm" else "mtm-unprompted")
-#         ablation_rows[row] = score_model(train_once([session], cfg, folder), session, masking)
-# display(Markdown(paper_comparison_table(ablation_rows, PAPER_TABLE3, COLUMNS)))
-# ```
-#
-# `score_model` is told the training masking because it decides forward prediction's attention: causal
-# for the model trained with causal masking, bidirectional for the others (`mtm.evaluate.attention_is_causal`).
-# Read the table by columns, as in section 1: is the best score of each activity column the scheme that
-# resembles it (neuron masking for co-smoothing, causal for forward prediction, intra-region and
-# inter-region for theirs)? Which schemes fail at tasks they never practised, and does intra-region
-# masking break co-smoothing and inter-region prediction, as in the paper? Is MtM close to the best
-# in every column? This is one small synthetic session, so small differences may be chance.
-# {doc}`09_experiments` runs the whole ablation (`mtm reproduce --experiment ablation`) on every held-out
-# session.
+# The cell above (click to show its code) prints both half-widths. Pairing subtracts the scores of
+# the same seed and session, so what the two models share cancels: the session's difficulty and,
+# within a seed, the batch order and the draw of the initial weights. When those shared parts vary
+# from seed to seed, the paired interval is narrower than the unpaired one, often by a large factor,
+# and a difference too small to see between two rows' intervals can still be established. When the
+# two models' seed-to-seed variations are unrelated, pairing gains little. Either way the paired
+# interval is the right one for the question "is MtM above temporal masking on these sessions".
 # :::
 #
-# **Exercise 2.** Pretrain on the first of the chapter's pretraining sessions only (`pretrain[:1]`),
-# fine-tune and score on the same held-out sessions, in a new `OUT_DIR` (a run in the folder is reused
-# only when its settings and data match). How much of the multi-session gain comes from the first
-# pretraining session?
+# **Exercise 2.** How much do the training seeds disagree? For every activity task print each seed's
+# MtM minus temporal difference from scratch (its mean over the held-out sessions). Do the seeds
+# agree on the sign, and how does that relate to the interval in section 5?
 #
 # :::{admonition} Hint
 # :class: dropdown
-# Pass `pretrain[:1]` and the chapter's `heldout` to `run_reproduction`, in a new folder. Changing
-# `N_PRETRAIN` in the parameters instead would also change which sessions are held out (the last
-# `N_TEST` of `N_PRETRAIN + N_TEST`). The chapter's `table` already holds the run with `N_PRETRAIN`
-# sessions.
+# `mtm.stats.seed_means` turns `{(seed, session): score}` into `{seed: mean over sessions}`; subtract
+# the two rows' cells first.
 # :::
-#
+
+# %% tags=["hide-input"]
+from mtm.stats import seed_means
+
+for task in TASKS:
+    a, b = cells(per_session[S_M], task), cells(per_session[S_T], task)
+    by_seed = seed_means({key: a[key] - b[key] for key in a})
+    signs = ", ".join(f"seed {seed}: {value:+.3f}" for seed, value in by_seed.items())
+    print(f"{TABLE_COLUMNS[task]:14s} {signs}")
+
+# %% [markdown]
 # :::{admonition} Solution
 # :class: dropdown
-# Keeping `heldout` makes the two tables differ by their pretraining only.
-# The new folder repeats the single-session runs with the same settings and seeds, and trains one
-# pretraining per masking and its fine-tuning runs:
-#
-# ```python
-# one = run_reproduction(pretrain[:1], heldout, plan, OUT_DIR.parent / "reproduction-1-pretrain",
-#                        log=print, workers=WORKERS, progress=False)
-# gain_rows = {}
-# for label in ("Temporal", "MtM (prompted)"):
-#     single = table[f"Single-session, {label}"]
-#     with_one = one[f"Multi-session (1 pretrain), {label}"]
-#     with_all = table[f"Multi-session ({len(pretrain)} pretrain), {label}"]
-#     gain_rows[f"{label}: gain with 1 session"] = {t: with_one[t] - single[t] for t in TASKS}
-#     gain_rows[f"{label}: gain with {len(pretrain)} sessions"] = {t: with_all[t] - single[t] for t in TASKS}
-#     gain_rows[f"{label}: share of the gain from the first session"] = {
-#         t: (with_one[t] - single[t]) / (with_all[t] - single[t]) if with_all[t] > single[t] else float("nan")
-#         for t in TASKS}
-# display(Markdown(results_table(gain_rows, list(TASKS))))
-# ```
-#
-# The gains are differences in bits per spike against each masking's model from scratch; the share is
-# left out (a dash) where pretraining on all sessions did not help. A share near 1 says that one other
-# session already gives most of what pretraining gives here; a share well below 1 says that more
-# sessions keep adding. The paper's Fig. 4 finds the temporal baseline saturating at 10 sessions and MtM
-# still improving at 34. With `N_TEST` held-out sessions and a few dozen test trials each, a gain
-# smaller than the differences between sessions (exercise 4) is not yet evidence either way.
+# The interval is Student's t over these seed-means: with 3 seeds its half-width is the t factor of two
+# degrees of freedom times their standard deviation over the square root of 3, about two and a half
+# standard deviations. Seeds that agree on
+# the sign and are close together give an interval that excludes zero; one seed of the other sign, or
+# seeds far apart, give an interval that contains zero, and section 5 then says the two cannot be told
+# apart. Three seeds is the least that gives an interval at all; more seeds narrow it by the square
+# root of their number (and lower the t factor).
 # :::
 #
-# **Exercise 3.** The reference selects checkpoints by the $R^2$ of the 50 most active neurons. Rerun
-# with `train_overrides=dict(selection="r2_top50")`: do the tables change?
+# **Exercise 3.** The reference selects checkpoints by the $R^2$ of the 50 most active neurons. Would
+# the tables change with `train_overrides=dict(selection="r2_top50")`? Answer it first without training
+# anything.
 #
 # :::{admonition} Hint
 # :class: dropdown
 # Every run logs both criteria after each validation, whatever it selects on: the columns `val_bps` and
-# `r2_top50` of each run's `log.csv` (`mtm.checkpoint.read_log`). Compare the epochs each would keep
-# before training anything again. The rerun needs its own folder, since `selection` is a setting.
+# `r2_top50` of each run's `log.csv` (`mtm.checkpoint.read_log`). Compare the epochs each would keep.
+# A rerun with the other criterion needs its own folder, since `selection` is a setting.
 # :::
-#
+
+# %% tags=["hide-input"]
+import math
+
+from mtm.checkpoint import read_log
+
+for log_file in sorted(OUT_DIR.rglob("log.csv")):
+    logged = [r for r in read_log(log_file.parent) if r.get("val_bps") not in ("", None)]
+    logged = [r for r in logged if math.isfinite(float(r["val_bps"])) and math.isfinite(float(r["r2_top50"]))]
+    if logged:
+        by_bps = max(logged, key=lambda r: float(r["val_bps"]))["epoch"]
+        by_r2 = max(logged, key=lambda r: float(r["r2_top50"]))["epoch"]
+        print(f"{log_file.parent.relative_to(OUT_DIR)}: val_bps keeps epoch {by_bps}, r2_top50 epoch {by_r2}")
+
+# %% [markdown]
 # :::{admonition} Solution
 # :class: dropdown
-# First, for free: which epoch each criterion would keep, in every run of this chapter (single-session,
-# pretraining and fine-tuning folders):
-#
-# ```python
-# import math
-#
-# from mtm.checkpoint import read_log
-#
-# for log_file in sorted(OUT_DIR.rglob("log.csv")):
-#     rows = [r for r in read_log(log_file.parent) if r.get("val_bps") not in ("", None)]
-#     rows = [r for r in rows if math.isfinite(float(r["val_bps"])) and math.isfinite(float(r["r2_top50"]))]
-#     by_bps = max(rows, key=lambda r: float(r["val_bps"]))["epoch"]
-#     by_r2 = max(rows, key=lambda r: float(r["r2_top50"]))["epoch"]
-#     print(f"{log_file.parent.relative_to(OUT_DIR)}: val_bps keeps epoch {by_bps}, r2_top50 epoch {by_r2}")
-# ```
-#
-# Where both keep the same or nearby epochs, the tables cannot change much. Then the rerun, in its own
-# folder (a run of other settings in `OUT_DIR` is refused, naming `selection` as the first difference):
-#
-# ```python
-# r2_plan = Plan.for_preset(PRESET, n_pretrain=N_PRETRAIN, n_test=N_TEST, session_seed=SEED, epochs=EPOCHS,
-#                           pretrain_epochs=PRETRAIN_EPOCHS, finetune_epochs=FINETUNE_EPOCHS,
-#                           train_overrides={**(dict(model=MODEL) if MODEL else {}), "selection": "r2_top50"})
-# r2_table = run_reproduction(pretrain, heldout, r2_plan, OUT_DIR.parent / "reproduction-r2top50",
-#                             log=print, workers=WORKERS, progress=False)
-# change = {name: {c: r2_table[name][c] - table[name][c] for c in COLUMNS}
-#           for name in table if paper_row(name, PAPER_TABLE2)}
-# display(Markdown(results_table(change, COLUMNS)))
-# ```
-#
-# The table gives, for each model, the change of every column (selected by $R^2$ minus selected by bits
-# per spike). Fine-tuning starts from the pretrained checkpoint its own criterion kept, so the
-# multi-session rows can move even where the fine-tuning logs agree. The one-cycle schedule ends at a
-# very small learning rate, so late epochs change little, and where both criteria keep one of the late
-# epochs the choice hardly matters. They part where the bits per spike on validation peak early while the $R^2$
-# of the 50 most active neurons keeps rising: $R^2$ ignores the quiet neurons and the calibration of
-# the rates, both of which bits per spike counts.
-# :::
-#
-# **Exercise 4.** Open `out / "per_session.json"`: how different are the held-out sessions from one
-# another, and how does that compare with the differences between models?
-#
-# :::{admonition} Hint
-# :class: dropdown
-# `json.loads((OUT_DIR / "per_session.json").read_text())` is `{row: [scores of each held-out session]}`,
-# in the order of `heldout`. Put one row per model and session in a table, with each session's oracle
-# (`mtm.oracle.oracle_results(session)`) beside it, and compare each model's spread over sessions with
-# the differences between models within one session.
-# :::
-#
-# :::{admonition} Solution
-# :class: dropdown
-# ```python
-# import json
-#
-# from mtm.oracle import oracle_results
-#
-# per_session = json.loads((OUT_DIR / "per_session.json").read_text())
-# session_rows = {}
-# for k, s in enumerate(heldout):
-#     for name, rows in per_session.items():
-#         session_rows[f"{s.eid}: {name}"] = rows[k]
-#     session_rows[f"{s.eid}: oracle"] = {t: r.mean_bps for t, r in oracle_results(s).items()}
-# display(Markdown(results_table(session_rows, COLUMNS)))
-#
-# for task in TASKS:
-#     spread = {name: max(r[task] for r in rows) - min(r[task] for r in rows) for name, rows in per_session.items()}
-#     mtm_minus_temporal = [per_session["Single-session, MtM (prompted)"][k][task]
-#                           - per_session["Single-session, Temporal"][k][task] for k in range(len(heldout))]
-#     print(f"{task}: spread over sessions {max(spread.values()):.2f} at most; "
-#           f"MtM minus temporal from scratch, per session: {', '.join(f'{d:+.2f}' for d in mtm_minus_temporal)}")
-# ```
-#
-# Sessions differ in how predictable they are: their neurons, rates, silent neurons and region sizes are
-# drawn afresh, and the oracle row of each session shows how much each task allows. That offset moves
-# every model's score of a session together, so it can be larger than the differences between models.
-# What counts for a comparison of models is the paired difference within each session: a difference
-# with the same sign in every held-out session is worth more than a difference of the means, and one
-# whose sign flips between sessions is not established. With `N_TEST` sessions this is thin evidence,
-# which is why the paper averages 5 and why its single-session tables (1 and 7) differ so much.
+# The cell above prints, for every run of this chapter (single-session, pretraining and fine-tuning
+# folders), the epoch each criterion keeps. Where both keep the same or nearby epochs, the tables
+# cannot change much. The one-cycle schedule ends at a very small learning rate, so late epochs change
+# little, and where both criteria keep one of the late epochs the choice hardly matters. They part
+# where the bits per spike on validation peak early while the $R^2$ of the 50 most active neurons keeps
+# rising: $R^2$ ignores the quiet neurons and the calibration of the rates, both of which bits per
+# spike counts. To measure it, build a second plan with the same arguments as `plan` and
+# `"selection": "r2_top50"` added to `train_overrides`, run `run_reproduction` into a new folder and
+# subtract the two tables row by row (fine-tuning starts from the pretrained checkpoint its own
+# criterion kept, so the multi-session rows can move even where the fine-tuning logs agree); that
+# trains every model again, as long as this chapter's run.
 # :::
 
 # %% tags=["remove-input"]

@@ -111,3 +111,11 @@ def paired_difference(a: dict[tuple[int, str], float], b: dict[tuple[int, str], 
         raise ValueError(f"cells: a paired difference needs the same (seed, session) cells in both rows; "
                          f"only one row has {missing}")
     return seed_interval({key: a[key] - b[key] for key in a}, level)
+
+
+def minus_fixed(interval: Interval, value: float) -> Interval:
+    """``interval`` minus ``value``: a row compared with a reference that no training seed changes (a
+    baseline fitted once on each fixed held-out session). With nothing random on the reference's side,
+    the difference varies over seeds exactly as the row does: its interval is the row's, shifted."""
+    value = float(value)
+    return Interval(interval.mean - value, interval.low - value, interval.high - value, interval.n)

@@ -4,6 +4,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from mtm.data import synthetic_session  # noqa: E402
 from mtm.plots import (oracle_share_table, plot_bps_scatter, plot_oracle_sweep, plot_predicted_vs_true,  # noqa: E402
@@ -100,3 +101,22 @@ def test_figures_of_the_package_lay_out_without_warnings():
     plt.rcdefaults()
     assert fig.get_layout_engine() is not None  # the style's constrained layout, kept
     assert [str(w.message) for w in caught if "layout" in str(w.message)] == []
+
+
+def test_an_experiments_table_is_drawn_as_a_grid_with_intervals_and_grey_reference_rows():
+    from mtm.baselines import LINEAR_ROW
+    from mtm.reproduce.tables import COLUMNS, plot_table
+    from mtm.stats import mean_interval
+
+    plt.close("all")
+    table = {"A": {c: 0.2 for c in COLUMNS}, LINEAR_ROW: {c: 0.1 for c in COLUMNS}}
+    fig = plot_table(table, ["A", LINEAR_ROW], COLUMNS, "t", {"A": {"co-smooth": mean_interval([0.1, 0.2, 0.3])}},
+                     labels={LINEAR_ROW: "linear"})
+    first = fig.axes[0]
+    assert [t.get_text() for t in first.get_yticklabels()] == ["A", "linear"]
+    assert fig.get_figwidth() <= 7.0 and len(fig.axes) == 6  # two lines of three panels, not one long row
+    assert [p.get_facecolor()[:3] for p in first.patches][1] == pytest.approx((0.6, 0.6, 0.6))
+    segment = first.containers[0].lines[2][0].get_segments()[0][:, 0]
+    assert segment == pytest.approx([0.2 - mean_interval([0.1, 0.2, 0.3]).half_width,
+                                     0.2 + mean_interval([0.1, 0.2, 0.3]).half_width])
+    plt.close(fig)

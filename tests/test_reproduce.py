@@ -56,6 +56,11 @@ def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_pa
                                             "best.safetensors")
         assert saved["extra"]["train"]["seed"] == seed
     assert "± " in markdown.split("### Share")[0]
+    # each model against the linear baseline: the model's interval shifted by the baseline's score
+    against = markdown.split("## Against the linear baseline")[1].split("\n## ")[0]
+    line = next(ln for ln in against.splitlines() if ln.startswith("| Single-session, Temporal |"))
+    gap = table["Single-session, Temporal"]["co-smooth"] - table["Linear regression (baseline)"]["co-smooth"]
+    assert line.split("|")[2].strip().strip("*").startswith(f"{gap:+.2f} ± ")
     # the comparisons: paired differences (same seed, same session) in their own table and CSV
     with open(tmp_path / "differences.csv") as fh:
         differences = {row["model"]: row for row in csv.DictReader(fh)}

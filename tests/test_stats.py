@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from mtm.stats import Interval, mean_interval, paired_difference, seed_interval, seed_means
+from mtm.stats import Interval, mean_interval, minus_fixed, paired_difference, seed_interval, seed_means
 
 
 def test_mean_interval_is_scipys_one_sample_t_interval():
@@ -64,3 +64,11 @@ def test_a_paired_difference_needs_the_same_cells():
 def test_excludes_zero():
     assert Interval(0.1, 0.02, 0.18, 3).excludes_zero and Interval(-0.1, -0.2, -0.01, 3).excludes_zero
     assert not Interval(0.1, -0.02, 0.22, 3).excludes_zero
+
+
+def test_a_row_minus_a_fixed_reference_keeps_the_rows_spread():
+    row = mean_interval([0.30, 0.34, 0.32])
+    shifted = minus_fixed(row, 0.25)
+    assert (shifted.mean, shifted.low, shifted.high, shifted.n) == pytest.approx(
+        (row.mean - 0.25, row.low - 0.25, row.high - 0.25, 3))
+    assert shifted.excludes_zero and not minus_fixed(row, 0.31).excludes_zero

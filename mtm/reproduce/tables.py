@@ -8,16 +8,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 
 from mtm.atomic import atomic_write
 from mtm.baselines import LINEAR_ROW, ORACLE_ROW, REFERENCE_NOTE, TRUE_RATES_ROW
 from mtm.bayes import BAYES_ROW
 from mtm.evaluate import TASKS
-from mtm.plots import TABLE_COLUMNS, oracle_share_table, results_table, tidy_layout
+from mtm.plots import TABLE_COLUMNS, oracle_share_table, plot_bar_panels, results_table
 from mtm.reproduce.paper import PAPER_TABLE2
 from mtm.reproduce.plan import BEHAVIOR_KEYS
 from mtm.reproduce.scheduler import paired_differences, row_intervals
+from mtm.stats import minus_fixed
 from mtm.tables import markdown_table, score_cell, write_scores_csv
 
 REFERENCE_ROWS = (ORACLE_ROW, BAYES_ROW, TRUE_RATES_ROW, LINEAR_ROW)
@@ -39,6 +39,16 @@ def interval_table(table: dict, intervals: dict, columns, sign: bool = False) ->
 
     return markdown_table([TABLE_COLUMNS.get(c, c) for c in columns],
                           {name: [cell(name, c) for c in columns] for name in table})
+
+
+def baseline_differences(table: dict, intervals: dict, baseline: str = LINEAR_ROW) -> dict:
+    """{model row: {column: model - ``baseline`` with its 95 % interval}} for the rows of ``intervals``
+    ({row: {column: Interval}}): the baseline is fitted once per held-out session, the same for every
+    seed, so each difference is the model's interval shifted (:func:`mtm.stats.minus_fixed`)."""
+    if baseline not in table:
+        raise ValueError(f"baseline: expected a row of the table, got {baseline!r}")
+    return {row: {column: minus_fixed(interval, table[baseline][column]) for column, interval in by_column.items()
+                  if column in table[baseline]} for row, by_column in intervals.items()}
 
 
 def results_markdown(table: dict, models: list[str], columns=None, intervals: dict | None = None) -> str:
@@ -82,6 +92,13 @@ def write_tables(table: dict, per_session: dict, out: Path, models: list[str] | 
                      + interval_table({label: {} for label in differences}, differences, columns, sign=True)
                      + "\n\nEach row: the first model's score minus the second's, per seed and session, mean over "
                      "seeds with its 95 % interval; **bold**: the interval excludes zero.\n")
+    if LINEAR_ROW in table:
+        against = baseline_differences(table, intervals)
+        markdown += ("\n## Against the linear baseline\n\n"
+                     + interval_table({row: {} for row in against}, against, columns, sign=True)
+                     + "\n\nEach row: the model's score minus the linear baseline's (fitted once per held-out session, "
+                     "the same for every seed), mean over seeds with its 95 % interval; **bold**: the interval "
+                     "excludes zero.\n")
     for title, body in sections:
         markdown += f"\n## {title}\n\n{body.strip()}\n"
     for title, rows in paper:
@@ -123,26 +140,15 @@ def save_figure(fig, path: Path) -> Path:
     return written
 
 
-def plot_table(table: dict, rows: list[str], columns, title: str = "", intervals: dict | None = None):
-    """One panel per column: a bar per row (models, then reference rows), the paper's column order;
-    ``intervals`` ({row: {column: Interval}}) drawn as error bars."""
-    import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
-
-    columns = list(columns)
-    fig, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 0.35 * len(rows) + 1.6), sharey=True,
-                             squeeze=False)
-    for ax, column in zip(axes[0], columns):
-        values = np.array([table[r].get(column, np.nan) for r in rows])
-        errors = [(intervals or {}).get(r, {}).get(column) for r in rows]
-        errors = np.nan_to_num([e.half_width if e is not None else np.nan for e in errors])
-        ax.barh(np.arange(len(rows)), np.nan_to_num(values), xerr=errors, error_kw=dict(lw=0.8),
-                color=["0.6" if r in REFERENCE_ROWS else "C0" for r in rows])
-        ax.axvline(0, color="k", lw=0.8)
-        ax.set_title(TABLE_COLUMNS.get(column, column), fontsize=9)
-        ax.tick_params(labelsize=7)
-    axes[0][0].set_yticks(np.arange(len(rows)), rows, fontsize=7)
-    axes[0][0].invert_yaxis()
-    if title:
-        fig.suptitle(title, fontsize=10)
-    tidy_layout(fig)
-    return fig
+def plot_table(table: dict, rows: list[str], columns, title: str = "", intervals: dict | None = None,
+               labels: dict[str, str] | None = None):
+    """An experiment's table as bars (:func:`mtm.plots.plot_bar_panels`: a grid of panels at the content
+    column's width, units, value labels, zero on every axis): the models in blue, the reference rows
+    in grey, ``intervals`` ({row: {column: Interval}}) drawn as error bars of their half-widths;
+    ``labels``: {row: shorter name on the axis} (default: the row's name)."""
+    name = {row: (labels or {}).get(row, row) for row in rows}
+    errors = {name[row]: {column: interval.half_width for column, interval in by_column.items()}
+              for row, by_column in (intervals or {}).items() if row in name}
+    colors = {name[row]: "0.6" if row in REFERENCE_ROWS else "C0" for row in rows}
+    return plot_bar_panels({name[row]: table[row] for row in rows}, [name[row] for row in rows], columns, title,
+                           errors=errors, colors=colors)
