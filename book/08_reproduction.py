@@ -34,14 +34,16 @@
 # takes days on a GPU (section 6); no settings of this chapter run it by default.*
 
 # %% tags=["remove-output"]
-# Set-up: on Colab, install the package; everywhere else it is already installed.
+# Set-up: on Colab, install the package; elsewhere it is already installed.
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     PACKAGE = "mtm @ git+https://github.com/mtm-book/mtm@v0.1.0"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", PACKAGE], check=True
+    )
 
 import contextlib
 import json
@@ -54,23 +56,42 @@ from IPython.display import Markdown, display
 
 from mtm.baselines import LINEAR_ROW, ORACLE_ROW
 from mtm.bayes import BAYES_ROW
-from mtm.book import assert_direction, chapter_settings, compare_words, gpu_check
+from mtm.book import (
+    assert_direction,
+    chapter_settings,
+    compare_words,
+    gpu_check,
+)
 from mtm.evaluate import TASKS
-from mtm.plots import TABLE_COLUMNS, paper_comparison_table, paper_row, results_table, use_style
+from mtm.plots import (
+    TABLE_COLUMNS,
+    paper_comparison_table,
+    paper_row,
+    results_table,
+    use_style,
+)
 from mtm.reproduce import BEHAVIOR_KEYS, PAPER_TABLE2, Plan, run_reproduction
 from mtm.reproduce.scheduler import paired_differences, row_intervals
 from mtm.reproduce.table2 import comparisons
-from mtm.reproduce.tables import REFERENCE_ROWS, baseline_differences, plot_table
+from mtm.reproduce.tables import (
+    REFERENCE_ROWS,
+    baseline_differences,
+    plot_table,
+)
 
 use_style()
 print(gpu_check())
 
 # %% tags=["parameters"]
-SETTINGS = "auto"          # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
-OVERRIDES = {}             # the settings' values to replace, e.g. {"EPOCHS": 50}; the values are in mtm.book.CHAPTER_SETTINGS
-SEED = 0                   # first synthetic session
-OUT_DIR = None             # run folder (None: the settings' shared folder)
-RELEASED_FROM_HUB = False  # with network: score the authors' released 34-session model (section 7)
+# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
+# else gpu or book. OVERRIDES: the settings' values to replace, e.g.
+# {"EPOCHS": 50}; the values are in mtm.book.CHAPTER_SETTINGS.
+SETTINGS = "auto"
+OVERRIDES = {}
+SEED = 0                    # first synthetic session
+OUT_DIR = None              # run folder (None: the settings' shared folder)
+# with network: score the authors' released 34-session model (section 7)
+RELEASED_FROM_HUB = False
 
 # %%
 RUN = chapter_settings("08_reproduction", SETTINGS, **OVERRIDES)
@@ -78,8 +99,9 @@ OUT_DIR = Path(OUT_DIR) if OUT_DIR else RUN.run_dir / "reproduction"
 
 
 def log(line: str) -> None:
-    """Print a line of the reproduction's log with the run folder written as OUT_DIR."""
+    """Print a line of the reproduction's log, its run folder as OUT_DIR."""
     print(line.replace(str(OUT_DIR), "OUT_DIR"))
+
 
 # %% [markdown]
 # ## 1. The paper's Tables 1 and 2
@@ -116,7 +138,9 @@ def log(line: str) -> None:
 # pretrained on 34 other sessions and fine-tuned ("multi-session"). The package holds its numbers:
 
 # %%
-display(Markdown(results_table(PAPER_TABLE2, list(TASKS) + list(BEHAVIOR_KEYS))))
+display(
+    Markdown(results_table(PAPER_TABLE2, list(TASKS) + list(BEHAVIOR_KEYS)))
+)
 
 # %% [markdown]
 # Three things to read in the paper's Table 2: MtM beats the temporal baseline on every activity task, by a wide
@@ -163,15 +187,28 @@ display(Markdown(results_table(PAPER_TABLE2, list(TASKS) + list(BEHAVIOR_KEYS)))
 # model size and learning rate):
 
 # %%
-plan = Plan.for_preset(RUN.PRESET, n_pretrain=RUN.N_PRETRAIN, n_test=RUN.N_TEST, session_seed=SEED,
-                       n_trials=RUN.N_TRIALS, n_neurons=RUN.N_NEURONS, epochs=RUN.EPOCHS,
-                       pretrain_epochs=RUN.PRETRAIN_EPOCHS, finetune_epochs=RUN.FINETUNE_EPOCHS,
-                       train_overrides=dict(model=RUN.MODEL) if RUN.MODEL else {})
-print(f"{plan.preset} plan: {plan.n_pretrain} pretraining, {plan.n_test} held-out, "
-      f"training seeds {list(plan.seeds)}")
+plan = Plan.for_preset(
+    RUN.PRESET,
+    n_pretrain=RUN.N_PRETRAIN,
+    n_test=RUN.N_TEST,
+    session_seed=SEED,
+    n_trials=RUN.N_TRIALS,
+    n_neurons=RUN.N_NEURONS,
+    epochs=RUN.EPOCHS,
+    pretrain_epochs=RUN.PRETRAIN_EPOCHS,
+    finetune_epochs=RUN.FINETUNE_EPOCHS,
+    train_overrides=dict(model=RUN.MODEL) if RUN.MODEL else {},
+)
+print(
+    f"{plan.preset} plan: {plan.n_pretrain} pretraining, "
+    f"{plan.n_test} held-out, training seeds {list(plan.seeds)}"
+)
 for stage in ("pretrain", "finetune") if plan.n_pretrain else ("single",):
     cfg = plan.train_config("mtm", stage)
-    print(f"  {stage:8s} {cfg.epochs:5d} epochs, model {cfg.model.n_layers} x {cfg.model.hidden}, lr {cfg.lr:g}")
+    print(
+        f"  {stage:8s} {cfg.epochs:5d} epochs, model "
+        f"{cfg.model.n_layers} x {cfg.model.hidden}, lr {cfg.lr:g}"
+    )
 
 # %% [markdown]
 # ## 3. Running it
@@ -182,7 +219,15 @@ for stage in ("pretrain", "finetune") if plan.n_pretrain else ("single",):
 
 # %%
 pretrain, heldout = plan.synthetic_sessions()
-table = run_reproduction(pretrain, heldout, plan, OUT_DIR, log=log, workers=RUN.WORKERS, progress=False)
+table = run_reproduction(
+    pretrain,
+    heldout,
+    plan,
+    OUT_DIR,
+    log=log,
+    workers=RUN.WORKERS,
+    progress=False,
+)
 
 # %% [markdown]
 # ## 4. Our table beside the paper's
@@ -196,15 +241,24 @@ table = run_reproduction(pretrain, heldout, plan, OUT_DIR, log=log, workers=RUN.
 # %%
 COLUMNS = list(TASKS) + list(BEHAVIOR_KEYS)
 results = (OUT_DIR / "results.md").read_text()
-display(Markdown(re.sub(r"^#{2,4} (.+)$", r"**\1**", results, flags=re.M)))  # its headings as bold lines
+display(
+    Markdown(re.sub(r"^#{2,4} (.+)$", r"**\1**", results, flags=re.M))
+)  # its headings as bold lines
 
 # %% [markdown]
 # The same rows in the paper's shape: each cell our mean and, in brackets, the paper's score for the
 # same row of Table 2 (NDT1-stitch, 5 held-out IBL sessions, 34 pretraining sessions).
 
 # %%
-display(Markdown(paper_comparison_table({m: table[m] for m in table if paper_row(m, PAPER_TABLE2)},
-                                        PAPER_TABLE2, COLUMNS)))
+display(
+    Markdown(
+        paper_comparison_table(
+            {m: table[m] for m in table if paper_row(m, PAPER_TABLE2)},
+            PAPER_TABLE2,
+            COLUMNS,
+        )
+    )
+)
 
 # %% [markdown]
 # {numref}`fig-08-table2-bars` draws the table: a bar per model with its interval, the yardsticks in
@@ -214,18 +268,43 @@ display(Markdown(paper_comparison_table({m: table[m] for m in table if paper_row
 per_session = json.loads((OUT_DIR / "per_session.json").read_text())
 models = [m for m in table if m in per_session]
 intervals = {m: row_intervals(per_session[m]) for m in models}
-SHORT = {ORACLE_ROW: "latent oracle", BAYES_ROW: "Bayes reference", LINEAR_ROW: "linear baseline"}
-SHORT |= {r: "true rates" for r in REFERENCE_ROWS if r.startswith("True rates")}
-SHORT |= {m: ("pretrained, " if m.startswith("Multi") else "scratch, ")
-          + ("MtM" if "MtM" in m else "temporal") for m in models}
+SHORT = {
+    ORACLE_ROW: "latent oracle",
+    BAYES_ROW: "Bayes reference",
+    LINEAR_ROW: "linear baseline",
+}
+SHORT |= {
+    r: "true rates" for r in REFERENCE_ROWS if r.startswith("True rates")
+}
+SHORT |= {
+    m: ("pretrained, " if m.startswith("Multi") else "scratch, ")
+    + ("MtM" if "MtM" in m else "temporal")
+    for m in models
+}
 rows = models + [r for r in REFERENCE_ROWS if r in table]
 fig = plot_table(table, rows, COLUMNS, intervals=intervals, labels=SHORT)
 for ax, column in zip(fig.axes, COLUMNS):
-    marks = [(k, paper_row(r, PAPER_TABLE2)[column]) for k, r in enumerate(rows) if paper_row(r, PAPER_TABLE2)]
+    marks = [
+        (k, paper_row(r, PAPER_TABLE2)[column])
+        for k, r in enumerate(rows)
+        if paper_row(r, PAPER_TABLE2)
+    ]
     low, high = ax.get_xlim()
     marks = [(k, v) for k, v in marks if low <= v <= high]
-    ax.plot([v for _, v in marks], [k for k, _ in marks], "o", mfc="white", mec="black", ms=5, label="paper (IBL)")
-fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside lower center", frameon=False)
+    ax.plot(
+        [v for _, v in marks],
+        [k for k, _ in marks],
+        "o",
+        mfc="white",
+        mec="black",
+        ms=5,
+        label="paper (IBL)",
+    )
+fig.legend(
+    *fig.axes[0].get_legend_handles_labels(),
+    loc="outside lower center",
+    frameon=False,
+)
 plt.show()
 
 # %% [markdown]
@@ -250,40 +329,98 @@ plt.show()
 
 # %%
 S_T, S_M = "Single-session, Temporal", "Single-session, MtM (prompted)"
-M_T, M_M = (f"Multi-session ({plan.n_pretrain} pretrain), {label}" for label in ("Temporal", "MtM (prompted)"))
+M_T, M_M = (
+    f"Multi-session ({plan.n_pretrain} pretrain), {label}"
+    for label in ("Temporal", "MtM (prompted)")
+)
 differences = paired_differences(per_session, comparisons(plan.n_pretrain))
 against_linear = baseline_differences(table, intervals)
-for task in TASKS:  # structural: the latent oracle bounds every model (the text says so)
+for (
+    task
+) in (
+    TASKS
+):  # structural: the latent oracle bounds every model (the text says so)
     for m in models:
-        assert_direction(f"the latent oracle is above {m} on {task}", table[ORACLE_ROW][task], ">", table[m][task])
-NAMES = {S_T: "temporal masking from scratch", S_M: "prompted MtM from scratch",
-         M_T: "pretrained temporal masking", M_M: "pretrained prompted MtM"}
+        assert_direction(
+            f"the latent oracle is above {m} on {task}",
+            table[ORACLE_ROW][task],
+            ">",
+            table[m][task],
+        )
+NAMES = {
+    S_T: "temporal masking from scratch",
+    S_M: "prompted MtM from scratch",
+    M_T: "pretrained temporal masking",
+    M_M: "pretrained prompted MtM",
+}
 lines = []
 for task in COLUMNS:
-    said = ["From scratch, " + compare_words("prompted MtM", "temporal masking",
-                                             differences["MtM - Temporal, single-session"][task])]
+    said = [
+        "From scratch, "
+        + compare_words(
+            "prompted MtM",
+            "temporal masking",
+            differences["MtM - Temporal, single-session"][task],
+        )
+    ]
     if plan.n_pretrain:
-        said.append("After pretraining, " + compare_words("prompted MtM", "temporal masking",
-                                                          differences["MtM - Temporal, multi-session"][task]))
-        said += [compare_words(f"Pretrained {name}", f"{name} from scratch",
-                               differences[f"Pretrained - from scratch, {label}"][task])
-                 for label, name in (("Temporal", "temporal masking"), ("MtM (prompted)", "prompted MtM"))]
-    said += [compare_words(NAMES[m][0].upper() + NAMES[m][1:], "the linear baseline", against_linear[m][task])
-             for m in models if task in against_linear[m]]
-    lines.append(f"- **{TABLE_COLUMNS[task]}.**\n" + "\n".join(f"  - {sentence}." for sentence in said))
+        said.append(
+            "After pretraining, "
+            + compare_words(
+                "prompted MtM",
+                "temporal masking",
+                differences["MtM - Temporal, multi-session"][task],
+            )
+        )
+        said += [
+            compare_words(
+                f"Pretrained {name}",
+                f"{name} from scratch",
+                differences[f"Pretrained - from scratch, {label}"][task],
+            )
+            for label, name in (
+                ("Temporal", "temporal masking"),
+                ("MtM (prompted)", "prompted MtM"),
+            )
+        ]
+    said += [
+        compare_words(
+            NAMES[m][0].upper() + NAMES[m][1:],
+            "the linear baseline",
+            against_linear[m][task],
+        )
+        for m in models
+        if task in against_linear[m]
+    ]
+    lines.append(
+        f"- **{TABLE_COLUMNS[task]}.**\n"
+        + "\n".join(f"  - {sentence}." for sentence in said)
+    )
 
 
 def above_on(label: str) -> str:
-    """The activity tasks on which prompted MtM is above temporal masking with an interval above zero."""
-    tasks = [TABLE_COLUMNS[t].lower() for t in TASKS if differences[label][t].low > 0]
-    return f"{len(tasks)} of the {len(TASKS)} activity tasks" + (f" ({', '.join(tasks)})" if tasks else "")
+    """The activity tasks on which prompted MtM is above temporal masking
+    with an interval above zero."""
+    tasks = [
+        TABLE_COLUMNS[t].lower()
+        for t in TASKS
+        if differences[label][t].low > 0
+    ]
+    return f"{len(tasks)} of the {len(TASKS)} activity tasks" + (
+        f" ({', '.join(tasks)})" if tasks else ""
+    )
 
 
 stages = [f"on {above_on('MtM - Temporal, single-session')} from scratch"]
 if plan.n_pretrain:
-    stages.append(f"on {above_on('MtM - Temporal, multi-session')} after pretraining")
-lines.append(f"\nIn all, prompted MtM is above temporal masking, with an interval that excludes zero, "
-             f"{' and '.join(stages)}; the paper has it above on all four at both stages.")
+    stages.append(
+        f"on {above_on('MtM - Temporal, multi-session')} after pretraining"
+    )
+lines.append(
+    "\nIn all, prompted MtM is above temporal masking, with an interval "
+    f"that excludes zero, {' and '.join(stages)}; the paper has it above on "
+    "all four at both stages."
+)
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -294,16 +431,29 @@ display(Markdown("\n".join(lines)))
 # every model's; a share is left out where the Bayes reference is not above zero); the latent oracle
 # is above every model on every activity task, as an upper bound must be:
 
+
 # %%
 def best_share(task: str) -> str:
-    """The model with the largest share of the task's Bayes reference, in words."""
+    """The model with the largest share of the task's Bayes reference,
+    in words."""
     best = max(models, key=lambda m: table[m][task])
-    share = f"{100 * table[best][task] / table[BAYES_ROW][task]:.0f} %" if table[BAYES_ROW][task] > 0 else "no share"
-    return f"{TABLE_COLUMNS[task].lower()} {share} ({NAMES[best]}, {table[best][task]:.2f} of {table[BAYES_ROW][task]:.2f})"
+    share = (
+        f"{100 * table[best][task] / table[BAYES_ROW][task]:.0f} %"
+        if table[BAYES_ROW][task] > 0
+        else "no share"
+    )
+    scores = f"{table[best][task]:.2f} of {table[BAYES_ROW][task]:.2f}"
+    return f"{TABLE_COLUMNS[task].lower()} {share} ({NAMES[best]}, {scores})"
 
 
-display(Markdown("The best model's share of the Bayes reference, task by task (bits per spike): "
-                 + "; ".join(best_share(task) for task in TASKS) + "."))
+display(
+    Markdown(
+        "The best model's share of the Bayes reference, task by task "
+        "(bits per spike): "
+        + "; ".join(best_share(task) for task in TASKS)
+        + "."
+    )
+)
 
 # %% [markdown]
 # The absolute values will not match the paper's, and should not be expected to:
@@ -447,18 +597,47 @@ if RELEASED_FROM_HUB:
 
     from mtm.data import heldout_eids
 
-    hub_folder = Path(snapshot_download("ibl-foundation-model/multi-NDT1-MtM-34-sessions"))
+    hub_folder = Path(
+        snapshot_download("ibl-foundation-model/multi-NDT1-MtM-34-sessions")
+    )
     eid = heldout_eids()[0]
-    with contextlib.chdir(RELEASED_DIR):  # the commands print paths relative to this folder
-        for command in (["import-reference", str(next(hub_folder.rglob("model_best.pt"))),
-                         "--out", "released.safetensors"],
-                        ["data", "ibl", "--eid", eid, "--out", "ibl"],
-                        ["finetune", "released.safetensors", "--preset", "paper", "--epochs", str(RUN.EPOCHS),
-                         "--data", f"ibl/{eid}.npz", "--out", "ft"],
-                        ["evaluate", "ft/best.safetensors", f"ibl/{eid}.npz", "--out", "eval"]):
+    with contextlib.chdir(
+        RELEASED_DIR
+    ):  # the commands print paths relative to this folder
+        for command in (
+            [
+                "import-reference",
+                str(next(hub_folder.rglob("model_best.pt"))),
+                "--out",
+                "released.safetensors",
+            ],
+            ["data", "ibl", "--eid", eid, "--out", "ibl"],
+            [
+                "finetune",
+                "released.safetensors",
+                "--preset",
+                "paper",
+                "--epochs",
+                str(RUN.EPOCHS),
+                "--data",
+                f"ibl/{eid}.npz",
+                "--out",
+                "ft",
+            ],
+            [
+                "evaluate",
+                "ft/best.safetensors",
+                f"ibl/{eid}.npz",
+                "--out",
+                "eval",
+            ],
+        ):
             assert mtm_cli(command) == 0, command
 else:
-    print("Skipped the download: set RELEASED_FROM_HUB = True with network (and huggingface_hub installed).")
+    print(
+        "Skipped the download: set RELEASED_FROM_HUB = True with network "
+        "(and huggingface_hub installed)."
+    )
 
 # %% [markdown]
 # Offline, the same commands run on the checkpoint the reference code wrote at small sizes
@@ -472,17 +651,46 @@ else:
 # %%
 FIXTURE = reference_checkpoint_dir()
 if FIXTURE is None:
-    print("Skipped: the reference checkpoint folder is not here (set MTM_REFERENCE_CHECKPOINT).")
+    print(
+        "Skipped: the reference checkpoint folder is not here "
+        "(set MTM_REFERENCE_CHECKPOINT)."
+    )
 else:
-    first = json.loads((FIXTURE / "reference_ndt1_outputs.json").read_text())["sessions"][0]
+    first = json.loads((FIXTURE / "reference_ndt1_outputs.json").read_text())[
+        "sessions"
+    ][0]
     heldout[0].save(RELEASED_DIR / "data" / f"{heldout[0].eid}.npz")
     session_file = f"data/{heldout[0].eid}.npz"
-    with contextlib.chdir(RELEASED_DIR):  # the commands print paths relative to this folder
-        for command in (["import-reference", str(FIXTURE / "reference_ndt1_stitch_prompting_small.pt"),
-                         "--session", f"{first['eid']}={first['n_neurons']}", "--out", "reference-small.safetensors"],
-                        ["finetune", "reference-small.safetensors", "--epochs", str(RUN.EPOCHS),
-                         "--data", session_file, "--out", "ft-small"],
-                        ["evaluate", "ft-small/best.safetensors", session_file, "--out", "eval-small"]):
+    with contextlib.chdir(
+        RELEASED_DIR
+    ):  # the commands print paths relative to this folder
+        for command in (
+            [
+                "import-reference",
+                str(FIXTURE / "reference_ndt1_stitch_prompting_small.pt"),
+                "--session",
+                f"{first['eid']}={first['n_neurons']}",
+                "--out",
+                "reference-small.safetensors",
+            ],
+            [
+                "finetune",
+                "reference-small.safetensors",
+                "--epochs",
+                str(RUN.EPOCHS),
+                "--data",
+                session_file,
+                "--out",
+                "ft-small",
+            ],
+            [
+                "evaluate",
+                "ft-small/best.safetensors",
+                session_file,
+                "--out",
+                "eval-small",
+            ],
+        ):
             assert mtm_cli(command) == 0, command
 
 # %% [markdown]
@@ -521,12 +729,21 @@ else:
 from mtm.reproduce.scheduler import cells
 from mtm.stats import paired_difference, seed_interval
 
-a, b = cells(per_session[S_M], "intra-region"), cells(per_session[S_T], "intra-region")
-paired, row_a, row_b = paired_difference(a, b), seed_interval(a), seed_interval(b)
-unpaired = (row_a.half_width ** 2 + row_b.half_width ** 2) ** 0.5
+a, b = cells(per_session[S_M], "intra-region"), cells(
+    per_session[S_T], "intra-region"
+)
+paired, row_a, row_b = (
+    paired_difference(a, b),
+    seed_interval(a),
+    seed_interval(b),
+)
+unpaired = (row_a.half_width**2 + row_b.half_width**2) ** 0.5
 print(f"MtM - temporal, intra-region, from scratch: {paired.mean:+.3f}")
 print(f"  paired half-width   {paired.half_width:.3f}")
-print(f"  unpaired half-width {unpaired:.3f} (MtM {row_a.half_width:.3f}, temporal {row_b.half_width:.3f})")
+print(
+    f"  unpaired half-width {unpaired:.3f} (MtM {row_a.half_width:.3f}, "
+    f"temporal {row_b.half_width:.3f})"
+)
 
 # %% [markdown]
 # :::{admonition} Solution
@@ -556,7 +773,9 @@ from mtm.stats import seed_means
 for task in TASKS:
     a, b = cells(per_session[S_M], task), cells(per_session[S_T], task)
     by_seed = seed_means({key: a[key] - b[key] for key in a})
-    signs = ", ".join(f"seed {seed}: {value:+.3f}" for seed, value in by_seed.items())
+    signs = ", ".join(
+        f"seed {seed}: {value:+.3f}" for seed, value in by_seed.items()
+    )
     print(f"{TABLE_COLUMNS[task]:14s} {signs}")
 
 # %% [markdown]
@@ -581,24 +800,10 @@ for task in TASKS:
 # `r2_top50` of each run's `log.csv` (`mtm.checkpoint.read_log`). Compare the epochs each would keep.
 # A rerun with the other criterion needs its own folder, since `selection` is a setting.
 # :::
-
-# %% tags=["hide-input"]
-import math
-
-from mtm.checkpoint import read_log
-
-for log_file in sorted(OUT_DIR.rglob("log.csv")):
-    logged = [r for r in read_log(log_file.parent) if r.get("val_bps") not in ("", None)]
-    logged = [r for r in logged if math.isfinite(float(r["val_bps"])) and math.isfinite(float(r["r2_top50"]))]
-    if logged:
-        by_bps = max(logged, key=lambda r: float(r["val_bps"]))["epoch"]
-        by_r2 = max(logged, key=lambda r: float(r["r2_top50"]))["epoch"]
-        print(f"{log_file.parent.relative_to(OUT_DIR)}: val_bps keeps epoch {by_bps}, r2_top50 epoch {by_r2}")
-
-# %% [markdown]
+#
 # :::{admonition} Solution
 # :class: dropdown
-# The cell above prints, for every run of this chapter (single-session, pretraining and fine-tuning
+# The cell below prints, for every run of this chapter (single-session, pretraining and fine-tuning
 # folders), the epoch each criterion keeps. Where both keep the same or nearby epochs, the tables
 # cannot change much. The one-cycle schedule ends at a very small learning rate, so late epochs change
 # little, and where both criteria keep one of the late epochs the choice hardly matters. They part
@@ -610,6 +815,32 @@ for log_file in sorted(OUT_DIR.rglob("log.csv")):
 # criterion kept, so the multi-session rows can move even where the fine-tuning logs agree); that
 # trains every model again, as long as this chapter's run.
 # :::
+
+# %% tags=["hide-input"]
+import math
+
+from mtm.checkpoint import read_log
+
+for log_file in sorted(OUT_DIR.rglob("log.csv")):
+    logged = [
+        r
+        for r in read_log(log_file.parent)
+        if r.get("val_bps") not in ("", None)
+    ]
+    logged = [
+        r
+        for r in logged
+        if math.isfinite(float(r["val_bps"]))
+        and math.isfinite(float(r["r2_top50"]))
+    ]
+    if logged:
+        by_bps = max(logged, key=lambda r: float(r["val_bps"]))["epoch"]
+        by_r2 = max(logged, key=lambda r: float(r["r2_top50"]))["epoch"]
+        print(
+            f"{log_file.parent.relative_to(OUT_DIR)}: val_bps keeps epoch "
+            f"{by_bps}, r2_top50 epoch {by_r2}"
+        )
+
 
 # %% tags=["remove-input"]
 print(RUN.done())
