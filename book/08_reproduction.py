@@ -724,6 +724,17 @@ else:
 # interval and `mtm.stats.paired_difference` the paired one. Two independent intervals combine as
 # the square root of the sum of the squared half-widths.
 # :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# The cell above (click to show its code) prints both half-widths. Pairing subtracts the scores of
+# the same seed and session, so what the two models share cancels: the session's difficulty and,
+# within a seed, the batch order and the draw of the initial weights. When those shared parts vary
+# from seed to seed, the paired interval is narrower than the unpaired one, often by a large factor,
+# and a difference too small to see between two rows' intervals can still be established. When the
+# two models' seed-to-seed variations are unrelated, pairing gains little. Either way the paired
+# interval is the right one for the question "is MtM above temporal masking on these sessions".
+# :::
 
 # %% tags=["hide-input"]
 from mtm.reproduce.scheduler import cells
@@ -746,17 +757,6 @@ print(
 )
 
 # %% [markdown]
-# :::{admonition} Solution
-# :class: dropdown
-# The cell above (click to show its code) prints both half-widths. Pairing subtracts the scores of
-# the same seed and session, so what the two models share cancels: the session's difficulty and,
-# within a seed, the batch order and the draw of the initial weights. When those shared parts vary
-# from seed to seed, the paired interval is narrower than the unpaired one, often by a large factor,
-# and a difference too small to see between two rows' intervals can still be established. When the
-# two models' seed-to-seed variations are unrelated, pairing gains little. Either way the paired
-# interval is the right one for the question "is MtM above temporal masking on these sessions".
-# :::
-#
 # **Exercise 2.** How much do the training seeds disagree? For every activity task print each seed's
 # MtM minus temporal difference from scratch (its mean over the held-out sessions). Do the seeds
 # agree on the sign, and how does that relate to the interval in section 5?
@@ -765,6 +765,17 @@ print(
 # :class: dropdown
 # `mtm.stats.seed_means` turns `{(seed, session): score}` into `{seed: mean over sessions}`; subtract
 # the two rows' cells first.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# The interval is Student's t over these seed-means: with 3 seeds its half-width is the t factor of two
+# degrees of freedom times their standard deviation over the square root of 3, about two and a half
+# standard deviations. Seeds that agree on
+# the sign and are close together give an interval that excludes zero; one seed of the other sign, or
+# seeds far apart, give an interval that contains zero, and section 5 then says the two cannot be told
+# apart. Three seeds is the least that gives an interval at all; more seeds narrow it by the square
+# root of their number (and lower the t factor).
 # :::
 
 # %% tags=["hide-input"]
@@ -779,17 +790,6 @@ for task in TASKS:
     print(f"{TABLE_COLUMNS[task]:14s} {signs}")
 
 # %% [markdown]
-# :::{admonition} Solution
-# :class: dropdown
-# The interval is Student's t over these seed-means: with 3 seeds its half-width is the t factor of two
-# degrees of freedom times their standard deviation over the square root of 3, about two and a half
-# standard deviations. Seeds that agree on
-# the sign and are close together give an interval that excludes zero; one seed of the other sign, or
-# seeds far apart, give an interval that contains zero, and section 5 then says the two cannot be told
-# apart. Three seeds is the least that gives an interval at all; more seeds narrow it by the square
-# root of their number (and lower the t factor).
-# :::
-#
 # **Exercise 3.** The reference selects checkpoints by the $R^2$ of the 50 most active neurons. Would
 # the tables change with `train_overrides=dict(selection="r2_top50")`? Answer it first without training
 # anything.
