@@ -416,11 +416,6 @@ class ChapterSettings:
         raise AttributeError(f"{self.__dict__.get('chapter', 'chapter')} has no parameter {key!r}; "
                              f"it has {sorted(values)}")
 
-    def unpack(self, *keys: str):
-        """The values of ``keys``, in order (one value for one key)."""
-        values = tuple(self.values[k] for k in keys)
-        return values[0] if len(values) == 1 else values
-
     @property
     def run_dir(self) -> Path:
         """Where the chapters share trained runs: a new temporary folder for smoke runs;
