@@ -642,3 +642,18 @@ def test_the_bibliography_is_author_year_like_the_citations_and_outputs_wrap():
     assert [(entry.key, entry.label) for entry in style.format_entries(data.entries.values())] == [
         ("c", "International Brain Laboratory, 2023"), ("b", "Ye and Pandarinath, 2021a"),
         ("d", "Ye and Pandarinath, 2021b"), ("a", "Zhang et al., 2024")]
+
+
+def test_the_recorded_time_is_announced_only_for_the_code_it_timed(tmp_path, monkeypatch):
+    """A chapter whose code changed since its stored execution (often with other settings) does not
+    announce that execution's wall time as its own."""
+    stored = json.loads((BOOK / "05_evaluation.ipynb").read_text())
+    monkeypatch.setattr(book, "BOOK", tmp_path)
+    (tmp_path / "05_evaluation.ipynb").write_text(json.dumps(stored))
+    minutes, _ = book.recorded_minutes("05_evaluation", "book")
+    assert minutes == stored["metadata"][book.METADATA_KEY]["wall_time_s"] / 60
+    assert book.recorded_minutes("05_evaluation", "smoke") is None
+    code = next(c for c in stored["cells"] if c["cell_type"] == "code")
+    code["source"] = source(code) + "\nprint('changed')"
+    (tmp_path / "05_evaluation.ipynb").write_text(json.dumps(stored))
+    assert book.recorded_minutes("05_evaluation", "book") is None

@@ -347,15 +347,33 @@ def apply_budget(chapter: str, values: dict, run_dir: Path) -> tuple[str, str]:
             + (" (the settings' epochs fit)" if fits else "") + "."), key
 
 
+def _is_injected(cell: dict) -> bool:
+    return "injected-parameters" in cell.get("metadata", {}).get("tags", [])
+
+
+def code_hash(notebook: dict) -> str:
+    """SHA-256 of a notebook's code cells (their sources, in order; papermill's injected cell excluded)."""
+    digest = hashlib.sha256()
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code" and not _is_injected(cell):
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            digest.update(source.strip().encode() + b"\0")
+    return digest.hexdigest()
+
+
 def recorded_minutes(chapter: str, settings: str) -> tuple[float, str] | None:
     """The wall time (minutes) and machine of the chapter's stored execution with ``settings``, from the
-    notebook's execution record beside the package (a clone of the repository); None without one."""
+    notebook's execution record beside the package (a clone of the repository); None without one, and
+    None when the chapter's code changed since (the record then times other code, often other settings)."""
     notebook = BOOK / f"{chapter}.ipynb"
     try:
-        record = json.loads(notebook.read_text())["metadata"][METADATA_KEY]
+        stored = json.loads(notebook.read_text())
+        record = stored["metadata"][METADATA_KEY]
     except (OSError, ValueError, KeyError):
         return None
     if record.get("settings") != settings or "wall_time_s" not in record:
+        return None
+    if record.get("code_hash") != code_hash(stored):
         return None
     return record["wall_time_s"] / 60, describe_machine(record.get("machine", {"cpu": "?", "cores": "?"}))
 

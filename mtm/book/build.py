@@ -28,7 +28,7 @@ import nbformat
 
 from mtm import __version__
 from mtm.atomic import atomic_write
-from mtm.book import BOOK, CHAPTER_SETTINGS, CODE_COLUMN, METADATA_KEY, PUBLISHED_SETTINGS, ROOT, RUNS_ENV, SETTINGS, git_commit, machine
+from mtm.book import BOOK, CHAPTER_SETTINGS, _is_injected, code_hash, CODE_COLUMN, METADATA_KEY, PUBLISHED_SETTINGS, ROOT, RUNS_ENV, SETTINGS, git_commit, machine
 from mtm.plots import plot_mtm_schematic, use_style
 from mtm.reproduce.paper import (PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6,
                                  PAPER_TABLE7)
@@ -48,20 +48,6 @@ def chapter_paths(names=()) -> list[Path]:
             raise ValueError(f"chapter: {name!r} is not a chapter; expected one of {[p.stem for p in every]}")
         chosen += match
     return chosen
-
-
-def _is_injected(cell: dict) -> bool:
-    return "injected-parameters" in cell.get("metadata", {}).get("tags", [])
-
-
-def code_hash(notebook: dict) -> str:
-    """SHA-256 of a notebook's code cells (their sources, in order; papermill's injected cell excluded)."""
-    digest = hashlib.sha256()
-    for cell in notebook["cells"]:
-        if cell["cell_type"] == "code" and not _is_injected(cell):
-            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-            digest.update(source.strip().encode() + b"\0")
-    return digest.hexdigest()
 
 
 #: Phrases of output that belong to a smoke run or a failure, never to a published page.
