@@ -706,11 +706,9 @@ def source_span(obj, first: str, last: str) -> tuple[int, int]:
 def show_source(obj, lines: tuple[int, int] | None = None):
     """Display :func:`source_block` in the notebook's output (IPython ``Markdown``, which Jupyter and
     the book render as a syntax-highlighted block): the page shows the code that runs, so it cannot
-    drift from the package. Returns the ``Markdown`` object. Checked in a jupyter-book 1.0.4.post1
+    drift from the package. Returns None, so a cell ending in it shows the block once. Checked in a jupyter-book 1.0.4.post1
     build with ``execute_notebooks: off``: the stored output renders as a Pygments-highlighted Python
     block under its path and line range."""
     from IPython.display import Markdown, display
 
-    block = Markdown(source_block(obj, lines))
-    display(block)
-    return block
+    display(Markdown(source_block(obj, lines)))
