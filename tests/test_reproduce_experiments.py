@@ -241,3 +241,14 @@ def test_region_log_rates_see_only_their_region():
     assert rates.shape == (20, 100, inside.sum())
     np.testing.assert_allclose(rates[..., 0], session.spikes[..., inside].sum(axis=-1))
     assert model.calls == [(3, False)]  # the intra-region prompt, bidirectional
+
+
+def test_ndt2_comparisons_name_their_stage_with_and_without_pretraining():
+    from mtm.reproduce import ndt2
+
+    single = [label for label, _, _ in ndt2.comparisons(0)]
+    assert single and all("single-session" in label for label in single)
+    assert "NDT2: MtM - Random token, single-session" in single
+    both = [label for label, _, _ in ndt2.comparisons(2)]
+    assert "NDT2: MtM - Random token, single-session" in both and "NDT2: MtM - Random token, multi-session" in both
+    assert "NDT1 - NDT2, multi-session, MtM" in both and "NDT1 - NDT2, single-session, MtM" in both

@@ -36,7 +36,7 @@ def comparisons(n_pretrain: int) -> list[tuple[str, str, str]]:
     from scratch; NDT1 against NDT2 for each stage and masking (the baselines: temporal for NDT1,
     random token for NDT2)."""
     stages = (0, n_pretrain) if n_pretrain else (0,)
-    stage_name = {0: "single-session", n_pretrain: "multi-session"}
+    stage_name = {0: "single-session"} | ({n_pretrain: "multi-session"} if n_pretrain else {})
     pairs = []
     for (_, name), maskings in MODELS.items():
         baseline, mtm = list(maskings)
