@@ -148,3 +148,15 @@ def test_check_reports_each_chapters_unglued_decimals_without_failing_on_them(ca
     count = len(unglued_decimals(json.loads(build.chapter_paths(["03"])[0].read_text()), "03_model"))
     assert printed.startswith("03_model: ") and f"({count} unglued decimals in its Markdown)" in printed
     assert code == (0 if printed.startswith("03_model: ok") else 1)
+
+
+def test_a_cell_ending_in_glue_number_echoes_nothing(monkeypatch):
+    """A figure cell that ends with glue_number must hold the figure only: IPython displays an object
+    with _ipython_display_ through that method, which shows nothing."""
+    from mtm.book import glue_number
+
+    glued = []
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: glued.append((name, value, display)))
+    text = glue_number("share", 0.4417)
+    assert text == "0.44" and isinstance(text, str) and text._ipython_display_() is None
+    assert glued == [("share", "0.44", False), ("share_value", 0.4417, False)]

@@ -588,10 +588,19 @@ def glue_number(name: str, value: float, fmt: str = "{:.2f}") -> str:
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"value: {name} must be a finite number, got {value!r}")
-    text = fmt.format(number)
-    glue(name, text, display=False)
+    text = GluedText(fmt.format(number))
+    glue(name, str(text), display=False)
     glue(f"{name}_value", number, display=False)
     return text
+
+
+class GluedText(str):
+    """The text :func:`glue_number` returns: a ``str`` that Jupyter does not echo when a cell ends with
+    the call (an echoed ``'0.44'`` would print on the page, and under a figure cell's caption it becomes
+    a second figure with the same name, which fails the build)."""
+
+    def _ipython_display_(self) -> None:
+        pass
 
 
 #: The relations :func:`assert_direction` checks, each with the word its message uses.

@@ -411,6 +411,12 @@ def figure_problems(notebook: dict) -> list[str]:
         missing = [key for key in ("caption", "name") if not str(figure.get(key, "")).strip()]
         if missing:
             problems.append(f"cell {index}: a figure without {' and '.join(missing)} in its mystnb metadata")
+        # every displayed output of a figure cell becomes a figure of that name: two fail the build
+        shown = [o for o in cell.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result")
+                 and not o.get("metadata", {}).get("scrapbook")]
+        if figure and len(shown) > 1:
+            problems.append(f"cell {index}: {len(shown)} displayed outputs under one figure name "
+                            "(end the cell with the figure: a value the last line returns is displayed too)")
     return problems
 
 
