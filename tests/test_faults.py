@@ -86,8 +86,12 @@ def copy_run(trained, tmp_path, name="run"):
 #: ``python -c CHECKPOINT_DRIVER EPOCH ARGS...``: ``mtm ARGS...`` that prints ``checkpoint <epoch>``
 #: after writing each last checkpoint and, after the one of ``EPOCH``, waits there for a signal: a
 #: test signals a run at a known point instead of polling the folder while the run races on.
+#: A shell that starts a job in the background (``cmd &``, as CI scripts do) starts it with SIGINT
+#: ignored, and Python keeps an ignored SIGINT ignored: the driver restores the handler a terminal's
+#: Ctrl-C meets, so the test interrupts the run the way a user does wherever the suite runs.
 CHECKPOINT_DRIVER = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from mtm import checkpoint
 from mtm.cli import main
 save_last = checkpoint.RunFolder.save_last
