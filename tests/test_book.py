@@ -462,6 +462,12 @@ def test_compare_words_follow_the_interval_not_the_hand():
     tie = book.compare_words("MtM", "temporal", mean_interval([0.05, -0.06, 0.04]))
     assert "cannot be told apart" in tie and "contains zero" in tie
     assert "no interval" in book.compare_words("MtM", "temporal", mean_interval([0.05]))
+    # a bound that rounds to zero keeps the digits that show its sign
+    from mtm.stats import Interval
+
+    near = book.compare_words("MtM", "temporal", Interval(0.08, 0.003, 0.157, 3))
+    assert near.startswith("MtM is above temporal (") and "interval +0.003 to +0.16" in near, near
+    assert "+0.00 " not in near and "+0.0000" not in book.compare_words("a", "b", Interval(0.1, 0.0, 0.2, 3))
     with pytest.raises(ValueError, match="difference"):
         book.compare_words("MtM", "temporal", mean_interval([]))
 

@@ -629,6 +629,15 @@ def assert_direction(claim: str, a: float, relation: str, b: float, margin: floa
                              "rewrite the sentence for these outputs")
 
 
+def _signed(value: float, digits: int, most: int = 4) -> str:
+    """``value`` with its sign and ``digits`` decimals, or as many more (up to ``most``) as it takes
+    not to print a non-zero bound as "+0.00": an interval "+0.003 to +0.16" excludes zero visibly."""
+    for places in range(digits, most + 1):
+        if value == 0 or round(value, places) != 0:
+            break
+    return f"{value:+.{places}f}"
+
+
 def compare_words(a: str, b: str, difference, digits: int = 2) -> str:
     """The sentence a chapter states of a paired difference ``a - b`` (a :class:`mtm.stats.Interval`),
     its words chosen by the interval, never by hand: ``"MtM is above temporal masking (difference
@@ -642,7 +651,8 @@ def compare_words(a: str, b: str, difference, digits: int = 2) -> str:
     if not (math.isfinite(low) and math.isfinite(high)):
         return (f"{a} and {b} differ by {mean:+.{digits}f} in one run, with no interval "
                 "(one replicate cannot tell a difference from seed noise)")
-    interval = f"difference {mean:+.{digits}f}, 95 % interval {low:+.{digits}f} to {high:+.{digits}f}"
+    interval = (f"difference {_signed(mean, digits)}, 95 % interval {_signed(low, digits)} to "
+                f"{_signed(high, digits)}")
     if low > 0:
         return f"{a} is above {b} ({interval})"
     if high < 0:
