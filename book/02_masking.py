@@ -70,10 +70,17 @@ from mtm.masking import (
     PROMPT_IDS,
     SCHEMES,
     MtMSampler,
+    causal_gaps,
     is_causal,
     mask_batch,
 )
-from mtm.plots import MASK_COLORS, plot_mask, plot_raster, use_style
+from mtm.plots import (
+    MASK_COLORS,
+    plot_causal_gaps,
+    plot_mask,
+    plot_raster,
+    use_style,
+)
 
 use_style()
 
@@ -407,33 +414,20 @@ print({scheme: is_causal(scheme) for scheme in SCHEMES})
 # first bins of a trial may have no visible past at all.
 
 # %% mystnb={"figure": {"caption": "Causal masking: for every target with a visible bin before it, the number of bins back to the most recent visible bin, over `N_MASKS` masks of the batch (red bars), and the geometric law for bins hidden independently with p = 0.6 (black). The title gives the share of targets with no visible bin before them.", "name": "fig-02-causal-gaps"}}
-gaps, no_past = [], 0
-for i in range(RUN.N_MASKS):
-    hidden_bins = draw("causal", seed=i)[1][
-        :, :, 0
-    ].numpy()  # (B, T): the hidden bins
-    t = np.arange(hidden_bins.shape[1])
-    last_visible = np.maximum.accumulate(np.where(hidden_bins, -1, t), axis=1)
-    gap = np.broadcast_to(t, hidden_bins.shape) - last_visible
-    gaps.append(gap[hidden_bins & (last_visible >= 0)])
-    no_past += int((hidden_bins & (last_visible < 0)).sum())
-gaps = np.concatenate(gaps)
-k = np.arange(1, 11)
-fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
-ax.bar(
-    k,
-    [np.mean(gaps == j) for j in k],
-    color="tab:red",
-    alpha=0.7,
-    label="causal targets of the batch",
-)
-ax.plot(
-    k, 0.4 * 0.6 ** (k - 1), "ko-", ms=3, lw=1, label="geometric law, p = 0.6"
-)
-ax.set_xlabel("bins back to the most recent visible bin")
-ax.set_ylabel("fraction of targets")
-ax.set_xticks(k)
-ax.legend(frameon=False)
+def gaps_over_masks(**ratio):
+    """causal_gaps over N_MASKS causal masks of the batch: every target's
+    gap, and the number of targets with no visible past."""
+    gaps, no_past = [], 0
+    for i in range(RUN.N_MASKS):
+        hidden_bins = draw("causal", seed=i, **ratio)[1][:, :, 0]  # (B, T)
+        found, none = causal_gaps(hidden_bins.numpy())
+        gaps.append(found)
+        no_past += none
+    return np.concatenate(gaps), no_past
+
+
+gaps, no_past = gaps_over_masks()
+ax = plot_causal_gaps(gaps, DEFAULT_RATIO["causal"])
 share = no_past / (no_past + len(gaps))
 ax.set_title(f"{share:.1%} of the targets have no visible past")
 plt.show()
@@ -823,8 +817,8 @@ print(
 #
 # :::{admonition} Hint
 # :class: dropdown
-# Copy the cell of section 3, pass `ratio=0.3` to `draw`, and change the geometric law to
-# $p = 0.3$. The first bar is the probability that the bin just before a hidden bin is visible.
+# Call section 3's `gaps_over_masks` with `ratio=0.3` and draw the result with
+# `plot_causal_gaps` for $p = 0.3$. The first bar is the probability that the bin just before a hidden bin is visible.
 # :::
 #
 # :::{admonition} Solution
@@ -842,38 +836,12 @@ print(
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Solution of exercise 4: as the causal-gap figure of section 3, with bins hidden at ratio 0.3 (red bars) and the geometric law for p = 0.3 (black).", "name": "fig-02-exercise-causal-gaps"}}
 p = 0.3
-gaps, no_past = [], 0
-for i in range(RUN.N_MASKS):
-    hidden_bins = draw("causal", seed=i, ratio=p)[1][:, :, 0].numpy()
-    t = np.arange(hidden_bins.shape[1])
-    last_visible = np.maximum.accumulate(np.where(hidden_bins, -1, t), axis=1)
-    gap = np.broadcast_to(t, hidden_bins.shape) - last_visible
-    gaps.append(gap[hidden_bins & (last_visible >= 0)])
-    no_past += int((hidden_bins & (last_visible < 0)).sum())
-gaps = np.concatenate(gaps)
+gaps, no_past = gaps_over_masks(ratio=p)
 print(
     f"next-step targets: {np.mean(gaps == 1):.1%}, geometric law {1 - p:.0%}; "
     f"no visible past: {no_past / (no_past + len(gaps)):.1%}"
 )
-fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
-ax.bar(
-    k,
-    [np.mean(gaps == j) for j in k],
-    color="tab:red",
-    alpha=0.7,
-    label="causal targets of the batch",
-)
-ax.plot(
-    k,
-    (1 - p) * p ** (k - 1),
-    "ko-",
-    ms=3,
-    lw=1,
-    label=f"geometric law, p = {p}",
-)
-ax.set_xlabel("bins back to the most recent visible bin")
-ax.set_ylabel("fraction of targets")
-ax.legend(frameon=False)
+plot_causal_gaps(gaps, p)
 plt.show()
 
 # %% [markdown]

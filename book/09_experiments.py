@@ -498,8 +498,9 @@ display(Markdown("\n".join(lines)))
 #
 # ## 5. The other experiments
 #
-# Four more experiments run the same way; their small presets take several minutes each on a 2-core
-# CPU (the budget study about a quarter of an hour), so the book does not execute them:
+# Four more experiments run the same way. {doc}`10_budget` runs the budget study with the book's
+# settings; the other three take several minutes each on a 2-core CPU at their small presets, so the
+# book does not execute them:
 #
 # - `--experiment prompts` (Table 6): the pretrained, fine-tuned MtM model scored with each prompt
 #   token at inference;
@@ -507,9 +508,10 @@ display(Markdown("\n".join(lines)))
 #   ratios 0.1, 0.3 and 0.6;
 # - `--experiment region-decoding` (Figs. 5 and 7): choice and whisker motion energy decoded from one
 #   region at a time, and each neuron's co-smoothing, PSTH and single-trial scores;
-# - `--experiment budget` (not in the paper): temporal masking and MtM trained at several trials per
-#   session, pretraining sessions, optimiser steps and model widths, each score drawn as a share of
-#   the Bayes reference, to show which of these limits the models on small sessions.
+# - `--experiment budget` (not in the paper, {doc}`10_budget`): temporal masking and MtM trained at
+#   several trials per session, pretraining sessions, optimiser steps and model widths, each score
+#   drawn as a share of the Bayes reference, to show which of these limits the models on small
+#   sessions.
 #
 # In this chapter, `run("prompts")` after adding `plans["prompts"] = plan("prompts")` runs the first,
 # on this chapter's sessions of `N_TRIALS` trials and `N_NEURONS` neurons.

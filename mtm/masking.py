@@ -80,6 +80,26 @@ def training_ratio(scheme: str, masking: str, ratio: float | None = None) -> flo
     return SINGLE_SCHEME_RATIO if scheme == "causal" else DEFAULT_RATIO.get(scheme)
 
 
+def causal_gaps(hidden_bins) -> tuple[np.ndarray, int]:
+    """How far back a causal target's most recent visible bin lies.
+
+    ``hidden_bins``: (B, T) bool, the bins a causal mask hides (every neuron of a hidden bin is a
+    target). Returns (gaps, no_past): for every hidden bin with a visible bin before it in its trial,
+    the number of bins back to the most recent one (1: the bin just before is visible, a next-step
+    prediction), and the number of hidden bins with no visible bin before them at all.
+
+    >>> causal_gaps(np.array([[False, True, True, False, True], [True, False, True, True, True]]))
+    (array([1, 2, 1, 1, 2, 3]), 1)
+    """
+    hidden = np.asarray(hidden_bins, dtype=bool)
+    if hidden.ndim != 2:
+        raise ValueError(f"hidden_bins: expected a (trials, bins) array, got shape {hidden.shape}")
+    t = np.arange(hidden.shape[1])
+    last_visible = np.maximum.accumulate(np.where(hidden, -1, t), axis=1)
+    gap = np.broadcast_to(t, hidden.shape) - last_visible
+    return gap[hidden & (last_visible >= 0)], int((hidden & (last_visible < 0)).sum())
+
+
 def is_causal(scheme: str) -> bool:
     """Whether a scheme asks the model to attend only to the past (``causal`` and ``forward-pred``)."""
     check_scheme(scheme)

@@ -394,6 +394,23 @@ def plot_mask(hidden, target, regions=None, bin_size: float = 0.02, t0: float = 
     return fig, image
 
 
+def plot_causal_gaps(gaps, p: float, max_gap: int = 10, ax=None):
+    """Bars: the share of causal targets whose most recent visible bin lies 1, 2, ... ``max_gap`` bins
+    back (``gaps`` from :func:`mtm.masking.causal_gaps`); points: the geometric law
+    ``(1 - p) p^(k - 1)`` of bins hidden independently with probability ``p``. Returns the axes."""
+    _, ax = _axes(ax, figsize=(6, 3.2))
+    gaps = np.asarray(gaps)
+    k = np.arange(1, max_gap + 1)
+    ax.bar(k, [np.mean(gaps == j) if len(gaps) else 0.0 for j in k], color="tab:red", alpha=0.7,
+           label="causal targets of the batch")
+    ax.plot(k, (1 - p) * p ** (k - 1), "ko-", ms=3, lw=1, label=f"geometric law, p = {p:g}")
+    ax.set_xlabel("bins back to the most recent visible bin")
+    ax.set_ylabel("fraction of targets")
+    ax.set_xticks(k)
+    ax.legend(frameon=False)
+    return ax
+
+
 def plot_lr_schedule(histories: dict[str, list[dict]], ax=None):
     """The learning rate of each run at the end of every epoch, read from its log (``lr`` column),
     on a log scale: the one-cycle schedule as the runs actually stepped it."""

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from mtm.masking import (DEFAULT_RATIO, MTM_SCHEMES, PROMPT_IDS, SCHEMES, MtMSampler, RegionIndex, is_causal,
-                         mask_batch)
+from mtm.masking import (DEFAULT_RATIO, MTM_SCHEMES, PROMPT_IDS, SCHEMES, MtMSampler, RegionIndex, causal_gaps,
+                         is_causal, mask_batch)
 
 REGIONS = np.array(["VISa"] * 7 + ["CA1"] * 5 + ["DG"] * 4 + ["LP"] * 6 + ["PO"] * 8)
 
@@ -185,3 +185,16 @@ def test_a_single_causal_run_masks_three_tenths_of_its_bins(tmp_path):
         *_, target = forward_loss(trainer.net, data.spikes, data.regions, data.index, scheme, prompt, cfg,
                                   torch.Generator().manual_seed(0))
         assert abs(float(target[:, :, 0].float().mean()) - ratio) < 0.03, masking
+
+
+def test_causal_gaps_count_bins_back_to_the_last_visible_one():
+    hidden = np.array([[False, True, True, False, True], [True, False, True, True, True]])
+    gaps, no_past = causal_gaps(hidden)
+    assert gaps.tolist() == [1, 2, 1, 1, 2, 3] and no_past == 1
+    # bins hidden independently with probability p: the gap follows the geometric law (1 - p) p^(k-1)
+    p = 0.6
+    gaps, no_past = causal_gaps(np.random.default_rng(0).random((4000, 100)) < p)
+    for k in (1, 2, 3):
+        assert abs(np.mean(gaps == k) - (1 - p) * p ** (k - 1)) < 0.01
+    with pytest.raises(ValueError, match="hidden_bins"):
+        causal_gaps(np.zeros(5, dtype=bool))

@@ -120,3 +120,12 @@ def test_an_experiments_table_is_drawn_as_a_grid_with_intervals_and_grey_referen
     assert segment == pytest.approx([0.2 - mean_interval([0.1, 0.2, 0.3]).half_width,
                                      0.2 + mean_interval([0.1, 0.2, 0.3]).half_width])
     plt.close(fig)
+
+
+def test_plot_causal_gaps_draws_the_shares_and_the_law():
+    from mtm.plots import plot_causal_gaps
+
+    ax = plot_causal_gaps(np.array([1, 1, 2, 3]), p=0.5, max_gap=4)
+    assert [round(b.get_height(), 3) for b in ax.patches] == [0.5, 0.25, 0.25, 0.0]
+    assert np.allclose(ax.lines[0].get_ydata(), [0.5, 0.25, 0.125, 0.0625])
+    assert any("p = 0.5" in text.get_text() for text in ax.get_legend().get_texts())

@@ -96,16 +96,18 @@ def plan_fields(factors: dict, **plan) -> dict:
                 n_test_trials=heldout_trials(factors))
 
 
-# small: 15 minutes measured on a 2-core CPU shared with other jobs (430 s of CPU time); book: sized for
-# about 20 minutes on an idle 2-core CPU (an estimate from the small run's cost per step and per score,
-# not yet measured); paper: a GPU
+# small: 15 minutes measured on a 2-core CPU shared with other jobs (430 s of CPU time). book: chapter 10's
+# study, sized for about 15 minutes on an idle 2-core CPU from the runs of a larger one (centre 1,000 steps,
+# 200 neurons, widths to 128, 4,000 steps; 84 runs, over 30 minutes): a run there cost about 25 s of
+# training per 1,000 steps at width 64 (60 s at 128) and 17 s of scoring at 200 neurons (half at 100).
+# paper: a GPU
 PRESETS = {
     "small": plan_fields({"trials": (100, 200, 800), "sessions": (0, 1, 2), "steps": (200, 400, 800),
                       "width": (32, 64), "centre": {"trials": 200, "steps": 400, "width": 64}},
                      n_test=1, n_neurons=80),
-    "book": plan_fields({"trials": (100, 400, 1600, 3200), "sessions": (0, 1, 2, 4), "steps": (250, 1000, 4000),
-                     "width": (32, 64, 128), "centre": {"trials": 400, "steps": 1000, "width": 64}},
-                    n_test=1, n_neurons=200),
+    "book": plan_fields({"trials": (100, 400, 1600, 3200), "sessions": (0, 1, 4), "steps": (125, 500, 2000),
+                     "width": (32, 64, 128), "centre": {"trials": 400, "steps": 500, "width": 64}},
+                    n_test=1, n_neurons=100),
     "paper": plan_fields({"trials": (100, 400, 1600, 3200), "sessions": (0, 1, 4, 16), "steps": (1000, 4000, 16000),
                       "width": (128, 256, 512), "centre": {"trials": 400, "steps": 4000, "width": 512}},
                      n_test=2, n_neurons=300),
