@@ -307,36 +307,54 @@ display(Markdown("\n".join(lines)))
 # ## 6. Where the book's chapters sit on these axes
 #
 # The other chapters train with their own `book` settings (`mtm.book.CHAPTER_SETTINGS`). On the
-# study's axes, a chapter's single-session or fine-tuning run sees this many training trials of its
-# session and takes this many optimiser steps there (batches of 16 trials; chapters 7 and 8 also
-# pretrain, chapter 7 on up to four sessions):
+# study's axes, each of their runs sees this many training trials of its session and takes this many
+# optimiser steps (batches of 16 trials); a from-scratch run of chapters 7 and 8 takes as many steps
+# as pretraining and fine-tuning together, and a fine-tuned run starts after the pretraining steps
+# given:
 
 # %%
 BATCH = plan.train_config("mtm").batch_size
+BOOK = {chapter: CHAPTER_SETTINGS[chapter]["book"] for chapter in
+        ("05_evaluation", "07_multisession", "08_reproduction",
+         "09_experiments")}
 
 
-def book_point(chapter, epochs_key):
-    """(training trials, steps on the session) of a chapter's book run."""
-    values = CHAPTER_SETTINGS[chapter]["book"]
-    trials = int(SPLIT_FRACTIONS[0] * values["N_TRIALS"])  # its train split
-    return trials, values[epochs_key] * math.ceil(trials / BATCH)
+def batches(chapter):
+    """(training trials, batches per epoch) of a chapter's sessions."""
+    trials = int(SPLIT_FRACTIONS[0] * BOOK[chapter]["N_TRIALS"])
+    return trials, math.ceil(trials / BATCH)
 
 
 where_rows = {}
-for chapter, key, what in (
-        ("05_evaluation", "EPOCHS", "chapters 4-6, from scratch"),
-        ("07_multisession", "FINETUNE_EPOCHS", "chapter 7, fine-tuning"),
-        ("08_reproduction", "EPOCHS", "chapter 8, from scratch"),
-        ("09_experiments", "ABLATION_EPOCHS", "chapter 9, ablation")):
-    values = CHAPTER_SETTINGS[chapter]["book"]
-    trials, steps = book_point(chapter, key)
-    where_rows[what] = [f"{trials:,}", f"{steps:,}",
-                        str(TrainConfig.preset(
-                            "small", model=values["MODEL"]).model.hidden),
-                        str(values["N_NEURONS"])]
+for what, chapter, epochs, pre_epochs in (
+        ("chapters 4-6, from scratch", "05_evaluation",
+         BOOK["05_evaluation"]["EPOCHS"], 0),
+        ("chapter 7, from scratch", "07_multisession",
+         BOOK["07_multisession"]["FINETUNE_EPOCHS"]
+         + BOOK["07_multisession"]["PRETRAIN_EPOCHS"]
+         * max(BOOK["07_multisession"]["N_PRETRAIN"]), 0),
+        ("chapter 7, fine-tuned", "07_multisession",
+         BOOK["07_multisession"]["FINETUNE_EPOCHS"],
+         BOOK["07_multisession"]["PRETRAIN_EPOCHS"]
+         * max(BOOK["07_multisession"]["N_PRETRAIN"])),
+        ("chapter 8, from scratch", "08_reproduction",
+         BOOK["08_reproduction"]["FINETUNE_EPOCHS"]
+         + BOOK["08_reproduction"]["PRETRAIN_EPOCHS"]
+         * BOOK["08_reproduction"]["N_PRETRAIN"], 0),
+        ("chapter 8, fine-tuned", "08_reproduction",
+         BOOK["08_reproduction"]["FINETUNE_EPOCHS"],
+         BOOK["08_reproduction"]["PRETRAIN_EPOCHS"]
+         * BOOK["08_reproduction"]["N_PRETRAIN"]),
+        ("chapter 9, ablation", "09_experiments",
+         BOOK["09_experiments"]["ABLATION_EPOCHS"], 0)):
+    trials, per_epoch = batches(chapter)
+    model = TrainConfig.preset("small", model=BOOK[chapter]["MODEL"]).model
+    where_rows[what] = [f"{trials:,}", f"{epochs * per_epoch:,}",
+                        f"{pre_epochs * per_epoch:,}", str(model.hidden),
+                        str(BOOK[chapter]["N_NEURONS"])]
 display(Markdown(markdown_table(
-    ["training trials", "steps on the session", "width", "neurons"],
-    where_rows)))
+    ["training trials", "steps on the session", "pretraining steps",
+     "width", "neurons"], where_rows)))
 
 # %% [markdown]
 # Read this table against {numref}`fig-10-budget`. A chapter whose run lies below the centre on the
