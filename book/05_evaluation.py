@@ -320,6 +320,11 @@ glue_number("mtm_intra", mtm_intra)
 # hiding the other regions takes away little from a model that has learned to predict a neuron from
 # its neighbours at all, and a baseline that fills in time bins can still get far on this task.
 #
+# Which masking comes out ahead also depends on how the two models were trained: how many trials,
+# how many optimiser steps, how wide. {doc}`10_budget` varies each of these alone and draws MtM and
+# temporal masking against it ({numref}`fig-10-budget`), with a table of where this chapter's runs
+# sit on those axes.
+#
 # ## 5. Predictions against the truth, for one region
 #
 # The inter-region task for `REGION`: every neuron of the region hidden, in every bin, and predicted
