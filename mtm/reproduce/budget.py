@@ -97,9 +97,10 @@ def plan_fields(factors: dict, **plan) -> dict:
 
 
 # small: 15 minutes measured on a 2-core CPU shared with other jobs (430 s of CPU time). book: chapter 10's
-# study, sized for about 15 minutes on an idle 2-core CPU from the runs of a larger one (centre 1,000 steps,
-# 200 neurons, widths to 128, 4,000 steps; 84 runs, over 30 minutes): a run there cost about 25 s of
-# training per 1,000 steps at width 64 (60 s at 128) and 17 s of scoring at 200 neurons (half at 100).
+# study. A larger one (centre 1,000 steps, 4,000 steps, 2 sessions more, 200 neurons; 84 runs) took 28.5 min
+# on the idle 2-core CPU: a run cost about 25 s of training per 1,000 steps at width 64 (60 s at 128) and 17 s
+# of scoring at 200 neurons. This design at 100 neurons took 11.5 min (656 s of training and scoring); at 200
+# neurons the scoring of its 60 scored runs doubles: about 15-16 minutes.
 # paper: a GPU
 PRESETS = {
     "small": plan_fields({"trials": (100, 200, 800), "sessions": (0, 1, 2), "steps": (200, 400, 800),
@@ -107,7 +108,7 @@ PRESETS = {
                      n_test=1, n_neurons=80),
     "book": plan_fields({"trials": (100, 400, 1600, 3200), "sessions": (0, 1, 4), "steps": (125, 500, 2000),
                      "width": (32, 64, 128), "centre": {"trials": 400, "steps": 500, "width": 64}},
-                    n_test=1, n_neurons=100),
+                    n_test=1, n_neurons=200),
     "paper": plan_fields({"trials": (100, 400, 1600, 3200), "sessions": (0, 1, 4, 16), "steps": (1000, 4000, 16000),
                       "width": (128, 256, 512), "centre": {"trials": 400, "steps": 4000, "width": 512}},
                      n_test=2, n_neurons=300),
@@ -345,8 +346,9 @@ def plot_budget(runs: dict, factors: dict, yardsticks: dict, share_of: str | Non
             ax.minorticks_off()
             if i == len(TASKS) - 1:
                 ax.set_xlabel(FACTORS[factor])
-        axes[i][0].set_ylabel(f"{TABLE_COLUMNS.get(task, task)}\n" + (f"share of {share_of}" if share_of
-                                                                         else "bits per spike"), fontsize=8)
+        # the reference's full name is in the legend: a long label would run into the next row's
+        axes[i][0].set_ylabel(f"{TABLE_COLUMNS.get(task, task)}\n"
+                              + ("share of the reference" if share_of else "bits per spike"), fontsize=8)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, fontsize=8)
     return fig
