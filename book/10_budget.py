@@ -419,10 +419,10 @@ for t in TASKS:
 # :::{admonition} Solution
 # :class: dropdown
 # The cell below prints each level's training trials and epochs for seed 0's MtM runs. At the
-# smallest level the same trials are passed over many times for the same steps: a model that fits
-# them closely scores worse on the test trials (over-fitting), which is why more trials help at
-# equal steps. The validation score picks the best checkpoint along the way, which limits the damage
-# but cannot add data.
+# smallest level the same few trials are passed over many times for the same steps, at the largest
+# each is seen a few times: the trials table of section 4 shows what that repetition costs on the
+# test trials. A model can fit a few dozen trials closely and still predict new trials badly; the
+# validation score picks the best checkpoint along the way, which limits that, but cannot add data.
 # :::
 
 # %% tags=["hide-input"]
