@@ -49,7 +49,8 @@ import numpy as np
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from mtm.book import chapter_settings, glue_number, train_once
+from mtm.book import (SINGLE_SEEDS, chapter_settings, compare_words,
+                      glue_number, single_run_folder, train_once)
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_session
 from mtm.data.synthetic import INPUT_GAIN
@@ -59,6 +60,8 @@ from mtm.decoding import (CHOICE_C, DECODING_PROMPT, RIDGE_ALPHAS,
 from mtm.masking import PROMPT_IDS
 from mtm.oracle import latent_features
 from mtm.plots import plot_raster, results_table, use_style
+from mtm.reproduce.scheduler import paired_differences, row_intervals
+from mtm.reproduce.tables import interval_table
 from mtm.train import TrainConfig, pick_device
 
 use_style()
@@ -174,17 +177,27 @@ plt.show()
 #
 # The temporal baseline (whole bins masked, no prompt) and prompted MtM (neuron, causal, intra- and
 # inter-region masking, one per batch; {doc}`02_masking` and {doc}`04_training`), trained on this session only. Neither sees the behaviour.
+# Each was trained once per training seed of `mtm.book.SINGLE_SEEDS` (chapter 4 trained them all),
+# so every model score below is a mean over the seeds with its 95 % interval, and every comparison
+# a difference paired by seed, as in {doc}`05_evaluation`.
 
 # %%
 device = pick_device()
-models = {}
-for name, masking in {"Temporal": "temporal", "MtM (prompted)": "mtm"}.items():
-    cfg = TrainConfig.preset(RUN.PRESET, masking=masking, model=RUN.MODEL,
-                             epochs=RUN.EPOCHS)
-    best = train_once([full], cfg, RUN_DIR / masking)
-    models[name] = (load_model(best, device=device)[0], masking)
-    print(f"{name}: {cfg.epochs} epochs, "
-          f"checkpoint {best.relative_to(RUN_DIR)}")
+MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
+by_seed = {}   # {(model, training seed): (trained model, its masking)}
+for name, masking in MASKINGS.items():
+    for seed in SINGLE_SEEDS:
+        cfg = TrainConfig.preset(RUN.PRESET, masking=masking,
+                                 model=RUN.MODEL, epochs=RUN.EPOCHS,
+                                 seed=seed)
+        # chapter 4's run folders; a finished run is reused
+        best = train_once([full], cfg,
+                          RUN_DIR / single_run_folder(masking, seed),
+                          progress=False)
+        by_seed[name, seed] = (load_model(best, device=device)[0], masking)
+    print(f"{name}: {RUN.EPOCHS} epochs, training seeds {SINGLE_SEEDS}")
+# figures and exercises use the models of the first seed
+models = {name: by_seed[name, SINGLE_SEEDS[0]] for name in MASKINGS}
 
 # %% [markdown]
 # ## 4. What the decoder sees
@@ -231,23 +244,32 @@ plt.show()
 
 # %%
 KEYS = ("choice", "whisker_me")
-scores = {"Raw spikes (baseline)": decode_behavior(session, KEYS)}
-for name, (model, masking) in models.items():
-    scores[name] = decode_behavior(session, KEYS, model=model,
-                                   training_masking=masking)
+RAW = "Raw spikes (baseline)"
+records = {}   # {model: [{"seed", "session", "scores"}, ...]}
+for (name, seed), (model, masking) in by_seed.items():
+    records.setdefault(name, []).append({
+        "seed": seed, "session": session.eid,
+        "scores": decode_behavior(session, KEYS, model=model,
+                                  training_masking=masking)})
+intervals = {name: row_intervals(cells) for name, cells in records.items()}
+# the raw spikes and the references train nothing: one decoding each
+scores = {RAW: decode_behavior(session, KEYS)}
+scores.update({name: {k: intervals[name][k].mean for k in KEYS}
+               for name in MASKINGS})
 true_log = np.log(session.rates)
 scores["True log-rates (reference)"] = decode_behavior(session, KEYS,
                                                        features=true_log)
 latents_features = latent_features(session)
 scores["True latents (reference)"] = decode_behavior(
     session, KEYS, features=latents_features)
-display(Markdown(results_table(scores)))
+display(Markdown(interval_table(scores, intervals, KEYS)))
 
 # %% [markdown]
-# Choice is scored by test accuracy, whisker motion energy by the pooled $R^2$. The same scores as
-# bars, with chance for choice (always guessing the most frequent choice of the fitting trials):
+# Choice is scored by test accuracy, whisker motion energy by the pooled $R^2$; a model's row is
+# the mean over its training seeds ± the half-width of the 95 % interval. The same scores as bars,
+# with chance for choice (always guessing the most frequent choice of the fitting trials):
 
-# %% mystnb={"figure": {"caption": "The decoding scores of the table above on the test trials, one bar per feature set with its value: top, choice accuracy, with chance (always the majority choice of the fitting trials) as a red dashed line; bottom, the pooled $R^2$ of whisker motion energy. Bars: raw spikes (light grey), the temporal baseline (blue), MtM (orange), the true log-rates (black) and the true latents (green).", "name": "fig-06-decoding-bars"}}
+# %% mystnb={"figure": {"caption": "The decoding scores of the table above on the test trials, one bar per feature set with its value: top, choice accuracy, with chance (always the majority choice of the fitting trials) as a red dashed line; bottom, the pooled $R^2$ of whisker motion energy. Bars: raw spikes (light grey), the temporal baseline (blue) and MtM (orange), each the mean over its training seeds with its 95 % interval, the true log-rates (black) and the true latents (green).", "name": "fig-06-decoding-bars"}}
 fit = np.concatenate([session.splits["train"], session.splits["val"]])
 majority = 1 if np.mean(b["choice"][fit] == 1) >= 0.5 else -1
 chance = np.mean(b["choice"][test] == majority)
@@ -259,7 +281,10 @@ labels = ("choice accuracy (test trials)",
           "whisker ME pooled $R^2$ (test trials)")
 for ax, key, label in zip(axes, KEYS, labels):
     values = [scores[n][key] for n in names]
-    bars = ax.barh(range(len(names)), values, color=colors)
+    errors = [intervals[n][key].half_width if n in intervals else 0.0
+              for n in names]
+    bars = ax.barh(range(len(names)), values, color=colors, xerr=errors,
+                   error_kw=dict(ecolor="0.3", capsize=3, lw=1))
     ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=9)
     ax.set_yticks(range(len(names)), names)
     # room for a negative bar's label, left of the bar
@@ -284,56 +309,44 @@ print(f"chance (majority choice of the fitting trials): {chance:.2f}")
 # reaction time, and whisking drives every region, so both behaviours are decodable, but not
 # perfectly: the choice shows mostly after the movement starts (before it, only through the block
 # prior that biases it), and the neurons see whisking
-# through noisy latent dynamics. What this run finds, written by the cell below from the table
-# (an accuracy on {glue:text}`n_test` test trials moves in steps of {glue:text}`trial_step`
-# percentage points, one test trial each, and has a standard error of about
-# {glue:text}`accuracy_se` at these accuracies, so differences of a few trials are noise):
+# through noisy latent dynamics. What this run finds, written by the cell below from the paired
+# differences over the training seeds (an accuracy on {glue:text}`n_test` test trials moves in steps
+# of {glue:text}`trial_step` percentage points, one test trial each, so a difference of a trial or
+# two needs its interval to be read):
 
 # %% tags=["remove-input"]
 n_test = len(test)
 glue("n_test", str(n_test), display=False)
 glue_number("trial_step", 100 / n_test, "{:.2g}")
-p_choice = np.mean([scores[n]["choice"] for n in names])
-glue_number("accuracy_se", np.sqrt(p_choice * (1 - p_choice) / n_test),
-            "{:.2f}")
-raw, temporal, mtm, rates, latents = (scores[n] for n in names)
-
-
-def relation(a: float, b: float, tolerance: float = 0.0) -> str:
-    """'above', 'below' or 'level with' (within ``tolerance``)."""
-    if abs(a - b) <= tolerance:
-        return "level with"
-    return "above" if a > b else "below"
-
-
-def trials_apart(a: float, b: float) -> str:
-    k = int(round(abs(a - b) * n_test))
-    if k == 0:
-        return "the same accuracy"
-    return f"{k} test trial{'s' if k > 1 else ''} apart"
-
-
-display(Markdown(
-    f"On whisker motion energy, the raw spikes score {raw['whisker_me']:.2f}; "
-    f"the temporal model {temporal['whisker_me']:.2f} "
-    f"({relation(temporal['whisker_me'], raw['whisker_me'])} that floor) and "
-    f"MtM {mtm['whisker_me']:.2f} "
-    f"({relation(mtm['whisker_me'], raw['whisker_me'])} it); the true "
-    f"log-rates score {rates['whisker_me']:.2f} and the true latents "
-    f"{latents['whisker_me']:.2f}. On choice, the raw spikes score "
-    f"{raw['choice']:.2f}, the temporal model {temporal['choice']:.2f} and "
-    f"MtM {mtm['choice']:.2f} (MtM and the temporal model: "
-    f"{trials_apart(mtm['choice'], temporal['choice'])}), against "
-    f"{rates['choice']:.2f} for the true log-rates, {latents['choice']:.2f} "
-    f"for the true latents and {chance:.2f} for chance (the red line in the "
-    f"figure). The paper finds the two models close to each other on "
-    f"behaviour (its Table 2: choice 0.87 vs 0.85 and whisker ME 0.65 vs "
-    f"0.67 for temporal vs MtM from scratch), far closer than on the "
-    f"activity tasks. In this run the gaps are "
-    f"{abs(temporal['choice'] - mtm['choice']):.2f} on choice and "
-    f"{abs(temporal['whisker_me'] - mtm['whisker_me']):.2f} on whisker ME. "
-    f"The absolute scores differ from the paper's: they come from one "
-    f"synthetic session, not from the paper's IBL sessions."))
+# the raw spikes as a row of every seed, so a model minus them is paired
+with_raw = {**records, RAW: [{"seed": seed, "session": session.eid,
+                              "scores": scores[RAW]} for seed in SINGLE_SEEDS]}
+differences = paired_differences(with_raw, [
+    ("temporal - raw", "Temporal", RAW),
+    ("MtM - raw", "MtM (prompted)", RAW),
+    ("MtM - temporal", "MtM (prompted)", "Temporal")])
+WHAT = {"choice": "choice", "whisker_me": "whisker motion energy"}
+lines = []
+for key in KEYS:
+    lines.append(
+        f"- **{WHAT[key].capitalize()}.** The raw spikes score "
+        f"{scores[RAW][key]:.2f}, the true log-rates "
+        f"{scores['True log-rates (reference)'][key]:.2f} and the true "
+        f"latents {scores['True latents (reference)'][key]:.2f}"
+        + (f", chance {chance:.2f}" if key == "choice" else "") + ". "
+        + compare_words("The temporal model", "the raw spikes",
+                        differences["temporal - raw"][key]) + "; "
+        + compare_words("MtM", "the raw spikes",
+                        differences["MtM - raw"][key]) + "; "
+        + compare_words("MtM", "the temporal model",
+                        differences["MtM - temporal"][key]) + ".")
+lines.append(
+    "\nThe paper finds the two models close to each other on behaviour (its "
+    "Table 2: choice 0.87 vs 0.85 and whisker ME 0.65 vs 0.67 for temporal "
+    "vs MtM from scratch), far closer than on the activity tasks. The "
+    "absolute scores differ from the paper's: they come from one synthetic "
+    "session, not from the paper's IBL sessions.")
+display(Markdown("\n".join(lines)))
 
 # %% [markdown]
 # ## 6. Does the prompt matter? (Table 6)
@@ -345,12 +358,19 @@ display(Markdown(
 # (The `causal` prompt is also run with causal attention, as `decode_behavior` does for it.)
 
 # %%
-by_prompt = {}
-for prompt in PROMPT_IDS:
-    features = model_log_rates(mtm_model, session, prompt, "mtm")
-    by_prompt[f"MtM, {prompt} prompt"] = decode_behavior(session, KEYS,
-                                                         features=features)
-display(Markdown(results_table(by_prompt)))
+prompt_records = {}
+for seed in SINGLE_SEEDS:
+    model, _ = by_seed["MtM (prompted)", seed]
+    for prompt in PROMPT_IDS:
+        features = model_log_rates(model, session, prompt, "mtm")
+        prompt_records.setdefault(f"MtM, {prompt} prompt", []).append({
+            "seed": seed, "session": session.eid,
+            "scores": decode_behavior(session, KEYS, features=features)})
+prompt_intervals = {name: row_intervals(cells)
+                    for name, cells in prompt_records.items()}
+by_prompt = {name: {k: v.mean for k, v in row.items()}
+             for name, row in prompt_intervals.items()}
+display(Markdown(interval_table(by_prompt, prompt_intervals, KEYS)))
 for key, name in (("choice", "prompt_range_choice"),
                   ("whisker_me", "prompt_range_whisker")):
     values = [row[key] for row in by_prompt.values()]
@@ -360,9 +380,10 @@ for key, name in (("choice", "prompt_range_choice"),
 # The prompt tells the model which part of the input to expect hidden. With nothing hidden, every
 # prompt sees the same spikes, and the rates differ only in how the model weighs them, which a
 # linear decoder on all neurons and bins largely absorbs. In the paper the rows differ by at most
-# 0.01. Here the four prompts' scores span {glue:text}`prompt_range_choice` on choice and
-# {glue:text}`prompt_range_whisker` on whisker ME. The `neuron` row's choice and the `causal`
-# row's whisker ME repeat the MtM row of section 5, which uses these two prompts.
+# 0.01. Here the four prompts' mean scores over the training seeds span
+# {glue:text}`prompt_range_choice` on choice and {glue:text}`prompt_range_whisker` on whisker ME.
+# The `neuron` row's choice and the `causal` row's whisker ME repeat the MtM row of section 5, which
+# uses these two prompts.
 #
 # ## 7. The reference's behaviour trial filter
 #
