@@ -124,8 +124,9 @@ OUT_DIR = RUN.run_dir / "budget"
 # - along **width**, the hidden units $h$ change (MLP $2h$, input channels $h$) at the centre's
 #   steps.
 #
-# So every comparison along a factor except steps is at equal optimiser steps, and what it measures
-# is the factor, not the amount of training. Every point is trained once per training seed and is
+# So every comparison along a factor except steps is at equal optimiser steps (to the nearest whole
+# epoch, so they differ by up to one epoch's batches), and what it measures is the factor, not the
+# amount of training. Every point is trained once per training seed and is
 # the mean over seeds with its 95 % interval; the effect of a factor is its highest level minus its
 # lowest, paired by seed. The plan, and what one seed of MtM trains at each point:
 
@@ -357,9 +358,10 @@ display(Markdown(markdown_table(
      "width", "neurons"], where_rows)))
 
 # %% [markdown]
-# Read this table against {numref}`fig-10-budget`. A chapter whose run lies below the centre on the
-# axis its models gain most from stays further from the Bayes reference than the centre does, and a
-# comparison of two maskings made there inherits the spread the study shows at that level. Where a
+# Read this table against {numref}`fig-10-budget`. A chapter whose run lies below the centre on an
+# axis the models gain from can be expected to stay further from the Bayes reference than the
+# centre does (the figure shows how far along that axis, on this session), and a comparison of two
+# maskings made there inherits the spread the study shows at that level. Where a
 # chapter's results fall short of the paper's pattern (MtM above temporal masking on every task),
 # this is the first place to look: whether its models had the data and the steps the study says
 # they need. The study's model is the `small` preset (two layers), held at the centre's width except
