@@ -206,7 +206,7 @@ reach = yardsticks[REACHABLE]
 # the latent oracle lies above it, since it sees the latents), one row per task and one column per
 # factor, on a logarithmic axis (no pretraining is drawn left of one session).
 
-# %% mystnb={"figure": {"caption": "Each activity task's score on the held-out session's test trials as a share of the Bayes reference (1: the reference, dotted: the latent oracle), against trials per session, pretraining sessions (none drawn left of one), optimiser steps and model width, each varied alone around the centre point. Blue: temporal masking; orange: prompted MtM; each point the mean over training seeds with its 95 % interval. Every comparison along a factor but steps is at equal optimiser steps.", "name": "fig-10-budget"}}
+# %% mystnb={"figure": {"caption": "Each activity task's score on the held-out session's test trials as a share of the Bayes reference (dotted, at 1: the reference itself; dashed: the latent oracle), against trials per session, pretraining sessions (none drawn left of one), optimiser steps and model width, each varied alone around the centre point. Blue: temporal masking; orange: prompted MtM; each point the mean over training seeds with its 95 % interval. Every comparison along a factor but steps is at equal optimiser steps.", "name": "fig-10-budget"}}
 fig = plot_budget(runs, plan.factors, yardsticks, share_of=REACHABLE)
 plt.show()
 
