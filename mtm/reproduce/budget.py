@@ -25,9 +25,9 @@ of the factor (its highest level minus its lowest, paired by seed and session), 
 factor moves the scores most.
 
 *Yardsticks.* :data:`YARDSTICKS` names what each task's score is measured against, each a function
-of a held-out session, drawn dashed: the latent oracle (:func:`mtm.oracle.oracle_results`, given the
-true latents: an upper bound no model reaches) and the Bayes reference (:func:`mtm.bayes.bayes_results`,
-given exactly the spikes a model sees and the generative parameters: a predictor a model can reach).
+of a held-out session, drawn as grey lines (dashed, dotted): the latent oracle
+(:func:`mtm.oracle.oracle_results`, given the true latents: an upper bound no model reaches) and the Bayes
+reference (:func:`mtm.bayes.bayes_results`, given exactly the spikes a model sees and the generative parameters: a predictor a model can reach).
 Every score is also given as a share of :data:`REACHABLE`, the Bayes reference (``share_of`` of
 :func:`budget_markdown` and :func:`plot_budget`).
 """
@@ -325,7 +325,8 @@ def write_budget(runs: dict, factors: dict, yardsticks: dict, out: Path, share_o
 
 def plot_budget(runs: dict, factors: dict, yardsticks: dict, share_of: str | None = None):
     """A row of panels per task, a panel per factor: each masking's score against the factor's levels
-    (log axis) with its 95 % interval, and the yardsticks dashed; with ``share_of``, as its share."""
+    (log axis) with its 95 % interval, and the yardsticks as grey lines (dashed, dotted, in order); with
+    ``share_of``, as its share."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(TASKS), len(FACTORS), figsize=(3.0 * len(FACTORS), 2.3 * len(TASKS) + 0.4),
