@@ -472,3 +472,6 @@ for t in TASKS:
     print(f"{TASK_WORDS[t]}: " + compare_words(
         "MtM's gain", "temporal masking's gain",
         paired_difference(gains["MtM (prompted)"], gains["Temporal"])))
+
+# %% tags=["remove-input"]
+print(RUN.done())
