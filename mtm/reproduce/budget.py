@@ -329,7 +329,8 @@ def plot_budget(runs: dict, factors: dict, yardsticks: dict, share_of: str | Non
     ``share_of``, as its share."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(TASKS), len(FACTORS), figsize=(3.0 * len(FACTORS), 2.3 * len(TASKS) + 0.4),
+    # 7 inches wide, the width of a book page's column, so the labels keep their size on the page
+    fig, axes = plt.subplots(len(TASKS), len(FACTORS), figsize=(7.0, 1.5 * len(TASKS) + 0.9),
                              sharey="row", squeeze=False, layout="constrained")
     for i, task in enumerate(TASKS):
         scale = yardsticks[share_of][task] if share_of else 1.0
@@ -339,17 +340,18 @@ def plot_budget(runs: dict, factors: dict, yardsticks: dict, share_of: str | Non
             for k, label in enumerate(MASKINGS):
                 rows = [row_intervals(runs[point_name(factor, level, label)])[task] for level in levels]
                 ax.errorbar(x, [r.mean / scale for r in rows], yerr=np.nan_to_num([r.half_width / abs(scale) for r in rows]),
-                            fmt="o-", capsize=2, color=f"C{k}", label=label)
+                            fmt="o-", ms=3, lw=1.2, capsize=2, color=f"C{k}", label=label)
             for k, (name, scores) in enumerate(yardsticks.items()):
                 ax.axhline(scores[task] / scale, color="0.4", ls=("--", ":", "-.")[k % 3], lw=1, label=name)
             ax.set_xscale("log")
-            ax.set_xticks(x, [str(level) for level in levels])
+            ax.set_xticks(x, [f"{level / 1000:g}k" if level >= 1000 else str(level) for level in levels])
             ax.minorticks_off()
+            ax.tick_params(labelsize=7)
             if i == len(TASKS) - 1:
-                ax.set_xlabel(FACTORS[factor])
+                ax.set_xlabel(FACTORS[factor].replace(" (", "\n("), fontsize=8)
         # the reference's full name is in the legend: a long label would run into the next row's
         axes[i][0].set_ylabel(f"{TABLE_COLUMNS.get(task, task)}\n"
                               + ("share of the reference" if share_of else "bits per spike"), fontsize=8)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=7)
     return fig
