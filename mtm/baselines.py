@@ -135,25 +135,36 @@ REFERENCE_NOTE = ("Latent oracle: each task's expected counts given exactly what
                   "regression: decoders on the raw spikes.")
 
 
-def reference_rows(session, behavior_keys=(), tasks=TASKS, split: str = "test") -> dict[str, dict[str, float]]:
+def reference_results(session, tasks=TASKS, split: str = "test") -> dict[str, dict[str, TaskResult]]:
+    """The activity references of :func:`reference_rows`, as {row name: {task: TaskResult}}."""
+    references = baseline_results(session, tasks, split, which=("truth", "linear"))
+    results = {}
+    if session.truth is not None:
+        results[ORACLE_ROW] = oracle_results(session, tasks, split)
+        results[BAYES_ROW] = bayes_results(session, tasks, split)
+    if "truth" in references:
+        results[TRUE_RATES_ROW] = references["truth"]
+    results[LINEAR_ROW] = references["linear"]
+    return results
+
+
+def reference_rows(session, behavior_keys=(), tasks=TASKS, split: str = "test", score: str = "bps",
+                   results: dict | None = None) -> dict[str, dict[str, float]]:
     """The rows every results table shows beside the models: {row name: {column: score}}.
 
     ``LINEAR_ROW`` always; on synthetic sessions also ``ORACLE_ROW`` (each task's oracle; behaviour
     decoded from the true latents), ``BAYES_ROW`` (each task's Bayes predictor given the visible spikes,
     :mod:`mtm.bayes`; activity tasks only) and ``TRUE_RATES_ROW`` (behaviour decoded from the log true
-    rates).
+    rates). ``score``: the activity tasks' score (:func:`mtm.evaluate.task_scores`); ``results``: the
+    :func:`reference_results` already computed, if any.
     """
     keys = [k for k in behavior_keys if k in session.behavior]
-    references = baseline_results(session, tasks, split, which=("truth", "linear"))
-    rows = {}
-    if session.truth is not None:
-        rows[ORACLE_ROW] = task_scores(oracle_results(session, tasks, split))
+    results = reference_results(session, tasks, split) if results is None else results
+    rows = {name: task_scores(per_task, score) for name, per_task in results.items()}
+    if ORACLE_ROW in rows:
         rows[ORACLE_ROW].update(decode_behavior(session, keys, features=latent_features(session)))
-        rows[BAYES_ROW] = task_scores(bayes_results(session, tasks, split))
-    if "truth" in references:
-        rows[TRUE_RATES_ROW] = task_scores(references["truth"])
+    if TRUE_RATES_ROW in rows:
         rows[TRUE_RATES_ROW].update(decode_behavior(session, keys, features=np.log(session.rates)))
-    rows[LINEAR_ROW] = task_scores(references["linear"])
     rows[LINEAR_ROW].update(decode_behavior(session, keys))
     return rows
 

@@ -1,5 +1,6 @@
 r"""The four activity-prediction tasks of MtM (reference notes 5.2-5.3, peers notes 1.2); their
-scores (bits per spike, R^2) are defined in :mod:`mtm.metrics`.
+scores (bits per spike, Poisson D^2, R^2) are defined in :mod:`mtm.metrics`. BrainWideBench's two
+tasks, which hold out other neurons and bins, are in :mod:`mtm.bwb`.
 
 Tasks (each neuron gets exactly one score per task, on the test split)
 ----------------------------------------------------------------------
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from mtm.masking import PROMPT_IDS, TRAINING_SCHEMES
-from mtm.metrics import as_trials_array, check_rates, poisson_scores
+from mtm.metrics import as_trials_array, check_rates, poisson_d2, poisson_scores
 from mtm.metrics import bits_per_spike  # noqa: F401  (chapter 5 imports it from here)
 
 TASKS = ("co-smooth", "forward-pred", "intra-region", "inter-region")
@@ -51,20 +52,34 @@ class TaskResult:
     bins: np.ndarray           # (T_scored,) indices of the scored bins
     bps: np.ndarray = field(init=False)      # (N,) MtM per-neuron bits per spike
     co_bps: float = field(init=False)        # NLB pooled bits per spike
+    d2: np.ndarray = field(init=False)       # (N,) per-neuron Poisson D^2
 
     def __post_init__(self):
-        self.bps, self.co_bps = poisson_scores(*check_rates(self.rates, self.spikes))
+        rates, spikes = check_rates(self.rates, self.spikes)
+        self.bps, self.co_bps = poisson_scores(rates, spikes)
+        self.d2 = poisson_d2(rates, spikes, per_neuron=True)
 
     @property
     def mean_bps(self) -> float:
         """The session score of the paper's tables: NaN-mean of the per-neuron bps."""
         return float(np.nanmean(self.bps)) if np.isfinite(self.bps).any() else math.nan
 
+    @property
+    def mean_d2(self) -> float:
+        """Poisson D^2 as BrainWideBench summarises it: the mean over the neurons where it is defined."""
+        return float(np.nanmean(self.d2)) if np.isfinite(self.d2).any() else math.nan
 
-def task_scores(results: dict[str, TaskResult]) -> dict[str, float]:
+
+SCORES = ("bps", "d2")
+
+
+def task_scores(results: dict[str, TaskResult], score: str = "bps") -> dict[str, float]:
     """{task: session score} of :func:`evaluate_model` or :func:`evaluate_rates` results: each
-    task's :attr:`TaskResult.mean_bps`, the number the paper's tables report."""
-    return {task: result.mean_bps for task, result in results.items()}
+    task's :attr:`TaskResult.mean_bps` (``score="bps"``), the number the paper's tables report, or
+    its :attr:`TaskResult.mean_d2` (``score="d2"``)."""
+    if score not in SCORES:
+        raise ValueError(f"score: expected one of {SCORES}, got {score!r}")
+    return {task: result.mean_bps if score == "bps" else result.mean_d2 for task, result in results.items()}
 
 
 def task_configurations(task: str, regions) -> tuple[np.ndarray, np.ndarray]:
@@ -198,6 +213,32 @@ def attention_is_causal(model, training_masking: str, task: str, scheme: str) ->
     return task == "forward-pred" and training_masking == "causal"
 
 
+def prompt_and_attention(model, training_masking: str, task: str, scheme: str | None = None) -> tuple:
+    """The prompt id (None for an unprompted model) and the attention (causal or not) of ``task``, one
+    of :data:`TASKS`, under its own prompt (:data:`TASK_PROMPT`) or under ``scheme``."""
+    scheme = TASK_PROMPT[task] if scheme is None else scheme
+    prompt = PROMPT_IDS[scheme] if model.cfg.use_prompt else None
+    return prompt, attention_is_causal(model, training_masking, task, scheme)
+
+
+def check_training_masking(training_masking: str) -> None:
+    """``ValueError`` unless ``training_masking`` is a masking a model can be trained with."""
+    maskings = ("mtm",) + TRAINING_SCHEMES
+    if training_masking not in maskings:
+        raise ValueError(f"training_masking: expected the masking the model was trained with, one of {maskings}; "
+                         f"got {training_masking!r}")
+
+
+def evaluation_device(model, device=None, batch_trials: int | None = None):
+    """The model on its evaluation device (``device``, default where its weights are), in eval mode,
+    with that device and the trial-configurations per forward pass (default 1024 on a GPU, 128 on the
+    CPU)."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if batch_trials is None:
+        batch_trials = 1024 if device.type == "cuda" else 128
+    return model.to(device).eval(), device, batch_trials
+
+
 def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: str = "test",
                    batch_trials: int | None = None, device=None, autocast_dtype=None,
                    prompts: dict[str, str] | None = None) -> dict[str, TaskResult]:
@@ -209,10 +250,7 @@ def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: st
     (default 1024 on a GPU, 128 on the CPU). ``prompts``: {task: scheme} to give a prompted model
     another prompt than the task's own (a wrong prompt shows what the prompt does).
     """
-    maskings = ("mtm",) + TRAINING_SCHEMES
-    if training_masking not in maskings:
-        raise ValueError(f"training_masking: expected the masking the model was trained with, one of {maskings}; "
-                         f"got {training_masking!r}")
+    check_training_masking(training_masking)
     tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
     unknown = [task for task in tasks if task not in TASKS]
     if unknown or not tasks:
@@ -222,11 +260,8 @@ def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: st
         if task not in TASKS or scheme not in PROMPT_IDS:
             raise ValueError(f"prompts: expected {{task: scheme}} with tasks of {TASKS} and schemes of "
                              f"{tuple(PROMPT_IDS)}, got {task!r}: {scheme!r}")
-    _check_split(session, split)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    if batch_trials is None:
-        batch_trials = 1024 if device.type == "cuda" else 128
-    model = model.to(device).eval()
+    check_split(session, split)
+    model, device, batch_trials = evaluation_device(model, device, batch_trials)
     counts = np.array(session.spikes[session.splits[split]])  # (K, T, N) on the host, for scoring
     spikes = torch.as_tensor(counts).to(device)
     results = {}
@@ -237,8 +272,7 @@ def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: st
         if task == "forward-pred":
             hidden_bins = np.zeros(session.n_bins, dtype=bool)
             hidden_bins[bins] = True
-        prompt = PROMPT_IDS[prompts[task]] if model.cfg.use_prompt else None
-        causal = attention_is_causal(model, training_masking, task, prompts[task])
+        prompt, causal = prompt_and_attention(model, training_masking, task, prompts[task])
         rates = predict_heldout(model, session.eid, spikes, hidden, scored, hidden_bins=hidden_bins, prompt=prompt,
                                 causal=causal, batch_trials=batch_trials, autocast_dtype=autocast_dtype)
         results[task] = TaskResult(task, rates[:, bins].cpu().numpy(), counts[:, bins], bins)  # one copy back
@@ -247,7 +281,7 @@ def evaluate_model(model, session, training_masking: str, tasks=TASKS, split: st
 
 def evaluate_rates(rates, session, tasks=TASKS, split: str = "test") -> dict[str, TaskResult]:
     """The same scores for given rates (K_all, T, N) of every trial, e.g. the ground truth."""
-    _check_split(session, split)
+    check_split(session, split)
     rates = as_trials_array(rates, "rates")
     if rates.shape != session.spikes.shape:
         raise ValueError(f"rates: expected the session's shape {session.spikes.shape}, got {rates.shape}")
@@ -260,7 +294,8 @@ def evaluate_rates(rates, session, tasks=TASKS, split: str = "test") -> dict[str
     return results
 
 
-def _check_split(session, split: str) -> None:
+def check_split(session, split: str) -> None:
+    """``ValueError`` unless ``session`` has trials and a spike in its ``split``."""
     if split not in session.splits or len(session.splits[split]) == 0:
         raise ValueError(f"split: session {session.eid!r} has no trials in its {split!r} split")
     if not np.any(session.spikes[session.splits[split]]):

@@ -1,5 +1,5 @@
-r"""Every score of the package, defined once: bits per spike (pooled and per neuron), the validation
-score that selects a run's best epoch, single-trial, PSTH and top-50 R^2. Training
+r"""Every score of the package, defined once: bits per spike (pooled and per neuron), Poisson D^2, the
+validation score that selects a run's best epoch, single-trial, PSTH and top-50 R^2. Training
 (:mod:`mtm.train`) and evaluation (:mod:`mtm.evaluate`) both score with these functions.
 
 Bits per spike
@@ -17,6 +17,30 @@ mean count over the evaluated trials and bins themselves, :math:`\bar y_n`. Then
   each neuron alone, giving an (N,) array; :math:`\pm\infty` becomes NaN, so neurons with no spike in
   the evaluated window drop out; a session's score is the NaN-mean over neurons. The paper's tables
   use this convention, and so do the tables of this package.
+* **BrainWideBench bps** (``drop_silent=True``, ``ibl_bwb_eval.metrics.BPS`` of ``ibl-bwb-eval``
+  0.1.0): NLB's pooled sums over the neurons whose mean count is at least 1e-9, i.e. that spike in the
+  evaluated entries. NLB keeps a silent neuron, whose predicted rates then cost bits; the benchmark
+  drops it. The two agree whenever every neuron spikes.
+
+Poisson D^2
+-----------
+The share of the explainable Poisson deviance that a prediction explains (Cohen's pseudo-R^2; the
+primary metric of BrainWideBench's TS2 suite, ``ibl_bwb_eval.metrics.PoissonD2Score``). The saturated
+model predicts every count exactly, :math:`\mathrm{NLL}(y, y)` (with :math:`0 \ln 0 = 0`); per neuron n,
+
+.. math:: D^2_n = 1 - \frac{\mathrm{NLL}_n(\lambda, y) - \mathrm{NLL}_n(y, y)}
+                           {\mathrm{NLL}_n(\bar y, y) - \mathrm{NLL}_n(y, y)}
+              = \frac{\mathrm{NLL}_n(\bar y, y) - \mathrm{NLL}_n(\lambda, y)}
+                      {\mathrm{NLL}_n(\bar y, y) - \mathrm{NLL}_n(y, y)}
+
+(the null mean clamped at 1e-9), defined for a neuron with a spike and a denominator of at least 1e-9
+in size; the session's score is the mean of :math:`D^2_n` over the neurons where it is defined.
+The numerator is the per-neuron bps times :math:`\ln 2 \sum_n y`, so
+:math:`D^2_n = \mathrm{bps}_n / \mathrm{bps}^{sat}_n`: a neuron's bits per spike as a share of those of
+the saturated model, the most any prediction of its counts can earn. 1 is a perfect prediction, 0 the
+neuron's mean rate, below 0 worse than the mean. Bits per spike grow with how much a neuron's counts
+vary; D^2 divides that out, so neurons (and sessions) of different rates and variability are on one
+scale.
 
 
 Validation score
@@ -63,13 +87,12 @@ def check_rates(rates, spikes) -> tuple[np.ndarray, np.ndarray]:
     return rates, spikes
 
 
-def poisson_scores(rates: np.ndarray, spikes: np.ndarray) -> tuple[np.ndarray, float]:
-    """MtM per-neuron bps (N,) (NaN where not finite) and NLB's pooled co-bps, from one pass.
-
-    Per neuron, NLL_null - NLL_model is summed over its observed entries (zero rates replaced by
-    1e-9). ln Gamma(y + 1) is in both NLLs and cancels, so it is not computed; the null model's NLL has
-    a closed form per neuron, n_observed * ybar - ln(ybar) * sum(y).
-    """
+def _poisson_sums(rates: np.ndarray, spikes: np.ndarray, saturated: bool = False) -> dict[str, np.ndarray]:
+    """Per-neuron sums (N,) over the observed (not NaN) entries of (K, T, N) ``rates`` and ``spikes``,
+    from which every Poisson score here is computed: ``counted`` (entries), ``total`` (sum y),
+    ``model`` (sum lambda - y ln lambda, zero rates replaced by 1e-9: NLL_model without
+    ln Gamma(y + 1), which cancels in every score), ``mean`` (total / counted, the null model's rate,
+    not clamped) and, if ``saturated``, ``y_log_y`` (sum y ln y, with 0 ln 0 = 0)."""
     observed = ~np.isnan(spikes)
     complete = bool(observed.all())
     y = spikes if complete else np.where(observed, spikes, 0.0)
@@ -79,23 +102,70 @@ def poisson_scores(rates: np.ndarray, spikes: np.ndarray) -> tuple[np.ndarray, f
         model_terms = np.where(observed, model_terms, 0.0)
     counted = observed.sum(axis=(0, 1))
     total = y.sum(axis=(0, 1))
-    mean = total / np.maximum(counted, 1)
-    mean = np.where(mean == 0, 1e-9, mean)
+    sums = {"counted": counted, "total": total, "model": model_terms.sum(axis=(0, 1)),
+            "mean": total / np.maximum(counted, 1)}
+    if saturated:
+        sums["y_log_y"] = (y * np.log(np.where(y > 0, y, 1.0))).sum(axis=(0, 1))
+    return sums
+
+
+def _likelihood_gain(sums: dict[str, np.ndarray]) -> np.ndarray:
+    """NLL_null - NLL_model per neuron (N,); the null model's NLL has a closed form per neuron,
+    n_observed * ybar - ln(ybar) * sum(y), with a zero mean replaced by 1e-9."""
+    mean = np.where(sums["mean"] == 0, 1e-9, sums["mean"])
     with np.errstate(invalid="ignore", divide="ignore"):
-        gain = counted * mean - total * np.log(mean) - model_terms.sum(axis=(0, 1))
+        return sums["counted"] * mean - sums["total"] * np.log(mean) - sums["model"]
+
+
+def poisson_scores(rates: np.ndarray, spikes: np.ndarray) -> tuple[np.ndarray, float]:
+    """MtM per-neuron bps (N,) (NaN where not finite) and NLB's pooled co-bps, from one pass.
+
+    Per neuron, NLL_null - NLL_model is summed over its observed entries (:func:`_poisson_sums`).
+    """
+    sums = _poisson_sums(rates, spikes)
+    gain, total = _likelihood_gain(sums), sums["total"]
+    with np.errstate(invalid="ignore", divide="ignore"):
         co_bps = float(gain.sum() / total.sum() / math.log(2))
         bps = gain / total / math.log(2)
     bps[~np.isfinite(bps)] = np.nan
     return bps, co_bps
 
 
-def bits_per_spike(rates, spikes, per_neuron: bool = False):
+def bits_per_spike(rates, spikes, per_neuron: bool = False, drop_silent: bool = False):
     """Bits per spike of ``rates`` for ``spikes``, both (trials, bins, neurons) (formula in the module
-    docstring). ``per_neuron=False``: NLB's pooled co-bps (a float). ``per_neuron=True``: the MtM
+    docstring). ``per_neuron=False``: NLB's pooled co-bps (a float); with ``drop_silent``,
+    BrainWideBench's pooled bps, over the neurons that spike only. ``per_neuron=True``: the MtM
     per-neuron bps, an (N,) array with NaN for neurons without spikes; average it with ``np.nanmean``.
     """
-    bps, co_bps = poisson_scores(*check_rates(rates, spikes))
-    return bps if per_neuron else co_bps
+    rates, spikes = check_rates(rates, spikes)
+    if not drop_silent:
+        bps, co_bps = poisson_scores(rates, spikes)
+        return bps if per_neuron else co_bps
+    if per_neuron:
+        raise ValueError("drop_silent: a pooled score's option; per neuron, silent neurons are NaN already")
+    sums = _poisson_sums(rates, spikes)
+    spiking = sums["mean"] >= 1e-9
+    if not spiking.any():
+        return math.nan
+    return float(_likelihood_gain(sums)[spiking].sum() / sums["total"][spiking].sum() / math.log(2))
+
+
+def poisson_d2(rates, spikes, per_neuron: bool = False):
+    """Poisson D^2 of ``rates`` for ``spikes``, both (trials, bins, neurons) (formula in the module
+    docstring; ``ibl_bwb_eval.metrics.PoissonD2Score`` of ``ibl-bwb-eval`` 0.1.0, in float64 here).
+    ``per_neuron=True``: an (N,) array, NaN where D^2 is undefined (no spike, or a denominator below
+    1e-9 in size). ``per_neuron=False``: their mean over the neurons where it is defined, the
+    benchmark's score (NaN when it is defined for none)."""
+    sums = _poisson_sums(*check_rates(rates, spikes), saturated=True)
+    total, y_log_y = sums["total"], sums["y_log_y"]
+    denominator = y_log_y - total * np.log(np.maximum(sums["mean"], 1e-9))    # NLL_null - NLL_saturated
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d2 = 1.0 - (sums["model"] - (total - y_log_y)) / denominator           # NLL_saturated = sum y - y ln y
+    defined = (total > 0) & (np.abs(denominator) >= 1e-9)
+    d2 = np.where(defined, d2, np.nan)
+    if per_neuron:
+        return d2
+    return float(d2[defined].mean()) if defined.any() else math.nan
 
 
 def trial_r2(rates, spikes) -> np.ndarray:

@@ -8,7 +8,8 @@ from torch import nn
 from mtm.baselines import _leave_one_out_ridge, _ridge, baseline_results
 from mtm.data import Session, synthetic_session
 from mtm.evaluate import (TASKS, bits_per_spike, evaluate_model, evaluate_rates, heldout_passes, predict_heldout,
-                          task_configurations)
+                          task_configurations, task_scores)
+from mtm.metrics import poisson_d2
 from mtm.models import ModelConfig, build_model
 
 
@@ -57,6 +58,57 @@ def test_perfect_and_mean_predictions():
     mean = np.broadcast_to(spikes.mean(axis=(0, 1)), spikes.shape)
     np.testing.assert_allclose(bits_per_spike(mean, spikes, per_neuron=True), 0.0, atol=1e-12)
     assert bits_per_spike(spikes + 1e-3, spikes) > 0.5
+
+
+def test_poisson_d2_by_hand():
+    """D^2 per neuron from its definition: 1 - (NLL_model - NLL_sat) / (NLL_null - NLL_sat), with the
+    full Poisson NLL (ln Gamma(y + 1) included); the benchmark's score is the mean over neurons."""
+    from scipy.stats import poisson
+
+    rng = np.random.default_rng(3)
+    rates = rng.gamma(2.0, 0.3, (5, 12, 4))
+    spikes = rng.poisson(rates * rng.uniform(0.5, 1.5, rates.shape)).astype(float)
+    nll = lambda lam, y: -poisson.logpmf(y, lam).sum(axis=(0, 1))  # noqa: E731
+    mean = np.broadcast_to(spikes.mean(axis=(0, 1)), spikes.shape)
+    saturated = -np.where(spikes > 0, poisson.logpmf(spikes, np.maximum(spikes, 1e-300)), 0.0).sum(axis=(0, 1))
+    expected = 1 - (nll(rates, spikes) - saturated) / (nll(mean, spikes) - saturated)
+    np.testing.assert_allclose(poisson_d2(rates, spikes, per_neuron=True), expected, rtol=1e-10)
+    assert math.isclose(poisson_d2(rates, spikes), expected.mean(), rel_tol=1e-10)
+    # the same gain as bits per spike, divided by the saturated model's: D^2 = bps / bps_saturated
+    bps_saturated = bits_per_spike(np.where(spikes > 0, spikes, 0.0), spikes, per_neuron=True)
+    np.testing.assert_allclose(poisson_d2(rates, spikes, per_neuron=True),
+                               bits_per_spike(rates, spikes, per_neuron=True) / bps_saturated, rtol=1e-6)
+
+
+def test_poisson_d2_bounds_and_undefined_neurons():
+    rng = np.random.default_rng(1)
+    spikes = rng.poisson(0.4, (10, 30, 5)).astype(float)
+    mean = np.broadcast_to(spikes.mean(axis=(0, 1)), spikes.shape)
+    np.testing.assert_allclose(poisson_d2(mean, spikes, per_neuron=True), 0.0, atol=1e-12)
+    np.testing.assert_allclose(poisson_d2(spikes, spikes, per_neuron=True), 1.0, atol=1e-6)  # zeros as 1e-9
+    assert poisson_d2(2 * mean, spikes) < 0
+    spikes[:, :, 1] = 0                      # no spike: undefined
+    spikes[:, :, 2] = 3                      # constant counts: nothing to explain, undefined
+    spikes[0, :4, 3] = np.nan                # unobserved entries are dropped
+    d2 = poisson_d2(mean, spikes, per_neuron=True)
+    assert np.isnan(d2[1]) and np.isnan(d2[2]) and np.isfinite(d2[[0, 3, 4]]).all()
+    assert poisson_d2(mean, spikes) == pytest.approx(np.nanmean(d2))
+    assert math.isnan(poisson_d2(np.ones((2, 3, 1)), np.zeros((2, 3, 1))))
+
+
+def test_brainwidebench_bps_drops_silent_neurons_only():
+    rng = np.random.default_rng(2)
+    rates = rng.gamma(2.0, 0.3, (6, 15, 5))
+    spikes = rng.poisson(rates).astype(float)
+    assert bits_per_spike(rates, spikes, drop_silent=True) == pytest.approx(bits_per_spike(rates, spikes), rel=1e-12)
+    spikes[:, :, 1] = 0
+    keep = [0, 2, 3, 4]
+    assert bits_per_spike(rates, spikes, drop_silent=True) == pytest.approx(
+        bits_per_spike(rates[:, :, keep], spikes[:, :, keep]), rel=1e-12)
+    assert bits_per_spike(rates, spikes, drop_silent=True) > bits_per_spike(rates, spikes)
+    assert math.isnan(bits_per_spike(rates, np.zeros_like(spikes), drop_silent=True))
+    with pytest.raises(ValueError, match="drop_silent"):
+        bits_per_spike(rates, spikes, per_neuron=True, drop_silent=True)
 
 
 @pytest.mark.parametrize("rates, message", [
@@ -193,6 +245,17 @@ def test_a_model_returning_the_truth_scores_as_the_true_rates(session):
     for task in TASKS:
         np.testing.assert_allclose(scored[task].bps, true_rates[task].bps, rtol=1e-5, atol=1e-5)
     assert evaluate_rates(session.rates, session)["co-smooth"].mean_bps > 0.3
+
+
+def test_task_scores_in_bits_per_spike_or_d2(session):
+    results = evaluate_rates(session.rates, session, tasks=("co-smooth", "forward-pred"))
+    assert task_scores(results) == {task: r.mean_bps for task, r in results.items()}
+    d2 = task_scores(results, "d2")
+    assert d2 == {task: float(np.nanmean(poisson_d2(r.rates, r.spikes, per_neuron=True)))
+                  for task, r in results.items()}
+    assert all(0 < value < 1 for value in d2.values())
+    with pytest.raises(ValueError, match="score"):
+        task_scores(results, "r2")
 
 
 def test_baselines_sit_below_the_truth(session):
