@@ -5,14 +5,15 @@
 """
 
 from mtm.data.session import Session, split_trials
-from mtm.data.sources import heldout_eids, pretrain_eids, real_data_dir, reference_checkpoint_dir, target_eids
+from mtm.data.sources import (bwb_eval_eids, heldout_eids, pretrain_eids, real_data_dir, reference_checkpoint_dir,
+                              target_eids)
 from mtm.data.synthetic import synthetic_session, synthetic_sessions
 
 _LAZY = {"load_ibl_session": "mtm.data.ibl", "save_ibl_sessions": "mtm.data.ibl",
          "load_nwb_session": "mtm.data.nwb"}
 
 __all__ = ["Session", "split_trials", "synthetic_session", "synthetic_sessions", "real_data_dir",
-           "reference_checkpoint_dir", "target_eids", "heldout_eids", "pretrain_eids", *_LAZY]
+           "reference_checkpoint_dir", "target_eids", "heldout_eids", "pretrain_eids", "bwb_eval_eids", *_LAZY]
 
 
 def __getattr__(name):

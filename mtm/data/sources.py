@@ -1,4 +1,5 @@
-"""Where real data lives: the reference's IBL session lists and the small real fixtures.
+"""Where real data lives: the IBL session lists (the MtM reference's, BrainWideBench's) and the small
+real fixtures.
 
 Two small folders are installed with the package (``mtm/data/fixtures/``, 3 MB, each with its
 ``PROVENANCE.md``), so that a chapter runs from the installed package alone (on Colab too):
@@ -66,6 +67,12 @@ def target_eids() -> list[str]:
 def heldout_eids() -> list[str]:
     """The 5 held-out test sessions of the MtM reference (``data/test_re_eids.txt``)."""
     return _read_eids("test_eids.txt")
+
+
+def bwb_eval_eids() -> list[str]:
+    """The 29 IBL eval recordings of BrainWideBench (``ibl_bwb_eval/data/eval_recording_ids.txt`` of
+    ``ibl-bwb-eval`` 0.1.0, ``eids/PROVENANCE.md``), in its order."""
+    return _read_eids("bwb_eval_eids.txt")
 
 
 def pretrain_eids() -> list[str]:
