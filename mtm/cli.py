@@ -2,6 +2,7 @@
 
     mtm data synthetic --preset small --n-sessions 3 --out runs/data     # the embedded default
     mtm data ibl --sessions test --username NAME --out runs/ibl          # IBL through ONE (network, an account)
+    mtm data ibl --sessions bwb --username NAME --out runs/bwb_eval      # BrainWideBench's 29 eval recordings
     mtm data ibl --eid EID --cache-dir ~/ibl_cache --local --out DIR     # ... or from a local ALF cache
     mtm data nwb recording.nwb --align stim_on_time --out DIR            # NWB / DANDI files
     mtm data info runs/data                                              # summarise saved sessions
@@ -10,6 +11,7 @@
     mtm finetune runs/mtm/best.safetensors --data new.npz --out runs/ft  # a pretrained model, new session
     torchrun --nproc_per_node 4 -m mtm train ...                         # several GPUs (or nodes)
     mtm evaluate runs/mtm/best.safetensors session.npz --out runs/eval   # every task, tables, figures
+    mtm evaluate ... --bwb runs/bwb                                      # ... and BrainWideBench's TS2 files
     mtm reproduce --preset small                                         # the paper's Table 2, synthetic data
     mtm reproduce --experiment ablation                                  # ... ablation, ndt2, prompts, mask-ratio, ...
     mtm import-reference model_best.pt --out model.safetensors           # the authors' released weights, safely
@@ -29,9 +31,10 @@ import numpy as np
 from tqdm import tqdm
 
 from mtm.atomic import atomic_write
-from mtm.baselines import LINEAR_ROW, baseline_results, reference_rows
+from mtm import bwb
+from mtm.baselines import LINEAR_ROW, baseline_results, reference_results, reference_rows
 from mtm.checkpoint import check_session_fits, import_reference, load_model, read_description, save_model
-from mtm.data import Session, heldout_eids, ibl, pretrain_eids, synthetic_sessions, target_eids
+from mtm.data import Session, bwb_eval_eids, heldout_eids, ibl, pretrain_eids, synthetic_sessions, target_eids
 from mtm.data.synthetic import World, synthetic_session
 from mtm.decoding import decode_behavior
 from mtm.device import pick_device
@@ -40,7 +43,7 @@ from mtm.masking import TRAINING_SCHEMES
 from mtm.metrics import psth_r2, trial_r2
 from mtm.models import ModelConfig
 from mtm.paths import refuse_existing, safe_name
-from mtm.plots import plot_bps_scatter, plot_per_neuron, plot_predicted_vs_true
+from mtm.plots import plot_bps_scatter, plot_per_neuron, plot_predicted_vs_true, results_table
 from mtm.reproduce import BEHAVIOR_KEYS, Plan, results_markdown, run_experiment
 from mtm.tables import write_scores_csv
 from mtm.train import TrainConfig, finetune, train
@@ -122,7 +125,8 @@ def _data_ibl(args) -> None:
     if args.eids_file:
         eids += [line.strip() for line in Path(args.eids_file).read_text().splitlines() if line.strip()]
     if args.sessions:
-        eids += {"test": heldout_eids, "target": target_eids, "pretrain": pretrain_eids}[args.sessions]()
+        eids += {"test": heldout_eids, "target": target_eids, "pretrain": pretrain_eids,
+                 "bwb": bwb_eval_eids}[args.sessions]()
     if not eids:
         raise ValueError("give --eid, --eids-file or --sessions")
     one = _ibl_client(args, eids)
@@ -240,19 +244,36 @@ def _evaluate(args) -> None:
         models[path], labels[path] = (model, masking), f"{Path(path).parent.name or Path(path).stem} ({masking})"
     if len(set(labels.values())) < len(labels):  # e.g. runs/a/model and runs/b/model: named by their paths
         labels = {path: f"{path} ({models[path][1]})" for path in paths}
+    exports = _bwb_exports(args, paths, session)
     out.mkdir(parents=True, exist_ok=True)
     keys = [k for k in BEHAVIOR_KEYS if k in session.behavior]
-    rows, results = {}, {}
+    rows, results, d2_rows, bwb_results = {}, {}, {}, {}
     for path, (model, masking) in models.items():
         name = labels[path]
         results[name] = evaluate_model(model, session, masking)
         rows[name] = task_scores(results[name])
+        d2_rows[name] = task_scores(results[name], "d2")
         rows[name].update(decode_behavior(session, keys, model=model, training_masking=masking))
+        if path in exports:
+            bwb_results[name] = bwb.predict_ts2(model, session, masking)
     model_rows = list(rows)
-    rows.update(reference_rows(session, keys))
-    table = results_markdown(rows, model_rows)
+    references = reference_results(session)
+    rows.update(reference_rows(session, keys, results=references))
+    d2_rows.update({row: task_scores(per_task, "d2") for row, per_task in references.items()})
+    table = results_markdown(rows, model_rows) + "\n" + _d2_section(d2_rows)
+    if bwb_results:
+        table += "\n" + _bwb_section(args.bwb, bwb_results, exports, session)
     atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(f"# {session.eid}\n\n{table}\n"))
-    write_scores_csv(out / "results.csv", rows, next(iter(rows.values())))
+    bwb_rows = bwb.score_rows(bwb_results)
+    csv_rows = {name: {**row, **{f"{task} D2": value for task, value in d2_rows[name].items()},
+                       **bwb_rows.get(name, {})} for name, row in rows.items()}
+    write_scores_csv(out / "results.csv", csv_rows, next(iter(csv_rows.values())))
+    for path, (label, seed) in exports.items():
+        bwb.write_predictions(bwb_results[labels[path]], Path(args.bwb) / "predictions", label, seed, session,
+                              force=args.force)
+    if bwb_results:
+        bwb.write_ground_truth(next(iter(bwb_results.values())), Path(args.bwb) / "ground_truth", session,
+                               force=args.force)
     names = list(results)
     other = results[names[1]] if len(names) > 1 else baseline_results(session, which=("linear",))["linear"]
     other_name = names[1] if len(names) > 1 else LINEAR_ROW
@@ -273,6 +294,45 @@ def _evaluate(args) -> None:
     atomic_write(out / files[3], lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     print(table)
     print(f"tables and figures in {out}")
+
+
+def _bwb_exports(args, paths: list[str], session) -> dict[str, tuple[str, int]]:
+    """{checkpoint: (label, seed)} of the BrainWideBench files ``--bwb`` writes, checked before any work:
+    the label is the run folder's name (or the checkpoint's path, when two share it), the seed the
+    training seed the checkpoint records."""
+    if not args.bwb:
+        return {}
+    out = Path(args.bwb)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--bwb: {out} is a file, expected a folder for the benchmark's files")
+    names = {path: safe_name(Path(path).parent.name or Path(path).stem) for path in paths}
+    if len(set(names.values())) < len(names):
+        names = {path: safe_name(Path(path).with_suffix("").as_posix()) for path in paths}
+    exports = {}
+    for path in paths:
+        seed = read_description(path).get("extra", {}).get("train", {}).get("seed", 0)
+        bwb.check_export(out, names[path], seed, session, args.force)
+        exports[path] = (names[path], seed)
+    return exports
+
+
+def _d2_section(d2_rows: dict) -> str:
+    return ("### Poisson D^2 (mean over neurons)\n\n" + results_table(d2_rows, list(TASKS)) +
+            "\n\nThe same predictions as the bits per spike above, scored by the share of the explainable "
+            "deviance they explain (mtm.metrics.poisson_d2: 1 = the counts themselves, 0 = each neuron's mean "
+            "rate), BrainWideBench's primary metric: neurons of different rates on one scale.\n")
+
+
+def _bwb_section(folder, bwb_results: dict, exports: dict, session) -> str:
+    rows = bwb.score_rows(bwb_results)
+    files = ", ".join(f"{label} (seed {seed})" for label, seed in exports.values())
+    return ("## BrainWideBench TS2\n\n" + results_table(rows, list(next(iter(rows.values())))) +
+            "\n\nThe benchmark's tasks and scores, not mtm's (mtm.bwb): 1 s windows at every bin offset of the "
+            f"{len(session.splits['test'])} test trials; co_smoothing hides a fixed 10 % of the units together "
+            "and scores them, forecasting hides and scores the last 0.1 s of each window. D2: Poisson D^2, mean "
+            f"over units; bps: pooled over the units that spike. Predictions of {files} and the ground truth are "
+            f"in {folder}; the benchmark's scorer reads them: `python -m ibl_bwb_eval.scoring.ts2 --pred_dir "
+            f"{Path(folder) / 'predictions'} --gt_dir {Path(folder) / 'ground_truth'}`.\n")
 
 
 def _reproduce(args) -> None:
@@ -390,8 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     ibl = data.add_parser("ibl", help="load IBL sessions through ONE and save them")
     ibl.add_argument("--eid", action="append", help="a session id (repeatable)")
     ibl.add_argument("--eids-file", help="a text file with one eid per line")
-    ibl.add_argument("--sessions", choices=["test", "target", "pretrain"],
-                     help="the reference's 5 test, 40 target or 35 pretraining sessions")
+    ibl.add_argument("--sessions", choices=["test", "target", "pretrain", "bwb"],
+                     help="the reference's 5 test, 40 target or 35 pretraining sessions, or BrainWideBench's "
+                          "29 eval recordings")
     ibl.add_argument("--out", required=True, help="folder for the <eid>.npz files")
     ibl.add_argument("--cache-dir", help="ONE cache folder (default <out>/one_cache); ONE writes nowhere else")
     ibl.add_argument("--local", action="store_true", help="offline: read the ALF cache in --cache-dir only")
@@ -434,8 +495,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--region", help="region for the predicted-vs-true figure (default: the first)")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--out", required=True, help="folder for results.md, results.csv and figures")
+    evaluate.add_argument("--bwb", metavar="DIR", help="also write BrainWideBench's TS2 predictions and ground "
+                          "truth (mtm.bwb) into DIR, for its scorer: python -m ibl_bwb_eval.scoring.ts2 "
+                          "--pred_dir DIR/predictions/LABEL --gt_dir DIR/ground_truth")
     evaluate.add_argument("--force", action="store_true", help="replace the tables and figures of an earlier "
-                                                                 "evaluation in --out")
+                                                                 "evaluation in --out (and the files in --bwb)")
     evaluate.set_defaults(run=_evaluate)
 
     reproduce = commands.add_parser("reproduce", help="the paper's experiments: train, fine-tune, evaluate")

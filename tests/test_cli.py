@@ -25,15 +25,28 @@ def test_evaluate_writes_tables_and_figures(tmp_path, capsys):
     for masking in ("mtm", "temporal"):
         assert main(["train", "--data", str(session), "--masking", masking, "--epochs", "1", "--out",
                      str(tmp_path / masking)]) == 0
-    assert main(["evaluate", str(tmp_path / "mtm" / "best.safetensors"), str(session), "--compare",
-                 str(tmp_path / "temporal" / "best.safetensors"), "--out", str(tmp_path / "eval")]) == 0
+    evaluate = ["evaluate", str(tmp_path / "mtm" / "best.safetensors"), str(session), "--compare",
+                str(tmp_path / "temporal" / "best.safetensors"), "--out", str(tmp_path / "eval"),
+                "--bwb", str(tmp_path / "bwb")]
+    assert main(evaluate) == 0
     names = {p.name for p in (tmp_path / "eval").iterdir()}
     assert {"results.md", "results.csv", "bps_co-smooth.png", "bps_inter-region.png",
             "predicted_vs_true_VISa.png", "per_neuron.png"} <= names
     table = (tmp_path / "eval" / "results.md").read_text()
     assert "mtm (mtm)" in table and "temporal (temporal)" in table and ORACLE_ROW in table
     assert "True rates (not reachable" in table and "Share of the Bayes reference" in table and "ceiling" not in table
+    assert "### Poisson D^2 (mean over neurons)" in table and "## BrainWideBench TS2" in table
+    assert "co_smoothing D2" in table and "python -m ibl_bwb_eval.scoring.ts2 --pred_dir" in table
     assert "Co-smooth" in capsys.readouterr().out
+    header = (tmp_path / "eval" / "results.csv").read_text().splitlines()[0].split(",")
+    assert {"co-smooth D2", "co_smoothing D2", "forecasting bps"} <= set(header)
+    written = sorted(p.relative_to(tmp_path / "bwb").as_posix() for p in (tmp_path / "bwb").rglob("*.safetensors"))
+    assert written == sorted([f"ground_truth/ts2-{task}/synthetic-0000/ground_truth.safetensors" for task in
+                              ("co_smoothing", "forecasting")] +
+                             [f"predictions/{run}/ts2-{task}/synthetic-0000/seed_0.safetensors"
+                              for run in ("mtm", "temporal") for task in ("co_smoothing", "forecasting")])
+    assert main(evaluate[:-2] + ["--force", "--bwb", str(session)]) == 2
+    assert "--bwb: " in capsys.readouterr().err
 
 
 def test_bad_cli_input_is_a_clear_error(tmp_path, capsys):

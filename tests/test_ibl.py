@@ -335,3 +335,24 @@ def test_chapter_7_call_loads_a_heldout_session_through_ibl_one(tmp_path, monkey
     assert session.eid == heldout_eids()[0] and np.array_equal(session.spikes, original.spikes)
     assert made["username"] == "reader" and made["password"] == "secret"
     assert Path(made["cache_dir"]) == default_one_cache() == home / ".cache" / "mtm" / "one"
+
+
+# ------------------------------------------------------------------------------ BrainWideBench's sessions
+def test_data_ibl_loads_the_brainwidebench_eval_sessions(tmp_path, capsys):
+    """``mtm data ibl --sessions bwb`` loads the benchmark's 29 eval recordings through ONE, as it loads
+    the paper's: here from a local ALF cache holding a small session under each of their eids."""
+    from mtm.cli import main
+    from mtm.data import bwb_eval_eids
+
+    eids = bwb_eval_eids()
+    alf, originals = tmp_path / "alf", {}
+    for i, eid in enumerate(eids):
+        originals[eid] = small_session(seed=i, n_trials=4, n_neurons=5, eid=eid)
+        session_to_alf(originals[eid], alf, subject=f"mouse{i:02d}")
+    build_one_cache(alf, eids={f"mtm/Subjects/mouse{i:02d}/2024-01-01/001": eid for i, eid in enumerate(eids)})
+    out = tmp_path / "sessions"
+    assert main(["data", "ibl", "--sessions", "bwb", "--local", "--cache-dir", str(alf), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.split() == [str(out / f"{eid}.npz") for eid in eids]
+    for eid in (eids[0], eids[-1]):
+        loaded = Session.load(out / f"{eid}.npz")
+        assert loaded.eid == eid and np.array_equal(loaded.spikes, originals[eid].spikes)
