@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Data: sessions, synthetic recordings and IBL through ONE
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/01_data.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/colab/01_data.ipynb)
 #
 # **What you will learn**
 #

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Masking: what the model is asked to predict
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/02_masking.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/colab/02_masking.ipynb)
 #
 # **What you will learn**
 #

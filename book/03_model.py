@@ -16,7 +16,7 @@
 # %% [markdown]
 # # The model: NDT1 with stitching and tokens, NDT2 patches
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/03_model.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/colab/03_model.ipynb)
 #
 # **What you will learn**
 #

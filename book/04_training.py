@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Multi-task training: the temporal baseline against MtM
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/04_training.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/colab/04_training.ipynb)
 #
 # **What you will learn**
 #

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Evaluation: co-smoothing, forward prediction, intra- and inter-region
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/05_evaluation.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/colab/05_evaluation.ipynb)
 #
 # **What you will learn**
 #

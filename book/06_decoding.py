@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Behaviour decoding: choice and whisker motion energy
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/06_decoding.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/colab/06_decoding.ipynb)
 #
 # **What you will learn**
 #

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Multi-session pretraining and fine-tuning
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/07_multisession.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/colab/07_multisession.ipynb)
 #
 # **What you will learn**
 #

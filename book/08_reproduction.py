@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Reproduction: the paper's tables beside ours
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/08_reproduction.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/colab/08_reproduction.ipynb)
 #
 # **What you will learn**
 #

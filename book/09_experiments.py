@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Experiments: the masking ablation and NDT2
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/09_experiments.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/colab/09_experiments.ipynb)
 #
 # **What you will learn**
 #

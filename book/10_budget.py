@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Where the gap comes from: data, training and model size
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/10_budget.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/colab/10_budget.ipynb)
 #
 # **What you will learn**
 #

@@ -1,6 +1,8 @@
-"""The book's chapters: structure checks, settings and time budgets, Colab lines, stored outputs kept
-honest, and the one execution of every chapter per test run: copied alone into an empty folder and run
-with papermill and its smoke settings against the installed package."""
+"""The book's chapters: structure checks, settings and time budgets, Colab lines and stored outputs kept
+honest. The chapters are executed once per test run by ``pytest --nbmake book/`` (README's test command,
+``.ci/run``), each copied alone into an empty folder and run with its smoke settings against the installed
+package (mtm.book.pytest_chapters, tests/test_book_chapters_under_pytest.py); here only chapter 1 runs
+again, from a release installed into a fresh virtualenv as Colab installs it."""
 
 import copy
 import json
@@ -109,7 +111,8 @@ def test_the_launch_buttons_open_the_release_the_badges_open():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert str(config["repository"]["branch"]) == book.RELEASE
-    assert f"/blob/{book.RELEASE}/book/" in book.colab_badge("01_data.ipynb")
+    assert f"/blob/{book.RELEASE}/book/{book.READER_FOLDER}/01_data.ipynb)" in book.colab_badge("01_data.ipynb")
+    assert "mtm.book.reader" in config["sphinx"]["extra_extensions"]  # the launch button opens the same copy
 
 
 def test_the_repository_url_is_written_once():
@@ -333,51 +336,53 @@ def test_chapter_matches_its_python_twin(notebook):
     assert [(c.cell_type, c.source.strip()) for c in a.cells] == [(c.cell_type, c.source.strip()) for c in b.cells]
 
 
-#: The one "Skipped" a chapter may print: the released weights are downloaded only when the reader opts in.
-OPT_IN_DOWNLOAD = "Skipped the download: set RELEASED_FROM_HUB = True"
-
-
 def run_alone(notebook: Path, folder: Path, python: str | None = None, kernel: str = "python3",
-              env: dict | None = None) -> tuple[dict, str]:
+              env: dict | None = None) -> dict:
     """Copy ``notebook`` alone into the empty ``folder`` and execute it there with papermill and the
-    smoke settings (cwd = ``folder``); returns the executed notebook and everything it printed."""
+    smoke settings (cwd = ``folder``); returns the executed notebook."""
     folder.mkdir(parents=True)
     alone = Path(shutil.copy(notebook, folder / notebook.name))
     out = folder.parent / f"{notebook.stem}.executed.ipynb"
     subprocess.run([python or sys.executable, "-m", "papermill", str(alone), str(out), "-p", "SETTINGS", "smoke",
                     "-p", "SEED", "1", "--cwd", str(folder), "-k", kernel, "--no-progress-bar",
                     "--execution-timeout", "600"], check=True, capture_output=True, text=True, env=env)
-    executed = json.loads(out.read_text())
-    printed = "".join(build.output_text(o) for c in executed["cells"] for o in c.get("outputs", []))
-    return executed, printed
+    return json.loads(out.read_text())
 
 
-def check_smoke_run(executed: dict, printed: str) -> None:
-    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors, errors
+def check_smoke_run(executed: dict) -> None:
     injected = [c for c in executed["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     assert injected and re.search(r"^SETTINGS = .smoke.$", source(injected[0]), re.M)
-    assert "Settings 'smoke'" in printed and "Executed with settings 'smoke'" in printed
-    assert "Skipped" not in printed.replace(OPT_IN_DOWNLOAD, ""), printed[printed.index("Skipped") - 200:][:400]
-    assert "Traceback" not in printed
+    assert build.run_problems(executed, "smoke") == []
+
+
+def test_a_test_run_must_reach_its_end_with_its_settings_and_skip_nothing():
+    def run(*printed: str) -> dict:
+        nb = synthetic_notebook(("code", "run()", []))
+        nb["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": text} for text in printed]
+        return nb
+
+    good = ("Settings 'smoke' on a CPU.\n", build.OPT_IN_DOWNLOAD + ".\n",
+            "Executed with settings 'smoke' in 0.1 min.\n")
+
+    def problems(*printed: str, settings: str = "smoke") -> str:
+        return "\n".join(build.run_problems(run(*printed), settings))
+
+    assert problems(*good) == ""
+    assert "never printed \"Settings 'book'\"" in problems(*good, settings="book")
+    assert "never printed \"Executed with" in problems(*good[:2])
+    assert "skipped" in problems(*good, "Skipped the IBL part: no network\n")
+    assert "traceback" in problems(*good, "Traceback (most recent call last):\n")
+    failed = run(*good)
+    error = {"output_type": "error", "ename": "ValueError", "evalue": "x", "traceback": []}
+    failed["cells"][0]["outputs"].append(error)
+    assert any("an error output (ValueError: x)" in p for p in build.run_problems(failed, "smoke"))
 
 
 def environment_of_the_installed_package() -> dict:
     """The test's environment without the settings that point the package at data outside it."""
-    from mtm.data.sources import REAL_DATA_ENV, REFERENCE_CHECKPOINT_ENV
+    from mtm.book.pytest_chapters import kernel_environment
 
-    env = {k: v for k, v in os.environ.items() if k not in (REAL_DATA_ENV, REFERENCE_CHECKPOINT_ENV, book.RUNS_ENV)}
-    return {**env, "MTM_SMOKE": "0"}  # the SETTINGS parameter alone selects the smoke settings
-
-
-@pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
-def test_chapter_runs_alone_in_an_empty_folder_with_smoke_settings(notebook, tmp_path):
-    """The one execution of each chapter per test run: the notebook file alone, in an empty working
-    folder, against the installed package and the data it installs (no MTM_REAL_DATA or
-    MTM_REFERENCE_CHECKPOINT), nothing skipped and no error; chapters 5 and 6 train chapter 4's models
-    themselves."""
-    pytest.importorskip("papermill")
-    check_smoke_run(*run_alone(notebook, tmp_path / "alone", env=environment_of_the_installed_package()))
+    return {**kernel_environment(dict(os.environ)), "MTM_SMOKE": "0"}  # the SETTINGS parameter alone picks smoke
 
 
 def test_the_colab_install_line_installs_the_tagged_release_into_a_fresh_virtualenv(tmp_path):
@@ -416,7 +421,7 @@ def test_the_colab_install_line_installs_the_tagged_release_into_a_fresh_virtual
     print(f"pip install of the release: {time.perf_counter() - started:.0f} s")
     subprocess.run([python, "-m", "ipykernel", "install", "--prefix", str(venv), "--name", "fresh"], check=True,
                    capture_output=True, env=env)
-    check_smoke_run(*run_alone(CHAPTERS[0], tmp_path / "alone", python=python, kernel="fresh", env=env))
+    check_smoke_run(run_alone(CHAPTERS[0], tmp_path / "alone", python=python, kernel="fresh", env=env))
 
 
 def test_the_recorded_commit_is_dirty_for_package_changes_only(tmp_path):

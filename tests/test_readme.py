@@ -15,8 +15,10 @@ def readme_commands() -> list[str]:
 def test_readme_gives_exactly_two_setup_commands_and_ci_runs_the_test_command():
     main_job, tests = readme_commands()
     assert main_job.endswith(".venv/bin/mtm reproduce --preset small")
-    assert tests.endswith(".venv/bin/python -m pytest")
+    # the tests and, with nbmake, every chapter once (book/conftest.py: alone, smoke settings)
+    assert tests.endswith(".venv/bin/python -m pytest --nbmake tests/ book/")
     assert tests in (ROOT / ".ci" / "run").read_text()
+    assert any(line.startswith("nbmake") for line in (ROOT / "requirements.txt").read_text().splitlines())
 
 
 def test_the_main_job_is_a_real_command():

@@ -4,7 +4,8 @@ their stored outputs is :mod:`mtm.book.build`, run as ``python -m mtm.book``.)
 
 **Settings.** Each chapter has three literal parameter sets (:data:`CHAPTER_SETTINGS`):
 
-- ``smoke``: tiny sessions and a few epochs, seconds per chapter; what CI runs (``MTM_SMOKE=1``);
+- ``smoke``: tiny sessions and a few epochs, seconds per chapter; what CI runs (``MTM_SMOKE=1``, which
+  ``pytest --nbmake book/`` sets for the chapters unless ``MTM_SMOKE`` is set);
 - ``book``: what the published book is executed with, on a 2-core CPU within 15 minutes per
   chapter, sized so that every result a chapter discusses can be read. Neurons are cheap for the
   small model and help it most, and longer training beats a bigger model: measured on one
@@ -29,7 +30,8 @@ chapter, the wall time its stored execution with these settings took.
 
 **Colab.** The repository URL is the book's ``repository.url`` (``_config.yml``) and the release
 the chapters install is ``v<package version>``; :func:`colab_badge` and :func:`install_line` give
-the lines every chapter carries, and a test checks that they agree.
+the lines every chapter carries, and a test checks that they agree. The badge (and the book's Colab
+launch button) opens the chapter's reader copy in ``book/colab/`` (:mod:`mtm.book.reader`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ SETTINGS = ("smoke", "book", "gpu")
 PUBLISHED_SETTINGS = "book"
 #: The release the Colab set-up cells install and the badges open: a tag of the repository.
 RELEASE = f"v{__version__}"
+#: The folder of ``book/`` holding the chapters' reader copies (:mod:`mtm.book.reader`), which the badges open.
+READER_FOLDER = "colab"
 #: Notebook metadata key of the execution record.
 METADATA_KEY = "mtm"
 #: Environment variable naming the folder where chapters share trained runs (one sub-folder per settings).
@@ -427,7 +431,9 @@ def describe_machine(record: dict) -> str:
 
 def resolve_settings(name: str) -> str:
     """``auto``: ``smoke`` under ``MTM_SMOKE=1``, ``gpu`` with a CUDA GPU, ``book`` otherwise;
-    any other name is checked and returned."""
+    any other name is checked and returned. ``pytest --nbmake book/`` runs every chapter's kernel with
+    ``MTM_SMOKE=1`` unless ``MTM_SMOKE`` is set (:mod:`mtm.book.pytest_chapters`), so a test run is
+    ``smoke`` without a flag, on a GPU too."""
     if name == "auto":
         if smoke():
             return "smoke"
@@ -554,11 +560,12 @@ def repository_url(config_path: Path = ROOT / "_config.yml") -> str:
 
 
 def colab_badge(notebook: str, url: str | None = None) -> str:
-    """The Colab badge of a chapter (``01_data.ipynb``), opening the notebook of the pinned release."""
+    """The Colab badge of a chapter (``01_data.ipynb``), opening its reader copy (``book/colab/01_data.ipynb``,
+    :mod:`mtm.book.reader`: the chapter with its Markdown in plain CommonMark) in the pinned release."""
     url = url or repository_url()
     path = url.removeprefix("https://github.com/")
     return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"(https://colab.research.google.com/github/{path}/blob/{RELEASE}/book/{notebook})")
+            f"(https://colab.research.google.com/github/{path}/blob/{RELEASE}/book/{READER_FOLDER}/{notebook})")
 
 
 def install_line(url: str | None = None) -> str:

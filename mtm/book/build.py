@@ -1,6 +1,7 @@
 """The build tool of the book: executes chapters in place and records how, and checks that the stored
 outputs may be published. The chapters never import it; people and CI run it as
-``python -m mtm.book execute [CHAPTER ...] [--settings book] [--stale]`` and ``python -m mtm.book check``.
+``python -m mtm.book execute [CHAPTER ...] [--settings book] [--stale]``, ``python -m mtm.book check`` and
+``python -m mtm.book colab [CHAPTER ...] [--check]``.
 
 ``execute`` runs a chapter with papermill and records in the notebook's metadata (key ``mtm``) the hash
 of its code cells, the settings, the package version and git commit, the machine and the wall time
@@ -9,6 +10,9 @@ of its code cells, the settings, the package version and git commit, the machine
 decimals each chapter's Markdown types by hand instead of gluing them (:func:`unglued_decimals`), and
 what keeps its pages from the house rules: solutions that do not run (:func:`exercise_problems`), code
 wider than the content column (:func:`long_code_lines`), figures without a number (:func:`figure_problems`).
+``colab`` writes the chapters' reader copies (``book/colab/``, :mod:`mtm.book.reader`), the notebooks the
+Colab badges open, whose Markdown is plain CommonMark; ``execute`` rewrites a chapter's copy after executing
+it, and ``colab --check`` lists stale copies without writing them.
 """
 
 from __future__ import annotations
@@ -99,6 +103,31 @@ def notebook_problems(notebook: dict) -> list[str]:
             for pattern in FORBIDDEN_OUTPUT:
                 if pattern.search(text):
                     problems.append(f"cell {index}: output matches {pattern.pattern!r}")
+    return problems
+
+
+#: The one "Skipped" a chapter may print: the released weights are downloaded only when the reader opts in.
+OPT_IN_DOWNLOAD = "Skipped the download: set RELEASED_FROM_HUB = True"
+
+
+def run_problems(notebook: dict, settings: str) -> list[str]:
+    """Why a chapter's test execution with ``settings`` does not pass (empty when it does): an error
+    output or a printed traceback, its settings line or closing line (``Settings 'smoke'``, ``Executed
+    with settings 'smoke'``) missing or naming other settings, or a "Skipped" (a part that did not run)
+    other than the opt-in download of released weights (:data:`OPT_IN_DOWNLOAD`)."""
+    problems = [f"cell {i}: an error output ({o.get('ename')}: {o.get('evalue')})"
+                for i, cell in enumerate(notebook["cells"]) for o in cell.get("outputs", [])
+                if o.get("output_type") == "error"]
+    printed = "".join(output_text(o) for cell in notebook["cells"] for o in cell.get("outputs", []))
+    if "Traceback" in printed:
+        problems.append("a traceback printed: " + printed[printed.index("Traceback"):][:300])
+    for line in (f"Settings '{settings}'", f"Executed with settings '{settings}'"):
+        if line not in printed:
+            problems.append(f"it never printed {line!r}: it did not run with the {settings} settings to its end")
+    unplanned = printed.replace(OPT_IN_DOWNLOAD, "")
+    if "Skipped" in unplanned:
+        at = unplanned.index("Skipped")
+        problems.append("a part was skipped: " + unplanned[max(0, at - 200):at + 200])
     return problems
 
 
@@ -455,6 +484,9 @@ def main(argv=None) -> int:
     run.add_argument("--timeout", type=int, default=1800, help="per-cell timeout (s)")
     check = commands.add_parser("check", help="list what keeps stored outputs from being published")
     check.add_argument("chapters", nargs="*")
+    colab = commands.add_parser("colab", help="write the chapters' reader copies (book/colab/, plain CommonMark)")
+    colab.add_argument("chapters", nargs="*", help="chapters; default all (then copies of no chapter are removed)")
+    colab.add_argument("--check", action="store_true", help="only list stale copies; exit 1 if any")
     args = parser.parse_args(argv)
     try:
         paths = chapter_paths(args.chapters)
@@ -473,6 +505,8 @@ def main(argv=None) -> int:
             print(f"{path.stem}: " + ("; ".join(problems) if problems else "ok")
                   + f" ({typed} unglued decimals in its Markdown) ({pages})")
         return 1 if failed else 0
+    if args.command == "colab":
+        return write_reader_copies(paths, everything=not args.chapters, check=args.check)
     write_schematic()
     for path in paths:
         notebook = json.loads(path.read_text())
@@ -487,4 +521,29 @@ def main(argv=None) -> int:
             print(f"mtm: error: {path.stem} failed: {failure_reason(err)}", file=sys.stderr)
             return 1
         print(f"{path.stem}: done in {record['wall_time_s'] / 60:.1f} min")
+        write_reader_copies([path])
     return 0
+
+
+def write_reader_copies(paths: list[Path], everything: bool = False, check: bool = False) -> int:
+    """Write the reader copies of ``paths`` (:func:`mtm.book.reader.write_copies`) and say which changed and
+    what was converted; with ``everything``, also remove copies whose chapter is gone. With ``check``,
+    write nothing and return 1 when a copy is stale."""
+    from mtm.book import reader
+
+    try:
+        stale, counts = reader.write_copies(paths, check=check)
+    except ValueError as err:
+        print(f"mtm: error: {err}", file=sys.stderr)
+        return 1
+    chapters = {path.name for path in paths}
+    orphans = sorted(p for p in reader.COPIES.glob("*.ipynb") if p.name not in chapters) if everything else []
+    for orphan in orphans if not check else []:
+        orphan.unlink()
+    verb = "stale" if check else "written"
+    for path in [*stale, *orphans]:
+        state = "no chapter" + ("" if check else ", removed") if path in orphans else verb
+        print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {state}")
+    converted = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()) if n)
+    print(f"{len(paths)} reader copies, {len(stale)} {verb}, {len(orphans)} without a chapter ({converted})")
+    return 1 if check and (stale or orphans) else 0
