@@ -557,6 +557,35 @@ def test_the_solution_rule_wants_folded_code_cells_and_no_code_in_markdown():
     assert build.exercise_problems(markdown_only("# Title")) == ["no '## Exercises' section"]
 
 
+def test_a_details_block_is_a_solution_under_the_same_rule():
+    """``<details><summary>Solution</summary>`` (plain HTML, which Colab, Jupyter and GitHub fold too) is a
+    solution like the admonition: no code inside, one a cell, its code in the folded cell after it."""
+    exercise = ("## Exercises\n\n**Exercise 1.** Count.\n\n<details>\n<summary>Hint</summary>\n\nUse `n`.\n\n"
+                "</details>\n\n<details>\n<summary><b>Solution</b></summary>\n\nOnly the read-out changes.\n\n"
+                "</details>\n")
+    good = synthetic_notebook(("markdown", "# Title", []), ("markdown", exercise, []),
+                              ("code", "counts = n(net)", ["hide-input"]),
+                              ("markdown", "**Exercise 2.**\n\n<details><summary>Solution 2</summary>\n\nWords.\n"
+                               "</details>", []), ("code", "plot()", ["hide-cell"]))
+    assert build.exercise_problems(good) == []
+    fenced = copy.deepcopy(good)
+    fenced["cells"][1]["source"] = exercise.replace("Only the", "```python\ncounts\n```\nOnly the")
+    assert any("a code block inside a Solution" in p for p in build.exercise_problems(fenced))
+    after_the_block = copy.deepcopy(good)  # a code block after </details> is not the solution's
+    after_the_block["cells"][1]["source"] = exercise + "\n```python\ncounts\n```\n"
+    assert build.exercise_problems(after_the_block) == []
+    unfolded = copy.deepcopy(good)
+    unfolded["cells"][4]["metadata"] = {}
+    two = copy.deepcopy(good)
+    two["cells"][1]["source"] = exercise + "\n<details>\n<summary>Solution</summary>\n\nMore.\n\n</details>\n"
+    hint_only = copy.deepcopy(good)  # a hint needs no code cell after it
+    hint_only["cells"][1]["source"] = exercise.split("<details>\n<summary><b>Solution")[0]
+    del hint_only["cells"][2]
+    assert any("not followed by a code cell" in p for p in build.exercise_problems(unfolded))
+    assert any("2 solutions in one Markdown cell" in p for p in build.exercise_problems(two))
+    assert build.exercise_problems(hint_only) == []
+
+
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=[n.stem for n in CHAPTERS])
 def test_exercise_solutions_are_executed_folded_code_cells(notebook):
     """Each exercise's solution is a code cell tagged hide-input (or hide-cell) right after the

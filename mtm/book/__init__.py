@@ -207,6 +207,17 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
                              "width": (32, 64, 128), "centre": {"trials": 400, "steps": 500, "width": 64}},
                     N_TEST=1, N_NEURONS=200, SEEDS=3, MODEL={}, WORKERS=1),
     },
+    # one recording (a synthetic session standing in for it) as an array and as an NWB file, one MtM run on it,
+    # every activity task and two behaviours decoded. Measured at 400 trials x 150 neurons on the 2-core CPU
+    # while other jobs loaded it (load average 5-6): 100 epochs took 1,078 s (10.8 s an epoch; 1.2-1.5 s with
+    # torch on one thread at a similar load), the four tasks 51 s, decoding from the model 23 s, the linear
+    # baseline's rows 34 s; the validation score rose little after epoch 80 (0.256 to 0.258). So 60 epochs, and
+    # the chapter's time depends on the machine's load more than on anything it runs
+    "11_own_data": {
+        "smoke": dict(N_TRIALS=60, N_NEURONS=30, EPOCHS=2, MODEL=SMOKE_MODEL),
+        "book": dict(N_TRIALS=400, N_NEURONS=150, EPOCHS=60, MODEL={}),
+        "gpu": dict(N_TRIALS=800, N_NEURONS=300, EPOCHS=1000, MODEL=GPU_MODEL),
+    },
 }
 
 # ---------------------------------------------------------------------------------- time budgets
@@ -216,7 +227,8 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
 #: lowers every epoch count of the chapter to what fits (:func:`fit_epochs`), so a chapter finishes in
 #: its budget on any GPU, and sooner on a fast one.
 GPU_BUDGET_MINUTES = {"04_training": 15.0, "05_evaluation": 15.0, "06_decoding": 15.0,
-                      "07_multisession": 15.0, "08_reproduction": 15.0, "09_experiments": 15.0}
+                      "07_multisession": 15.0, "08_reproduction": 15.0, "09_experiments": 15.0,
+                      "11_own_data": 10.0}
 #: Environment variable that replaces every chapter's budget (minutes), e.g. for a short Colab session or a test.
 BUDGET_ENV = "MTM_TIME_BUDGET_MINUTES"
 #: The share of a budget given to training; the rest is left for evaluation, decoding and figures.
@@ -265,6 +277,8 @@ def _training_runs(chapter: str, values: dict) -> list[tuple[str, float]]:
         if n_pretrain:
             runs += [("NDT2_EPOCHS", c * n_pretrain) for c in costs] + [("NDT2_EPOCHS", c) for c in costs] * n_test
         return runs * values["SEEDS"]  # every model once per training seed
+    if chapter == "11_own_data":
+        return [("EPOCHS", 1.0)]  # one MtM run on the reader's session
     return []
 
 

@@ -199,7 +199,7 @@ def execute(notebook_path: Path, settings: str = PUBLISHED_SETTINGS, timeout: in
 #: Constants of the package a chapter's prose may state as typed decimals (inputs, not results of a run),
 #: as ``module:NAME``; a dict or tuple contributes every number it holds.
 PACKAGE_CONSTANTS = ("mtm.data.synthetic:BIN_SIZE", "mtm.data.synthetic:WINDOW", "mtm.masking:DEFAULT_RATIO",
-                     "mtm.masking:SINGLE_SCHEME_RATIO")
+                     "mtm.masking:SINGLE_SCHEME_RATIO", "mtm.data.session:SPLIT_FRACTIONS")
 #: Further named constants one chapter's prose may state, {chapter: {name: value}}; keep it short: a
 #: number a run produces is glued instead.
 NAMED_CONSTANTS: dict[str, dict[str, float]] = {
@@ -360,8 +360,30 @@ def _markdown(cell: dict) -> str:
 # ------------------------------------------------------------------------- exercises, code, figures
 _HEADING2 = re.compile(r"^##[ \t]+(.*)$", re.M)
 _DIRECTIVE = re.compile(r"^[ \t]*(:{3,}|`{3,})\{(?:admonition|dropdown)\}[ \t]*(.*)$")
+#: A folded HTML block, which every Markdown renderer shows (Jupyter, Colab, GitHub and the book): its
+#: ``<summary>`` on the opening line or the next, its body up to the line ``</details>``.
+_DETAILS = re.compile(r"^[ \t]*<details(?:\s[^>]*)?>[ \t]*(.*)$", re.I)
+_SUMMARY = re.compile(r"^[ \t]*<summary(?:\s[^>]*)?>(.*?)</summary>", re.I)
+_DETAILS_END = re.compile(r"^[ \t]*</details>[ \t]*$", re.I)
 _CODE_FENCE = re.compile(r"^[ \t]*(?:`{3,}|~{3,})")
 _FOLDED = ("hide-input", "hide-cell")
+
+
+def _solution_opening(lines: list[str], i: int):
+    """The title of the folded block that ``lines[i]`` opens ('' when it opens none) and a test of the
+    line that closes it: an admonition or dropdown directive (its fence), or ``<details>`` (its
+    ``<summary>``, tags removed, on the same line or the next; closed by ``</details>``)."""
+    directive = _DIRECTIVE.match(lines[i])
+    if directive:
+        fence = directive.group(1)
+        return directive.group(2).strip(), lambda line: line.strip() == fence
+    details = _DETAILS.match(lines[i])
+    if details:
+        rest = details.group(1) if details.group(1).strip() else (lines[i + 1] if i + 1 < len(lines) else "")
+        summary = _SUMMARY.match(rest)
+        title = re.sub(r"<[^>]*>", "", summary.group(1)).strip() if summary else ""
+        return title, lambda line: bool(_DETAILS_END.match(line))
+    return "", None
 
 
 def exercise_problems(notebook: dict) -> list[str]:
@@ -369,11 +391,12 @@ def exercise_problems(notebook: dict) -> list[str]:
 
     The exercises are the cells from the Markdown cell holding the heading ``## Exercises`` to the next
     level-2 heading. A solution is an ``admonition`` or ``dropdown`` directive (colon or backtick
-    fence) whose title starts with "Solution"; it keeps the hint and the explanation in words. The
-    rule: a solution holds no code block (a fenced block, or a line indented by four spaces or a tab
-    after a blank line: Markdown's indented code); a Markdown cell holds at most one solution, and a
-    cell holding one is followed at once by a code cell tagged ``hide-input`` or ``hide-cell``: the
-    solution's code, executed with the chapter and folded on the page."""
+    fence) whose title starts with "Solution", or a ``<details>`` block whose ``<summary>`` starts with
+    "Solution" (plain HTML, which reads right outside the book too); it keeps the hint and the
+    explanation in words. The rule: a solution holds no code block (a fenced block, or a line indented
+    by four spaces or a tab after a blank line: Markdown's indented code); a Markdown cell holds at
+    most one solution, and a cell holding one is followed at once by a code cell tagged ``hide-input``
+    or ``hide-cell``: the solution's code, executed with the chapter and folded on the page."""
     cells = notebook["cells"]
     start = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
                   and any(h.strip() == "Exercises" for h in _HEADING2.findall(_markdown(c)))), None)
@@ -391,13 +414,13 @@ def exercise_problems(notebook: dict) -> list[str]:
         lines = text.splitlines()
         i = 0
         while i < len(lines):
-            opening = _DIRECTIVE.match(lines[i])
-            if not (opening and opening.group(2).strip().lower().startswith("solution")):
+            title, closes = _solution_opening(lines, i)
+            if not title.lower().startswith("solution"):
                 i += 1
                 continue
             solutions += 1
-            fence, body, i = opening.group(1), [], i + 1
-            while i < len(lines) and lines[i].strip() != fence:
+            body, i = [], i + 1
+            while i < len(lines) and not closes(lines[i]):
                 body.append(lines[i])
                 i += 1
             for j, line in enumerate(body):
