@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Your own data: from an array or an NWB file to a trained model
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/11_own_data.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mtm-book/mtm/blob/v0.1.0/book/colab/11_own_data.ipynb)
 #
 # **What you will learn**
 #

@@ -502,7 +502,7 @@ def reader_copy(chapter: Path, book: Book | None = None) -> tuple[nbformat.Noteb
         cell.outputs = kept
         if tags & set(FOLD_SOURCE):
             previous = _text(notebook.cells[index - 1].source) if index else ""
-            solution = "hide-input" in tags and re.search(r"\{admonition\}[ \t]*Solution", previous)
+            solution = "hide-input" in tags and re.search(r"\{admonition\}[ \t]*Solution|<summary>Solution</summary>", previous)
             title = ("Solution" if solution else "Code of the output below (hidden in the book)"
                      if tags & {"hide-input", "remove-input"} else "Code and outputs hidden in the book")
             _fold(cell, title)
