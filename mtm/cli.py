@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser("reproduce", help="the paper's experiments: train, fine-tune, evaluate")
     reproduce.add_argument("--experiment", default="table2", metavar="NAME",
                            help="table2 (the default), ablation, ndt2, prompts, mask-ratio, scaling, "
-                                "region-decoding or budget (mtm.reproduce.EXPERIMENTS)")
+                                "region-decoding, budget or transfer (mtm.reproduce.EXPERIMENTS)")
     reproduce.add_argument("--preset", choices=["small", "book", "paper"], default="small",
                            help="small (CPU, minutes), paper (GPU) or book (the experiments a chapter runs)")
     reproduce.add_argument("--data", choices=["synthetic", "ibl"], default="synthetic")
