@@ -334,7 +334,8 @@ def test_transfer_reuses_each_pretrained_model_and_compares_at_equal_steps(tmp_p
         for seed in (0, 1):
             run = out / f"seed{seed}" / "pretrain" / f"{masking}-2"
             assert saved(run).patience == 1 and saved(run).epochs == 2
-            assert saved(out / f"seed{seed}" / "pretrain" / f"{masking}-1").epochs == 4
+            one = saved(out / f"seed{seed}" / "pretrain" / f"{masking}-1")
+            assert (one.epochs, one.eval_every, saved(run).eval_every) == (4, 2, 1)  # validated every 2 steps alike
             # equal total compute: that seed's pretraining steps plus the fine-tuning steps
             ran = len(checkpoint.read_log(run)) * 2
             assert steps(out / f"seed{seed}" / "equal-compute" / f"{masking}-2" / "t16" / heldout[0].eid, 16) == ran + 2

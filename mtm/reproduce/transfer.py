@@ -69,14 +69,20 @@ def plan_fields(train_trials, n_trials: int, **plan) -> dict:
                 n_test_trials=max(train_trials) + n_val + n_test)
 
 
-# small: a CPU check of the whole design (3 pretraining sets, 2 held-out sizes, every protocol).
-# book: the design the chapters run (the lead sizes it to the chapters' budget). paper: a GPU.
+# small: a CPU check of the whole design (3 pretraining sets, 2 held-out sizes, every protocol): at most 39k optimiser
+# steps in all. book: the design for the chapters, 16 pool sessions and 4 held-out sizes: at most 195k steps (104k
+# pretraining, 54k on the held-out session, 38k at equal total compute; fewer where pretraining stops early), up to
+# about 40 minutes of training on the 2-core CPU at the 25 s per 1,000 steps measured for the budget study (README),
+# before scoring; not run here, sized for the chapters when they are rebuilt on it. paper: a GPU.
+# A measurement behind the pretraining's length (4 sessions of 140 training trials x 100 neurons, small preset,
+# MtM, 3 seeds): 30 epochs ended at best validation bits per spike 0.099 / 0.097 / 0.078, still rising; at most
+# 90 epochs with patience 10 ended at 0.263 / 0.221 / 0.164 (best epochs 76 / 76 / 74, stopped after 87 / 87 / 85).
 PRESETS = {
     "small": plan_fields((25, 100), 200, n_pretrain=4, pretrain_counts=(1, 2, 4), n_test=1, n_neurons=64,
                          pretrain_epochs=30, pretrain_patience=10, heldout_steps=200,
                          protocols=("full", "frozen-core", "staged")),
-    "book": plan_fields((25, 50, 100, 250), 200, n_pretrain=16, pretrain_counts=(1, 4, 16), n_test=2,
-                        n_neurons=100, pretrain_epochs=60, pretrain_patience=15, heldout_steps=500,
+    "book": plan_fields((25, 50, 100, 250), 200, n_pretrain=16, pretrain_counts=(1, 4, 16), n_test=1,
+                        n_neurons=100, pretrain_epochs=40, pretrain_patience=10, heldout_steps=500,
                         protocols=("full", "frozen-core", "staged")),
     "paper": plan_fields((100, 250, 500), 600, n_pretrain=34, pretrain_counts=(1, 10, 34), n_test=5,
                          n_neurons=300, pretrain_epochs=1000, pretrain_patience=10, heldout_steps=5000,
