@@ -411,8 +411,8 @@ def write_results(table, runs, models, out: Path, counts, sizes, protocols, pret
 def plot_transfer(found: dict, equal: dict, counts, sizes, point: int):
     """A row of panels per task, a column per masking: the gain over from scratch (bits per spike,
     95 % interval) against the held-out session's training trials (log axis), a line per
-    pretraining-set size; an open diamond at the comparison point: the largest set against from
-    scratch at equal total compute."""
+    pretraining-set size (drawn a little apart); an open diamond at the comparison point: the largest
+    set against from scratch at equal total compute."""
     import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
 
     fig, axes = plt.subplots(len(TASKS), len(MASKINGS), figsize=(7.0, 1.6 * len(TASKS) + 0.9), sharex=True,
@@ -423,11 +423,14 @@ def plot_transfer(found: dict, equal: dict, counts, sizes, point: int):
             ax.axhline(0, color="0.5", lw=0.8)
             for k, count in enumerate(counts):
                 cells = [found[(label, count)][n][task] for n in sizes]
-                ax.errorbar(sizes, [c.mean for c in cells], yerr=np.nan_to_num([c.half_width for c in cells]),
-                            fmt="o-", ms=3, lw=1.2, capsize=2, color=f"C{k}", label=condition(count))
+                shift = 1 + 0.04 * (k - (len(counts) - 1) / 2)  # side by side, so the intervals can be read
+                ax.errorbar([n * shift for n in sizes], [c.mean for c in cells],
+                            yerr=np.nan_to_num([c.half_width for c in cells]), fmt="o-", ms=3, lw=1.2, capsize=2,
+                            color=f"C{k}", label=condition(count))
             cell = equal[label][task]
-            ax.errorbar([point], [cell.mean], yerr=np.nan_to_num([cell.half_width]), fmt="D", ms=5, mfc="none",
-                        color="0.2", capsize=2, label=f"{condition(counts[-1])} vs equal total compute")
+            ax.errorbar([point * (1 + 0.04 * (len(counts) + 1) / 2)], [cell.mean], fmt="D", ms=5, mfc="none",
+                        yerr=np.nan_to_num([cell.half_width]), color="0.2", capsize=2,
+                        label=f"{condition(counts[-1])} vs from scratch at equal total compute")
             ax.set_xscale("log")
             ax.set_xticks(list(sizes), [str(n) for n in sizes])
             ax.minorticks_off()
@@ -439,5 +442,5 @@ def plot_transfer(found: dict, equal: dict, counts, sizes, point: int):
             if i == len(TASKS) - 1:
                 ax.set_xlabel("held-out session's training trials", fontsize=8)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(counts) + 1, frameon=False, fontsize=7)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=7)
     return fig
