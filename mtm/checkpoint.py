@@ -194,21 +194,27 @@ EXECUTION_FIELDS = ("device", "precision", "compile", "checkpoint_every", "check
 #: ``masking`` and ``prompted``.
 DERIVED_FIELDS = ("model.use_prompt",)
 
+#: Settings added after runs were first saved, with the value a run saved without them trained with:
+#: such a run is still reused or resumed.
+ADDED_FIELDS = {"staged_epochs": 0, "patience": None}
+
 #: The command-line option of each setting (``mtm train`` / ``mtm finetune``), named in a refusal.
 OPTIONS = {"masking": "--masking", "prompted": "--no-prompt", "epochs": "--epochs", "lr": "--lr",
            "batch_size": "--batch-size", "selection": "--selection", "eval_every": "--eval-every", "seed": "--seed",
-           "freeze_core": "--freeze-core", "model.arch": "--arch", "model.max_bins": "--max-bins"}
+           "freeze_core": "--freeze-core", "staged_epochs": "--staged-epochs", "patience": "--patience",
+           "model.arch": "--arch", "model.max_bins": "--max-bins"}
 
 
 def first_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
     """The first setting (dotted name) whose value differs between two config dicts, ignoring
-    :data:`EXECUTION_FIELDS` and :data:`DERIVED_FIELDS`, with its command-line option where it has
-    one; None if they agree."""
+    :data:`EXECUTION_FIELDS` and :data:`DERIVED_FIELDS` (a setting of :data:`ADDED_FIELDS` that
+    ``saved`` lacks has its value there), with its command-line option where it has one; None if
+    they agree."""
     for key in list(dict.fromkeys([*saved, *current])):
         name = f"{prefix}{key}"
         if (not prefix and key in EXECUTION_FIELDS) or name in DERIVED_FIELDS:
             continue
-        a, b = saved.get(key), current.get(key)
+        a, b = saved.get(key, ADDED_FIELDS.get(name)), current.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             inner = first_difference(a, b, f"{name}.")
             if inner:
@@ -335,8 +341,9 @@ class RunFolder:
         return state
 
     def finished(self, identity: dict, epochs: int) -> bool:
-        """Whether the folder holds this very run, complete (all ``epochs``). A folder holding a run
-        of other settings, sessions or data is an error, and nothing in it is touched."""
+        """Whether the folder holds this very run, complete (all ``epochs``, or stopped early on a
+        plateau: its last log row says ``stopped``). A folder holding a run of other settings, sessions
+        or data is an error, and nothing in it is touched."""
         if not self.state.exists():
             return False
         state = load_state(self.state)
@@ -344,7 +351,9 @@ class RunFolder:
         if differs:
             raise ValueError(f"{self.path} holds a run of other settings or sessions, first difference: {differs}; "
                              "use another output folder for this plan")
-        return self.best.exists() and int(state["epoch"]) == epochs - 1
+        history = json.loads(state["history"])
+        stopped = bool(history) and bool(history[-1].get("stopped"))
+        return self.best.exists() and (int(state["epoch"]) == epochs - 1 or stopped)
 
     # ------------------------------------------------------------------ writing
     def start(self, train: dict, model: MaskedModel) -> None:

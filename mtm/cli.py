@@ -171,7 +171,7 @@ def load_sessions(args) -> list:
 def _train_config(args, base: dict | None = None):
     overrides = dict(base or {})
     for name in ("masking", "epochs", "lr", "batch_size", "selection", "seed", "device", "precision",
-                 "eval_every", "checkpoint_every", "checkpoint_minutes"):
+                 "eval_every", "checkpoint_every", "checkpoint_minutes", "patience", "staged_epochs"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -402,7 +402,9 @@ def _add_training_arguments(parser: argparse.ArgumentParser, data_default_synthe
                         help="mtm (default for train) or one scheme; temporal is the baseline")
     parser.add_argument("--no-prompt", action="store_true", help="MtM without prompt tokens")
     parser.add_argument("--arch", choices=["ndt1", "ndt2"], default=None)
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (with --patience: the most)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="stop after this many validations past the warm-up without a better score")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--selection", choices=["val_bps", "r2_top50"], default=None)
@@ -485,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("checkpoint", help="a .safetensors model checkpoint")
     finetune.add_argument("--session", default=None, help="the session id to fine-tune on, if --data holds several")
     finetune.add_argument("--freeze-core", action="store_true", help="train only the new session's stitchers and token")
+    finetune.add_argument("--staged-epochs", type=int, default=None,
+                          help="staged: train only the new stitchers and token for this many epochs, then everything")
     _add_training_arguments(finetune, data_default_synthetic=1)
     finetune.set_defaults(run=_finetune)
 
@@ -505,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser("reproduce", help="the paper's experiments: train, fine-tune, evaluate")
     reproduce.add_argument("--experiment", default="table2", metavar="NAME",
                            help="table2 (the default), ablation, ndt2, prompts, mask-ratio, scaling, "
-                                "region-decoding or budget (mtm.reproduce.EXPERIMENTS)")
+                                "region-decoding, budget or transfer (mtm.reproduce.EXPERIMENTS)")
     reproduce.add_argument("--preset", choices=["small", "book", "paper"], default="small",
                            help="small (CPU, minutes), paper (GPU) or book (the experiments a chapter runs)")
     reproduce.add_argument("--data", choices=["synthetic", "ibl"], default="synthetic")

@@ -15,6 +15,19 @@
   drawn from a fixed seed so every epoch is scored on the same masks: the quantity the paper's tables
   report. ``"r2_top50"`` is the reference's criterion (single-trial R^2 of the 50 most active
   validation neurons), noisier (re-drawn masks, 50 neurons) and blind to rate calibration.
+* Early stopping (``patience``): a run ends once ``patience`` validations after the warm-up have
+  brought no score above the best before them (:func:`plateau_reached`); ``epochs`` is then the
+  maximum. The one-cycle schedule stays laid out over that maximum, so a run that stops early
+  stops at the learning rate of that epoch of the full schedule (not annealed to its end), and
+  validations that end inside the warm-up (epoch + 1 <= ``warmup`` x ``epochs``) never count towards
+  the patience: the rate is still rising there, and a plateau early in training is often left later
+  (a new best during the warm-up does reset the count). The best epoch's weights are kept as
+  always. The stopping epoch writes ``last.pt`` and its log row says ``stopped: plateau``, so the
+  run counts as finished (:meth:`mtm.checkpoint.RunFolder.finished`), and a run resumed from an
+  earlier checkpoint repeats its epochs and stops at the same one.
+* Staged fine-tuning (``staged_epochs``): the first ``staged_epochs`` epochs train only the session's
+  stitchers and token (as ``freeze_core`` does throughout), then every weight, under one schedule
+  laid out over all ``epochs`` and one optimiser (the core's Adam moments start when it starts).
 * Non-finite losses, validation scores or weights end the run before anything of that epoch is
   saved: a NaN model is never written, let alone as the best.
 * Reproducible and resumable: every epoch re-seeds the batch order, the masks and dropout from
@@ -57,7 +70,7 @@ from mtm.models import MaskedModel, ModelConfig, build_model, finetune_model, po
 
 # the chapters import these from here: the device, and a model for a new session
 __all__ = ["COMPILE_MODES", "MASKINGS", "SELECTIONS", "TrainConfig", "Trainer", "finetune", "finetune_model",
-           "forward_loss", "pick_device", "train", "train_mean_counts", "training_step"]
+           "forward_loss", "pick_device", "plateau_reached", "train", "train_mean_counts", "training_step"]
 
 MASKINGS = ("mtm",) + TRAINING_SCHEMES
 SELECTIONS = ("val_bps", "r2_top50")
@@ -88,6 +101,8 @@ class TrainConfig:
     precision: str = "auto"         # "auto": bf16 on GPUs with native bf16, fp16 on older GPUs, fp32 on the CPU
     compile: bool | str = False     # torch.compile the model: True (default mode) or a mode of COMPILE_MODES
     freeze_core: bool = False       # fine-tuning: train only the session's stitchers and token
+    staged_epochs: int = 0          # fine-tuning: epochs that train only the stitchers and token, before everything
+    patience: int | None = None     # stop after this many validations past the warm-up without a better score
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -105,6 +120,17 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ValueError(f"patience: expected a positive number of validations or None (train for all epochs), "
+                             f"got {self.patience!r}")
+        if isinstance(self.staged_epochs, bool) or not isinstance(self.staged_epochs, int) or \
+                not 0 <= self.staged_epochs < self.epochs:
+            raise ValueError(f"staged_epochs: expected an integer from 0 to epochs - 1 = {self.epochs - 1} (the "
+                             f"epochs that train only the session's stitchers and token), got {self.staged_epochs!r}")
+        if self.staged_epochs and self.freeze_core:
+            raise ValueError("staged_epochs: expected 0 with freeze_core=True (a frozen core never trains; staged "
+                             f"fine-tuning trains it after the first epochs), got {self.staged_epochs}")
         if self.checkpoint_minutes is not None and not self.checkpoint_minutes > 0:
             raise ValueError(f"checkpoint_minutes: expected a positive number of minutes or None, "
                              f"got {self.checkpoint_minutes}")
@@ -232,6 +258,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * self.batches_per_epoch, pct_start=cfg.warmup,
             div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor)
+        if cfg.staged_epochs:  # the core waits (its weights get no gradient, so AdamW leaves them alone)
+            for p in model.core_parameters():
+                p.requires_grad_(False)
         self.net = training_module(model, self.device, self.dist, cfg.compile)
         self.start_epoch, self.best, self.history = 0, -math.inf, []
         self.saved_epoch = None  # the epoch of the last checkpoint (last.pt) in the folder
@@ -275,8 +304,21 @@ class Trainer:
         scheme, prompt = sampler.sample(n_regions)
         return scheme, prompt if self.cfg.uses_prompts else None
 
+    def _stage(self, epoch: int) -> None:
+        """Staged fine-tuning: from epoch ``staged_epochs`` on the core trains too (the training module
+        is built again, as DistributedDataParallel and torch.compile see only the trained weights)."""
+        if not self.cfg.staged_epochs:
+            return
+        core = self.model.core_parameters()
+        if core[0].requires_grad == (epoch >= self.cfg.staged_epochs):
+            return
+        for p in core:
+            p.requires_grad_(epoch >= self.cfg.staged_epochs)
+        self.net = training_module(self.model, self.device, self.dist, self.cfg.compile)
+
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
+        self._stage(epoch)
         torch.manual_seed(epoch_seed(cfg.seed, epoch, 1) + self.dist.rank)  # dropout
         generator = torch.Generator(self.device).manual_seed(epoch_seed(cfg.seed, epoch, 2) + self.dist.rank)
         sampler = MtMSampler(MTM_SCHEMES, seed=epoch_seed(cfg.seed, epoch, 3) + self.dist.rank) \
@@ -382,6 +424,8 @@ class Trainer:
                    total=cfg.epochs)
         last_checkpoint = time.monotonic()
         for epoch in bar:
+            if plateau_reached(self.history, cfg):  # resumed from the checkpoint of the epoch it stopped at
+                break
             row = self.train_epoch(epoch)
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 row.update(self.validate())
@@ -393,9 +437,12 @@ class Trainer:
             if improved:
                 self.best = score
             row["best"] = self.best
+            stop = plateau_reached([*self.history, row], cfg)
+            if stop:
+                row["stopped"] = "plateau"
             self.history.append(row)
             if self.dist.main:
-                resumable = self._checkpoint_due(epoch, last_checkpoint)
+                resumable = self._checkpoint_due(epoch, last_checkpoint) or stop
                 self._save(epoch, row, improved, resumable)
                 if resumable:
                     last_checkpoint = time.monotonic()
@@ -404,10 +451,31 @@ class Trainer:
                             trials_s=f"{row['trials_per_s']:.0f}")
             for callback in self.callbacks:
                 callback(self, epoch, row)
+            if stop:
+                break
+        bar.close()
         self.folder.close()
         if self.dist.main and not self.folder.best.exists():  # no finite validation score: keep the last weights
             self.folder.save_best(self.model, {**self.extra, "train": cfg.to_dict(), "epoch": cfg.epochs - 1})
         return self.folder.best
+
+
+def plateau_reached(history: list[dict], cfg: TrainConfig) -> bool:
+    """Whether a run with ``cfg.patience`` stops after the last of its log rows ``history``: its last
+    ``patience`` validations that ended after the warm-up (epoch + 1 > ``warmup`` x ``epochs``) each
+    scored no better (``cfg.selection``) than the best before them. Always False without patience."""
+    if cfg.patience is None:
+        return False
+    best, stale = -math.inf, 0
+    for row in history:
+        score = row.get(cfg.selection)
+        if score is None or not math.isfinite(score):
+            continue
+        if score > best:
+            best, stale = score, 0
+        elif row["epoch"] + 1 > cfg.warmup * cfg.epochs:
+            stale += 1
+    return stale >= cfg.patience
 
 
 def train(sessions: list[Session], cfg: TrainConfig, run_dir, *, resume: bool = False, callbacks=(),
@@ -427,8 +495,9 @@ def train(sessions: list[Session], cfg: TrainConfig, run_dir, *, resume: bool = 
 
 def finetune(checkpoint_path, session: Session, cfg: TrainConfig, run_dir, *, resume: bool = False,
              callbacks=(), progress: bool = True) -> Path:
-    """Fine-tune a pretrained checkpoint on a new session (all weights, or only its stitchers and
-    session token with ``cfg.freeze_core``). Same outputs as :func:`train`."""
+    """Fine-tune a pretrained checkpoint on a new session: every weight (the reference's protocol),
+    only its stitchers and session token (``cfg.freeze_core``), or those first and then every weight
+    (``cfg.staged_epochs``: staged). Same outputs as :func:`train`."""
     pretrained, _ = load_model(checkpoint_path, arch=cfg.model.arch)
     if pretrained.cfg.use_prompt != cfg.uses_prompts:
         raise ValueError(f"{checkpoint_path}: the checkpoint was trained "

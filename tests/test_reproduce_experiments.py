@@ -5,6 +5,7 @@ The plans train for real; the scorers they call (``score_model``, ``reference_ro
 decoders, each tested in its own module, and end to end by test_reproduce.py) are replaced by fast
 stand-ins that record what they were given, so each plan is checked in seconds."""
 
+import csv
 import json
 import math
 import re
@@ -110,7 +111,8 @@ def test_the_paper_constants_match_the_reference_notes():
 def test_every_experiment_has_small_and_paper_presets():
     for name in EXPERIMENTS:
         small, paper = Plan.for_preset("small", experiment=name), Plan.for_preset("paper", experiment=name)
-        assert small.n_test >= (1 if name == "budget" else 2) and paper.n_test == (2 if name == "budget" else 5)
+        assert small.n_test >= (1 if name in ("budget", "transfer") else 2)
+        assert paper.n_test == (2 if name == "budget" else 5)
         assert paper.experiment == name and small.n_seeds >= 3
     for preset in ("small", "paper"):  # the scaling curve ends at every pretraining session of the plan
         scaling = Plan.for_preset(preset, experiment="scaling")
@@ -252,3 +254,143 @@ def test_ndt2_comparisons_name_their_stage_with_and_without_pretraining():
     both = [label for label, _, _ in ndt2.comparisons(2)]
     assert "NDT2: MtM - Random token, single-session" in both and "NDT2: MtM - Random token, multi-session" in both
     assert "NDT1 - NDT2, multi-session, MtM" in both and "NDT1 - NDT2, single-session, MtM" in both
+
+
+# ---------------------------------------------------------------- transfer
+def transfer_plan(**overrides):
+    from mtm.reproduce.transfer import plan_fields
+
+    fields = dict(n_pretrain=2, pretrain_counts=(1, 2), n_test=1, n_seeds=2, n_neurons=20, pretrain_epochs=2,
+                  pretrain_patience=1, heldout_steps=2, protocols=("full", "frozen-core", "staged"),
+                  train_overrides=TINY)
+    return Plan.for_preset("small", experiment="transfer", **{**plan_fields((8, 16), 20, **fields), **overrides})
+
+
+@pytest.fixture
+def counted_runs(monkeypatch):
+    """Every call of train and finetune the scheduler makes: [(kind, run folder, pretrained or None)]."""
+    import mtm.reproduce.scheduler as scheduler
+
+    calls = []
+
+    def counting(kind, function):
+        def run(*args, **kwargs):
+            calls.append((kind, str(args[2] if kind == "train" else args[3]), str(args[0]) if kind == "finetune"
+                          else None))
+            return function(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(scheduler, "train", counting("train", scheduler.train))
+    monkeypatch.setattr(scheduler, "finetune", counting("finetune", scheduler.finetune))
+    return calls
+
+
+def test_transfer_reuses_each_pretrained_model_and_compares_at_equal_steps(tmp_path, fast_scores, counted_runs,
+                                                                          monkeypatch):
+    import mtm.reproduce.transfer as transfer
+    from mtm.train import TrainConfig
+
+    monkeypatch.setattr(transfer, "reference_rows", lambda session, tasks=(): {
+        **({ORACLE_ROW: {t: 1.0 for t in tasks}, transfer.BAYES_ROW: {t: 0.8 for t in tasks}}
+           if session.truth is not None else {}), LINEAR_ROW: {t: 0.01 * len(session.splits["train"]) for t in tasks}})
+    plan = transfer_plan()
+    pretrain, heldout = plan.synthetic_sessions()
+    assert [s.n_trials for s in pretrain + heldout] == [20, 20, 16 + 2 + 4]
+    out = tmp_path / "transfer"
+    table = run_experiment(pretrain, heldout, plan, out, log=lambda _: None, workers=1, progress=False)
+
+    # every pretrained model trained once per masking, set and seed, and reused by every fine-tuning
+    pretrained = [c for c in counted_runs if "/pretrain/" in c[1]]
+    assert len(pretrained) == len({c[1] for c in pretrained}) == 2 * 2 * 2
+    finetuned = [c for c in counted_runs if c[0] == "finetune"]
+    # 2 maskings x 2 seeds x (2 sets x 2 sizes + 2 more protocols at the 16-trial point, from 2 sessions)
+    assert len(finetuned) == 2 * 2 * (2 * 2 + 2)
+    for masking in ("temporal", "mtm"):
+        for seed in (0, 1):
+            for count in (1, 2):
+                source = str(out / f"seed{seed}" / "pretrain" / f"{masking}-{count}" / "best.safetensors")
+                users = [c for c in finetuned if f"seed{seed}/finetune/{masking}-{count}/" in c[1]]
+                assert {c[2] for c in users} == {source} and len(users) == (2 if count == 1 else 4)
+    scratch = [c for c in counted_runs if "/single/" in c[1]]
+    equal = [c for c in counted_runs if "/equal-compute/" in c[1]]
+    assert len(scratch) == 2 * 2 * 2 and len(equal) == 2 * 2
+    assert len(counted_runs) == len(pretrained) + len(finetuned) + len(scratch) + len(equal)
+
+    def saved(run):
+        return TrainConfig.from_dict(checkpoint.read_description(Path(run) / "best.safetensors")["extra"]["train"])
+
+    def steps(run, trials):
+        return saved(run).epochs * -(-trials // 16)
+
+    # fine-tuned and from scratch: the same steps on the same held-out size (2 steps, whole epochs)
+    for _, run, _ in finetuned:
+        trials = int(re.search(r"/t(\d+)/", run).group(1))
+        partner = re.sub(r"finetune/(\w+)-\d/[\w-]+/", r"single/\1/", run)
+        assert steps(run, trials) == steps(partner, trials) and abs(steps(run, trials) - 2) <= -(-trials // 16) / 2
+    protocols = {p: saved(c[1]) for c in finetuned for p in ("frozen-core", "staged") if f"/{p}/" in c[1]}
+    assert protocols["frozen-core"].freeze_core and protocols["staged"].staged_epochs >= 1
+    # pretraining: each set at most as many steps as 2 epochs over both sessions, stopped on a plateau
+    for masking in ("temporal", "mtm"):
+        for seed in (0, 1):
+            run = out / f"seed{seed}" / "pretrain" / f"{masking}-2"
+            assert saved(run).patience == 1 and saved(run).epochs == 2
+            one = saved(out / f"seed{seed}" / "pretrain" / f"{masking}-1")
+            assert (one.epochs, one.eval_every, saved(run).eval_every) == (4, 2, 1)  # validated every 2 steps alike
+            # equal total compute: that seed's pretraining steps plus the fine-tuning steps
+            ran = len(checkpoint.read_log(run)) * 2
+            assert steps(out / f"seed{seed}" / "equal-compute" / f"{masking}-2" / "t16" / heldout[0].eid, 16) == ran + 2
+
+    # the tables: every row, with intervals over the 2 seeds; the references of each size
+    for trials in (8, 16):
+        for label in ("Temporal", "MtM (prompted)"):
+            for condition in ("from scratch", "1 pretraining session", "2 pretraining sessions"):
+                assert table[f"{label}, {condition}, {trials} trials"]["co-smooth"] == 0.5
+        assert table[f"{LINEAR_ROW}, {trials} trials"]["co-smooth"] == pytest.approx(0.01 * trials)
+    assert "MtM (prompted), 2 pretraining sessions, staged fine-tuning, 16 trials" in table
+    assert "Temporal, from scratch at equal total compute (2 sessions' pretraining), 16 trials" in table
+    markdown = (out / "results.md").read_text()
+    assert "| MtM (prompted), 1 pretraining session, 8 trials | 0.50 ± 0.00 |" in markdown
+    assert "### Share of the Bayes reference" in markdown and "0.50 of 0.80 (62 %)" in markdown
+    assert "| MtM (prompted), 2 pretraining sessions | +0.00 ± 0.00 | +0.00 ± 0.00 |" in markdown  # gain table
+    assert "| MtM (prompted), from scratch, 8 trials | **+0.42 ± 0.00** |" in markdown  # against its own linear row
+    differences = [row["model"] for row in csv.DictReader((out / "differences.csv").open())]
+    assert "MtM (prompted), 8 trials: 2 pretraining sessions - from scratch" in differences
+    assert "Temporal, 16 trials: staged - full fine-tuning (2 pretraining sessions)" in differences
+    assert "MtM (prompted), 16 trials: 2 pretraining sessions - from scratch at equal total compute" in differences
+    assert (out / "results.png").exists() and "Pretraining runs" in markdown
+
+    # run again: every run is found finished (the pretraining ones stopped early too) and reused
+    counted_runs.clear()
+    run_experiment(pretrain, heldout, plan, out, log=lambda _: None, workers=1, progress=False)
+    assert counted_runs == []
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(pretrain_counts=(1, 3)), "pretrain_counts: expected distinct numbers from 1 to the 2"),
+    (dict(pretrain_counts=()), "pretrain_counts"),
+    (dict(train_trials=(8, 8)), "train_trials: expected distinct positive"),
+    (dict(train_trials=(8, 40)), "train_trials: up to 40 training trials asked for"),
+    (dict(protocols=("full", "linear-probe")), "protocols: expected distinct names of"),
+    (dict(heldout_steps=None), "heldout_steps: expected the optimiser steps"),
+])
+def test_transfer_plan_values_are_checked(tmp_path, overrides, message):
+    from dataclasses import replace
+
+    plan = replace(transfer_plan(), **overrides)  # (for_preset would keep the preset's value for a None)
+    pretrain, heldout = transfer_plan().synthetic_sessions()
+    with pytest.raises(ValueError, match=message):
+        run_experiment(pretrain, heldout, plan, tmp_path, log=lambda _: None, workers=1, progress=False)
+
+
+def test_transfer_plan_fields_are_checked_on_construction():
+    for name, value in (("heldout_steps", 0), ("pretrain_patience", 0), ("pretrain_patience", 1.5)):
+        with pytest.raises(ValueError, match=f"{name}: expected an integer >= 1"):
+            transfer_plan(**{name: value})
+    small = Plan.for_preset("small", experiment="transfer")
+    assert small.pretrain_counts[-1] == small.n_pretrain and small.pretrain_patience and small.heldout_steps
+
+
+def test_a_transfer_plan_the_sessions_cannot_serve_is_a_clear_cli_error(tmp_path, capsys):
+    assert main(["reproduce", "--experiment", "transfer", "--n-pretrain", "2", "--out", str(tmp_path)]) == 2
+    assert "mtm: error: pretrain_counts: expected distinct numbers from 1 to the 2 pretraining sessions" in \
+        capsys.readouterr().err

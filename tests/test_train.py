@@ -226,7 +226,116 @@ def test_both_criteria_are_logged_and_each_selection_keeps_its_best_epoch(sessio
         assert [r[column] for r in logs["val_bps"]] == [r[column] for r in logs["r2_top50"]]
 
 
+def scripted_validation(monkeypatch, scores):
+    """Validation scores ``scores[epoch]`` (validated every epoch) in place of the model's: the
+    stopping rule is what is tested, on a run that trains for real."""
+    from mtm.train import Trainer
+
+    monkeypatch.setattr(Trainer, "validate", lambda trainer: {"val_bps": scores[len(trainer.history)]})
+
+
+def weights_after(epochs, store):
+    def keep(trainer, epoch, row):
+        if epoch in epochs:
+            store[epoch] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    return keep
+
+
+# warm-up: epochs 0-2 of 20 (epoch + 1 <= 0.15 x 20); the best at epoch 3; three validations without a
+# better score (epochs 4, 5, 6) end the run with patience 3, 13 epochs before its maximum
+PLATEAU = [0.1, 0.05, 0.2, 0.3, 0.25, 0.28, 0.29] + [0.5] * 13
+
+
+def test_patience_stops_on_a_plateau_and_keeps_the_best_weights(session, tmp_path, monkeypatch):
+    scripted_validation(monkeypatch, PLATEAU)
+    cfg = tiny_config(epochs=20, patience=3)
+    seen = {}
+    best = train([session], cfg, tmp_path / "run", callbacks=[weights_after({3, 6}, seen)], progress=False)
+    log = read_log(tmp_path / "run")
+    assert [int(r["epoch"]) for r in log] == list(range(7)) and log[-1]["stopped"] == "plateau"
+    assert [r["stopped"] for r in log[:-1]] == [""] * 6
+    model, extra = checkpoint.load_model(best)
+    assert extra["epoch"] == 3
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, seen[3][key]), key  # the best epoch's weights, not the last
+    assert checkpoint.load_state(tmp_path / "run" / "last.pt")["epoch"] == 6
+    identity = checkpoint.RunFolder.identity(cfg.to_dict(), [[session.eid, session.n_neurons]],
+                                             checkpoint.data_record([session]))
+    assert checkpoint.RunFolder(tmp_path / "run").finished(identity, cfg.epochs)  # a stopped run is complete
+    train([session], cfg, tmp_path / "run", resume=True, progress=False)  # resuming it trains nothing more
+    assert len(read_log(tmp_path / "run")) == 7
+    # without patience the same run trains its 20 epochs
+    train([session], tiny_config(epochs=20), tmp_path / "all", progress=False)
+    assert len(read_log(tmp_path / "all")) == 20
+
+
+def test_a_run_resumed_before_its_plateau_stops_at_the_same_epoch_with_the_same_weights(session, tmp_path,
+                                                                                          monkeypatch):
+    scripted_validation(monkeypatch, PLATEAU)
+    cfg = tiny_config(epochs=20, patience=3, checkpoint_every=2, masking="mtm")
+    train([session], cfg, tmp_path / "full", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train([session], cfg, tmp_path / "cut", callbacks=[stop_after(4)], progress=False)
+    assert checkpoint.load_state(tmp_path / "cut" / "last.pt")["epoch"] == 3  # epoch 4 is repeated
+    train([session], cfg, tmp_path / "cut", resume=True, progress=False)
+    assert [r["epoch"] for r in read_log(tmp_path / "cut")] == [r["epoch"] for r in read_log(tmp_path / "full")]
+    for name in ("last.safetensors", "best.safetensors"):
+        full, _ = checkpoint.load_model(tmp_path / "full" / name)
+        resumed, _ = checkpoint.load_model(tmp_path / "cut" / name)
+        for (key, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+            assert torch.equal(a, b), (name, key)
+
+
+def test_the_plateau_rule():
+    from mtm.train import plateau_reached
+
+    def history(scores):
+        return [{"epoch": e, **({"val_bps": v} if v is not None else {})} for e, v in enumerate(scores)]
+
+    cfg = tiny_config(epochs=10, warmup=0.5, patience=2)  # epochs 0-4 end inside the warm-up
+    assert not plateau_reached(history([0.3, 0.2, 0.1, 0.1, 0.1]), cfg)  # worse, but still warming up
+    assert not plateau_reached(history([0.3, 0.2, 0.1, 0.1, 0.1, 0.1]), cfg)  # one validation past it
+    assert plateau_reached(history([0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.2]), cfg)
+    assert not plateau_reached(history([0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.4]), cfg)  # a new best resets the count
+    assert not plateau_reached(history([0.3] * 5 + [None, 0.2, None]), cfg)  # epochs without validation don't count
+    assert plateau_reached(history([0.3] * 5 + [None, 0.2, None, 0.3]), cfg)  # equal is not better
+    assert not plateau_reached(history([0.3] * 9), tiny_config(epochs=10))  # no patience: never
+
+
+def test_staged_finetuning_trains_the_stitchers_first_then_everything(tmp_path):
+    sessions = synthetic_sessions(2, seed=10, n_trials=48, n_neurons=30)
+    pretrained = train(sessions[:1], tiny_config(epochs=1), tmp_path / "pre", progress=False)
+    model, _ = checkpoint.load_model(pretrained)
+    start = finetune_model(model, sessions[1])
+    cfg = tiny_config(epochs=4, staged_epochs=2)
+    seen = {}
+    finetune(pretrained, sessions[1], cfg, tmp_path / "staged", callbacks=[weights_after({0, 1, 3}, seen)],
+             progress=False)
+    core = {name for name, _ in start.named_parameters()} - {
+        name for name, p in start.named_parameters() if any(p is q for q in start.session_parameters())}
+    assert core and "read_in.0.weight" not in core
+    for name, before in start.state_dict().items():
+        if name in core:  # the core waits two epochs, then trains
+            assert torch.equal(before, seen[1][name]) and not torch.equal(before, seen[3][name]), name
+    assert not torch.equal(start.read_in[0].weight, seen[0]["read_in.0.weight"])  # the stitchers train at once
+    # resumed after the core started training: the same weights as a run never stopped
+    with pytest.raises(KeyboardInterrupt):
+        finetune(pretrained, sessions[1], cfg, tmp_path / "cut", callbacks=[stop_after(3)], progress=False)
+    finetune(pretrained, sessions[1], cfg, tmp_path / "cut", resume=True, progress=False)
+    full, _ = checkpoint.load_model(tmp_path / "staged" / "last.safetensors")
+    resumed, _ = checkpoint.load_model(tmp_path / "cut" / "last.safetensors")
+    for (key, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), key
+
+
 @pytest.mark.parametrize("make, message", [
+    (lambda: tiny_config(patience=0), "patience: expected a positive number"),
+    (lambda: tiny_config(patience=-2), "patience: expected a positive number"),
+    (lambda: tiny_config(patience=2.5), "patience: expected a positive number"),
+    (lambda: tiny_config(patience=True), "patience: expected a positive number"),
+    (lambda: tiny_config(epochs=4, staged_epochs=4), "staged_epochs: expected an integer from 0 to epochs - 1 = 3"),
+    (lambda: tiny_config(staged_epochs=-1), "staged_epochs: expected an integer"),
+    (lambda: tiny_config(staged_epochs=1, freeze_core=True), "staged_epochs: expected 0 with freeze_core"),
     (lambda: tiny_config(masking="spatial"), "masking: unknown scheme"),
     (lambda: TrainConfig.preset("huge"), "preset"),
     (lambda: tiny_config(selection="loss"), "selection"),
@@ -278,6 +387,11 @@ def test_cli_train_and_finetune(tmp_path):
                  "synthetic-0004", "--epochs", "1", "--out", str(tmp_path / "ft")]) == 0
     assert main(["finetune", str(tmp_path / "run" / "best.safetensors"), "--data", str(data), "--session",
                  "nope", "--epochs", "1", "--out", str(tmp_path / "ft2")]) == 2
+    assert main(["finetune", str(tmp_path / "run" / "best.safetensors"), "--data", str(data), "--session",
+                 "synthetic-0004", "--epochs", "2", "--staged-epochs", "1", "--patience", "3", "--out",
+                 str(tmp_path / "staged")]) == 0
+    saved = checkpoint.read_description(tmp_path / "staged" / "best.safetensors")["extra"]["train"]
+    assert (saved["staged_epochs"], saved["patience"]) == (1, 3)
 
 
 def test_two_process_gloo_run_keeps_replicas_identical(tmp_path):

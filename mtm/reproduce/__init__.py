@@ -15,6 +15,8 @@ worker processes, finished runs reused, interrupted ones resumed) and one table 
 ``scaling``         pretraining on more sessions, temporal and MtM                       Figs. 4, 9
 ``region-decoding`` behaviour from one region at a time; per-neuron view                 Figs. 5, 7
 ``budget``          score against trials, pretraining sessions, steps and width           (none)
+``transfer``        a pretrained model reused: fine-tuned vs from scratch, by new-session  Fig. 4
+                    size and pretraining-set size, each pretraining run to its plateau
 =================== =================================================================== ============
 
 Each experiment's ``run(pretrain, heldout, plan, out)`` writes ``results.md``, ``results.csv``,

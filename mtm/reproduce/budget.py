@@ -43,12 +43,11 @@ import numpy as np
 from mtm.atomic import atomic_write
 from mtm.bayes import BAYES_ROW, bayes_results
 from mtm.data import Session
-from mtm.data.session import DEFAULT_SPLIT_SEED, SPLIT_FRACTIONS
 from mtm.evaluate import TASKS, task_scores
 from mtm.oracle import oracle_results
 from mtm.paths import safe_name
 from mtm.plots import TABLE_COLUMNS
-from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
+from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps, nested_pool, split_sizes, train_subset
 from mtm.reproduce.scheduler import _run_all, default_workers, row_intervals, row_means, stamp_log
 from mtm.reproduce.tables import interval_table, save_figure
 from mtm.stats import paired_difference
@@ -77,16 +76,11 @@ YARDSTICKS = {"Latent oracle (true latents; an upper bound)": oracle_scores, BAY
 REACHABLE = BAYES_ROW
 
 
-def _train_trials(trials: int) -> int:
-    """The training trials of a session of ``trials`` trials (:func:`mtm.data.session.split_trials`)."""
-    return int(SPLIT_FRACTIONS[0] * trials)
-
-
 def heldout_trials(factors: dict) -> int:
     """Trials a held-out session needs: the training trials of the largest ``trials`` level, and the
     validation and test trials of a session of the centre's trials."""
     centre = factors["centre"]["trials"]
-    return _train_trials(max(factors["trials"])) + centre - _train_trials(centre)
+    return split_sizes(max(factors["trials"]))[0] + centre - split_sizes(centre)[0]
 
 
 def plan_fields(factors: dict, **plan) -> dict:
@@ -150,26 +144,19 @@ def conditions(factors: dict) -> dict[tuple[str, int], Condition]:
 def split_pool(session: Session, factors: dict) -> Session:
     """The held-out session with fixed test and validation trials (those of a session of the centre's
     trials) and every other trial in ``train``, in a random order kept in ``meta["train_order"]``:
-    a level of ``trials`` trains on the first trials of that order, so the levels are nested."""
-    centre = factors["centre"]["trials"]
-    n_val = int(round(SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1], 9) * centre) - _train_trials(centre)
-    n_test = centre - _train_trials(centre) - n_val
+    a level of ``trials`` trains on the first trials of that order, so the levels are nested
+    (:func:`mtm.reproduce.plan.nested_pool`)."""
     if session.n_trials < heldout_trials(factors):
         raise ValueError(f"n_test_trials: the budget's held-out sessions need {heldout_trials(factors)} trials, "
                          f"{session.eid} has {session.n_trials}")
-    order = np.random.default_rng(DEFAULT_SPLIT_SEED).permutation(session.n_trials)
-    test, val, pool = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
-    return session.replace(splits={"train": np.sort(pool), "val": np.sort(val), "test": np.sort(test)},
-                           meta={**session.meta, "train_order": pool.tolist()})
+    _, n_val, n_test = split_sizes(factors["centre"]["trials"])
+    return nested_pool(session, n_val, n_test)
 
 
 def level_session(pool: Session, trials: int) -> Session:
     """The training data of a ``trials`` level: the pool's first training trials (70 % of ``trials``),
     its validation and test trials; counts only (a worker process needs no ground truth)."""
-    train = np.asarray(pool.meta["train_order"][:_train_trials(trials)])
-    keep = np.sort(np.concatenate([train, pool.splits["val"], pool.splits["test"]]))
-    meta = {k: v for k, v in pool.meta.items() if k != "train_order"}
-    return pool.select_trials(keep).replace(rates=None, truth=None, meta=meta)
+    return train_subset(pool, split_sizes(trials)[0])
 
 
 def schedule(pretrain: list[Session], heldout: list[Session], plan, out: Path) -> tuple[dict, dict]:

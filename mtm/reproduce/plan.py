@@ -1,7 +1,9 @@
 """What one experiment of ``mtm reproduce`` runs: :class:`Plan`, with each experiment's ``small``
 (CPU) and ``paper`` (GPU) presets (and ``book`` where a chapter runs the experiment), the training
-seeds, the synthetic sessions it runs on, and the arithmetic of optimiser steps that lets two
-conditions be compared at equal steps (:func:`batches_per_epoch`, :func:`epochs_for_steps`)."""
+seeds, the synthetic sessions it runs on, held-out sessions cut to nested training sets around fixed
+validation and test trials (:func:`split_sizes`, :func:`nested_pool`, :func:`train_subset`), and the
+arithmetic of optimiser steps that lets two conditions be compared at equal steps
+(:func:`batches_per_epoch`, :func:`epochs_for_steps`)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,16 @@ import importlib
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from mtm.data import Session, synthetic_sessions
+from mtm.data.session import DEFAULT_SPLIT_SEED, SPLIT_FRACTIONS
 from mtm.train import TrainConfig
 
 #: ``mtm reproduce --experiment NAME`` -> the module of ``mtm.reproduce`` that runs it.
 EXPERIMENTS = {"table2": "table2", "ablation": "ablation", "ndt2": "ndt2", "prompts": "prompts",
                "mask-ratio": "mask_ratio", "scaling": "scaling", "region-decoding": "region_decoding",
-               "budget": "budget"}
+               "budget": "budget", "transfer": "transfer"}
 BEHAVIOR_KEYS = ("choice", "whisker_me")
 #: Plan preset -> the training preset (:meth:`mtm.train.TrainConfig.preset`) and synthetic-session preset
 #: it builds on: ``book`` (an experiment a chapter runs on the 2-core CPU) trains the small model.
@@ -51,11 +56,17 @@ class Plan:
     pretrain_counts: tuple[int, ...] = ()   # scaling: the numbers of pretraining sessions compared
     ratios: tuple[float, ...] = ()          # mask-ratio: the masking probabilities compared
     factors: dict = field(default_factory=dict)  # budget: {factor: levels} (mtm.reproduce.budget)
+    pretrain_patience: int | None = None    # pretraining stops after this many validations without a better
+                                            # score (pretrain_epochs its maximum; mtm.train.plateau_reached)
+    train_trials: tuple[int, ...] = ()      # transfer: the held-out sessions' training-trial counts compared
+    heldout_steps: int | None = None        # transfer: optimiser steps of every run on a held-out session
+    protocols: tuple[str, ...] = ()         # transfer: fine-tuning protocols (mtm.reproduce.transfer.PROTOCOLS)
 
     def __post_init__(self):
         if self.preset not in BASE_PRESET:
             raise ValueError(f"preset: expected one of {list(BASE_PRESET)}, got {self.preset!r}")
-        for name in ("n_pretrain", "n_test", "n_seeds", "epochs", "pretrain_epochs", "finetune_epochs"):
+        for name in ("n_pretrain", "n_test", "n_seeds", "epochs", "pretrain_epochs", "finetune_epochs",
+                     "pretrain_patience", "heldout_steps"):
             value = getattr(self, name)
             least = 0 if name == "n_pretrain" else 1
             if value is None and name not in ("n_pretrain", "n_test", "n_seeds"):
@@ -118,3 +129,33 @@ def epochs_for_steps(sessions: list[Session], batch_size: int, steps: float) -> 
     """The whole number of epochs over ``sessions`` nearest to ``steps`` optimiser steps (at least 1):
     how two conditions are trained for equal steps (they differ by less than half an epoch's batches)."""
     return max(1, round(steps / batches_per_epoch(sessions, batch_size)))
+
+
+def split_sizes(trials: int) -> tuple[int, int, int]:
+    """(train, val, test) trials of a session of ``trials`` trials (:func:`mtm.data.session.split_trials`)."""
+    n_train = int(SPLIT_FRACTIONS[0] * trials)
+    n_val = int(round(SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1], 9) * trials) - n_train
+    return n_train, n_val, trials - n_train - n_val
+
+
+def nested_pool(session: Session, n_val: int, n_test: int) -> Session:
+    """``session`` with ``n_test`` test and ``n_val`` validation trials drawn at random and every other
+    trial in ``train``, in a random order kept in ``meta["train_order"]``: :func:`train_subset` takes
+    the first trials of that order, so training sets of different sizes are nested and share their
+    validation and test trials."""
+    order = np.random.default_rng(DEFAULT_SPLIT_SEED).permutation(session.n_trials)
+    test, val, pool = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    return session.replace(splits={"train": np.sort(pool), "val": np.sort(val), "test": np.sort(test)},
+                           meta={**session.meta, "train_order": pool.tolist()})
+
+
+def train_subset(pool: Session, n_train: int, ground_truth: bool = False) -> Session:
+    """The first ``n_train`` training trials of a :func:`nested_pool` with its validation and test
+    trials; counts only (a worker process needs no ground truth) unless ``ground_truth``."""
+    order = pool.meta["train_order"]
+    if not 1 <= n_train <= len(order):
+        raise ValueError(f"n_train: expected from 1 to the {len(order)} training trials of {pool.eid}, got {n_train}")
+    keep = np.sort(np.concatenate([np.asarray(order[:n_train]), pool.splits["val"], pool.splits["test"]]))
+    meta = {k: v for k, v in pool.meta.items() if k != "train_order"}
+    subset = pool.select_trials(keep).replace(meta=meta)
+    return subset if ground_truth else subset.replace(rates=None, truth=None)
