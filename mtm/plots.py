@@ -19,6 +19,11 @@ TABLE_COLUMNS = {"co-smooth": "Co-smooth", "forward-pred": "Forward pred", "intr
                  "inter-region": "Inter-region", "choice": "Choice", "whisker_me": "Whisker ME",
                  "wheel_speed": "Wheel speed"}
 
+#: Each table column's name in a sentence ("MtM is above the baseline on co-smoothing").
+COLUMN_WORDS = {"co-smooth": "co-smoothing", "forward-pred": "forward prediction", "intra-region": "intra-region",
+                "inter-region": "inter-region", "choice": "choice", "whisker_me": "whisker motion energy",
+                "wheel_speed": "wheel speed"}
+
 #: The unit of each table column, for axis labels.
 COLUMN_UNITS = {"co-smooth": "bits/spike", "forward-pred": "bits/spike", "intra-region": "bits/spike",
                 "inter-region": "bits/spike", "choice": "accuracy", "whisker_me": "$R^2$", "wheel_speed": "$R^2$"}

@@ -227,6 +227,8 @@ def test_verdicts_follow_the_interval_and_one_sentence_groups_the_columns():
         "MtM is above the baseline on co-smoothing and inter-region and below it on intra-region; "
         "the two cannot be told apart on forward prediction")
     assert verdict_sentence("MtM", "the baseline", {"co": down}) == "MtM is below the baseline on co"
+    assert verdict_sentence("MtM", "raw spikes", {"whisker_me": up}) == (
+        "MtM is above raw spikes on whisker motion energy")  # the columns' names in words by default
     assert verdict_sentence("MtM", "the baseline", {"co": tie, "fp": tie}, names) == (
         "MtM and the baseline cannot be told apart on co-smoothing and forward prediction")
     assert "one run only on co-smoothing (no interval)" in verdict_sentence("MtM", "b", {"co": one}, names)
@@ -234,13 +236,17 @@ def test_verdicts_follow_the_interval_and_one_sentence_groups_the_columns():
         verdict_sentence("MtM", "b", {})
 
 
-def test_the_box_is_a_commonmark_block_quote_of_the_points_and_the_paper():
-    from mtm.book import what_this_run_shows
+def test_the_box_is_a_commonmark_block_quote_of_the_points_and_the_paper(monkeypatch):
+    from mtm.book import run_box, what_this_run_shows
 
-    box = what_this_run_shows("MtM is above the baseline on co-smoothing.", "Shares 40 to 60 %",
-                              paper="MtM is ahead on all four tasks (Table 1).")
-    assert box.data == ("> **What this run shows**\n>\n> - MtM is above the baseline on co-smoothing.\n"
-                        "> - Shares 40 to 60 %.\n>\n> *The paper:* MtM is ahead on all four tasks (Table 1).")
-    assert all(line.startswith(">") for line in box.data.splitlines())
+    box = run_box("MtM is above the baseline on co-smoothing.", "Shares 40 to 60 %",
+                  paper="MtM is ahead on all four tasks (Table 1).")
+    assert box == ("> **What this run shows**\n>\n> - MtM is above the baseline on co-smoothing.\n"
+                   "> - Shares 40 to 60 %.\n>\n> *The paper:* MtM is ahead on all four tasks (Table 1).")
+    assert all(line.startswith(">") for line in box.splitlines())
     with pytest.raises(ValueError, match="points"):
-        what_this_run_shows()
+        run_box()
+    shown = []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    assert what_this_run_shows("One point") is None  # shown once, wherever the call stands in its cell
+    assert [item.data for item in shown] == [run_box("One point")]
