@@ -24,6 +24,7 @@
 #   one session, the paper's settings and the `small` settings for a CPU;
 # - what one training step computes: a masked batch, log-rates, and the Poisson loss *summed* over
 #   the targets, with the prompt token of the batch's scheme;
+# - how the trainer's epoch loop strings the steps together, and what it does after every epoch;
 # - how to train the temporal-masking baseline and prompted MtM on the same session with
 #   `mtm.train.train`, and how to read their loss and validation curves;
 # - how the best checkpoint is selected (validation bits per spike, or the reference's top-50-neuron
@@ -55,28 +56,27 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
 from IPython.display import Markdown, display
-from myst_nb import glue
 
 from mtm import checkpoint
 from mtm.book import (SINGLE_SEEDS, assert_direction, chapter_settings,
-                      glue_number, gpu_check, show_source, single_run_folder,
+                      gpu_check, show_source, single_run_folder, source_span,
                       train_once)
-from mtm.checkpoint import read_log
+from mtm.checkpoint import log_summary, read_log
 from mtm.data import synthetic_session
 from mtm.masking import MTM_SCHEMES, PROMPT_IDS, is_causal, mask_batch
 from mtm.models import build_model, poisson_nll
-from mtm.plots import plot_loss_curves, plot_lr_schedule, use_style
-from mtm.train import (TrainConfig, forward_loss, pick_device, train,
+from mtm.plots import (plot_loss_curves, plot_lr_schedule,
+                       plot_selection_criteria, use_style)
+from mtm.tables import training_settings_table
+from mtm.train import (TrainConfig, Trainer, forward_loss, pick_device, train,
                        train_mean_counts, training_step)
 
 use_style()
 print(gpu_check())
 
 # %% tags=["parameters"]
-# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
-# else gpu or book. OVERRIDES: the settings' values to replace, e.g.
-# {"EPOCHS": 50}; the values (PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL,
-# RESUME_EPOCHS) are in mtm.book.CHAPTER_SETTINGS.
+# SETTINGS: "auto" (smoke under MTM_SMOKE=1, else gpu or book) or one of
+# them; OVERRIDES replaces values of mtm.book.CHAPTER_SETTINGS, {"EPOCHS": 50}
 SETTINGS = "auto"
 OVERRIDES = {}
 SEED = 0                   # which synthetic session
@@ -113,19 +113,8 @@ configs = {
     "temporal": TrainConfig.preset(RUN.PRESET, masking="temporal",
                                    **overrides),
     "MtM": TrainConfig.preset(RUN.PRESET, masking="mtm", **overrides)}
-
-
-def flat(cfg: TrainConfig) -> dict:
-    """A configuration as one flat dict, model fields prefixed 'model.'."""
-    values = cfg.to_dict()
-    model = values.pop("model")
-    return {**values, **{f"model.{k}": v for k, v in model.items()}}
-
-
-baseline, multitask = flat(configs["temporal"]), flat(configs["MtM"])
 print("settings that differ:",
-      {k: (baseline[k], multitask[k]) for k in baseline
-       if baseline[k] != multitask[k]})
+      configs["temporal"].differences(configs["MtM"]))
 
 # %% [markdown]
 # The two configurations differ in the masking, and in whether the model has prompt tokens; nothing
@@ -133,24 +122,8 @@ print("settings that differ:",
 # `RUN.MODEL` replace the preset's values):
 
 # %%
-paper, small = TrainConfig.preset("paper"), TrainConfig.preset("small")
-rows = {"epochs": lambda c: c.epochs,
-        "batch size (trials of one session)": lambda c: c.batch_size,
-        "peak learning rate": lambda c: c.lr,
-        "weight decay (AdamW)": lambda c: c.weight_decay,
-        "warm-up (fraction of steps)": lambda c: c.warmup,
-        "warm-up starts at peak lr divided by": lambda c: c.div_factor,
-        "schedule ends at start lr divided by": lambda c: c.final_div_factor,
-        "model selection": lambda c: c.selection,
-        "layers x width": lambda c: f"{c.model.n_layers} x {c.model.hidden}",
-        "heads": lambda c: c.model.n_heads,
-        "MLP width": lambda c: c.model.mlp,
-        "stitcher width": lambda c: c.model.n_channels,
-        "dropout": lambda c: c.model.dropout}
-lines = ["| setting | `paper` | `small` |", "|---|---|---|"]
-lines += [f"| {label} | {get(paper)} | {get(small)} |"
-          for label, get in rows.items()]
-display(Markdown("\n".join(lines)))
+presets = {name: TrainConfig.preset(name) for name in ("paper", "small")}
+display(Markdown(training_settings_table(presets)))
 
 # %% [markdown]
 # ## 2. The optimiser and the schedule
@@ -280,16 +253,14 @@ print(f"{int(count)} targets; loss per target before the step "
       f"{before / count:.4f}, after it {after / count:.4f}")
 # the step's loss is the loss before it moved the weights
 assert abs(float(loss) - float(before)) <= 1e-6 * float(before)
-glue_number("step_before", before / count, "{:.4f}")
-glue_number("step_after", after / count, "{:.4f}")
 assert_direction("one step lowers the loss of the batch it was taken on",
                  float(after), "<", float(before))
 
 # %% [markdown]
-# The step lowered this batch's loss per target from {glue:text}`step_before` to
-# {glue:text}`step_after` nats: the gradient points downhill for the batch it was computed on. A
-# run repeats this for every batch of every epoch, each batch with its own scheme and masks, with
-# the learning rate of the one-cycle schedule.
+# The step lowered this batch's loss per target (the line above gives both values, and the cell
+# checks the direction): the gradient points downhill for the batch it was computed on. A run
+# repeats this for every batch of every epoch, each batch with its own scheme and masks, with the
+# learning rate of the one-cycle schedule.
 
 # %% [markdown]
 # The number of targets differs a lot between schemes: causal masking hides 60 % of the bins,
@@ -310,6 +281,50 @@ print("baseline prompt table:", nets["temporal"].prompt_token)
 print("parameters:", {name: n_parameters(m) for name, m in nets.items()})
 
 # %% [markdown]
+# ### The epoch loop
+#
+# `Trainer.train_epoch` is the loop that repeats the step of this section for every batch of one
+# epoch. This is the package's code, as it runs:
+
+# %%
+show_source(Trainer.train_epoch)
+
+# %% [markdown]
+# Read it in four parts.
+#
+# - **Seeds.** Dropout, the masks (`generator`) and, for MtM, the draw of the scheme (`sampler`,
+#   `mtm.masking.MtMSampler`) each get a seed made from the run's seed and the epoch
+#   (`epoch_seed`). An epoch therefore does the same thing whether it follows the previous one or a
+#   restart, which is what makes resuming exact (section 7). `self.dist.rank` is 0 on one device;
+#   with several GPUs each process gets its own streams.
+# - **Batches.** `epoch_batches` shuffles the training trials of every session (again from the seed
+#   and the epoch) and cuts them into batches of `batch_size` trials of one session each; with
+#   several processes, each takes every `world`-th batch. The trial indices of the whole epoch go to
+#   the device in one copy.
+# - **The loop.** For each batch: the counts of its trials, the scheme and prompt (`_scheme`: the
+#   run's fixed masking and no prompt for the baseline, a fresh draw for MtM), the step above
+#   (`training_step`), then `scheduler.step()`, so the one-cycle schedule moves once per batch. The
+#   summed loss and the number of targets are added up on the device; `lr` is the rate the last
+#   step used.
+# - **The log row.** After the loop, the totals are summed over processes (nothing to do on one
+#   device) and divided once: the loss per target entry of the epoch, the only value read back from
+#   the device. The row also holds the time and the throughput.
+#
+# `Trainer.run` calls `train_epoch` once per epoch and decides what to keep:
+
+# %%
+show_source(Trainer.run, source_span(Trainer.run, "for epoch in bar:",
+                                     "callback(self, epoch, row)"))
+
+# %% [markdown]
+# After each epoch's row: `validate` scores the validation trials (every `eval_every` epochs and
+# after the last one; section 5), `_check_finite` ends the run before a non-finite loss, score or
+# weight is saved, and with several processes `check_replicas` checks that their copies of the
+# weights still agree. The run's `selection` score (section 6) decides whether the epoch improved on
+# the best so far; `_save` then writes `best.safetensors` when it did and `last.pt` when a
+# checkpoint is due (section 7), and `write_log` rewrites `log.csv`. Last, the callbacks see the
+# row: section 7 uses one to interrupt a run.
+#
 # ## 4. Training both models
 #
 # `mtm.train.train(sessions, cfg, run_dir)` builds the model, starts every neuron's output at its
@@ -363,17 +378,8 @@ for ax in axes[:-1]:
     ax.set_xlabel("")
 axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))   # whole epochs
 plt.show()
-
-curves = {name: (np.array([float(r["train_loss"]) for r in rows]),
-                 np.array([float(r["val_bps"]) for r in rows]))
-          for name, rows in histories.items()}
-for name, key in (("temporal", "temporal"), ("MtM", "mtm")):
-    train_loss, val = curves[name]
-    glue_number(f"{key}_first_loss", train_loss[0], "{:.3f}")
-    glue_number(f"{key}_last_loss", train_loss[-1], "{:.3f}")
-    glue_number(f"{key}_best_val", val.max(), "{:.3f}")
-    glue(f"{key}_best_epoch", str(int(np.argmax(val))), display=False)
-glue("n_train_trials", str(len(session.splits["train"])), display=False)
+for name, rows in histories.items():
+    print(f"{name}: {log_summary(rows)}")
 
 # %% [markdown]
 # In {numref}`fig-04-training-curves`: top, the training loss per target entry of each run; middle,
@@ -381,13 +387,10 @@ glue("n_train_trials", str(len(session.splits["train"])), display=False)
 # schedule climbs during the warm-up, peaks, and decays by orders of magnitude by the end; both runs
 # step the same schedule, drawn as one line.
 #
-# At the top, the baseline's training loss per target goes from {glue:text}`temporal_first_loss`
-# nats in the first epoch to {glue:text}`temporal_last_loss` in the last. MtM's
-# ({glue:text}`mtm_first_loss` to {glue:text}`mtm_last_loss`) jumps up and down from one epoch to
-# the next: every batch draws its own scheme, the schemes differ in difficulty, and the mixture of
-# an epoch varies. In the middle, the baseline's validation score peaks at
-# {glue:text}`temporal_best_val` bits per spike (epoch {glue:text}`temporal_best_epoch`), MtM's at
-# {glue:text}`mtm_best_val` (epoch {glue:text}`mtm_best_epoch`); epochs are counted from 0.
+# The lines under the figure give each run's training loss per target in its first and last
+# epochs and its best validation score, with the epoch that scored it (epochs are counted from 0).
+# MtM's training loss jumps up and down from one epoch to the next: every batch draws its own
+# scheme, the schemes differ in difficulty, and the mixture of an epoch varies.
 #
 # The two runs are *not* comparable on the top and middle panels: the baseline is scored on hidden
 # time bins, MtM on a mixture of hidden neurons, bins and regions, some of them much harder. The
@@ -395,9 +398,9 @@ glue("n_train_trials", str(len(session.splits["train"])), display=False)
 # with masks drawn from a fixed seed so that every epoch is scored on the same masks). Each curve
 # says how well a run learns *its own* task, so a higher validation curve does not mean the better
 # model. Which model is better at a given task is the question of {doc}`05_evaluation`, which scores
-# both on the same held-out masks. A model trained long enough on {glue:text}`n_train_trials`
-# training trials can start to overfit them, and its validation curve then declines: this is why
-# the best epoch is kept, not the last.
+# both on the same held-out masks. A model trained long enough on one session's training trials
+# can start to overfit them, and its validation curve then declines: this is why the best epoch is
+# kept, not the last.
 #
 # ## 6. Which checkpoint to keep
 #
@@ -425,48 +428,20 @@ glue("n_train_trials", str(len(session.splits["train"])), display=False)
 
 # %% mystnb={"figure": {"caption": "The two selection scores of the MtM run at every epoch: validation bits per spike (black, left axis) and the top-50-neuron single-trial $R^2$ (purple, right axis, with its zero line). The dashed black and dotted purple lines mark the epoch that each criterion keeps.", "name": "fig-04-selection-criteria"}}
 mtm_log = histories["MtM"]
-epochs = np.array([int(r["epoch"]) for r in mtm_log])
-val_bps = np.array([float(r["val_bps"]) for r in mtm_log])
-r2_top50 = np.array([float(r["r2_top50"]) for r in mtm_log])
-
-R2_COLOUR = "purple"   # the R^2 curve's colour, named in the caption and text
-fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
-ax.plot(epochs, val_bps, color="black", label="validation bits per spike")
-kept = {"val_bps": epochs[np.argmax(val_bps)],
-        "r2_top50": epochs[np.argmax(r2_top50)]}
-ax.axvline(kept["val_bps"], color="black", ls="--", lw=1,
-           label="kept by val_bps")
-ax.set(xlabel="epoch", ylabel="validation bits per spike")
-ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-right = ax.twinx()
-right.plot(epochs, r2_top50, color=f"tab:{R2_COLOUR}",
-           label="top-50-neuron $R^2$")
-right.axvline(kept["r2_top50"], color=f"tab:{R2_COLOUR}", ls=":", lw=1.5,
-              label="kept by r2_top50")
-right.axhline(0, color=f"tab:{R2_COLOUR}", lw=0.5, alpha=0.6)
-right.set_ylim(top=max(0.05, float(np.nanmax(r2_top50)) + 0.05))
-right.set_ylabel("top-50-neuron trial $R^2$")
-fig.legend(frameon=False, loc="outside lower center", ncol=2, fontsize=9)
+plot_selection_criteria(mtm_log)
 plt.show()
-print("epoch kept:", {criterion: int(epoch)
-                      for criterion, epoch in kept.items()})
-glue("r2_colour", R2_COLOUR, display=False)
-glue("kept_val_bps", str(int(kept["val_bps"])), display=False)
-glue("kept_r2", str(int(kept["r2_top50"])), display=False)
-apart = abs(int(kept["val_bps"]) - int(kept["r2_top50"]))
-glue("kept_words", "the same epoch" if apart == 0 else f"epochs {apart} apart",
-     display=False)
-glue_number("r2_first", r2_top50[0], "{:.3f}")
-glue_number("r2_best", np.nanmax(r2_top50), "{:.3f}")
+print("epoch kept:", checkpoint.kept_epochs(mtm_log))
+r2_top50 = checkpoint.log_column(mtm_log, "r2_top50")
+print(f"top-50-neuron R^2: {r2_top50[0]:.3f} in the first epoch, "
+      f"at best {np.nanmax(r2_top50):.3f}")
 
 # %% [markdown]
 # In {numref}`fig-04-selection-criteria`, the validation bits per spike are drawn in black and the
-# top-50-neuron $R^2$ in {glue:text}`r2_colour`. The $R^2$ jumps more from one epoch to the next: it
-# looks at 50 neurons and at squared errors of single trials. The two criteria keep epoch
-# {glue:text}`kept_val_bps` (`val_bps`, dashed line) and epoch {glue:text}`kept_r2` (`r2_top50`,
-# dotted line): {glue:text}`kept_words`. The $R^2$ of single trials is small, even negative, for a
-# good model, because a trial's counts in 20 ms bins are mostly Poisson noise around the rate: here
-# it goes from {glue:text}`r2_first` in the first epoch to at best {glue:text}`r2_best`. On the
+# top-50-neuron $R^2$ in purple. The $R^2$ jumps more from one epoch to the next: it looks at 50
+# neurons and at squared errors of single trials. The first line under the figure gives the epoch
+# each criterion keeps (`val_bps`, dashed line; `r2_top50`, dotted line). The $R^2$ of single
+# trials is small, even negative, for a good model, because a trial's counts in 20 ms bins are
+# mostly Poisson noise around the rate; the second line gives its first and its best value. On the
 # command line the choice is `--selection r2_top50`.
 #
 # ## 7. Checkpoints: weights and configuration, never a pickled module
@@ -597,6 +572,9 @@ print("epochs in its log:", [int(r["epoch"]) for r in read_log(interrupted)])
 #   in the paper; the `small` preset (2 x 64, lr $2 \times 10^{-3}$, 150 epochs) for a CPU.
 # - The loss is the Poisson negative log-likelihood summed over the masked targets, so schemes with
 #   many targets weigh more; the log reports it per target.
+# - `Trainer.train_epoch` runs one epoch: seeds from the run's seed and the epoch, shuffled batches
+#   of one session each, one optimiser step and one schedule step per batch, one value read from
+#   the device; `Trainer.run` then validates, keeps the best weights and checkpoints.
 # - Training curves measure each run on its own masking; comparing models needs the fixed tasks of
 #   {doc}`05_evaluation`.
 # - The kept checkpoint is the one with the best validation bits per spike (default) or the
@@ -669,9 +647,8 @@ assert lost == len(PROMPT_IDS) * configs["MtM"].model.hidden
 # neurons' average time course. The batch has twice as many targets, which gives the gradient more
 # terms, but each of them is harder. The cell scores the trained baseline (trained at 0.3) both ways
 # on the same validation trials; a model trained at 0.6 would adapt to the sparser input, but it
-# cannot see more. Here the loss per target is {glue:text}`ratio_words` at 0.6. (A model that has
-# learned little, as under the smoke settings, barely uses its context, and the two can then come
-# out either way.)
+# cannot see more. The cell prints both losses per target. (A model that has learned little, as
+# under the smoke settings, barely uses its context, and the two can then come out either way.)
 #
 # Its `val_bps` would be lower for the same reason: `Trainer.validate` masks with the run's own
 # ratio. Neither curve says which baseline is better on the tasks; for that, score both with
@@ -693,10 +670,8 @@ with torch.no_grad():
         per_target[ratio] = float(loss / count)
         print(f"ratio {ratio}: {int(count)} targets, "
               f"loss per target {per_target[ratio]:.4f} nats")
-higher = per_target[0.6] > per_target[0.3]
-glue("ratio_words", f"{'higher' if higher else 'lower'} "
-     f"({per_target[0.6]:.4f} against "
-     f"{per_target[0.3]:.4f} nats at 0.3)", display=False)
+change = "higher" if per_target[0.6] > per_target[0.3] else "lower"
+print(f"at 0.6 the loss per target is {change} than at 0.3")
 
 # %% [markdown]
 # **Exercise 3.** Halve the peak learning rate of the MtM run

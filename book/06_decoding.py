@@ -47,10 +47,10 @@ if IN_COLAB:
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
-from myst_nb import glue
 
-from mtm.book import (SINGLE_SEEDS, chapter_settings, compare_words,
-                      glue_number, single_run_folder, train_once)
+from mtm.book import (SINGLE_SEEDS, chapter_settings, glue_number,
+                      single_run_folder, train_once, verdict_sentence,
+                      what_this_run_shows)
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_session
 from mtm.data.synthetic import INPUT_GAIN
@@ -59,7 +59,7 @@ from mtm.decoding import (CHOICE_C, DECODING_PROMPT, RIDGE_ALPHAS,
                           model_log_rates)
 from mtm.masking import PROMPT_IDS
 from mtm.oracle import latent_features
-from mtm.plots import plot_raster, results_table, use_style
+from mtm.plots import plot_bar_panels, plot_raster, results_table, use_style
 from mtm.reproduce.scheduler import paired_differences, row_intervals
 from mtm.reproduce.tables import interval_table
 from mtm.train import TrainConfig, pick_device
@@ -67,10 +67,8 @@ from mtm.train import TrainConfig, pick_device
 use_style()
 
 # %% tags=["parameters"]
-# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1,
-# else gpu or book. OVERRIDES: the settings' values to replace, e.g.
-# {"EPOCHS": 50}; the values (PRESET, N_TRIALS, N_NEURONS, EPOCHS, MODEL)
-# are in mtm.book.CHAPTER_SETTINGS.
+# SETTINGS: "auto" (smoke under MTM_SMOKE=1, else gpu or book) or one of
+# them; OVERRIDES replaces values of mtm.book.CHAPTER_SETTINGS, {"EPOCHS": 50}
 SETTINGS = "auto"
 OVERRIDES = {}
 SEED = 0                   # which synthetic session
@@ -269,32 +267,19 @@ display(Markdown(interval_table(scores, intervals, KEYS)))
 # the mean over its training seeds ± the half-width of the 95 % interval. The same scores as bars,
 # with chance for choice (always guessing the most frequent choice of the fitting trials):
 
-# %% mystnb={"figure": {"caption": "The decoding scores of the table above on the test trials, one bar per feature set with its value: top, choice accuracy, with chance (always the majority choice of the fitting trials) as a red dashed line; bottom, the pooled $R^2$ of whisker motion energy. Bars: raw spikes (light grey), the temporal baseline (blue) and MtM (orange), each the mean over its training seeds with its 95 % interval, the true log-rates (black) and the true latents (green).", "name": "fig-06-decoding-bars"}}
+# %% mystnb={"figure": {"caption": "The decoding scores of the table above on the test trials, one bar per feature set with its value: left, choice accuracy, with chance (always the majority choice of the fitting trials) as a red dashed line; right, the pooled $R^2$ of whisker motion energy. Bars: raw spikes (light grey), the temporal baseline (blue) and MtM (orange), each the mean over its training seeds with its 95 % interval, the true log-rates (black) and the true latents (green).", "name": "fig-06-decoding-bars"}}
 fit = np.concatenate([session.splits["train"], session.splits["val"]])
 majority = 1 if np.mean(b["choice"][fit] == 1) >= 0.5 else -1
 chance = np.mean(b["choice"][test] == majority)
-names = list(scores)
-colors = ["0.75", "tab:blue", "tab:orange", "black", "tab:green"]
-fig, axes = plt.subplots(2, 1, figsize=(7, 5.6), layout="constrained",
-                         sharey=True)
-labels = ("choice accuracy (test trials)",
-          "whisker ME pooled $R^2$ (test trials)")
-for ax, key, label in zip(axes, KEYS, labels):
-    values = [scores[n][key] for n in names]
-    errors = [intervals[n][key].half_width if n in intervals else 0.0
-              for n in names]
-    bars = ax.barh(range(len(names)), values, color=colors, xerr=errors,
-                   error_kw=dict(ecolor="0.3", capsize=3, lw=1))
-    ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=9)
-    ax.set_yticks(range(len(names)), names)
-    # room for a negative bar's label, left of the bar
-    ax.set_xlim(min(0.0, min(values) - 0.15), 1.08)
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.set_xlabel(label)
-axes[0].invert_yaxis()   # the table's order, top to bottom
-axes[0].axvline(chance, color="tab:red", ls="--", lw=1,
-                label="chance (majority)")
-axes[0].legend(frameon=False, fontsize=9, loc="lower right")
+colors = dict(zip(scores, ["0.75", "tab:blue", "tab:orange", "black",
+                           "tab:green"]))
+errors = {name: {key: i.half_width for key, i in row.items()}
+          for name, row in intervals.items()}
+fig = plot_bar_panels(scores, list(scores), KEYS, errors=errors,
+                      colors=colors)
+fig.axes[0].axvline(chance, color="tab:red", ls="--", lw=1,
+                    label="chance (majority)")
+fig.legend(frameon=False, fontsize=8, loc="outside lower center")
 plt.show()
 print(f"chance (majority choice of the fitting trials): {chance:.2f}")
 
@@ -309,44 +294,24 @@ print(f"chance (majority choice of the fitting trials): {chance:.2f}")
 # reaction time, and whisking drives every region, so both behaviours are decodable, but not
 # perfectly: the choice shows mostly after the movement starts (before it, only through the block
 # prior that biases it), and the neurons see whisking
-# through noisy latent dynamics. What this run finds, written by the cell below from the paired
-# differences over the training seeds (an accuracy on {glue:text}`n_test` test trials moves in steps
-# of {glue:text}`trial_step` percentage points, one test trial each, so a difference of a trial or
-# two needs its interval to be read):
+# through noisy latent dynamics.
+#
+# The comparisons, each a difference of mean scores with its 95 % interval over the training seeds
+# (the raw spikes are decoded once, so their score stands beside every seed; a bold cell's interval
+# excludes zero). An accuracy on the test trials moves in steps of one test trial, which the line
+# under the table sizes, so a difference of a trial or two needs its interval to be read:
 
-# %% tags=["remove-input"]
-n_test = len(test)
-glue("n_test", str(n_test), display=False)
-glue_number("trial_step", 100 / n_test, "{:.2g}")
-# the raw spikes as a row of every seed, so a model minus them is paired
+# %%
 with_raw = {**records, RAW: [{"seed": seed, "session": session.eid,
                               "scores": scores[RAW]} for seed in SINGLE_SEEDS]}
-differences = paired_differences(with_raw, [
-    ("temporal - raw", "Temporal", RAW),
-    ("MtM - raw", "MtM (prompted)", RAW),
-    ("MtM - temporal", "MtM (prompted)", "Temporal")])
-WHAT = {"choice": "choice", "whisker_me": "whisker motion energy"}
-lines = []
-for key in KEYS:
-    lines.append(
-        f"- **{WHAT[key].capitalize()}.** The raw spikes score "
-        f"{scores[RAW][key]:.2f}, the true log-rates "
-        f"{scores['True log-rates (reference)'][key]:.2f} and the true "
-        f"latents {scores['True latents (reference)'][key]:.2f}"
-        + (f", chance {chance:.2f}" if key == "choice" else "") + ". "
-        + compare_words("The temporal model", "the raw spikes",
-                        differences["temporal - raw"][key]) + "; "
-        + compare_words("MtM", "the raw spikes",
-                        differences["MtM - raw"][key]) + "; "
-        + compare_words("MtM", "the temporal model",
-                        differences["MtM - temporal"][key]) + ".")
-lines.append(
-    "\nThe paper finds the two models close to each other on behaviour (its "
-    "Table 2: choice 0.87 vs 0.85 and whisker ME 0.65 vs 0.67 for temporal "
-    "vs MtM from scratch), far closer than on the activity tasks. The "
-    "absolute scores differ from the paper's: they come from one synthetic "
-    "session, not from the paper's IBL sessions.")
-display(Markdown("\n".join(lines)))
+PAIRS = {"Temporal − raw spikes": ("Temporal", RAW),
+         "MtM − raw spikes": ("MtM (prompted)", RAW),
+         "MtM − temporal": ("MtM (prompted)", "Temporal")}
+differences = paired_differences(
+    with_raw, [(name, a, b) for name, (a, b) in PAIRS.items()])
+display(Markdown(interval_table(differences, differences, KEYS, sign=True)))
+print(f"{len(test)} test trials: one trial moves an accuracy by "
+      f"{100 / len(test):.2g} percentage points")
 
 # %% [markdown]
 # ## 6. Does the prompt matter? (Table 6)
@@ -371,18 +336,17 @@ prompt_intervals = {name: row_intervals(cells)
 by_prompt = {name: {k: v.mean for k, v in row.items()}
              for name, row in prompt_intervals.items()}
 display(Markdown(interval_table(by_prompt, prompt_intervals, KEYS)))
-for key, name in (("choice", "prompt_range_choice"),
-                  ("whisker_me", "prompt_range_whisker")):
+for key in KEYS:
     values = [row[key] for row in by_prompt.values()]
-    glue(name, f"{min(values):.2f} to {max(values):.2f}", display=False)
+    print(f"{key}: the four prompts span {min(values):.2f} "
+          f"to {max(values):.2f}")
 
 # %% [markdown]
 # The prompt tells the model which part of the input to expect hidden. With nothing hidden, every
 # prompt sees the same spikes, and the rates differ only in how the model weighs them, which a
 # linear decoder on all neurons and bins largely absorbs. In the paper the rows differ by at most
-# 0.01. Here the four prompts' mean scores over the training seeds span
-# {glue:text}`prompt_range_choice` on choice and {glue:text}`prompt_range_whisker` on whisker ME.
-# The `neuron` row's choice and the `causal` row's whisker ME repeat the MtM row of section 5, which
+# 0.01. Here the lines under the table give the span of the four prompts' mean scores over the
+# training seeds, for each behaviour. The `neuron` row's choice and the `causal` row's whisker ME repeat the MtM row of section 5, which
 # uses these two prompts.
 #
 # ## 7. The reference's behaviour trial filter
@@ -401,6 +365,34 @@ for key, name in (("choice", "prompt_range_choice"),
 # trials by building a `Session` restricted to them; without the masks' criterion, `mtm` does not try
 # to guess it.
 #
+# ## 8. What this run shows
+#
+# The box is written by the cell from the differences of section 5, so its words follow the numbers
+# of the run in front of you:
+
+# %%
+for key in KEYS:   # the numbers of the text below
+    for name, short in ((RAW, "raw"), ("Temporal", "temporal"),
+                        ("MtM (prompted)", "mtm")):
+        glue_number(f"{short}_{key}", scores[name][key])
+what_this_run_shows(
+    verdict_sentence("MtM", "the raw spikes", differences["MtM − raw spikes"]),
+    verdict_sentence("The temporal model", "the raw spikes",
+                     differences["Temporal − raw spikes"]),
+    verdict_sentence("MtM", "the temporal model",
+                     differences["MtM − temporal"]))
+
+# %% [markdown]
+# In numbers: decoded from MtM's log-rates, the choice is predicted with an accuracy of
+# {glue:text}`mtm_choice` and the whisker motion energy with a pooled $R^2$ of
+# {glue:text}`mtm_whisker_me`; from the temporal model's, {glue:text}`temporal_choice` and
+# {glue:text}`temporal_whisker_me`; from the raw spikes, {glue:text}`raw_choice` and
+# {glue:text}`raw_whisker_me` (the models' scores are means over the training seeds). The paper's
+# Table 2 (five held-out IBL sessions, models trained on each from scratch) has 0.87 against 0.85 on
+# choice and 0.65 against 0.67 on whisker motion energy for temporal masking against MtM: the two
+# close, far closer than on the activity tasks. This run's scores depend on one synthetic session,
+# the first `DECODE_TRIALS` of its trials and the models of {doc}`04_training`.
+#
 # ## Summary
 #
 # - Behaviour decoding probes a self-supervised model with linear decoders on its predicted
@@ -411,7 +403,7 @@ for key, name in (("choice", "prompt_range_choice"),
 # - Decoding from the raw spikes and from the true log-rates and latents gives references, not bounds:
 #   a model's predicted log-rates can be decoded better than either by chance. In the paper, MtM
 #   and the temporal baseline decode behaviour about equally well, and the prompt changes the
-#   scores by at most 0.01; sections 5 and 6 say what this run shows.
+#   scores by at most 0.01; sections 5, 6 and 8 say what this run shows.
 # - The reference's per-session behaviour trial masks have no documented criterion and do not
 #   exist for synthetic data; all trials are decoded here.
 #

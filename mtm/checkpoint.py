@@ -157,6 +157,42 @@ def read_log(run_dir) -> list[dict]:
     return RunFolder(run_dir).read_log()
 
 
+def log_column(rows: list[dict], key: str) -> np.ndarray:
+    """One column of a run's log rows (:func:`read_log`) as floats, NaN where an epoch has no value
+    (an epoch without validation); ``ValueError`` when no row has the column."""
+    if not any(key in row for row in rows):
+        raise ValueError(f"key: no log row has a {key!r} column; the log has {sorted(rows[0]) if rows else []}")
+    return np.array([float(row[key]) if str(row.get(key, "")).strip() else math.nan for row in rows])
+
+
+#: The log columns of the selection criteria (:data:`mtm.train.SELECTIONS`).
+LOGGED_SELECTIONS = ("val_bps", "r2_top50")
+
+
+def kept_epochs(rows: list[dict]) -> dict[str, int]:
+    """{criterion: the epoch it keeps} for each selection criterion the log holds: the first epoch with
+    the highest finite score, as the trainer keeps it (a later tie is no improvement)."""
+    epochs = log_column(rows, "epoch").astype(int)
+    kept = {}
+    for criterion in LOGGED_SELECTIONS:
+        if any(criterion in row for row in rows):
+            scores = log_column(rows, criterion)
+            if np.isfinite(scores).any():
+                kept[criterion] = int(epochs[np.nanargmax(scores)])
+    return kept
+
+
+def log_summary(rows: list[dict]) -> str:
+    """One line of a run's log: its training loss per target entry in the first and last epochs, and
+    its best validation bits per spike with the epoch that scored it (epochs counted from 0)."""
+    loss, val = log_column(rows, "train_loss"), log_column(rows, "val_bps")
+    best = kept_epochs(rows).get("val_bps")
+    scored = (f"best validation {np.nanmax(val):.3f} bits per spike at epoch {best}" if best is not None
+              else "no validation score")
+    return (f"training loss {loss[0]:.3f} -> {loss[-1]:.3f} nats per target entry over {len(rows)} epochs; "
+            f"{scored}")
+
+
 def save_state(path, state: dict) -> Path:
     """Write a training state (tensors, numbers, strings, lists, dicts) for ``--resume``."""
     return atomic_write(path, lambda tmp: torch.save(state, tmp))

@@ -70,16 +70,32 @@ class TaskResult:
         return float(np.nanmean(self.d2)) if np.isfinite(self.d2).any() else math.nan
 
 
-SCORES = ("bps", "d2")
+#: The session scores of a :class:`TaskResult`: the attribute each name of :func:`task_scores` reads.
+SCORES = {"bps": "mean_bps", "d2": "mean_d2", "co_bps": "co_bps"}
 
 
 def task_scores(results: dict[str, TaskResult], score: str = "bps") -> dict[str, float]:
     """{task: session score} of :func:`evaluate_model` or :func:`evaluate_rates` results: each
-    task's :attr:`TaskResult.mean_bps` (``score="bps"``), the number the paper's tables report, or
-    its :attr:`TaskResult.mean_d2` (``score="d2"``)."""
+    task's :attr:`TaskResult.mean_bps` (``score="bps"``), the number the paper's tables report, its
+    :attr:`TaskResult.mean_d2` (``score="d2"``), or NLB's pooled :attr:`TaskResult.co_bps`
+    (``score="co_bps"``)."""
     if score not in SCORES:
-        raise ValueError(f"score: expected one of {SCORES}, got {score!r}")
-    return {task: result.mean_bps if score == "bps" else result.mean_d2 for task, result in results.items()}
+        raise ValueError(f"score: expected one of {tuple(SCORES)}, got {score!r}")
+    return {task: float(getattr(result, SCORES[score])) for task, result in results.items()}
+
+
+def region_scores(result: TaskResult, regions) -> dict[str, float]:
+    """{region: the NaN-mean of the per-neuron bits per spike of its neurons} of one task's result, in
+    the order the regions first appear; NaN for a region none of whose neurons spiked in the scored
+    window. ``regions``: (N,) the session's region of each neuron."""
+    regions = np.asarray(regions).astype(str)
+    if regions.shape != result.bps.shape:
+        raise ValueError(f"regions: expected one region per neuron ({result.bps.shape[0]}), got shape {regions.shape}")
+    scores = {}
+    for region in dict.fromkeys(regions.tolist()):
+        bps = result.bps[regions == region]
+        scores[region] = float(np.nanmean(bps)) if np.isfinite(bps).any() else math.nan
+    return scores
 
 
 def task_configurations(task: str, regions) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,11 @@ TABLE_COLUMNS = {"co-smooth": "Co-smooth", "forward-pred": "Forward pred", "intr
                  "inter-region": "Inter-region", "choice": "Choice", "whisker_me": "Whisker ME",
                  "wheel_speed": "Wheel speed"}
 
+#: Each table column's name in a sentence ("MtM is above the baseline on co-smoothing").
+COLUMN_WORDS = {"co-smooth": "co-smoothing", "forward-pred": "forward prediction", "intra-region": "intra-region",
+                "inter-region": "inter-region", "choice": "choice", "whisker_me": "whisker motion energy",
+                "wheel_speed": "wheel speed"}
+
 #: The unit of each table column, for axis labels.
 COLUMN_UNITS = {"co-smooth": "bits/spike", "forward-pred": "bits/spike", "intra-region": "bits/spike",
                 "inter-region": "bits/spike", "choice": "accuracy", "whisker_me": "$R^2$", "wheel_speed": "$R^2$"}
@@ -384,6 +389,15 @@ def plot_mask(hidden, target, regions=None, bin_size: float = 0.02, t0: float = 
     image = ax.imshow(state.T, aspect="auto", origin="lower", interpolation="nearest", vmin=0, vmax=2,
                       cmap=ListedColormap(list(MASK_COLORS.values())),
                       extent=(t0, t0 + n_bins * bin_size, 0, n_neurons))
+    # a scored block a few neurons tall is thinner than a pixel at the column's width (300 neurons in about
+    # 200 px) and may vanish in the image: drawn as a line too, so a single scored neuron shows
+    scored_neurons = np.flatnonzero(target.any(axis=0))
+    if 0 < len(scored_neurons) <= max(1, n_neurons // 50):
+        for n in scored_neurons:
+            bins = np.flatnonzero(target[:, n])
+            for run in np.split(bins, np.flatnonzero(np.diff(bins) > 1) + 1):
+                ax.hlines(n + 0.5, t0 + run[0] * bin_size, t0 + (run[-1] + 1) * bin_size, lw=2,
+                          color=MASK_COLORS["target (hidden, scored)"])
     _label_regions(ax, regions, "black")
     ax.set_xlabel("time from stimulus onset (s)")
     ax.set_title(title)
@@ -422,6 +436,37 @@ def plot_lr_schedule(histories: dict[str, list[dict]], ax=None):
     return fig
 
 
+#: The colour of the top-50-neuron R^2 in :func:`plot_selection_criteria` (the captions name it).
+R2_COLOUR = "tab:purple"
+
+
+def plot_selection_criteria(history: list[dict]):
+    """The two selection scores of one run at every epoch, read from its log rows (:func:`mtm.checkpoint.read_log`):
+    validation bits per spike (black, left axis) and the top-50-neuron single-trial R^2 (:data:`R2_COLOUR`,
+    right axis, with its zero line), each with a vertical line at the epoch it keeps (dashed black, dotted
+    purple; :func:`mtm.checkpoint.kept_epochs`). Returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from mtm.checkpoint import kept_epochs, log_column
+
+    epochs, kept = log_column(history, "epoch"), kept_epochs(history)
+    r2 = log_column(history, "r2_top50")
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 3.8), layout="constrained")
+    ax.plot(epochs, log_column(history, "val_bps"), color="black", label="validation bits per spike")
+    ax.axvline(kept["val_bps"], color="black", ls="--", lw=1, label="kept by val_bps")
+    ax.set(xlabel="epoch", ylabel="validation bits per spike")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right = ax.twinx()
+    right.plot(epochs, r2, color=R2_COLOUR, label="top-50-neuron $R^2$")
+    right.axvline(kept["r2_top50"], color=R2_COLOUR, ls=":", lw=1.5, label="kept by r2_top50")
+    right.axhline(0, color=R2_COLOUR, lw=0.5, alpha=0.6)
+    right.set_ylim(top=max(0.05, float(np.nanmax(r2)) + 0.05))
+    right.set_ylabel("top-50-neuron trial $R^2$")
+    fig.legend(frameon=False, loc="outside lower center", ncol=2, fontsize=9)
+    return fig
+
+
 def task_entries(task: str, regions, n_bins: int, configuration: int) -> tuple[np.ndarray, np.ndarray]:
     """The hidden and the scored entries (two boolean (T, N) arrays) of one configuration of an
     evaluation task (:func:`mtm.evaluate.task_configurations`): the neurons the configuration hides,
@@ -438,15 +483,18 @@ def task_entries(task: str, regions, n_bins: int, configuration: int) -> tuple[n
 
 
 def plot_task_masks(regions, n_bins: int, region: str, bin_size: float = 0.02, t0: float = -0.5):
-    """The evaluation masks of the four activity tasks, one panel each, for the first neuron of
-    ``region`` (co-smoothing and intra-region), the whole region (inter-region) and forward prediction."""
+    """The evaluation masks of the four activity tasks, one panel each, for the neuron in the middle of
+    ``region`` (co-smoothing and intra-region; away from the region's boundary lines, which would hide
+    it), the whole region (inter-region) and forward prediction; the figure's title names the region
+    and the neuron."""
     import matplotlib.pyplot as plt
 
     regions = np.asarray(regions).astype(str)
     names = list(dict.fromkeys(regions.tolist()))  # the order of the inter-region configurations
     if region not in names:
         raise ValueError(f"region: {region!r} is not among {names}")
-    neuron = int(np.flatnonzero(regions == region)[0])
+    members = np.flatnonzero(regions == region)
+    neuron = int(members[len(members) // 2])
     configuration = {"co-smooth": neuron, "forward-pred": 0, "intra-region": neuron,
                      "inter-region": names.index(region)}
     from matplotlib.patches import Patch
@@ -463,6 +511,7 @@ def plot_task_masks(regions, n_bins: int, region: str, bin_size: float = 0.02, t
         ax.set_ylabel("")
     fig.legend(handles=[Patch(facecolor=c, edgecolor="0.4", label=label) for label, c in MASK_COLORS.items()],
                loc="outside lower center", ncol=3, frameon=False, fontsize=9)
+    fig.suptitle(f"region {region}: neuron {neuron} for co-smoothing and intra-region", fontsize=10)
     return fig
 
 

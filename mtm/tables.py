@@ -45,3 +45,32 @@ def write_scores_csv(path, table: dict[str, dict[str, float]], columns, digits: 
     columns = list(columns)
     return write_csv(path, ["model"] + columns,
                      [[name] + [f"{row.get(c, math.nan):.{digits}f}" for c in columns] for name, row in table.items()])
+
+
+#: The rows of :func:`training_settings_table`: a label and the :class:`mtm.train.TrainConfig` value it shows.
+TRAINING_SETTINGS = {
+    "epochs": lambda c: c.epochs,
+    "batch size (trials of one session)": lambda c: c.batch_size,
+    "peak learning rate": lambda c: c.lr,
+    "weight decay (AdamW)": lambda c: c.weight_decay,
+    "warm-up (fraction of steps)": lambda c: c.warmup,
+    "warm-up starts at peak lr divided by": lambda c: c.div_factor,
+    "schedule ends at start lr divided by": lambda c: c.final_div_factor,
+    "model selection": lambda c: c.selection,
+    "layers x width": lambda c: f"{c.model.n_layers} x {c.model.hidden}",
+    "heads": lambda c: c.model.n_heads,
+    "MLP width": lambda c: c.model.mlp,
+    "stitcher width": lambda c: c.model.n_channels,
+    "dropout": lambda c: c.model.dropout,
+}
+
+
+def training_settings_table(configs: dict) -> str:
+    """A Markdown table of the settings that shape a training run (:data:`TRAINING_SETTINGS`), one row
+    per setting and one column per configuration of ``configs`` ({name: :class:`mtm.train.TrainConfig`};
+    a name is shown as code, e.g. the presets ``paper`` and ``small``)."""
+    if not configs:
+        raise ValueError("configs: expected at least one training configuration")
+    return markdown_table([f"`{name}`" for name in configs],
+                          {label: [f"{value(cfg):g}" if isinstance(value(cfg), float) else str(value(cfg))
+                                   for cfg in configs.values()] for label, value in TRAINING_SETTINGS.items()})

@@ -173,6 +173,17 @@ class TrainConfig:
             raise ValueError(f"train config: unknown fields {sorted(unknown)}")
         return cls(**values)
 
+    def differences(self, other: TrainConfig) -> dict[str, tuple]:
+        """{setting: (this value, ``other``'s)} of every setting the two configurations set differently,
+        in field order; the model's settings as ``model.<name>`` (``model.use_prompt``)."""
+        def flat(cfg: TrainConfig) -> dict:
+            values = cfg.to_dict()
+            model = values.pop("model")
+            return {**values, **{f"model.{k}": v for k, v in model.items()}}
+
+        mine, theirs = flat(self), flat(other)
+        return {key: (value, theirs[key]) for key, value in mine.items() if value != theirs[key]}
+
 
 class SessionTensors:
     """One session on the training device: uint8 counts, region ids, split indices."""

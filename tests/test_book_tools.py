@@ -160,3 +160,93 @@ def test_a_cell_ending_in_glue_number_echoes_nothing(monkeypatch):
     text = glue_number("share", 0.4417)
     assert text == "0.44" and isinstance(text, str) and text._ipython_display_() is None
     assert glued == [("share", "0.44", False), ("share_value", 0.4417, False)]
+
+
+# ------------------------------------------------------------------ the page's machinery, boxes and verdicts
+def code_notebook(*cells: tuple[str, list]) -> dict:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title")]
+    for code, tags in cells:
+        cell = nbformat.v4.new_code_cell(code)
+        if tags:
+            cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    return nb
+
+
+def test_machinery_share_counts_the_books_statements_among_the_visible_code_lines():
+    from mtm.book.build import machinery_share
+
+    nb = code_notebook(
+        ("from mtm.book import chapter_settings, glue_number\nfrom mtm.book import train_once, glue_number\n"
+         "from myst_nb import glue\nimport numpy as np", []),                      # 2 of 4: the mixed import is not
+        ("# SETTINGS: which settings\nSETTINGS = \"auto\"\nOVERRIDES = {}\nSEED = 0", ["parameters"]),  # 3 of 4
+        ("RUN = chapter_settings(\"04_training\", SETTINGS, **OVERRIDES)\nRUN_DIR = RUN.run_dir", []),  # 2 of 2
+        ("scores = train(RUN_DIR / \"mtm\", RUN.EPOCHS)\n\nfor task in TASKS:\n"
+         "    glue_number(f\"s_{task}\", scores[task])\n    assert_direction(\"x\", 1, \">\", 0)", []),  # 3 of 4
+        ("for seed in SEEDS:\n    folder = single_run_folder(\"mtm\", seed)\n    train(folder)\n"
+         "show_source(train)", []),                                                # 2 of 4
+        ("print(RUN.done())", ["remove-input"]),                                   # not on the page
+        ("%pip install x\nprint(RUN.line())\n# the end", ["hide-input"]))          # folded, on the page: 2 of 3
+    share = machinery_share(nb)
+    assert (share.machinery, share.visible) == (2 + 3 + 2 + 3 + 2 + 2, 4 + 4 + 2 + 4 + 4 + 3)
+    assert share.share == pytest.approx(14 / 21)
+
+
+def test_code_cell_lengths_are_the_lines_the_page_shows_longest_first():
+    from mtm.book.build import code_cell_lengths
+
+    nb = code_notebook(("a = 1\n\nb = 2\n", []), ("x = 1", ["remove-input"]), ("\n".join("c = 1" for _ in range(41)), []))
+    assert code_cell_lengths(nb) == [(3, 41), (1, 3), (2, 1)]
+
+
+def test_check_reports_the_machinery_share_and_the_longest_cell(capsys):
+    import json
+
+    from mtm.book import build
+
+    build.main(["check", "04"])
+    notebook = json.loads(build.chapter_paths(["04"])[0].read_text())
+    share, longest = build.machinery_share(notebook), build.code_cell_lengths(notebook)[0][1]
+    printed = capsys.readouterr().out
+    assert f"machinery {share.machinery} of {share.visible} visible code lines ({share.share:.0%})" in printed
+    assert f"longest code cell {longest} lines" in printed
+
+
+def test_verdicts_follow_the_interval_and_one_sentence_groups_the_columns():
+    from mtm.book import verdict, verdict_sentence
+    from mtm.stats import mean_interval
+
+    up, down, tie, one = (mean_interval(v) for v in ([0.05, 0.06, 0.04], [-0.05, -0.06, -0.04],
+                                                     [0.05, -0.06, 0.04], [0.05]))
+    assert [verdict(d) for d in (up, down, tie, one)] == ["above", "below", "apart", "one run"]
+    with pytest.raises(ValueError, match="MtM - temporal"):
+        verdict(mean_interval([]), "MtM - temporal")
+    names = {"co": "co-smoothing", "fp": "forward prediction", "intra": "intra-region", "inter": "inter-region"}
+    assert verdict_sentence("MtM", "the baseline", {"co": up, "fp": tie, "intra": down, "inter": up}, names) == (
+        "MtM is above the baseline on co-smoothing and inter-region and below it on intra-region; "
+        "the two cannot be told apart on forward prediction")
+    assert verdict_sentence("MtM", "the baseline", {"co": down}) == "MtM is below the baseline on co"
+    assert verdict_sentence("MtM", "raw spikes", {"whisker_me": up}) == (
+        "MtM is above raw spikes on whisker motion energy")  # the columns' names in words by default
+    assert verdict_sentence("MtM", "the baseline", {"co": tie, "fp": tie}, names) == (
+        "MtM and the baseline cannot be told apart on co-smoothing and forward prediction")
+    assert "one run only on co-smoothing (no interval)" in verdict_sentence("MtM", "b", {"co": one}, names)
+    with pytest.raises(ValueError, match="differences"):
+        verdict_sentence("MtM", "b", {})
+
+
+def test_the_box_is_a_commonmark_block_quote_of_the_points_and_the_paper(monkeypatch):
+    from mtm.book import run_box, what_this_run_shows
+
+    box = run_box("MtM is above the baseline on co-smoothing.", "Shares 40 to 60 %",
+                  paper="MtM is ahead on all four tasks (Table 1).")
+    assert box == ("> **What this run shows**\n>\n> - MtM is above the baseline on co-smoothing.\n"
+                   "> - Shares 40 to 60 %.\n>\n> *The paper:* MtM is ahead on all four tasks (Table 1).")
+    assert all(line.startswith(">") for line in box.splitlines())
+    with pytest.raises(ValueError, match="points"):
+        run_box()
+    shown = []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    assert what_this_run_shows("One point") is None  # shown once, wherever the call stands in its cell
+    assert [item.data for item in shown] == [run_box("One point")]

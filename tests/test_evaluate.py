@@ -8,7 +8,7 @@ from torch import nn
 from mtm.baselines import _leave_one_out_ridge, _ridge, baseline_results
 from mtm.data import Session, synthetic_session
 from mtm.evaluate import (TASKS, bits_per_spike, evaluate_model, evaluate_rates, heldout_passes, predict_heldout,
-                          task_configurations, task_scores)
+                          region_scores, task_configurations, task_scores)
 from mtm.metrics import poisson_d2
 from mtm.models import ModelConfig, build_model
 
@@ -254,8 +254,26 @@ def test_task_scores_in_bits_per_spike_or_d2(session):
     assert d2 == {task: float(np.nanmean(poisson_d2(r.rates, r.spikes, per_neuron=True)))
                   for task, r in results.items()}
     assert all(0 < value < 1 for value in d2.values())
+    pooled = task_scores(results, "co_bps")
+    assert pooled == {task: bits_per_spike(r.rates, r.spikes) for task, r in results.items()}
+    assert pooled != task_scores(results)  # NLB's pooled score weighs neurons by their spikes
     with pytest.raises(ValueError, match="score"):
         task_scores(results, "r2")
+
+
+def test_region_scores_average_each_regions_neurons_and_leave_a_silent_region_nan(session):
+    co = evaluate_rates(session.rates, session, tasks=("co-smooth",))["co-smooth"]
+    scores = region_scores(co, session.regions)
+    assert list(scores) == list(dict.fromkeys(session.regions.tolist()))
+    for region, value in scores.items():
+        assert value == pytest.approx(np.nanmean(co.bps[session.regions == region]))
+    silent_region = session.regions[0]
+    spikes = np.array(session.spikes)
+    spikes[..., session.regions == silent_region] = 0
+    quiet = evaluate_rates(session.rates, session.replace(spikes=spikes), tasks=("co-smooth",))["co-smooth"]
+    assert math.isnan(region_scores(quiet, session.regions)[silent_region])
+    with pytest.raises(ValueError, match="regions"):
+        region_scores(co, session.regions[:-1])
 
 
 def test_baselines_sit_below_the_truth(session):

@@ -11,7 +11,8 @@ import pytest  # noqa: E402
 
 from mtm.data import synthetic_session  # noqa: E402
 from mtm.plots import (COLUMN_UNITS, COLUMN_WIDTH, PANELS_PER_ROW, plot_bar_panels, plot_mtm_schematic,  # noqa: E402
-                       plot_oracle_sweep, plot_predicted_vs_true, plot_task_masks, use_style)
+                       plot_oracle_sweep, plot_predicted_vs_true, plot_selection_criteria, plot_task_masks,
+                       use_style)
 
 COLUMNS = ["co-smooth", "forward-pred", "intra-region", "inter-region", "choice", "whisker_me"]
 
@@ -59,7 +60,9 @@ def figures(session):
             "task masks": plot_task_masks(session.regions, session.spikes.shape[1], "LP"),
             "oracle sweep": plot_oracle_sweep(sweeps),
             "schematic": plot_mtm_schematic(),
-            "bar panels": plot_bar_panels(table, list(table), COLUMNS)}
+            "bar panels": plot_bar_panels(table, list(table), COLUMNS),
+            "selection criteria": plot_selection_criteria(
+                [{"epoch": str(e), "val_bps": str(0.1 + 0.01 * e), "r2_top50": str(-0.01 * e)} for e in range(5)])}
 
 
 def test_the_chapters_multi_panel_figures_fit_the_column(session):

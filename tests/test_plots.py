@@ -37,6 +37,18 @@ def test_results_table_markdown():
     assert "| MtM | 1.23 | 0.90 |" in table and "| Temporal | – | – |" in table
 
 
+def test_the_training_settings_table_has_one_column_per_configuration():
+    from mtm.tables import TRAINING_SETTINGS, training_settings_table
+    from mtm.train import TrainConfig
+
+    table = training_settings_table({"paper": TrainConfig.preset("paper"), "small": TrainConfig.preset("small")})
+    lines = table.splitlines()
+    assert lines[0] == "| | `paper` | `small` |" and len(lines) == 2 + len(TRAINING_SETTINGS)
+    assert "| peak learning rate | 0.0001 | 0.002 |" in lines and "| layers x width | 5 x 512 | 2 x 64 |" in lines
+    with pytest.raises(ValueError, match="configs"):
+        training_settings_table({})
+
+
 def test_oracle_share_table_and_sweep_figure():
     table = oracle_share_table({"MtM": {"co-smooth": 0.25, "inter-region": -0.1}}, {"co-smooth": 0.73,
                                "inter-region": 0.55}, ["co-smooth", "inter-region", "intra-region"])
@@ -72,6 +84,44 @@ def test_plot_mask_colours_visible_hidden_and_target():
     assert len(fig.axes[0].get_legend().get_texts()) == 3
     with pytest.raises(ValueError, match="hidden, target"):
         plot_mask(hidden, target[:, :2])
+
+
+def test_every_task_mask_panel_shows_its_scored_entries_and_the_title_names_the_region():
+    """A single scored neuron among 300 is thinner than a pixel at the column's width, and the first
+    neuron of a region lies under the region's boundary line: each panel must still show rows of red."""
+    from matplotlib.colors import to_rgb
+
+    from mtm.plots import MASK_COLORS, plot_task_masks, use_style
+
+    use_style()
+    session = synthetic_session(0, 20, 300)
+    fig = plot_task_masks(session.regions, session.n_bins, "LP")
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3] / 255
+    red = np.array(to_rgb(MASK_COLORS["target (hidden, scored)"]))
+    height = pixels.shape[0]
+    for ax in fig.axes[:4]:
+        x0, y0, x1, y1 = ax.get_window_extent().extents
+        panel = pixels[int(height - y1):int(height - y0), int(x0):int(x1)]
+        is_red = np.abs(panel - red).sum(axis=-1) < 0.3
+        if ax.get_title().startswith("forward-pred"):  # a block of the last bins: columns of red
+            assert (is_red.mean(axis=0) > 0.5).sum() >= 2, ax.get_title()
+        else:  # rows of red: one neuron (co-smoothing, intra-region) or the region (inter-region)
+            assert (is_red.mean(axis=1) > 0.5).sum() >= 2, ax.get_title()
+    assert "region LP" in fig.get_suptitle()
+    plt.close(fig)
+
+
+def test_the_selection_figure_marks_the_epoch_each_criterion_keeps():
+    from mtm.plots import R2_COLOUR, plot_selection_criteria
+
+    rows = [{"epoch": str(e), "val_bps": str(v), "r2_top50": str(r)}
+            for e, (v, r) in enumerate([(0.1, -0.3), (0.3, 0.02), (0.25, 0.04), (0.3, 0.01)])]
+    fig = plot_selection_criteria(rows)
+    left, right = fig.axes
+    assert [line.get_xdata()[0] for line in left.lines[1:]] == [1]  # val_bps keeps epoch 1 (a later tie is none)
+    assert right.lines[1].get_xdata()[0] == 2 and right.lines[0].get_color() == R2_COLOUR
+    plt.close(fig)
 
 
 def test_the_introduction_schematic_is_drawn_by_the_package(tmp_path):

@@ -224,6 +224,28 @@ def test_both_criteria_are_logged_and_each_selection_keeps_its_best_epoch(sessio
         assert int(log[int(np.argmax(scores))]["epoch"]) == kept[selection]
     for column in ("train_loss", "val_bps", "r2_top50"):
         assert [r[column] for r in logs["val_bps"]] == [r[column] for r in logs["r2_top50"]]
+    assert checkpoint.kept_epochs(logs["val_bps"]) == kept  # read from one log, as the chapters read it
+
+
+def test_kept_epochs_and_the_log_summary_read_a_log_as_the_trainer_keeps_its_best():
+    rows = [{"epoch": "0", "train_loss": "0.5", "val_bps": "0.1", "r2_top50": "-0.2"},
+            {"epoch": "1", "train_loss": "0.4", "val_bps": "0.3", "r2_top50": "0.05"},
+            {"epoch": "2", "train_loss": "0.35", "val_bps": "", "r2_top50": ""},  # an epoch without validation
+            {"epoch": "3", "train_loss": "0.3", "val_bps": "0.3", "r2_top50": "0.07"}]  # a tie is no improvement
+    assert checkpoint.kept_epochs(rows) == {"val_bps": 1, "r2_top50": 3}
+    assert np.isnan(checkpoint.log_column(rows, "val_bps")[2])
+    assert checkpoint.log_summary(rows) == ("training loss 0.500 -> 0.300 nats per target entry over 4 epochs; "
+                                            "best validation 0.300 bits per spike at epoch 1")
+    with pytest.raises(ValueError, match="key: no log row has a 'val_loss' column"):
+        checkpoint.log_column(rows, "val_loss")
+
+
+def test_config_differences_name_every_setting_that_differs_the_models_too():
+    temporal, mtm = TrainConfig.preset("small", masking="temporal"), TrainConfig.preset("small", masking="mtm")
+    assert temporal.differences(mtm) == {"masking": ("temporal", "mtm"), "model.use_prompt": (False, True)}
+    assert mtm.differences(mtm) == {}
+    wider = TrainConfig.preset("small", masking="mtm", model={"hidden": 128}, lr=1e-3)
+    assert mtm.differences(wider) == {"lr": (2e-3, 1e-3), "model.hidden": (64, 128)}
 
 
 def scripted_validation(monkeypatch, scores):

@@ -693,18 +693,81 @@ def compare_words(a: str, b: str, difference, digits: int = 2) -> str:
     which contains zero)"``. A re-execution that moves the numbers changes the words with them.
     With fewer than two replicates there is no interval and the sentence says so."""
     mean, low, high = difference.mean, difference.low, difference.high
-    if not math.isfinite(mean):
-        raise ValueError(f"difference: {a} - {b} has no mean (no paired cells)")
-    if not (math.isfinite(low) and math.isfinite(high)):
+    word = verdict(difference, f"{a} - {b}")
+    if word == "one run":
         return (f"{a} and {b} differ by {mean:+.{digits}f} in one run, with no interval "
                 "(one replicate cannot tell a difference from seed noise)")
     interval = (f"difference {_signed(mean, digits)}, 95 % interval {_signed(low, digits)} to "
                 f"{_signed(high, digits)}")
-    if low > 0:
-        return f"{a} is above {b} ({interval})"
-    if high < 0:
-        return f"{a} is below {b} ({interval})"
-    return f"{a} and {b} cannot be told apart ({interval}, which contains zero)"
+    if word == "apart":
+        return f"{a} and {b} cannot be told apart ({interval}, which contains zero)"
+    return f"{a} is {word} {b} ({interval})"
+
+
+#: What :func:`verdict` can say of a paired difference.
+VERDICTS = ("above", "below", "apart", "one run")
+
+
+def verdict(difference, name: str = "a - b") -> str:
+    """What a paired difference ``a - b`` (a :class:`mtm.stats.Interval`) lets a text say: ``"above"``
+    (its 95 % interval lies above zero), ``"below"`` (below zero), ``"apart"`` (the interval contains
+    zero: the two cannot be told apart) or ``"one run"`` (one replicate, no interval). ``name`` names
+    the difference in the error raised when it has no mean."""
+    mean, low, high = difference.mean, difference.low, difference.high
+    if not math.isfinite(mean):
+        raise ValueError(f"difference: {name} has no mean (no paired cells)")
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "one run"
+    return "above" if low > 0 else "below" if high < 0 else "apart"
+
+
+def _listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def verdict_sentence(a: str, b: str, differences: dict, names: dict[str, str] | None = None) -> str:
+    """One sentence of what the paired differences ``a - b`` on several columns say, grouped by their
+    :func:`verdict` and without numbers (the table beside it holds them): ``"MtM is above the temporal
+    baseline on co-smoothing and inter-region and below it on intra-region; the two cannot be told
+    apart on forward prediction"``. ``differences``: {column: Interval}, in the order to name them;
+    ``names``: {column: its name in words} (default :data:`mtm.plots.COLUMN_WORDS`, else the column)."""
+    from mtm.plots import COLUMN_WORDS
+
+    if not differences:
+        raise ValueError("differences: expected at least one column")
+    names = COLUMN_WORDS if names is None else names
+    groups = {word: [names.get(c, c) for c, d in differences.items() if verdict(d, f"{a} - {b} on {c}") == word]
+              for word in VERDICTS}
+    clauses = [f"{word} {'it' if i else b} on {_listed(groups[word])}"
+               for i, word in enumerate(w for w in ("above", "below") if groups[w])]
+    parts = [f"{a} is " + " and ".join(clauses)] if clauses else []
+    if groups["apart"]:
+        parts.append(f"{'the two' if parts else f'{a} and {b}'} cannot be told apart on {_listed(groups['apart'])}")
+    if groups["one run"]:
+        parts.append(f"{a} and {b} are compared in one run only on {_listed(groups['one run'])} (no interval)")
+    return "; ".join(parts)
+
+
+def run_box(*points: str, paper: str | None = None) -> str:
+    """The Markdown of the box a results chapter ends on (:func:`what_this_run_shows`): "What this run
+    shows", one bullet per point (sentences), and, when given, what the paper shows beside it. Plain
+    CommonMark (a block quote), so it reads the same in the book, Jupyter, Colab and GitHub."""
+    if not points:
+        raise ValueError("points: expected at least one sentence")
+    lines = ["**What this run shows**", ""] + [f"- {point.strip().rstrip('.')}." for point in points]
+    if paper:
+        lines += ["", f"*The paper:* {paper.strip()}"]
+    return "\n".join("> " + line if line else ">" for line in lines)
+
+
+def what_this_run_shows(*points: str, paper: str | None = None) -> None:
+    """Display :func:`run_box` in the notebook's output (IPython ``Markdown``): the box is written from
+    the run's numbers by the cell that calls this, so it cannot drift from them. Returns None, so the
+    box shows once wherever the call stands in its cell."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(run_box(*points, paper=paper)))
 
 
 #: Characters of a code line that fit a 700 px content column without a horizontal scroll bar, from the

@@ -9,7 +9,9 @@ of its code cells, the settings, the package version and git commit, the machine
 ``check`` lists what is wrong with the stored outputs (:func:`notebook_problems`) and reports how many
 decimals each chapter's Markdown types by hand instead of gluing them (:func:`unglued_decimals`), and
 what keeps its pages from the house rules: solutions that do not run (:func:`exercise_problems`), code
-wider than the content column (:func:`long_code_lines`), figures without a number (:func:`figure_problems`).
+wider than the content column (:func:`long_code_lines`), figures without a number (:func:`figure_problems`),
+the share of its visible code that is the book's machinery (:func:`machinery_share`) and its longest code
+cell (:func:`code_cell_lengths`).
 ``colab`` writes the chapters' reader copies (``book/colab/``, :mod:`mtm.book.reader`), the notebooks the
 Colab badges open, whose Markdown is plain CommonMark; ``execute`` rewrites a chapter's copy after executing
 it, and ``colab --check`` lists stale copies without writing them.
@@ -18,6 +20,7 @@ it, and ``colab --check`` lists stale copies without writing them.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -442,6 +445,122 @@ def exercise_problems(notebook: dict) -> list[str]:
     return problems
 
 
+#: Tags that take a code cell's source off the page (``hide-input`` only folds it: a reader can open it).
+_REMOVED = ("remove-input", "remove-cell")
+#: The functions whose calls are the book's machinery, not the method: settings resolution and the machine
+#: line, run folders, glued numbers, checks of the prose, sentences and boxes written from numbers, the
+#: package's source on the page, and the execution record (``RUN.done()``, ``RUN.line()``).
+MACHINERY_CALLS = frozenset({"chapter_settings", "gpu_check", "single_run_folder", "glue", "glue_number",
+                             "assert_direction", "compare_words", "verdict_sentence", "run_box", "what_this_run_shows",
+                             "show_source", "source_span", "done", "line"})
+#: The names that are the book's machinery wherever they are read or written: the resolved settings' run
+#: folder (``RUN.run_dir``; a path built on it and passed to training is the method's, as a reader would
+#: pass their own folder) and the parameters cell's ``SETTINGS`` and ``OVERRIDES``.
+MACHINERY_NAMES = frozenset({"run_dir", "SETTINGS", "OVERRIDES"})
+#: A chapter's most code lines in one cell (a d2l cell is 5-15 lines).
+MAX_CELL_LINES = 40
+
+
+class MachineryShare(NamedTuple):
+    """A chapter's visible code lines and how many of them are the book's machinery."""
+
+    machinery: int
+    visible: int
+
+    @property
+    def share(self) -> float:
+        return self.machinery / self.visible if self.visible else 0.0
+
+
+def _called(node) -> str | None:
+    """The name a call calls: ``f`` of ``f(...)`` and of ``obj.f(...)``."""
+    function = node.func
+    return function.id if isinstance(function, ast.Name) else getattr(function, "attr", None)
+
+
+def _is_machinery(statement) -> bool:
+    """Whether a statement is the book's machinery (:data:`MACHINERY_CALLS`, :data:`MACHINERY_NAMES`): a
+    simple statement that calls or names one (an import: that imports only such names); a compound
+    statement (``for``, ``if``, ``with``, ``def``, ...) whose whole body is machinery."""
+    body = [child for name in ("body", "orelse", "finalbody") for child in getattr(statement, name, []) or []]
+    if body:
+        handlers = [child for handler in getattr(statement, "handlers", []) for child in handler.body]
+        return all(_is_machinery(child) for child in body + handlers)
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return all((alias.asname or alias.name).split(".")[-1] in MACHINERY_CALLS | MACHINERY_NAMES
+                   for alias in statement.names)
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Call) and _called(node) in MACHINERY_CALLS:
+            return True
+        if isinstance(node, ast.Name) and node.id in MACHINERY_NAMES:
+            return True
+        if isinstance(node, ast.Attribute) and node.attr in MACHINERY_NAMES:
+            return True
+    return False
+
+
+def _machinery_lines(code: str) -> tuple[int, int]:
+    """(machinery lines, non-blank lines) of one code cell. Each non-blank line belongs to the innermost
+    statement that holds it; a statement's lines are machinery when :func:`_is_machinery` says so, a
+    compound statement's own header when its whole body is; a comment line goes with the next line of
+    code below it (the last one of the cell: with the line above)."""
+    python = re.sub(r"^(\s*)[%!].*$", r"\1pass", code, flags=re.M)  # IPython's ! and % lines
+    lines = python.splitlines()
+    kind = [None] * len(lines)  # True: machinery, False: the method, None: not yet known
+
+    def mark(statements):
+        for statement in statements:
+            machinery = _is_machinery(statement)
+            for number in range(statement.lineno - 1, statement.end_lineno):
+                kind[number] = machinery
+            if not machinery:  # a compound statement whose body is partly machinery: mark its parts
+                for name in ("body", "orelse", "finalbody"):
+                    mark(getattr(statement, name, []) or [])
+                for handler in getattr(statement, "handlers", []):
+                    mark(handler.body)
+
+    mark(ast.parse(python).body)
+    code_lines = [i for i, line in enumerate(lines) if line.strip() and not line.strip().startswith("#")]
+    for i, line in enumerate(lines):
+        if line.strip().startswith("#"):
+            below = [j for j in code_lines if j > i]
+            above = [j for j in code_lines if j < i]
+            kind[i] = kind[below[0]] if below else (kind[above[-1]] if above else False)
+    counted = [i for i, line in enumerate(lines) if line.strip()]
+    return sum(bool(kind[i]) for i in counted), len(counted)
+
+
+def visible_code_cells(notebook: dict) -> list[tuple[int, str]]:
+    """(index, source) of every code cell whose source the page shows: all but those tagged
+    ``remove-input`` or ``remove-cell`` (a ``hide-input`` cell is folded, not removed) and papermill's
+    injected parameters."""
+    return [(index, _markdown(cell)) for index, cell in enumerate(notebook["cells"])
+            if cell["cell_type"] == "code" and not _is_injected(cell)
+            and not set(_REMOVED) & set(cell.get("metadata", {}).get("tags", []))]
+
+
+def machinery_share(notebook: dict) -> MachineryShare:
+    """How many of a chapter's visible code lines (:func:`visible_code_cells`, blank lines left out) are
+    the book's machinery rather than the method it teaches: the lines of statements that resolve the
+    settings or print the machine (``chapter_settings``, ``gpu_check``, ``SETTINGS``, ``OVERRIDES``), keep
+    run folders (``RUN.run_dir``, ``single_run_folder``), glue numbers (``glue``,
+    ``glue_number``), check the prose (``assert_direction``), write sentences from numbers
+    (``compare_words``, ``verdict_sentence``, ``what_this_run_shows``), show the package's source
+    (``show_source``) or record the execution (``RUN.done()``, ``RUN.line()``); their comments and the
+    imports of those names with them (:func:`_machinery_lines` gives the rule line by line). The house
+    rule: at most about 10 %."""
+    counts = [_machinery_lines(code) for _, code in visible_code_cells(notebook)]
+    return MachineryShare(sum(m for m, _ in counts), sum(n for _, n in counts))
+
+
+def code_cell_lengths(notebook: dict) -> list[tuple[int, int]]:
+    """(index, lines) of every code cell, blank lines included (the page shows them), longest first; the
+    house rule: at most :data:`MAX_CELL_LINES`."""
+    lengths = [(index, len(_markdown(cell).strip("\n").splitlines()))
+               for index, cell in enumerate(notebook["cells"]) if cell["cell_type"] == "code"]
+    return sorted(lengths, key=lambda item: (-item[1], item[0]))
+
+
 def long_code_lines(notebook: dict, width: int | None = None) -> list[tuple[int, int, str]]:
     """(cell index, line number from 1, the line) of every code cell line longer than ``width``
     characters (default :data:`mtm.book.CODE_COLUMN`, the content column): such lines are cut off on
@@ -522,9 +641,12 @@ def main(argv=None) -> int:
             problems = notebook_problems(notebook) if has_outputs(notebook) else ["not executed"]
             failed += bool(problems)
             typed = len(unglued_decimals(notebook, path.stem))  # a report for the pages: fails nothing
+            share, longest = machinery_share(notebook), code_cell_lengths(notebook)
             pages = (f"{len(exercise_problems(notebook))} problems of its exercises' solutions, "
                      f"{len(long_code_lines(notebook))} code lines wider than the column, "
-                     f"{len(figure_problems(notebook))} figures without caption or name")
+                     f"{len(figure_problems(notebook))} figures without caption or name, "
+                     f"machinery {share.machinery} of {share.visible} visible code lines ({share.share:.0%}), "
+                     f"longest code cell {longest[0][1] if longest else 0} lines")
             print(f"{path.stem}: " + ("; ".join(problems) if problems else "ok")
                   + f" ({typed} unglued decimals in its Markdown) ({pages})")
         return 1 if failed else 0
