@@ -322,8 +322,12 @@ show_source(Trainer.run, source_span(Trainer.run, "for epoch in bar:",
 # weight is saved, and with several processes `check_replicas` checks that their copies of the
 # weights still agree. The run's `selection` score (section 6) decides whether the epoch improved on
 # the best so far; `_save` then writes `best.safetensors` when it did and `last.pt` when a
-# checkpoint is due (section 7), and `write_log` rewrites `log.csv`. Last, the callbacks see the
-# row: section 7 uses one to interrupt a run.
+# checkpoint is due (section 7), and `write_log` rewrites `log.csv`. The callbacks then see the
+# row: section 7 uses one to interrupt a run. Last, `plateau_reached` stops a run early when
+# `TrainConfig.patience` is set and that many validations after the warm-up have not beaten the
+# best score (the row says `stopped: plateau`; the best epoch's weights are kept). The book's
+# single-session runs leave `patience` unset and train every epoch; multi-session pretraining in
+# the transfer experiment (`mtm reproduce --experiment transfer`) stops on its plateau.
 #
 # ## 4. Training both models
 #
