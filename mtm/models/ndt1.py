@@ -25,7 +25,8 @@ from mtm.models.transformer import MaskedModel, ModelConfig
 class NDT1(MaskedModel):
     def __init__(self, cfg: ModelConfig, sessions):
         if cfg.arch != "ndt1":
-            raise ValueError(f"arch: NDT1 needs a config with arch 'ndt1', got {cfg.arch!r}")
+            raise ValueError(f"arch: NDT1 needs a config with arch "
+                             f"'ndt1', got {cfg.arch!r}")
         super().__init__(cfg)
         embed_in = cfg.n_channels * cfg.embed_mult
         # one stitcher S_s and one read-out R_s per session (add_session)

@@ -30,7 +30,8 @@ from mtm.models.transformer import MaskedModel, ModelConfig
 class NDT2(MaskedModel):
     def __init__(self, cfg: ModelConfig, sessions):
         if cfg.arch != "ndt2":
-            raise ValueError(f"arch: NDT2 needs a config with arch 'ndt2', got {cfg.arch!r}")
+            raise ValueError(f"arch: NDT2 needs a config with arch "
+                             f"'ndt2', got {cfg.arch!r}")
         super().__init__(cfg)
         width = cfg.patch_size * cfg.embed_mult
         self.embed = nn.Sequential(nn.Linear(cfg.patch_size, width),
