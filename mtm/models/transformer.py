@@ -121,7 +121,7 @@ class Block(nn.Module):
                 rope_positions: torch.Tensor | None) -> torch.Tensor:
         batch, length, width = x.shape
         qkv = self.qkv(self.ln1(x)).view(batch, length, 3, self.n_heads, -1)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, length, D/heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (B, heads, length, D/heads)
         if rope_positions is not None:
             q, k = rotary(q, rope_positions), rotary(k, rope_positions)
         attn = F.scaled_dot_product_attention(
