@@ -259,25 +259,27 @@ show_source(
 show_source(Block)
 
 # %% [markdown]
-# The sequence `x` enters as (trials $B$, tokens $L$, width $D$), with $L = T + 2$ for NDT1 and
-# $D$ = `hidden`; write $H$ for `n_heads` and $d = D / H$ for the width of one head.
+# The sequence `x` enters as (trials $B$, tokens $\ell$, width $D$): `batch, length, width` in the
+# code, with $\ell = T + 2$ for NDT1 and $D$ = `hidden`; write $H$ for `n_heads` and $d = D / H$ for
+# the width of one head.
 #
 # - `__init__` makes the two LayerNorms of a pre-LN layer (`ln1` before attention, `ln2` before the
 #   MLP), one `qkv` map ($D$ to $3D$) for the queries, keys and values of every head at once, the
 #   output projection `out_proj` ($D$ to $D$), the MLP's `up_proj` ($D$ to `mlp`) and `down_proj`
 #   (`mlp` to $D$), and one dropout module. Attention holds $4D^2$ weights and the MLP
 #   $2 \cdot D \cdot$ `mlp`, plus biases: section 5 counts them.
-# - `qkv` gives (B, L, 3D); `view` splits the last axis into (3, H, d), and `permute` brings the 3 to
-#   the front and the heads before the tokens, so `q`, `k` and `v` are each (B, H, L, d).
+# - `qkv` gives ($B$, $\ell$, $3D$); `view` splits the last axis into (3, $H$, $d$), and `permute`
+#   brings the 3 to the front and the heads before the tokens, so `q`, `k` and `v` are each
+#   ($B$, $H$, $\ell$, $d$).
 # - With RoPE (`rope_positions` given), `rotary` turns each query and key by its position; the values
 #   are not turned. With learned positions nothing happens here: the position was added to the tokens.
 # - `scaled_dot_product_attention` computes, for every trial and head,
-#   $\mathrm{softmax}(q k^\top / \sqrt{d})\, v$, (B, H, L, d). Bidirectional attention passes no
-#   mask; causal attention over one token per bin passes `is_causal=True` (a lower triangle), and
-#   NDT2's block-causal attention passes its boolean `attn_mask` (True: the query may read the key).
-#   Dropout on the attention weights acts only in training (`self.training`).
-# - `transpose` and `reshape` put the heads side by side again, (B, L, D); as in the reference, the
-#   dropout comes *before* `out_proj`, and the result is added to `x`:
+#   $\mathrm{softmax}(q k^\top / \sqrt{d})\, v$, ($B$, $H$, $\ell$, $d$). Bidirectional attention
+#   passes no mask; causal attention over one token per bin passes `is_causal=True` (a lower
+#   triangle), and NDT2's block-causal attention passes its boolean `attn_mask` (True: the query may
+#   read the key). Dropout on the attention weights acts only in training (`self.training`).
+# - `transpose` and `reshape` put the heads side by side again, ($B$, $\ell$, $D$); as in the
+#   reference, the dropout comes *before* `out_proj`, and the result is added to `x`:
 #   $z \leftarrow z + \mathrm{MHA}(\mathrm{LN}(z))$.
 # - The MLP acts on every token alone: `ln2`, `up_proj`, GELU, `down_proj` back to $D$, dropout, and
 #   the second residual addition. The output has the shape of the input, which is why the hook
@@ -732,7 +734,7 @@ show_source(NDT2.causal_mask)
 # With one token per bin the mask is the ordinary lower triangle, and `causal_mask` returns `None`
 # so that the blocks pass `is_causal=True`. Otherwise the prepended tokens get bin $-1$, and query $i$
 # may read key $j$ when the bin of $j$ is not later than the bin of $i$ (`bins[None, :] <=
-# bins[:, None]`, an (L, L) boolean matrix): every token reads the prepended ones, and the prepended
+# bins[:, None]`, an $\ell \times \ell$ boolean matrix): every token reads the prepended ones, and the prepended
 # ones read only each other. The reference instead tiled a $T \times T$ lower triangle over the
 # $T \cdot P$ time-major tokens, as if token $i$ belonged to bin $i \bmod T$ rather than
 # $\lfloor i / P \rfloor$:
