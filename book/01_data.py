@@ -124,6 +124,8 @@ print(
     f"mean rate {rate_hz.mean():.1f} Hz, median {np.median(rate_hz):.1f} Hz, "
     f"{np.mean(rate_hz < LOW_RATE_HZ):.0%} of neurons below {LOW_RATE_HZ} Hz"
 )
+
+# %% tags=["remove-cell"]
 glue_number("rate_mean", rate_hz.mean(), "{:.1f}")
 glue_number("rate_median", np.median(rate_hz), "{:.1f}")
 glue_number("low_rate_hz", LOW_RATE_HZ, "{:.1f}")
@@ -163,9 +165,10 @@ plt.show()
 # Averaging over trials gives each region's peri-stimulus time histogram (PSTH). In this session the
 # regions differ more in their baseline rates than in their responses ({numref}`fig-01-psth-regions`).
 # The regions' responses differ in shape: the peak times printed below the figure (of each region's
-# mean true rate after onset) show where VISa and PO rise highest ({glue:text}`peak_visa` s and {glue:text}`peak_po` s after
-# onset), while the hippocampal regions, CA1 and DG, stay nearly flat. Most of this modulation comes
-# while the wheel turns (section 4), not right after the stimulus.
+# mean true rate after onset) show VISa and PO peaking {glue:text}`peak_visa` s and
+# {glue:text}`peak_po` s after onset, LP climbing later, and the hippocampal regions, CA1 and DG,
+# staying nearly flat. Most of this modulation comes while the wheel turns (section 4), not right
+# after the stimulus.
 
 # %% mystnb={"figure": {"caption": "Peri-stimulus time histogram of each region: the firing rate averaged over trials and over the region's neurons, smoothed with a Gaussian of 1.5 bins. Dashed line: stimulus onset.", "name": "fig-01-psth-regions"}}
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
@@ -215,7 +218,11 @@ plt.show()
 # movement inputs $u(t)$ and noise $\epsilon_r$ private to each region. A neuron's log-rate reads
 # out its own region's latents, plus a slow fluctuation private to the neuron:
 #
-# $$\log \lambda_n(t) = \log(\Delta \rho_n) + g_n w_n^\top x_{r(n)}(t) + s_n \textstyle\sum_j c_{nj} b_j(t) - \text{(mean correction)}, \qquad y_n(t) \sim \text{Poisson}(\lambda_n(t)).$$
+# $$\begin{aligned}
+# \log \lambda_n(t) &= \log(\Delta \rho_n) + g_n w_n^\top x_{r(n)}(t)
+#   + s_n \textstyle\sum_j c_{nj} b_j(t) - \text{(mean correction)}, \\
+# y_n(t) &\sim \text{Poisson}(\lambda_n(t)).
+# \end{aligned}$$
 #
 # So a region is **partly predictable from the other regions** (coupling, shared inputs): that is what
 # the *inter-region* task measures. It is also **partly private** (its own noise), which only its own
@@ -365,6 +372,8 @@ axes[1].set_title(
     f"median reaction time {np.median(b['reaction_time']):.2f} s"
 )
 plt.show()
+
+# %% tags=["remove-cell"]
 wheel = b["wheel_speed"].mean(axis=0)
 turning = t[wheel > wheel.max() / 2]
 glue_number("wheel_from", turning.min())
@@ -571,12 +580,14 @@ for region, n in session.region_counts().items():
 # its own random direction in the latent space. Any stimulus response should therefore start shortly
 # after onset for both sides, with a similar size. It need not be a rise: each neuron reads the
 # latents with its own random weights, and the LP average over all trials in section 2 shows no clear
-# rise just after onset. Any difference between them comes from the
-# random draws of this world and session, not from a rule of the generator; another `world_seed`
-# can reverse it. (A real recording from one hemisphere would be expected to favour the
-# contralateral side.) After the movement starts the two curves can also differ because choices
-# follow the stimulus side, and the lateralised movement input (`choice` times movement) has
-# opposite signs for the two choices.
+# rise just after onset. How the two sides' responses differ comes from the random draws of this
+# world and session, not from a rule of the generator; another `world_seed` can reverse it. (A real
+# recording from one hemisphere would be expected to favour the contralateral side.) Two other
+# inputs set the curves apart for reasons of the task. The block prior acts during the whole
+# trial, before onset too, and left stimuli come mostly in the blocks where left is likely, so the
+# trials of the two sides carry different priors: in the folded figure the curves are apart already
+# before onset. After the movement starts, choices follow the stimulus side, and the lateralised
+# movement input (`choice` times movement) has opposite signs for the two choices.
 # :::
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Solution of exercise 3: the PSTH of LP for left and right stimuli (trials of contrast 0 left out), from the spike counts (left) and from the true rates (right), against time from stimulus onset.", "name": "fig-01-exercise-lp-sides"}}

@@ -55,32 +55,14 @@ import pandas as pd
 import torch
 from matplotlib.patches import Patch
 
-from mtm.book import (
-    assert_direction,
-    chapter_settings,
-    glue_number,
-    show_source,
-    source_span,
-)
+from mtm.book import assert_direction, chapter_settings, glue_number
+from mtm.book import show_source, source_span
 from mtm.data import Session, synthetic_session
 from mtm.evaluate import TASK_PROMPT
-from mtm.masking import (
-    DEFAULT_RATIO,
-    MTM_SCHEMES,
-    PROMPT_IDS,
-    SCHEMES,
-    MtMSampler,
-    causal_gaps,
-    is_causal,
-    mask_batch,
-)
-from mtm.plots import (
-    MASK_COLORS,
-    plot_causal_gaps,
-    plot_mask,
-    plot_raster,
-    use_style,
-)
+from mtm.masking import DEFAULT_RATIO, MTM_SCHEMES, PROMPT_IDS, SCHEMES
+from mtm.masking import MtMSampler, causal_gaps, is_causal, mask_batch
+from mtm.plots import MASK_COLORS, plot_causal_gaps, plot_mask, plot_raster
+from mtm.plots import use_style
 
 use_style()
 
@@ -141,27 +123,23 @@ print(
 # figure of this chapter; all the masking itself is `mask_batch`.
 
 
-# %% mystnb={"figure": {"caption": "Temporal masking of trial 0 of a training batch. Top: the counts; middle: what the model sees, hidden bins set to zero; bottom: the mask (white: visible; red: target, hidden and scored). Time from stimulus onset on the x axis, neurons grouped by region on the y axis.", "name": "fig-02-temporal-mask"}}
+# %%
 def draw(scheme, counts=batch, labels=regions, seed=SEED, **kwargs):
     """(masked counts, hidden entries, targets) of a scheme, all (B, T, N)."""
     kwargs.setdefault("patch_size", RUN.PATCH_SIZE)
+
+    def generator():
+        return torch.Generator().manual_seed(seed)
+
     masked, target = mask_batch(
-        counts,
-        scheme,
-        labels,
-        generator=torch.Generator().manual_seed(seed),
-        **kwargs,
+        counts, scheme, labels, generator=generator(), **kwargs
     )
-    ones, _ = mask_batch(
-        torch.ones_like(counts),
-        scheme,
-        labels,
-        generator=torch.Generator().manual_seed(seed),
-        **kwargs,
-    )
+    ones = torch.ones_like(counts)
+    ones, _ = mask_batch(ones, scheme, labels, generator=generator(), **kwargs)
     return masked, ones == 0, target
 
 
+# %% mystnb={"figure": {"caption": "Temporal masking of trial 0 of a training batch. Top: the counts; middle: what the model sees, hidden bins set to zero; bottom: the mask (white: visible; red: target, hidden and scored). Time from stimulus onset on the x axis, neurons grouped by region on the y axis.", "name": "fig-02-temporal-mask"}}
 masked, hidden, target = draw("temporal")
 fig, axes = plt.subplots(
     3, 1, figsize=(7, 7.5), layout="constrained", sharex=True
@@ -208,7 +186,8 @@ show_source(
 # %% [markdown]
 # Read it top to bottom. `check_scheme` refuses a name that is not a scheme, and the batch must be
 # three-dimensional, (trials, bins, neurons). Counts stored as unsigned integers are widened to
-# `int64`, because PyTorch cannot fill those types with zeros. The `ratio` falls back on the scheme's
+# `int64`, because PyTorch cannot fill those types with zeros. `batch_shape` keeps the batch's
+# (trials, bins, neurons): every mask is expanded to it. The `ratio` falls back on the scheme's
 # entry of `DEFAULT_RATIO` and must be a probability. Then comes the one random ingredient of every
 # scheme: the inner function `bernoulli(*shape)` draws an array of independent coin flips, each
 # `True` with probability `ratio`, on the batch's own device and from the caller's `generator` (so a
@@ -231,15 +210,8 @@ show_source(
 # goes from visual cortex through hippocampus to thalamus).
 
 # %% mystnb={"figure": {"caption": "The mask of trial 0 of the same batch under each of the seven training schemes, each drawn with its own seed (white: visible; grey: hidden, not scored; red: target). Panel titles give each scheme's default ratio; inter-region has none.", "name": "fig-02-training-masks"}}
-TRAINING = (
-    "temporal",
-    "causal",
-    "neuron",
-    "random",
-    "random-token",
-    "inter-region",
-    "intra-region",
-)
+TRAINING = ("temporal", "causal", "neuron", "random", "random-token")
+TRAINING += ("inter-region", "intra-region")
 fig, axes = plt.subplots(
     3, 3, figsize=(7, 7.4), layout="constrained", sharex=True, sharey=True
 )
@@ -257,11 +229,7 @@ for ax in axes.flat:
     ax.set_xlabel("")
 for ax in axes[:, 1:].flat:
     ax.set_ylabel("")
-for ax in (
-    axes[2, 0],
-    axes[1, 1],
-    axes[1, 2],
-):  # the lowest panel of each column
+for ax in (axes[2, 0], axes[1, 1], axes[1, 2]):  # each column's lowest panel
     ax.xaxis.set_tick_params(labelbottom=True)
     ax.set_xlabel("time from stimulus onset (s)")
 axes[-1, 1].axis("off")
@@ -373,6 +341,9 @@ for scheme in TRAINING:
         }
     )
 fractions_table = pd.DataFrame(rows).set_index("scheme")
+fractions_table.round(3)
+
+# %% tags=["remove-cell"]
 spread = fractions_table["targets, sd"]
 others = spread.drop("inter-region").max()
 assert_direction(
@@ -384,7 +355,6 @@ assert_direction(
 glue_number("sd_inter", spread["inter-region"], "{:.3f}")
 glue_number("sd_intra", spread["intra-region"], "{:.3f}")
 glue_number("sd_others", others, "{:.3f}")
-fractions_table.round(3)
 
 # %% [markdown]
 # The measured fractions sit near the expected ones. The last column, the standard deviation of the
@@ -431,6 +401,8 @@ ax = plot_causal_gaps(gaps, DEFAULT_RATIO["causal"])
 share = no_past / (no_past + len(gaps))
 ax.set_title(f"{share:.1%} of the targets have no visible past")
 plt.show()
+
+# %% tags=["remove-cell"]
 glue_number("no_past_percent", 100 * share, "{:.1f}")
 glue_number("next_step_percent", 100 * np.mean(gaps == 1), "{:.0f}")
 glue_number("law_next_percent", 100 * (1 - DEFAULT_RATIO["causal"]), "{:.0f}")
@@ -503,8 +475,11 @@ show_source(
 # prepends to the sequence the learned **prompt token** of that scheme, so the model knows which
 # question it is being asked (paper eq. 1):
 #
-# $$\mathcal{M} \sim \mathcal{U}\{\text{neuron}, \text{causal}, \text{intra-region}, \text{inter-region}\}, \qquad
-# \log\hat\lambda = f_\theta\big([P_{\mathcal{M}},\ \mathrm{Tokens}(M \odot Y)]\big).$$
+# $$\begin{aligned}
+# \mathcal{M} &\sim \mathcal{U}\{\text{neuron}, \text{causal}, \text{intra-region},
+#   \text{inter-region}\}, \\
+# \log\hat\lambda &= f_\theta\big([P_{\mathcal{M}},\ \mathrm{Tokens}(M \odot Y)]\big).
+# \end{aligned}$$
 #
 # At evaluation each task gets the prompt of the scheme that asks its question. Temporal masking has
 # no prompt: it is the baseline, trained alone.
@@ -550,14 +525,18 @@ ax.set_ylim(0, 0.4)
 ax.legend(frameon=False, loc="upper right")
 plt.show()
 
+# %% tags=["remove-cell"]
+in_band = np.abs(frequency - 0.25) <= band
+glue_number("bars_in_band", in_band.sum(), "{:.0f}")
+
 # %% [markdown]
-# Each bar should fall within the grey band about 95 % of the time, and here all four do: the
-# mixture is uniform, and with
-# the tens of thousands of batches of a paper-size run every scheme gets its share. Two details follow
-# the reference code: each scheme keeps its own ratio inside MtM (0.3, and 0.6 for causal; MtM cannot
-# change them), while a single-scheme run masks at 0.3, causal included, or at
-# `TrainConfig(mask_ratio=...)` (`mtm.masking.training_ratio`), and "MtM not prompted" is the same
-# mixture without the prompt token (`TrainConfig(prompted=False)`). The region schemes need at least
+# Each bar should fall within the grey band about 95 % of the time; here {glue:text}`bars_in_band`
+# of the four bars do. The mixture is uniform, and with the tens of thousands of batches of a
+# paper-size run every scheme gets its share. Two details follow the reference code: each scheme
+# keeps its own ratio inside MtM (0.3, and 0.6 for causal; MtM cannot change them), while a
+# single-scheme run masks at 0.3, causal included, or at `TrainConfig(mask_ratio=...)`
+# (`mtm.masking.training_ratio`), and "MtM not prompted" is the same mixture without the prompt
+# token (`TrainConfig(prompted=False)`). The region schemes need at least
 # two regions, and the sampler refuses a session that has only one:
 
 # %%
@@ -628,9 +607,10 @@ print("regions drawn:", dict(chosen))
 # 00, then probe 01), and it includes `root`: channels outside the atlas's brain regions, which the
 # reference treats as one more region ({doc}`01_data` explains both).
 
-# %% mystnb={"figure": {"caption": "A batch of real IBL spikes (the offline ALF fixture of chapter 1). Left: the counts of trial 0 (darker: more spikes); middle and right: the inter-region and intra-region masks drawn on it (white: visible; grey: hidden, not scored; red: target). Neurons grouped by region label, probe 00 first, then probe 01; time from stimulus onset (dashed line: onset).", "name": "fig-02-ibl-masks"}}
+# %%
 from mtm.data import real_data_dir
 
+ibl = None
 if real_data_dir() is not None:
     from one.api import One
 
@@ -643,6 +623,10 @@ if real_data_dir() is not None:
     one = One(cache_dir=cache, mode="local")
     ibl = load_ibl_session(eids[folder.resolve()], one=one)
     ibl_batch = torch.as_tensor(ibl.spikes[ibl.splits["train"][:BATCH_SIZE]])
+    print(ibl)
+
+# %% mystnb={"figure": {"caption": "A batch of real IBL spikes (the offline ALF fixture of chapter 1). Left: the counts of trial 0 (darker: more spikes); middle and right: the inter-region and intra-region masks drawn on it (white: visible; grey: hidden, not scored; red: target). Neurons grouped by region label, probe 00 first, then probe 01; time from stimulus onset (dashed line: onset).", "name": "fig-02-ibl-masks"}}
+if ibl is not None:
     fig, axes = plt.subplots(
         1, 3, figsize=(7, 3.6), layout="constrained", sharey=True
     )
@@ -654,8 +638,11 @@ if real_data_dir() is not None:
         colorbar=None,  # darker: more spikes (the caption)
     )
     axes[0].set_xlabel("time (s)")
+    drawn = {}
     for ax, scheme in zip(axes[1:], ("inter-region", "intra-region")):
         _, hidden, target = draw(scheme, ibl_batch, ibl.regions, seed=SEED + 1)
+        scored = target.any(dim=0).any(dim=0).numpy()  # neurons with targets
+        drawn[scheme] = sorted({str(r) for r in ibl.regions[scored]})
         plot_mask(
             hidden[0].numpy(),
             target[0].numpy(),
@@ -666,6 +653,7 @@ if real_data_dir() is not None:
         ax.set_ylabel("")
         ax.set_xlabel("time (s)")
     plt.show()
+    print("region drawn by each mask:", drawn)
 else:
     print(
         "The real recordings are not on this machine (MTM_REAL_DATA); "
@@ -674,8 +662,8 @@ else:
 
 # %% [markdown]
 # With merged probes, one region is spread over two bands of the neuron axis, and the region schemes
-# treat it as one: masking follows the labels, not the positions. Above, both masks drew LP, and
-# both LP bands, one per probe, are masked.
+# treat it as one: masking follows the labels, not the positions. Above, each mask drew the region
+# printed under the figure, and both of its bands, one per probe, are masked.
 #
 # ## Summary
 #

@@ -24,6 +24,9 @@
 #   stitcher, a shared embedding, position embeddings, session and prompt tokens, a pre-LN
 #   transformer and a per-session read-out;
 # - the shape of a batch at every stage, read from the real modules with forward hooks;
+# - the whole model's code, rendered from the package and read line by line: the forward pass, one
+#   transformer layer (attention and MLP), the stitchers and read-outs, NDT2's patch tokens and
+#   its attention mask;
 # - the masked Poisson loss, and why each read-out starts at its neurons' mean rates;
 # - where the parameters are: about {glue:text}`params_shared` M shared and {glue:text}`params_session` M per
 #   session in the paper's model;
@@ -31,7 +34,7 @@
 #   reference code that `mtm` fixes;
 # - NDT2's tokens (1 bin x 128 neurons) and its block-causal attention mask.
 #
-# *About 15 minutes.*
+# *About 20 minutes.*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; elsewhere it is already installed.
@@ -52,19 +55,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mtm.book import (
-    assert_direction,
-    chapter_settings,
-    glue_number,
-    show_source,
-    source_span,
-)
+from mtm.book import assert_direction, chapter_settings, glue_number
+from mtm.book import show_source, source_span
 from mtm.data import synthetic_session
 from mtm.masking import PROMPT_IDS, mask_batch
 from mtm.models import ModelConfig, build_model, poisson_nll
 from mtm.models.ndt1 import NDT1
-from mtm.models.transformer import MaskedModel
-from mtm.plots import use_style
+from mtm.models.ndt2 import NDT2
+from mtm.models.transformer import Block, MaskedModel
+from mtm.plots import plot_output_changes, use_style
 from mtm.reference_import import reference_attention, reference_causal_mask
 from mtm.train import pick_device, train_mean_counts
 
@@ -96,14 +95,17 @@ RUN = chapter_settings("03_model", SETTINGS, **OVERRIDES)
 # different neurons share everything in between. For a batch of masked counts $x_t \in
 # \mathbb{R}^{N_s}$ (bin $t$, session $s$ with $N_s$ neurons):
 #
-# $$\tilde x_t = S_s\, x_t \in \mathbb{R}^{668}, \qquad
-# h_t = W_2\, \mathrm{softsign}(W_1 \tilde x_t) + p_t \in \mathbb{R}^{512}, \qquad \mathrm{softsign}(u) = \frac{u}{1 + |u|},$$
+# $$\begin{aligned}
+# \tilde x_t &= S_s\, x_t \in \mathbb{R}^{668}, \\
+# h_t &= W_2\, \mathrm{softsign}(W_1 \tilde x_t) + p_t \in \mathbb{R}^{512},
+# \qquad \mathrm{softsign}(u) = \frac{u}{1 + |u|},
+# \end{aligned}$$
 #
 # with $S_s$ the session's **stitcher** (a linear map, per session), $W_1$ (668 to 1336) and $W_2$
 # (1336 to 512) the shared embedding, and $p_t$ a learned **position embedding** of bin $t$. Two
 # learned tokens are prepended: the **session token** $e_s$ and the **prompt token** $P_m$ of the
-# masking scheme $m$ ({doc}`02_masking`; every symbol is listed in {doc}`notation`). The sequence $z = [e_s, P_m, h_1, \dots, h_T]$ (102 tokens) goes
-# through $L = 5$ pre-LN transformer layers,
+# masking scheme $m$ ({doc}`02_masking`; every symbol is listed in {doc}`notation`). The sequence
+# $z = [e_s, P_m, h_1, \dots, h_T]$ (102 tokens) goes through $L = 5$ pre-LN transformer layers,
 #
 # $$z \leftarrow z + \mathrm{MHA}(\mathrm{LN}(z)), \qquad z \leftarrow z + W_{\text{down}}\,\mathrm{GELU}(W_{\text{up}}\,\mathrm{LN}(z)),$$
 #
@@ -128,15 +130,15 @@ model = build_model(cfg, [(session.eid, session.n_neurons)]).to(DEVICE).eval()
 print(session)
 sizes = ("arch", "hidden", "n_layers", "n_heads", "mlp", "n_channels")
 print({k: v for k, v in cfg.to_dict().items() if k in sizes}, "on", DEVICE)
+
+# %% tags=["remove-cell"]
 glue_number("paper_dropout", ModelConfig.paper().dropout, "{:.1f}")
 glue_number("paper_embed_dropout", ModelConfig.paper().embed_dropout, "{:.1f}")
 
 # %% [markdown]
 # ## 2. One batch through the model, stage by stage
 #
-# We mask the batch with the causal scheme and register a forward hook on every module the model
-# calls, in order. Each hook records the shape of the module's input and output; nothing is
-# recomputed by hand.
+# We mask the batch with the causal scheme and list the modules the model calls, in order:
 
 # %%
 generator = torch.Generator(DEVICE).manual_seed(SEED)
@@ -157,34 +159,37 @@ stages += [
     ("final_ln", "final LayerNorm, bins only", model.final_ln),
     ("read_out[0]", "read-out R_s", model.read_out[0]),
 ]
-trace = []
+
+# %% [markdown]
+# A forward hook on each of them records the shape of the module's input and output while one batch
+# runs through the model; nothing is recomputed by hand. The small helper below does it, and section
+# 7 uses it again for NDT2:
 
 
-def recorder(name, what):
-    def hook(module, inputs, output):
-        trace.append(
-            dict(
-                module=name,
-                what=what,
-                input=tuple(inputs[0].shape),
-                output=tuple(output.shape),
-            )
-        )
+# %%
+def trace_shapes(net, stages, *inputs, **options):
+    """Run net(*inputs, **options) once, without gradients; a table of
+    the input and output shapes of every module in stages, in call order."""
+    trace = []
 
-    return hook
+    def recorder(name, what):
+        def hook(module, args, output):
+            shapes = dict(input=args[0].shape, output=output.shape)
+            shapes = {key: tuple(shape) for key, shape in shapes.items()}
+            trace.append(dict(module=name, what=what, **shapes))
+
+        return hook
+
+    handles = [m.register_forward_hook(recorder(n, w)) for n, w, m in stages]
+    with torch.no_grad():
+        net(*inputs, **options)
+    for handle in handles:
+        handle.remove()
+    return pd.DataFrame(trace)
 
 
-handles = [
-    module.register_forward_hook(recorder(name, what))
-    for name, what, module in stages
-]
-with torch.no_grad():
-    log_rates = model(
-        masked.float(), session.eid, PROMPT_IDS["causal"], causal=True
-    )
-for handle in handles:
-    handle.remove()
-pd.DataFrame(trace)
+prompt = PROMPT_IDS["causal"]
+trace_shapes(model, stages, masked.float(), session.eid, prompt, causal=True)
 
 # %% [markdown]
 # Read the table top to bottom: the stitcher maps this session's $N_s$ neurons to the shared channel
@@ -245,6 +250,57 @@ show_source(
 #   tokens only (`x[:, n_prefix:]` drops the prepended ones), and the session's read-out gives the
 #   log-rates (`log_rates_from_tokens`; `select` reads out only chosen neurons, for evaluation).
 #
+# ### The code of one transformer layer
+#
+# Each of the $L$ blocks is one pre-LN layer, `mtm.models.transformer.Block`: multi-head attention,
+# then an MLP, each added back to its input. The whole class:
+
+# %% tags=["remove-input"]
+show_source(Block)
+
+# %% [markdown]
+# The sequence `x` enters as (trials $B$, tokens $\ell$, width $D$): `batch, length, width` in the
+# code, with $\ell = T + 2$ for NDT1 and $D$ = `hidden`; write $H$ for `n_heads` and $d = D / H$ for
+# the width of one head.
+#
+# - `__init__` makes the two LayerNorms of a pre-LN layer (`ln1` before attention, `ln2` before the
+#   MLP), one `qkv` map ($D$ to $3D$) for the queries, keys and values of every head at once, the
+#   output projection `out_proj` ($D$ to $D$), the MLP's `up_proj` ($D$ to `mlp`) and `down_proj`
+#   (`mlp` to $D$), and one dropout module. Attention holds $4D^2$ weights and the MLP
+#   $2 \cdot D \cdot$ `mlp`, plus biases: section 5 counts them.
+# - `qkv` gives ($B$, $\ell$, $3D$); `view` splits the last axis into (3, $H$, $d$), and `permute`
+#   brings the 3 to the front and the heads before the tokens, so `q`, `k` and `v` are each
+#   ($B$, $H$, $\ell$, $d$).
+# - With RoPE (`rope_positions` given), `rotary` turns each query and key by its position; the values
+#   are not turned. With learned positions nothing happens here: the position was added to the tokens.
+# - `scaled_dot_product_attention` computes, for every trial and head,
+#   $\mathrm{softmax}(q k^\top / \sqrt{d})\, v$, ($B$, $H$, $\ell$, $d$). Bidirectional attention
+#   passes no mask; causal attention over one token per bin passes `is_causal=True` (a lower
+#   triangle), and NDT2's block-causal attention passes its boolean `attn_mask` (True: the query may
+#   read the key). Dropout on the attention weights acts only in training (`self.training`).
+# - `transpose` and `reshape` put the heads side by side again, ($B$, $\ell$, $D$); as in the
+#   reference, the dropout comes *before* `out_proj`, and the result is added to `x`:
+#   $z \leftarrow z + \mathrm{MHA}(\mathrm{LN}(z))$.
+# - The MLP acts on every token alone: `ln2`, `up_proj`, GELU, `down_proj` back to $D$, dropout, and
+#   the second residual addition. The output has the shape of the input, which is why the hook
+#   table shows the same shape into and out of every block.
+#
+# The blocks, the token tables and the final LayerNorm are made once, in `MaskedModel.__init__`,
+# which NDT1 and NDT2 share:
+
+# %% tags=["remove-input"]
+show_source(MaskedModel.__init__)
+
+# %% [markdown]
+# `session_ids` and `n_neurons` are the registry: a session's index is its place in these lists. The
+# session-token table starts with no row and gains one per session (`add_session`); the prompt-token
+# table has one row per prompt (`N_PROMPTS`, four: neuron, causal, intra-region, inter-region). Then
+# come the embedding dropout, $L$ blocks and the final LayerNorm. With `fixup` (the reference's
+# default), every block's output-side weights, `out_proj`, `up_proj` and `down_proj`, are multiplied
+# by `scale = 0.67 * n_layers ** -0.25`, and the value rows of `qkv` (its last third,
+# `qkv.weight[2 * hidden:]`) by $\sqrt{2}$ times that, as the reference's `fixup_init` does: the
+# deeper the model, the smaller its residual branches start.
+#
 # The reference adds a learned absolute position embedding, and so does `mtm` by default. The
 # camera-ready paper reports that rotary position embeddings (RoPE, which rotate queries and keys by
 # the bin index inside every attention layer) do better; `ModelConfig(position="rope")` switches them
@@ -289,8 +345,41 @@ except ValueError as err:
 # %% [markdown]
 # Two sessions of 50 neurons get two stitchers and two read-outs, and a batch with the wrong number of
 # neurons for its session is refused with a message rather than silently routed elsewhere. Fine-tuning
-# on a new session ({doc}`07_multisession`) calls `model.add_session(eid, n_neurons)`, which adds a fresh pair and a
-# session token started at the mean of the trained ones.
+# on a new session ({doc}`07_multisession`) calls `model.add_session(eid, n_neurons)`, which adds a
+# fresh pair and a session token started at the mean of the trained ones.
+#
+# ### The code of the stitchers and the read-out
+#
+# NDT1's own layers are few. Its constructor, and the method `add_session` calls for every new
+# session:
+
+# %% tags=["remove-input"]
+show_source(NDT1.__init__)
+show_source(NDT1._add_session_layers)
+
+# %% [markdown]
+# - `read_in` and `read_out` are lists of layers, one entry per session, in the order the sessions
+#   were added: entry `i` belongs to `session_ids[i]`, which is how `read_in[session]` in `tokens`
+#   finds the session's stitcher.
+# - `embed_hidden` ($W_1$, `n_channels` to `embed_mult` times as many) and `embed_out` ($W_2$, to the
+#   model's width) are shared by every session. Plain NDT1 (`stitching=False`) has no $W_1$: its
+#   per-session layer maps the neurons straight to the wider layer, and `embed_hidden` passes its
+#   input through (`nn.Identity`).
+# - `position` is the learned table of `max_bins` rows, or `None` with RoPE.
+# - Every session given to the constructor is added with a freshly drawn session token
+#   (`token="fresh"`), so the tokens of a new multi-session model start apart.
+# - `_add_session_layers` appends the session's stitcher, $N_s$ to `n_channels`, and its read-out,
+#   `hidden` to $N_s$, on the device of the existing layers (a session added to a model on a GPU
+#   lands on the GPU).
+#
+# The read-out runs at the end of `forward`, on the bin tokens after the final LayerNorm:
+
+# %% tags=["remove-input"]
+show_source(NDT1.log_rates_from_tokens)
+
+# %% [markdown]
+# One linear map per session, (B, T, `hidden`) to (B, T, $N_s$): a log-rate for every neuron of the
+# session in every bin. NDT1 does not need `shape` (NDT2 does, to drop its padding, section 7).
 #
 # ## 4. Log-rates and the masked Poisson loss
 #
@@ -302,9 +391,16 @@ except ValueError as err:
 #
 # `mtm.models.poisson_nll` returns the sum and the number of targets (training divides by the latter
 # only for the logs, as the reference does). A fresh read-out predicts $\hat\eta \approx 0$, one spike
-# per bin, far above the rates of most neurons; `init_rates` sets each read-out bias to
+# per bin, far above the rates of most neurons. `init_rates` sets each read-out bias to
 # $\log \bar y_n$, the neuron's mean count per bin on the train split, so an untrained model starts
 # at the mean rates (`mtm.train.train` does this for every session):
+
+# %% tags=["remove-input"]
+show_source(NDT1.init_rates)
+
+# %% [markdown]
+# (The clamp keeps a neuron that never fired on the train split at a small rate rather than at
+# $\log 0$.) The loss of one masked batch, before and after:
 
 # %%
 generator = torch.Generator(DEVICE).manual_seed(SEED)
@@ -329,6 +425,9 @@ for label in ("fresh read-out", "after init_rates"):
         }
     )
 start = pd.DataFrame(rows).set_index("model")
+start.round(3)
+
+# %% tags=["remove-cell"]
 fresh, fitted = start.loc["fresh read-out"], start.loc["after init_rates"]
 for key, value in (
     ("rate_fresh", fresh["predicted rate"]),
@@ -350,16 +449,14 @@ assert_direction(
     "<",
     abs(fresh["predicted rate"] - fitted["observed rate"]),
 )
-start.round(3)
 
 # %% [markdown]
-# The loss is a *sum*, so the gradient of a batch grows with its number of targets ({doc}`02_masking` showed
-# how much that varies between schemes). Rates are in spikes per bin. After `init_rates` the mean
-# predicted rate falls from {glue:text}`rate_fresh` to {glue:text}`rate_init`, close to the observed
-# {glue:text}`rate_observed`, and the loss per target falls from {glue:text}`loss_fresh` to
-# {glue:text}`loss_init`: training starts near
-# "every neuron fires at its mean rate" (about 0 bits per spike, {doc}`05_evaluation`) rather than at one spike
-# per bin.
+# The loss is a *sum*, so the gradient of a batch grows with its number of targets ({doc}`02_masking`
+# showed how much that varies between schemes). Rates are in spikes per bin. After `init_rates` the
+# mean predicted rate falls from {glue:text}`rate_fresh` to {glue:text}`rate_init`, close to the
+# observed {glue:text}`rate_observed`, and the loss per target falls from {glue:text}`loss_fresh` to
+# {glue:text}`loss_init`: training starts near "every neuron fires at its mean rate" (about 0 bits
+# per spike, {doc}`05_evaluation`) rather than at one spike per bin.
 #
 # ## 5. Where the parameters are
 #
@@ -398,15 +495,17 @@ table = pd.DataFrame(
 )
 shared = sum(p.numel() for p in paper.core_parameters())
 session_specific = sum(p.numel() for p in paper.session_parameters())
-assert shared + session_specific == n_params(paper) == table.parameters.sum()
 print(
     f"shared {shared / 1e6:.2f} M, per session {session_specific / 1e6:.2f} M "
     f"(one layer: {n_params(paper.blocks[0]) / 1e6:.2f} M)"
 )
+table
+
+# %% tags=["remove-cell"]
+assert shared + session_specific == n_params(paper) == table.parameters.sum()
 glue_number("params_shared", shared / 1e6, "{:.0f}")
 glue_number("params_session", session_specific / 1e6, "{:.1f}")
 glue_number("params_layer", n_params(paper.blocks[0]) / 1e6, "{:.1f}")
-table
 
 # %% [markdown]
 # The five transformer layers hold most of the shared parameters (each is about
@@ -469,71 +568,54 @@ plt.show()
 # %% [markdown]
 # The claim "no output depends on a future bin" can be tested directly: change the input at one bin
 # and see which outputs move. We add 3 spikes to every neuron at bin `PERTURBED_BIN` of four trials
-# of the batch and record, for every bin, the largest change of the log-rates. In the reference code
-# the session and prompt tokens kept full rows (they attended to every bin, future ones included); in
-# the next layer every bin reads them, so future activity leaked into "causal" predictions during
-# training. We show that too, by handing the same model the reference's mask
-# (`mtm.reference_import.reference_attention`, which swaps in `reference_causal_mask` for the block).
+# of the batch and record, for every bin, the largest change of the log-rates:
 
 
-# %% mystnb={"figure": {"caption": "Largest absolute change of the NDT1 log-rates in each output bin (log scale) when 3 spikes are added to every neuron at bin `PERTURBED_BIN` (dashed line) of four trials: bidirectional attention, `mtm`'s causal attention, and the same weights with the reference's causal mask. Changes of exactly zero are drawn on the thin floor line (label: exactly 0).", "name": "fig-03-causality-ndt1"}}
+# %%
 @torch.no_grad()
-def output_change(net, counts, causal):
-    """Largest |change| of the log-rates in each bin (T,) when bin
-    PERTURBED_BIN of the input changes."""
+def output_change(net, counts, causal, at=PERTURBED_BIN):
+    """Largest |change| of the log-rates in each bin, (T,), when 3 spikes
+    are added to every neuron at bin `at` of the input counts."""
     changed = counts.clone()
-    changed[:, PERTURBED_BIN] += 3.0
+    changed[:, at] += 3.0
     prompt = PROMPT_IDS["causal"]
-    delta = (
-        net(changed, session.eid, prompt, causal)
-        - net(counts, session.eid, prompt, causal)
-    ).abs()
-    return delta.amax(dim=(0, 2)).cpu().numpy()
+    after = net(changed, session.eid, prompt, causal)
+    delta = after - net(counts, session.eid, prompt, causal)
+    return delta.abs().amax(dim=(0, 2)).cpu().numpy()
 
 
-def plot_changes(changes, title):
-    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
-    floor = 1e-10
-    styles = [
-        dict(lw=3.0, alpha=0.45),
-        dict(lw=1.4, ls="--"),
-        dict(lw=1.4, ls=":"),
-    ]  # overlaps stay visible
-    for (label, change), style in zip(changes.items(), styles):
-        ax.semilogy(np.maximum(change, floor), label=label, **style)
-        before = change[:PERTURBED_BIN].max(initial=0.0)
-        print(
-            f"{label:>36}: largest change before bin {PERTURBED_BIN}: "
-            f"{before:.2e}"
-        )
-    ax.axvline(PERTURBED_BIN, color="grey", ls="--", lw=0.8)
-    ax.axhline(floor, color="black", lw=0.5)
-    ax.text(1, floor * 2, "exactly 0", fontsize=9)
-    ax.set_xlabel("bin of the output")
-    ax.set_ylabel("largest |change| of log-rate")
-    ax.set_title(title)
-    ax.legend(frameon=False, fontsize=9)
-    plt.show()
+def before_bin(changes, at=PERTURBED_BIN):
+    """Print and return the largest change of each curve before bin `at`."""
+    largest = {label: c[:at].max(initial=0.0) for label, c in changes.items()}
+    for label, value in largest.items():
+        print(f"{label:>34}: largest change before bin {at}: {value:.2e}")
+    return largest
 
 
 x = batch[:4].float()  # four trials are enough: attention never mixes trials
+
+# %% [markdown]
+# In the reference code the session and prompt tokens kept full rows (they attended to every bin,
+# future ones included); in the next layer every bin reads them, so future activity leaked into
+# "causal" predictions during training. We show that too, by handing the same model the reference's
+# mask (`mtm.reference_import.reference_attention`, which swaps in `reference_causal_mask` for the
+# block):
+
+# %% mystnb={"figure": {"caption": "Largest absolute change of the NDT1 log-rates in each output bin (log scale) when 3 spikes are added to every neuron at bin `PERTURBED_BIN` (dashed line) of four trials: bidirectional attention, `mtm`'s causal attention, and the same weights with the reference's causal mask. Changes of exactly zero are drawn on the thin floor line (label: exactly 0).", "name": "fig-03-causality-ndt1"}}
 changes = {
     "bidirectional": output_change(model, x, causal=False),
     "causal (mtm)": output_change(model, x, causal=True),
 }
-with reference_attention(
-    model
-):  # the same weights, the reference's causal mask
+with reference_attention(model):  # the same weights, the reference's mask
     changes["causal, the reference's mask"] = output_change(
         model, x, causal=True
     )
-plot_changes(
-    changes, f"NDT1 ({RUN.MODEL_SIZE}): input changed at bin {PERTURBED_BIN}"
-)
-before = {
-    label: change[:PERTURBED_BIN].max(initial=0.0)
-    for label, change in changes.items()
-}
+title = f"NDT1 ({RUN.MODEL_SIZE}): input changed at bin {PERTURBED_BIN}"
+plot_output_changes(changes, PERTURBED_BIN, title)
+plt.show()
+before = before_bin(changes)
+
+# %% tags=["remove-cell"]
 assert_direction(
     "mtm's causal outputs before the perturbed bin do not change",
     before["causal (mtm)"],
@@ -554,22 +636,25 @@ glue_number("ndt1_bidirectional_change", before["bidirectional"], "{:.2e}")
 # %% [markdown]
 # With bidirectional attention every output moves. With `mtm`'s causal attention the outputs before
 # the perturbed bin do not change at all (the curve sits on the "exactly 0" floor, and the printed
-# largest change is zero), and the perturbed bin and everything after it do (after bin 60 the
-# dashed `mtm` curve runs together with the other two; {numref}`fig-03-causality-ndt1`). With the
-# reference's mask the earlier outputs move too (largest change {glue:text}`ndt1_reference_change`,
-# against {glue:text}`ndt1_bidirectional_change` with bidirectional attention): through the prepended tokens, the
-# past "sees" the future. (The effect needs at least two layers: one for the
-# prepended tokens to read the future, one for the bins to read them.) At forward-prediction
-# evaluation the future bins are zeroed, so the reference's test scores are not contaminated, but
-# the model it trains with the causal scheme is not strictly causal.
+# largest change is zero), and the perturbed bin and everything after it do (after bin
+# `PERTURBED_BIN` the dashed `mtm` curve runs together with the other two;
+# {numref}`fig-03-causality-ndt1`). With the reference's mask the earlier outputs move too (largest
+# change {glue:text}`ndt1_reference_change`, against {glue:text}`ndt1_bidirectional_change` with
+# bidirectional attention): through the prepended tokens, the past "sees" the future. (The effect
+# needs at least two layers: one for the prepended tokens to read the future, one for the bins to
+# read them.) At forward-prediction evaluation the future bins are zeroed, so the reference's test
+# scores are not contaminated, but the model it trains with the causal scheme is not strictly causal.
 #
 # ## 7. NDT2: space-time patches and block-causal attention
 #
 # NDT2 {cite:p}`ye2023ndt2` cuts each bin into **patches of 128 neurons** (the neurons zero-padded to
 # $P = \lceil N / 128 \rceil$ patches) and makes one token per (bin, patch), in time-major order:
 #
-# $$h_{tp} = W_{\text{out}}\,\mathrm{softsign}(W_{\text{in}}\, x_{tp}) + \mathrm{LN}(E^{\text{space}}_p) + \mathrm{LN}(E^{\text{time}}_t),
-# \qquad \log\hat\lambda_{tp} = W_{\text{read}}\,\mathrm{LN}(z_{tp}) \in \mathbb{R}^{128}.$$
+# $$\begin{aligned}
+# h_{tp} &= W_{\text{out}}\,\mathrm{softsign}(W_{\text{in}}\, x_{tp})
+#   + \mathrm{LN}(E^{\text{space}}_p) + \mathrm{LN}(E^{\text{time}}_t), \\
+# \log\hat\lambda_{tp} &= W_{\text{read}}\,\mathrm{LN}(z_{tp}) \in \mathbb{R}^{128}.
+# \end{aligned}$$
 #
 # There is no stitcher: the same 128-neuron read-in and read-out serve every session, which differ
 # only by their session token and their number of patches. A paper session of 676 neurons makes
@@ -579,10 +664,8 @@ glue_number("ndt1_bidirectional_change", before["bidirectional"], "{:.2e}")
 # %%
 torch.manual_seed(SEED)
 ndt2_cfg = replace(cfg, arch="ndt2", patch_size=RUN.NDT2_PATCH)
-ndt2 = (
-    build_model(ndt2_cfg, [(session.eid, session.n_neurons)]).to(DEVICE).eval()
-)
-trace = []
+ndt2 = build_model(ndt2_cfg, [(session.eid, session.n_neurons)])
+ndt2 = ndt2.to(DEVICE).eval()
 stages2 = [
     ("embed", "patch embedding", ndt2.embed),
     ("space_ln", "space embedding", ndt2.space_ln),
@@ -591,42 +674,77 @@ stages2 = [
     ("final_ln", "final LN, tokens only", ndt2.final_ln),
     ("read_out", "read-out per token", ndt2.read_out),
 ]
-handles = [
-    module.register_forward_hook(recorder(name, what))
-    for name, what, module in stages2
-]
-with torch.no_grad():
-    out = ndt2(masked.float(), session.eid, PROMPT_IDS["neuron"])
-for handle in handles:
-    handle.remove()
 n_patches = ndt2.n_patches(session.n_neurons)
-print(
-    f"{session.n_neurons} neurons -> {n_patches} patches of {RUN.NDT2_PATCH}; "
-    f"output {tuple(out.shape)}"
-)
-pd.DataFrame(trace)
+print(session.n_neurons, "neurons ->", n_patches, "patches of", RUN.NDT2_PATCH)
+prompt = PROMPT_IDS["neuron"]
+trace_shapes(ndt2, stages2, masked.float(), session.eid, prompt)
 
 # %% [markdown]
-# The patch embedding works on (trials, bins, patches, neurons per patch); the space and time
-# embeddings broadcast over bins and patches; the tokens are then flattened to a sequence of
-# $T \cdot P$ (plus the two prepended), and the read-out gives 128 log-rates per token, reshaped back
-# to (trials, bins, neurons) with the padding dropped. (The reference filled the last, partial patch
-# with the tail of the previous one; here it is zero-padded.)
+# ### The code of NDT2's patch tokens
+#
+# NDT2's own layers, made by its constructor, are one patch embedding, two embedding tables with
+# their LayerNorms and one read-out, all shared by every session:
+
+# %% tags=["remove-input"]
+show_source(NDT2.__init__)
+
+# %% [markdown]
+# `embed` is the read-in of one patch: Linear (`patch_size` to `embed_mult` times as many), softsign,
+# Linear to the model's width. The `space` table starts with one row and grows, as sessions are
+# added (`_add_session_layers`), to the largest number of patches of any session; `time` has one row
+# per bin (`max_bins`), or is `None` with RoPE. The read-out maps a token back to `patch_size`
+# log-rates. None of them depends on a session's neurons, so NDT2 has no stitchers. The table of
+# shapes above is made by two short methods, one at each end of the transformer:
+
+# %% tags=["remove-input"]
+show_source(NDT2.tokens)
+show_source(NDT2.log_rates_from_tokens)
+
+# %% [markdown]
+# With $B$ trials, $T$ bins, $N$ neurons, patches of $S$ = `patch_size` neurons and $P$ patches:
+#
+# - `n_patches` is $P = \lceil N / S \rceil$; `pad` appends $P S - N$ neurons of zeros, and `view`
+#   cuts the neuron axis into patches: `x` is (B, T, P, S), and `x[:, t, p]` holds neurons
+#   $pS$ to $pS + S - 1$ of bin $t$.
+# - `embed` (Linear $S$ to $2S$, softsign, Linear to $D$) acts on the last axis: one token of width
+#   $D$ per (trial, bin, patch), (B, T, P, D). The same weights serve every patch and every session.
+# - The space embedding is the first $P$ rows of the table `space`, one row per patch position,
+#   through a LayerNorm: (P, D), which broadcasts over trials and bins. The time embedding is one
+#   row per bin, through its own LayerNorm; `[:, None]` makes it (T, 1, D), which broadcasts over
+#   the patches. (With RoPE `time` is `None` and the bin enters in attention instead.)
+# - `reshape` flattens bins and patches into one sequence of $T P$ tokens, time-major: token
+#   $tP + p$ is patch $p$ of bin $t$. `repeat_interleave` gives each token its bin,
+#   $0, \dots, 0, 1, \dots, 1, \dots$, each bin $P$ times: what the attention mask below is built from.
+# - At the other end, `read_out` (Linear $D$ to $S$) gives $S$ log-rates per token, (B, T P, S);
+#   `reshape` lays the patches of each bin side by side again, (B, T, P S), and `[..., :n_neurons]`
+#   drops the padding: (B, T, N), the shape of the input.
+#
+# The padded neurons are never scored: their log-rates are cut off before the loss. (The reference
+# filled the last, partial patch with the tail of the previous one; here it is zero-padded.)
 #
 # **Causal attention over patches.** With several tokens per bin, "see only the past" means: the
 # token of (bin $t$, patch $p$) sees every token of bins $t' \le t$, all patches included (the causal
 # scheme hides all patches of a bin together), and the prepended tokens see no bin. That is a
-# *block*-causal mask, which `NDT2.causal_mask` builds from the bin of each token. The reference tiled
-# a $T \times T$ lower triangle over the $T \cdot P$ time-major tokens, as if token $i$ belonged to bin
-# $i \bmod T$ rather than $\lfloor i / P \rfloor$:
+# *block*-causal mask, built from the bin of each token:
 
-# %% mystnb={"figure": {"caption": "Causal attention masks of the NDT2 model over its token sequence, query token on the y axis and key token on the x axis. Columns: `mtm`'s block-causal mask and the reference's tiled mask (dark: allowed), and their difference (red: the reference lets a token see a future bin; blue: it hides a key of a past or the same bin). Top row: the whole sequence; bottom row: the two prepended tokens and the tokens of the first six bins.", "name": "fig-03-ndt2-masks"}}
+# %% tags=["remove-input"]
+show_source(NDT2.causal_mask)
+
+# %% [markdown]
+# With one token per bin the mask is the ordinary lower triangle, and `causal_mask` returns `None`
+# so that the blocks pass `is_causal=True`. Otherwise the prepended tokens get bin $-1$, and query $i$
+# may read key $j$ when the bin of $j$ is not later than the bin of $i$ (`bins[None, :] <=
+# bins[:, None]`, an $\ell \times \ell$ boolean matrix): every token reads the prepended ones, and the prepended
+# ones read only each other. The reference instead tiled a $T \times T$ lower triangle over the
+# $T \cdot P$ time-major tokens, as if token $i$ belonged to bin $i \bmod T$ rather than
+# $\lfloor i / P \rfloor$:
+
+# %%
 _, token_bins = ndt2.tokens(x, ndt2.session_index(session.eid))
 ours = ndt2.causal_mask(token_bins, 2, x.shape[1]).cpu().numpy()
 reference = reference_causal_mask(len(token_bins), 2, x.shape[1]).cpu().numpy()
-bins = np.r_[
-    -1, -1, token_bins.cpu().numpy()
-]  # the prepended tokens belong to no bin
+# the prepended tokens belong to no bin
+bins = np.r_[-1, -1, token_bins.cpu().numpy()]
 future = bins[None, :] > bins[:, None]  # key in a later bin than the query
 sees_future = reference & future
 misses_past = ~reference & ~future
@@ -635,28 +753,28 @@ print(
     f"(query, key) pairs see a future bin, and hides {misses_past.mean():.1%} "
     "in the past or the same bin"
 )
+
+# %% tags=["remove-cell"]
 glue_number("sees_future_percent", 100 * sees_future.mean(), "{:.1f}")
 glue_number("misses_past_percent", 100 * misses_past.mean(), "{:.1f}")
+
+# %% mystnb={"figure": {"caption": "Causal attention masks of the NDT2 model over its token sequence, query token on the y axis and key token on the x axis. Columns: `mtm`'s block-causal mask and the reference's tiled mask (dark: allowed), and their difference (red: the reference lets a token see a future bin; blue: it hides a key of a past or the same bin). Top row: the whole sequence; bottom row: the two prepended tokens and the tokens of the first six bins.", "name": "fig-03-ndt2-masks"}}
 diff = np.where(sees_future, 1, np.where(misses_past, -1, 0))
 panels = [
-    ("mtm: block-causal", ours, "Greys", 1.4),
-    ("reference: tiled", reference, "Greys", 1.4),
-    ("reference - correct", diff, "coolwarm", 1),
+    ("mtm: block-causal", ours, "Greys", 0, 1.4),
+    ("reference: tiled", reference, "Greys", 0, 1.4),
+    ("reference - correct", diff, "coolwarm", -1, 1),
 ]
 zoom = 2 + 6 * n_patches
 fig, axes = plt.subplots(2, 3, figsize=(7, 5.6), layout="constrained")
 for row, size in zip(axes, (len(bins), zoom)):
-    for ax, (title, image, cmap, top) in zip(row, panels):
+    for ax, (title, image, cmap, low, high) in zip(row, panels):
+        shown = image[:size, :size]
         ax.imshow(
-            image[:size, :size],
-            cmap=cmap,
-            vmin=-1 if top == 1 else 0,
-            vmax=top,
-            interpolation="nearest",
+            shown, cmap=cmap, vmin=low, vmax=high, interpolation="nearest"
         )
-        ax.set_title(
-            title + ("\n(first 6 bins)" if size == zoom else ""), fontsize=10
-        )
+        zoomed = "\n(first 6 bins)" if size == zoom else ""
+        ax.set_title(title + zoomed, fontsize=10)
         ax.set_xlabel("key token")
         ax.set_ylabel("query token")
 fig.suptitle(
@@ -671,12 +789,12 @@ plt.show()
 # bin-sized blocks (the steps are too small to see at this scale; the bottom row shows them). The
 # reference's is a grid of triangles that repeats every $T$ tokens, so tokens in the first two thirds
 # of the sequence see future bins (red) and tokens in the last two thirds miss part of the past
-# (blue): as printed above, {glue:text}`sees_future_percent` % of all (query, key) pairs see a future bin
-# and {glue:text}`misses_past_percent` % hide a key of a past or the same bin. Bottom row, the two prepended tokens and the first six bins: the
-# prepended tokens see every bin (red rows), and even where the triangle is right, a token does not
-# see the later patches of its own bin (blue steps), which is why the difference is not zero there
-# either. (With one patch per bin, as in NDT1, the tiled triangle is the ordinary causal
-# mask, and only the rows of the prepended tokens differ.)
+# (blue): as printed above, {glue:text}`sees_future_percent` % of all (query, key) pairs see a future
+# bin and {glue:text}`misses_past_percent` % hide a key of a past or the same bin. Bottom row, the two
+# prepended tokens and the first six bins: the prepended tokens see every bin (red rows), and even
+# where the triangle is right, a token does not see the later patches of its own bin (blue steps),
+# which is why the difference is not zero there either. (With one patch per bin, as in NDT1, the
+# tiled triangle is the ordinary causal mask, and only the rows of the prepended tokens differ.)
 # The perturbation test confirms the two masks' behaviour in the NDT2 model: with the block-causal
 # mask no output before the perturbed bin changes (largest change zero), while with the tiled
 # mask earlier outputs do (largest change {glue:text}`ndt2_tiled_change`; both printed below):
@@ -687,13 +805,12 @@ with reference_attention(ndt2):
     changes["causal, the reference's tiled mask"] = output_change(
         ndt2, x, causal=True
     )
-plot_changes(
-    changes, f"NDT2 ({RUN.MODEL_SIZE}): input changed at bin {PERTURBED_BIN}"
-)
-before = {
-    label: change[:PERTURBED_BIN].max(initial=0.0)
-    for label, change in changes.items()
-}
+title = f"NDT2 ({RUN.MODEL_SIZE}): input changed at bin {PERTURBED_BIN}"
+plot_output_changes(changes, PERTURBED_BIN, title)
+plt.show()
+before = before_bin(changes)
+
+# %% tags=["remove-cell"]
 assert_direction(
     "no NDT2 output before the perturbed bin changes "
     "with the block-causal mask",
@@ -717,6 +834,10 @@ glue_number(
 # - NDT1-stitch: per-session stitcher (keyed by session id), shared linear-softsign-linear
 #   embedding, learned position embedding (RoPE as an option), session and prompt tokens prepended,
 #   pre-LN transformer, final LayerNorm, per-session read-out to log-rates.
+# - Each transformer layer is attention (one `qkv` map, `scaled_dot_product_attention`, `out_proj`)
+#   and a GELU MLP, each behind a LayerNorm and added back to its input. The code of the forward
+#   pass, the layer, the stitchers and read-outs and NDT2's patch tokens and mask is on this page,
+#   rendered from the package.
 # - The loss is the Poisson negative log-likelihood summed over the target entries; read-outs start at
 #   each neuron's mean rate.
 # - The paper-size model has about {glue:text}`params_shared` M shared parameters (mostly the five
@@ -763,14 +884,13 @@ counts["difference"] = counts["900 neurons"] - counts["300 neurons"]
 counts
 
 # %% [markdown]
-# **Exercise 2.** Set `PERTURBED_BIN = 0` and rerun section 6. Which outputs change under causal
-# attention, and why?
+# **Exercise 2.** Perturb bin 0 instead of bin `PERTURBED_BIN` in the test of section 6. Which
+# outputs change under causal attention, and why?
 #
 # :::{admonition} Hint
 # :class: dropdown
-# `output_change` reads the global `PERTURBED_BIN` each time it is called. Count the bins whose
-# largest change is above zero. `plot_changes` prints the largest change *before* the perturbed
-# bin, and there is no bin before bin 0, so call `output_change` directly.
+# `output_change(net, x, causal, at=0)` perturbs bin 0. Count the bins whose largest change is above
+# zero. What does `before_bin` report when there is no bin before the perturbed one?
 # :::
 #
 # :::{admonition} Solution
@@ -784,33 +904,24 @@ counts
 # perturbed bin can reveal a leak of the future, which is why the chapter perturbs a bin in the
 # middle of the trial.
 #
-# Rerunning the cell of section 6 unchanged with `PERTURBED_BIN = 0` does not stop with an error, but
-# it tests nothing: `plot_changes` takes the largest change before the perturbed bin as
-# `change[:PERTURBED_BIN].max(initial=0.0)`, the maximum of an empty slice started at zero, so it
-# reports a largest change of exactly zero for every mask, the leaking reference's included. The last
-# line of the folded cell prints that value for the reference's mask, whose every bin changed.
+# The test of section 6 rerun at bin 0 does not stop with an error, but it tests nothing:
+# `before_bin` takes the largest change before the perturbed bin as `c[:at].max(initial=0.0)`, the
+# maximum of an empty slice started at zero, so it reports a largest change of exactly zero for
+# every mask, the leaking reference's included, whose every bin changed: the last lines of the
+# folded cell print it.
 # :::
 
 # %% tags=["hide-input"]
-chapter_bin = PERTURBED_BIN
-PERTURBED_BIN = 0  # read by output_change
+first = {}
 for label, causal in (("bidirectional", False), ("causal (mtm)", True)):
-    change = output_change(model, x, causal=causal)
-    print(
-        f"{label:>15}: changed outputs in {int((change > 0).sum())} "
-        f"of {len(change)} bins"
-    )
+    first[label] = output_change(model, x, causal=causal, at=0)
 with reference_attention(model):
-    change = output_change(model, x, causal=True)
-print(
-    f"reference mask: changed outputs in {int((change > 0).sum())} "
-    f"of {len(change)} bins"
-)
-print(
-    "what plot_changes reports for it before bin 0:",
-    change[:PERTURBED_BIN].max(initial=0.0),
-)
-PERTURBED_BIN = chapter_bin  # back to the chapter's value
+    first["reference mask"] = output_change(model, x, causal=True, at=0)
+for label, change in first.items():
+    changed = int((change > 0).sum())
+    print(f"{label:>15}: changed outputs in {changed} of {len(change)} bins")
+print("what before_bin reports before bin 0:")
+largest = before_bin(first, at=0)
 
 # %% [markdown]
 # **Exercise 3.** Build the RoPE model with the paper sizes. How many parameters does it save, and
@@ -879,14 +990,9 @@ del learned, rotary_net
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Solution of exercise 4: the perturbation test for an NDT2 model with one patch per bin, with `mtm`'s causal attention and with the reference's mask (dashed line: the perturbed bin).", "name": "fig-03-exercise-one-patch"}}
 torch.manual_seed(SEED)
-one_patch = (
-    build_model(
-        replace(cfg, arch="ndt2", patch_size=session.n_neurons),
-        [(session.eid, session.n_neurons)],
-    )
-    .to(DEVICE)
-    .eval()
-)
+one_cfg = replace(cfg, arch="ndt2", patch_size=session.n_neurons)
+one_patch = build_model(one_cfg, [(session.eid, session.n_neurons)])
+one_patch = one_patch.to(DEVICE).eval()
 _, token_bins = one_patch.tokens(x, one_patch.session_index(session.eid))
 print("NDT2.causal_mask:", one_patch.causal_mask(token_bins, 2, x.shape[1]))
 n_tokens = 2 + len(token_bins)
@@ -898,15 +1004,18 @@ with reference_attention(one_patch):
     changes["causal, the reference's mask"] = output_change(
         one_patch, x, causal=True
     )
-plot_changes(changes, "NDT2, one patch per bin")
+plot_output_changes(changes, PERTURBED_BIN, "NDT2, one patch per bin")
+plt.show()
+largest = before_bin(changes)
 
 # %% [markdown]
-# **Exercise 5.** Register a hook on `model.blocks[0].qkv` and explain the shape of its output.
+# **Exercise 5.** Record the input and output shapes of `model.blocks[0].qkv` and explain the shape
+# of its output.
 #
 # :::{admonition} Hint
 # :class: dropdown
-# Record the shapes of `inputs[0]` and `output` in the hook, as `recorder` does, and run one batch
-# through `model`. Then read `Block.__init__` and `Block.forward` in `mtm.models.transformer`.
+# `trace_shapes` (section 2) takes any list of (name, description, module): give it the one module
+# and run one batch through `model`. Then read `Block.forward` (section 2).
 # :::
 #
 # :::{admonition} Solution
@@ -923,25 +1032,10 @@ plot_changes(changes, "NDT2, one patch per bin")
 # :::
 
 # %% tags=["hide-input"]
-shapes = []
-handle = model.blocks[0].qkv.register_forward_hook(
-    lambda module, inputs, output: shapes.append(
-        (tuple(inputs[0].shape), tuple(output.shape))
-    )
-)
-with torch.no_grad():
-    model(masked.float(), session.eid, PROMPT_IDS["neuron"])
-handle.remove()
-print(
-    "input",
-    shapes[0][0],
-    "output",
-    shapes[0][1],
-    "| hidden",
-    cfg.hidden,
-    "heads",
-    cfg.n_heads,
-)
+qkv = [("blocks[0].qkv", "queries, keys, values", model.blocks[0].qkv)]
+prompt = PROMPT_IDS["neuron"]
+print("hidden", cfg.hidden, "heads", cfg.n_heads)
+trace_shapes(model, qkv, masked.float(), session.eid, prompt)
 
 # %% tags=["remove-input"]
 print(RUN.done())

@@ -194,56 +194,71 @@ def mask_batch(spikes: torch.Tensor, scheme: str, regions=None, ratio: float | N
     """
     check_scheme(scheme)
     if spikes.ndim != 3:
-        raise ValueError(f"spikes: expected a (trials, bins, neurons) tensor, got shape {tuple(spikes.shape)}")
-    if spikes.dtype in (torch.uint16, torch.uint32, torch.uint64):  # torch cannot mask these: counts above 255
+        raise ValueError("spikes: expected a (trials, bins, neurons) tensor, "
+                         f"got shape {tuple(spikes.shape)}")
+    # torch cannot mask these types (counts above 255)
+    if spikes.dtype in (torch.uint16, torch.uint32, torch.uint64):
         spikes = spikes.to(torch.int64)
-    n_trials, n_bins, n_neurons = spikes.shape
+    n_trials, n_bins, n_neurons = batch_shape = spikes.shape
     device = spikes.device
     if ratio is None:
         ratio = DEFAULT_RATIO.get(scheme)
     elif not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"ratio: expected a probability in [0, 1], got {ratio}")
+        raise ValueError(f"ratio: expected a probability in [0, 1], "
+                         f"got {ratio}")
 
     def bernoulli(*shape) -> torch.Tensor:
         return torch.rand(shape, generator=generator, device=device) < ratio
 
     if scheme in ("temporal", "causal"):
-        hidden = bernoulli(n_trials, n_bins, 1).expand(n_trials, n_bins, n_neurons)
+        hidden = bernoulli(n_trials, n_bins, 1).expand(batch_shape)
     elif scheme == "neuron":
-        hidden = bernoulli(n_trials, 1, n_neurons).expand(n_trials, n_bins, n_neurons)
+        hidden = bernoulli(n_trials, 1, n_neurons).expand(batch_shape)
     elif scheme == "random":
         hidden = bernoulli(n_trials, n_bins, n_neurons)
     elif scheme == "random-token":
         n_patches = math.ceil(n_neurons / patch_size)
-        hidden = bernoulli(n_trials, n_bins, n_patches).repeat_interleave(patch_size, dim=2)[..., :n_neurons]
+        hidden = bernoulli(n_trials, n_bins, n_patches)
+        hidden = hidden.repeat_interleave(patch_size, dim=2)[..., :n_neurons]
     elif scheme == "co-smooth":
         held = _heldout_mask(heldout, n_neurons, device, None, "neurons")
-        held = held.view(-1, 1, n_neurons) if held.ndim == 2 else held.view(1, 1, n_neurons)
+        held = held.view(-1 if held.ndim == 2 else 1, 1, n_neurons)
         if held.shape[0] not in (1, n_trials):
-            raise ValueError(f"heldout: a per-trial mask needs {n_trials} rows, got {held.shape[0]}")
-        hidden = held.expand(n_trials, n_bins, n_neurons)
+            raise ValueError(f"heldout: a per-trial mask needs {n_trials} "
+                             f"rows, got {held.shape[0]}")
+        hidden = held.expand(batch_shape)
     elif scheme == "forward-pred":
         if heldout is None and n_bins <= FORWARD_PRED_BINS:
-            raise ValueError(f"spikes: forward-pred hides the last {FORWARD_PRED_BINS} bins and needs more than "
+            raise ValueError(f"spikes: forward-pred hides the last "
+                             f"{FORWARD_PRED_BINS} bins and needs more than "
                              f"that; the batch has {n_bins} bins")
-        held = _heldout_mask(heldout, n_bins, device, range(n_bins - FORWARD_PRED_BINS, n_bins), "bins")
-        hidden = held.view(1, n_bins, 1).expand(n_trials, n_bins, n_neurons)
+        last = range(n_bins - FORWARD_PRED_BINS, n_bins)
+        held = _heldout_mask(heldout, n_bins, device, last, "bins")
+        hidden = held.view(1, n_bins, 1).expand(batch_shape)
     else:
         if regions is None:
-            raise ValueError(f"regions: the {scheme} scheme needs the region of every neuron")
-        index = regions if isinstance(regions, RegionIndex) else RegionIndex.from_labels(regions, device)
+            raise ValueError(f"regions: the {scheme} scheme needs the region "
+                             "of every neuron")
+        index = regions
+        if not isinstance(regions, RegionIndex):
+            index = RegionIndex.from_labels(regions, device)
         if index.ids.shape != (n_neurons,):
-            raise ValueError(f"regions: expected one region per neuron ({n_neurons}), got {tuple(index.ids.shape)}")
+            raise ValueError(f"regions: expected one region per neuron "
+                             f"({n_neurons}), got {tuple(index.ids.shape)}")
         if len(index) < 2:
-            raise ValueError(f"regions: the {scheme} scheme needs at least two regions, "
-                             f"the session has {list(index.names)}")
-        chosen = torch.randint(len(index), (1,), generator=generator, device=device)
+            raise ValueError(f"regions: the {scheme} scheme needs at least "
+                             f"two regions, the session has "
+                             f"{list(index.names)}")
+        chosen = torch.randint(len(index), (1,), generator=generator,
+                               device=device)
         inside = (index.ids.to(device) == chosen).view(1, 1, n_neurons)
         if scheme == "inter-region":
-            hidden = inside.expand(n_trials, n_bins, n_neurons)
+            hidden = inside.expand(batch_shape)
         else:
-            hidden = (~inside | (bernoulli(n_trials, 1, n_neurons) & inside)).expand(n_trials, n_bins, n_neurons)
-            return spikes.masked_fill(hidden, 0), (hidden & inside).contiguous()
+            drawn = bernoulli(n_trials, 1, n_neurons) & inside
+            hidden = (~inside | drawn).expand(batch_shape)
+            target = (hidden & inside).contiguous()
+            return spikes.masked_fill(hidden, 0), target
     return spikes.masked_fill(hidden, 0), hidden.contiguous()
 
 
@@ -268,8 +283,10 @@ class MtMSampler:
         self.rng = random.Random(seed)
 
     def sample(self, n_regions: int | None = None) -> tuple[str, int]:
-        if n_regions is not None and n_regions < 2 and any(s in REGION_SCHEMES for s in self.schemes):
-            raise ValueError(f"regions: MtM mixes the region schemes, which need at least two regions; "
-                             f"the session has {n_regions}")
+        regional = any(s in REGION_SCHEMES for s in self.schemes)
+        if n_regions is not None and n_regions < 2 and regional:
+            raise ValueError("regions: MtM mixes the region schemes, which "
+                             "need at least two regions; the session has "
+                             f"{n_regions}")
         scheme = self.schemes[self.rng.randrange(len(self.schemes))]
         return scheme, PROMPT_IDS[scheme]

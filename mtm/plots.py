@@ -600,3 +600,27 @@ def plot_per_neuron(metrics: dict[str, dict[str, np.ndarray]], rates_hz):
         ax.legend(fontsize=7, frameon=False)
     tidy_layout(fig)
     return fig
+
+
+#: Where :func:`plot_output_changes` draws a change of exactly zero on its log axis.
+ZERO_CHANGE_FLOOR = 1e-10
+
+
+def plot_output_changes(changes: dict[str, np.ndarray], perturbed_bin: int, title: str = "", ax=None):
+    """The perturbation test of causal attention: for each model or mask (``changes``: {label: (T,)}),
+    the largest absolute change of the log-rates in each output bin when the input changed at
+    ``perturbed_bin`` (dashed line), on a log axis. A change of exactly zero is drawn on the floor
+    line :data:`ZERO_CHANGE_FLOOR` (labelled "exactly 0"); the first curve is wide and pale and the
+    others dashed and dotted, so curves that coincide stay visible. Returns the axes."""
+    _, ax = _axes(ax, figsize=(COLUMN_WIDTH, 3.4))
+    styles = [dict(lw=3.0, alpha=0.45), dict(lw=1.4, ls="--"), dict(lw=1.4, ls=":")]
+    if len(changes) > len(styles):
+        raise ValueError(f"changes: expected at most {len(styles)} curves, got {len(changes)}")
+    for (label, change), style in zip(changes.items(), styles):
+        ax.semilogy(np.maximum(np.asarray(change, dtype=float), ZERO_CHANGE_FLOOR), label=label, **style)
+    ax.axvline(perturbed_bin, color="grey", ls="--", lw=0.8)
+    ax.axhline(ZERO_CHANGE_FLOOR, color="black", lw=0.5)
+    ax.text(1, ZERO_CHANGE_FLOOR * 2, "exactly 0", fontsize=9)
+    ax.set(xlabel="bin of the output", ylabel="largest |change| of log-rate", title=title)
+    ax.legend(frameon=False, fontsize=9)
+    return ax

@@ -179,3 +179,18 @@ def test_plot_causal_gaps_draws_the_shares_and_the_law():
     assert [round(b.get_height(), 3) for b in ax.patches] == [0.5, 0.25, 0.25, 0.0]
     assert np.allclose(ax.lines[0].get_ydata(), [0.5, 0.25, 0.125, 0.0625])
     assert any("p = 0.5" in text.get_text() for text in ax.get_legend().get_texts())
+
+
+def test_plot_output_changes_draws_zero_on_the_floor_and_marks_the_perturbed_bin():
+    from mtm.plots import ZERO_CHANGE_FLOOR, plot_output_changes
+
+    causal = np.r_[np.zeros(5), np.full(5, 0.2)]
+    ax = plot_output_changes({"bidirectional": np.full(10, 0.3), "causal": causal}, perturbed_bin=5, title="t")
+    curves = [line for line in ax.lines if line.get_label() in ("bidirectional", "causal")]
+    assert np.allclose(curves[1].get_ydata(), np.r_[np.full(5, ZERO_CHANGE_FLOOR), np.full(5, 0.2)])
+    assert ax.get_yscale() == "log" and ax.get_title() == "t"
+    vertical = [line for line in ax.lines if np.allclose(line.get_xdata(), 5)]
+    assert len(vertical) == 1 and any(text.get_text() == "exactly 0" for text in ax.texts)
+    with pytest.raises(ValueError, match="changes: expected at most 3 curves"):
+        plot_output_changes({str(i): causal for i in range(4)}, perturbed_bin=5)
+    plt.close("all")

@@ -25,27 +25,37 @@ from mtm.models.transformer import MaskedModel, ModelConfig
 class NDT1(MaskedModel):
     def __init__(self, cfg: ModelConfig, sessions):
         if cfg.arch != "ndt1":
-            raise ValueError(f"arch: NDT1 needs a config with arch 'ndt1', got {cfg.arch!r}")
+            raise ValueError(f"arch: NDT1 needs a config with arch "
+                             f"'ndt1', got {cfg.arch!r}")
         super().__init__(cfg)
         embed_in = cfg.n_channels * cfg.embed_mult
+        # one stitcher S_s and one read-out R_s per session (add_session)
         self.read_in, self.read_out = nn.ModuleList(), nn.ModuleList()
-        self.embed_hidden = nn.Linear(cfg.n_channels, embed_in) if cfg.stitching else nn.Identity()
+        self.embed_hidden = nn.Identity()  # NDT1 without stitching
+        if cfg.stitching:
+            self.embed_hidden = nn.Linear(cfg.n_channels, embed_in)
         self.embed_out = nn.Linear(embed_in, cfg.hidden)
-        self.position = nn.Embedding(cfg.max_bins, cfg.hidden) if cfg.position == "learned" else None
+        self.position = None  # RoPE: positions enter inside attention
+        if cfg.position == "learned":
+            self.position = nn.Embedding(cfg.max_bins, cfg.hidden)
         for session_id, n_neurons in sessions:
             self.add_session(session_id, n_neurons, token="fresh")
 
     def _add_session_layers(self, n_neurons: int) -> None:
         cfg = self.cfg
-        width = cfg.n_channels if cfg.stitching else cfg.n_channels * cfg.embed_mult
+        width = cfg.n_channels  # NDT1-stitch; NDT1 reads in to embed_in
+        if not cfg.stitching:
+            width = cfg.n_channels * cfg.embed_mult
         device = self.embed_out.weight.device
         self.read_in.append(nn.Linear(n_neurons, width).to(device))
         self.read_out.append(nn.Linear(cfg.hidden, n_neurons).to(device))
 
-    def tokens(self, spikes: torch.Tensor, session: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def tokens(self, spikes: torch.Tensor,
+               session: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self._tokens_from_read_in(self.read_in[session](spikes))
 
-    def _tokens_from_read_in(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _tokens_from_read_in(
+            self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.embed_out(nn.functional.softsign(self.embed_hidden(h)))
         bins = torch.arange(h.shape[1], device=h.device)
         if self.position is not None:
@@ -72,7 +82,8 @@ class NDT1(MaskedModel):
         start = torch.where(subtract[:, None, None], layer(spikes[used])[rows], layer.bias)
         return self._tokens_from_read_in(start + torch.where(subtract[:, None, None], -change, change))
 
-    def log_rates_from_tokens(self, hidden: torch.Tensor, session: int, shape: torch.Size) -> torch.Tensor:
+    def log_rates_from_tokens(self, hidden: torch.Tensor, session: int,
+                              shape: torch.Size) -> torch.Tensor:
         return self.read_out[session](hidden)
 
     def selected_log_rates(self, hidden: torch.Tensor, session: int, shape: torch.Size, rows: torch.Tensor,
@@ -88,8 +99,10 @@ class NDT1(MaskedModel):
         return params + ([self.session_token.weight] if self.session_token is not None else [])
 
     def init_rates(self, session, mean_counts: torch.Tensor) -> None:
-        """Set the read-out bias to log(mean count per bin): an untrained model predicts each neuron's
-        mean rate (0 bits per spike) instead of exp(0) = 1 spike per bin."""
+        """Set the read-out bias to log(mean count per bin): an untrained
+        model predicts each neuron's mean rate (0 bits per spike) instead
+        of exp(0) = 1 spike per bin."""
         index = self.session_index(session, mean_counts.numel())
+        log_mean = torch.log(mean_counts.float().clamp(min=1e-3))
         with torch.no_grad():
-            self.read_out[index].bias.copy_(torch.log(mean_counts.float().clamp(min=1e-3)))
+            self.read_out[index].bias.copy_(log_mean)

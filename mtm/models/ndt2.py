@@ -30,13 +30,18 @@ from mtm.models.transformer import MaskedModel, ModelConfig
 class NDT2(MaskedModel):
     def __init__(self, cfg: ModelConfig, sessions):
         if cfg.arch != "ndt2":
-            raise ValueError(f"arch: NDT2 needs a config with arch 'ndt2', got {cfg.arch!r}")
+            raise ValueError(f"arch: NDT2 needs a config with arch "
+                             f"'ndt2', got {cfg.arch!r}")
         super().__init__(cfg)
         width = cfg.patch_size * cfg.embed_mult
-        self.embed = nn.Sequential(nn.Linear(cfg.patch_size, width), nn.Softsign(), nn.Linear(width, cfg.hidden))
-        self.space = nn.Embedding(1, cfg.hidden)
+        self.embed = nn.Sequential(nn.Linear(cfg.patch_size, width),
+                                   nn.Softsign(),
+                                   nn.Linear(width, cfg.hidden))
+        self.space = nn.Embedding(1, cfg.hidden)  # grows with the patches
         self.space_ln = nn.LayerNorm(cfg.hidden)
-        self.time = nn.Embedding(cfg.max_bins, cfg.hidden) if cfg.position == "learned" else None
+        self.time = None  # RoPE: positions enter inside attention
+        if cfg.position == "learned":
+            self.time = nn.Embedding(cfg.max_bins, cfg.hidden)
         self.time_ln = nn.LayerNorm(cfg.hidden)
         self.read_out = nn.Linear(cfg.hidden, cfg.patch_size)
         for session_id, n_neurons in sessions:
@@ -54,25 +59,32 @@ class NDT2(MaskedModel):
                 grown.weight[:len(old)] = old
             self.space = grown
 
-    def tokens(self, spikes: torch.Tensor, session: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def tokens(self, spikes: torch.Tensor,
+               session: int) -> tuple[torch.Tensor, torch.Tensor]:
         batch, n_bins, n_neurons = spikes.shape
         patches, size = self.n_patches(n_neurons), self.cfg.patch_size
-        x = nn.functional.pad(spikes, (0, patches * size - n_neurons)).view(batch, n_bins, patches, size)
+        padded = nn.functional.pad(spikes, (0, patches * size - n_neurons))
+        x = padded.view(batch, n_bins, patches, size)
         h = self.embed(x) + self.space_ln(self.space.weight[:patches])
         bins = torch.arange(n_bins, device=spikes.device)
         if self.time is not None:
             h = h + self.time_ln(self.time(bins))[:, None]
-        return h.reshape(batch, n_bins * patches, -1), bins.repeat_interleave(patches)
+        tokens = h.reshape(batch, n_bins * patches, -1)  # time-major
+        return tokens, bins.repeat_interleave(patches)
 
-    def causal_mask(self, token_bins: torch.Tensor, n_prefix: int, n_bins: int) -> torch.Tensor | None:
+    def causal_mask(self, token_bins: torch.Tensor, n_prefix: int,
+                    n_bins: int) -> torch.Tensor | None:
         if len(token_bins) == n_bins:
-            return None  # one token per bin: plain causal attention, fused kernels
-        bins = torch.cat([token_bins.new_full((n_prefix,), -1), token_bins])
+            return None  # one token per bin: is_causal, fused kernels
+        prefix = token_bins.new_full((n_prefix,), -1)  # in no bin
+        bins = torch.cat([prefix, token_bins])
         return bins[None, :] <= bins[:, None]
 
-    def log_rates_from_tokens(self, hidden: torch.Tensor, session: int, shape: torch.Size) -> torch.Tensor:
+    def log_rates_from_tokens(self, hidden: torch.Tensor, session: int,
+                              shape: torch.Size) -> torch.Tensor:
         batch, n_bins, n_neurons = shape
-        return self.read_out(hidden).reshape(batch, n_bins, -1)[..., :n_neurons]
+        rates = self.read_out(hidden).reshape(batch, n_bins, -1)
+        return rates[..., :n_neurons]  # the padding dropped
 
     def session_parameters(self):
         return [self.session_token.weight] if self.session_token is not None else []

@@ -97,10 +97,12 @@ def rotary(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 
 
 class Block(nn.Module):
-    """One pre-LN encoder layer: x + Attn(LN(x)), then x + MLP(LN(x)) (reference ``NeuralEncoderLayer``).
+    """One pre-LN encoder layer: x + Attn(LN(x)), then x + MLP(LN(x))
+    (the reference's ``NeuralEncoderLayer``).
 
-    As in the reference, dropout acts on the attention weights, on the attention output *before*
-    the output projection, and after the MLP's down-projection.
+    As in the reference, dropout acts on the attention weights, on the
+    attention output *before* the output projection, and after the MLP's
+    down-projection.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -114,17 +116,22 @@ class Block(nn.Module):
         self.down_proj = nn.Linear(cfg.mlp, cfg.hidden)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, causal: bool, attn_mask: torch.Tensor | None,
+    def forward(self, x: torch.Tensor, causal: bool,
+                attn_mask: torch.Tensor | None,
                 rope_positions: torch.Tensor | None) -> torch.Tensor:
         batch, length, width = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(self.ln1(x)).view(batch, length, 3, self.n_heads, -1)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (B, heads, length, D/heads)
         if rope_positions is not None:
             q, k = rotary(q, rope_positions), rotary(k, rope_positions)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                              dropout_p=self.dropout if self.training else 0.0,
-                                              is_causal=causal and attn_mask is None)
-        x = x + self.out_proj(self.drop(attn.transpose(1, 2).reshape(batch, length, width)))
-        return x + self.drop(self.down_proj(F.gelu(self.up_proj(self.ln2(x)))))
+        attn = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=causal and attn_mask is None)
+        heads = attn.transpose(1, 2).reshape(batch, length, width)
+        x = x + self.out_proj(self.drop(heads))
+        mlp = self.down_proj(F.gelu(self.up_proj(self.ln2(x))))
+        return x + self.drop(mlp)
 
 
 def poisson_nll(log_rates: torch.Tensor, spikes: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,8 +160,12 @@ class MaskedModel(nn.Module):
         self.cfg = cfg
         self.session_ids: list[str] = []
         self.n_neurons: list[int] = []
-        self.session_token = nn.Embedding(0, cfg.hidden) if cfg.use_session else None
-        self.prompt_token = nn.Embedding(N_PROMPTS, cfg.hidden) if cfg.use_prompt else None
+        self.session_token = None  # one row per session, added by add_session
+        if cfg.use_session:
+            self.session_token = nn.Embedding(0, cfg.hidden)
+        self.prompt_token = None  # one row per prompt (masking scheme)
+        if cfg.use_prompt:
+            self.prompt_token = nn.Embedding(N_PROMPTS, cfg.hidden)
         self.embed_drop = nn.Dropout(cfg.embed_dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.final_ln = nn.LayerNorm(cfg.hidden)
@@ -162,9 +173,11 @@ class MaskedModel(nn.Module):
             scale = 0.67 * cfg.n_layers ** -0.25
             with torch.no_grad():
                 for block in self.blocks:
-                    for layer in (block.out_proj, block.up_proj, block.down_proj):
+                    for layer in (block.out_proj, block.up_proj,
+                                  block.down_proj):
                         layer.weight.mul_(scale)
-                    block.qkv.weight[2 * cfg.hidden:].mul_(scale * math.sqrt(2))
+                    values = block.qkv.weight[2 * cfg.hidden:]
+                    values.mul_(scale * math.sqrt(2))
 
     # ------------------------------------------------------------------ sessions
     def add_session(self, session_id: str, n_neurons: int, token: str = "mean") -> int:
@@ -258,20 +271,26 @@ class MaskedModel(nn.Module):
             x, token_bins = self.masked_tokens(spikes.float(), index, *hide)
         prefix = []
         if self.session_token is not None:
-            prefix.append(self.session_token.weight[index].expand(x.shape[0], 1, -1))
+            token = self.session_token.weight[index]
+            prefix.append(token.expand(x.shape[0], 1, -1))
         if self.prompt_token is not None:
             if prompt is None:
-                raise ValueError("prompt: this model was trained with prompts; pass the scheme's prompt id "
+                raise ValueError("prompt: this model was trained with "
+                                 "prompts; pass the scheme's prompt id "
                                  "(mtm.masking.PROMPT_IDS)")
-            prefix.append(self.prompt_token.weight[prompt].expand(x.shape[0], 1, -1))
+            token = self.prompt_token.weight[prompt]
+            prefix.append(token.expand(x.shape[0], 1, -1))
         n_prefix = len(prefix)
         if prefix:
             x = torch.cat([*prefix, x], dim=1)
         x = self.embed_drop(x)
-        attn_mask = self.causal_mask(token_bins, n_prefix, shape[1]) if causal else None
+        attn_mask = None
+        if causal:
+            attn_mask = self.causal_mask(token_bins, n_prefix, shape[1])
         rope = None
         if self.cfg.position == "rope":
-            rope = torch.cat([torch.zeros(n_prefix, dtype=torch.long, device=x.device), token_bins + 1])
+            first = torch.zeros(n_prefix, dtype=torch.long, device=x.device)
+            rope = torch.cat([first, token_bins + 1])
         for block in self.blocks:
             x = block(x, causal, attn_mask, rope)
         hidden = self.final_ln(x[:, n_prefix:])
