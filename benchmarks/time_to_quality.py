@@ -14,6 +14,7 @@ fair). Tables use the second; both are in ``runs.csv``.
 
     python benchmarks/time_to_quality.py search OUT          # every candidate, MtM, seed 0, equal seconds
     python benchmarks/time_to_quality.py curves OUT --recipes preset tuned --seeds 0 1 2
+    python benchmarks/time_to_quality.py timing OUT --threads 2   # seconds per step again, on a quiet machine
     python benchmarks/time_to_quality.py table OUT           # rewrite OUT/results.md from the runs
 
 Finished runs are kept in ``OUT/runs/`` and reused, so an interrupted command continues.
@@ -173,7 +174,7 @@ def timing(out: Path, session, names) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=("search", "curves", "table"))
+    parser.add_argument("phase", choices=("search", "curves", "timing", "table"))
     parser.add_argument("out", type=Path)
     parser.add_argument("--recipes", nargs="+", default=None)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -189,7 +190,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     session = eval_session(synthetic_session(**SESSION))
     names = args.recipes or list(RECIPES)
-    if args.phase != "table":
+    if args.phase == "timing":  # every recipe's seconds per step measured again, in one pass
+        (out / "seconds_per_step.json").unlink(missing_ok=True)
+        timing(out, session, names)
+    elif args.phase != "table":
         per_step = timing(out, session, names)
         bayes = reference(out, session)
         print("Bayes reference:", {k: round(v, 3) for k, v in bayes.items()}, flush=True)
