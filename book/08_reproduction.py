@@ -320,7 +320,7 @@ plt.show()
 #   tasks.
 # - **Pretraining helps**: the multi-session rows above the single-session ones (the paper: temporal
 #   co-smoothing 0.55 → 0.79, MtM 1.00 → 1.11), most where the held-out session alone has few trials
-#   (exercise 3 of {doc}`07_multisession` asks when).
+#   (`mtm reproduce --experiment transfer` varies the new session's size to ask where).
 # - **Behaviour decoding flat**: the models close to one another (the paper: choice accuracy 0.85 to
 #   0.89, whisker motion energy $R^2$ 0.65 to 0.68).
 #
@@ -701,9 +701,13 @@ else:
 # %% [markdown]
 # ## Summary
 #
-# - Table 1 shows that each masking scheme teaches its own task and that MtM combines them; Table 2
-#   that MtM beats temporal masking on every activity task, most on intra- and inter-region
-#   prediction, that pretraining on 34 sessions helps, and that behaviour decoding hardly changes.
+# - In the paper, Table 1 shows that each masking scheme teaches its own task and that MtM combines
+#   them; Table 2 that MtM beats temporal masking on every activity task, most on intra- and
+#   inter-region prediction, that pretraining on 34 sessions helps, and that behaviour decoding
+#   hardly changes. This chapter's run reproduces part of it: section 5 says which parts, comparison
+#   by comparison; its pretrained rows compare at equal total optimiser steps, where pretraining on
+#   2 sessions helps temporal masking on some tasks and MtM on none (the transfer experiment makes
+#   the paper's comparison).
 # - `mtm reproduce` (`run_reproduction`) trains, fine-tunes and evaluates the four models of Table 2
 #   on held-out sessions, once per training seed, beside a linear baseline and, on synthetic data,
 #   each task's latent oracle and Bayes reference, with each model's share of the latter.
