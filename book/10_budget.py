@@ -438,20 +438,23 @@ for level in plan.factors["trials"]:
 
 # %% [markdown]
 # **Exercise 3.** Does pretraining on more sessions help MtM more than it helps the temporal
-# baseline? Compare the two maskings' gains from no pretraining to the largest number of sessions.
+# baseline? Compare the two maskings' changes from no pretraining to the largest number of sessions
+# (a change below zero is a loss).
 #
 # :::{admonition} Hint
 # :class: dropdown
 # `paired_difference(a, b)` takes two {(seed, session): score} dictionaries; build one per masking
-# from the gains in `runs`, seed by seed.
+# from the changes in `runs`, seed by seed.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
-# The cell below computes, seed by seed, each masking's gain (largest number of sessions minus
-# none) and MtM's gain minus temporal's, with its interval. In the paper MtM keeps improving with
-# more sessions where temporal masking saturates; here the pretraining is short (a share
-# `PRETRAIN_SHARE` of the centre's steps), so the gains are those of a short pretraining.
+# The cell below computes, seed by seed, each masking's change (largest number of sessions minus
+# none; its variable is still called `gains`) and MtM's change minus temporal's, with its interval.
+# In the paper MtM keeps improving with more sessions where temporal masking saturates; here the
+# pretraining is short (a share `PRETRAIN_SHARE` of the centre's steps) and costs steps on the
+# held-out session, so the changes are those of a short pretraining at equal total steps (section 5
+# counts the tasks on which it lowers each masking).
 # :::
 
 # %% tags=["hide-input"]
