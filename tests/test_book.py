@@ -473,6 +473,9 @@ def test_compare_words_follow_the_interval_not_the_hand():
     near = book.compare_words("MtM", "temporal", Interval(0.08, 0.003, 0.157, 3))
     assert near.startswith("MtM is above temporal (") and "interval +0.003 to +0.16" in near, near
     assert "+0.00 " not in near and "+0.0000" not in book.compare_words("a", "b", Interval(0.1, 0.0, 0.2, 3))
+    # a mean that rounds to zero inside an interval around zero is 0.00, not "-0.0000"
+    tiny = book.compare_words("MtM", "linear", Interval(-0.00004, -0.03, 0.03, 3))
+    assert "difference 0.00, 95 % interval -0.03 to +0.03" in tiny, tiny
     with pytest.raises(ValueError, match="difference"):
         book.compare_words("MtM", "temporal", mean_interval([]))
 

@@ -697,7 +697,10 @@ def compare_words(a: str, b: str, difference, digits: int = 2) -> str:
     if word == "one run":
         return (f"{a} and {b} differ by {mean:+.{digits}f} in one run, with no interval "
                 "(one replicate cannot tell a difference from seed noise)")
-    interval = (f"difference {_signed(mean, digits)}, 95 % interval {_signed(low, digits)} to "
+    # a mean the interval puts on one side of zero keeps the digits that show its sign; a mean that
+    # rounds to zero inside an interval around zero is written 0.00, never "-0.0000"
+    shown = (_signed(mean, digits) if word != "apart" or round(mean, digits) != 0 else f"{0:.{digits}f}")
+    interval = (f"difference {shown}, 95 % interval {_signed(low, digits)} to "
                 f"{_signed(high, digits)}")
     if word == "apart":
         return f"{a} and {b} cannot be told apart ({interval}, which contains zero)"
