@@ -10,6 +10,7 @@ import re
 import numpy as np
 import torch
 
+from mtm.checkpoint import kept_epochs, log_column
 from mtm.data import synthetic_session
 from mtm.evaluate import TASKS, scored_bins, task_configurations
 from mtm.masking import MTM_SCHEMES, mask_batch
@@ -448,7 +449,6 @@ def plot_selection_criteria(history: list[dict]):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from mtm.checkpoint import kept_epochs, log_column
 
     epochs, kept = log_column(history, "epoch"), kept_epochs(history)
     r2 = log_column(history, "r2_top50")

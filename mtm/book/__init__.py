@@ -54,6 +54,7 @@ from mtm import __version__, smoke
 from mtm.atomic import atomic_write
 from mtm.data import synthetic_session
 from mtm.device import device_precision, pick_device
+from mtm.plots import COLUMN_WORDS
 from mtm.train import TrainConfig, finetune, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -735,7 +736,6 @@ def verdict_sentence(a: str, b: str, differences: dict, names: dict[str, str] | 
     baseline on co-smoothing and inter-region and below it on intra-region; the two cannot be told
     apart on forward prediction"``. ``differences``: {column: Interval}, in the order to name them;
     ``names``: {column: its name in words} (default :data:`mtm.plots.COLUMN_WORDS`, else the column)."""
-    from mtm.plots import COLUMN_WORDS
 
     if not differences:
         raise ValueError("differences: expected at least one column")

@@ -36,6 +36,7 @@ import nbformat
 from mtm import __version__
 from mtm.atomic import atomic_write
 from mtm.book import BOOK, CHAPTER_SETTINGS, _is_injected, code_hash, CODE_COLUMN, METADATA_KEY, PUBLISHED_SETTINGS, ROOT, RUNS_ENV, SETTINGS, git_commit, machine
+from mtm.book import reader
 from mtm.plots import plot_mtm_schematic, use_style
 from mtm.reproduce.paper import (PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6,
                                  PAPER_TABLE7)
@@ -674,7 +675,6 @@ def write_reader_copies(paths: list[Path], everything: bool = False, check: bool
     """Write the reader copies of ``paths`` (:func:`mtm.book.reader.write_copies`) and say which changed and
     what was converted; with ``everything``, also remove copies whose chapter is gone. With ``check``,
     write nothing and return 1 when a copy is stale."""
-    from mtm.book import reader
 
     try:
         stale, counts = reader.write_copies(paths, check=check)

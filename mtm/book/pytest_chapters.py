@@ -46,7 +46,7 @@ CHAPTER = re.compile(r"\d\d_\w+\.ipynb")
 def kernel_environment(environ: dict) -> dict:
     """The environment a chapter's kernel runs in: ``environ`` with ``MTM_SMOKE`` defaulting to 1, and
     without the settings that point the package at data or runs outside it."""
-    from mtm.data.sources import REAL_DATA_ENV, REFERENCE_CHECKPOINT_ENV
+    from mtm.data.sources import REAL_DATA_ENV, REFERENCE_CHECKPOINT_ENV  # collecting must not load mtm.data
 
     env = {k: v for k, v in environ.items() if k not in (REAL_DATA_ENV, REFERENCE_CHECKPOINT_ENV, RUNS_ENV)}
     env.setdefault("MTM_SMOKE", "1")

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import nbformat
 
+from mtm.atomic import atomic_write
 from mtm.book import BOOK, READER_FOLDER, RELEASE, ROOT, repository_url
 
 #: Follows every number the text takes from the stored run's glued outputs.
@@ -187,7 +188,7 @@ def bibliography(path: Path) -> dict[str, tuple[str, str]]:
     b where two entries share it."""
     from pybtex.database import parse_file
 
-    from mtm.book.bibliography import AuthorYearLabelStyle, AuthorYearSortingStyle
+    from mtm.book.bibliography import AuthorYearLabelStyle, AuthorYearSortingStyle  # loads pybtex: citations only
 
     entries = parse_file(str(path), "bibtex").entries
     ordered = AuthorYearSortingStyle().sort(list(entries.values()))
@@ -537,7 +538,6 @@ def write_copies(chapters: list[Path], check: bool = False) -> tuple[list[Path],
     """Write (or, with ``check``, only compare) the reader copies of ``chapters``; returns the copies
     that were stale (written, or differing under ``check``) and the counts summed over the chapters.
     A copy whose Markdown still holds raw MyST is refused with a ValueError."""
-    from mtm.atomic import atomic_write
 
     book, stale, total = load_book(), [], Counter()
     for chapter in chapters:
