@@ -31,6 +31,11 @@
 #   differently;
 # - how to read the authors' released pretrained model safely and fine-tune and score it.
 #
+# **What this chapter's run shows** (compared at equal *total* optimiser steps, section 6):
+# {glue:text}`pretraining_words_mtm`. That is not the paper's comparison (a pretrained model
+# reused on a new session against a model trained on that session alone); the summary says where
+# to run that one.
+#
 # *About 10 minutes to read; the line under the parameters says how long the chapter's stored
 # execution took. The experiment is the package's own, `mtm reproduce --experiment scaling`, run with
 # this chapter's settings. The paper's settings (1000 epochs, paper-sized sessions) take many hours on
@@ -55,10 +60,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from mtm.bayes import BAYES_ROW
-from mtm.book import (chapter_settings, compare_words, finetune_once,
-                      glue_number, gpu_check)
+from mtm.book import (chapter_settings, finetune_once, glue_number,
+                      gpu_check, verdict_sentence, what_this_run_shows)
 from mtm.checkpoint import (RunFolder, import_reference, load_model, read_log,
                             save_model)
 from mtm.evaluate import TASKS, evaluate_model, task_scores
@@ -290,39 +296,35 @@ plt.show()
 # that masking over training from scratch; a line that rises from left to right means that more
 # pretraining sessions helped more; the gap between the blue and the orange line is what MtM's
 # masking changes over the temporal baseline. The intervals say which of these gaps are larger than
-# the differences between seeds. In words, from the paired differences (each sentence chosen by its
-# interval, so a re-execution that moves the numbers changes the words with them):
+# the differences between seeds. The box is written by the cell from the paired differences, so a
+# re-execution that moves the numbers changes the words with them:
 
 # %%
-TASK_WORDS = {"co-smooth": "co-smoothing",
-              "forward-pred": "forward prediction",
-              "intra-region": "intra-region", "inter-region": "inter-region"}
-lines = []
-for label in MASKINGS:
-    gain = differences[f"{label}: {condition(N_MAX)} - from scratch"]
-    lines += [f"- {TASK_WORDS[task]}: "
-              + compare_words(f"{label} after {condition(N_MAX)}",
-                              "the same masking from scratch", gain[task])
-              for task in TASKS]
-for c in (0, N_MAX):
-    versus = differences[f"MtM - Temporal, {condition(c)}"]
-    lines += [f"- {TASK_WORDS[task]}, {condition(c)}: "
-              + compare_words("MtM", "temporal masking", versus[task])
-              for task in TASKS]
 mtm_largest = table[row_name("MtM (prompted)", N_MAX)]
 glue_number("temporal_intra_scratch",
             table[row_name("Temporal", 0)]["intra-region"])
 glue_number("mtm_cosmooth_share", 100 * mtm_largest["co-smooth"]
             / table[BAYES_ROW]["co-smooth"], "{:.0f}")
-display(Markdown("\n".join(lines)))
+largest = condition(N_MAX)
+gain = {label: {t: differences[f"{label}: {largest} - from scratch"][t]
+                for t in TASKS} for label in MASKINGS}
+versus = {condition(c): {t: differences[f"MtM - Temporal, {condition(c)}"][t]
+                         for t in TASKS} for c in (0, N_MAX)}
+scratch = "the same masking from scratch at equal total steps"
+words = {label: verdict_sentence(f"{label} pretrained on {largest}",
+                                 scratch, d) for label, d in gain.items()}
+glue("pretraining_words_mtm", words["MtM (prompted)"], display=False)
+what_this_run_shows(*words.values(), *[
+    verdict_sentence(f"MtM ({c})", "temporal masking", d)
+    for c, d in versus.items()])
 
 # %% [markdown]
 # In the paper's Fig. 4 (NDT1-stitch, 5 held-out IBL sessions, 1, 10 and 34 sessions, where "1" is
 # the from-scratch model) MtM improves with more sessions on every activity metric, while the temporal
 # baseline gains from 1 to 10 sessions and then saturates; and MtM stays far above the baseline on
 # intra- and inter-region prediction, which temporal masking never practises. Here the pool is small
-# (the largest set of `N_PRETRAIN`, sessions of one synthetic world) and the sentences above say which of these shapes the
-# runs show beyond seed noise. For scale against the paper's numbers: temporal masking from
+# (the largest set of `N_PRETRAIN`, sessions of one synthetic world) and the box above says which of these shapes the
+# runs show beyond seed noise (the box above). For scale against the paper's numbers: temporal masking from
 # scratch scores {glue:text}`temporal_intra_scratch` bits per spike on intra-region prediction
 # here, where the paper's Table 2 gives −0.49 from scratch and −0.08 after 34 sessions. MtM pretrained
 # on the largest set reaches {glue:text}`mtm_cosmooth_share` % of the Bayes reference on
@@ -545,8 +547,8 @@ if FIXTURE is not None:
 #   only the new parts).
 # - The paper's Fig. 4 shows MtM improving with 1, 10 and 34 pretraining sessions on every activity
 #   metric (the temporal baseline saturates at 10). This chapter's run compares at equal *total*
-#   optimiser steps, where pretraining spends steps on other sessions, and there it does not help
-#   (section 6 states each difference). The paper's comparison is another one: a pretrained model
+#   optimiser steps, where pretraining spends steps on other sessions; there
+#   {glue:text}`pretraining_words_mtm` (section 6's box gives every comparison). The paper's comparison is another one: a pretrained model
 #   reused and fine-tuned on the new session, against a model trained on that session alone, across
 #   new-session sizes; `mtm reproduce --experiment transfer` runs it.
 # - A fair test compares a pretrained model with one trained from scratch for as many optimiser steps,
@@ -675,7 +677,7 @@ print(f"trained by full fine-tuning:   {new_part + core_part:,} parameters")
 print(f"share trained with the core frozen: {share:.1f} %")
 
 # %% [markdown]
-# **Exercise 4.** On which task is pretraining's gain largest as a share of the Bayes reference, and
+# **Exercise 4.** On which task is pretraining's change largest as a share of the Bayes reference, and
 # on which is the pretrained MtM model still furthest from it?
 #
 # :::{admonition} Hint
@@ -706,7 +708,9 @@ display(Markdown(results_table(
 best = max(share_rows, key=lambda name: share_rows[name]["change"])
 furthest = min((name for name in share_rows if name.startswith("MtM")),
                key=lambda name: share_rows[name][condition(N_MAX)])
-print(f"largest gain in share: {best}")
+change = share_rows[best]["change"]
+print(f"largest change in share: {best} ({change:+.0%}; "
+      + ("a gain)" if change > 0 else "every change is a loss)"))
 print("the pretrained MtM model furthest from the Bayes reference:", furthest)
 
 # %% tags=["remove-input"]
