@@ -282,6 +282,7 @@ def plot_bar_panels(table: dict[str, dict[str, float]], rows: list[str], columns
             label = ax.annotate(f"{value:.{digits}f}" if keep else "\u2013", (end, position),
                                 xytext=(3 * sign, 0), textcoords="offset points",
                                 ha="left" if sign > 0 else "right", va="center", fontsize=7)
+            label.set_in_layout(False)  # the layout does not move with the labels, so they can be placed on it
             if np.isfinite(mark):
                 placed.append((label, mark, sign))
     for unit, ax in first_of_unit.items():  # zero on every axis, and room for the labels at the bars' ends
@@ -304,9 +305,9 @@ def plot_bar_panels(table: dict[str, dict[str, float]], rows: list[str], columns
 
 def _move_labels_off_marks(fig, placed) -> None:
     """Lay the figure out, then move every value label whose text box would cover its row's circle
-    (or touch it) past the circle, on the same side."""
+    (or come within a point of it) past the circle, on the same side."""
     fig.canvas.draw()
-    radius = MARK_STYLE["ms"] / 2 * fig.dpi / 72  # pixels
+    radius = (MARK_STYLE["ms"] / 2 + 1) * fig.dpi / 72  # pixels
     for label, mark, sign in placed:
         box = label.get_window_extent()
         centre = label.axes.transData.transform((mark, 0))[0]
