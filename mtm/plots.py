@@ -225,9 +225,14 @@ def tidy_layout(fig) -> None:
         fig.tight_layout()
 
 
+#: The marker of :func:`plot_bar_panels`' marks (another source's value for a row, e.g. the paper's): a hollow
+#: circle, its size in points.
+MARK_STYLE = dict(marker="o", ls="none", mfc="white", mec="black", ms=5)
+
+
 def plot_bar_panels(table: dict[str, dict[str, float]], rows: list[str], columns, title: str = "",
                     errors: dict[str, dict[str, float]] | None = None, colors: dict[str, str] | None = None,
-                    digits: int = 2):
+                    digits: int = 2, marks: dict[str, dict[str, float]] | None = None, mark_label: str = ""):
     """Rows compared on several columns, at the content column's width: one panel per column, at most
     :data:`PANELS_PER_ROW` panels a row, a horizontal bar per row with its value written at the bar's
     end, zero always on the axis (a line at 0), the column's unit (:data:`COLUMN_UNITS`) on the x axis,
@@ -235,7 +240,12 @@ def plot_bar_panels(table: dict[str, dict[str, float]], rows: list[str], columns
 
     ``table``: {row: {column: value}} (a missing value is no bar and "–"); ``errors``: {row: {column:
     half-width of an interval}}, drawn as error bars; ``colors``: {row: colour} (default ``C0``).
-    Rows read top to bottom in the order given; the row names label the first panel of each line."""
+    Rows read top to bottom in the order given; the row names label the first panel of each line.
+
+    A value label starts past the end of its error bar. ``marks``: {row: {column: value}} drawn as hollow
+    circles on the row's line (another source's value for the same row, e.g. the paper's), inside the
+    axis range, named ``mark_label`` in a legend under the panels; a label that would sit on its row's
+    circle moves past it."""
     import matplotlib.pyplot as plt
 
     columns, rows = list(columns), list(rows)
@@ -247,6 +257,7 @@ def plot_bar_panels(table: dict[str, dict[str, float]], rows: list[str], columns
                              sharey=True, squeeze=False, layout="constrained")
     y = np.arange(len(rows))
     first_of_unit: dict[str, object] = {}
+    placed = []  # (value label, its row's mark, side): labels to move off their circle once laid out
     for ax, column in zip(axes.flat, columns):
         values = np.array([table.get(r, {}).get(column, np.nan) for r in rows], dtype=float)
         spread = np.array([(errors or {}).get(r, {}).get(column, np.nan) for r in rows], dtype=float)
@@ -262,10 +273,18 @@ def plot_bar_panels(table: dict[str, dict[str, float]], rows: list[str], columns
         ax.set_title(TABLE_COLUMNS.get(column, column))
         ax.set_xlabel(unit)
         ax.tick_params(axis="x", labelsize=8)
-        for position, value, keep in zip(y, values, shown):
-            ax.annotate(f"{value:.{digits}f}" if keep else "\u2013", (value if keep else 0.0, position),
-                        xytext=(3 if not keep or value >= 0 else -3, 0), textcoords="offset points",
-                        ha="left" if not keep or value >= 0 else "right", va="center", fontsize=7)
+        marked = np.array([(marks or {}).get(r, {}).get(column, np.nan) for r in rows], dtype=float)
+        if np.isfinite(marked).any():
+            ax.plot(marked, y, label=mark_label, **MARK_STYLE)
+        for position, value, half, mark, keep in zip(y, values, np.nan_to_num(spread), marked, shown):
+            sign = 1 if not keep or value >= 0 else -1
+            end = value + sign * half if keep else 0.0  # past the error bar, on the bar's side of zero
+            label = ax.annotate(f"{value:.{digits}f}" if keep else "\u2013", (end, position),
+                                xytext=(3 * sign, 0), textcoords="offset points",
+                                ha="left" if sign > 0 else "right", va="center", fontsize=7)
+            label.set_in_layout(False)  # the layout does not move with the labels, so they can be placed on it
+            if np.isfinite(mark):
+                placed.append((label, mark, sign))
     for unit, ax in first_of_unit.items():  # zero on every axis, and room for the labels at the bars' ends
         low, high = ax.get_xlim()
         pad = 0.3 * (max(high, 0.0) - min(low, 0.0))
@@ -277,7 +296,24 @@ def plot_bar_panels(table: dict[str, dict[str, float]], rows: list[str], columns
     axes[0][0].invert_yaxis()
     if title:
         fig.suptitle(title)
+    if placed:
+        legend = next(ax for ax in axes.flat if ax.get_legend_handles_labels()[0])
+        fig.legend(*legend.get_legend_handles_labels(), loc="outside lower center", frameon=False, fontsize=8)
+        _move_labels_off_marks(fig, placed)
     return fig
+
+
+def _move_labels_off_marks(fig, placed) -> None:
+    """Lay the figure out, then move every value label whose text box would cover its row's circle
+    (or come within a point of it) past the circle, on the same side."""
+    fig.canvas.draw()
+    radius = (MARK_STYLE["ms"] / 2 + 1) * fig.dpi / 72  # pixels
+    for label, mark, sign in placed:
+        box = label.get_window_extent()
+        centre = label.axes.transData.transform((mark, 0))[0]
+        if box.x0 - radius <= centre <= box.x1 + radius:
+            label.xy = (mark, label.xy[1])
+            label.set_position((sign * (3 + MARK_STYLE["ms"] / 2), 0))
 
 
 def plot_oracle_sweep(sweeps: dict[str, dict[float, dict]], defaults: dict[str, float] | None = None):

@@ -123,3 +123,40 @@ def test_two_models_predictions_share_the_rasters_scale_and_one_psth_axis(sessio
     assert panels_per_row(fig) <= PANELS_PER_ROW and smallest_font(fig) >= 7
     with pytest.raises(ValueError, match="rates"):
         plot_predicted_vs_true(session.spikes, {k: rates for k in "abc"}, session.regions, "LP")
+
+
+def test_value_labels_start_past_their_error_bars_and_move_off_the_marks_of_their_row():
+    """A value label never sits on its bar's error bar, nor on a mark (e.g. the paper's value) of its row;
+    marks widen the axis to show them and are named in one legend."""
+    table = {"A": {"co-smooth": 0.30, "choice": 0.80}, "B": {"co-smooth": -0.20, "choice": 0.50},
+             "C": {"co-smooth": 0.10, "choice": 0.60}}
+    errors = {"A": {"co-smooth": 0.10}, "B": {"co-smooth": 0.05}}
+    # A's mark just past its error bar (where its label would start), B's mark just left of its
+    # negative bar's error bar, C's mark far away (its label stays at its bar) and beyond the bars' range
+    marks = {"A": {"co-smooth": 0.43}, "B": {"co-smooth": -0.28}, "C": {"co-smooth": 1.5}}
+    fig = plot_bar_panels(table, ["A", "B", "C"], ["co-smooth", "choice"], errors=errors, marks=marks,
+                          mark_label="paper")
+    fig.canvas.draw()
+    ax = panels(fig)[0]
+    radius = 2.5 * fig.dpi / 72
+    pixels = ax.transData.transform
+    labels = {t.get_text(): t.get_window_extent() for t in ax.texts}
+    a, b, c = labels["0.30"], labels["-0.20"], labels["0.10"]
+    assert a.x0 >= pixels((0.40, 0))[0] and b.x1 <= pixels((-0.25, 0))[0]  # past the error bars
+    for box, (mark, _) in ((a, (0.43, 0)), (b, (-0.28, 0)), (c, (1.5, 0))):
+        centre = pixels((mark, 0))[0]
+        assert not box.x0 - radius < centre < box.x1 + radius  # the circle is clear of the text
+    assert a.x0 > pixels((0.43, 0))[0] and b.x1 < pixels((-0.28, 0))[0]  # moved past their circles
+    assert c.x1 < pixels((1.5, 0))[0] - radius  # left where it was: the circle is far away
+    assert ax.get_xlim()[1] > 1.5  # the mark is inside the axis
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["paper"]
+    circles, = [line for line in ax.lines if line.get_marker() == "o"]
+    assert np.allclose(circles.get_xdata(), [0.43, -0.28, 1.5]) and circles.get_markerfacecolor() == "white"
+
+
+def test_bar_panels_without_marks_have_no_legend_and_no_circles():
+    fig = plot_bar_panels({"A": {"co-smooth": 0.3}}, ["A"], ["co-smooth"], errors={"A": {"co-smooth": 0.1}})
+    ax = panels(fig)[0]
+    assert not fig.legends and not [line for line in ax.lines if line.get_marker() == "o"]
+    fig.canvas.draw()
+    assert ax.texts[0].get_window_extent().x0 >= ax.transData.transform((0.4, 0))[0]

@@ -130,3 +130,36 @@ def test_seeds_are_validated():
         Plan.for_preset("small", n_seeds=0)
     with pytest.raises(ValueError, match="preset: expected one of"):
         Plan.for_preset("book")  # table2 has no book preset
+
+
+def test_the_chapters_words_for_the_comparisons_and_the_tasks_each_is_above_zero_on():
+    from mtm.book import verdict_sentence
+    from mtm.reproduce.table2 import COMPARISON_KEYS, COMPARISON_WORDS, comparisons, tasks_above
+    from mtm.stats import Interval
+
+    labels = [label for label, _, _ in comparisons(2)]
+    assert list(COMPARISON_WORDS) == labels == list(COMPARISON_KEYS)  # every comparison has its words, in order
+    assert [label for label, _, _ in comparisons(0)] == labels[:1]
+
+    def interval(low, high):
+        return Interval((low + high) / 2, low, high, 3)
+
+    differences = {labels[0]: {"co-smooth": interval(0.1, 0.3), "forward-pred": interval(-0.1, 0.2),
+                               "intra-region": interval(0.01, 0.05), "choice": interval(0.2, 0.4)},
+                   labels[2]: {"inter-region": interval(-0.3, -0.1)}}
+    above = tasks_above(differences)
+    # the activity tasks only, in TASKS' order; an interval that touches zero or lies below is not above
+    assert above == {labels[0]: ["co-smooth", "intra-region"], labels[2]: []}
+    assert tasks_above(differences, tasks=("choice",))[labels[0]] == ["choice"]
+    assert verdict_sentence(*COMPARISON_WORDS[labels[2]], differences[labels[2]]) == (
+        "Pretrained temporal masking is below temporal masking from scratch on inter-region")
+
+
+def test_figure_labels_name_the_models_by_stage_and_masking_and_the_yardsticks_in_short():
+    from mtm.reproduce.table2 import MASKINGS, figure_labels, multi_row, single_row
+    from mtm.reproduce.tables import REFERENCE_ROWS
+
+    rows = [single_row(m) for m in MASKINGS] + [multi_row(m, 3) for m in MASKINGS] + list(REFERENCE_ROWS)
+    assert list(figure_labels(rows).values()) == [
+        "scratch, temporal", "scratch, MtM", "pretrained, temporal", "pretrained, MtM",
+        "latent oracle", "Bayes reference", "true rates", "linear baseline"]

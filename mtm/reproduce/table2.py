@@ -30,7 +30,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mtm.baselines import LINEAR_ROW, ORACLE_ROW, TRUE_RATES_ROW
+from mtm.bayes import BAYES_ROW
 from mtm.data import Session
+from mtm.evaluate import TASKS
 from mtm.reproduce.plan import Plan
 from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, add_single, collect, default_workers,
                                      equal_steps_note, from_scratch_epochs, row_intervals, stamp_log)
@@ -61,6 +64,36 @@ def comparisons(n_pretrain: int) -> list[tuple[str, str, str]]:
         pairs += [(f"Pretrained - from scratch, {label}", multi_row(label, n_pretrain), single_row(label))
                   for label in MASKINGS]
     return pairs
+
+
+#: The words of each comparison of :func:`comparisons` in a sentence, (first model, second model), by its label.
+COMPARISON_WORDS = {"MtM - Temporal, single-session": ("From scratch, MtM", "temporal masking"),
+                    "MtM - Temporal, multi-session": ("After pretraining, MtM", "temporal masking"),
+                    "Pretrained - from scratch, Temporal": ("Pretrained temporal masking",
+                                                            "temporal masking from scratch"),
+                    "Pretrained - from scratch, MtM (prompted)": ("Pretrained MtM", "MtM from scratch")}
+
+#: A short name of each comparison of :func:`comparisons` (for names a chapter glues its numbers under).
+COMPARISON_KEYS = {"MtM - Temporal, single-session": "mtm_scratch", "MtM - Temporal, multi-session": "mtm_pretrained",
+                   "Pretrained - from scratch, Temporal": "pretrain_temporal",
+                   "Pretrained - from scratch, MtM (prompted)": "pretrain_mtm"}
+
+
+def tasks_above(differences: dict[str, dict], tasks=TASKS) -> dict[str, list[str]]:
+    """{comparison: the ``tasks`` (default: the activity tasks) on which its paired difference's 95 %
+    interval lies above zero}, for the paired differences of :func:`comparisons`
+    (:func:`mtm.reproduce.scheduler.paired_differences`)."""
+    return {label: [task for task in tasks if task in by_column and by_column[task].low > 0]
+            for label, by_column in differences.items()}
+
+
+def figure_labels(rows: list[str]) -> dict[str, str]:
+    """Short names of the table's rows for the figure's axis: "scratch, MtM", "pretrained, temporal",
+    "latent oracle", "Bayes reference", "true rates", "linear baseline"."""
+    references = {ORACLE_ROW: "latent oracle", BAYES_ROW: "Bayes reference", TRUE_RATES_ROW: "true rates",
+                  LINEAR_ROW: "linear baseline"}
+    return {row: references.get(row) or ("pretrained, " if row.startswith("Multi") else "scratch, ")
+            + ("MtM" if "MtM" in row else "temporal") for row in rows}
 
 
 def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan, out, log=print,

@@ -13,7 +13,7 @@ from mtm.atomic import atomic_write
 from mtm.baselines import LINEAR_ROW, ORACLE_ROW, REFERENCE_NOTE, TRUE_RATES_ROW
 from mtm.bayes import BAYES_ROW
 from mtm.evaluate import TASKS
-from mtm.plots import TABLE_COLUMNS, oracle_share_table, plot_bar_panels, results_table
+from mtm.plots import TABLE_COLUMNS, oracle_share_table, paper_row, plot_bar_panels, results_table
 from mtm.reproduce.paper import PAPER_TABLE2
 from mtm.reproduce.plan import BEHAVIOR_KEYS
 from mtm.reproduce.scheduler import paired_differences, row_intervals
@@ -141,14 +141,23 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def plot_table(table: dict, rows: list[str], columns, title: str = "", intervals: dict | None = None,
-               labels: dict[str, str] | None = None):
+               labels: dict[str, str] | None = None, marks: dict | None = None, mark_label: str = ""):
     """An experiment's table as bars (:func:`mtm.plots.plot_bar_panels`: a grid of panels at the content
     column's width, units, value labels, zero on every axis): the models in blue, the reference rows
     in grey, ``intervals`` ({row: {column: Interval}}) drawn as error bars of their half-widths;
-    ``labels``: {row: shorter name on the axis} (default: the row's name)."""
+    ``labels``: {row: shorter name on the axis} (default: the row's name); ``marks``: {row: {column:
+    value}} drawn as hollow circles named ``mark_label`` (e.g. :func:`paper_marks`)."""
     name = {row: (labels or {}).get(row, row) for row in rows}
     errors = {name[row]: {column: interval.half_width for column, interval in by_column.items()}
               for row, by_column in (intervals or {}).items() if row in name}
     colors = {name[row]: "0.6" if row in REFERENCE_ROWS else "C0" for row in rows}
     return plot_bar_panels({name[row]: table[row] for row in rows}, [name[row] for row in rows], columns, title,
-                           errors=errors, colors=colors)
+                           errors=errors, colors=colors,
+                           marks={name[row]: by_column for row, by_column in (marks or {}).items() if row in name},
+                           mark_label=mark_label)
+
+
+def paper_marks(rows: list[str], paper_table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """{row: the paper's values for it} for the rows the paper has (:func:`mtm.plots.paper_row`: "Multi-session
+    (2 pretrain), X" is the paper's "Multi-session, X"), to draw beside ours with :func:`plot_table`."""
+    return {row: paper_row(row, paper_table) for row in rows if paper_row(row, paper_table)}
