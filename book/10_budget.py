@@ -28,6 +28,21 @@
 #   several seeds and read with its interval;
 # - where the book's own chapters sit on these axes, and what that means for their results.
 #
+# **This run's answer, in short.** At the study's centre ({glue:text}`centre_trials` trials per
+# session, {glue:text}`centre_steps` optimiser steps, width {glue:text}`centre_width`, from scratch)
+# MtM reaches {glue:text}`mtm_centre_share` % of the Bayes reference, a predictor a model could reach
+# (the mean over the four activity tasks), and temporal masking {glue:text}`temporal_centre_share` %.
+# What raises MtM's share most is more {glue:text}`mtm_first`, and temporal masking's more
+# {glue:text}`temporal_first`. Each budget, over the study's range, moves the share by (percentage
+# points of the reference, largest first):
+#
+# - MtM: {glue:text}`mtm_ranking`;
+# - temporal masking: {glue:text}`temporal_ranking`.
+#
+# The paper finds that pretraining on more sessions helps; here a short pretraining on
+# {glue:text}`sessions_high` other sessions, at equal total steps, changes MtM's share by
+# {glue:text}`mtm_sessions` points. Section 5 gives every number with its interval.
+#
 # *About 10 minutes to read; the line under the parameters says how long the chapter's stored
 # execution took. The study is the package's own, `mtm reproduce --experiment budget`, run with this
 # chapter's settings; its `paper` preset, with the paper's model width and up to 16 pretraining
@@ -45,44 +60,37 @@ if IN_COLAB:
                    check=True)
 
 import json
-import math
 
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from mtm.book import (CHAPTER_SETTINGS, chapter_settings, compare_words,
-                      glue_number, gpu_check)
+from mtm.book import (chapter_settings, glue_text, gpu_check,
+                      training_budgets, what_this_run_shows)
 from mtm.evaluate import TASKS
-from mtm.data.session import SPLIT_FRACTIONS
-from mtm.plots import TABLE_COLUMNS, use_style
+from mtm.plots import COLUMN_WORDS, use_style
 from mtm.reproduce import Plan, run_experiment
-from mtm.reproduce.budget import (FACTORS, MASKINGS, PRETRAIN_SHARE,
-                                  REACHABLE, YARDSTICKS, budget_markdown,
-                                  conditions, effects, mtm_minus_temporal,
-                                  plan_fields, plot_budget, point_name,
-                                  schedule)
-from mtm.reproduce.plan import batches_per_epoch
-from mtm.reproduce.scheduler import row_intervals
+from mtm.reproduce.budget import (CENTRE, FACTORS, MASKINGS, MEAN,
+                                  PAPER_FINDING, PRETRAIN_SHARE, REACHABLE,
+                                  YARDSTICKS,
+                                  budget_markdown, effect_name,
+                                  effect_points, findings, headline,
+                                  plan_fields, plan_markdown, plan_rows,
+                                  plot_budget, point_name, schedule)
+from mtm.reproduce.tables import interval_table
 from mtm.stats import paired_difference
 from mtm.tables import markdown_table
-from mtm.train import TrainConfig
 
 use_style()
 print(gpu_check())
 
 # %% tags=["parameters"]
-# SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else
-# gpu or book. OVERRIDES: the settings' values to replace, e.g.
-# {"SEEDS": 5}; the values are in mtm.book.CHAPTER_SETTINGS.
-# SEED: the world's first session (the pretraining pool, then the held-out).
-SETTINGS = "auto"
-OVERRIDES = {}
-SEED = 0
+SETTINGS = "auto"   # smoke under MTM_SMOKE=1, else gpu or book; or name one
+OVERRIDES = {}      # values of mtm.book.CHAPTER_SETTINGS to replace
+SEED = 0            # the world's first session (pretraining pool, held-out)
 
 # %%
 RUN = chapter_settings("10_budget", SETTINGS, **OVERRIDES)
-# read once: under smoke every access makes a new folder
-OUT_DIR = RUN.run_dir / "budget"
+OUT_DIR = RUN.run_dir / "budget"   # read once: smoke makes a new one each time
 
 # %% [markdown]
 # ## 1. The question
@@ -143,34 +151,18 @@ print(f"{len(pretrain)} pretraining sessions and {len(heldout)} held-out "
       f"({len(MASKINGS)} maskings x {plan.n_seeds} seeds); pretraining "
       f"takes {PRETRAIN_SHARE:.0%} of the centre's steps")
 
-rows = {}
-for name, served in cells.items():
-    if not name.startswith(f"seed{plan.seeds[0]}/") or "/mtm/" not in name:
-        continue
-    job = jobs[name]
-    train_trials = len(job["sessions"][0].splits["train"])
-    steps = job["cfg"]["epochs"] * batches_per_epoch(job["sessions"],
-                                                     job["cfg"]["batch_size"])
-    width = job["cfg"]["model"]["hidden"]
-    before = "from scratch"
-    if "after" in job:
-        first = jobs[job["after"]]
-        k = len(first["sessions"])
-        pre_steps = first["cfg"]["epochs"] * batches_per_epoch(
-            first["sessions"], first["cfg"]["batch_size"])
-        before = f"{pre_steps} steps on {k} session(s)"
-    for factor, level, *_ in served:
-        rows[f"{FACTORS[factor]} {level}"] = [
-            str(train_trials), before, str(steps),
-            str(job["cfg"]["epochs"]), str(width)]
-display(Markdown(markdown_table(
-    ["training trials", "pretraining", "steps on the session", "epochs",
-     "width"], rows)))
+# %%
+design = plan_rows(jobs, cells, plan.factors, seed=plan.seeds[0])
+display(Markdown(plan_markdown(design)))
 
 # %% [markdown]
-# Every row that shares the centre's values is the same run: the centre is trained once per seed
-# and serves every factor. Along trials the epochs fall as the session grows: at the largest level
-# each training trial is seen a few times, at the smallest many times over, for the same steps.
+# The centre is one run per seed and masking, and it serves every factor: {glue:text}`centre_trials`
+# trials per session, no pretraining, {glue:text}`centre_design_steps` steps in the design and width
+# {glue:text}`centre_width`. Its {glue:text}`centre_train_trials` training trials take
+# {glue:text}`centre_steps` steps, the whole number of epochs nearest the design's steps; every other
+# row's steps are rounded the same way.
+# Along trials the epochs fall as the session grows: at the largest level each training trial is
+# seen a few times, at the smallest many times over, for the same steps.
 #
 # ## 3. Training every point
 #
@@ -202,18 +194,21 @@ reach = yardsticks[REACHABLE]
 # %% [markdown]
 # ## 4. Each task's share of the Bayes reference, factor by factor
 #
-# {numref}`fig-10-budget` draws every point as a share of the Bayes reference (1 is the reference;
-# the latent oracle lies above it, since it sees the latents), one row per task and one column per
-# factor, on a logarithmic axis (no pretraining is drawn left of one session).
+# {numref}`fig-10-budget` draws every point as a percentage of the Bayes reference (100 % is the
+# reference; the latent oracle lies above it, since it sees the latents), one row per task and one
+# column per factor, on a logarithmic axis (no pretraining is drawn left of one session). Each row's
+# y-range is fitted to its points; a yardstick outside it is named, with its value, in the row's
+# title.
 
-# %% mystnb={"figure": {"caption": "Each activity task's score on the held-out session's test trials as a share of the Bayes reference (dotted, at 1: the reference itself; dashed: the latent oracle), against trials per session, pretraining sessions (none drawn left of one), optimiser steps and model width, each varied alone around the centre point. Blue: temporal masking; orange: prompted MtM; each point the mean over training seeds with its 95 % interval. Every comparison along a factor but steps is at equal optimiser steps.", "name": "fig-10-budget"}}
+# %% mystnb={"figure": {"caption": "Each activity task's score on the held-out session's test trials as a percentage of the Bayes reference, against trials per session, pretraining sessions (none drawn left of one), optimiser steps and model width, each varied alone around the centre point. Blue: temporal masking; orange: prompted MtM; each point the mean over training seeds with its 95 % interval. The y-range of each row fits its points: the Bayes reference (100 %) and the latent oracle are drawn as grey lines where they fall inside it (dashed: oracle; dotted: Bayes reference) and named with their values in the row's title where they do not. Every comparison along a factor but steps is at equal optimiser steps.", "name": "fig-10-budget"}}
 fig = plot_budget(runs, plan.factors, yardsticks, share_of=REACHABLE)
 plt.show()
 
 # %% [markdown]
-# The study's tables: every point's scores in bits per spike with their intervals, the yardsticks,
-# every score's share of the Bayes reference, MtM minus temporal at every point, and each factor's
-# effect (highest level minus lowest), both paired by seed; bold where the interval excludes zero.
+# The study's tables: every point's scores in bits per spike with their intervals (the centre, the
+# same runs under every factor, marked), the yardsticks, every distinct point's share of the Bayes
+# reference in percent, MtM minus temporal at every distinct point, and each factor's effect
+# (highest level minus lowest), both paired by seed; bold where the interval excludes zero.
 
 # %%
 display(Markdown(budget_markdown(runs, plan.factors, yardsticks,
@@ -222,87 +217,27 @@ display(Markdown(budget_markdown(runs, plan.factors, yardsticks,
 # %% [markdown]
 # ## 5. What limits the models
 #
-# Each factor's effect as a share of the Bayes reference: its highest level minus its lowest, in
-# percentage points of the reference, averaged over the four tasks, with the number of tasks whose
-# paired interval excludes zero above (+) and below (−) zero. A factor that moves every task by many
-# points is one the models are short of at the centre; one whose intervals all contain zero is not
-# what limits them there.
+# Each factor's effect on the share of the Bayes reference: its highest level minus its lowest, in
+# percentage points of the reference, for each task and averaged over the four (run by run), with
+# its 95 % interval over seeds, bold where the interval excludes zero. A factor that moves every
+# task by many points is one the models are short of at the centre; one whose intervals all contain
+# zero is not what limits them there.
 
 # %%
-effect = effects(runs, plan.factors)
-
-
-def points(interval, task):
-    """An effect in bits per spike as percentage points of the reference."""
-    return 100 * interval.mean / reach[task]
-
-
-summary, moves = {}, {}
-for label in MASKINGS:
-    for factor in FACTORS:
-        low, high = min(plan.factors[factor]), max(plan.factors[factor])
-        e = effect[f"{label}: {FACTORS[factor]} {low} -> {high}"]
-        mean = sum(points(e[t], t) for t in TASKS) / len(TASKS)
-        up = sum(e[t].low > 0 for t in TASKS)
-        down = sum(e[t].high < 0 for t in TASKS)
-        moves[(label, factor)] = mean
-        summary[f"{label}: {FACTORS[factor]} {low} → {high}"] = [
-            f"{mean:+.0f}", f"{up} / {down}"] + [
-            f"{points(e[t], t):+.0f}" for t in TASKS]
-display(Markdown(markdown_table(
-    ["mean over tasks (points)", "tasks + / −"]
-    + [TABLE_COLUMNS.get(t, t) for t in TASKS], summary)))
-
-# %%
-lines = []
-for label in MASKINGS:
-    order = sorted(FACTORS, key=lambda f: -moves[(label, f)])
-    lines.append(
-        f"- {label}: the factors by their mean effect, largest first: "
-        + ", ".join(f"{FACTORS[f]} ({moves[(label, f)]:+.0f} points)"
-                    for f in order))
-display(Markdown("\n".join(lines)))
-best = {label: max(FACTORS, key=lambda f: moves[(label, f)])
-        for label in MASKINGS}
-centre = plan.factors["centre"]
-glue_number("centre_trials", centre["trials"], "{:,.0f}")
-glue_number("centre_steps", centre["steps"], "{:,.0f}")
-glue_number("centre_width", centre["width"], "{:.0f}")
-for label, key in (("MtM (prompted)", "mtm"), ("Temporal", "temporal")):
-    share = row_intervals(runs[point_name("trials", centre["trials"],
-                                          label)])
-    glue_number(f"{key}_centre_share",
-                100 * sum(share[t].mean / reach[t] for t in TASKS)
-                / len(TASKS), "{:.0f}")
+effect = effect_points(runs, plan.factors, reach)
+display(Markdown(interval_table({row: {} for row in effect}, effect,
+                                [MEAN, *TASKS], sign=True, digits=0)))
 
 # %% [markdown]
-# At the centre ({glue:text}`centre_trials` trials, {glue:text}`centre_steps` steps, width
-# {glue:text}`centre_width`, from scratch) MtM reaches {glue:text}`mtm_centre_share` % of the Bayes
-# reference on average over the four tasks and temporal masking {glue:text}`temporal_centre_share` %.
-# The lines above rank the factors by how far they move each masking; the table says on how many
-# tasks the move is larger than the differences between seeds.
-#
-# MtM against temporal masking changes along the factors too: where one masking gains more from a
-# budget, the comparison of chapters 5 and 8 depends on where on the axes it is made. At each
-# factor's highest level, in words chosen by the paired interval:
+# The box below is written by the cell from these effects and the paired differences of section 4,
+# so its words follow the numbers of the run in front of you. MtM against temporal masking changes
+# along the factors too: where one masking gains more from a budget, the comparison of chapters 5
+# and 8 depends on where on the axes it is made.
 
 # %%
-TASK_WORDS = {"co-smooth": "co-smoothing",
-              "forward-pred": "forward prediction",
-              "intra-region": "intra-region", "inter-region": "inter-region"}
-versus = mtm_minus_temporal(runs, plan.factors)
-lines = []
-for factor in FACTORS:
-    top = max(plan.factors[factor])
-    where = f"{FACTORS[factor]} {top}"
-    lines += [f"- {where}, {TASK_WORDS[t]}: "
-              + compare_words("MtM", "temporal masking", versus[where][t])
-              for t in TASKS]
-where = f"{FACTORS['trials']} {centre['trials']}"
-lines += [f"- the centre, {TASK_WORDS[t]}: "
-          + compare_words("MtM", "temporal masking", versus[where][t])
-          for t in TASKS]
-display(Markdown("\n".join(lines)))
+for name, text in headline(runs, plan.factors, reach, design).items():
+    glue_text(name, text)
+what_this_run_shows(*findings(runs, plan.factors, reach), paper=PAPER_FINDING)
 
 # %% [markdown]
 # ## 6. Where the book's chapters sit on these axes
@@ -315,47 +250,11 @@ display(Markdown("\n".join(lines)))
 
 # %%
 BATCH = plan.train_config("mtm").batch_size
-BOOK = {chapter: CHAPTER_SETTINGS[chapter]["book"] for chapter in
-        ("05_evaluation", "07_multisession", "08_reproduction",
-         "09_experiments")}
-
-
-def batches(chapter):
-    """(training trials, batches per epoch) of a chapter's sessions."""
-    trials = int(SPLIT_FRACTIONS[0] * BOOK[chapter]["N_TRIALS"])
-    return trials, math.ceil(trials / BATCH)
-
-
-where_rows = {}
-for what, chapter, epochs, pre_epochs in (
-        ("chapters 4-6, from scratch", "05_evaluation",
-         BOOK["05_evaluation"]["EPOCHS"], 0),
-        ("chapter 7, from scratch", "07_multisession",
-         BOOK["07_multisession"]["FINETUNE_EPOCHS"]
-         + BOOK["07_multisession"]["PRETRAIN_EPOCHS"]
-         * max(BOOK["07_multisession"]["N_PRETRAIN"]), 0),
-        ("chapter 7, fine-tuned", "07_multisession",
-         BOOK["07_multisession"]["FINETUNE_EPOCHS"],
-         BOOK["07_multisession"]["PRETRAIN_EPOCHS"]
-         * max(BOOK["07_multisession"]["N_PRETRAIN"])),
-        ("chapter 8, from scratch", "08_reproduction",
-         BOOK["08_reproduction"]["FINETUNE_EPOCHS"]
-         + BOOK["08_reproduction"]["PRETRAIN_EPOCHS"]
-         * BOOK["08_reproduction"]["N_PRETRAIN"], 0),
-        ("chapter 8, fine-tuned", "08_reproduction",
-         BOOK["08_reproduction"]["FINETUNE_EPOCHS"],
-         BOOK["08_reproduction"]["PRETRAIN_EPOCHS"]
-         * BOOK["08_reproduction"]["N_PRETRAIN"]),
-        ("chapter 9, ablation", "09_experiments",
-         BOOK["09_experiments"]["ABLATION_EPOCHS"], 0)):
-    trials, per_epoch = batches(chapter)
-    model = TrainConfig.preset("small", model=BOOK[chapter]["MODEL"]).model
-    where_rows[what] = [f"{trials:,}", f"{epochs * per_epoch:,}",
-                        f"{pre_epochs * per_epoch:,}", str(model.hidden),
-                        str(BOOK[chapter]["N_NEURONS"])]
+where = training_budgets(BATCH)
+columns = ["training trials", "steps", "pretraining steps", "width", "neurons"]
 display(Markdown(markdown_table(
-    ["training trials", "steps on the session", "pretraining steps",
-     "width", "neurons"], where_rows)))
+    columns, {run: [f"{row[c]:,}" for c in columns]
+              for run, row in where.items()})))
 
 # %% [markdown]
 # Read this table against {numref}`fig-10-budget`. A chapter whose run lies below the centre on an
@@ -369,13 +268,24 @@ display(Markdown(markdown_table(
 #
 # ## Summary
 #
+# - **This run's result.** At the centre MtM reaches {glue:text}`mtm_centre_share` % of the Bayes
+#   reference (the mean over the four activity tasks) and temporal masking
+#   {glue:text}`temporal_centre_share` %. Over the study's range the four budgets move MtM's share
+#   by {glue:text}`mtm_ranking`, and temporal masking's by {glue:text}`temporal_ranking` (percentage
+#   points of the reference). What the models of this book are shortest of, at these sizes, is the
+#   factor at the head of those lists: more {glue:text}`mtm_first` for MtM and more
+#   {glue:text}`temporal_first` for temporal masking.
+# - The paper finds that pretraining on more sessions helps MtM; here a short pretraining on
+#   {glue:text}`sessions_high` sessions, half of the centre's steps, changes MtM's share by
+#   {glue:text}`mtm_sessions` points and temporal masking's by {glue:text}`temporal_sessions`: at
+#   equal total steps, the steps spent on other sessions are steps the held-out session does not get.
 # - The Bayes reference (`mtm.bayes`) is a yardstick a model can reach; a model's share of it is how
 #   much of what the spikes allow the model has learned.
 # - The budget study varies trials per session, pretraining sessions, optimiser steps and model width
 #   one at a time around a centre, at equal optimiser steps along every factor but steps, every
 #   point over several seeds; `mtm reproduce --experiment budget` runs it from a shell.
 # - A factor's effect (its highest level minus its lowest, paired by seed) says whether the models
-#   are short of it at the centre; the tables and the sentences above are chosen by those intervals.
+#   are short of it at the centre; the tables and the box above are chosen by those intervals.
 # - MtM minus temporal masking changes along the factors, so a comparison of the two is a statement
 #   about one point of the budget, not about the maskings alone.
 #
@@ -386,8 +296,9 @@ display(Markdown(markdown_table(
 #
 # :::{admonition} Hint
 # :class: dropdown
-# `effect` holds every factor's highest-minus-lowest difference with its interval, keyed like
-# `"MtM (prompted): trials per session 100 -> 3200"`.
+# `effect` (section 5) holds every factor's highest-minus-lowest difference in percentage points of
+# the Bayes reference, with its interval, for each task; `effect_name(label, factor, plan.factors)`
+# names its rows.
 # :::
 #
 # :::{admonition} Solution
@@ -400,13 +311,12 @@ display(Markdown(markdown_table(
 
 # %% tags=["hide-input"]
 for t in TASKS:
-    keyed = {f: effect[f"MtM (prompted): {FACTORS[f]} "
-                       f"{min(plan.factors[f])} -> {max(plan.factors[f])}"][t]
+    keyed = {f: effect[effect_name("MtM (prompted)", f, plan.factors)][t]
              for f in FACTORS}
     top = max(keyed, key=lambda f: keyed[f].mean)
     told = "excludes" if keyed[top].excludes_zero else "contains"
-    print(f"{TASK_WORDS[t]}: {FACTORS[top]}, {keyed[top].mean:+.3f} bits "
-          f"per spike (its interval {told} zero)")
+    print(f"{COLUMN_WORDS[t]}: {FACTORS[top]}, {keyed[top].mean:+.0f} points "
+          f"of the reference (its interval {told} zero)")
 
 # %% [markdown]
 # **Exercise 2.** Along the trials factor the optimiser steps are fixed. How many times is each
@@ -414,8 +324,8 @@ for t in TASKS:
 #
 # :::{admonition} Hint
 # :class: dropdown
-# The plan's runs are in `jobs`; a run's epochs are `jobs[name]["cfg"]["epochs"]`, its session
-# `jobs[name]["sessions"][0]`.
+# `design` (section 2) holds, for seed 0's MtM runs, each point's training trials and epochs; the
+# trials levels are the centre and the rows named after `FACTORS["trials"]`.
 # :::
 #
 # :::{admonition} Solution
@@ -428,13 +338,12 @@ for t in TASKS:
 # :::
 
 # %% tags=["hide-input"]
-for level in plan.factors["trials"]:
-    name = next(n for n, served in cells.items()
-                if n.startswith(f"seed{plan.seeds[0]}/") and "/mtm/" in n
-                and ("trials", level) in [(f, v) for f, v, *_ in served])
-    job = jobs[name]
-    print(f"{level:5d} trials: {len(job['sessions'][0].splits['train']):5d} "
-          f"training trials, {job['cfg']['epochs']:4d} epochs")
+levels = {label: row for label, row in design.items()
+          if label == CENTRE or label.startswith(FACTORS["trials"])}
+for label, row in sorted(levels.items(),
+                         key=lambda item: item[1]["training trials"]):
+    print(f"{label}: {row['training trials']:,} training trials, "
+          f"{row['epochs']} epochs")
 
 # %% [markdown]
 # **Exercise 3.** Does pretraining on more sessions help MtM more than it helps the temporal
@@ -450,31 +359,30 @@ for level in plan.factors["trials"]:
 # :::{admonition} Solution
 # :class: dropdown
 # The cell below computes, seed by seed, each masking's change (largest number of sessions minus
-# none; its variable is still called `gains`) and MtM's change minus temporal's, with its interval.
-# In the paper MtM keeps improving with more sessions where temporal masking saturates; here the
-# pretraining is short (a share `PRETRAIN_SHARE` of the centre's steps) and costs steps on the
-# held-out session, so the changes are those of a short pretraining at equal total steps (section 5
-# counts the tasks on which it lowers each masking).
+# none) and shows MtM's change minus temporal's, task by task, with its interval (bold where it
+# excludes zero). In the paper MtM keeps improving with more sessions where temporal masking
+# saturates; here the pretraining is short (a share `PRETRAIN_SHARE` of the centre's steps) and
+# costs steps on the held-out session, so the changes are those of a short pretraining at equal
+# total steps (section 5's table gives each masking's change in points of the reference).
 # :::
 
 # %% tags=["hide-input"]
 k_max = max(plan.factors["sessions"])
 
 
-def by_cell(label, factor, level, task):
-    return {(r["seed"], r["session"]): r["scores"][task]
-            for r in runs[point_name(factor, level, label)]}
+def change(label, task):
+    """Seed by seed: the score after k_max pretraining sessions minus none."""
+    after, before = (
+        {(r["seed"], r["session"]): r["scores"][task]
+         for r in runs[point_name("sessions", k, label)]} for k in (k_max, 0))
+    return {cell: after[cell] - before[cell] for cell in after}
 
 
-for t in TASKS:
-    gains = {}
-    for label in MASKINGS:
-        after = by_cell(label, "sessions", k_max, t)
-        before = by_cell(label, "sessions", 0, t)
-        gains[label] = {c: after[c] - before[c] for c in after}
-    print(f"{TASK_WORDS[t]}: " + compare_words(
-        "MtM's gain", "temporal masking's gain",
-        paired_difference(gains["MtM (prompted)"], gains["Temporal"])))
+versus = {"MtM's change − temporal's": {
+    t: paired_difference(change("MtM (prompted)", t), change("Temporal", t))
+    for t in TASKS}}
+display(Markdown(interval_table({row: {} for row in versus}, versus, TASKS,
+                                sign=True)))
 
 # %% tags=["remove-input"]
 print(RUN.done())

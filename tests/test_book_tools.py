@@ -4,7 +4,8 @@ unglued-decimal report and the package's own source rendered in a chapter."""
 import nbformat
 import pytest
 
-from mtm.book import CODE_COLUMN, assert_direction, glue_number, show_source, source_block, source_span
+from mtm.book import (CODE_COLUMN, assert_direction, glue_number, glue_text, show_source, source_block,
+                      source_span)
 from mtm.book.build import NAMED_CONSTANTS, paper_constants, unglued_decimals
 from mtm.masking import mask_batch
 from mtm.reproduce.paper import PAPER_TABLE3
@@ -60,6 +61,16 @@ def test_glue_number_glues_the_text_and_the_number(monkeypatch):
     assert glued == {"gap": ("0.44", False), "gap_value": (0.4412, False)}
     with pytest.raises(ValueError, match="value: gap"):
         glue_number("gap", float("nan"))
+
+
+def test_glue_text_glues_words_and_refuses_an_empty_text(monkeypatch):
+    glued = {}
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: glued.update({name: (value, display)}))
+    assert glue_text("first", "optimiser steps") == "optimiser steps"
+    assert glued == {"first": ("optimiser steps", False)}
+    for bad in ("", "  ", 0.5):
+        with pytest.raises(ValueError, match="text: first"):
+            glue_text("first", bad)
 
 
 def test_assert_direction_passes_when_the_text_holds_and_names_the_claim_when_it_does_not():

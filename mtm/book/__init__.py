@@ -53,6 +53,7 @@ import torch
 from mtm import __version__, smoke
 from mtm.atomic import atomic_write
 from mtm.data import synthetic_session
+from mtm.data.session import SPLIT_FRACTIONS
 from mtm.device import device_precision, pick_device
 from mtm.plots import COLUMN_WORDS
 from mtm.train import TrainConfig, finetune, train
@@ -281,6 +282,33 @@ def _training_runs(chapter: str, values: dict) -> list[tuple[str, float]]:
     if chapter == "11_own_data":
         return [("EPOCHS", 1.0)]  # one MtM run on the reader's session
     return []
+
+
+def training_budgets(batch_size: int, settings: str = PUBLISHED_SETTINGS) -> dict[str, dict[str, int]]:
+    """Where the book's chapters train on the budget study's axes (chapter 10): for each kind of run of
+    chapters 4-9 under ``settings``, {"training trials" (of one session: 70 % of ``N_TRIALS``), "steps" (on
+    that session: epochs x batches of ``batch_size`` trials per epoch), "pretraining steps" (before them,
+    counted in the same session's batches), "width" (the model's hidden units), "neurons"}. A
+    from-scratch run of chapters 7 and 8 takes as many steps as pretraining and fine-tuning together."""
+    values = {chapter: CHAPTER_SETTINGS[chapter][settings] for chapter in
+              ("05_evaluation", "07_multisession", "08_reproduction", "09_experiments")}
+    c7, c8 = values["07_multisession"], values["08_reproduction"]
+    pre7, pre8 = c7["PRETRAIN_EPOCHS"] * max(c7["N_PRETRAIN"]), c8["PRETRAIN_EPOCHS"] * c8["N_PRETRAIN"]
+    runs = {"chapters 4-6, from scratch": ("05_evaluation", values["05_evaluation"]["EPOCHS"], 0),
+            "chapter 7, from scratch": ("07_multisession", c7["FINETUNE_EPOCHS"] + pre7, 0),
+            "chapter 7, fine-tuned": ("07_multisession", c7["FINETUNE_EPOCHS"], pre7),
+            "chapter 8, from scratch": ("08_reproduction", c8["FINETUNE_EPOCHS"] + pre8, 0),
+            "chapter 8, fine-tuned": ("08_reproduction", c8["FINETUNE_EPOCHS"], pre8),
+            "chapter 9, ablation": ("09_experiments", values["09_experiments"]["ABLATION_EPOCHS"], 0)}
+    rows = {}
+    for what, (chapter, epochs, pre_epochs) in runs.items():
+        trials = int(SPLIT_FRACTIONS[0] * values[chapter]["N_TRIALS"])
+        per_epoch = math.ceil(trials / batch_size)
+        model = TrainConfig.preset("small", model=values[chapter]["MODEL"]).model
+        rows[what] = {"training trials": trials, "steps": epochs * per_epoch,
+                      "pretraining steps": pre_epochs * per_epoch, "width": model.hidden,
+                      "neurons": values[chapter]["N_NEURONS"]}
+    return rows
 
 
 def budget_minutes(chapter: str) -> float | None:
@@ -640,6 +668,19 @@ def glue_number(name: str, value: float, fmt: str = "{:.2f}") -> str:
     glue(name, str(text), display=False)
     glue(f"{name}_value", number, display=False)
     return text
+
+
+def glue_text(name: str, text: str) -> str:
+    """Glue words a chapter's prose states from its outputs (a ranking, the name of the factor that
+    moved a score most), as :func:`glue_number` glues a number: ``{glue:text}`name``` in the Markdown
+    inserts ``text``, so the sentence follows the run that wrote it. Returns the text."""
+    from myst_nb import glue
+
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"text: {name} must be a non-empty string, got {text!r}")
+    glued = GluedText(text)
+    glue(name, str(glued), display=False)
+    return glued
 
 
 class GluedText(str):

@@ -46,18 +46,25 @@ from mtm.data import Session
 from mtm.evaluate import TASKS, task_scores
 from mtm.oracle import oracle_results
 from mtm.paths import safe_name
-from mtm.plots import TABLE_COLUMNS
+from mtm.plots import COLUMN_WIDTH, TABLE_COLUMNS
 from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps, nested_pool, split_sizes, train_subset
 from mtm.reproduce.scheduler import _run_all, default_workers, row_intervals, row_means, stamp_log
 from mtm.reproduce.tables import interval_table, save_figure
-from mtm.stats import paired_difference
-from mtm.tables import write_csv
+from mtm.stats import Interval, paired_difference, seed_interval
+from mtm.tables import markdown_table, write_csv
 
 FACTORS = {"trials": "trials per session", "sessions": "pretraining sessions", "steps": "optimiser steps",
            "width": "model width (hidden units)"}
 MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
 PRETRAIN_SHARE = 0.5   # the sessions factor: the share of the centre's steps spent pretraining
+#: The centre point's name in the tables: the runs every factor shares.
+CENTRE = "the centre"
+#: The column of the mean over the four activity tasks (:func:`effect_points`).
+MEAN = "mean over tasks"
 EVALUATIONS = 20       # validations (and checkpoints) per run, whatever its epochs
+#: What the paper shows on the axis this study can compare (its Fig. 4), for a box beside this run's findings.
+PAPER_FINDING = ("MtM keeps improving with more pretraining sessions where temporal masking saturates (Fig. 4), "
+                 "with models far wider (512 hidden units) and trained far longer than this study's.")
 
 
 def oracle_scores(session: Session) -> dict[str, float]:
@@ -265,23 +272,184 @@ def mtm_minus_temporal(runs: dict, factors: dict) -> dict[str, dict]:
         for factor in FACTORS for level in factors[factor]}
 
 
+def centre_level(factor: str, factors: dict) -> int:
+    """The centre's level of ``factor``: the centre trains from scratch (0 pretraining sessions)."""
+    return 0 if factor == "sessions" else factors["centre"][factor]
+
+
+def level_label(factor: str, level: int, factors: dict) -> str:
+    """``"optimiser steps 2000"``; the centre's level marked ``"optimiser steps 500 (the centre)"``, since
+    every factor's centre level is the same run."""
+    mark = f" ({CENTRE})" if level == centre_level(factor, factors) else ""
+    return f"{FACTORS[factor]} {level}{mark}"
+
+
+def distinct_points(factors: dict) -> dict[str, tuple[str, int]]:
+    """{label: (factor, level)} of every distinct point of the study once: :data:`CENTRE` first (the
+    runs every factor shares), then each factor's other levels (``"optimiser steps 2000"``)."""
+    points = {CENTRE: ("trials", factors["centre"]["trials"])}
+    points.update({f"{FACTORS[factor]} {level}": (factor, level) for factor in FACTORS for level in factors[factor]
+                   if level != centre_level(factor, factors)})
+    return points
+
+
+def plan_rows(jobs: dict, cells: dict, factors: dict, seed: int, masking: str = "mtm") -> dict[str, dict]:
+    """What the runs of one ``seed`` and ``masking`` train at each distinct point (:func:`distinct_points`,
+    the centre once), from :func:`schedule`'s ``jobs`` and ``cells``: {point: {"training trials",
+    "pretraining sessions", "pretraining steps" (0, 0 from scratch), "steps" (on the held-out session),
+    "epochs", "width"}}. Steps are whole epochs of batches, so they differ from the design's levels by
+    up to an epoch's batches."""
+    served = {}
+    for name, points in cells.items():
+        if name.startswith(f"seed{seed}/") and f"/{masking}/" in name:
+            served.update({(factor, level): name for factor, level, *_ in points})
+    if not served:
+        raise ValueError(f"seed, masking: no scheduled run of seed {seed} with masking {masking!r}")
+    rows = {}
+    for label, point in distinct_points(factors).items():
+        job = jobs[served[point]]
+        before = jobs[job["after"]] if "after" in job else None
+        rows[label] = {"training trials": len(job["sessions"][0].splits["train"]),
+                       "pretraining sessions": len(before["sessions"]) if before else 0,
+                       "pretraining steps": _steps(before) if before else 0, "steps": _steps(job),
+                       "epochs": job["cfg"]["epochs"], "width": job["cfg"]["model"]["hidden"]}
+    return rows
+
+
+def _steps(job: dict) -> int:
+    return job["cfg"]["epochs"] * _batches(job)
+
+
+def plan_markdown(rows: dict[str, dict]) -> str:
+    """:func:`plan_rows` as a Markdown table, one row per distinct point."""
+    def pretraining(row):
+        if not row["pretraining sessions"]:
+            return "from scratch"
+        return f"{row['pretraining steps']:,} steps on {row['pretraining sessions']} session(s)"
+
+    return markdown_table(["training trials", "pretraining", "steps on the session", "epochs", "width"],
+                          {label: [f"{row['training trials']:,}", pretraining(row), f"{row['steps']:,}",
+                                   str(row["epochs"]), str(row["width"])] for label, row in rows.items()})
+
+
+def _shares(records: list[dict], reference: dict, tasks=TASKS) -> dict:
+    """{(seed, session): {task: score as a percentage of ``reference``'s, MEAN: their mean over ``tasks``}}."""
+    found = {}
+    for r in records:
+        share = {task: 100 * r["scores"][task] / reference[task] for task in tasks}
+        found[(r["seed"], r["session"])] = {**share, MEAN: float(np.mean([share[t] for t in tasks]))}
+    return found
+
+
+def mean_share(records: list[dict], reference: dict) -> Interval:
+    """One point's score as a percentage of ``reference`` ({task: bits per spike}), averaged over the four
+    activity tasks run by run, with its 95 % interval over seeds."""
+    return seed_interval({cell: share[MEAN] for cell, share in _shares(records, reference).items()})
+
+
+def effect_name(label: str, factor: str, factors: dict) -> str:
+    """The row of :func:`effect_points` of ``label``'s effect of ``factor``."""
+    return f"{label}: {FACTORS[factor]} {min(factors[factor])} → {max(factors[factor])}"
+
+
+def effect_points(runs: dict, factors: dict, reference: dict) -> dict[str, dict]:
+    """Each factor's effect (highest level minus lowest, paired by seed and session) in percentage points of
+    ``reference`` ({task: bits per spike}, e.g. the Bayes reference): {"<masking>: <factor> <lowest> →
+    <highest>": {MEAN: Interval, task: Interval}}, :data:`MEAN` the mean over tasks taken run by run."""
+    found = {}
+    for label in MASKINGS:
+        for factor in FACTORS:
+            low, high = min(factors[factor]), max(factors[factor])
+            a = _shares(runs[point_name(factor, high, label)], reference)
+            b = _shares(runs[point_name(factor, low, label)], reference)
+            found[effect_name(label, factor, factors)] = {
+                column: paired_difference({c: v[column] for c, v in a.items()}, {c: v[column] for c, v in b.items()})
+                for column in (MEAN, *TASKS)}
+    return found
+
+
+def ranking(effect: dict, label: str) -> str:
+    """The factors' effects on ``label``'s mean share (:func:`effect_points`), largest first:
+    ``"optimiser steps 125 → 2000 (+43 points), model width ... (+22), ..."``."""
+    mine = {row.split(": ", 1)[1]: by_column[MEAN].mean for row, by_column in effect.items()
+            if row.startswith(f"{label}: ")}
+    if not mine:
+        raise ValueError(f"label: expected one of {list(MASKINGS)}, got {label!r}")
+    order = sorted(mine, key=lambda row: -mine[row])
+    return ", ".join(f"{row} ({mine[row]:+.0f}{' points' if i == 0 else ''})" for i, row in enumerate(order))
+
+
+def headline(runs: dict, factors: dict, reference: dict, design: dict[str, dict]) -> dict[str, str]:
+    """The numbers and words a text states of the study, formatted: {name: text}. For each masking (its key
+    in :data:`MASKINGS`, ``mtm_...``, ``temporal_...``): ``_centre_share``, the centre's mean share of
+    ``reference`` in percent; ``_<factor>``, each factor's effect on it in percentage points (signed);
+    ``_first``, the factor that raises it most; ``_ranking``, :func:`ranking`. For the design
+    (:func:`plan_rows`): ``<factor>_low``, ``<factor>_high``, the levels; ``centre_trials``,
+    ``centre_train_trials``, ``centre_steps`` (the steps the centre's runs take), ``centre_design_steps``
+    (the design's), ``centre_width``."""
+    effect = effect_points(runs, factors, reference)
+    centre = design[CENTRE]
+    found = {"centre_trials": f"{factors['centre']['trials']:,}", "centre_width": str(centre["width"]),
+             "centre_train_trials": f"{centre['training trials']:,}", "centre_steps": f"{centre['steps']:,}",
+             "centre_design_steps": f"{factors['centre']['steps']:,}"}
+    for factor in FACTORS:
+        found.update({f"{factor}_low": f"{min(factors[factor]):,}", f"{factor}_high": f"{max(factors[factor]):,}"})
+    for label, key in MASKINGS.items():
+        share = mean_share(runs[point_name("trials", factors["centre"]["trials"], label)], reference)
+        moves = {factor: effect[effect_name(label, factor, factors)][MEAN].mean for factor in FACTORS}
+        found.update({f"{key}_centre_share": f"{share.mean:.0f}", f"{key}_ranking": ranking(effect, label),
+                      f"{key}_first": FACTORS[max(moves, key=moves.get)].split(" (")[0]})
+        found.update({f"{key}_{factor}": f"{moves[factor]:+.0f}" for factor in FACTORS})
+    return found
+
+
+def findings(runs: dict, factors: dict, reference: dict) -> list[str]:
+    """The sentences of a box on the study (:func:`mtm.book.what_this_run_shows`), each written from the
+    runs: the centre's mean share of ``reference`` for each masking, each masking's factors ranked by
+    their effect on it, and MtM against temporal masking at the centre and at the most steps, in words
+    chosen by the paired intervals (:func:`mtm.book.verdict_sentence`)."""
+    from mtm.book import verdict_sentence  # mtm.book imports the trainer and the book's settings
+
+    effect = effect_points(runs, factors, reference)
+    centre = {label: mean_share(runs[point_name("trials", factors["centre"]["trials"], label)], reference)
+              for label in MASKINGS}
+    versus = mtm_minus_temporal(runs, factors)
+    most = max(factors["steps"])
+    return ([f"At {CENTRE}, MtM reaches {centre['MtM (prompted)'].mean:.0f} % of the Bayes reference on "
+             f"average over the four tasks and temporal masking {centre['Temporal'].mean:.0f} %"]
+            + [f"{label}: the factors by how far they move that share, largest first: {ranking(effect, label)}"
+               for label in MASKINGS]
+            + [verdict_sentence(f"At {CENTRE}, MtM", "temporal masking",
+                                versus[f"{FACTORS['trials']} {factors['centre']['trials']}"]),
+               verdict_sentence(f"At {most:,} optimiser steps, MtM", "temporal masking",
+                                versus[f"{FACTORS['steps']} {most}"])])
+
+
 def budget_markdown(runs: dict, factors: dict, yardsticks: dict, share_of: str | None = None) -> str:
-    """The study's tables: per factor, every level's scores (± 95 % interval); the yardsticks; MtM minus
-    temporal; each factor's effect. ``share_of``: a yardstick's name, to add each score's share of it."""
-    intervals = {row: row_intervals(records) for row, records in runs.items()}
+    """The study's tables: per factor, every level's scores (± 95 % interval; the centre's level marked, as
+    the same run serves every factor); the yardsticks; MtM minus temporal at every distinct point (the
+    centre once); each factor's effect. ``share_of``: a yardstick's name, to add every distinct point's
+    share of it, in percent."""
     n_seeds = len({r["seed"] for records in runs.values() for r in records})
     columns = list(TASKS)
     parts = [f"Bits per spike on the held-out sessions' test trials, mean over {n_seeds} seeds and the held-out "
-             "sessions, ± the half-width of the 95 % interval over seeds (mtm.stats)."]
+             "sessions, ± the half-width of the 95 % interval over seeds (mtm.stats). The centre is one run per "
+             "seed, shown under every factor."]
     for factor in FACTORS:
-        rows = {point_name(factor, level, label): {} for level in factors[factor] for label in MASKINGS}
-        parts.append(f"### {FACTORS[factor].capitalize()}\n\n" + interval_table(rows, intervals, columns))
+        rows = {f"{label}, {level_label(factor, level, factors)}": row_intervals(runs[point_name(factor, level, label)])
+                for level in factors[factor] for label in MASKINGS}
+        parts.append(f"### {FACTORS[factor].capitalize()}\n\n" + interval_table({r: {} for r in rows}, rows, columns))
     parts.append("### Yardsticks\n\n" + interval_table(yardsticks, {}, columns))
+    points = distinct_points(factors)
     if share_of is not None:
         best = yardsticks[share_of]
-        shares = {row: {t: row_means(records)[t] / best[t] for t in columns} for row, records in runs.items()}
-        parts.append(f"### Share of the {share_of}\n\n" + interval_table(shares, {}, columns))
-    differences = mtm_minus_temporal(runs, factors)
+        shares = {f"{label}, {name}": row_means(runs[point_name(*point, label)])
+                  for label in MASKINGS for name, point in points.items()}
+        parts.append(f"### Share of the {share_of}, in percent\n\n" + markdown_table(
+            [TABLE_COLUMNS.get(t, t) for t in columns],
+            {row: [f"{100 * scores[t] / best[t]:.0f} %" for t in columns] for row, scores in shares.items()}))
+    versus = mtm_minus_temporal(runs, factors)
+    differences = {name: versus[f"{FACTORS[factor]} {level}"] for name, (factor, level) in points.items()}
     parts.append("### MtM minus temporal (same seed, same session)\n\n"
                  + interval_table({k: {} for k in differences}, differences, columns, sign=True))
     effect = effects(runs, factors)
@@ -310,35 +478,62 @@ def write_budget(runs: dict, factors: dict, yardsticks: dict, out: Path, share_o
     return atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(markdown))
 
 
+#: Font sizes (points) of the budget figure: tick labels, axis labels and titles; the figure is drawn at the
+#: book's column width (:data:`mtm.plots.COLUMN_WIDTH`), so they show at this size on the page.
+TICK_POINTS, LABEL_POINTS = 8, 9
+
+
+def _yardstick_note(values: dict[str, float], limits: tuple[float, float], unit: str) -> str:
+    """Where the yardsticks outside a row's y-range lie: ``"above the axes: Bayes reference 100 %, latent
+    oracle 119 %"``; empty when every one is inside it."""
+    low, high = limits
+    short = {name: name.split(" (")[0].replace("Bayes given the visible spikes", "Bayes reference")
+             .replace("Latent", "latent") for name in values}
+    above = [f"{short[n]} {v:.0f}{unit}" if unit else f"{short[n]} {v:.2f}" for n, v in values.items() if v > high]
+    below = [f"{short[n]} {v:.0f}{unit}" if unit else f"{short[n]} {v:.2f}" for n, v in values.items() if v < low]
+    return "; ".join(f"{where} the axes: " + ", ".join(names) for where, names in (("above", above), ("below", below))
+                     if names)
+
+
 def plot_budget(runs: dict, factors: dict, yardsticks: dict, share_of: str | None = None):
     """A row of panels per task, a panel per factor: each masking's score against the factor's levels
-    (log axis) with its 95 % interval, and the yardsticks as grey lines (dashed, dotted, in order); with
-    ``share_of``, as its share."""
-    import matplotlib.pyplot as plt
+    (log axis; no pretraining drawn at 0.5) with its 95 % interval; with ``share_of``, as a percentage of
+    that yardstick. Each row's y-range is fitted to its data and shared by its panels; a yardstick inside
+    it is a grey line (dashed, dotted, in order), one outside it is named with its value in the row's
+    title. Drawn :data:`mtm.plots.COLUMN_WIDTH` wide, ticks :data:`TICK_POINTS` pt."""
+    import matplotlib.pyplot as plt  # matplotlib is loaded only when a figure is made
 
-    # 7 inches wide, the width of a book page's column, so the labels keep their size on the page
-    fig, axes = plt.subplots(len(TASKS), len(FACTORS), figsize=(7.0, 1.5 * len(TASKS) + 0.9),
-                             sharey="row", squeeze=False, layout="constrained")
-    for i, task in enumerate(TASKS):
-        scale = yardsticks[share_of][task] if share_of else 1.0
-        for j, factor in enumerate(FACTORS):
-            ax, levels = axes[i][j], list(factors[factor])
-            x = [max(level, 0.5) for level in levels]  # 0 pretraining sessions drawn at 0.5 on the log axis
+    fig = plt.figure(figsize=(COLUMN_WIDTH, 2.3 * len(TASKS) + 0.6), layout="constrained")
+    rows = fig.subfigures(len(TASKS), 1)
+    unit = " %" if share_of else ""
+    styles = dict(zip(yardsticks, ("--", ":", "-.")))
+    for row, task in zip(np.atleast_1d(rows), TASKS):
+        scale = yardsticks[share_of][task] / 100 if share_of else 1.0
+        axes = row.subplots(1, len(FACTORS), sharey=True)
+        for ax, factor in zip(axes, FACTORS):
+            levels = list(factors[factor])
+            x = [max(level, 0.5) for level in levels]
             for k, label in enumerate(MASKINGS):
-                rows = [row_intervals(runs[point_name(factor, level, label)])[task] for level in levels]
-                ax.errorbar(x, [r.mean / scale for r in rows], yerr=np.nan_to_num([r.half_width / abs(scale) for r in rows]),
-                            fmt="o-", ms=3, lw=1.2, capsize=2, color=f"C{k}", label=label)
-            for k, (name, scores) in enumerate(yardsticks.items()):
-                ax.axhline(scores[task] / scale, color="0.4", ls=("--", ":", "-.")[k % 3], lw=1, label=name)
+                found = [row_intervals(runs[point_name(factor, level, label)])[task] for level in levels]
+                ax.errorbar(x, [r.mean / scale for r in found], fmt="o-", ms=4, lw=1.4, capsize=2, color=f"C{k}",
+                            yerr=np.nan_to_num([r.half_width / abs(scale) for r in found]), label=label)
             ax.set_xscale("log")
             ax.set_xticks(x, [f"{level / 1000:g}k" if level >= 1000 else str(level) for level in levels])
             ax.minorticks_off()
-            ax.tick_params(labelsize=7)
-            if i == len(TASKS) - 1:
-                ax.set_xlabel(FACTORS[factor].replace(" (", "\n("), fontsize=8)
-        # the reference's full name is in the legend: a long label would run into the next row's
-        axes[i][0].set_ylabel(f"{TABLE_COLUMNS.get(task, task)}\n"
-                              + ("share of the reference" if share_of else "bits per spike"), fontsize=8)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=7)
+            ax.tick_params(labelsize=TICK_POINTS)
+            ax.set_xlabel(FACTORS[factor].replace(" (", "\n("), fontsize=LABEL_POINTS)
+        limits = axes[0].get_ylim()  # fitted to the data (shared by the row)
+        values = {name: scores[task] / scale for name, scores in yardsticks.items()}
+        for ax in axes:
+            for name, value in values.items():
+                if limits[0] <= value <= limits[1]:
+                    ax.axhline(value, color="0.4", ls=styles[name], lw=1, label=name)
+            ax.set_ylim(limits)
+        axes[0].set_ylabel(f"% of {share_of.split(' (')[0].replace('Bayes given the visible spikes', 'Bayes ref.')}"
+                           if share_of else "bits per spike", fontsize=LABEL_POINTS)
+        note = _yardstick_note(values, limits, unit)
+        row.suptitle(TABLE_COLUMNS.get(task, task) + (f" ({note})" if note else ""), fontsize=LABEL_POINTS + 1)
+    handles = [plt.Line2D([], [], color=f"C{k}", marker="o", lw=1.4, label=label) for k, label in enumerate(MASKINGS)]
+    handles += [plt.Line2D([], [], color="0.4", ls=styles[name], lw=1, label=name) for name in yardsticks]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=LABEL_POINTS)
     return fig

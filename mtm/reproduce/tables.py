@@ -26,15 +26,15 @@ SELECTED_SESSION_NOTE = ("The paper scored its ablations on one selected IBL ses
                          "mean over the held-out synthetic sessions.")
 
 
-def interval_table(table: dict, intervals: dict, columns, sign: bool = False) -> str:
+def interval_table(table: dict, intervals: dict, columns, sign: bool = False, digits: int = 2) -> str:
     """A Markdown table of ``table``'s rows: a row of ``intervals`` {row: {column: Interval}} as
     "mean ± half-width" (with ``sign``: "+0.10 ± 0.04", bold when the interval excludes zero), any
-    other row as its plain value."""
+    other row as its plain value; ``digits`` decimals."""
     def cell(name: str, column: str) -> str:
         interval = intervals.get(name, {}).get(column)
         if interval is None:
-            return score_cell(table[name].get(column))
-        text = interval.format(sign=sign)
+            return score_cell(table[name].get(column), digits)
+        text = interval.format(digits, sign=sign)
         return f"**{text}**" if sign and interval.excludes_zero else text
 
     return markdown_table([TABLE_COLUMNS.get(c, c) for c in columns],
