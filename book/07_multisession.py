@@ -60,11 +60,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import Markdown, display
-from myst_nb import glue
 
 from mtm.bayes import BAYES_ROW
 from mtm.book import (chapter_settings, finetune_once, glue_number,
-                      gpu_check, verdict_sentence, what_this_run_shows)
+                      glue_text, gpu_check, verdict_sentence,
+                      what_this_run_shows)
 from mtm.checkpoint import (RunFolder, import_reference, load_model, read_log,
                             save_model)
 from mtm.evaluate import TASKS, evaluate_model, task_scores
@@ -313,7 +313,7 @@ versus = {condition(c): {t: differences[f"MtM - Temporal, {condition(c)}"][t]
 scratch = "the same masking from scratch at equal total steps"
 words = {label: verdict_sentence(f"{label} pretrained on {largest}",
                                  scratch, d) for label, d in gain.items()}
-glue("pretraining_words_mtm", words["MtM (prompted)"], display=False)
+glue_text("pretraining_words_mtm", words["MtM (prompted)"])
 what_this_run_shows(*words.values(), *[
     verdict_sentence(f"MtM ({c})", "temporal masking", d)
     for c, d in versus.items()])

@@ -261,3 +261,17 @@ def test_the_box_is_a_commonmark_block_quote_of_the_points_and_the_paper(monkeyp
     monkeypatch.setattr("IPython.display.display", shown.append)
     assert what_this_run_shows("One point") is None  # shown once, wherever the call stands in its cell
     assert [item.data for item in shown] == [run_box("One point")]
+
+
+def test_glue_works_without_the_book_tooling(monkeypatch):
+    """On Colab the package is installed alone, without myst-nb: glue records nothing, and the chapter
+    still gets its text back (a reader's run shows its numbers in its outputs)."""
+    import sys
+
+    from mtm.book import glue_number, glue_text
+
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # import myst_nb now raises ImportError
+    assert glue_number("share", 0.4567, "{:.1f}") == "0.5"
+    assert glue_text("words", "steps, then width") == "steps, then width"
+    with pytest.raises(ValueError, match="share"):
+        glue_number("share", float("nan"))

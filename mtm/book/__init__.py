@@ -659,14 +659,12 @@ def glue_number(name: str, value: float, fmt: str = "{:.2f}") -> str:
     """
     import math
 
-    from myst_nb import glue
-
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"value: {name} must be a finite number, got {value!r}")
     text = GluedText(fmt.format(number))
-    glue(name, str(text), display=False)
-    glue(f"{name}_value", number, display=False)
+    _glue(name, str(text))
+    _glue(f"{name}_value", number)
     return text
 
 
@@ -674,13 +672,22 @@ def glue_text(name: str, text: str) -> str:
     """Glue words a chapter's prose states from its outputs (a ranking, the name of the factor that
     moved a score most), as :func:`glue_number` glues a number: ``{glue:text}`name``` in the Markdown
     inserts ``text``, so the sentence follows the run that wrote it. Returns the text."""
-    from myst_nb import glue
-
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"text: {name} must be a non-empty string, got {text!r}")
     glued = GluedText(text)
-    glue(name, str(glued), display=False)
+    _glue(name, str(glued))
     return glued
+
+
+def _glue(name: str, value) -> None:
+    """Record ``value`` under ``name`` with myst-nb's ``glue`` (not displayed), for the book's build.
+    Without myst-nb (a chapter run on Colab after installing the package alone) nothing is recorded:
+    the records serve only the book's pages, and a reader's run shows its numbers in its outputs."""
+    try:
+        from myst_nb import glue  # the book's tooling, not a dependency of the package
+    except ImportError:
+        return
+    glue(name, value, display=False)
 
 
 class GluedText(str):
