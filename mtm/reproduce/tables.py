@@ -21,6 +21,9 @@ from mtm.stats import minus_fixed
 from mtm.tables import markdown_table, score_cell, write_scores_csv
 
 REFERENCE_ROWS = (ORACLE_ROW, BAYES_ROW, TRUE_RATES_ROW, LINEAR_ROW)
+#: The reference rows' names on a figure's axis (the tables keep the full names, which say what each is).
+REFERENCE_LABELS = {ORACLE_ROW: "Latent oracle (upper bound)", BAYES_ROW: "Bayes reference",
+                    TRUE_RATES_ROW: "True rates (not reachable)", LINEAR_ROW: "Linear baseline"}
 COLUMNS = list(TASKS) + list(BEHAVIOR_KEYS)
 SELECTED_SESSION_NOTE = ("The paper scored its ablations on one selected IBL session; here every score is the "
                          "mean over the held-out synthetic sessions.")
@@ -152,3 +155,16 @@ def plot_table(table: dict, rows: list[str], columns, title: str = "", intervals
     colors = {name[row]: "0.6" if row in REFERENCE_ROWS else "C0" for row in rows}
     return plot_bar_panels({name[row]: table[row] for row in rows}, [name[row] for row in rows], columns, title,
                            errors=errors, colors=colors)
+
+
+def plot_runs(table: dict, runs: dict, columns=None, title: str = "", labels: dict[str, str] | None = None):
+    """An experiment's table drawn from its runs (:func:`plot_table`): the model rows (the rows of
+    ``table`` that ``runs``, {row: [{"seed", "session", "scores"}]}, holds, in the table's order) with
+    their 95 % intervals over seeds, then the reference rows the table has, under the short names of
+    :data:`REFERENCE_LABELS`; ``labels``: further {row: name on the axis}."""
+    models = [row for row in table if row in runs]
+    if not models:
+        raise ValueError(f"runs: expected runs of at least one row of the table, got rows {list(runs)}")
+    rows = models + [row for row in REFERENCE_ROWS if row in table]
+    return plot_table(table, rows, COLUMNS if columns is None else columns, title,
+                      {m: row_intervals(runs[m]) for m in models}, {**REFERENCE_LABELS, **(labels or {})})
