@@ -30,6 +30,21 @@
 # - where the book runs the third experiment, more pretraining sessions (the paper's Fig. 4);
 # - how `mtm reproduce --experiment NAME` runs each of these, and what it writes.
 #
+# **The result in short** (the stored run's numbers; section 6 writes them from the run in front of
+# you; every difference is a mean over the `SEEDS` training seeds ± the half-width of its 95 %
+# interval, in bits per spike on co-smoothing, forward prediction, intra- and inter-region):
+#
+# - **The masking ablation** (one NDT1 model per masking scheme on each of `N_TEST` synthetic
+#   sessions). {glue:text}`point_own_task`. {glue:text}`point_mtm_temporal` (prompted MtM minus
+#   temporal masking: {glue:text}`d_mtm_temporal`). The paper's single schemes fail hard away from
+#   their own task (in its Table 3, intra-region masking alone scores -9.86 bits per spike on
+#   co-smoothing); here intra-region masking scores {glue:text}`intra_masking_cosmooth` there.
+# - **NDT2 beside NDT1.** {glue:text}`point_ndt1_ndt2` (NDT1 minus NDT2: {glue:text}`d_ndt1_ndt2`).
+#   {glue:text}`point_ndt2_mtm` ({glue:text}`d_ndt2_mtm`), where the paper's Table 5 has MtM lifting
+#   single-session NDT2 far above random-token masking (-0.87 to 0.97 on co-smoothing).
+# - **How close to the best.** {glue:text}`point_shares` (the Bayes reference: the best prediction
+#   from the spikes a model sees, with the session's generative parameters known).
+#
 # *About 10 minutes to read; the line under the parameters says how long the chapter's stored
 # execution took. Every experiment here trains with the `small` preset of `mtm reproduce` (the
 # 2 x 64 model) on sessions of `N_TRIALS` trials and `N_NEURONS` neurons, once per training seed;
@@ -54,36 +69,18 @@ from IPython.display import Markdown, display
 
 from mtm.baselines import LINEAR_ROW, ORACLE_ROW
 from mtm.bayes import BAYES_ROW
-from mtm.book import (
-    assert_direction,
-    chapter_settings,
-    compare_words,
-    gpu_check,
-)
+from mtm.book import (chapter_settings, glue_text, gpu_check,
+                      verdict_sentence, what_this_run_shows)
 from mtm.evaluate import TASKS
-from mtm.plots import (
-    oracle_share_table,
-    plot_bar_panels,
-    results_table,
-    use_style,
-)
-from mtm.reproduce import (
-    PAPER_TABLE2,
-    PAPER_TABLE3,
-    PAPER_TABLE5,
-    Plan,
-    run_experiment,
-)
+from mtm.plots import (COLUMN_WORDS, oracle_share_table, results_table,
+                       use_style)
+from mtm.reproduce import PAPER_TABLE3, PAPER_TABLE5, Plan, run_experiment
 from mtm.reproduce import ablation as ablation_experiment
 from mtm.reproduce import ndt2 as ndt2_experiment
 from mtm.reproduce.scheduler import cells, paired_differences, row_intervals
-from mtm.reproduce.tables import (
-    COLUMNS,
-    REFERENCE_ROWS,
-    interval_table,
-    read_runs,
-)
-from mtm.stats import mean_interval, paired_difference, seed_means
+from mtm.reproduce.tables import (COLUMNS, interval_table, plot_runs,
+                                  read_runs)
+from mtm.stats import paired_difference
 
 use_style()
 print(gpu_check())
@@ -100,15 +97,13 @@ print(gpu_check())
 # %% tags=["parameters"]
 # "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else gpu or book
 SETTINGS = "auto"
-# the settings' values to replace, e.g. {"ABLATION_EPOCHS": 50}; the values
-# are in mtm.book.CHAPTER_SETTINGS
+# the settings' values to replace, e.g. {"ABLATION_EPOCHS": 50}
 OVERRIDES = {}
 SEED = 0  # first synthetic session
 
 # %%
 RUN = chapter_settings("09_experiments", SETTINGS, **OVERRIDES)
-# read once: under smoke every access makes a new folder
-OUT_DIR = RUN.run_dir / "experiments"
+OUT_DIR = RUN.run_dir / "experiments"  # read once: smoke makes a new one
 
 # %% [markdown]
 # ## 1. One scheduler, one plan per experiment
@@ -119,14 +114,8 @@ OUT_DIR = RUN.run_dir / "experiments"
 # longest first; a finished run in `OUT_DIR` is reused when its settings and sessions match and
 # refused, naming the first difference, when they do not; each model is scored on the four activity
 # tasks of {doc}`05_evaluation` and the two behaviour tasks of {doc}`06_decoding` as soon as it
-# finishes. Every model is trained once per training seed: a row is the mean over seeds (and the
-# held-out sessions) with its 95 % interval over seeds, and a comparison of two models is their
-# *paired* difference, seed by seed, with its own interval (`mtm.stats`). Beside the models each table
-# has the reference rows of {doc}`05_evaluation`: the latent oracle (an upper bound: it is given the
-# true latents), the Bayes reference (the best prediction from exactly the spikes a model sees, with
-# the generative parameters known: a yardstick a model can reach), the true rates (not reachable:
-# they hold each neuron's private noise) and the linear baseline. Each experiment writes
-# `results.md`, `results.csv`, `differences.csv`, `per_session.json` and `results.png` into its folder.
+# finishes. Each experiment writes `results.md`, `results.csv`, `differences.csv`,
+# `per_session.json` and `results.png` into its folder.
 #
 # From a shell the same runs are `mtm reproduce --experiment ablation` (or `ndt2`, `scaling`,
 # `prompts`, `mask-ratio`, `region-decoding`, `table2`, `budget`), with `--preset paper` for the
@@ -162,21 +151,21 @@ plans = {
         finetune_epochs=RUN.NDT2_EPOCHS,
     ),
 }
-for name, p in plans.items():
-    cfg = p.train_config("mtm", "pretrain" if p.n_pretrain else "single")
-    patches = (
-        f", NDT2 patches of {cfg.model.patch_size} neurons"
-        if name == "ndt2"
-        else ""
-    )
-    print(
-        f"{name:9s} {p.n_pretrain} pretraining + {p.n_test} held-out "
-        "sessions of "
-        f"{p.n_trials} trials x {p.n_neurons} neurons; {cfg.epochs} epochs, "
-        f"model {cfg.model.n_layers} x {cfg.model.hidden}{patches}; "
-        f"seeds {p.seeds}"
-    )
+for p in plans.values():
+    print(p.describe())
 
+# %% [markdown]
+# `run` trains and scores one plan on its synthetic sessions and reads back every scored run, seed
+# by seed (`per_session.json`). Every model is trained once per training seed: a row of a table is
+# the mean over seeds (and the held-out sessions) with its 95 % interval over seeds (`mtm.stats`).
+# Beside the models, each table has the reference rows of {doc}`05_evaluation`: the latent oracle
+# (an upper bound: it is given the true latents), the Bayes reference (the best prediction from
+# exactly the spikes a model sees, with the generative parameters known: a yardstick a model can
+# reach), the true rates (not reachable: they hold each neuron's private noise) and the linear
+# baseline. `show_results` prints the table, each model's share of the Bayes reference, and any
+# model that lands above the latent oracle (there should be none).
+
+# %%
 heldout_sessions = {}
 
 
@@ -198,90 +187,21 @@ def run(name: str) -> tuple[dict, dict]:
     return table, read_runs(OUT_DIR / name)
 
 
-TASK_WORDS = {
-    "co-smooth": "co-smoothing",
-    "forward-pred": "forward prediction",
-    "intra-region": "intra-region",
-    "inter-region": "inter-region",
-    "choice": "choice",
-    "whisker_me": "whisker motion energy",
-}
-GREY = {row: "0.6" for row in REFERENCE_ROWS}
-SHORT = dict(
-    zip(
-        REFERENCE_ROWS,
-        (
-            "Latent oracle (upper bound)",
-            "Bayes reference",
-            "True rates (not reachable)",
-            "Linear baseline",
-        ),
-    )
-)
-
-
 def show_results(table: dict, runs: dict) -> None:
-    """The table (model rows: mean ± 95 % interval over seeds), then every
-    row's share of the Bayes reference."""
-    intervals = {m: row_intervals(records) for m, records in runs.items()}
+    """The table (model rows: mean ± 95 % interval over seeds), then each
+    model's share of the Bayes reference."""
+    intervals = {m: row_intervals(runs[m]) for m in table if m in runs}
     display(Markdown(interval_table(table, intervals, COLUMNS)))
+    shares = {row: table[row] for row in [*intervals, LINEAR_ROW]}
     display(
         Markdown(
-            "**Share of the Bayes reference** (activity tasks; the latent "
-            "oracle's share is above 1):\n\n"
-            + oracle_share_table(
-                {r: table[r] for r in [*runs, ORACLE_ROW, LINEAR_ROW]},
-                table[BAYES_ROW],
-                list(TASKS),
-            )
+            "**Share of the Bayes reference** (activity tasks):\n\n"
+            + oracle_share_table(shares, table[BAYES_ROW], list(TASKS))
         )
     )
-
-
-def plot_results(table: dict, runs: dict):
-    """One panel per column, a bar per model (blue, with its 95 % interval)
-    and per reference row (grey, under a short label)."""
-    rows = list(runs) + [r for r in REFERENCE_ROWS if r in table]
-    label = {r: SHORT.get(r, r) for r in rows}
-    errors = {
-        label[m]: {c: i.half_width for c, i in row_intervals(records).items()}
-        for m, records in runs.items()
-    }
-    return plot_bar_panels(
-        {label[r]: table[r] for r in rows},
-        [label[r] for r in rows],
-        COLUMNS,
-        errors=errors,
-        colors={label[r]: GREY[r] for r in rows if r in GREY},
-    )
-
-
-def comparison_lines(differences: dict, names: dict, columns=TASKS) -> str:
-    """A bullet per comparison {label: (words for a, words for b)}, a
-    sentence per column, each chosen by the paired difference's interval
-    (mtm.book.compare_words)."""
-    return "\n".join(
-        f"- **{label}**: "
-        + "; ".join(
-            f"{TASK_WORDS[c]}: {compare_words(a, b, differences[label][c])}"
-            for c in columns
-        )
-        + "."
-        for label, (a, b) in names.items()
-    )
-
-
-def check_oracle_above(table: dict, runs: dict) -> None:
-    """The latent oracle, given the true latents, is above every model on
-    every activity task."""
-    for model in runs:
-        for task in TASKS:
-            assert_direction(
-                f"the latent oracle above {model} on {task}",
-                table[ORACLE_ROW][task],
-                ">",
-                table[model][task],
-            )
+    oracle = table[ORACLE_ROW]
+    above = [(m, t) for m in runs for t in TASKS if table[m][t] > oracle[t]]
+    print("models above the latent oracle:", above or "none")
 
 
 # %% [markdown]
@@ -293,8 +213,8 @@ def check_oracle_above(table: dict, runs: dict) -> None:
 # scored on every task. Its claim: each scheme is best, or near best, on the task that resembles it
 # (neuron masking on co-smoothing, causal on forward prediction, intra-region on intra-region,
 # inter-region on inter-region), each is poor on the others (intra-region masking alone collapses
-# co-smoothing to -9.86 bits per spike in the paper), and MtM is good on all four. The paper's numbers, from one
-# selected IBL session:
+# co-smoothing to -9.86 bits per spike in the paper), and MtM is good on all four. The paper's
+# numbers, from one selected IBL session:
 
 # %%
 display(Markdown(results_table(PAPER_TABLE3, COLUMNS)))
@@ -306,16 +226,37 @@ display(Markdown(results_table(PAPER_TABLE3, COLUMNS)))
 
 # %%
 ablation, ablation_runs = run("ablation")
-check_oracle_above(ablation, ablation_runs)
 show_results(ablation, ablation_runs)
 
 # %% mystnb={"figure": {"caption": "The masking ablation (single-session NDT1): one panel per column, a bar per model (blue: temporal, neuron, causal, intra-region and inter-region masking, MtM without and with prompts; the mean over seeds, its 95 % interval as a whisker) and per reference row (grey: latent oracle, Bayes reference, true rates, linear baseline; the Bayes reference has no behaviour columns). Activity tasks in bits per spike, choice as accuracy, whisker motion energy as $R^2$; panels of one unit share their axis.", "name": "fig-09-ablation"}}
-plot_results(ablation, ablation_runs)
+plot_runs(ablation, ablation_runs)
 plt.show()
 
 # %% [markdown]
-# Each single scheme against prompted MtM, as a paired difference (same seed, same session; the
-# interval is over seeds, **bold** where it excludes zero):
+# A comparison of two models is their *paired* difference: the same seed and the same held-out
+# session give one difference per cell, and the interval is over the seeds' mean differences
+# (`mtm.stats.paired_difference`), narrower than the two rows' own intervals when a seed moves both
+# models the same way. One cell of the table below, worked out: prompted MtM against temporal
+# masking on intra-region.
+
+# %%
+mtm_cells = cells(ablation_runs["MtM (prompted)"], "intra-region")
+temporal_cells = cells(ablation_runs["Temporal (baseline)"], "intra-region")
+for (seed, session), score in mtm_cells.items():
+    other = temporal_cells[seed, session]
+    print(
+        f"seed {seed}, {session}: {score:.3f} - {other:.3f} "
+        f"= {score - other:+.3f}"
+    )
+d = paired_difference(mtm_cells, temporal_cells)
+print(
+    f"paired difference: {d.mean:+.3f}, 95 % interval over seeds "
+    f"{d.low:+.3f} to {d.high:+.3f}; in the table: {d.format(sign=True)}"
+)
+
+# %% [markdown]
+# Each single scheme against prompted MtM, as a paired difference (the interval over seeds; **bold**
+# where it excludes zero, so that the two models can be told apart):
 
 # %%
 ablation_differences = paired_differences(
@@ -324,73 +265,28 @@ ablation_differences = paired_differences(
 display(
     Markdown(
         interval_table(
-            {label: {} for label in ablation_differences},
-            ablation_differences,
-            COLUMNS,
-            sign=True,
+            ablation_differences, ablation_differences, COLUMNS, sign=True
         )
     )
 )
 
 # %% [markdown]
-# The same comparisons in words, task by task, each chosen by its interval (a difference whose
-# interval contains zero is reported as such, whatever its sign):
-
-# %%
-SCHEME_WORDS = {
-    "Temporal (baseline)": "temporal masking",
-    "Neuron": "neuron masking",
-    "Causal": "causal masking",
-    "Intra-region": "intra-region masking",
-    "Inter-region": "inter-region masking",
-    "MtM (not prompted)": "MtM without prompts",
-}
-display(
-    Markdown(
-        comparison_lines(
-            ablation_differences,
-            {
-                label: ("prompted MtM", SCHEME_WORDS[b])
-                for label, _, b in ablation_experiment.comparisons()
-            },
-        )
-    )
-)
-
-# %% [markdown]
-# And which model has the highest mean on each task, against prompted MtM:
-
-# %%
-models = list(ablation_runs)
-lines = []
-for task in TASKS:
-    best = max(models, key=lambda m: ablation[m][task])
-    line = (
-        f"- **{TASK_WORDS[task]}**: {best} has the highest mean "
-        f"({ablation[best][task]:.2f} bits per spike)"
-    )
-    if best != "MtM (prompted)":
-        line += "; " + compare_words(
-            "prompted MtM",
-            SCHEME_WORDS[best],
-            ablation_differences[f"MtM (prompted) - {best}"][task],
-        )
-    lines.append(line + ".")
-display(Markdown("\n".join(lines)))
-
-# %% [markdown]
-# How to read these lines against the paper's pattern:
+# How to read this table against the paper's pattern:
 #
-# - **Each scheme wins the task that resembles it** if the highest mean of each task belongs to the
-#   scheme named for it, and the paper's MtM stays close (in the paper, neuron masking's 1.04 on
-#   co-smoothing against MtM's 0.98; causal masking's 0.48 on forward prediction against 0.57).
+# - **Each scheme wins the task that resembles it** if, in the column of its own task, the scheme's
+#   row is not bold (MtM cannot be told apart from it) or negative (the scheme is ahead), and the
+#   paper's MtM stays close there (in the paper, neuron masking's 1.04 on co-smoothing against
+#   MtM's 0.98; causal masking's 0.48 on forward prediction against 0.57).
 # - **Each is poor on the others**: the paper's intra-region masking collapses co-smoothing (-9.86)
-#   and inter-region prediction (-9.06); look for the large differences "prompted MtM is above ...".
-# - **MtM is good on all four** if no line says "prompted MtM is below" by much, and its share of the Bayes
-#   reference (the table above) is similar on every task.
-# - **Our sessions are small**: `N_TRIALS` trials on one synthetic session, `ABLATION_EPOCHS` epochs;
+#   and inter-region prediction (-9.06); look for large positive bold cells away from each scheme's
+#   own task.
+# - **MtM is good on all four** if no cell of the activity columns is bold and negative, and MtM's
+#   share of the Bayes reference (the table above) is similar on every task.
+# - **Our sessions are small**: `N_TRIALS` trials a session, `ABLATION_EPOCHS` epochs;
 #   the shares of the Bayes reference say how far every model is from what the spikes allow, and the
 #   linear baseline's row how far a predictor without training gets.
+#
+# Section 6 reads the pattern out of this table in words.
 #
 # ## 3. NDT2 beside NDT1 (Tables 4 and 5)
 #
@@ -417,73 +313,37 @@ display(Markdown(results_table(PAPER_TABLE5, COLUMNS)))
 
 # %%
 ndt2, ndt2_runs = run("ndt2")
-check_oracle_above(ndt2, ndt2_runs)
 show_results(ndt2, ndt2_runs)
 
 # %% mystnb={"figure": {"caption": "NDT2 beside NDT1, one panel per column: a bar per model (blue; mean over seeds, its 95 % interval as a whisker), each backbone with its baseline masking (random-token for NDT2, temporal for NDT1) and with prompted MtM, then the reference rows (grey). Activity tasks in bits per spike, choice as accuracy, whisker motion energy as $R^2$; panels of one unit share their axis.", "name": "fig-09-ndt2"}}
-plot_results(ndt2, ndt2_runs)
+plot_runs(ndt2, ndt2_runs)
 plt.show()
 
 # %% [markdown]
-# The comparisons, as paired differences with their intervals, then in words:
+# The comparisons, as paired differences with their intervals: MtM against each backbone's own
+# baseline masking, and NDT1 against NDT2 with the baselines and with MtM (**bold** where the
+# interval excludes zero):
 
 # %%
 ndt2_pairs = ndt2_experiment.comparisons(RUN.NDT2_PRETRAIN)
 ndt2_differences = paired_differences(ndt2_runs, ndt2_pairs)
 display(
     Markdown(
-        interval_table(
-            {label: {} for label in ndt2_differences},
-            ndt2_differences,
-            COLUMNS,
-            sign=True,
-        )
+        interval_table(ndt2_differences, ndt2_differences, COLUMNS, sign=True)
     )
 )
-words = {
-    "NDT2: MtM - Random token, single-session": (
-        "MtM on NDT2",
-        "random-token masking",
-    ),
-    "NDT1: MtM - Temporal, single-session": (
-        "MtM on NDT1",
-        "temporal masking",
-    ),
-    "NDT1 - NDT2, single-session, baselines": (
-        "NDT1 with temporal masking",
-        "NDT2 with random-token masking",
-    ),
-    "NDT1 - NDT2, single-session, MtM": ("NDT1 with MtM", "NDT2 with MtM"),
-}
-display(Markdown(comparison_lines(ndt2_differences, words)))
 
 # %% [markdown]
-# The paper's pattern, for comparison with the lines above: MtM lifts NDT2 far above random-token
-# masking on co-smoothing (-0.87 to 0.97), intra-region (-0.99 to 0.64) and inter-region (-0.75 to
-# 0.84), while forward prediction barely moves (0.35 to 0.36). On our sessions, the linear baseline
-# against each of the four models on intra-region prediction (the linear baseline is the same for
-# every seed, so the interval is that of the model's seed means):
-
-# %%
-lines = []
-for model, records in ndt2_runs.items():
-    gap = mean_interval(
-        [
-            ndt2[LINEAR_ROW]["intra-region"] - v
-            for v in seed_means(cells(records, "intra-region")).values()
-        ]
-    )
-    lines.append(f"- {compare_words('the linear baseline', model, gap)}.")
-display(Markdown("\n".join(lines)))
-
-# %% [markdown]
-# Two more things to read in the table. Forward prediction of the last 200 ms asks more than each
-# neuron's mean rate, and is the task where the paper's NDT2 rows (0.34 to 0.38) stand out; our rows
-# say how far these short runs get there. Behaviour is decoded from a fifth of the `N_TRIALS` trials (the test split), so
-# one trial moves choice accuracy by a step of 1 / (the number of test trials): judge choice
-# differences by their intervals, not by their size. Every row here trains for `NDT2_EPOCHS` epochs
-# against the ablation's `ABLATION_EPOCHS`, so compare NDT1 in this table with NDT2, not with
-# section 2.
+# The paper's pattern, for comparison: MtM lifts NDT2 far above random-token masking on
+# co-smoothing (-0.87 to 0.97), intra-region (-0.99 to 0.64) and inter-region (-0.75 to 0.84),
+# while forward prediction barely moves (0.35 to 0.36); our first row says how far these short runs
+# get there. Two more things to read in the tables. Forward prediction of the last 200 ms asks more
+# than each neuron's mean rate, and is the task where the paper's NDT2 rows (0.34 to 0.38) stand
+# out. Behaviour is decoded from a fifth of the `N_TRIALS` trials (the test split), so one trial
+# moves choice accuracy by a step of 1 / (the number of test trials): judge choice differences by
+# their intervals, not by their size. Every row here trains for `NDT2_EPOCHS` epochs against the
+# ablation's `ABLATION_EPOCHS`, so compare NDT1 in this table with NDT2, not with section 2; and
+# the linear baseline, the same in both tables, is the floor every trained model has to clear.
 #
 # ## 4. More pretraining sessions (Fig. 4)
 #
@@ -516,18 +376,82 @@ display(Markdown("\n".join(lines)))
 # In this chapter, `run("prompts")` after adding `plans["prompts"] = plan("prompts")` runs the first,
 # on this chapter's sessions of `N_TRIALS` trials and `N_NEURONS` neurons.
 #
+# ## 6. What this run shows
+#
+# The box is written by the cell from the paired differences of sections 2 and 3, so its words
+# follow the numbers of the run in front of you (the take-away at the top of the page glues the
+# same sentences from the stored run):
+
+# %%
+differences = {**ablation_differences, **ndt2_differences}
+PAIRS = {  # the differences the box reads, activity tasks only
+    "mtm_temporal": "MtM (prompted) - Temporal (baseline)",
+    "ndt1_ndt2": "NDT1 - NDT2, single-session, MtM",
+    "ndt2_mtm": "NDT2: MtM - Random token, single-session",
+}
+WORDS = {  # each difference a - b: a and b in words
+    "mtm_temporal": ("Prompted MtM", "temporal masking"),
+    "ndt1_ndt2": ("NDT1", "NDT2 (both with MtM)"),
+    "ndt2_mtm": ("On NDT2, MtM", "random-token masking"),
+}
+activity = {
+    key: {task: differences[label][task] for task in TASKS}
+    for key, label in PAIRS.items()
+}
+bayes = ablation[BAYES_ROW]
+share = [100 * ablation["MtM (prompted)"][t] / bayes[t] for t in TASKS
+         if bayes[t] > 0]
+points = {
+    "own_task": ablation_experiment.own_task_sentence(ablation_differences)
+}
+points |= {k: verdict_sentence(*WORDS[k], activity[k]) for k in WORDS}
+points["shares"] = (
+    f"In the ablation, prompted MtM reaches {min(share):.0f} to "
+    f"{max(share):.0f} % of the Bayes reference on the activity tasks"
+)
+what_this_run_shows(*points.values())
+
+# %%
+# the sentences and differences the text at the top and the summary state
+glued = {f"point_{key}": text for key, text in points.items()}
+glued |= {
+    f"d_{key}": ", ".join(d.format(sign=True) for d in row.values())
+    for key, row in activity.items()
+}
+intra_masking = row_intervals(ablation_runs["Intra-region"])["co-smooth"]
+glued["intra_masking_cosmooth"] = intra_masking.format()
+for key, text in glued.items():
+    glue_text(key, text)
+
+# %% [markdown]
+# Beside the paper: its Table 3 has MtM at 0.98, 0.57, 0.43 and 0.84 bits per spike on
+# co-smoothing, forward prediction, intra- and inter-region against the temporal baseline's 0.84,
+# 0.42, -0.20 and 0.57, and single schemes that collapse away from their own task (intra-region
+# masking -9.86 on co-smoothing; here {glue:text}`intra_masking_cosmooth`); its Table 5 has MtM
+# lifting single-session NDT2 from -0.87 to 0.97 on co-smoothing and from -0.99 to 0.64 on
+# intra-region. This run's differences are in the tables of sections 2 and 3 and, for the four
+# activity tasks, at the top of the page. They depend on `N_TEST` synthetic sessions of `N_TRIALS`
+# trials, the `small` model and `ABLATION_EPOCHS` / `NDT2_EPOCHS` epochs (the settings line at the
+# top); {doc}`10_budget` varies each of these.
+#
 # ## Summary
 #
 # - `mtm reproduce --experiment NAME` (`mtm.reproduce.run_experiment`) runs each of the paper's
 #   experiments from a `Plan`: the runs in parallel, once per training seed, finished runs reused,
 #   every model scored on the same held-out sessions beside the latent oracle, the Bayes reference,
 #   the true rates and a linear baseline.
-# - A row is a mean over seeds with its 95 % interval; a comparison is a paired difference with its
-#   own interval, and the words this chapter prints are chosen by that interval.
-# - The ablation trains one model per masking scheme; the paper's pattern is that each scheme wins
-#   the task that resembles it and MtM is good on all of them.
+# - A row is a mean over seeds with its 95 % interval; a comparison is a paired difference, seed by
+#   seed on the same session, with its own interval, and a difference whose interval contains zero
+#   is not one these runs can show.
+# - The masking ablation trains one model per masking scheme; the paper's pattern is that each
+#   scheme wins the task that resembles it and fails hard on the others, and MtM is good on all of
+#   them. In the stored run: {glue:text}`point_own_task`. {glue:text}`point_mtm_temporal`
+#   ({glue:text}`d_mtm_temporal` bits per spike).
 # - NDT2 trains with the same loop and masking as NDT1; in the paper's single-session rows neither
-#   backbone is ahead on every task.
+#   backbone is ahead on every task, and MtM lifts NDT2 far above random-token masking. In the
+#   stored run, {glue:text}`point_ndt1_ndt2` ({glue:text}`d_ndt1_ndt2`).
+#   {glue:text}`point_ndt2_mtm` ({glue:text}`d_ndt2_mtm`).
+# - {glue:text}`point_shares`, the best prediction from the spikes a model sees.
 # - The scaling experiment (run in {doc}`07_multisession`) pretrains on more and more sessions; in the
 #   paper MtM keeps improving where temporal masking saturates.
 #
@@ -562,7 +486,7 @@ for task in TASKS:
         text += (
             " > " if steps[f"{a} - {b}"][task].excludes_zero else " ~ "
         ) + b
-    print(f"{TASK_WORDS[task]}: {text}")
+    print(f"{COLUMN_WORDS[task]}: {text}")
 
 # %% [markdown]
 # **Exercise 2.** Does the prompt token matter in the ablation? Compare MtM with and without prompts
@@ -571,25 +495,27 @@ for task in TASKS:
 # :::{admonition} Hint
 # :class: dropdown
 # The ablation's comparisons already hold `"MtM (prompted) - MtM (not prompted)"`
-# (`ablation_differences`).
+# (`ablation_differences`); an `Interval` has `excludes_zero`.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
-# The cell below prints each column's paired difference in words. In the paper the prompt changes
-# little in the ablation (Table 3: MtM 0.99 / 0.54 / 0.42 / 0.83 without prompts, 0.98 / 0.57 / 0.43 /
-# 0.84 with them). A prompt only changes one token at the start of the sequence (and, for the causal
-# prompt, the attention); the behaviour decoders read the log-rates of the whole, unmasked trial, so
-# there is little room for it to change choice or whisker motion energy. `mtm reproduce --experiment
+# The cell below prints each column's paired difference and whether its interval excludes zero (the
+# last row of the table in section 2). In the paper the prompt changes little in the ablation
+# (Table 3: MtM 0.99 / 0.54 / 0.42 / 0.83 without prompts, 0.98 / 0.57 / 0.43 / 0.84 with them). A
+# prompt only changes one token at the start of the sequence (and, for the causal prompt, the
+# attention); the behaviour decoders read the log-rates of the whole, unmasked trial, so there is
+# little room for it to change choice or whisker motion energy. `mtm reproduce --experiment
 # prompts` scores every task under every prompt.
 # :::
 
 # %% tags=["hide-input"]
 prompt = ablation_differences["MtM (prompted) - MtM (not prompted)"]
-for column in COLUMNS:
+for column, difference in prompt.items():
+    told = "excludes" if difference.excludes_zero else "contains"
     print(
-        f"{TASK_WORDS[column]}: "
-        + compare_words("prompted MtM", "MtM without prompts", prompt[column])
+        f"{COLUMN_WORDS.get(column, column)}: {difference.format(sign=True)}"
+        f" (the interval {told} zero)"
     )
 
 # %% [markdown]
@@ -671,9 +597,10 @@ for task in TASKS:
     difference = paired_difference(
         gain("NDT2", "Random token", task), gain("NDT1", "Temporal", task)
     )
+    told = "excludes" if difference.excludes_zero else "contains"
     print(
-        f"{TASK_WORDS[task]}: "
-        + compare_words("the gain on NDT2", "the gain on NDT1", difference)
+        f"{COLUMN_WORDS[task]}: gain on NDT2 - gain on NDT1 = "
+        f"{difference.format(sign=True)} (the interval {told} zero)"
     )
 
 # %% tags=["remove-input"]

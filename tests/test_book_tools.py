@@ -73,6 +73,19 @@ def test_glue_text_glues_words_and_refuses_an_empty_text(monkeypatch):
             glue_text("first", bad)
 
 
+def test_glue_text_glues_a_sentence_that_a_cell_ending_in_it_does_not_echo(monkeypatch):
+    from mtm.book import glue_text
+
+    glued = []
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: glued.append((name, value, display)))
+    text = glue_text("point", "MtM is above temporal masking on intra-region")
+    assert text == "MtM is above temporal masking on intra-region" and text._ipython_display_() is None
+    assert glued == [("point", "MtM is above temporal masking on intra-region", False)]
+    for bad in ("", "  ", 0.4):
+        with pytest.raises(ValueError, match="text: point"):
+            glue_text("point", bad)
+
+
 def test_assert_direction_passes_when_the_text_holds_and_names_the_claim_when_it_does_not():
     assert_direction("the linear baseline beats temporal masking", 0.41, ">", 0.34)
     assert_direction("MtM is far above random tokens", 0.9, ">", 0.2, margin=0.5)

@@ -172,6 +172,29 @@ def test_an_experiments_table_is_drawn_as_a_grid_with_intervals_and_grey_referen
     plt.close(fig)
 
 
+def test_an_experiments_runs_are_drawn_models_first_with_intervals_then_short_reference_labels():
+    from mtm.baselines import LINEAR_ROW, ORACLE_ROW
+    from mtm.reproduce.scheduler import row_intervals
+    from mtm.reproduce.tables import REFERENCE_LABELS, plot_runs
+
+    plt.close("all")
+    runs = {m: [{"seed": seed, "session": "s", "scores": {"co-smooth": value + seed / 10}} for seed in range(3)]
+            for m, value in (("B", 0.1), ("A", 0.3))}
+    table = {"A": {"co-smooth": 0.4}, "B": {"co-smooth": 0.2}, LINEAR_ROW: {"co-smooth": 0.25},
+             ORACLE_ROW: {"co-smooth": 0.9}}
+    fig = plot_runs(table, runs, ["co-smooth"], labels={"A": "model A"})
+    ax = fig.axes[0]
+    # the table's order, the reference rows in REFERENCE_ROWS's order under their short names
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["model A", "B", REFERENCE_LABELS[ORACLE_ROW],
+                                                            REFERENCE_LABELS[LINEAR_ROW]]
+    half = row_intervals(runs["A"])["co-smooth"].half_width
+    assert ax.containers[0].lines[2][0].get_segments()[0][:, 0] == pytest.approx([0.4 - half, 0.4 + half])
+    assert [p.get_facecolor()[:3] for p in ax.patches][2] == pytest.approx((0.6, 0.6, 0.6))
+    plt.close(fig)
+    with pytest.raises(ValueError, match="runs"):
+        plot_runs(table, {"C": runs["A"]}, ["co-smooth"])
+
+
 def test_plot_causal_gaps_draws_the_shares_and_the_law():
     from mtm.plots import plot_causal_gaps
 

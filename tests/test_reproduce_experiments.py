@@ -148,6 +148,37 @@ def test_ablation(tmp_path, fast_scores):
                                               "Inter-region", "MtM (not prompted)")]
 
 
+def test_the_ablations_own_task_sentence_reads_each_schemes_task_and_counts_the_others():
+    from mtm.reproduce import ablation
+    from mtm.stats import Interval
+
+    above, below, tie = Interval(0.1, 0.05, 0.15, 3), Interval(-0.1, -0.15, -0.05, 3), Interval(0.0, -0.1, 0.1, 3)
+    differences = {label: {t: above for t in ("co-smooth", "forward-pred", "intra-region", "inter-region")}
+                   for label, _, _ in ablation.comparisons()}
+    differences["MtM (prompted) - Neuron"]["co-smooth"] = tie
+    differences["MtM (prompted) - Causal"]["forward-pred"] = below
+    differences["MtM (prompted) - Intra-region"]["co-smooth"] = below    # another task than its own
+    differences["MtM (prompted) - Inter-region"]["intra-region"] = tie
+    assert ablation.own_task_sentence(differences) == (
+        "On the task each single scheme is named for, prompted MtM is above intra-region masking and "
+        "inter-region masking; prompted MtM is below causal masking; prompted MtM cannot be told apart from "
+        "neuron masking; on the other activity tasks of the 4 schemes (12 comparisons), MtM is above in 10, "
+        "below in 1 and not told apart in 1")
+    del differences["MtM (prompted) - Causal"]
+    with pytest.raises(ValueError, match="MtM \\(prompted\\) - Causal"):
+        ablation.own_task_sentence(differences)
+
+
+def test_a_plan_describes_what_it_trains_in_one_line():
+    ablation = Plan.for_preset("small", "ablation", n_test=1, n_trials=300, n_neurons=100, epochs=120)
+    assert ablation.describe() == ("ablation: 0 pretraining + 1 held-out sessions of 300 trials x 100 neurons; "
+                                   "120 epochs, model 2 x 64; seeds (0, 1, 2)")
+    ndt2 = Plan.for_preset("small", "ndt2", n_seeds=2, train_overrides=dict(model=dict(patch_size=16)))
+    assert ndt2.describe() == ("ndt2: 2 pretraining + 2 held-out sessions of 200 trials x 64 neurons; 15 pretraining "
+                               "and 15 fine-tuning epochs, model 2 x 64, NDT2 patches of 16 neurons; seeds (0, 1)")
+    assert "of the preset's trials x the preset's neurons" in Plan(n_pretrain=0).describe()
+
+
 def test_ndt2_is_trained_through_the_same_loop_beside_ndt1(tmp_path, fast_scores):
     table, markdown, sessions = smoke("ndt2", tmp_path)
     eid = sessions[1].eid

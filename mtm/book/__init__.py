@@ -670,8 +670,10 @@ def glue_number(name: str, value: float, fmt: str = "{:.2f}") -> str:
 
 def glue_text(name: str, text: str) -> str:
     """Glue words a chapter's prose states from its outputs (a ranking, the name of the factor that
-    moved a score most), as :func:`glue_number` glues a number: ``{glue:text}`name``` in the Markdown
-    inserts ``text``, so the sentence follows the run that wrote it. Returns the text."""
+    moved a score most, a sentence of :func:`verdict_sentence`, an interval as its table prints it,
+    ``"+0.09 ± 0.04"``), as :func:`glue_number` glues a number: ``{glue:text}`name``` in the Markdown
+    inserts ``text``, so a sentence at the top of a page can state what the cells below find. Returns
+    the text, which a cell ending with the call does not echo."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"text: {name} must be a non-empty string, got {text!r}")
     glued = GluedText(text)
@@ -773,7 +775,7 @@ def verdict(difference, name: str = "a - b") -> str:
     return "above" if low > 0 else "below" if high < 0 else "apart"
 
 
-def _listed(items: list[str]) -> str:
+def listed(items: list[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -790,13 +792,13 @@ def verdict_sentence(a: str, b: str, differences: dict, names: dict[str, str] | 
     names = COLUMN_WORDS if names is None else names
     groups = {word: [names.get(c, c) for c, d in differences.items() if verdict(d, f"{a} - {b} on {c}") == word]
               for word in VERDICTS}
-    clauses = [f"{word} {'it' if i else b} on {_listed(groups[word])}"
+    clauses = [f"{word} {'it' if i else b} on {listed(groups[word])}"
                for i, word in enumerate(w for w in ("above", "below") if groups[w])]
     parts = [f"{a} is " + " and ".join(clauses)] if clauses else []
     if groups["apart"]:
-        parts.append(f"{'the two' if parts else f'{a} and {b}'} cannot be told apart on {_listed(groups['apart'])}")
+        parts.append(f"{'the two' if parts else f'{a} and {b}'} cannot be told apart on {listed(groups['apart'])}")
     if groups["one run"]:
-        parts.append(f"{a} and {b} are compared in one run only on {_listed(groups['one run'])} (no interval)")
+        parts.append(f"{a} and {b} are compared in one run only on {listed(groups['one run'])} (no interval)")
     return "; ".join(parts)
 
 

@@ -451,8 +451,8 @@ _REMOVED = ("remove-input", "remove-cell")
 #: The functions whose calls are the book's machinery, not the method: settings resolution and the machine
 #: line, run folders, glued numbers, checks of the prose, sentences and boxes written from numbers, the
 #: package's source on the page, and the execution record (``RUN.done()``, ``RUN.line()``).
-MACHINERY_CALLS = frozenset({"chapter_settings", "gpu_check", "single_run_folder", "glue", "glue_number",
-                             "glue_text", "assert_direction", "compare_words", "verdict_sentence", "run_box",
+MACHINERY_CALLS = frozenset({"chapter_settings", "gpu_check", "single_run_folder", "glue", "glue_number", "glue_text",
+                             "assert_direction", "compare_words", "verdict_sentence", "own_task_sentence", "run_box",
                              "what_this_run_shows", "show_source", "source_span", "done", "line"})
 #: The names that are the book's machinery wherever they are read or written: the resolved settings' run
 #: folder (``RUN.run_dir``; a path built on it and passed to training is the method's, as a reader would

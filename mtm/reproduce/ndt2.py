@@ -16,8 +16,8 @@ from pathlib import Path
 
 from mtm.reproduce.paper import PAPER_TABLE4, PAPER_TABLE5
 from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, add_single, collect, default_workers,
-                                     equal_steps_note, from_scratch_epochs, row_intervals, stamp_log)
-from mtm.reproduce.tables import COLUMNS, REFERENCE_ROWS, plot_table, save_figure, write_tables
+                                     equal_steps_note, from_scratch_epochs, stamp_log)
+from mtm.reproduce.tables import COLUMNS, plot_runs, save_figure, write_tables
 
 #: (architecture, its label) -> {row label: masking}
 MODELS = {("ndt2", "NDT2"): {"Random token": "random-token", "MtM (prompted)": "mtm"},
@@ -83,8 +83,6 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     path = write_tables(table, runs, out, models=models, notes=notes, comparisons=comparisons(len(pretrain)),
                         paper=(("The paper, Table 5: NDT2, 5 held-out IBL sessions", PAPER_TABLE5),
                                ("The paper, Table 4: NDT2 single-session, one selected IBL session", PAPER_TABLE4)))
-    save_figure(plot_table(table, models + [r for r in REFERENCE_ROWS if r in table], COLUMNS,
-                           "NDT2 beside NDT1 (Tables 4 and 5)", {m: row_intervals(runs[m]) for m in models}),
-                out / "results.png")
+    save_figure(plot_runs(table, runs, COLUMNS, "NDT2 beside NDT1 (Tables 4 and 5)"), out / "results.png")
     stamp(f"done; tables in {path}")
     return table

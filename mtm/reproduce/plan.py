@@ -108,6 +108,22 @@ class Plan:
             overrides["model"] = {**overrides.get("model", {}), "arch": arch}
         return TrainConfig.preset(BASE_PRESET[self.preset], **overrides)
 
+    def describe(self) -> str:
+        """One line of what the plan trains: its sessions, epochs (those of pretraining and fine-tuning where
+        it pretrains; a single-session model beside them is trained for as many steps), the model's size (NDT2's patch size for the ndt2 experiment) and the training seeds."""
+        trials = "the preset's trials" if self.n_trials is None else f"{self.n_trials} trials"
+        neurons = "the preset's neurons" if self.n_neurons is None else f"{self.n_neurons} neurons"
+        single = self.train_config("mtm")
+        epochs = f"{single.epochs} epochs"
+        if self.n_pretrain:  # the experiments train a single-session model for as many steps
+            epochs = (f"{self.train_config('mtm', 'pretrain').epochs} pretraining and "
+                      f"{self.train_config('mtm', 'finetune').epochs} fine-tuning epochs")
+        model = f"model {single.model.n_layers} x {single.model.hidden}"
+        if self.experiment == "ndt2":
+            model += f", NDT2 patches of {self.train_config('mtm', arch='ndt2').model.patch_size} neurons"
+        return (f"{self.experiment}: {self.n_pretrain} pretraining + {self.n_test} held-out sessions of {trials} x "
+                f"{neurons}; {epochs}, {model}; seeds {self.seeds}")
+
     def synthetic_sessions(self) -> tuple[list[Session], list[Session]]:
         """The plan's synthetic sessions: (pretraining, held out), the last ``n_test`` held out."""
         def make(count: int, first: int, n_trials: int | None) -> list[Session]:

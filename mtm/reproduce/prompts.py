@@ -20,9 +20,9 @@ from mtm.evaluate import TASK_PROMPT, TASKS, evaluate_model, task_scores
 from mtm.masking import PROMPT_IDS
 from mtm.reproduce.paper import PAPER_TABLE6
 from mtm.reproduce.plan import BEHAVIOR_KEYS
-from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, collect, default_workers, row_intervals,
-                                     row_means, stamp_log)
-from mtm.reproduce.tables import COLUMNS, REFERENCE_ROWS, plot_table, save_figure, write_tables
+from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, collect, default_workers, row_means,
+                                     stamp_log)
+from mtm.reproduce.tables import COLUMNS, plot_runs, save_figure, write_tables
 
 OWN_PROMPTS = "MtM (prompted), each task's own prompt"
 PRESETS = {"small": dict(n_pretrain=2, n_trials=200, n_neurons=64, pretrain_epochs=80, finetune_epochs=80),
@@ -75,8 +75,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     path = write_tables(table, {m: runs[m] for m in models}, out, models=models, notes=notes, comparisons=comparisons,
                         paper=(("The paper, Table 6: NDT1-stitch MtM, pretrained and fine-tuned, 5 held-out IBL "
                                 "sessions", paper),))
-    save_figure(plot_table(table, models + [r for r in REFERENCE_ROWS if r in table], COLUMNS,
-                           "Prompts at inference (Table 6)", {m: row_intervals(runs[m]) for m in models}),
+    save_figure(plot_runs(table, {m: runs[m] for m in models}, COLUMNS, "Prompts at inference (Table 6)"),
                 out / "results.png")
     stamp(f"done; tables in {path}")
     return table

@@ -36,8 +36,8 @@ from mtm.data import Session
 from mtm.evaluate import TASKS
 from mtm.reproduce.plan import Plan
 from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, add_single, collect, default_workers,
-                                     equal_steps_note, from_scratch_epochs, row_intervals, stamp_log)
-from mtm.reproduce.tables import COLUMNS, REFERENCE_ROWS, plot_table, save_figure, write_tables
+                                     equal_steps_note, from_scratch_epochs, stamp_log)
+from mtm.reproduce.tables import COLUMNS, plot_runs, save_figure, write_tables
 
 MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
 # 3 seeds x 10 runs within 10 minutes on a 2-core CPU: 2 pretraining sessions, smaller sessions than
@@ -128,9 +128,7 @@ def run_reproduction(pretrain: list[Session], heldout: list[Session], plan: Plan
     notes = equal_steps_note(pretrain, heldout, plan.train_config("mtm", "pretrain"),
                              plan.train_config("mtm", "finetune")) if pretrain else ""
     table_path = write_tables(table, runs, out, models=models, notes=notes, comparisons=comparisons(len(pretrain)))
-    save_figure(plot_table(table, models + [r for r in REFERENCE_ROWS if r in table], COLUMNS,
-                           "Table 2 on synthetic sessions", {m: row_intervals(runs[m]) for m in models}),
-                out / "results.png")
+    save_figure(plot_runs(table, runs, COLUMNS, "Table 2 on synthetic sessions"), out / "results.png")
     stamp(f"done; tables in {table_path}")
     return table
 

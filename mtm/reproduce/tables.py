@@ -21,6 +21,9 @@ from mtm.stats import minus_fixed
 from mtm.tables import markdown_table, score_cell, write_scores_csv
 
 REFERENCE_ROWS = (ORACLE_ROW, BAYES_ROW, TRUE_RATES_ROW, LINEAR_ROW)
+#: The reference rows' names on a figure's axis (the tables keep the full names, which say what each is).
+REFERENCE_LABELS = {ORACLE_ROW: "Latent oracle (upper bound)", BAYES_ROW: "Bayes reference",
+                    TRUE_RATES_ROW: "True rates (not reachable)", LINEAR_ROW: "Linear baseline"}
 COLUMNS = list(TASKS) + list(BEHAVIOR_KEYS)
 SELECTED_SESSION_NOTE = ("The paper scored its ablations on one selected IBL session; here every score is the "
                          "mean over the held-out synthetic sessions.")
@@ -161,3 +164,16 @@ def paper_marks(rows: list[str], paper_table: dict[str, dict[str, float]]) -> di
     """{row: the paper's values for it} for the rows the paper has (:func:`mtm.plots.paper_row`: "Multi-session
     (2 pretrain), X" is the paper's "Multi-session, X"), to draw beside ours with :func:`plot_table`."""
     return {row: paper_row(row, paper_table) for row in rows if paper_row(row, paper_table)}
+
+
+def plot_runs(table: dict, runs: dict, columns=None, title: str = "", labels: dict[str, str] | None = None):
+    """An experiment's table drawn from its runs (:func:`plot_table`): the model rows (the rows of
+    ``table`` that ``runs``, {row: [{"seed", "session", "scores"}]}, holds, in the table's order) with
+    their 95 % intervals over seeds, then the reference rows the table has, under the short names of
+    :data:`REFERENCE_LABELS`; ``labels``: further {row: name on the axis}."""
+    models = [row for row in table if row in runs]
+    if not models:
+        raise ValueError(f"runs: expected runs of at least one row of the table, got rows {list(runs)}")
+    rows = models + [row for row in REFERENCE_ROWS if row in table]
+    return plot_table(table, rows, COLUMNS if columns is None else columns, title,
+                      {m: row_intervals(runs[m]) for m in models}, {**REFERENCE_LABELS, **(labels or {})})
