@@ -232,23 +232,31 @@ DERIVED_FIELDS = ("model.use_prompt",)
 
 #: Settings added after runs were first saved, with the value a run saved without them trained with:
 #: such a run is still reused or resumed.
-ADDED_FIELDS = {"staged_epochs": 0, "patience": None}
+ADDED_FIELDS = {"staged_epochs": 0, "patience": None, "patience_floor": None}
+
+#: Settings that change nothing while another is None: {setting: that other}. Two runs without
+#: patience compute the same whatever their ``patience_floor``.
+UNUSED_WITHOUT = {"patience_floor": "patience"}
 
 #: The command-line option of each setting (``mtm train`` / ``mtm finetune``), named in a refusal.
 OPTIONS = {"masking": "--masking", "prompted": "--no-prompt", "epochs": "--epochs", "lr": "--lr",
            "batch_size": "--batch-size", "selection": "--selection", "eval_every": "--eval-every", "seed": "--seed",
            "freeze_core": "--freeze-core", "staged_epochs": "--staged-epochs", "patience": "--patience",
+           "patience_floor": "--patience-floor",
            "model.arch": "--arch", "model.max_bins": "--max-bins"}
 
 
 def first_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
     """The first setting (dotted name) whose value differs between two config dicts, ignoring
-    :data:`EXECUTION_FIELDS` and :data:`DERIVED_FIELDS` (a setting of :data:`ADDED_FIELDS` that
-    ``saved`` lacks has its value there), with its command-line option where it has one; None if
-    they agree."""
+    :data:`EXECUTION_FIELDS`, :data:`DERIVED_FIELDS` and a setting of :data:`UNUSED_WITHOUT` whose
+    other setting is None in both (a setting of :data:`ADDED_FIELDS` that ``saved`` lacks has its
+    value there), with its command-line option where it has one; None if they agree."""
     for key in list(dict.fromkeys([*saved, *current])):
         name = f"{prefix}{key}"
         if (not prefix and key in EXECUTION_FIELDS) or name in DERIVED_FIELDS:
+            continue
+        other = UNUSED_WITHOUT.get(name)
+        if other is not None and saved.get(other, ADDED_FIELDS.get(other)) is None and current.get(other) is None:
             continue
         a, b = saved.get(key, ADDED_FIELDS.get(name)), current.get(key)
         if isinstance(a, dict) and isinstance(b, dict):

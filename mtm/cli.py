@@ -171,7 +171,7 @@ def load_sessions(args) -> list:
 def _train_config(args, base: dict | None = None):
     overrides = dict(base or {})
     for name in ("masking", "epochs", "lr", "batch_size", "selection", "seed", "device", "precision",
-                 "eval_every", "checkpoint_every", "checkpoint_minutes", "patience", "staged_epochs"):
+                 "eval_every", "checkpoint_every", "checkpoint_minutes", "patience", "patience_floor", "staged_epochs"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -404,7 +404,12 @@ def _add_training_arguments(parser: argparse.ArgumentParser, data_default_synthe
     parser.add_argument("--arch", choices=["ndt1", "ndt2"], default=None)
     parser.add_argument("--epochs", type=int, default=None, help="epochs (with --patience: the most)")
     parser.add_argument("--patience", type=int, default=None,
-                        help="stop after this many validations past the warm-up without a better score")
+                        help="stop after this many validations past the warm-up without a better score, counted "
+                             "once the best score is above --patience-floor")
+    parser.add_argument("--patience-floor", type=float, default=None,
+                        help="with --patience: validations count only once the best validation score is above "
+                             "this (default 0.05; the mean-rate prediction scores about 0), so a run still on its "
+                             "early mean-rate plateau trains for all --epochs")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--selection", choices=["val_bps", "r2_top50"], default=None)

@@ -20,8 +20,13 @@
   maximum. The one-cycle schedule stays laid out over that maximum, so a run that stops early
   stops at the learning rate of that epoch of the full schedule (not annealed to its end), and
   validations that end inside the warm-up (epoch + 1 <= ``warmup`` x ``epochs``) never count towards
-  the patience: the rate is still rising there, and a plateau early in training is often left later
-  (a new best during the warm-up does reset the count). The best epoch's weights are kept as
+  the patience: the rate is still rising there (a new best during the warm-up does reset the count).
+  Nor do validations before the best score has passed ``patience_floor`` (default 0.05, in the
+  selection's units; predicting each neuron's mean rate scores about 0 on both selections):
+  multi-session and small-session runs often sit on an early *mean-rate plateau*, validation bits
+  per spike about 0, for a number of epochs that differs between seeds, then climb. A run still on
+  it trains for all its ``epochs``, so no seed is stopped before it has learnt more than its mean
+  rates (``patience_floor=None``: count from the warm-up's end). The best epoch's weights are kept as
   always. The stopping epoch writes ``last.pt`` and its log row says ``stopped: plateau``, so the
   run counts as finished (:meth:`mtm.checkpoint.RunFolder.finished`), and a run resumed from an
   earlier checkpoint repeats its epochs and stops at the same one.
@@ -103,6 +108,7 @@ class TrainConfig:
     freeze_core: bool = False       # fine-tuning: train only the session's stitchers and token
     staged_epochs: int = 0          # fine-tuning: epochs that train only the stitchers and token, before everything
     patience: int | None = None     # stop after this many validations past the warm-up without a better score
+    patience_floor: float | None = 0.05  # patience counts only once the best score is above this (None: no floor)
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -124,6 +130,12 @@ class TrainConfig:
                                           or self.patience < 1):
             raise ValueError(f"patience: expected a positive number of validations or None (train for all epochs), "
                              f"got {self.patience!r}")
+        if self.patience_floor is not None and (isinstance(self.patience_floor, bool)
+                                                or not isinstance(self.patience_floor, (int, float))
+                                                or not math.isfinite(self.patience_floor)):
+            raise ValueError(f"patience_floor: expected a finite score (the selection's units; patience counts "
+                             f"only once the best validation score is above it) or None, got "
+                             f"{self.patience_floor!r}")
         if isinstance(self.staged_epochs, bool) or not isinstance(self.staged_epochs, int) or \
                 not 0 <= self.staged_epochs < self.epochs:
             raise ValueError(f"staged_epochs: expected an integer from 0 to epochs - 1 = {self.epochs - 1} (the "
@@ -473,10 +485,13 @@ class Trainer:
 
 def plateau_reached(history: list[dict], cfg: TrainConfig) -> bool:
     """Whether a run with ``cfg.patience`` stops after the last of its log rows ``history``: its last
-    ``patience`` validations that ended after the warm-up (epoch + 1 > ``warmup`` x ``epochs``) each
-    scored no better (``cfg.selection``) than the best before them. Always False without patience."""
+    ``patience`` validations that ended after the warm-up (epoch + 1 > ``warmup`` x ``epochs``), with a
+    best score before them above ``cfg.patience_floor``, each scored no better (``cfg.selection``)
+    than that best. A run whose best has not passed the floor (still on its early mean-rate plateau)
+    never stops. Always False without patience."""
     if cfg.patience is None:
         return False
+    floor = -math.inf if cfg.patience_floor is None else cfg.patience_floor
     best, stale = -math.inf, 0
     for row in history:
         score = row.get(cfg.selection)
@@ -484,7 +499,7 @@ def plateau_reached(history: list[dict], cfg: TrainConfig) -> bool:
             continue
         if score > best:
             best, stale = score, 0
-        elif row["epoch"] + 1 > cfg.warmup * cfg.epochs:
+        elif row["epoch"] + 1 > cfg.warmup * cfg.epochs and best > floor:
             stale += 1
     return stale >= cfg.patience
 

@@ -4,6 +4,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -324,6 +325,68 @@ def test_the_plateau_rule():
     assert not plateau_reached(history([0.3] * 9), tiny_config(epochs=10))  # no patience: never
 
 
+# Real validation histories ({epoch: val_bps}, 3 decimals) of the transfer experiment's small preset
+# (pretraining on 1 session of 140 training trials x 64 neurons, 120 epochs at most, validated every 4,
+# warm-up to epoch 18, patience 10): MtM seed 2 sat on the mean-rate plateau (bits per spike about 0)
+# for all 120 epochs, and the older rule stopped it at epoch 91 at 0.024 while seeds 0 and 1 reached
+# 0.25 and 0.18; temporal seed 0 left it by epoch 15 and levelled off after epoch 79.
+MTM_SEED2_ON_PLATEAU = dict(zip(range(3, 120, 4), [
+    -0.223, -0.112, -0.05, -0.052, -0.037, -0.058, -0.068, -0.047, -0.056, 0.003, 0.022, 0.0, 0.024, -0.001,
+    -0.031, 0.007, 0.013, 0.022, 0.013, -0.007, 0.01, 0.005, 0.009, 0.003, 0.001, 0.007, 0.009, 0.009, 0.008,
+    0.008]))
+TEMPORAL_SEED0_PAST_IT = dict(zip(range(3, 120, 4), [
+    -0.204, -0.092, -0.015, 0.061, 0.12, 0.19, 0.231, 0.245, 0.281, 0.355, 0.39, 0.418, 0.428, 0.437, 0.443,
+    0.456, 0.458, 0.463, 0.466, 0.472, 0.463, 0.462, 0.459, 0.468, 0.464, 0.469, 0.469, 0.468, 0.467, 0.467]))
+
+
+def stopping_epoch(scores: dict, cfg) -> int | None:
+    """The epoch after which :func:`plateau_reached` ends a run validated at ``scores`` ({epoch: score};
+    epochs between validations log no score), as the Trainer asks it after every epoch; None: never."""
+    from mtm.train import plateau_reached
+
+    history = []
+    for epoch in range(cfg.epochs):
+        history.append({"epoch": epoch, **({"val_bps": scores[epoch]} if epoch in scores else {})})
+        if plateau_reached(history, cfg):
+            return epoch
+    return None
+
+
+def test_patience_waits_for_a_run_to_leave_its_early_plateau():
+    cfg = tiny_config(epochs=120, eval_every=4, patience=10)
+    assert cfg.patience_floor == 0.05
+    # still on the plateau: never stops, whatever the patience (the older rule, no floor, stopped it at epoch 91)
+    assert stopping_epoch(MTM_SEED2_ON_PLATEAU, cfg) is None
+    assert stopping_epoch(MTM_SEED2_ON_PLATEAU, replace(cfg, patience=1)) is None
+    assert stopping_epoch(MTM_SEED2_ON_PLATEAU, replace(cfg, patience_floor=None)) == 91
+    # past the floor (0.061 at epoch 15): the best at epoch 79, ten validations without better, stop at 119
+    assert stopping_epoch(TEMPORAL_SEED0_PAST_IT, cfg) == 119
+    assert stopping_epoch({e: v for e, v in TEMPORAL_SEED0_PAST_IT.items() if e < 119}, cfg) is None
+    # patience counts from the first validation whose best is above the floor: a run that leaves the
+    # plateau later still gets its whole patience there
+    late = {**MTM_SEED2_ON_PLATEAU, 95: 0.08, 99: 0.079}
+    assert stopping_epoch(late, replace(cfg, patience=3)) == 107
+    assert stopping_epoch(late, replace(cfg, patience=3, patience_floor=0.1)) is None
+    assert stopping_epoch(late, replace(cfg, patience=3, patience_floor=None)) == 31  # on the plateau, at -0.04
+
+
+def test_runs_saved_before_the_patience_floor():
+    """A run saved before ``patience_floor`` existed: the same run as today's when it had no patience
+    (the floor changes nothing then), another one when it had patience (it counted from the warm-up)."""
+    for patience in (None, 10):
+        saved = tiny_config(patience=patience).to_dict()
+        del saved["patience_floor"]
+        differs = checkpoint.first_difference(saved, tiny_config(patience=patience).to_dict())
+        if patience is None:
+            assert differs is None
+        else:
+            assert differs == "patience_floor (None in the saved run, 0.05 now), set by --patience-floor"
+    # two runs without patience are the same whatever their floor; with patience they are not
+    assert checkpoint.first_difference(tiny_config(patience_floor=0.2).to_dict(), tiny_config().to_dict()) is None
+    assert checkpoint.first_difference(tiny_config(patience=2, patience_floor=0.2).to_dict(),
+                                       tiny_config(patience=2).to_dict()).startswith("patience_floor (0.2")
+
+
 def test_staged_finetuning_trains_the_stitchers_first_then_everything(tmp_path):
     sessions = synthetic_sessions(2, seed=10, n_trials=48, n_neurons=30)
     pretrained = train(sessions[:1], tiny_config(epochs=1), tmp_path / "pre", progress=False)
@@ -355,6 +418,9 @@ def test_staged_finetuning_trains_the_stitchers_first_then_everything(tmp_path):
     (lambda: tiny_config(patience=-2), "patience: expected a positive number"),
     (lambda: tiny_config(patience=2.5), "patience: expected a positive number"),
     (lambda: tiny_config(patience=True), "patience: expected a positive number"),
+    (lambda: tiny_config(patience=3, patience_floor=math.nan), "patience_floor: expected a finite score"),
+    (lambda: tiny_config(patience=3, patience_floor="0.1"), "patience_floor: expected a finite score"),
+    (lambda: tiny_config(patience=3, patience_floor=True), "patience_floor: expected a finite score"),
     (lambda: tiny_config(epochs=4, staged_epochs=4), "staged_epochs: expected an integer from 0 to epochs - 1 = 3"),
     (lambda: tiny_config(staged_epochs=-1), "staged_epochs: expected an integer"),
     (lambda: tiny_config(staged_epochs=1, freeze_core=True), "staged_epochs: expected 0 with freeze_core"),
@@ -410,10 +476,10 @@ def test_cli_train_and_finetune(tmp_path):
     assert main(["finetune", str(tmp_path / "run" / "best.safetensors"), "--data", str(data), "--session",
                  "nope", "--epochs", "1", "--out", str(tmp_path / "ft2")]) == 2
     assert main(["finetune", str(tmp_path / "run" / "best.safetensors"), "--data", str(data), "--session",
-                 "synthetic-0004", "--epochs", "2", "--staged-epochs", "1", "--patience", "3", "--out",
-                 str(tmp_path / "staged")]) == 0
+                 "synthetic-0004", "--epochs", "2", "--staged-epochs", "1", "--patience", "3", "--patience-floor",
+                 "0.1", "--out", str(tmp_path / "staged")]) == 0
     saved = checkpoint.read_description(tmp_path / "staged" / "best.safetensors")["extra"]["train"]
-    assert (saved["staged_epochs"], saved["patience"]) == (1, 3)
+    assert (saved["staged_epochs"], saved["patience"], saved["patience_floor"]) == (1, 3, 0.1)
 
 
 def test_two_process_gloo_run_keeps_replicas_identical(tmp_path):

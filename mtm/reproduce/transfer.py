@@ -69,21 +69,42 @@ def plan_fields(train_trials, n_trials: int, **plan) -> dict:
                 n_test_trials=max(train_trials) + n_val + n_test)
 
 
-# small: a CPU check of the whole design (3 pretraining sets, 2 held-out sizes, every protocol): at most 39k optimiser
-# steps in all. book: the design for the chapters, 16 pool sessions and 4 held-out sizes: at most 195k steps (104k
-# pretraining, 54k on the held-out session, 38k at equal total compute; fewer where pretraining stops early), up to
-# about 40 minutes of training on the 2-core CPU at the 25 s per 1,000 steps measured for the budget study (README),
-# before scoring; not run here, sized for the chapters when they are rebuilt on it. paper: a GPU.
-# A measurement behind the pretraining's length (4 sessions of 140 training trials x 100 neurons, small preset,
-# MtM, 3 seeds): 30 epochs ended at best validation bits per spike 0.099 / 0.097 / 0.078, still rising; at most
-# 90 epochs with patience 10 ended at 0.263 / 0.221 / 0.164 (best epochs 76 / 76 / 74, stopped after 87 / 87 / 85).
+# Optimiser steps of the whole design (at most; pretraining stopped on a plateau takes fewer), per seed and masking:
+#   P x len(pretrain_counts)                                      pretraining, P = pretrain_epochs x the largest set's
+#                                                                 batches per epoch (every set gets as many steps)
+# + S x n_test x (len(train_trials) x (1 + len(pretrain_counts))  held-out runs: from scratch and fine-tuned,
+#                 + len(protocols) - 1)                           S = heldout_steps, the other protocols at one size
+# + (P + S) x n_test                                              from scratch at equal total compute
+# times 2 maskings x n_seeds. Pool sessions of 200 trials have 140 training trials: 9 batches of 16 each.
+# Speed (small model, CPU): one run on one thread did 3,240 pretraining steps in 98 s (33 steps/s, MtM, 1 session
+# of 64 neurons, validations included); runs on a held-out session are slower per step (an epoch of 2 or 7 batches,
+# validation, then scoring): 1,000 steps in 28-33 s for temporal masking, 88-103 s for MtM. The experiment trains
+# 2 runs at a time on one thread each (mtm.reproduce.scheduler.default_workers). Minutes below: at 30 steps/s
+# (one stream, a busy machine) and at 60 (two quiet workers).
+# Measurements behind the lengths (this world, MtM, 3 seeds, mtm.train.plateau_reached with patience 10):
+# - pretraining on 4 sessions passes 0.05 validation bits per spike after about 1,000 steps and climbs until
+#   about 2,900: at 1,080 steps (30 epochs) the best scores were 0.06 / 0.05 / 0.06, at most 3,240 steps
+#   (90 epochs) 0.21 / 0.16 / 0.17; on 1 session seeds 0 and 1 peak at 1,700 and 1,500 steps (0.26, 0.21);
+# - from scratch on a held-out session the best validation epoch comes after about 100-180 steps on 25
+#   training trials and about 370 (temporal) to 950 (MtM) on 100; later epochs overfit, and more steps do not
+#   lift co-smoothing (MtM on 100 trials: mean per-neuron bits per spike -0.03 / -0.09 / -0.14 after 200 /
+#   1,000 / 3,000 steps).
+# small: a CPU check of the whole design (3 pretraining sets, 2 held-out sizes, every protocol), not a result:
+#   P = 5 x 36 = 180, S = 100: (540 + 1,000 + 280) x 6 = 10,920 steps (10,848 in whole epochs), about 6 min
+#   at 30 steps/s, 3 at 60.
+# book: the chapters' design, pretraining sets of 1 and 4 sessions (same steps each), held-out sizes 25 and 100,
+#   full fine-tuning (the protocols are compared by the small check and at larger sizes): P = 40 x 36 = 1,440,
+#   S = 400: (2,880 + 2,400 + 1,840) x 6 = 42,720 steps (42,708 in whole epochs), about 24 min at 30 steps/s,
+#   12 at 60; not run here.
+#   P is short of the ~2,900 steps at which 4-session MtM levels off; more pretraining costs 6 x 3 = 18 steps
+#   per step of P (40 epochs -> 90: +32,400 steps).
+# paper: a GPU.
 PRESETS = {
     "small": plan_fields((25, 100), 200, n_pretrain=4, pretrain_counts=(1, 2, 4), n_test=1, n_neurons=64,
-                         pretrain_epochs=30, pretrain_patience=10, heldout_steps=200,
+                         pretrain_epochs=5, pretrain_patience=10, heldout_steps=100,
                          protocols=("full", "frozen-core", "staged")),
-    "book": plan_fields((25, 50, 100, 250), 200, n_pretrain=16, pretrain_counts=(1, 4, 16), n_test=1,
-                        n_neurons=100, pretrain_epochs=40, pretrain_patience=10, heldout_steps=500,
-                        protocols=("full", "frozen-core", "staged")),
+    "book": plan_fields((25, 100), 200, n_pretrain=4, pretrain_counts=(1, 4), n_test=1, n_neurons=64,
+                        pretrain_epochs=40, pretrain_patience=10, heldout_steps=400, protocols=("full",)),
     "paper": plan_fields((100, 250, 500), 600, n_pretrain=34, pretrain_counts=(1, 10, 34), n_test=5,
                          n_neurons=300, pretrain_epochs=1000, pretrain_patience=10, heldout_steps=5000,
                          protocols=("full", "frozen-core", "staged")),
