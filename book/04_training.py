@@ -325,7 +325,10 @@ show_source(Trainer.run, source_span(Trainer.run, "for epoch in bar:",
 # checkpoint is due (section 7), and `write_log` rewrites `log.csv`. The callbacks then see the
 # row: section 7 uses one to interrupt a run. Last, `plateau_reached` stops a run early when
 # `TrainConfig.patience` is set and that many validations after the warm-up have not beaten the
-# best score (the row says `stopped: plateau`; the best epoch's weights are kept). The book's
+# best score (the row says `stopped: plateau`; the best epoch's weights are kept). Patience starts
+# counting only once the best score has passed `TrainConfig.patience_floor` (a small positive score
+# in bits per spike): a run still on the early plateau where it predicts each neuron's mean rate (a score of
+# about 0, which some seeds leave later than others) is never stopped there. The book's
 # single-session runs leave `patience` unset and train every epoch; multi-session pretraining in
 # the transfer experiment (`mtm reproduce --experiment transfer`) stops on its plateau.
 #
