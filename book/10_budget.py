@@ -84,9 +84,9 @@ use_style()
 print(gpu_check())
 
 # %% tags=["parameters"]
-SETTINGS = "auto"   # smoke under MTM_SMOKE=1, else gpu or book; or name one
-OVERRIDES = {}      # values of mtm.book.CHAPTER_SETTINGS to replace
-SEED = 0            # the world's first session (pretraining pool, held-out)
+SETTINGS = "auto"  # "smoke", "book" or "gpu" ("auto": book, gpu or smoke)
+OVERRIDES = {}  # values of mtm.book.CHAPTER_SETTINGS to replace
+SEED = 0  # the world's first session (the pool first, then the held-out)
 
 # %%
 RUN = chapter_settings("10_budget", SETTINGS, **OVERRIDES)
