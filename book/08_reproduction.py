@@ -291,7 +291,7 @@ for name, count in {**counts, "n_pretrain": plan.n_pretrain}.items():
 # Where MtM is not above temporal masking on a task here, {doc}`10_budget` shows how that comparison
 # moves with the training budget: trials per session, pretraining sessions, optimiser steps and
 # model width, each varied alone ({numref}`fig-10-budget`), and where this chapter's runs sit on
-# those axes. This chapter's epochs were chosen from that study.
+# those axes.
 #
 # The linear baseline is a serious competitor on small sessions: with a few hundred training trials a
 # ridge regression has far fewer parameters to fit than a transformer, and the paper-sized sessions

@@ -101,7 +101,8 @@ def plan_fields(factors: dict, **plan) -> dict:
 # study. A larger one (centre 1,000 steps, 4,000 steps, 2 sessions more, 200 neurons; 84 runs) took 28.5 min
 # on the idle 2-core CPU: a run cost about 25 s of training per 1,000 steps at width 64 (60 s at 128) and 17 s
 # of scoring at 200 neurons. This design at 100 neurons took 11.5 min (656 s of training and scoring); at 200
-# neurons the scoring of its 60 scored runs doubles: about 15-16 minutes.
+# neurons the scoring of its 60 scored runs doubles: about 15-16 minutes (20.7 min measured on 2026-12-07, on a
+# machine slower than on 2026-12-05: the same design at 100 neurons took 16.5 min there, as chapter 10).
 # paper: a GPU
 PRESETS = {
     "small": plan_fields({"trials": (100, 200, 800), "sessions": (0, 1, 2), "steps": (200, 400, 800),
@@ -109,7 +110,7 @@ PRESETS = {
                      n_test=1, n_neurons=80),
     "book": plan_fields({"trials": (100, 400, 1600, 3200), "sessions": (0, 1, 4), "steps": (125, 500, 2000),
                      "width": (32, 64, 128), "centre": {"trials": 400, "steps": 500, "width": 64}},
-                    n_test=1, n_neurons=200),
+                    n_test=1, n_neurons=100),
     "paper": plan_fields({"trials": (100, 400, 1600, 3200), "sessions": (0, 1, 4, 16), "steps": (1000, 4000, 16000),
                       "width": (128, 256, 512), "centre": {"trials": 400, "steps": 4000, "width": 512}},
                      n_test=2, n_neurons=300),
