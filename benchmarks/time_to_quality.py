@@ -51,6 +51,7 @@ SHARES = (0.5, 0.7, 0.8)
 #: A recipe: overrides of TrainConfig.preset("small"); "model" holds ModelConfig overrides.
 RECIPES = {
     "preset": {},
+    "tokens-N01": dict(model=dict(token_std=None)),
     "lr5e-3": dict(lr=5e-3),
     "lr1e-2": dict(lr=1e-2),
     "lr5e-3-warm5": dict(lr=5e-3, warmup=0.05),

@@ -840,6 +840,12 @@ glue_number(
 #   rendered from the package.
 # - The loss is the Poisson negative log-likelihood summed over the target entries; read-outs start at
 #   each neuron's mean rate.
+# - The learned tokens (session, prompt) and the position embedding start from $\mathcal{N}(0, 1)$ in the
+#   reference and in the `paper` preset, and from $\mathcal{N}(0, 0.02^2)$ in the `small` preset
+#   (`ModelConfig.token_std`). Drawn from $\mathcal{N}(0, 1)$, the position embedding added to every bin
+#   is far larger than the embedded spikes of a fresh model, so after the first LayerNorm the
+#   transformer barely sees the spikes and a short run spends its first epochs learning to; the
+#   small tokens let them through from the first step (benchmarks/RESULTS.md measures both).
 # - The paper-size model has about {glue:text}`params_shared` M shared parameters (mostly the five
 #   transformer layers) and about {glue:text}`params_session` M per session (stitcher and read-out).
 # - Causal attention in `mtm` puts the prepended tokens first, so no output depends on a future bin;

@@ -232,7 +232,7 @@ DERIVED_FIELDS = ("model.use_prompt",)
 
 #: Settings added after runs were first saved, with the value a run saved without them trained with:
 #: such a run is still reused or resumed.
-ADDED_FIELDS = {"staged_epochs": 0, "patience": None, "patience_floor": None}
+ADDED_FIELDS = {"staged_epochs": 0, "patience": None, "patience_floor": None, "model.token_std": None}
 
 #: Settings that change nothing while another is None: {setting: that other}. Two runs without
 #: patience compute the same whatever their ``patience_floor``.

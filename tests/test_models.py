@@ -162,9 +162,33 @@ def test_bf16_autocast_matches_fp32_within_tolerance():
 
 def test_the_session_tokens_of_a_new_multi_session_model_are_drawn_independently():
     torch.manual_seed(0)
-    model = build_model(ModelConfig.small(hidden=16, n_heads=2), [("a", 5), ("b", 6), ("c", 7)])
+    model = build_model(ModelConfig.small(hidden=16, n_heads=2, token_std=None), [("a", 5), ("b", 6), ("c", 7)])
     tokens = model.session_token.weight.detach()
     assert not torch.allclose(tokens[1], tokens[0]) and not torch.allclose(tokens[2], tokens[0])
     assert 0.5 < float(tokens.std()) < 1.5  # N(0, 1), as nn.Embedding draws its rows
     with pytest.raises(ValueError, match="token: expected 'mean' or 'fresh'"):
         model.add_session("d", 3, token="zero")
+
+
+def test_token_std_sets_the_spread_of_every_learned_token_table():
+    """The small preset draws its learned tokens from N(0, 0.02^2); token_std=None keeps nn.Embedding's
+    N(0, 1), the reference's; tokens of sessions added later are drawn alike."""
+    torch.manual_seed(0)
+    sessions = [("a", 5), ("b", 6), ("c", 7)]
+    small = build_model(ModelConfig.small(hidden=64, n_heads=4), sessions)
+    wide = build_model(ModelConfig.small(hidden=64, n_heads=4, token_std=None), sessions)
+    assert small.cfg.token_std == 0.02 and ModelConfig.paper().token_std is None
+    for table in ("position", "session_token", "prompt_token"):
+        assert 0.015 < float(getattr(small, table).weight.detach().std()) < 0.025
+        assert 0.8 < float(getattr(wide, table).weight.detach().std()) < 1.2
+    small.add_session("d", 3, token="fresh")
+    assert 0.01 < float(small.session_token.weight[3].detach().std()) < 0.03
+    ndt2 = build_model(ModelConfig.small(arch="ndt2", hidden=64, n_heads=4, patch_size=4), sessions)
+    for table in ("time", "space", "session_token"):
+        assert float(getattr(ndt2, table).weight.detach().std()) < 0.03
+
+
+@pytest.mark.parametrize("value", [0, -0.1, True, float("inf"), "0.02"])
+def test_bad_token_std(value):
+    with pytest.raises(ValueError, match="token_std: expected a positive standard deviation or None"):
+        ModelConfig(token_std=value)

@@ -567,3 +567,37 @@ def test_training_step_descends_the_gradient_of_the_summed_poisson_loss(session)
         assert p.grad is None, name  # cleared after the step
         expected = before[name] - 1e-4 * gradients.get(name, torch.zeros_like(before[name]))
         torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_mtm_validation_scores_every_scheme_on_the_same_masks_whatever_the_seed(session, tmp_path, monkeypatch):
+    """An MtM run is validated on its four schemes, each on its share of the validation trials, with masks
+    that do not depend on the training seed: two seeds' runs with the same weights score the same."""
+    import mtm.train as train_module
+
+    seen = []
+    real = train_module.forward_loss
+
+    def spy(net, spikes, regions, index, scheme, *args, **kwargs):
+        seen.append((scheme, len(spikes)))
+        return real(net, spikes, regions, index, scheme, *args, **kwargs)
+
+    first = _fresh_trainer(session, tiny_config(seed=0), tmp_path / "a")
+    other = _fresh_trainer(session, tiny_config(seed=3), tmp_path / "b")
+    other.model.load_state_dict(first.model.state_dict())
+    monkeypatch.setattr(train_module, "forward_loss", spy)
+    score = first.validate()
+    n_val = len(session.splits["val"])
+    assert {s for s, _ in seen} == {"neuron", "causal", "intra-region", "inter-region"}
+    assert sum(n for _, n in seen) == n_val  # one pass over the validation trials
+    assert other.validate() == score
+    assert train_module.validation_schemes(tiny_config(masking="temporal")) == ("temporal",)
+
+
+def test_runs_saved_before_token_std_trained_with_the_reference_tokens():
+    """A run saved before ``model.token_std`` existed drew its tokens from N(0, 1): the same run as one with
+    token_std=None, another one than today's small preset (tokens from N(0, 0.02^2))."""
+    saved = tiny_config(model=dict(TINY_MODEL, token_std=None)).to_dict()
+    del saved["model"]["token_std"]
+    assert checkpoint.first_difference(saved, tiny_config(model=dict(TINY_MODEL, token_std=None)).to_dict()) is None
+    assert checkpoint.first_difference(saved, tiny_config().to_dict()).startswith(
+        "model.token_std (None in the saved run, 0.02 now)")

@@ -37,7 +37,7 @@ class NDT1(MaskedModel):
         self.embed_out = nn.Linear(embed_in, cfg.hidden)
         self.position = None  # RoPE: positions enter inside attention
         if cfg.position == "learned":
-            self.position = nn.Embedding(cfg.max_bins, cfg.hidden)
+            self.position = self.embedding(cfg.max_bins)
         for session_id, n_neurons in sessions:
             self.add_session(session_id, n_neurons, token="fresh")
 
@@ -100,8 +100,9 @@ class NDT1(MaskedModel):
 
     def init_rates(self, session, mean_counts: torch.Tensor) -> None:
         """Set the read-out bias to log(mean count per bin): an untrained
-        model predicts each neuron's mean rate (0 bits per spike) instead
-        of exp(0) = 1 spike per bin."""
+        model's log-rates scatter around each neuron's mean rate (by the
+        untrained read-out weights) instead of around exp(0) = 1 spike per
+        bin."""
         index = self.session_index(session, mean_counts.numel())
         log_mean = torch.log(mean_counts.float().clamp(min=1e-3))
         with torch.no_grad():

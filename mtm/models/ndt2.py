@@ -37,11 +37,11 @@ class NDT2(MaskedModel):
         self.embed = nn.Sequential(nn.Linear(cfg.patch_size, width),
                                    nn.Softsign(),
                                    nn.Linear(width, cfg.hidden))
-        self.space = nn.Embedding(1, cfg.hidden)  # grows with the patches
+        self.space = self.embedding(1)  # grows with the patches
         self.space_ln = nn.LayerNorm(cfg.hidden)
         self.time = None  # RoPE: positions enter inside attention
         if cfg.position == "learned":
-            self.time = nn.Embedding(cfg.max_bins, cfg.hidden)
+            self.time = self.embedding(cfg.max_bins)
         self.time_ln = nn.LayerNorm(cfg.hidden)
         self.read_out = nn.Linear(cfg.hidden, cfg.patch_size)
         for session_id, n_neurons in sessions:
@@ -54,7 +54,7 @@ class NDT2(MaskedModel):
         needed = self.n_patches(n_neurons)
         old = self.space.weight.data
         if needed > len(old):
-            grown = nn.Embedding(needed, self.cfg.hidden).to(old.device, old.dtype)
+            grown = self.embedding(needed).to(old.device, old.dtype)
             with torch.no_grad():
                 grown.weight[:len(old)] = old
             self.space = grown
