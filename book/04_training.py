@@ -402,7 +402,9 @@ for name, rows in histories.items():
 # The two runs are *not* comparable on the top and middle panels: the baseline is scored on hidden
 # time bins, MtM on a mixture of hidden neurons, bins and regions, some of them much harder. The
 # validation bits per spike are computed by each run with its own masking (on the validation trials,
-# with masks drawn from a fixed seed so that every epoch is scored on the same masks). Each curve
+# with masks drawn from a fixed seed so that every epoch, and every training seed, is scored on the
+# same masks; an MtM run is scored on each of its four schemes, a quarter of the validation trials
+# each, and its score is their mean). Each curve
 # says how well a run learns *its own* task, so a higher validation curve does not mean the better
 # model. Which model is better at a given task is the question of {doc}`05_evaluation`, which scores
 # both on the same held-out masks. A model trained long enough on one session's training trials
@@ -418,7 +420,10 @@ for name, rows in histories.items():
 # - `selection="val_bps"` (the default): the pooled bits per spike of the masked validation entries,
 #   $\big(\mathrm{NLL}_\text{null} - \mathrm{NLL}_\text{model}\big) / (\ln 2 \sum y)$, where the
 #   null model predicts each neuron's mean rate on the validation trials ({doc}`05_evaluation` defines bits per
-#   spike). The masks come from a fixed seed. It is a likelihood in bits per spike, as in the
+#   spike). The masks come from a fixed seed; an MtM run's score is the mean over its four schemes,
+#   each scored on a quarter of the validation trials (drawing one scheme per batch, as training does,
+#   would score a small validation split on one or two schemes, a different pair for every seed).
+#   It is a likelihood in bits per spike, as in the
 #   paper's tables, but not their quantity: it pools the masked entries of the run's *own* masking,
 #   while the tables average per-neuron scores of the fixed evaluation tasks of {doc}`05_evaluation`.
 # - `selection="r2_top50"`: the reference's criterion. For the 50 most active validation neurons,
