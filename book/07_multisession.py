@@ -550,7 +550,10 @@ if FIXTURE is not None:
 #   optimiser steps, where pretraining spends steps on other sessions; there
 #   {glue:text}`pretraining_words_mtm` (section 6's box gives every comparison). The paper's comparison is another one: a pretrained model
 #   reused and fine-tuned on the new session, against a model trained on that session alone, across
-#   new-session sizes; `mtm reproduce --experiment transfer` runs it.
+#   new-session sizes; `mtm reproduce --experiment transfer` runs it. Its `book` run (results in the
+#   repository's benchmarks/RESULTS.md, not stored in this chapter) finds MtM fine-tuned from a
+#   pretrained model above MtM trained on a new session of 100 training trials alone, on all four
+#   activity tasks; this chapter is to be rebuilt on that comparison.
 # - A fair test compares a pretrained model with one trained from scratch for as many optimiser steps,
 #   over several training seeds, as paired differences with intervals: `mtm reproduce --experiment
 #   scaling` does all of it, and section 6 states, difference by difference, what this chapter's run
