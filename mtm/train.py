@@ -398,9 +398,9 @@ class Trainer:
             spikes_all = st.spikes[val.to(self.device)]
             rates, counts, bps = [], [], []
             for k, scheme in enumerate(validation_schemes(cfg)):
+                if k >= len(val):  # a split of fewer trials than schemes: the first len(val) schemes
+                    break
                 trials = torch.arange(k, len(val), len(validation_schemes(cfg)), device=self.device)
-                if len(trials) == 0:
-                    continue
                 generator = torch.Generator(self.device).manual_seed(epoch_seed(VALIDATION_SEED, k, 7))
                 prompt = PROMPT_IDS[scheme] if cfg.uses_prompts else None
                 score = ValidationBitsPerSpike(spikes_all)

@@ -601,3 +601,12 @@ def test_runs_saved_before_token_std_trained_with_the_reference_tokens():
     assert checkpoint.first_difference(saved, tiny_config(model=dict(TINY_MODEL, token_std=None)).to_dict()) is None
     assert checkpoint.first_difference(saved, tiny_config().to_dict()).startswith(
         "model.token_std (None in the saved run, 0.02 now)")
+
+
+def test_mtm_validation_of_a_split_smaller_than_its_schemes(session, tmp_path):
+    """A validation split of fewer trials than MtM's four schemes is scored on as many schemes as it has trials."""
+    small = session.select_trials(np.concatenate([session.splits["train"], session.splits["val"][:2],
+                                                  session.splits["test"]]))
+    assert len(small.splits["val"]) == 2
+    score = _fresh_trainer(small, tiny_config(), tmp_path / "a").validate()
+    assert math.isfinite(score["val_bps"])
