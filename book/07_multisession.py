@@ -24,23 +24,27 @@
 #   *stitchers* around a shared transformer (NDT1-stitch);
 # - how a pretrained model is fine-tuned on a new session: new stitchers and session token, every
 #   other weight copied, all of them trained (or, as an alternative, only the new ones);
-# - how the held-out scores change with the number of pretraining sessions (the paper's Fig. 4),
-#   against a model trained from scratch on the new session alone for as many optimiser steps, over
-#   several training seeds, with intervals;
+# - the paper's comparison: a model pretrained once and reused on a new session, fine-tuned there,
+#   against the same model trained on that session alone for as many optimiser steps, for new
+#   sessions of several sizes and pretraining sets of several sizes, over several training seeds,
+#   with intervals;
+# - which weights to fine-tune (all of them, a frozen core, or in two stages), chosen by measurement;
 # - why this works on the synthetic sessions of this book, and where the reference code does things
 #   differently;
 # - how to read the authors' released pretrained model safely and fine-tune and score it.
 #
-# **What this chapter's run shows** (compared at equal *total* optimiser steps, section 6):
-# {glue:text}`pretraining_words_mtm`. That is not the paper's comparison (a pretrained model
-# reused on a new session against a model trained on that session alone); the summary says where
-# to run that one.
+# **What this chapter's run shows** (section 5): on a new session of
+# {glue:text}`transfer_point` training trials, {glue:text}`transfer_words_mtm`, and
+# {glue:text}`transfer_words_temporal`. Against the smallest pretraining set,
+# {glue:text}`transfer_growth_mtm`. Section 8 gives the caution: the same comparison at equal
+# *total* compute, where the model from scratch gets pretraining's steps too.
 #
 # *About 10 minutes to read; the line under the parameters says how long the chapter's stored
-# execution took. The experiment is the package's own, `mtm reproduce --experiment scaling`, run with
-# this chapter's settings. The paper's settings (1000 epochs, paper-sized sessions) take many hours on
-# a GPU; the `gpu` settings run to a time budget of 15 minutes (`mtm.book.GPU_BUDGET_MINUTES`): a short
-# probe measures an epoch, and the line under the parameters says how many epochs fit.*
+# execution took. The experiment is the package's own, `mtm reproduce --experiment transfer`, run
+# with this chapter's settings. The paper's settings (1000 epochs, paper-sized sessions) take many
+# hours on a GPU; the `gpu` settings run to a time budget of 15 minutes
+# (`mtm.book.GPU_BUDGET_MINUTES`): a short probe measures an epoch, and the line under the parameters
+# says how many pretraining epochs fit.*
 
 # %% tags=["remove-output"]
 # Set-up: on Colab, install the package; elsewhere it is already installed.
@@ -63,21 +67,23 @@ from IPython.display import Markdown, display
 
 from mtm.bayes import BAYES_ROW
 from mtm.book import (chapter_settings, finetune_once, glue_number,
-                      glue_text, gpu_check, verdict_sentence,
-                      what_this_run_shows)
+                      gpu_check, transfer_findings, what_this_run_shows)
 from mtm.checkpoint import (RunFolder, import_reference, load_model, read_log,
                             save_model)
 from mtm.evaluate import TASKS, evaluate_model, task_scores
 from mtm.models import finetune_model
 from mtm.plots import (TABLE_COLUMNS, oracle_share_table, plot_loss_curves,
                        results_table, use_style)
+from mtm.paths import safe_name
 from mtm.reproduce import Plan, run_experiment
 from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
-from mtm.reproduce.scaling import (MASKINGS, comparisons, condition,
-                                   plot_scaling, row_name)
-from mtm.reproduce.scheduler import (equal_steps_note, from_scratch_epochs,
-                                     paired_differences, row_intervals)
-from mtm.reproduce.tables import COLUMNS, interval_table
+from mtm.reproduce.scheduler import paired_differences, row_intervals
+from mtm.reproduce.tables import interval_table
+from mtm.reproduce.transfer import (MASKINGS, comparison_point, condition,
+                                    equal_compute_row, gain_tables, gains,
+                                    heldout_config,
+                                    model_rows, plan_fields, plot_transfer,
+                                    row_name)
 
 use_style()
 print(gpu_check())
@@ -85,10 +91,10 @@ print(gpu_check())
 # %% tags=["parameters"]
 # SETTINGS: "smoke", "book" or "gpu"; "auto": smoke under MTM_SMOKE=1, else
 # gpu or book. OVERRIDES: the settings' values to replace, e.g.
-# {"FINETUNE_EPOCHS": 50}; the values are in mtm.book.CHAPTER_SETTINGS.
+# {"HELDOUT_STEPS": 500}; the values are in mtm.book.CHAPTER_SETTINGS.
 # SEED: the world's first session (the pool first, then the held-out ones).
 # RELEASED_FROM_HUB: with network (Colab), the authors' released 34-session
-# model (section 8).
+# model (section 10).
 SETTINGS = "auto"
 OVERRIDES = {}
 SEED = 0
@@ -143,11 +149,14 @@ RUN_DIR = RUN.run_dir
 # %%
 N_MAX = max(RUN.N_PRETRAIN)
 plan = Plan.for_preset(
-    "small", "scaling", n_pretrain=N_MAX, n_test=RUN.N_TEST,
-    session_seed=SEED, n_trials=RUN.N_TRIALS, n_neurons=RUN.N_NEURONS,
-    pretrain_epochs=RUN.PRETRAIN_EPOCHS, finetune_epochs=RUN.FINETUNE_EPOCHS,
-    n_seeds=RUN.N_SEEDS, train_overrides={"model": RUN.MODEL},
-    pretrain_counts=tuple(RUN.N_PRETRAIN))
+    "small", "transfer", session_seed=SEED, n_seeds=RUN.N_SEEDS,
+    train_overrides={"model": RUN.MODEL},
+    **plan_fields(RUN.TRAIN_TRIALS, RUN.N_TRIALS, n_pretrain=N_MAX,
+                  pretrain_counts=tuple(RUN.N_PRETRAIN), n_test=RUN.N_TEST,
+                  n_neurons=RUN.N_NEURONS,
+                  pretrain_epochs=RUN.PRETRAIN_EPOCHS, pretrain_patience=10,
+                  heldout_steps=RUN.HELDOUT_STEPS,
+                  protocols=tuple(RUN.PROTOCOLS)))
 pool, heldout = plan.synthetic_sessions()
 for s in [*pool, *heldout]:
     role = "held out" if s in heldout else "pretraining pool"
@@ -157,37 +166,47 @@ for s in [*pool, *heldout]:
 # The pretraining sets are nested: the first $k$ sessions of the pool, for every $k$ of `N_PRETRAIN`.
 # The held-out sessions are never seen in pretraining; all scores below are on their test trials.
 #
-# ## 3. The experiment: pretraining, fine-tuning and training from scratch
+# ## 3. The experiment: a pretrained model reused on a new session
 #
 # `mtm.train.train` takes a list of sessions: with several, it builds one stitcher pair and one
 # session token per session and draws single-session batches from all of them, shuffled together.
-# The experiment of this chapter is the package's `mtm reproduce --experiment scaling`
-# (`mtm.reproduce.scaling`), and the chapter runs it with its own settings through a `Plan`. For
-# each masking (the temporal baseline and prompted MtM) and each training seed it
+# The experiment of this chapter is the package's `mtm reproduce --experiment transfer`
+# (`mtm.reproduce.transfer`), run with the chapter's settings through a `Plan`. It makes the
+# paper's comparison. A pretrained model is trained once and then reused for every new session, so
+# what a new session costs is the steps spent on it. For each masking (the temporal baseline and
+# prompted MtM) and each training seed the experiment
 #
-# 1. pretrains a model on the first $k$ sessions of the pool, for every $k$ of `N_PRETRAIN`;
-# 2. fine-tunes each pretrained model on every held-out session (section 4);
-# 3. trains the same model from scratch on every held-out session alone (section 5);
-# 4. scores every fine-tuned and from-scratch model on the held-out session's test trials, and
-#    computes the reference rows there (the linear baseline, the Bayes reference and the latent
-#    oracle of {doc}`05_evaluation`).
+# 1. pretrains a model on the first $k$ pool sessions, for every $k$ of `N_PRETRAIN`, once. Each run
+#    is allowed as many optimiser steps as `PRETRAIN_EPOCHS` epochs over the largest set, stops
+#    early once its validation score has not improved for 10 validations, and keeps its best epoch;
+# 2. cuts every held-out session to each training-trial count of `TRAIN_TRIALS`. A new recording
+#    is often short, and the paper's claim is that pretraining matters most there. The validation
+#    and test trials are the same at every count;
+# 3. on each cut session, fine-tunes every pretrained model and trains the same model from scratch,
+#    each for `HELDOUT_STEPS` optimiser steps, and keeps each run at its best validation epoch, so
+#    that neither side is punished for over-training a small session;
+# 4. at the count nearest 100 trials, also fine-tunes the largest set's model with the other
+#    protocols of `PROTOCOLS` (section 7), and trains a model from scratch for as many steps as
+#    pretraining and fine-tuning together (the *equal-compute* view of section 8);
+# 5. scores every model on the held-out session's test trials, and computes the reference rows
+#    there: the linear baseline fitted on the same training trials, the Bayes reference and the
+#    latent oracle of {doc}`05_evaluation`.
 #
-# **Equal optimiser steps.** What is compared is the data, not the amount of training. So every
-# pretraining run takes as many optimiser steps as `PRETRAIN_EPOCHS` epochs over the largest set (a
-# smaller set is passed over more often), and every from-scratch model takes as many steps as
-# pretraining and fine-tuning together. Compared at equal epochs instead, a pretrained model would
-# also have been trained longer, and the comparison could not tell more data from more training. The
-# plan's arithmetic, before anything is trained:
+# The *gain* of pretraining is fine-tuned minus from scratch: the same seed, session, size and steps
+# on both sides. The plan's arithmetic, before anything is trained:
 
 # %%
-largest = plan.train_config("mtm", "pretrain")
-steps = largest.epochs * batches_per_epoch(pool, largest.batch_size)
+pretrain_cfg = plan.train_config("mtm", "pretrain")
+batch = pretrain_cfg.batch_size
+pretrain_steps = pretrain_cfg.epochs * batches_per_epoch(pool, batch)
 for k in sorted(plan.pretrain_counts):
-    epochs = epochs_for_steps(pool[:k], largest.batch_size, steps)
-    print(f"pretraining on {condition(k)}: {epochs} epochs, "
-          f"about {steps} optimiser steps")
-print(equal_steps_note(pool, heldout, largest,
-                       plan.train_config("mtm", "finetune")))
+    epochs = epochs_for_steps(pool[:k], batch, pretrain_steps)
+    print(f"pretraining on {condition(k)}: at most {epochs} epochs, "
+          f"about {pretrain_steps} optimiser steps")
+print(f"every run on a held-out session: {plan.heldout_steps} steps, "
+      f"with {', '.join(map(str, plan.train_trials))} training trials")
+print(f"from scratch at equal total compute: about "
+      f"{pretrain_steps + plan.heldout_steps} steps")
 
 # %% [markdown]
 # Every model is trained once per seed (`N_SEEDS`): the seed changes the initial weights, the masks
@@ -196,11 +215,13 @@ print(equal_steps_note(pool, heldout, largest,
 # folder are reused, interrupted ones resumed.
 
 # %%
-OUT = RUN_DIR / "multisession"
+OUT = RUN_DIR / "transfer"
 table = run_experiment(pool, heldout, plan, OUT, workers=RUN.WORKERS,
                        progress=False)
 # {row: every run's scores, by seed and session}
 runs = json.loads((OUT / "per_session.json").read_text())
+counts, sizes = sorted(plan.pretrain_counts), sorted(plan.train_trials)
+POINT = comparison_point(sizes)
 
 # %% [markdown]
 # The largest pretrained MtM model (seed 0) knows every pretraining session by its id, with one
@@ -241,32 +262,67 @@ print("the new model knows the sessions:", start.session_ids)
 # The embedding, position embedding, transformer blocks, final LayerNorm and prompt tokens are
 # copied. The stitchers (`read_in`, `read_out`) are new, and the session token starts at the mean of
 # the pretrained sessions' tokens. By default **all** weights are then trained on the new session, as
-# in the reference and in this chapter's experiment. The alternative, `freeze_core=True`, trains only
-# the new stitchers and session token and keeps the pretrained core fixed: fewer parameters to fit
-# from one session, at the price of no adaptation of the dynamics model (exercise 3 counts them).
+# in the reference (the *full* protocol). Two alternatives are options of `finetune` and of
+# `mtm finetune`: a *frozen core* trains only the new stitchers and session token, and a *staged*
+# protocol trains those alone for the first quarter of the epochs and then everything. Section 7
+# compares the three.
 #
-# ## 5. The control: training from scratch
-#
-# The same models trained on the held-out session alone (the paper's "single-session" rows, and the
-# first point of its Fig. 4), for as many optimiser steps as pretraining and fine-tuning together
-# (section 3). They were trained by the same plan, beside the pretrained ones.
-#
-# ## 6. Held-out scores against the number of pretraining sessions
+# ## 5. The gain of pretraining, against the new session's size
 #
 # Every model is scored on the held-out sessions' test trials with `mtm.evaluate.evaluate_model`:
 # co-smoothing, forward prediction, intra-region and inter-region, in bits per spike (per neuron,
-# NaN-mean over neurons), and behaviour decoding (choice accuracy, whisker motion energy $R^2$). Each
-# model row is the mean over the training seeds and held-out sessions, with the half-width of its
-# 95 % interval over seeds (`mtm.stats`). Below the models are the reference rows of
-# {doc}`05_evaluation`: the linear baseline, the Bayes reference (the best prediction from exactly
-# the spikes a model sees, given the generative parameters) and the latent oracle (an upper bound:
-# given the true latents, which no model sees).
+# NaN-mean over neurons). {numref}`fig-07-transfer` shows the experiment's main result: for each
+# task and masking, the gain of fine-tuning a pretrained model over training the same model from
+# scratch, against the number of training trials of the new session, one line per pretraining set.
+
+# %% mystnb={"figure": {"caption": "The gain of pretraining: fine-tuned minus from scratch (bits per spike, same seed, session, size and optimiser steps on the held-out session), mean over training seeds with its 95 % interval, against the held-out session's training trials. A row per activity task, a column per masking, a line per pretraining-set size. Above zero: the pretrained model predicts the new session better. Open diamond: the largest set against a model from scratch trained for pretraining's and fine-tuning's steps together (section 8).", "name": "fig-07-transfer"}}
+found = gains(runs, counts, sizes)
+equal = {label: paired_differences(runs, [(
+    "equal", row_name(label, N_MAX, POINT),
+    equal_compute_row(label, N_MAX, POINT))])["equal"]
+    for label in MASKINGS}
+fig = plot_transfer(found, equal, counts, sizes, POINT)
+plt.show()
+
+# %% [markdown]
+# The same gains as numbers (bold: the 95 % interval over seeds excludes zero):
 
 # %%
-counts = sorted(plan.pretrain_counts)
-models = [row_name(label, c) for label in MASKINGS for c in (0, *counts)]
+display(Markdown(gain_tables(found, sizes)))
+
+# %% [markdown]
+# The box is written by the cell from these paired differences, so a re-execution that moves the
+# numbers changes the words with them:
+
+# %%
+findings = transfer_findings(runs, counts, sizes, plan.protocols)
+what_this_run_shows(*findings["gain"], *findings["growth"])
+
+# %% [markdown]
+# How to read {numref}`fig-07-transfer`: a line above zero means that reusing a pretrained model
+# helped that masking on a new session of that size; lines that sit higher for larger sets mean that
+# more pretraining sessions helped more; a line that falls from left to right means that pretraining
+# matters most for short sessions, as the paper argues. The intervals say which of these are larger
+# than the differences between seeds. In the paper's Fig. 4 (NDT1-stitch, 5 held-out IBL sessions of
+# a few hundred trials, pretraining on 1, 10 and 34 sessions) MtM improves with more sessions on
+# every activity metric, while the temporal baseline gains from 1 to 10 sessions and then saturates.
+# Here the sets are small (at most the largest of `N_PRETRAIN`) and so is the pretraining: the
+# repository's larger run of the same experiment (`mtm reproduce --experiment transfer --preset
+# book`, in benchmarks/RESULTS.md) pretrains on up to 16 sessions.
+#
+# ## 6. The scores, against the references
+#
+# Each model row is the mean over the training seeds and held-out sessions, with the half-width of
+# its 95 % interval over seeds (`mtm.stats`). Below the models are the reference rows: the linear
+# baseline fitted on each size's training trials, the Bayes reference (the best prediction from
+# exactly the spikes a model sees, given the generative parameters) and the latent oracle (an upper
+# bound: given the true latents, which no model sees).
+
+# %%
+models = [r for n in sizes for label in MASKINGS
+          for r in model_rows(label, n, counts, plan.protocols, POINT, N_MAX)]
 intervals = {m: row_intervals(runs[m]) for m in models}
-display(Markdown(interval_table(table, intervals, COLUMNS)))
+display(Markdown(interval_table(table, intervals, TASKS)))
 
 # %% [markdown]
 # Each model's score as a share of the Bayes reference, task by task (the reference is what a model
@@ -275,71 +331,68 @@ display(Markdown(interval_table(table, intervals, COLUMNS)))
 # %%
 display(Markdown(oracle_share_table({m: table[m] for m in models},
                                     table[BAYES_ROW], TASKS)))
-
-# %% [markdown]
-# Rows of one table differ by chance as well as by method. What the experiment compares is given as
-# *paired* differences: a pretrained model minus the same masking from scratch, and MtM minus the
-# temporal baseline, each computed seed by seed and session by session (the same seed and session on
-# both sides), then averaged with its 95 % interval; bold where the interval excludes zero:
-
-# %%
-differences = paired_differences(runs, comparisons(counts))
-display(Markdown(interval_table({label: {} for label in differences},
-                                differences, COLUMNS, sign=True)))
-
-# %% mystnb={"figure": {"caption": "Held-out scores against the number of pretraining sessions (log scale), one panel per task: bits per spike for the four activity tasks, accuracy for choice and R² for whisker motion energy. Blue: temporal masking; orange: prompted MtM; each point the mean over training seeds and held-out sessions with its 95 % interval. Dashed lines: the same masking trained from scratch for as many optimiser steps.", "name": "fig-07-scores-vs-sessions"}}
-fig = plot_scaling(table, counts, intervals)
-plt.show()
-
-# %% [markdown]
-# How to read {numref}`fig-07-scores-vs-sessions`: a line above its dashed line means that pretraining on that many sessions helped
-# that masking over training from scratch; a line that rises from left to right means that more
-# pretraining sessions helped more; the gap between the blue and the orange line is what MtM's
-# masking changes over the temporal baseline. The intervals say which of these gaps are larger than
-# the differences between seeds. The box is written by the cell from the paired differences, so a
-# re-execution that moves the numbers changes the words with them:
-
-# %%
-mtm_largest = table[row_name("MtM (prompted)", N_MAX)]
-glue_number("temporal_intra_scratch",
-            table[row_name("Temporal", 0)]["intra-region"])
-glue_number("mtm_cosmooth_share", 100 * mtm_largest["co-smooth"]
+best_row = row_name("MtM (prompted)", N_MAX, max(sizes))
+glue_number("mtm_cosmooth_share", 100 * table[best_row]["co-smooth"]
             / table[BAYES_ROW]["co-smooth"], "{:.0f}")
-largest = condition(N_MAX)
-gain = {label: {t: differences[f"{label}: {largest} - from scratch"][t]
-                for t in TASKS} for label in MASKINGS}
-versus = {condition(c): {t: differences[f"MtM - Temporal, {condition(c)}"][t]
-                         for t in TASKS} for c in (0, N_MAX)}
-scratch = "the same masking from scratch at equal total steps"
-words = {label: verdict_sentence(f"{label} pretrained on {largest}",
-                                 scratch, d) for label, d in gain.items()}
-glue_text("pretraining_words_mtm", words["MtM (prompted)"])
-what_this_run_shows(*words.values(), *[
-    verdict_sentence(f"MtM ({c})", "temporal masking", d)
-    for c, d in versus.items()])
 
 # %% [markdown]
-# In the paper's Fig. 4 (NDT1-stitch, 5 held-out IBL sessions, 1, 10 and 34 sessions, where "1" is
-# the from-scratch model) MtM improves with more sessions on every activity metric, while the temporal
-# baseline gains from 1 to 10 sessions and then saturates; and MtM stays far above the baseline on
-# intra- and inter-region prediction, which temporal masking never practises. Here the pool is small
-# (the largest set of `N_PRETRAIN`, sessions of one synthetic world) and the box above says which of these shapes the
-# runs show beyond seed noise (the box above). For scale against the paper's numbers: temporal masking from
-# scratch scores {glue:text}`temporal_intra_scratch` bits per spike on intra-region prediction
-# here, where the paper's Table 2 gives −0.49 from scratch and −0.08 after 34 sessions. MtM pretrained
-# on the largest set reaches {glue:text}`mtm_cosmooth_share` % of the Bayes reference on
-# co-smoothing; the share table gives every task, and the distance to the Bayes reference is what
-# more data, a larger model and longer training could still gain.
+# MtM pretrained on the largest set and fine-tuned on the largest size reaches
+# {glue:text}`mtm_cosmooth_share` % of the Bayes reference on co-smoothing; the distance to the
+# reference is what more data, a larger model and longer training could still gain.
+#
+# ## 7. Which weights to fine-tune
+#
+# At the count nearest 100 trials the largest set's model was also fine-tuned with a frozen core and
+# with the staged protocol (section 4). Each minus full fine-tuning, paired by seed:
+
+# %%
+pairs = [(f"{label}: {p} - {plan.protocols[0]}",
+          row_name(label, N_MAX, POINT, p), row_name(label, N_MAX, POINT))
+         for label in MASKINGS for p in plan.protocols[1:]]
+protocols = paired_differences(runs, pairs)
+display(Markdown(interval_table({label: {} for label in protocols},
+                                protocols, TASKS, sign=True)))
+what_this_run_shows(*findings["protocols"])
+
+# %% [markdown]
+# Full fine-tuning is the default of `mtm.train.finetune` and `mtm finetune` because no other
+# protocol was measured above it. In this chapter's run: {glue:text}`protocol_words_mtm`. The
+# repository's larger run of the experiment (16 pretraining sessions, benchmarks/RESULTS.md) found
+# the same: neither alternative above full fine-tuning on any task, and a frozen core below it on
+# MtM's intra-region prediction. A frozen core is still the cheaper choice when the new session is
+# tiny or the compute is scarce (exercise 3 counts what it trains).
+#
+# ## 8. The caution: equal total compute
+#
+# A pretrained model has had many more optimiser steps than the model from scratch it is compared
+# with. That is the point of reusing it, since its pretraining is paid once for every new session, but
+# it is worth knowing what the same steps would buy a model that sees only the new session. The
+# largest set's fine-tuned model minus a model from scratch trained for pretraining's and
+# fine-tuning's steps together, at the count nearest 100 trials:
+
+# %%
+versus = {f"{label}: pretrained - equal compute": d
+          for label, d in equal.items()}
+display(Markdown(interval_table({row: {} for row in versus}, versus,
+                                TASKS, sign=True)))
+what_this_run_shows(*findings["equal"])
+
+# %% [markdown]
+# This view answers another question: not "is a pretrained model worth reusing?" but "was
+# pretraining a better use of these steps than training on the new session alone?". A model trained
+# from scratch for many steps on a short session also over-fits it, which its best validation epoch
+# only partly avoids.
 #
 # Pretraining also changes how fine-tuning proceeds. The validation score (masked bits per spike on
 # the validation trials, the selection score of every run) over the epochs of MtM on the first
-# held-out session, seed 0 ({numref}`fig-07-finetuning-curves`):
+# held-out session at the count nearest 100 trials, seed 0 ({numref}`fig-07-finetuning-curves`):
 
-# %% mystnb={"figure": {"caption": "Validation bits per spike (masked entries of the validation trials, the selection score) over the epochs of prompted MtM on the first held-out session, seed 0: trained from scratch (black, for as many optimiser steps as pretraining and fine-tuning together) and fine-tuned after each pretraining set (light to dark: more pretraining sessions).", "name": "fig-07-finetuning-curves"}}
-eid = heldout[0].eid
-folders = {condition(0): OUT / "seed0" / "single" / "mtm" / eid}
+# %% mystnb={"figure": {"caption": "Validation bits per spike (masked entries of the validation trials, the selection score) over the epochs of prompted MtM on the first held-out session cut to the training-trial count nearest 100, seed 0: trained from scratch (black) and fine-tuned after each pretraining set (light to dark: more pretraining sessions), all for the same optimiser steps.", "name": "fig-07-finetuning-curves"}}
+where = f"t{POINT}/{safe_name(heldout[0].eid)}"
+folders = {condition(0): OUT / "seed0" / "single" / "mtm" / where}
 folders.update({f"fine-tuned after {condition(c)}":
-                OUT / "seed0" / "finetune" / f"mtm-{c}" / eid for c in counts})
+                OUT / "seed0" / "finetune" / f"mtm-{c}" / plan.protocols[0]
+                / where for c in counts})
 histories = {name: read_log(folder) for name, folder in folders.items()}
 fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
 plot_loss_curves(histories, key="val_bps", ax=ax)
@@ -352,30 +405,13 @@ ax.set(xlabel="epoch (one pass over the held-out session's train trials)",
        title="MtM on the first held-out session")
 plt.show()
 
-# %%
-scratch_log = histories[condition(0)]
-scratch_best = max(float(r["val_bps"]) for r in scratch_log)
-lines = []
-for name in list(histories)[1:]:
-    epochs = [int(r["epoch"]) + 1 for r in histories[name]
-              if float(r["val_bps"]) >= scratch_best]
-    reached = (f"reaches it at epoch {epochs[0]} of {len(histories[name])}"
-               if epochs
-               else f"stays below it over its {len(histories[name])} epochs")
-    lines.append(f"- {name}: {reached}")
-display(Markdown(f"The run from scratch trains for {len(scratch_log)} epochs; "
-                 "each fine-tuned run, measured against its best validation "
-                 "score:\n\n" + "\n".join(lines)))
-
 # %% [markdown]
-# Where pretraining helps, a pretrained model starts from a better place: after its stitchers settle,
-# its first epochs already score what the model trained from scratch needs many epochs to reach. The
-# lines above say whether that happened here: a fine-tuned run that stays below the from-scratch
-# model's best score is one for which, at this budget, pretraining did not pay. The validation score
-# is not one of the test tasks and this is one seed and one session; the table and the paired
+# A pretrained model starts from a better place where pretraining helps: after its stitchers settle,
+# its first epochs already score what the model from scratch needs many epochs to reach. The curves
+# are one seed and one session, and the validation score is not one of the test tasks; the paired
 # differences above are what the chapter's claims rest on.
 #
-# ## 7. How the reference does it, and where `mtm` differs
+# ## 9. How the reference does it, and where `mtm` differs
 #
 # - **Stitchers keyed by neuron count.** The reference stores the stitchers in a dictionary keyed by
 #   `str(N_s)`, the session's number of neurons, not by the session. Two sessions with the same
@@ -417,7 +453,7 @@ if not shared_counts:
 #   sessions were often masked with regions they did not have. `mtm` uses every batch's own
 #   session's regions.
 #
-# ## 8. The authors' own pretrained model
+# ## 10. The authors' own pretrained model
 #
 # The paper's authors released their pretrained models on the Hugging Face hub (organisation
 # `ibl-foundation-model`): `multi-NDT1-MtM-34-sessions` is prompted MtM NDT1-stitch pretrained on 34
@@ -449,7 +485,7 @@ if not shared_counts:
 from mtm.data import reference_checkpoint_dir
 from mtm.masking import PROMPT_IDS
 
-REFERENCE_DIR = RUN_DIR / "multisession-reference"  # checkpoints of section 8
+REFERENCE_DIR = RUN_DIR / "multisession-reference"  # checkpoints of section 10
 if RELEASED_FROM_HUB:
     from huggingface_hub import snapshot_download
 
@@ -466,7 +502,8 @@ if RELEASED_FROM_HUB:
     test_session = load_ibl_session(heldout_eids()[0], ibl_one())
     released_tuned = finetune_once(
         released_path, test_session,
-        plan.train_config("mtm", "finetune", freeze_core=True),
+        heldout_config(plan, "mtm", test_session, plan.heldout_steps, 0,
+                       "frozen-core"),
         REFERENCE_DIR / "released-finetuned", progress=False)
     released_scores = task_scores(evaluate_model(
         load_model(released_tuned)[0], test_session, "mtm"))
@@ -521,7 +558,7 @@ else:
 # `tests/test_reference_import.py`), the causal outputs agree too.
 #
 # The imported model is an ordinary `mtm` model: saved, it can be fine-tuned on this chapter's held-out
-# session and scored like the models above (one fine-tuning, `FINETUNE_EPOCHS` epochs). (This small checkpoint was trained on Poisson noise, so
+# session and scored like the models above (one fine-tuning of `HELDOUT_STEPS` steps). (This small checkpoint was trained on Poisson noise, so
 # its scores show that the steps run, not what pretraining buys.)
 
 # %%
@@ -530,7 +567,8 @@ if FIXTURE is not None:
     imported_path = save_model(REFERENCE_DIR / "reference-small.safetensors",
                                shared_only, shared_report.extra())
     imported_tuned = finetune_once(
-        imported_path, heldout[0], plan.train_config("mtm", "finetune"),
+        imported_path, heldout[0],
+        heldout_config(plan, "mtm", heldout[0], plan.heldout_steps, 0, "full"),
         REFERENCE_DIR / "reference-small-finetuned", progress=False)
     imported_scores = task_scores(evaluate_model(
         load_model(imported_tuned)[0], heldout[0], "mtm"))
@@ -543,21 +581,18 @@ if FIXTURE is not None:
 # - NDT1-stitch trains one model on sessions with different neurons: a read-in and a read-out per
 #   session around a shared embedding and transformer, and a session token.
 # - Fine-tuning on a new session copies the shared weights, adds new stitchers and a session token
-#   (started at the mean of the pretrained ones), and trains everything (or, with `freeze_core=True`,
-#   only the new parts).
-# - The paper's Fig. 4 shows MtM improving with 1, 10 and 34 pretraining sessions on every activity
-#   metric (the temporal baseline saturates at 10). This chapter's run compares at equal *total*
-#   optimiser steps, where pretraining spends steps on other sessions; there
-#   {glue:text}`pretraining_words_mtm` (section 6's box gives every comparison). The paper's comparison is another one: a pretrained model
-#   reused and fine-tuned on the new session, against a model trained on that session alone, across
-#   new-session sizes; `mtm reproduce --experiment transfer` runs it. Its `book` run (results in the
-#   repository's benchmarks/RESULTS.md, not stored in this chapter) finds MtM fine-tuned from a
-#   pretrained model above MtM trained on a new session of 100 training trials alone, on all four
-#   activity tasks; this chapter is to be rebuilt on that comparison.
-# - A fair test compares a pretrained model with one trained from scratch for as many optimiser steps,
-#   over several training seeds, as paired differences with intervals: `mtm reproduce --experiment
-#   scaling` does all of it, and section 6 states, difference by difference, what this chapter's run
-#   shows beyond seed noise.
+#   (started at the mean of the pretrained ones), and trains everything by default. A frozen core and
+#   a staged protocol are options; section 7 measured neither above full fine-tuning.
+# - The paper's claim is tested the way the paper makes it: a model pretrained once, reused and
+#   fine-tuned on a new session, against the same model trained on that session alone for as many
+#   steps, at several sizes of the new session (`mtm reproduce --experiment transfer`). In this
+#   chapter's run, on {glue:text}`transfer_point` training trials, {glue:text}`transfer_words_mtm`;
+#   {glue:text}`transfer_words_temporal`. Section 5's box gives every size.
+# - Equal total compute, where the model from scratch also gets pretraining's steps, is a second view
+#   and a caution (section 8): it asks whether pretraining was the better use of the steps, not
+#   whether a pretrained model is worth reusing.
+# - Every comparison is a paired difference over training seeds with its 95 % interval, and the
+#   chapter's boxes state only the differences whose intervals exclude zero.
 # - The authors' released models are read safely with `mtm.checkpoint.import_reference` (or `mtm
 #   import-reference`) and become ordinary `mtm` checkpoints, fine-tuned and scored the same way.
 #
@@ -566,53 +601,44 @@ if FIXTURE is not None:
 # Each solution is a folded cell under its exercise: it reuses the experiment's runs and trains
 # nothing.
 #
-# **Exercise 1.** The chapter's first version compared a model trained from scratch for as many
-# epochs as fine-tuning with a model pretrained and then fine-tuned. Count the optimiser steps of every
-# run of this chapter's plan on the first held-out session. How many steps would the from-scratch
-# model have lacked under that older comparison?
+# **Exercise 1.** The chapter's first version compared pretrained models with models from scratch at
+# equal *total* steps. Count the optimiser steps of every run on the first held-out session at the
+# count nearest 100 trials, and of each pretraining run (its log says how many epochs it ran). How
+# many times more steps does a fine-tuned model carry than the model from scratch beside it?
 #
 # :::{admonition} Hint
 # :class: dropdown
 # `mtm.reproduce.plan.batches_per_epoch(sessions, batch_size)` gives the steps of one epoch;
-# `plan.train_config(masking, stage)` gives each stage's epochs and batch size, and
-# `mtm.reproduce.scheduler.from_scratch_epochs` the from-scratch epochs the experiment chose.
+# `RunFolder(folder).read_log()` has one row per epoch run.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
-# The cell below counts them. Every pretraining run takes about the same number of steps, whatever
-# its number of sessions, and the from-scratch model takes pretraining's and fine-tuning's steps
-# together. At equal epochs it would have had only the fine-tuning's steps: the pretrained models
-# would have been trained several times longer, and a gain could not be told from more training.
+# The cell below counts them. Each pretraining run is paid once and reused for every new session and
+# size, so the fine-tuned model and the model from scratch each spend the same steps on the new
+# session; counted in total, the fine-tuned one carries pretraining's steps as well. Section 8's view
+# gives the model from scratch those steps too.
 # :::
 
 # %% tags=["hide-input"]
-pretrain_cfg = plan.train_config("mtm", "pretrain")
-finetune_cfg = plan.train_config("mtm", "finetune")
-batch = finetune_cfg.batch_size
-step_rows = {}  # {run: (epochs, optimiser steps)}
+step_rows = {}
 for k in counts:
-    epochs = epochs_for_steps(pool[:k], batch, steps)
-    step_rows[f"pretraining on {condition(k)}"] = (
-        epochs, epochs * batches_per_epoch(pool[:k], batch))
-step_rows["fine-tuning"] = (
-    finetune_cfg.epochs,
-    finetune_cfg.epochs * batches_per_epoch(heldout[:1], batch))
-scratch_epochs = from_scratch_epochs(pool, pretrain_cfg,
-                                     finetune_cfg)(heldout[0])
-step_rows["from scratch (equal steps)"] = (
-    scratch_epochs, scratch_epochs * batches_per_epoch(heldout[:1], batch))
-for name, (epochs, n_steps) in step_rows.items():
-    print(f"{name:36s} {epochs:5d} epochs {n_steps:7d} optimiser steps")
-missing = (step_rows["from scratch (equal steps)"][1]
-           - step_rows["fine-tuning"][1])
-print(f"at equal epochs the model from scratch would have lacked {missing} "
-      "steps")
+    log = RunFolder(OUT / "seed0" / "pretrain" / f"mtm-{k}").read_log()
+    step_rows[f"pretraining on {condition(k)} (seed 0)"] = (
+        len(log) * batches_per_epoch(pool[:k], batch))
+step_rows[f"from scratch or fine-tuned, {POINT} trials"] = plan.heldout_steps
+for name, n_steps in step_rows.items():
+    print(f"{name:44s} {n_steps:7d} optimiser steps")
+for k in counts:
+    pre = step_rows[f"pretraining on {condition(k)} (seed 0)"]
+    times = (pre + plan.heldout_steps) / plan.heldout_steps
+    print(f"fine-tuned after {condition(k)}: {times:.1f} times the steps "
+          "of the model from scratch, counted in total")
 
 # %% [markdown]
 # **Exercise 2.** How much does one row move from one training seed to the next? Compare the seeds'
-# scores of MtM from scratch and of MtM pretrained on the largest set with the paired difference
-# between them.
+# scores of MtM from scratch and of MtM pretrained on the largest set (at the count nearest 100 training
+# trials) with the paired difference between them.
 #
 # :::{admonition} Hint
 # :class: dropdown
@@ -638,8 +664,8 @@ def seed_means(row, task):
             for seed, values in sorted(by_seed.items())}
 
 
-scratch_row = row_name("MtM (prompted)", 0)
-pretrained_row = row_name("MtM (prompted)", N_MAX)
+scratch_row = row_name("MtM (prompted)", 0, POINT)
+pretrained_row = row_name("MtM (prompted)", N_MAX, POINT)
 seed_rows = {}
 for task in TASKS:
     a, b = seed_means(pretrained_row, task), seed_means(scratch_row, task)
@@ -685,14 +711,15 @@ print(f"share trained with the core frozen: {share:.1f} %")
 #
 # :::{admonition} Hint
 # :class: dropdown
-# Divide the rows of section 6's table by the Bayes reference row, task by task.
+# Divide the rows of section 6's table (at the count nearest 100 training trials) by the Bayes
+# reference row, task by task.
 # :::
 #
 # :::{admonition} Solution
 # :class: dropdown
 # The cell gives, for each masking and task, the share of the Bayes reference from scratch, after the
 # largest pretraining set, and the change. A gain is worth more where the share is low: there the
-# spikes allow much better predictions than the model makes. The paired differences of section 6 say
+# spikes allow much better predictions than the model makes. The paired differences of section 5 say
 # which of these changes exceed seed noise.
 # :::
 
@@ -701,8 +728,8 @@ share_rows = {}
 for label in MASKINGS:
     for task in TASKS:
         bayes = table[BAYES_ROW][task]
-        before = table[row_name(label, 0)][task] / bayes
-        after = table[row_name(label, N_MAX)][task] / bayes
+        before = table[row_name(label, 0, POINT)][task] / bayes
+        after = table[row_name(label, N_MAX, POINT)][task] / bayes
         share_rows[f"{label}, {TABLE_COLUMNS[task]}"] = {
             "from scratch": before, condition(N_MAX): after,
             "change": after - before}

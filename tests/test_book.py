@@ -146,9 +146,12 @@ def test_training_budgets_count_the_steps_the_chapters_train():
     assert rows["chapter 8, from scratch"] == {"training trials": 210, "steps": 3640, "pretraining steps": 0,
                                                "width": 64, "neurons": 200}
     assert (rows["chapter 8, fine-tuned"]["steps"], rows["chapter 8, fine-tuned"]["pretraining steps"]) == (1400, 2240)
-    # a from-scratch run takes as many steps as pretraining and fine-tuning together
-    fine = rows["chapter 7, fine-tuned"]
-    assert rows["chapter 7, from scratch"]["steps"] == fine["steps"] + fine["pretraining steps"]
+    # chapter 7 (the transfer design): from scratch and fine-tuned take the same steps on the held-out session
+    # (300 on its 100 training trials); pretraining, 12 epochs over 4 sessions of 280 training trials (18 batches)
+    c7 = book.CHAPTER_SETTINGS["07_multisession"]["book"]
+    assert rows["chapter 7, from scratch"] == {"training trials": 100, "steps": 300, "pretraining steps": 0,
+                                               "width": 64, "neurons": c7["N_NEURONS"]}
+    assert (rows["chapter 7, fine-tuned"]["steps"], rows["chapter 7, fine-tuned"]["pretraining steps"]) == (300, 864)
     smoke = book.training_budgets(8, settings="smoke")
     assert smoke["chapter 9, ablation"]["width"] == book.SMOKE_MODEL["hidden"]
     assert smoke["chapters 4-6, from scratch"]["steps"] == 3 * 6  # 3 epochs of 42 training trials in batches of 8
@@ -162,16 +165,15 @@ def test_every_chapter_that_trains_has_a_gpu_budget_and_the_others_none():
 
 def test_fit_epochs_scales_every_epoch_count_by_one_factor_and_never_raises_it():
     values = dict(book.CHAPTER_SETTINGS["07_multisession"]["gpu"], N_PRETRAIN=[1, 4], N_TEST=1, N_SEEDS=3,
-                  PRETRAIN_EPOCHS=150, FINETUNE_EPOCHS=150)
-    # per epoch of each: 3 seeds x 2 maskings x (2 pretraining runs + 1 from scratch) of 4 sessions' steps = 72
-    # epochs of one session, and 6 x (2 fine-tunings + 1 from scratch) + 1 = 19: 13,650 at 150; 0.75 * 10 min
-    # = 450 s affords 4,500 at 0.1 s an epoch (150 x 0.33 = 49), 1,800 at 0.25 s (150 x 0.13 = 19)
-    assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.1, minutes=10) == {
-        "PRETRAIN_EPOCHS": 49, "FINETUNE_EPOCHS": 49}
-    assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.1, minutes=100) == {
-        "PRETRAIN_EPOCHS": 150, "FINETUNE_EPOCHS": 150}
-    assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.25, minutes=10) == {
-        "PRETRAIN_EPOCHS": 19, "FINETUNE_EPOCHS": 19}
+                  N_TRIALS=400, TRAIN_TRIALS=[25, 100], PROTOCOLS=["full", "frozen-core", "staged"],
+                  PRETRAIN_EPOCHS=150, HELDOUT_STEPS=360)
+    # per pretraining epoch: 3 seeds x 2 maskings x (2 pretraining runs + 1 from scratch at equal compute) of 4
+    # sessions' steps = 72 epochs of one session (10,800 at 150); fixed: 6 x (2 sizes x 3 + 2 protocols + 1) runs
+    # of 360 steps, 20 epochs of 18 batches each = 1,080 epochs. 0.75 * 10 min = 450 s affords 4,500 epochs at
+    # 0.1 s: (4,500 - 1,080) / 10,800 = 0.317 of 150 = 47; at 0.25 s, 1,800: 0.067 of 150 = 10
+    assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.1, minutes=10) == {"PRETRAIN_EPOCHS": 47}
+    assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.1, minutes=100) == {"PRETRAIN_EPOCHS": 150}
+    assert book.fit_epochs("07_multisession", values, seconds_per_epoch=0.25, minutes=10) == {"PRETRAIN_EPOCHS": 10}
     # chapter 4's resume runs (RESUME_EPOCHS) are paid first, then the pair's three seeds share the rest
     # ((450 - 2 * 100) / 6 = 41.7); nothing drops below one epoch
     four = dict(book.CHAPTER_SETTINGS["04_training"]["gpu"], RESUME_EPOCHS=100)
@@ -741,3 +743,31 @@ def test_the_recorded_time_is_announced_only_for_the_code_it_timed(tmp_path, mon
     code["source"] = source(code) + "\nprint('changed')"
     (tmp_path / "05_evaluation.ipynb").write_text(json.dumps(stored))
     assert book.recorded_minutes("05_evaluation", "book") is None
+
+
+def test_transfer_findings_state_what_the_paired_differences_show():
+    """Chapter 7's boxes: fine-tuned MtM clearly above from scratch at every size (+0.2 and +0.1 with small
+    seed noise), temporal not separable (seeds of both signs); the sentences say so, size by size."""
+    from mtm.reproduce import transfer
+
+    def records(base, spread=(0.0, 0.01, -0.01)):
+        return [{"seed": s, "session": "s", "scores": {t: base + d for t in transfer.TASKS}}
+                for s, d in enumerate(spread)]
+
+    runs = {}
+    for n, gain in ((10, 0.2), (20, 0.1)):
+        for label in transfer.MASKINGS:
+            runs[transfer.row_name(label, 0, n)] = records(0.0)
+            for count in (1, 2):
+                runs[transfer.row_name(label, count, n)] = (
+                    records(gain) if label.startswith("MtM") else records(0.0, (0.3, -0.3, 0.01)))
+    for label in transfer.MASKINGS:
+        runs[transfer.row_name(label, 2, 20, "frozen-core")] = records(0.1)
+        runs[transfer.equal_compute_row(label, 2, 20)] = records(0.0)
+    found = book.transfer_findings(runs, [1, 2], [10, 20], ("full", "frozen-core"))
+    assert len(found["gain"]) == 4 and len(found["growth"]) == 2 and len(found["protocols"]) == 2
+    mtm_gain = [w for w in found["gain"] if w.startswith("MtM")]
+    assert all("is above the same masking trained from scratch on co-smoothing" in w for w in mtm_gain)
+    assert all("cannot be told apart" in w for w in found["gain"] if w.startswith("Temporal"))
+    assert "fine-tuned on 10 trials" in mtm_gain[0] and "fine-tuned on 20 trials" in mtm_gain[1]
+    assert any("above the same from scratch at equal total compute" in w for w in found["equal"])

@@ -136,19 +136,25 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
     # of 48 s, whose 18 decoder fits are now about 50 with the executed solutions); the runs are chapter 4's
     "06_decoding": {name: dict(values) for name, values in _SINGLE.items()},
     "07_multisession": {
-        # mtm.reproduce.scaling's plan: N_PRETRAIN the pretraining set sizes compared (the largest is the pool),
-        # N_TEST held-out sessions, every model trained once per seed (N_SEEDS), at equal optimiser steps
-        "smoke": dict(N_PRETRAIN=[2], N_TEST=1, N_TRIALS=40, N_NEURONS=30, PRETRAIN_EPOCHS=2,
-                      FINETUNE_EPOCHS=2, N_SEEDS=2, MODEL=SMOKE_MODEL, WORKERS=1),
-        # 3 seeds x 2 maskings x (pretraining on 1 and on 4 sessions, each 20 epochs of the 4 sessions:
-        # 2 x 80; fine-tuning 2 x 40; from scratch 80 + 40) = 2,160 epochs of one 250-trial session.
-        # Chapter 8's stored run (scheduler, 2 workers) trained the equivalent of about 1,780 such epochs,
-        # scoring included, in 472 s (0.27 s each): about 580 s of training here, plus the references,
-        # section 8's fine-tuning and the figures, about 10-11 min on the 2-core CPU
-        "book": dict(N_PRETRAIN=[1, 4], N_TEST=1, N_TRIALS=250, N_NEURONS=200, PRETRAIN_EPOCHS=20,
-                     FINETUNE_EPOCHS=40, N_SEEDS=3, MODEL={}, WORKERS=2),
-        "gpu": dict(N_PRETRAIN=[1, 4], N_TEST=1, N_TRIALS=400, N_NEURONS=300, PRETRAIN_EPOCHS=150,
-                    FINETUNE_EPOCHS=150, N_SEEDS=3, MODEL=GPU_MODEL, WORKERS=1),
+        # mtm.reproduce.transfer's plan: pretraining sets of N_PRETRAIN sessions of N_TRIALS trials (the largest is
+        # the pool), each pretrained once per seed for at most PRETRAIN_EPOCHS epochs over the largest set, stopped on
+        # a plateau; N_TEST held-out sessions cut to TRAIN_TRIALS training trials, each fine-tuned (every protocol of
+        # PROTOCOLS at the size nearest 100, the first elsewhere) and trained from scratch for HELDOUT_STEPS steps,
+        # and from scratch at equal total compute; every model once per seed (N_SEEDS)
+        "smoke": dict(N_PRETRAIN=[1, 2], N_TEST=1, N_TRIALS=60, N_NEURONS=30, TRAIN_TRIALS=[10, 20],
+                      PRETRAIN_EPOCHS=2, HELDOUT_STEPS=6, PROTOCOLS=["full", "frozen-core", "staged"], N_SEEDS=2,
+                      MODEL=SMOKE_MODEL, WORKERS=1),
+        # per seed and masking: pretraining on 1 and on 4 sessions, 12 epochs over the 4 (4 x 18 batches of 16:
+        # 864 steps each); on the held-out session 2 sizes x (from scratch + 2 fine-tunings) + 2 more protocols of
+        # 300 steps, and 864 + 300 steps from scratch at equal compute: 6,312 steps, 37,900 for 3 seeds and 2
+        # maskings. The transfer study's book run trained about 35 steps a second with 2 workers (runs on a held-out
+        # session about 10 s each, scoring included): about 11 min with the Bayes reference and section 8
+        "book": dict(N_PRETRAIN=[1, 4], N_TEST=1, N_TRIALS=400, N_NEURONS=100, TRAIN_TRIALS=[25, 100],
+                     PRETRAIN_EPOCHS=12, HELDOUT_STEPS=300, PROTOCOLS=["full", "frozen-core", "staged"], N_SEEDS=3,
+                     MODEL={}, WORKERS=2),
+        "gpu": dict(N_PRETRAIN=[1, 4, 16], N_TEST=1, N_TRIALS=400, N_NEURONS=300, TRAIN_TRIALS=[25, 50, 100, 250],
+                    PRETRAIN_EPOCHS=40, HELDOUT_STEPS=500, PROTOCOLS=["full", "frozen-core", "staged"], N_SEEDS=3,
+                    MODEL=GPU_MODEL, WORKERS=1),
     },
     "08_reproduction": {
         "smoke": dict(PRESET="small", N_PRETRAIN=1, N_TEST=1, N_TRIALS=40, N_NEURONS=30, EPOCHS=2,
@@ -258,13 +264,16 @@ def _training_runs(chapter: str, values: dict) -> list[tuple[str, float]]:
         runs = [("EPOCHS", 1.0)] * (2 * len(SINGLE_SEEDS))
         return runs + ([("RESUME_EPOCHS", 1.0)] * 2 if chapter == "04_training" else [])
     if chapter == "07_multisession":
-        # mtm.reproduce.scaling at equal steps: every pretraining run as many steps as PRETRAIN_EPOCHS over the
-        # largest set; per seed, masking and held-out session a fine-tuning per set size and a from-scratch
-        # run of pretraining's and fine-tuning's steps together; section 8 fine-tunes one checkpoint
-        largest, sizes = max(values["N_PRETRAIN"]), len(values["N_PRETRAIN"])
+        # mtm.reproduce.transfer: every pretraining run at most PRETRAIN_EPOCHS epochs over the largest set; per seed,
+        # masking and held-out session, runs of HELDOUT_STEPS steps (from scratch and fine-tuned at every size, the
+        # other protocols at one) and one from scratch at equal total compute, whose steps are counted here in
+        # epochs of a pool session (the held-out steps, a fixed cost, in that session's batches)
+        largest, sets = max(values["N_PRETRAIN"]), len(values["N_PRETRAIN"])
+        per_epoch = math.ceil(SPLIT_FRACTIONS[0] * values["N_TRIALS"] / TrainConfig.preset("small").batch_size)
         models, heldout = 2 * values["N_SEEDS"], 2 * values["N_SEEDS"] * values["N_TEST"]
-        return ([("PRETRAIN_EPOCHS", float(largest))] * (models * sizes + heldout)
-                + [("FINETUNE_EPOCHS", 1.0)] * (heldout * (sizes + 1) + 1))
+        runs_per_session = len(values["TRAIN_TRIALS"]) * (1 + sets) + len(values["PROTOCOLS"]) - 1 + 1
+        return ([("PRETRAIN_EPOCHS", float(largest))] * (models * sets + heldout)
+                + [("HELDOUT_STEPS", 1.0 / per_epoch)] * (heldout * runs_per_session))
     if chapter == "08_reproduction":
         n_pretrain, n_test = values["N_PRETRAIN"], values["N_TEST"]
         runs = [("PRETRAIN_EPOCHS", float(n_pretrain))] * 2 if n_pretrain else []
@@ -290,14 +299,16 @@ def training_budgets(batch_size: int, settings: str = PUBLISHED_SETTINGS) -> dic
     chapters 4-9 under ``settings``, {"training trials" (of one session: 70 % of ``N_TRIALS``), "steps" (on
     that session: epochs x batches of ``batch_size`` trials per epoch), "pretraining steps" (before them,
     counted in the same session's batches), "width" (the model's hidden units), "neurons"}. A
-    from-scratch run of chapters 7 and 8 takes as many steps as pretraining and fine-tuning together."""
+    from-scratch run of chapter 8 takes as many steps as pretraining and fine-tuning together; chapter 7's
+    runs on its held-out session (its largest training-trial count, ``TRAIN_TRIALS``) take ``HELDOUT_STEPS``
+    steps from scratch and fine-tuned alike, after pretraining counted in the pool sessions' batches."""
     values = {chapter: CHAPTER_SETTINGS[chapter][settings] for chapter in
               ("05_evaluation", "07_multisession", "08_reproduction", "09_experiments")}
     c7, c8 = values["07_multisession"], values["08_reproduction"]
-    pre7, pre8 = c7["PRETRAIN_EPOCHS"] * max(c7["N_PRETRAIN"]), c8["PRETRAIN_EPOCHS"] * c8["N_PRETRAIN"]
+    pre8 = c8["PRETRAIN_EPOCHS"] * c8["N_PRETRAIN"]
     runs = {"chapters 4-6, from scratch": ("05_evaluation", values["05_evaluation"]["EPOCHS"], 0),
-            "chapter 7, from scratch": ("07_multisession", c7["FINETUNE_EPOCHS"] + pre7, 0),
-            "chapter 7, fine-tuned": ("07_multisession", c7["FINETUNE_EPOCHS"], pre7),
+            "chapter 7, from scratch": ("07_multisession", None, 0),
+            "chapter 7, fine-tuned": ("07_multisession", None, None),
             "chapter 8, from scratch": ("08_reproduction", c8["FINETUNE_EPOCHS"] + pre8, 0),
             "chapter 8, fine-tuned": ("08_reproduction", c8["FINETUNE_EPOCHS"], pre8),
             "chapter 9, ablation": ("09_experiments", values["09_experiments"]["ABLATION_EPOCHS"], 0)}
@@ -305,9 +316,15 @@ def training_budgets(batch_size: int, settings: str = PUBLISHED_SETTINGS) -> dic
     for what, (chapter, epochs, pre_epochs) in runs.items():
         trials = int(SPLIT_FRACTIONS[0] * values[chapter]["N_TRIALS"])
         per_epoch = math.ceil(trials / batch_size)
+        steps = None if epochs is None else epochs * per_epoch
+        if chapter == "07_multisession":  # the transfer design: steps on the held-out session, pool epochs before
+            pre_steps = 0 if pre_epochs == 0 else c7["PRETRAIN_EPOCHS"] * max(c7["N_PRETRAIN"]) * per_epoch
+            trials, steps = max(c7["TRAIN_TRIALS"]), c7["HELDOUT_STEPS"]
+        else:
+            pre_steps = pre_epochs * per_epoch
         model = TrainConfig.preset("small", model=values[chapter]["MODEL"]).model
-        rows[what] = {"training trials": trials, "steps": epochs * per_epoch,
-                      "pretraining steps": pre_epochs * per_epoch, "width": model.hidden,
+        rows[what] = {"training trials": trials, "steps": steps,
+                      "pretraining steps": pre_steps, "width": model.hidden,
                       "neurons": values[chapter]["N_NEURONS"]}
     return rows
 
@@ -801,6 +818,60 @@ def verdict_sentence(a: str, b: str, differences: dict, names: dict[str, str] | 
     if groups["one run"]:
         parts.append(f"{a} and {b} are compared in one run only on {listed(groups['one run'])} (no interval)")
     return "; ".join(parts)
+
+
+def transfer_findings(runs: dict, counts, sizes, protocols) -> dict[str, list[str]]:
+    """What a transfer study's paired differences say (:mod:`mtm.reproduce.transfer`; ``runs``: its
+    per_session.json), as sentences of :func:`verdict_sentence` for chapter 7's boxes: {"gain": the
+    largest pretraining set minus from scratch at every size, a sentence per masking and size;
+    "growth": the largest set minus the smallest at the size nearest 100 trials; "protocols": every
+    other fine-tuning protocol minus the first there; "equal": the largest set minus from scratch at
+    equal total compute}. Glues the chapter's summary keys: ``transfer_point`` (that size),
+    ``transfer_words_mtm`` / ``transfer_words_temporal`` (the gain there), ``transfer_growth_mtm`` and
+    ``protocol_words_mtm``."""
+    from mtm.reproduce import transfer  # mtm.reproduce imports the trainer, as this module does
+
+    counts, sizes = sorted(counts), sorted(sizes)
+    point, largest = transfer.comparison_point(sizes), counts[-1]
+    condition = transfer.condition(largest)
+
+    def differences(a: str, b: str) -> dict:
+        return paired_differences_of(runs, a, b)
+
+    gain = {(label, n): verdict_sentence(
+        f"{label} pretrained on {condition} and fine-tuned on {n} trials", "the same masking trained from scratch",
+        differences(transfer.row_name(label, largest, n), transfer.row_name(label, 0, n)))
+        for label in transfer.MASKINGS for n in sizes}
+    growth = {label: verdict_sentence(
+        f"{label} pretrained on {condition} ({point} trials)", f"the same pretrained on {transfer.condition(counts[0])}",
+        differences(transfer.row_name(label, largest, point), transfer.row_name(label, counts[0], point)))
+        for label in transfer.MASKINGS} if len(counts) > 1 else {}
+    protocol = {(label, p): verdict_sentence(
+        f"{label}: {p} fine-tuning", f"{protocols[0]} fine-tuning",
+        differences(transfer.row_name(label, largest, point, p), transfer.row_name(label, largest, point)))
+        for label in transfer.MASKINGS for p in protocols[1:]}
+    equal = [verdict_sentence(
+        f"{label} pretrained on {condition} and fine-tuned ({point} trials)",
+        "the same from scratch at equal total compute",
+        differences(transfer.row_name(label, largest, point), transfer.equal_compute_row(label, largest, point)))
+        for label in transfer.MASKINGS]
+    glue_number("transfer_point", point, "{:.0f}")
+    glue_text("transfer_words_mtm", gain["MtM (prompted)", point])
+    glue_text("transfer_words_temporal", gain["Temporal", point])
+    if growth:
+        glue_text("transfer_growth_mtm", growth["MtM (prompted)"])
+    mtm_protocols = [w for (label, _), w in protocol.items() if label == "MtM (prompted)"]
+    if mtm_protocols:
+        glue_text("protocol_words_mtm", "; ".join(mtm_protocols))
+    return {"gain": list(gain.values()), "growth": list(growth.values()), "protocols": list(protocol.values()),
+            "equal": equal}
+
+
+def paired_differences_of(runs: dict, a: str, b: str) -> dict:
+    """{column: Interval} of row ``a`` minus row ``b`` of ``runs``, paired by seed and session."""
+    from mtm.reproduce.scheduler import paired_differences
+
+    return paired_differences(runs, [("difference", a, b)])["difference"]
 
 
 def run_box(*points: str, paper: str | None = None) -> str:

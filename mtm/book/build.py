@@ -453,7 +453,7 @@ _REMOVED = ("remove-input", "remove-cell")
 #: package's source on the page, and the execution record (``RUN.done()``, ``RUN.line()``).
 MACHINERY_CALLS = frozenset({"chapter_settings", "gpu_check", "single_run_folder", "glue", "glue_number", "glue_text",
                              "assert_direction", "compare_words", "verdict_sentence", "own_task_sentence", "run_box",
-                             "what_this_run_shows", "show_source", "source_span", "done", "line"})
+                             "what_this_run_shows", "transfer_findings", "show_source", "source_span", "done", "line"})
 #: The names that are the book's machinery wherever they are read or written: the resolved settings' run
 #: folder (``RUN.run_dir``; a path built on it and passed to training is the method's, as a reader would
 #: pass their own folder) and the parameters cell's ``SETTINGS`` and ``OVERRIDES``.
