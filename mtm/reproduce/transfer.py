@@ -92,21 +92,23 @@ def plan_fields(train_trials, n_trials: int, **plan) -> dict:
 # small: a CPU check of the whole design (3 pretraining sets, 2 held-out sizes, every protocol), not a result:
 #   P = 5 x 36 = 180, S = 100: (540 + 1,000 + 280) x 6 = 10,920 steps (10,848 in whole epochs), about 6 min
 #   at 30 steps/s, 3 at 60.
-# book: the design run on 2026-12-07 (benchmarks/results/transfer-book-2026-12-07, benchmarks/RESULTS.md):
-#   pretraining sets of 1, 4 and 16 sessions of 400 trials (280 training: 18 batches each, 288 an epoch over 16),
-#   held-out sizes 25 / 50 / 100 of a 100-neuron session sharing 40 validation and 80 test trials (80 test trials
-#   of 100 neurons, so that a per-neuron mean is not dominated by a few silent neurons as on 40 x 64), every
-#   protocol: P = 8 x 288 = 2,304, S = 300: (6,912 + 4,200 + 2,604) x 6 = 82,296 steps; 2,364 s on the 2-core
-#   CPU, 2 workers, while other jobs shared it for about its first 25 minutes. Too long for a chapter, and its
-#   16-session pretraining is cut by the step cap (8 epochs, best validation still rising, 0.05 for MtM against
-#   0.28 on 1 session): every set gets the same steps, and each session's stitchers see a sixteenth of them.
+# book: pretraining sets of 1, 4 and 16 sessions of 400 trials (280 training: 18 batches each, 288 an epoch over
+#   16), held-out sizes 25 / 50 / 100 of a 100-neuron session sharing 40 validation and 80 test trials (80 test
+#   trials of 100 neurons, so that a per-neuron mean is not dominated by a few silent neurons as on 40 x 64), every
+#   protocol: P = 32 x 288 = 9,216, S = 300: (27,648 + 4,200 + 9,516) x 6 = 248,184 steps at most; about 80 min on
+#   the 2-core CPU with 2 workers (pretraining about 19 steps/s a worker). First run on 2026-12-07 with 8 epochs
+#   (P = 2,304; benchmarks/results/transfer-book-2026-12-07): the 16-session pretraining was cut by that cap (best
+#   validation still rising, 0.05 for MtM against 0.28 on 1 session; each session's stitchers see a sixteenth of
+#   the steps) and its gain was below the 1-session set's. At 32 epochs (benchmarks/transfer_plateau.py, MtM,
+#   RESULTS.md) the 1-session runs stop on a plateau (or reach the cap at it), the 4- and 16-session runs reach
+#   0.30 and 0.20 at the cap, still rising, and every set's gain at 100 trials is +0.12 to +0.13 on co-smoothing.
 # paper: a GPU.
 PRESETS = {
     "small": plan_fields((25, 100), 200, n_pretrain=4, pretrain_counts=(1, 2, 4), n_test=1, n_neurons=64,
                          pretrain_epochs=5, pretrain_patience=10, heldout_steps=100,
                          protocols=("full", "frozen-core", "staged")),
     "book": plan_fields((25, 50, 100), 400, n_pretrain=16, pretrain_counts=(1, 4, 16), n_test=1,
-                        n_neurons=100, pretrain_epochs=8, pretrain_patience=10, heldout_steps=300,
+                        n_neurons=100, pretrain_epochs=32, pretrain_patience=10, heldout_steps=300,
                         protocols=("full", "frozen-core", "staged")),
     "paper": plan_fields((100, 250, 500), 600, n_pretrain=34, pretrain_counts=(1, 10, 34), n_test=5,
                          n_neurons=300, pretrain_epochs=1000, pretrain_patience=10, heldout_steps=5000,
