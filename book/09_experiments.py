@@ -349,9 +349,10 @@ display(
 #
 # The paper pretrains NDT1-stitch on 1, 10 and 34 sessions, fine-tunes on each held-out session and
 # finds that MtM improves on every activity task with more sessions while the temporal baseline
-# saturates at 10. {doc}`07_multisession` runs this experiment with the book's settings
-# ({numref}`fig-07-scores-vs-sessions`), so this chapter does not train it a second time.
-# `mtm reproduce --experiment scaling` runs it as one plan, `--preset paper` with the paper's 1, 10
+# saturates at 10. {doc}`07_multisession` runs the paper's comparison, a pretrained model reused and
+# fine-tuned on a new session against training on that session alone, with the book's settings
+# ({numref}`fig-07-transfer`), so this chapter does not train it a second time. The scaling
+# experiment compares at equal total steps instead: `mtm reproduce --experiment scaling` runs it as one plan, `--preset paper` with the paper's 1, 10
 # and 34 sessions; in this chapter, `run("scaling")` after
 # `plans["scaling"] = plan("scaling", n_pretrain=4, pretrain_counts=(1, 2, 4))`, and
 # `mtm.reproduce.scaling.plot_scaling` draws its table.

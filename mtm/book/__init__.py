@@ -869,7 +869,7 @@ def transfer_findings(runs: dict, counts, sizes, protocols) -> dict[str, list[st
 
 def paired_differences_of(runs: dict, a: str, b: str) -> dict:
     """{column: Interval} of row ``a`` minus row ``b`` of ``runs``, paired by seed and session."""
-    from mtm.reproduce.scheduler import paired_differences
+    from mtm.reproduce.scheduler import paired_differences  # mtm.reproduce imports the trainer, as this module does
 
     return paired_differences(runs, [("difference", a, b)])["difference"]
 
