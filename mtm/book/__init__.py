@@ -271,7 +271,8 @@ def _training_runs(chapter: str, values: dict) -> list[tuple[str, float]]:
         largest, sets = max(values["N_PRETRAIN"]), len(values["N_PRETRAIN"])
         per_epoch = math.ceil(SPLIT_FRACTIONS[0] * values["N_TRIALS"] / TrainConfig.preset("small").batch_size)
         models, heldout = 2 * values["N_SEEDS"], 2 * values["N_SEEDS"] * values["N_TEST"]
-        runs_per_session = len(values["TRAIN_TRIALS"]) * (1 + sets) + len(values["PROTOCOLS"]) - 1 + 1
+        # from scratch and every set at every size, plus the other protocols and the equal-compute run at one
+        runs_per_session = len(values["TRAIN_TRIALS"]) * (1 + sets) + len(values["PROTOCOLS"])
         return ([("PRETRAIN_EPOCHS", float(largest))] * (models * sets + heldout)
                 + [("HELDOUT_STEPS", 1.0 / per_epoch)] * (heldout * runs_per_session))
     if chapter == "08_reproduction":
@@ -306,26 +307,28 @@ def training_budgets(batch_size: int, settings: str = PUBLISHED_SETTINGS) -> dic
               ("05_evaluation", "07_multisession", "08_reproduction", "09_experiments")}
     c7, c8 = values["07_multisession"], values["08_reproduction"]
     pre8 = c8["PRETRAIN_EPOCHS"] * c8["N_PRETRAIN"]
-    runs = {"chapters 4-6, from scratch": ("05_evaluation", values["05_evaluation"]["EPOCHS"], 0),
-            "chapter 7, from scratch": ("07_multisession", None, 0),
-            "chapter 7, fine-tuned": ("07_multisession", None, None),
-            "chapter 8, from scratch": ("08_reproduction", c8["FINETUNE_EPOCHS"] + pre8, 0),
-            "chapter 8, fine-tuned": ("08_reproduction", c8["FINETUNE_EPOCHS"], pre8),
-            "chapter 9, ablation": ("09_experiments", values["09_experiments"]["ABLATION_EPOCHS"], 0)}
-    rows = {}
-    for what, (chapter, epochs, pre_epochs) in runs.items():
+    # (chapter, training trials, steps, pretraining steps), steps counted in batches of that chapter's session
+    def session_run(chapter: str, epochs: int, pre_epochs: int) -> tuple:
         trials = int(SPLIT_FRACTIONS[0] * values[chapter]["N_TRIALS"])
         per_epoch = math.ceil(trials / batch_size)
-        steps = None if epochs is None else epochs * per_epoch
-        if chapter == "07_multisession":  # the transfer design: steps on the held-out session, pool epochs before
-            pre_steps = 0 if pre_epochs == 0 else c7["PRETRAIN_EPOCHS"] * max(c7["N_PRETRAIN"]) * per_epoch
-            trials, steps = max(c7["TRAIN_TRIALS"]), c7["HELDOUT_STEPS"]
-        else:
-            pre_steps = pre_epochs * per_epoch
+        return chapter, trials, epochs * per_epoch, pre_epochs * per_epoch
+
+    # chapter 7 (the transfer design): HELDOUT_STEPS on its held-out session's largest training set, after
+    # pretraining counted in the pool sessions' batches
+    pool_epoch = math.ceil(SPLIT_FRACTIONS[0] * c7["N_TRIALS"] / batch_size)
+    pre7 = c7["PRETRAIN_EPOCHS"] * max(c7["N_PRETRAIN"]) * pool_epoch
+    heldout7 = ("07_multisession", max(c7["TRAIN_TRIALS"]), c7["HELDOUT_STEPS"])
+    runs = {"chapters 4-6, from scratch": session_run("05_evaluation", values["05_evaluation"]["EPOCHS"], 0),
+            "chapter 7, from scratch": (*heldout7, 0),
+            "chapter 7, fine-tuned": (*heldout7, pre7),
+            "chapter 8, from scratch": session_run("08_reproduction", c8["FINETUNE_EPOCHS"] + pre8, 0),
+            "chapter 8, fine-tuned": session_run("08_reproduction", c8["FINETUNE_EPOCHS"], pre8),
+            "chapter 9, ablation": session_run("09_experiments", values["09_experiments"]["ABLATION_EPOCHS"], 0)}
+    rows = {}
+    for what, (chapter, trials, steps, pre_steps) in runs.items():
         model = TrainConfig.preset("small", model=values[chapter]["MODEL"]).model
-        rows[what] = {"training trials": trials, "steps": steps,
-                      "pretraining steps": pre_steps, "width": model.hidden,
-                      "neurons": values[chapter]["N_NEURONS"]}
+        rows[what] = {"training trials": trials, "steps": steps, "pretraining steps": pre_steps,
+                      "width": model.hidden, "neurons": values[chapter]["N_NEURONS"]}
     return rows
 
 
@@ -826,35 +829,33 @@ def transfer_findings(runs: dict, counts, sizes, protocols) -> dict[str, list[st
     largest pretraining set minus from scratch at every size, a sentence per masking and size;
     "growth": the largest set minus the smallest at the size nearest 100 trials; "protocols": every
     other fine-tuning protocol minus the first there; "equal": the largest set minus from scratch at
-    equal total compute}. Glues the chapter's summary keys: ``transfer_point`` (that size),
-    ``transfer_words_mtm`` / ``transfer_words_temporal`` (the gain there), ``transfer_growth_mtm`` and
-    ``protocol_words_mtm``."""
+    equal total compute}, from the study's own :func:`~mtm.reproduce.transfer.gains` and
+    :func:`~mtm.reproduce.transfer.comparisons`. Glues the chapter's summary keys: ``transfer_point``
+    (that size), ``transfer_words_mtm`` / ``transfer_words_temporal`` (the gain there),
+    ``transfer_growth_mtm`` and ``protocol_words_mtm``."""
     from mtm.reproduce import transfer  # mtm.reproduce imports the trainer, as this module does
+    from mtm.reproduce.scheduler import paired_differences  # the same
 
     counts, sizes = sorted(counts), sorted(sizes)
-    point, largest = transfer.comparison_point(sizes), counts[-1]
+    point, largest, smallest = transfer.comparison_point(sizes), counts[-1], counts[0]
+    found = transfer.gains(runs, counts, sizes)
+    pairs = paired_differences(runs, transfer.comparisons(counts, sizes, protocols))
     condition = transfer.condition(largest)
-
-    def differences(a: str, b: str) -> dict:
-        return paired_differences_of(runs, a, b)
-
-    gain = {(label, n): verdict_sentence(
-        f"{label} pretrained on {condition} and fine-tuned on {n} trials", "the same masking trained from scratch",
-        differences(transfer.row_name(label, largest, n), transfer.row_name(label, 0, n)))
-        for label in transfer.MASKINGS for n in sizes}
-    growth = {label: verdict_sentence(
-        f"{label} pretrained on {condition} ({point} trials)", f"the same pretrained on {transfer.condition(counts[0])}",
-        differences(transfer.row_name(label, largest, point), transfer.row_name(label, counts[0], point)))
-        for label in transfer.MASKINGS} if len(counts) > 1 else {}
+    gain = {(label, n): verdict_sentence(f"{label} pretrained on {condition} and fine-tuned on {n} trials",
+                                         "the same masking trained from scratch", found[label, largest][n])
+            for label in transfer.MASKINGS for n in sizes}
+    growth = {label: verdict_sentence(f"{label} pretrained on {condition} ({point} trials)",
+                                      f"the same pretrained on {transfer.condition(smallest)}",
+                                      pairs[f"{label}, {point} trials: {condition} - {transfer.condition(smallest)}"])
+              for label in transfer.MASKINGS} if len(counts) > 1 else {}
     protocol = {(label, p): verdict_sentence(
         f"{label}: {p} fine-tuning", f"{protocols[0]} fine-tuning",
-        differences(transfer.row_name(label, largest, point, p), transfer.row_name(label, largest, point)))
+        pairs[f"{label}, {point} trials: {p} - {protocols[0]} fine-tuning ({condition})"])
         for label in transfer.MASKINGS for p in protocols[1:]}
-    equal = [verdict_sentence(
-        f"{label} pretrained on {condition} and fine-tuned ({point} trials)",
-        "the same from scratch at equal total compute",
-        differences(transfer.row_name(label, largest, point), transfer.equal_compute_row(label, largest, point)))
-        for label in transfer.MASKINGS]
+    equal = [verdict_sentence(f"{label} pretrained on {condition} and fine-tuned ({point} trials)",
+                              "the same from scratch at equal total compute",
+                              pairs[f"{label}, {point} trials: {condition} - from scratch at equal total compute"])
+             for label in transfer.MASKINGS]
     glue_number("transfer_point", point, "{:.0f}")
     glue_text("transfer_words_mtm", gain["MtM (prompted)", point])
     glue_text("transfer_words_temporal", gain["Temporal", point])
@@ -865,13 +866,6 @@ def transfer_findings(runs: dict, counts, sizes, protocols) -> dict[str, list[st
         glue_text("protocol_words_mtm", "; ".join(mtm_protocols))
     return {"gain": list(gain.values()), "growth": list(growth.values()), "protocols": list(protocol.values()),
             "equal": equal}
-
-
-def paired_differences_of(runs: dict, a: str, b: str) -> dict:
-    """{column: Interval} of row ``a`` minus row ``b`` of ``runs``, paired by seed and session."""
-    from mtm.reproduce.scheduler import paired_differences  # mtm.reproduce imports the trainer, as this module does
-
-    return paired_differences(runs, [("difference", a, b)])["difference"]
 
 
 def run_box(*points: str, paper: str | None = None) -> str:
