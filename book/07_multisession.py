@@ -312,12 +312,12 @@ what_this_run_shows(*findings["gain"], *findings["growth"])
 # benchmarks/results/transfer-plateau-2026-12-07: the same kind of world, pretraining sets of 1, 4
 # and 16 sessions, each allowed 9,216 pretraining steps, held-out sizes 25, 50 and 100, 3 seeds).
 # There MtM fine-tuned from 16 sessions is above MtM from scratch on all four activity tasks at 50
-# and at 100 training trials, every interval above zero, and the gain does not grow from 1 to 16
-# sessions at 100 trials (the difference is within about a hundredth of a bit per spike of zero on
-# every task). In that world every session has
-# the same latent dynamics, and one session's 280 training trials already give a core that transfers
-# as well at 100 trials; at 25 and 50 trials the larger sets lean ahead without an interval clear of
-# zero, and the 16-session runs were still improving when their steps ran out.
+# and at 100 training trials, every interval above zero. The gain grows from 1 to 16 pretraining
+# sessions only on the smallest new session: on co-smoothing with 25 training trials (interval above
+# zero, by a few hundredths of a bit per spike), not with 50 or 100, where no task's difference
+# between the two sets is clear of zero except intra-region at 50 trials. In that world every session
+# has the same latent dynamics, and one session's 280 training trials already give a core that
+# transfers as well at 100 trials; the 16-session runs were still improving when their steps ran out.
 #
 # ## 6. The scores, against the references
 #
