@@ -34,13 +34,13 @@
 # that excludes zero) on {glue:text}`above_mtm_scratch` of the 4 activity tasks; when both are
 # pretrained on {glue:text}`n_pretrain` other sessions and fine-tuned, on
 # {glue:text}`above_mtm_pretrained` of the 4.
-# Pretraining, compared with training from scratch *for as many optimiser steps in total*, lifts
+# Pretraining, compared as the paper compares it (the pretrained model fine-tuned on the new session
+# against a model trained from scratch on that session for as many optimiser steps), lifts
 # temporal masking on {glue:text}`above_pretrain_temporal` and MtM on
 # {glue:text}`above_pretrain_mtm` of the 4 tasks. The paper's Table 2 has MtM above temporal
-# masking on all four at both stages and pretraining on 34 sessions lifting both on all four; but
-# it compares a pretrained model fine-tuned on the new session with one trained on that session
-# alone, not at equal total steps. `mtm reproduce --experiment transfer` makes that comparison.
-# Section 5's box names the tasks.
+# masking on all four at both stages and pretraining on 34 sessions lifting both on all four.
+# Section 5's box names the tasks; {doc}`07_multisession` asks for which sizes of the new session
+# pretraining pays, and what it costs at equal total compute.
 #
 # *About 10 minutes to read; the closing line gives the wall time of the stored execution. The
 # paper's plan (34 + 5 paper-sized sessions, 1000 epochs everywhere) takes days on a GPU
@@ -156,8 +156,11 @@ display(
 #
 # 1. **Single-session models**: the temporal baseline and prompted MtM, trained from scratch on every
 #    held-out session (Table 2's single-session rows, and Table 1's first and last rows), for as many
-#    optimiser steps as pretraining and fine-tuning together, so that pretraining is compared with
-#    training from scratch at equal steps.
+#    optimiser steps on that session as fine-tuning, as the paper trains them (its single-session
+#    rows come from the fine-tuning script, with no weights loaded). A pretrained model is trained
+#    once and reused for every new session, so what it costs a new session is its fine-tuning.
+#    `Plan(scratch_steps="total")` (`--scratch-steps total`) trains them for as many steps as
+#    pretraining and fine-tuning together instead: equal total compute, a second view.
 # 2. **Multi-session models**: both maskings pretrained on the pretraining sessions, then fine-tuned
 #    on every held-out session (Table 2's multi-session rows; {doc}`07_multisession`).
 # 3. **Seeds**: every model is trained once per training seed (`plan.n_seeds`, 3 by default). A seed
@@ -512,15 +515,15 @@ else:
 #
 # - **This chapter's stored run**: from scratch, prompted MtM is above temporal masking on
 #   {glue:text}`above_mtm_scratch` of the 4 activity tasks, and when both are pretrained on
-#   {glue:text}`n_pretrain` sessions and fine-tuned, on {glue:text}`above_mtm_pretrained`. At equal
-#   total optimiser steps, pretraining lifts temporal masking on
-#   {glue:text}`above_pretrain_temporal` of the 4 tasks and MtM on {glue:text}`above_pretrain_mtm`
-#   (section 5's box names them).
+#   {glue:text}`n_pretrain` sessions and fine-tuned, on {glue:text}`above_mtm_pretrained`. Against
+#   a model trained from scratch on the held-out session for as many steps as fine-tuning,
+#   pretraining lifts temporal masking on {glue:text}`above_pretrain_temporal` of the 4 tasks and
+#   MtM on {glue:text}`above_pretrain_mtm` (section 5's box names them).
 # - **The paper**: Table 1 shows that each masking scheme teaches its own task and that MtM combines
 #   them; Table 2 that MtM beats temporal masking on every activity task, most on intra- and
 #   inter-region prediction, that pretraining on 34 sessions helps, and that behaviour decoding
 #   hardly changes. Its pretrained models are compared with models trained on the new session alone,
-#   not at equal total steps; `mtm reproduce --experiment transfer` makes that comparison.
+#   as here; {doc}`07_multisession` adds the new session's size and the equal-compute view.
 # - `mtm reproduce` (`run_reproduction`) trains, fine-tunes and evaluates the four models of Table 2
 #   on held-out sessions, once per training seed, beside a linear baseline and, on synthetic data,
 #   each task's latent oracle and Bayes reference, with each model's share of the latter.

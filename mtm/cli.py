@@ -338,7 +338,8 @@ def _bwb_section(folder, bwb_results: dict, exports: dict, session) -> str:
 def _reproduce(args) -> None:
     plan = Plan.for_preset(args.preset, experiment=args.experiment, device=args.device or "auto", epochs=args.epochs,
                            pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.finetune_epochs,
-                           n_pretrain=args.n_pretrain, n_test=args.n_test, n_seeds=args.seeds)
+                           n_pretrain=args.n_pretrain, n_test=args.n_test, n_seeds=args.seeds,
+                           scratch_steps=args.scratch_steps)
     if args.data == "synthetic":
         pretrain, heldout = plan.synthetic_sessions()
     else:
@@ -525,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--epochs", type=int, default=None, help="single-session runs (default: the preset's)")
     reproduce.add_argument("--pretrain-epochs", type=int, default=None, help="(default: the preset's)")
     reproduce.add_argument("--finetune-epochs", type=int, default=None, help="(default: the preset's)")
+    reproduce.add_argument("--scratch-steps", choices=["heldout", "total"], default=None,
+                           help="from-scratch models beside pretrained ones: as many steps on the held-out session "
+                                "as fine-tuning (heldout, the paper's comparison; table2's default) or as pretraining "
+                                "and fine-tuning together (total: equal compute; ndt2's and scaling's default)")
     reproduce.add_argument("--cache-dir", help="ONE cache folder (--data ibl; default <out>/one_cache)")
     _add_account_arguments(reproduce)
     reproduce.add_argument("--device", default=None)

@@ -137,13 +137,13 @@ def test_every_settings_is_defined_for_every_chapter_and_chapters_4_to_6_share_t
 
 
 def test_training_budgets_count_the_steps_the_chapters_train():
-    """Chapter 10 places the chapters' runs on its axes: the counts chapter 8's settings state (3,640 steps from
-    scratch; 1,400 fine-tuning after 2,240 of pretraining, batches of 16 of its 210 training trials), and
-    the smoke settings' tiny model."""
+    """Chapter 10 places the chapters' runs on its axes: the counts chapter 8's settings state (1,400 steps from
+    scratch, as many as fine-tuning; 1,400 fine-tuning after 2,240 of pretraining, batches of 16 of its 210
+    training trials), and the smoke settings' tiny model."""
     rows = book.training_budgets(16)
     assert list(rows) == ["chapters 4-6, from scratch", "chapter 7, from scratch", "chapter 7, fine-tuned",
                           "chapter 8, from scratch", "chapter 8, fine-tuned", "chapter 9, ablation"]
-    assert rows["chapter 8, from scratch"] == {"training trials": 210, "steps": 3640, "pretraining steps": 0,
+    assert rows["chapter 8, from scratch"] == {"training trials": 210, "steps": 1400, "pretraining steps": 0,
                                                "width": 64, "neurons": 200}
     assert (rows["chapter 8, fine-tuned"]["steps"], rows["chapter 8, fine-tuned"]["pretraining steps"]) == (1400, 2240)
     # chapter 7 (the transfer design): from scratch and fine-tuned take the same steps on the held-out session

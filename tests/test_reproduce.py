@@ -11,6 +11,7 @@ from mtm.bayes import BAYES_ROW
 from mtm.data import synthetic_sessions
 from mtm.reproduce import PAPER_TABLE2, Plan, _run_all, run_reproduction
 from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
+from mtm.reproduce.scheduler import equal_steps_note, scratch_epochs
 from mtm.reproduce.tables import read_runs
 from mtm.stats import paired_difference
 from mtm.data.batches import epoch_batches
@@ -37,6 +38,9 @@ def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_pa
     assert oracle["co-smooth"] > table["Single-session, Temporal"]["co-smooth"]
     assert table["True rates (not reachable: includes each neuron's private noise)"]["co-smooth"] > oracle["co-smooth"]
     markdown = (tmp_path / "results.md").read_text()
+    # the reference rows were computed by a worker, as a job beside the training runs
+    assert any(line.endswith(f"finished references/{sessions[1].eid}") for line in lines)
+    assert not any("oracles and baselines" in line for line in lines)
     assert "| Multi-session, MtM (prompted) | 1.11 |" in markdown and "ceiling" not in markdown
     share = markdown.split("### Share of the Bayes reference")[1].split("##")[0]
     temporal, bayes = table["Single-session, Temporal"]["co-smooth"], table[BAYES_ROW]["co-smooth"]
@@ -73,17 +77,35 @@ def test_reproduction_pipeline_writes_the_tables_and_reuses_finished_runs(tmp_pa
     assert float(row["inter-region"]) == pytest.approx(expected.mean, abs=1e-4)
     assert float(row["inter-region low"]) == pytest.approx(expected.low, abs=1e-4)
     assert "## Paired differences (same seed, same session)" in markdown
-    # equal steps: the from-scratch model has pretraining's and fine-tuning's steps together
-    batches = [batches_per_epoch([s], 16) for s in sessions]
+    # the paper's comparison: the from-scratch model has fine-tuning's steps on the held-out session
     saved = checkpoint.read_description(tmp_path / "seed0" / "single" / "temporal" / sessions[1].eid /
                                         "best.safetensors")
-    assert saved["extra"]["train"]["epochs"] == epochs_for_steps(sessions[1:], 16, batches[0] + batches[1]) > 1
+    assert saved["extra"]["train"]["epochs"] == plan.train_config("temporal", "finetune").epochs == 1
+    assert "Equal steps on the held-out session, the paper's comparison" in markdown
     best = tmp_path / "seed0" / "single" / "mtm" / sessions[1].eid / "best.safetensors"
     stamp = best.stat().st_mtime_ns
     again = run_reproduction(sessions[:1], sessions[1:], plan, tmp_path, log=lines.append)
     assert best.stat().st_mtime_ns == stamp  # finished runs are reused, not retrained
     assert np.isclose(again["Single-session, Temporal"]["co-smooth"], table["Single-session, Temporal"]["co-smooth"])
     assert PAPER_TABLE2["Multi-session, MtM (prompted)"]["inter-region"] == 0.96
+
+
+def test_from_scratch_steps_on_the_heldout_session_or_in_total():
+    sessions = synthetic_sessions(3, seed=21, n_trials=60, n_neurons=20)
+    pretrain, heldout = sessions[:2], sessions[2]
+    plan = Plan.for_preset("small", pretrain_epochs=7, finetune_epochs=5)
+    pretrain_cfg, finetune_cfg = plan.train_config("mtm", "pretrain"), plan.train_config("mtm", "finetune")
+    batches = [batches_per_epoch([s], 16) for s in sessions]
+    assert scratch_epochs("heldout", pretrain, pretrain_cfg, finetune_cfg)(heldout) == 5
+    total = scratch_epochs("total", pretrain, pretrain_cfg, finetune_cfg)(heldout)
+    assert total == epochs_for_steps([heldout], 16, 7 * (batches[0] + batches[1]) + 5 * batches[2]) > 5
+    assert scratch_epochs("heldout", [], pretrain_cfg, finetune_cfg) is None
+    note = equal_steps_note(pretrain, [heldout], pretrain_cfg, finetune_cfg, "total")
+    assert note.startswith("Equal total compute") and f"{total * batches[2]} from scratch" in note
+    with pytest.raises(ValueError, match="scratch_steps: expected one of"):
+        scratch_epochs("equal", pretrain, pretrain_cfg, finetune_cfg)
+    with pytest.raises(ValueError, match="scratch_steps: expected one of"):
+        Plan.for_preset("small", scratch_steps="both")
 
 
 def test_a_job_waiting_for_an_unknown_job_is_refused():
@@ -113,7 +135,7 @@ def test_epochs_cap_every_stage():
     assert [plan.train_config("mtm", stage).epochs for stage in ("single", "pretrain", "finetune")] == [5, 5, 5]
     default = Plan.for_preset("small")
     assert [default.train_config("mtm", stage).epochs for stage in ("single", "pretrain", "finetune")] == \
-        [150, 60, 60]
+        [150, 50, 25]
 
 
 def test_batches_per_epoch_counts_the_trainers_batches():

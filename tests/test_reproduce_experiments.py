@@ -233,7 +233,7 @@ def test_scaling_compares_pretraining_at_equal_steps(tmp_path, fast_scores):
     assert one["train"]["epochs"] * batches[0] == two["train"]["epochs"] * (batches[0] + batches[1])
     scratch = saved("seed0", "single", "mtm", sessions[2].eid)["train"]["epochs"]
     assert scratch * batches[2] == two["train"]["epochs"] * (batches[0] + batches[1]) + batches[2]
-    assert "MtM (prompted): 2 pretraining sessions - from scratch" in markdown and "Equal optimiser steps" in markdown
+    assert "MtM (prompted): 2 pretraining sessions - from scratch" in markdown and "Equal total compute" in markdown
     with pytest.raises(ValueError, match="pretrain_counts"):
         smoke("scaling", tmp_path / "more", n_pretrain=1, pretrain_counts=(1, 3))
 

@@ -79,7 +79,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
         add_single(jobs, rows, heldout, plan.train_config(masking, prompted=prompted), out, key, row, plan.seeds,
                    extra_scores=(OWN_ATTENTION_WHISKER,))
     stamp(f"training {len(jobs)} single-session runs ({workers} at a time), each scored when it finishes")
-    table, runs = collect(_run_all(jobs, workers, stamp, progress), rows, heldout, stamp)
+    table, runs = collect(_run_all(jobs, workers, stamp, progress, references=heldout), rows, heldout, stamp)
     columns = COLUMNS + [OWN_ATTENTION_WHISKER]
     notes = (f"{SELECTED_SESSION_NOTE} Single-session NDT1, {len(heldout)} held-out sessions. Whisker ME: "
              "decoded with causal attention for every model (the reference); whisker_me (own attention): with "

@@ -43,7 +43,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
             add_single(jobs, rows, heldout, plan.train_config(masking, prompted=prompted, mask_ratio=ratio), out,
                        f"{masking}-{ratio:g}", row_name(label, ratio), plan.seeds)
     stamp(f"training {len(jobs)} single-session runs ({workers} at a time)")
-    table, runs = collect(_run_all(jobs, workers, stamp, progress), rows, heldout, stamp)
+    table, runs = collect(_run_all(jobs, workers, stamp, progress, references=heldout), rows, heldout, stamp)
     paper = {row_name(label, ratio): PAPER_TABLE7[label][ratio]
              for label in MASKINGS for ratio in (0.1, 0.3, 0.6)}
     comparisons = [(f"MtM (prompted) - {label}, ratio {ratio:g}", row_name("MtM (prompted)", ratio),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mtm.reproduce.paper import PAPER_TABLE4, PAPER_TABLE5
 from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, add_single, collect, default_workers,
-                                     equal_steps_note, from_scratch_epochs, stamp_log)
+                                     equal_steps_note, scratch_epochs, stamp_log)
 from mtm.reproduce.tables import COLUMNS, plot_runs, save_figure, write_tables
 
 #: (architecture, its label) -> {row label: masking}
@@ -56,13 +56,14 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     """Train and score NDT2 and NDT1, each with its baseline and prompted MtM, single and multi-session."""
     out, stamp = Path(out), stamp_log(log)
     workers = default_workers(plan.device) if workers is None else workers
+    scratch = plan.scratch_steps or "total"
     pretrain_jobs, jobs, rows = {}, {}, {}
     for (arch, name), maskings in MODELS.items():
         for label, masking in maskings.items():
             key = f"{arch}-{masking}"
             pretrain_cfg = plan.train_config(masking, "pretrain", arch=arch)
             finetune_cfg = plan.train_config(masking, "finetune", arch=arch)
-            epochs = from_scratch_epochs(pretrain, pretrain_cfg, finetune_cfg) if pretrain else None
+            epochs = scratch_epochs(scratch, pretrain, pretrain_cfg, finetune_cfg)
             add_single(jobs, rows, heldout, plan.train_config(masking, arch=arch), out, key, row_name(name, label),
                        plan.seeds, epochs=epochs)
             if pretrain:
@@ -70,7 +71,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
                                       key, row_name(name, label, len(pretrain)), plan.seeds)
     jobs = {**pretrain_jobs, **jobs}
     stamp(f"training {len(jobs)} runs ({workers} at a time, {plan.n_seeds} seeds), NDT2 and NDT1")
-    table, runs = collect(_run_all(jobs, workers, stamp, progress), rows, heldout, stamp)
+    table, runs = collect(_run_all(jobs, workers, stamp, progress, references=heldout), rows, heldout, stamp)
     # side by side: each training stage, the baselines then MtM, NDT1 above NDT2
     models = sorted(runs, key=lambda r: ("multi" in r, "MtM" in r, r.startswith("NDT2")))
     patch = plan.train_config("mtm", arch="ndt2").model.patch_size
@@ -78,7 +79,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
              "sessions; rows of the same training and masking stand together.")
     if pretrain:
         notes += " " + equal_steps_note(pretrain, heldout, plan.train_config("mtm", "pretrain"),
-                                        plan.train_config("mtm", "finetune"))
+                                        plan.train_config("mtm", "finetune"), scratch)
     table = {m: table[m] for m in models} | {r: v for r, v in table.items() if r not in models}
     path = write_tables(table, runs, out, models=models, notes=notes, comparisons=comparisons(len(pretrain)),
                         paper=(("The paper, Table 5: NDT2, 5 held-out IBL sessions", PAPER_TABLE5),

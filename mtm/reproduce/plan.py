@@ -25,6 +25,11 @@ BEHAVIOR_KEYS = ("choice", "whisker_me")
 #: Plan preset -> the training preset (:meth:`mtm.train.TrainConfig.preset`) and synthetic-session preset
 #: it builds on: ``book`` (an experiment a chapter runs on the 2-core CPU) trains the small model.
 BASE_PRESET = {"small": "small", "book": "small", "paper": "paper"}
+#: How a from-scratch model beside a pretrained one is trained (:func:`scratch_epochs`): "heldout", for as many
+#: optimiser steps on the held-out session as fine-tuning (the paper's comparison: a pretrained model is
+#: trained once and reused, so what it costs a new session is its fine-tuning), or "total", for as many
+#: steps as pretraining and fine-tuning together (equal total compute).
+SCRATCH_STEPS = ("heldout", "total")
 
 
 def experiment_module(name: str):
@@ -61,6 +66,8 @@ class Plan:
     train_trials: tuple[int, ...] = ()      # transfer: the held-out sessions' training-trial counts compared
     heldout_steps: int | None = None        # transfer: optimiser steps of every run on a held-out session
     protocols: tuple[str, ...] = ()         # transfer: fine-tuning protocols (mtm.reproduce.transfer.PROTOCOLS)
+    scratch_steps: str | None = None        # from-scratch runs beside pretrained ones (SCRATCH_STEPS); None: the
+                                            # experiment's own (table2 "heldout", ndt2 and scaling "total")
 
     def __post_init__(self):
         if self.preset not in BASE_PRESET:
@@ -73,6 +80,8 @@ class Plan:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
+        if self.scratch_steps is not None and self.scratch_steps not in SCRATCH_STEPS:
+            raise ValueError(f"scratch_steps: expected one of {list(SCRATCH_STEPS)} or None, got {self.scratch_steps!r}")
 
     @property
     def seeds(self) -> tuple[int, ...]:

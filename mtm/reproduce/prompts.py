@@ -52,7 +52,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
     add_pretrain_finetune(pretrain_jobs, jobs, rows, pretrain, heldout, plan.train_config("mtm", "pretrain"),
                           plan.train_config("mtm", "finetune"), out, "mtm", OWN_PROMPTS, plan.seeds)
     stamp(f"training {len(pretrain_jobs) + len(jobs)} runs ({workers} at a time, {plan.n_seeds} seeds)")
-    done = _run_all({**pretrain_jobs, **jobs}, workers, stamp, progress)
+    done = _run_all({**pretrain_jobs, **jobs}, workers, stamp, progress, references=heldout)
     table, runs = collect(done, rows, heldout, stamp)
     for name, (_, seed, eid) in rows.items():
         session = next(s for s in heldout if s.eid == eid)

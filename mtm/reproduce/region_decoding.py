@@ -98,7 +98,7 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
                               plan.train_config(masking, "finetune"), out, masking, multi_row(label, len(pretrain)),
                               plan.seeds)
     stamp(f"training {len(pretrain_jobs) + len(jobs)} runs ({workers} at a time, {plan.n_seeds} seeds)")
-    done = _run_all({**pretrain_jobs, **jobs}, workers, stamp, progress)
+    done = _run_all({**pretrain_jobs, **jobs}, workers, stamp, progress, references=heldout)
     table, runs = collect(done, rows, heldout, stamp)
     models = list(runs)
     by_model_region: dict[str, list[dict]] = {}  # records {"seed", "session", "scores"}

@@ -9,7 +9,7 @@ on the held-out session alone. Every seed of the plan repeats all of it.
 optimiser steps: pretraining on k sessions runs as many steps as ``plan.pretrain_epochs`` epochs over
 the largest set (fewer sessions: more epochs over them), fine-tuning ``plan.finetune_epochs`` epochs,
 and the from-scratch model as many steps as pretraining and fine-tuning together (each to the
-nearest whole epoch). Paired differences: each k against from scratch, and MtM against temporal at
+nearest whole epoch; ``plan.scratch_steps="heldout"``: as many as fine-tuning). Paired differences: each k against from scratch, and MtM against temporal at
 each k. The figure draws each column against k, from scratch as a dashed line.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from mtm.plots import TABLE_COLUMNS, tidy_layout
 from mtm.reproduce.plan import batches_per_epoch, epochs_for_steps
 from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, add_single, collect, default_workers,
-                                     equal_steps_note, from_scratch_epochs, row_intervals, stamp_log)
+                                     equal_steps_note, row_intervals, scratch_epochs, stamp_log)
 from mtm.reproduce.tables import COLUMNS, save_figure, write_tables
 
 MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
@@ -58,13 +58,14 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
                          f"got {tuple(plan.pretrain_counts)}")
     out, stamp = Path(out), stamp_log(log)
     workers = default_workers(plan.device) if workers is None else workers
+    scratch = plan.scratch_steps or "total"
     pretrain_jobs, single_jobs, finetune_jobs, rows = {}, {}, {}, {}
     for label, masking in MASKINGS.items():
         largest = plan.train_config(masking, "pretrain")
         steps = largest.epochs * batches_per_epoch(pretrain[:counts[-1]], largest.batch_size)
         finetune_cfg = plan.train_config(masking, "finetune")
         add_single(single_jobs, rows, heldout, plan.train_config(masking), out, masking, row_name(label, 0),
-                   plan.seeds, epochs=from_scratch_epochs(pretrain[:counts[-1]], largest, finetune_cfg))
+                   plan.seeds, epochs=scratch_epochs(scratch, pretrain[:counts[-1]], largest, finetune_cfg))
         for count in reversed(counts):
             epochs = epochs_for_steps(pretrain[:count], largest.batch_size, steps)
             add_pretrain_finetune(pretrain_jobs, finetune_jobs, rows, pretrain[:count], heldout,
@@ -72,14 +73,14 @@ def run(pretrain, heldout, plan, out, log=print, workers=None, progress=True) ->
                                   out, f"{masking}-{count}", row_name(label, count), plan.seeds)
     jobs = {**single_jobs, **pretrain_jobs, **finetune_jobs}  # the longest first
     stamp(f"training {len(jobs)} runs ({workers} at a time, {plan.n_seeds} seeds)")
-    table, runs = collect(_run_all(jobs, workers, stamp, progress), rows, heldout, stamp)
+    table, runs = collect(_run_all(jobs, workers, stamp, progress, references=heldout), rows, heldout, stamp)
     models = [row_name(label, c) for label in MASKINGS for c in (0, *counts)]
     notes = ("The paper (Fig. 4, NDT1-stitch, 5 held-out IBL sessions) gives no table: MtM improves on every "
              "metric with more pretraining sessions except choice (saturating at 10 sessions); the temporal "
              "baseline saturates at 10 sessions. Its 34-session numbers are Table 2's multi-session rows. Here "
              "pretraining on fewer sessions runs more epochs over them, for the same optimiser steps. "
              + equal_steps_note(pretrain[:counts[-1]], heldout, plan.train_config("mtm", "pretrain"),
-                                plan.train_config("mtm", "finetune")))
+                                plan.train_config("mtm", "finetune"), scratch))
     table = {m: table[m] for m in models} | {r: v for r, v in table.items() if r not in models}
     path = write_tables(table, runs, out, models=models, notes=notes, paper=(), comparisons=comparisons(counts))
     save_figure(plot_scaling(table, counts, {m: row_intervals(runs[m]) for m in models}), out / "results.png")

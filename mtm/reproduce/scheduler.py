@@ -25,7 +25,7 @@ from mtm.decoding import decode_behavior
 from mtm.device import pick_device
 from mtm.evaluate import evaluate_model, task_scores
 from mtm.paths import safe_name
-from mtm.reproduce.plan import BEHAVIOR_KEYS, batches_per_epoch, epochs_for_steps
+from mtm.reproduce.plan import BEHAVIOR_KEYS, SCRATCH_STEPS, batches_per_epoch, epochs_for_steps
 from mtm.stats import Interval, paired_difference, seed_interval
 from mtm.train import TrainConfig, finetune, train
 
@@ -60,12 +60,35 @@ def run_job(sessions: list[Session], cfg: dict, run_dir: str, pretrained: str | 
     return {"best": str(best), "scores": scores}
 
 
-def _run_all(jobs: dict, workers: int, log, progress: bool = True) -> dict:
+REFERENCES = "references"
+
+
+def reference_job(session: Session, threads: int | None = None) -> dict:
+    """The reference rows of one held-out session (a job of :func:`_run_all`)."""
+    if threads:
+        torch.set_num_threads(threads)
+    return {REFERENCES: reference_rows(session, BEHAVIOR_KEYS)}
+
+
+def _call(job: dict, **settings) -> dict:
+    """Run one job of :func:`_run_all`: reference rows, or a training run (:func:`run_job`)."""
+    if REFERENCES in job:
+        return reference_job(job[REFERENCES], settings.get("threads"))
+    return run_job(**job, **settings)
+
+
+def _run_all(jobs: dict, workers: int, log, progress: bool = True, references: list[Session] = ()) -> dict:
     """Run {name: kwargs of run_job} with ``workers`` processes (inline when 1); {name: its result}.
 
     A job whose ``after`` names another job waits for it and fine-tunes its best checkpoint. A free
     worker takes the first job, in the order given, whose dependency is done (list the longest first).
+    ``references``: held-out sessions whose reference rows (:func:`mtm.baselines.reference_rows`: the
+    linear baseline and, on synthetic sessions, the oracles and the Bayes reference) are computed as jobs
+    too, ``references/<eid>``, first in the order (on the CPU each takes about as long as a pretraining
+    run), rather than by the main process after the training, when one core would wait
+    (:func:`collect` uses them).
     """
+    jobs = {**{f"{REFERENCES}/{safe_name(s.eid)}": {REFERENCES: s} for s in references}, **jobs}
     pending, done = dict(jobs), {}
     for name, job in jobs.items():
         if job.get("after") not in (None, *jobs):
@@ -82,7 +105,7 @@ def _run_all(jobs: dict, workers: int, log, progress: bool = True) -> dict:
     if workers <= 1:
         while pending:
             name, kwargs = take_next()
-            done[name] = run_job(**kwargs, progress=progress)
+            done[name] = _call(kwargs, progress=progress)
             log(f"  finished {name}")
         return done
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -92,7 +115,7 @@ def _run_all(jobs: dict, workers: int, log, progress: bool = True) -> dict:
                 name, kwargs = take_next()
                 if name is None:
                     break
-                running[pool.submit(run_job, **kwargs, threads=1, progress=False)] = name
+                running[pool.submit(_call, kwargs, threads=1, progress=False)] = name
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 name = running.pop(future)
@@ -172,9 +195,8 @@ def add_pretrain_finetune(pretrain_jobs: dict, jobs: dict, rows: dict, pretrain:
 
 def from_scratch_epochs(pretrain: list[Session], pretrain_cfg: TrainConfig, finetune_cfg: TrainConfig):
     """session -> the epochs that give a from-scratch run on it as many optimiser steps as pretraining
-    on ``pretrain`` and fine-tuning on it together (to the nearest whole epoch): pretrained and
-    from-scratch models are compared at equal steps, so the comparison is about the other sessions'
-    data, not about more training."""
+    on ``pretrain`` and fine-tuning on it together (to the nearest whole epoch): equal total compute, so
+    the comparison is about the other sessions' data, not about more training."""
     pretrain_steps = pretrain_cfg.epochs * batches_per_epoch(pretrain, pretrain_cfg.batch_size)
 
     def epochs(session: Session) -> int:
@@ -183,36 +205,61 @@ def from_scratch_epochs(pretrain: list[Session], pretrain_cfg: TrainConfig, fine
     return epochs
 
 
+def scratch_epochs(scratch_steps: str, pretrain: list[Session], pretrain_cfg: TrainConfig,
+                   finetune_cfg: TrainConfig):
+    """session -> the epochs of a from-scratch run on it beside models pretrained on ``pretrain``
+    (:data:`SCRATCH_STEPS`): "heldout", fine-tuning's epochs; "total", :func:`from_scratch_epochs`.
+    None without pretraining sessions (the run's own epochs)."""
+    if scratch_steps not in SCRATCH_STEPS:
+        raise ValueError(f"scratch_steps: expected one of {list(SCRATCH_STEPS)}, got {scratch_steps!r}")
+    if not pretrain:
+        return None
+    if scratch_steps == "heldout":
+        return lambda session: finetune_cfg.epochs
+    return from_scratch_epochs(pretrain, pretrain_cfg, finetune_cfg)
+
+
 def equal_steps_note(pretrain: list[Session], heldout: list[Session], pretrain_cfg: TrainConfig,
-                     finetune_cfg: TrainConfig) -> str:
+                     finetune_cfg: TrainConfig, scratch_steps: str = "total") -> str:
     """A sentence giving the optimiser steps of the from-scratch and the pretrained runs on each
-    held-out session (:func:`from_scratch_epochs`)."""
+    held-out session (:func:`scratch_epochs`)."""
     batch = finetune_cfg.batch_size
     pretrain_steps = pretrain_cfg.epochs * batches_per_epoch(pretrain, pretrain_cfg.batch_size)
-    epochs = from_scratch_epochs(pretrain, pretrain_cfg, finetune_cfg)
+    epochs = scratch_epochs(scratch_steps, pretrain, pretrain_cfg, finetune_cfg)
     parts = [f"{s.eid}: {epochs(s) * batches_per_epoch([s], batch)} from scratch, {pretrain_steps} + "
              f"{finetune_cfg.epochs * batches_per_epoch([s], batch)} pretrained and fine-tuned" for s in heldout]
-    return ("Equal optimiser steps: each from-scratch model is trained for as many steps as pretraining and "
-            "fine-tuning together, to the nearest whole epoch (" + "; ".join(parts) + ").")
+    if scratch_steps == "heldout":
+        lead = ("Equal steps on the held-out session, the paper's comparison: each from-scratch model is trained for "
+                "as many optimiser steps as fine-tuning, and the pretrained model's pretraining, done once and reused "
+                "for every held-out session, is not counted (")
+    else:
+        lead = ("Equal total compute: each from-scratch model is trained for as many optimiser steps as pretraining "
+                "and fine-tuning together, to the nearest whole epoch (")
+    return lead + "; ".join(parts) + ")."
 
 
 def collect(done: dict, rows: dict, heldout: list[Session], log) -> tuple[dict, dict]:
     """(table, runs): runs = {row: [{"seed", "session", "scores"}]}, one record per scored run;
     table = {row: {column: mean over seeds of the mean over held-out sessions}}, then the reference
-    rows (:func:`mtm.baselines.reference_rows`, the same for every seed) averaged over sessions."""
+    rows (:func:`mtm.baselines.reference_rows`, the same for every seed) averaged over sessions, taken
+    from ``done`` where :func:`_run_all` computed them."""
     runs: dict[str, list[dict]] = {}
     for name, (row, seed, eid) in rows.items():
         runs.setdefault(row, []).append({"seed": seed, "session": eid, "scores": done[name]["scores"]})
-    log("oracles and baselines")
-    return with_references(runs, heldout), runs
+    computed = {s.eid: done[key][REFERENCES] for s in heldout if (key := f"{REFERENCES}/{safe_name(s.eid)}") in done}
+    if len(computed) < len(heldout):
+        log("oracles and baselines")
+    return with_references(runs, heldout, computed), runs
 
 
-def with_references(runs: dict[str, list[dict]], heldout: list[Session]) -> dict:
+def with_references(runs: dict[str, list[dict]], heldout: list[Session], computed: dict | None = None) -> dict:
     """{row: {column: mean}} of the model rows (:func:`row_means`), then of the reference rows of
-    every held-out session (mean over sessions)."""
+    every held-out session (mean over sessions); ``computed``: {eid: reference rows} already computed
+    (:func:`_run_all`), the others computed here."""
     references: dict[str, list[dict[str, float]]] = {}
     for session in heldout:
-        for label, row in reference_rows(session, BEHAVIOR_KEYS).items():
+        rows = (computed or {}).get(session.eid) or reference_rows(session, BEHAVIOR_KEYS)
+        for label, row in rows.items():
             references.setdefault(label, []).append(row)
     return {**{name: row_means(records) for name, records in runs.items()},
             **{name: mean_rows(rows) for name, rows in references.items()}}
