@@ -174,7 +174,7 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
         # while more trials beyond 400 and short pretraining did not help. So the from-scratch runs took 3,640
         # steps here (1,820 before), the fine-tuned ones 1,400 after 2,240 of pretraining: about 14 minutes.
         # Since the from-scratch runs are trained as the paper trains them (as many steps on the held-out session
-        # as fine-tuning, 1,400; Plan.scratch_steps), 13,440 fewer steps: executed in 12.2 minutes (15.5 before).
+        # as fine-tuning, 1,400; Plan.scratch_steps), 13,440 fewer steps: executed in 12.8 minutes (15.5 before).
         "book": dict(PRESET="small", N_PRETRAIN=2, N_TEST=1, N_TRIALS=300, N_NEURONS=200, EPOCHS=100,
                      PRETRAIN_EPOCHS=80, FINETUNE_EPOCHS=100, MODEL={}, WORKERS=2),
         "gpu": dict(PRESET="small", N_PRETRAIN=4, N_TEST=2, N_TRIALS=400, N_NEURONS=300, EPOCHS=200,
