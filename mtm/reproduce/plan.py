@@ -119,12 +119,12 @@ class Plan:
 
     def describe(self) -> str:
         """One line of what the plan trains: its sessions, epochs (those of pretraining and fine-tuning where
-        it pretrains; a single-session model beside them is trained for as many steps), the model's size (NDT2's patch size for the ndt2 experiment) and the training seeds."""
+        it pretrains; a single-session model beside them is trained as scratch_steps says), the model's size (NDT2's patch size for the ndt2 experiment) and the training seeds."""
         trials = "the preset's trials" if self.n_trials is None else f"{self.n_trials} trials"
         neurons = "the preset's neurons" if self.n_neurons is None else f"{self.n_neurons} neurons"
         single = self.train_config("mtm")
         epochs = f"{single.epochs} epochs"
-        if self.n_pretrain:  # the experiments train a single-session model for as many steps
+        if self.n_pretrain:  # a single-session model beside them: scratch_steps
             epochs = (f"{self.train_config('mtm', 'pretrain').epochs} pretraining and "
                       f"{self.train_config('mtm', 'finetune').epochs} fine-tuning epochs")
         model = f"model {single.model.n_layers} x {single.model.hidden}"
