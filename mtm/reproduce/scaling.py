@@ -9,8 +9,9 @@ on the held-out session alone. Every seed of the plan repeats all of it.
 optimiser steps: pretraining on k sessions runs as many steps as ``plan.pretrain_epochs`` epochs over
 the largest set (fewer sessions: more epochs over them), fine-tuning ``plan.finetune_epochs`` epochs,
 and the from-scratch model as many steps as pretraining and fine-tuning together (each to the
-nearest whole epoch; ``plan.scratch_steps="heldout"``: as many as fine-tuning). Paired differences: each k against from scratch, and MtM against temporal at
-each k. The figure draws each column against k, from scratch as a dashed line.
+nearest whole epoch; with ``plan.scratch_steps="heldout"``, as many as fine-tuning). Paired
+differences: each k against from scratch, and MtM against temporal at each k. The figure draws each
+column against k, from scratch as a dashed line.
 """
 
 from __future__ import annotations

@@ -42,10 +42,11 @@ from mtm.reproduce.scheduler import (_run_all, add_pretrain_finetune, add_single
 from mtm.reproduce.tables import COLUMNS, plot_runs, save_figure, write_tables
 
 MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
-# 3 seeds x 10 runs within 10 minutes on a 2-core CPU: 2 pretraining sessions and 2 held-out sessions of
-# 400 trials x 80 neurons; pretraining 60 epochs (2,160 steps), fine-tuning and from scratch 30 epochs on the
-# held-out session (540 steps). Held-out sessions of 400 trials rather than 200 lifted fine-tuned MtM from 34 to
-# 47 % of the Bayes reference on co-smoothing in a one-seed trial of this design (benchmarks/RESULTS.md)
+# 3 seeds x 10 runs within 10 minutes on a 2-core CPU (9 min 21 s measured): 2 pretraining sessions and 2
+# held-out sessions of 400 trials x 80 neurons; pretraining 50 epochs (1,800 steps), fine-tuning and from scratch
+# 25 epochs on the held-out session (450 steps). In one-seed trials at 60 + 30 epochs, fine-tuned MtM reached 34 %
+# of the Bayes reference on co-smoothing with held-out sessions of 200 trials and 47 % with 400; those epochs with
+# 3 seeds took 10 min 23 s (benchmarks/RESULTS.md)
 PRESETS = {"small": dict(n_pretrain=2, n_trials=400, n_neurons=80, pretrain_epochs=50, finetune_epochs=25),
            "paper": dict(n_pretrain=34, n_test=5)}
 
