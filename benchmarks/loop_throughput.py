@@ -61,6 +61,8 @@ def main(argv=None) -> int:
         "AdamW fused": (base, "fused", 1),
         "validate every 5th epoch": (base, None, 5),
         "no validation": (base, None, 0),
+        # this CPU has avx512_bf16: does bf16 autocast (mtm.device, precision "bf16") make steps cheaper?
+        "bf16 autocast": (replace(base, precision="bf16"), None, 1),
     }
     if args.compile:
         variants["torch.compile"] = (replace(base, compile=True), None, 1)

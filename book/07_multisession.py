@@ -306,8 +306,8 @@ what_this_run_shows(*findings["gain"], *findings["growth"])
 # than the differences between seeds. In the paper's Fig. 4 (NDT1-stitch, 5 held-out IBL sessions of
 # a few hundred trials, pretraining on 1, 10 and 34 sessions) MtM improves with more sessions on
 # every activity metric, while the temporal baseline gains from 1 to 10 sessions and then saturates.
-# Here the sets are small (at most the largest of `N_PRETRAIN`) and so is the pretraining: a few
-# hundred optimiser steps per set (section 3), so that the chapter runs in its time on a CPU. How much
+# Here the sets are small (at most the largest of `N_PRETRAIN`) and so is the pretraining (section 3
+# prints its optimiser steps), so that the chapter runs in its time on a CPU. How much
 # that costs shows in the repository's larger run of the same experiment (benchmarks/RESULTS.md,
 # benchmarks/results/transfer-plateau-2026-12-07: the same kind of world, pretraining sets of 1, 4
 # and 16 sessions, each allowed 9,216 pretraining steps, held-out sizes 25, 50 and 100, 3 seeds).

@@ -43,7 +43,10 @@
 #
 # The paper finds that pretraining on more sessions helps; here a short pretraining on
 # {glue:text}`sessions_high` other sessions, at equal total steps, changes MtM's share by
-# {glue:text}`mtm_sessions` points. Section 5 gives every number with its interval.
+# {glue:text}`mtm_sessions` points. Section 5 gives every number with its interval. Equal total
+# steps is a view of its own, not the paper's comparison: a pretrained model is made once and reused,
+# and {doc}`07_multisession` and {doc}`08_reproduction` compare fine-tuning with training from scratch
+# for the same steps on the new session.
 #
 # *About 10 minutes to read; the line under the parameters says how long the chapter's stored
 # execution took. The study is the package's own, `mtm reproduce --experiment budget`, run with this
@@ -246,9 +249,10 @@ what_this_run_shows(*findings(runs, plan.factors, reach), paper=PAPER_FINDING)
 #
 # The other chapters train with their own `book` settings (`mtm.book.CHAPTER_SETTINGS`). On the
 # study's axes, each of their runs sees this many training trials of its session and takes this many
-# optimiser steps (batches of 16 trials); a from-scratch run of chapters 7 and 8 takes as many steps
-# as pretraining and fine-tuning together, and a fine-tuned run starts after the pretraining steps
-# given:
+# optimiser steps (batches of 16 trials). Chapters 7 and 8 compare as the paper does: a run from
+# scratch takes as many steps on the held-out session as fine-tuning does there, and a fine-tuned run
+# starts after the pretraining steps given (the equal-total-compute view is this chapter's
+# pretraining factor, sections 4 and 5):
 
 # %%
 BATCH = plan.train_config("mtm").batch_size

@@ -147,11 +147,11 @@ def test_training_budgets_count_the_steps_the_chapters_train():
                                                "width": 64, "neurons": 200}
     assert (rows["chapter 8, fine-tuned"]["steps"], rows["chapter 8, fine-tuned"]["pretraining steps"]) == (1400, 2240)
     # chapter 7 (the transfer design): from scratch and fine-tuned take the same steps on the held-out session
-    # (300 on its 100 training trials); pretraining, 12 epochs over 4 sessions of 280 training trials (18 batches)
+    # (300 on its 100 training trials); pretraining, 32 epochs over 4 sessions of 280 training trials (18 batches)
     c7 = book.CHAPTER_SETTINGS["07_multisession"]["book"]
     assert rows["chapter 7, from scratch"] == {"training trials": 100, "steps": 300, "pretraining steps": 0,
                                                "width": 64, "neurons": c7["N_NEURONS"]}
-    assert (rows["chapter 7, fine-tuned"]["steps"], rows["chapter 7, fine-tuned"]["pretraining steps"]) == (300, 864)
+    assert (rows["chapter 7, fine-tuned"]["steps"], rows["chapter 7, fine-tuned"]["pretraining steps"]) == (300, 2304)
     smoke = book.training_budgets(8, settings="smoke")
     assert smoke["chapter 9, ablation"]["width"] == book.SMOKE_MODEL["hidden"]
     assert smoke["chapters 4-6, from scratch"]["steps"] == 3 * 6  # 3 epochs of 42 training trials in batches of 8
