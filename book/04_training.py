@@ -60,7 +60,7 @@ from IPython.display import Markdown, display
 from mtm import checkpoint
 from mtm.book import (SINGLE_SEEDS, assert_direction, chapter_settings,
                       gpu_check, show_source, single_run_folder, source_span,
-                      train_once)
+                      train_all, train_once)
 from mtm.checkpoint import log_summary, read_log
 from mtm.data import synthetic_session
 from mtm.masking import MTM_SCHEMES, PROMPT_IDS, is_causal, mask_batch
@@ -336,29 +336,27 @@ show_source(Trainer.run, source_span(Trainer.run, "for epoch in bar:",
 #
 # `mtm.train.train(sessions, cfg, run_dir)` builds the model, starts every neuron's output at its
 # mean rate, trains, validates after every epoch and returns the path of the best checkpoint.
-# Everything a run writes goes into `run_dir`. (`mtm.book.train_once` calls `train` so that a run
-# already in the folder with the same settings is reused, as {doc}`05_evaluation` and {doc}`06_decoding` reuse these two.)
+# Everything a run writes goes into `run_dir`.
+#
+# One training run is one draw: another seed starts from other initial weights, sees the batches in
+# another order and draws other masks and dropout (`TrainConfig.seed`). {doc}`05_evaluation`
+# reports every score as a mean over the training seeds `mtm.book.SINGLE_SEEDS`, so every seed of
+# both models is trained here, with everything else the same, each in its own folder
+# (`mtm.book.single_run_folder`); the rest of this chapter reads seed 0. The runs are independent, so
+# `mtm.book.train_all` calls `train` for several at once, in worker processes (on a 2-core CPU two
+# runs on one core each finish sooner than one run on both cores; on a GPU one at a time). A run
+# already in the folder with the same settings is reused, as {doc}`05_evaluation` and
+# {doc}`06_decoding` reuse these.
 
 # %%
 print(f"training on {pick_device()}, {RUN.PRESET} preset, {RUN.EPOCHS} epochs")
-best = {name: train_once([session], cfg, RUN_DIR / cfg.masking)
-        for name, cfg in configs.items()}
-print({name: str(path.relative_to(RUN_DIR)) for name, path in best.items()})
-
-# %% [markdown]
-# One training run is one draw: another seed starts from other initial weights, sees the batches in
-# another order and draws other masks and dropout (`TrainConfig.seed`). {doc}`05_evaluation`
-# reports every score as a mean over the training seeds `mtm.book.SINGLE_SEEDS`, so the other seeds
-# of both models are trained here too, with everything else the same, each in its own folder
-# (`mtm.book.single_run_folder`); the rest of this chapter reads seed 0.
-
-# %%
-for seed in SINGLE_SEEDS[1:]:
-    for name, cfg in configs.items():
-        folder = single_run_folder(cfg.masking, seed)
-        train_once([session], dataclasses.replace(cfg, seed=seed),
-                   RUN_DIR / folder, progress=False)
-        print(f"{name}, training seed {seed}: run folder {folder}/")
+runs = {RUN_DIR / single_run_folder(cfg.masking, seed):
+        ([session], dataclasses.replace(cfg, seed=seed))
+        for seed in SINGLE_SEEDS for cfg in configs.values()}
+trained = train_all(runs)
+best = {name: trained[RUN_DIR / cfg.masking] for name, cfg in configs.items()}
+for folder in trained:
+    print(f"run folder {folder.name}/: {trained[folder].name}")
 
 # %% [markdown]
 # ## 5. Reading the logs

@@ -57,7 +57,7 @@ from mtm.baselines import (BASELINES, LINEAR_ROW, ORACLE_ROW, TRUE_RATES_ROW,
                            baseline_results)
 from mtm.bayes import BAYES_ROW, bayes_results
 from mtm.book import (SINGLE_SEEDS, assert_direction, chapter_settings,
-                      glue_number, single_run_folder, train_once,
+                      glue_number, single_run_folder, train_all,
                       verdict_sentence, what_this_run_shows)
 from mtm.bwb import predict_ts2
 from mtm.bwb import TASKS as TS2_TASKS
@@ -174,17 +174,21 @@ plt.show()
 # %%
 MASKINGS = {"temporal": "temporal", "MtM": "mtm"}
 device = pick_device()
+configs = {(name, seed): TrainConfig.preset(RUN.PRESET, masking=masking,
+                                            model=RUN.MODEL, epochs=RUN.EPOCHS,
+                                            seed=seed)
+           for name, masking in MASKINGS.items() for seed in SINGLE_SEEDS}
+# chapter 4's run folders: finished runs are reused (trained here otherwise,
+# as chapter 4 trains them)
+folders = {key: RUN_DIR / single_run_folder(cfg.masking, cfg.seed)
+           for key, cfg in configs.items()}
+trained = train_all({folders[key]: ([session], cfg)
+                     for key, cfg in configs.items()})
 models = {}                      # {(model, training seed): trained model}
-for name, masking in MASKINGS.items():
-    for seed in SINGLE_SEEDS:
-        cfg = TrainConfig.preset(RUN.PRESET, masking=masking, model=RUN.MODEL,
-                                 epochs=RUN.EPOCHS, seed=seed)
-        # chapter 4's run folders; a finished run is reused
-        folder = single_run_folder(masking, seed)
-        best = train_once([session], cfg, RUN_DIR / folder, progress=False)
-        models[name, seed], _ = load_model(best, device=device)
-        print(f"{name}, training seed {seed}: {RUN.EPOCHS} epochs, "
-              f"run folder {folder}/")
+for (name, seed), folder in folders.items():
+    models[name, seed], _ = load_model(trained[folder], device=device)
+    print(f"{name}, training seed {seed}: {RUN.EPOCHS} epochs, "
+          f"run folder {folder.name}/")
 first = SINGLE_SEEDS[0]
 print("parameters:",
       {name: sum(p.numel() for p in models[name, first].parameters())

@@ -49,7 +49,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from mtm.book import (SINGLE_SEEDS, chapter_settings, glue_number,
-                      single_run_folder, train_once, verdict_sentence,
+                      single_run_folder, train_all, verdict_sentence,
                       what_this_run_shows)
 from mtm.checkpoint import load_model
 from mtm.data import synthetic_session
@@ -182,17 +182,20 @@ plt.show()
 # %%
 device = pick_device()
 MASKINGS = {"Temporal": "temporal", "MtM (prompted)": "mtm"}
+configs = {(name, seed): TrainConfig.preset(RUN.PRESET, masking=masking,
+                                            model=RUN.MODEL, epochs=RUN.EPOCHS,
+                                            seed=seed)
+           for name, masking in MASKINGS.items() for seed in SINGLE_SEEDS}
+# chapter 4's run folders: finished runs are reused (trained otherwise)
+folders = {key: RUN_DIR / single_run_folder(cfg.masking, cfg.seed)
+           for key, cfg in configs.items()}
+trained = train_all({folders[key]: ([full], cfg)
+                     for key, cfg in configs.items()})
 by_seed = {}   # {(model, training seed): (trained model, its masking)}
-for name, masking in MASKINGS.items():
-    for seed in SINGLE_SEEDS:
-        cfg = TrainConfig.preset(RUN.PRESET, masking=masking,
-                                 model=RUN.MODEL, epochs=RUN.EPOCHS,
-                                 seed=seed)
-        # chapter 4's run folders; a finished run is reused
-        best = train_once([full], cfg,
-                          RUN_DIR / single_run_folder(masking, seed),
-                          progress=False)
-        by_seed[name, seed] = (load_model(best, device=device)[0], masking)
+for (name, seed), folder in folders.items():
+    model = load_model(trained[folder], device=device)[0]
+    by_seed[name, seed] = (model, configs[name, seed].masking)
+for name in MASKINGS:
     print(f"{name}: {RUN.EPOCHS} epochs, training seeds {SINGLE_SEEDS}")
 # figures and exercises use the models of the first seed
 models = {name: by_seed[name, SINGLE_SEEDS[0]] for name in MASKINGS}

@@ -147,11 +147,11 @@ def test_training_budgets_count_the_steps_the_chapters_train():
                                                "width": 64, "neurons": 200}
     assert (rows["chapter 8, fine-tuned"]["steps"], rows["chapter 8, fine-tuned"]["pretraining steps"]) == (1400, 2240)
     # chapter 7 (the transfer design): from scratch and fine-tuned take the same steps on the held-out session
-    # (300 on its 100 training trials); pretraining, 32 epochs over 4 sessions of 280 training trials (18 batches)
+    # (300 on its 100 training trials); pretraining, 28 epochs over 4 sessions of 280 training trials (18 batches)
     c7 = book.CHAPTER_SETTINGS["07_multisession"]["book"]
     assert rows["chapter 7, from scratch"] == {"training trials": 100, "steps": 300, "pretraining steps": 0,
                                                "width": 64, "neurons": c7["N_NEURONS"]}
-    assert (rows["chapter 7, fine-tuned"]["steps"], rows["chapter 7, fine-tuned"]["pretraining steps"]) == (300, 2304)
+    assert (rows["chapter 7, fine-tuned"]["steps"], rows["chapter 7, fine-tuned"]["pretraining steps"]) == (300, 2016)
     smoke = book.training_budgets(8, settings="smoke")
     assert smoke["chapter 9, ablation"]["width"] == book.SMOKE_MODEL["hidden"]
     assert smoke["chapters 4-6, from scratch"]["steps"] == 3 * 6  # 3 epochs of 42 training trials in batches of 8
@@ -237,6 +237,32 @@ def test_gpu_settings_train_to_the_time_budget_and_the_schedule_completes(monkey
     assert again["EPOCHS"] == epochs and "decided by 05_evaluation" in capsys.readouterr().out
     assert again.run_dir == run.run_dir  # chapter 6 finds chapter 5's runs
     assert book.chapter_settings("05_evaluation", "book")["EPOCHS"] == book.CHAPTER_SETTINGS["05_evaluation"]["book"]["EPOCHS"]
+
+
+def test_train_all_trains_runs_side_by_side_and_reuses_them(tmp_path):
+    """Chapter 4 trains its pair for every seed with train_all: worker processes, each run in its own
+    folder, and a second call (or another chapter) finds them finished instead of training again."""
+    import dataclasses
+
+    from mtm.checkpoint import read_log
+    from mtm.data import synthetic_session
+    from mtm.train import TrainConfig
+
+    session = synthetic_session(0, 60, 30)
+    runs = {tmp_path / book.single_run_folder(masking, seed): (
+        [session], dataclasses.replace(TrainConfig.preset("small", masking=masking, model=book.SMOKE_MODEL,
+                                                          epochs=2), seed=seed))
+        for masking, seed in (("mtm", 0), ("temporal", 1))}
+    best = book.train_all(runs, workers=2)
+    assert list(best) == list(runs)
+    for folder, path in best.items():
+        assert path.parent == folder and path.exists()
+        assert len(read_log(folder)) == 2  # both epochs ran
+    written = {folder: path.stat().st_mtime_ns for folder, path in best.items()}
+    assert book.train_all(runs, workers=1) == best
+    assert {folder: path.stat().st_mtime_ns for folder, path in best.items()} == written  # reused, not retrained
+    with pytest.raises(ValueError, match="runs: expected"):
+        book.train_all({tmp_path / "x": session})
 
 
 def test_chapter_settings_resolve_auto_and_refuse_unknown_names(monkeypatch, capsys):

@@ -122,15 +122,13 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
         "book": dict(N_TRIALS=400, N_NEURONS=300, MODEL_SIZE="paper", NDT2_PATCH=128),
         "gpu": dict(N_TRIALS=400, N_NEURONS=300, MODEL_SIZE="paper", NDT2_PATCH=128),
     },
-    # 04 book, about 6 min on the 2-core CPU: its two runs see 1,120 training trials x 100 epochs, 0.8 times the
-    # trial-epochs of the stored 280 x 500 runs (453 s for the whole chapter), validation scaling alike
+    # 04 book: the pair for every seed of SINGLE_SEEDS, 6 runs of 100 epochs on 1,120 training trials (7,000
+    # steps each). One after the other on two threads the chapter took 19.3 min (2026-12-07); now two at a time
+    # in worker processes of one thread each (train_all: 1.27 times as fast for two 700-step runs on this CPU)
     "04_training": {name: {**values, "RESUME_EPOCHS": 3} for name, values in _SINGLE.items()},
-    # the shared pair's seed 0 comes from chapter 4; chapter 5 trains seeds 1 and 2 of both models. Estimate
-    # on the 2-core CPU (not timed at book size: the CPU was shared): four 1,600-trial x 100-epoch runs at
-    # about 0.8 x 200 s (chapter 4's 400-trial x 500-epoch runs) = ~11 min; six models' evaluations on the
-    # 320-trial test split, about 1 min each (the stored 80-trial run evaluated two models, the baselines and
-    # the oracle in 45 s) = ~6 min; the Bayes reference ~3 min (about a minute per 120 trials); baselines,
-    # oracle and exercises ~1.5 min: ~20-22 min, over the 15-minute target
+    # chapter 5 reuses chapter 4's six runs (it trains them, one after the other, when executed alone) and
+    # evaluates them on the 320-trial test split, with the Bayes reference, baselines and oracle: 10.4 min
+    # (2026-12-07) after chapter 4
     "05_evaluation": {name: dict(values) for name, values in _SINGLE.items()},
     # 06 book, about 2 min: it decodes the session's first 400 trials (its DECODE_TRIALS, as the stored run
     # of 48 s, whose 18 decoder fits are now about 50 with the executed solutions); the runs are chapter 4's
@@ -144,18 +142,18 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
         "smoke": dict(N_PRETRAIN=[1, 2], N_TEST=1, N_TRIALS=60, N_NEURONS=30, TRAIN_TRIALS=[10, 20],
                       PRETRAIN_EPOCHS=2, HELDOUT_STEPS=6, PROTOCOLS=["full", "frozen-core", "staged"], N_SEEDS=2,
                       MODEL=SMOKE_MODEL, WORKERS=1),
-        # per seed and masking: pretraining on 1 and on 4 sessions, 32 epochs over the 4 (4 x 18 batches of 16:
-        # 2,304 steps each); on the held-out session 2 sizes x (from scratch + 2 fine-tunings) of 300 steps, and
-        # 2,304 + 300 steps from scratch at equal compute. With 12 epochs (864 steps) the chapter took 12.3 min
-        # (pretraining 165 s, 36 runs on the held-out session about 20 s each, half of it scoring 80 test trials
-        # on four tasks, equal compute 156 s, references 40 s), and its 4-session models had barely left their
-        # early plateau: pretraining on 4 sessions passes 0.05 validation bits per spike after about 1,000 steps
-        # (mtm.reproduce.transfer's notes), and the transfer study of benchmarks/RESULTS.md found fine-tuned MtM
-        # above MtM from scratch on all four activity tasks at 100 trials from 1 and from 4 sessions with 2,304
-        # pretraining steps. Estimated at that length (pretraining and equal compute 2.7 and 2.2 times as long):
-        # about 20 min. The chapter cites the other protocols from that study
+        # per seed and masking: pretraining on 1 and on 4 sessions, 28 epochs over the 4 (4 x 18 batches of 16:
+        # 2,016 steps each); on the held-out session 2 sizes x (from scratch + 2 fine-tunings) of 300 steps, and
+        # 2,016 + 300 steps from scratch at equal compute. With 12 epochs (864 steps) the chapter took 12.3 min and
+        # its 4-session models had barely left their early plateau (pretraining on 4 sessions passes 0.05
+        # validation bits per spike after about 1,000 steps, mtm.reproduce.transfer's notes), and MtM gained from
+        # pretraining on forward prediction only. With 32 epochs (2,304 steps) it took 20.4 min, over the budget
+        # (pretraining 586 s, the 36 runs on the held-out session 333 s, equal compute 255 s, references 36 s), and
+        # fine-tuned MtM was above MtM from scratch at 100 trials on all four activity tasks from 1 session and on
+        # three from 4 (benchmarks/RESULTS.md). 28 epochs: about 18.5 min. The chapter cites the other protocols
+        # from the transfer study of benchmarks/RESULTS.md
         "book": dict(N_PRETRAIN=[1, 4], N_TEST=1, N_TRIALS=400, N_NEURONS=100, TRAIN_TRIALS=[25, 100],
-                     PRETRAIN_EPOCHS=32, HELDOUT_STEPS=300, PROTOCOLS=["full"], N_SEEDS=3, MODEL={}, WORKERS=2),
+                     PRETRAIN_EPOCHS=28, HELDOUT_STEPS=300, PROTOCOLS=["full"], N_SEEDS=3, MODEL={}, WORKERS=2),
         "gpu": dict(N_PRETRAIN=[1, 4, 16], N_TEST=1, N_TRIALS=400, N_NEURONS=300, TRAIN_TRIALS=[25, 50, 100, 250],
                     PRETRAIN_EPOCHS=40, HELDOUT_STEPS=500, PROTOCOLS=["full", "frozen-core", "staged"], N_SEEDS=3,
                     MODEL=GPU_MODEL, WORKERS=1),
@@ -596,6 +594,28 @@ def train_once(sessions, cfg, run_dir, progress: bool = True) -> Path:
     one; a run there of other settings or sessions is refused, naming the first difference."""
     run_dir = Path(run_dir)
     return train(sessions, cfg, run_dir, resume=(run_dir / "last.pt").exists(), progress=progress)
+
+
+def train_all(runs: dict, workers: int | None = None) -> dict[Path, Path]:
+    """:func:`train_once` for every run of ``runs``, {run folder: (sessions, TrainConfig)}, ``workers`` at a
+    time in worker processes of one torch thread each (:func:`mtm.reproduce.scheduler._run_all`; default:
+    :func:`mtm.reproduce.scheduler.default_workers`, one per CPU core up to 2 on the CPU, one at a time on
+    a GPU). On this book's 2-core CPU, two runs of 700 steps side by side on one thread each finished 1.27
+    times sooner than the same two one after the other on two threads, processes' start-up included
+    (benchmarks/parallel_runs.py). Finished runs are reused and interrupted ones resumed, as by
+    :func:`train_once`. Returns {run folder: best checkpoint}."""
+    from mtm.reproduce.scheduler import _run_all, default_workers
+
+    jobs = {}
+    for folder, value in runs.items():
+        if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], TrainConfig)):
+            raise ValueError(f"runs: expected {{run folder: (sessions, TrainConfig)}}, got {value!r} for {folder}")
+        sessions, cfg = value
+        jobs[str(Path(folder))] = dict(sessions=list(sessions), cfg=cfg.to_dict(), run_dir=str(Path(folder)))
+    if workers is None:
+        workers = min([default_workers(cfg.device) for _, cfg in runs.values()], default=1)
+    done = _run_all(jobs, workers, log=lambda message: None, progress=False)
+    return {Path(folder): Path(done[folder]["best"]) for folder in jobs}
 
 
 def finetune_once(checkpoint_path, session, cfg, run_dir, progress: bool = True) -> Path:
