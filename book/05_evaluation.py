@@ -180,15 +180,15 @@ configs = {(name, seed): TrainConfig.preset(RUN.PRESET, masking=masking,
            for name, masking in MASKINGS.items() for seed in SINGLE_SEEDS}
 # chapter 4's run folders: finished runs are reused (trained here otherwise,
 # as chapter 4 trains them)
-folders = {key: RUN_DIR / single_run_folder(cfg.masking, cfg.seed)
-           for key, cfg in configs.items()}
-trained = train_all({folders[key]: ([session], cfg)
+folders = {k: single_run_folder(c.masking, c.seed) for k, c in configs.items()}
+trained = train_all({RUN_DIR / folders[key]: ([session], cfg)
                      for key, cfg in configs.items()})
 models = {}                      # {(model, training seed): trained model}
 for (name, seed), folder in folders.items():
-    models[name, seed], _ = load_model(trained[folder], device=device)
+    models[name, seed], _ = load_model(trained[RUN_DIR / folder],
+                                       device=device)
     print(f"{name}, training seed {seed}: {RUN.EPOCHS} epochs, "
-          f"run folder {folder.name}/")
+          f"run folder {folder}/")
 first = SINGLE_SEEDS[0]
 print("parameters:",
       {name: sum(p.numel() for p in models[name, first].parameters())
