@@ -604,7 +604,7 @@ def train_all(runs: dict, workers: int | None = None) -> dict[Path, Path]:
     times sooner than the same two one after the other on two threads, processes' start-up included
     (benchmarks/parallel_runs.py). Finished runs are reused and interrupted ones resumed, as by
     :func:`train_once`. Returns {run folder: best checkpoint}."""
-    from mtm.reproduce.scheduler import _run_all, default_workers
+    from mtm.reproduce.scheduler import _run_all, default_workers  # mtm.reproduce imports mtm.book
 
     jobs = {}
     for folder, value in runs.items():
